@@ -1,1 +1,42 @@
 #![forbid(unsafe_code)]
+//! `fedcredit-model`: the pure numerics of fedcredit — everything a party
+//! computes on its own rows and everything the coordinator (and the
+//! auditor) computes from aggregated sums. No I/O, no async, deterministic
+//! given inputs and seeds.
+//!
+//! Layout:
+//!
+//! - [`schema`]: the job schema (label, numeric and categorical features),
+//!   schema inference and hashing.
+//! - [`encoder`]: CSV record → encoded row and 0/1 label.
+//! - [`stats`]: the statistics round (count, Σx, Σx² → global mean/std).
+//! - [`logistic`]: stable link functions, the Newton round
+//!   ([`logistic::newton`]), the FedAvg comparator ([`logistic::fedavg`]),
+//!   unit conversion.
+//! - [`linalg`]: packed triangles and Cholesky for the Newton step.
+//! - [`metrics`]: exact and histogram-pooled AUC, KS, log-loss.
+//! - [`synthetic`]: seeded data from a known logistic model.
+//! - [`error`]: [`ModelError`].
+//!
+//! Every round's vector layout is documented in the module that produces it;
+//! the vectors are meant to be summed element-wise by secure aggregation.
+//!
+//! The objective is `Σ_i logloss_i + (l2/2)·‖w‖²` on globally standardized
+//! features with an unpenalized intercept, i.e. scikit-learn's
+//! `LogisticRegression(C = 1/l2)` on the pooled, standardized rows.
+
+pub mod encoder;
+pub mod error;
+pub mod linalg;
+pub mod logistic;
+pub mod metrics;
+mod rows;
+pub mod schema;
+pub mod stats;
+pub mod synthetic;
+
+pub use encoder::Encoder;
+pub use error::{ModelError, Result};
+pub use metrics::{Metrics, ScoreHistogram};
+pub use schema::{Feature, LabelSpec, Schema};
+pub use stats::Standardizer;

@@ -1,12 +1,23 @@
-//! The fedcredit wire protocol: tonic/prost code generated at build time from
-//! `proto/fedcredit.proto`. Conversion to domain types happens in the crates
-//! that own those types, once, at the edge.
+//! The fedcredit wire: everything the coordinator, participants and the
+//! auditor must read and write alike.
+//!
+//! - [`v1`]: tonic/prost code generated at build time from `proto/fedcredit.proto`;
+//! - [`envelope`]: signing and verifying `Signed` envelopes against the roster;
+//! - [`consortium`]: the consortium file (members, keys, thresholds, deadlines, the job);
+//! - [`roster`]: participant ids, their Shamir indices and identity keys;
+//! - [`words`]: u64 vectors as little-endian bytes on the wire.
 #![forbid(unsafe_code)]
-#![allow(missing_debug_implementations, clippy::all, clippy::unwrap_used)]
 
-/// Version 1 of the protocol (`package fedcredit.v1`).
+/// Version 1 of the protocol (`package fedcredit.v1`), generated.
+#[allow(missing_debug_implementations, clippy::all, clippy::unwrap_used)]
 pub mod v1 {
     tonic::include_proto!("fedcredit.v1");
 }
 
-pub use v1::*;
+pub mod consortium;
+pub mod envelope;
+pub mod roster;
+pub mod words;
+
+mod error;
+pub use error::WireError;

@@ -1,0 +1,638 @@
+//! One round attempt as a sequence of phase types. Each phase accepts only
+//! its own message kind from its own cohort; `close` consumes it and returns
+//! the next phase, or an [`Abort`] naming the phase and the counts.
+//!
+//! ```text
+//! Advertising ─▶ SharingKeys ─▶ CollectingInputs ─▶ Confirming ─▶ Unmasking ─▶ Outcome
+//!    (U1)           (U2)             (U3)              (U4)           (U5)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fedcredit_crypto::mask::add_assign;
+use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
+use fedcredit_crypto::secagg::{
+    self, Advertisement, PartyIndex, Phase, SessionBinding, Thresholds,
+};
+use fedcredit_crypto::shamir::Share;
+use fedcredit_proto::roster::Roster;
+use fedcredit_proto::v1 as pb;
+use prost::bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::error::Rejection;
+
+/// Where a handler's answer goes; the phase keeps it until it closes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, Rejection>>;
+
+/// The fixed facts of one round attempt.
+#[derive(Clone, Debug)]
+pub(crate) struct Attempt {
+    pub job_id: String,
+    pub spec_hash: [u8; 32],
+    pub round: u64,
+    pub attempt: u32,
+    pub thresholds: Thresholds,
+    pub dimension: usize,
+}
+
+/// Why an attempt stopped.
+#[derive(Debug)]
+pub(crate) struct Abort {
+    pub phase: Phase,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.phase, self.reason)
+    }
+}
+
+/// The unmasked result of an attempt.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// Σ of U3's fixed-point inputs (mod 2^64).
+    pub sum: Vec<u64>,
+    /// U3: whose inputs are in the sum.
+    pub contributors: BTreeSet<PartyIndex>,
+    /// Repliers waiting for the signed outcome (U5).
+    pub waiters: Vec<Reply<pb::Signed>>,
+}
+
+fn who(roster: &Roster, p: PartyIndex) -> String {
+    roster
+        .id_of(p)
+        .map_or_else(|| p.to_string(), ToString::to_string)
+}
+
+/// Answers every waiter with the abort reason.
+fn abort_all<T>(waiters: impl IntoIterator<Item = Reply<T>>, abort: &Abort) {
+    for w in waiters {
+        let _ = w.send(Err(Rejection::Aborted(abort.to_string())));
+    }
+}
+
+fn check_count(
+    thresholds: &Thresholds,
+    phase: Phase,
+    have: usize,
+    cohort: usize,
+) -> Result<(), Abort> {
+    thresholds.check(phase, have).map_err(|e| Abort {
+        phase,
+        reason: format!("{e} ({have} of {cohort} answered before the deadline)"),
+    })
+}
+
+/// Phase 1: collecting signed key advertisements.
+#[derive(Debug)]
+pub(crate) struct Advertising {
+    pub attempt: Attempt,
+    expected: BTreeSet<PartyIndex>,
+    adverts: BTreeMap<PartyIndex, (pb::Signed, Advertisement)>,
+    waiters: Vec<Reply<pb::AdvertisedKeys>>,
+}
+
+impl Advertising {
+    pub fn new(attempt: Attempt, expected: BTreeSet<PartyIndex>) -> Self {
+        Self {
+            attempt,
+            expected,
+            adverts: BTreeMap::new(),
+            waiters: Vec::new(),
+        }
+    }
+
+    pub fn expect(&mut self, p: PartyIndex) {
+        self.expected.insert(p);
+    }
+
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        signed: pb::Signed,
+        ad: Advertisement,
+        reply: Reply<pb::AdvertisedKeys>,
+    ) {
+        if self.adverts.contains_key(&from) {
+            let _ = reply.send(Err(Rejection::Duplicate {
+                who: who(roster, from),
+                phase: Phase::AdvertiseKeys,
+            }));
+            return;
+        }
+        self.expected.insert(from);
+        self.adverts.insert(from, (signed, ad));
+        self.waiters.push(reply);
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.expected.iter().all(|p| self.adverts.contains_key(p))
+    }
+
+    /// Who was expected but did not answer.
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        self.expected
+            .iter()
+            .filter(|p| !self.adverts.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    pub fn close(self) -> Result<SharingKeys, Abort> {
+        let have = self.adverts.len();
+        if let Err(a) = check_count(
+            &self.attempt.thresholds,
+            Phase::AdvertiseKeys,
+            have,
+            self.expected.len(),
+        ) {
+            abort_all(self.waiters, &a);
+            return Err(a);
+        }
+        let cohort: BTreeMap<PartyIndex, Advertisement> =
+            self.adverts.iter().map(|(p, (_, ad))| (*p, *ad)).collect();
+        let binding = SessionBinding {
+            job_id: &self.attempt.job_id,
+            job_spec_hash: &self.attempt.spec_hash,
+            round: self.attempt.round,
+            attempt: self.attempt.attempt,
+            thresholds: self.attempt.thresholds,
+        };
+        let session = secagg::session_id(&binding, &cohort);
+        let reply = pb::AdvertisedKeys {
+            adverts: self.adverts.into_values().map(|(s, _)| s).collect(),
+        };
+        for w in self.waiters {
+            let _ = w.send(Ok(reply.clone()));
+        }
+        Ok(SharingKeys {
+            attempt: self.attempt,
+            session,
+            cohort,
+            shares: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+        })
+    }
+}
+
+/// Phase 2: collecting encrypted shares from U1.
+#[derive(Debug)]
+pub(crate) struct SharingKeys {
+    pub attempt: Attempt,
+    session: fedcredit_crypto::kx::SessionId,
+    cohort: BTreeMap<PartyIndex, Advertisement>,
+    /// sender -> (commitment, recipient -> ciphertext)
+    shares: BTreeMap<PartyIndex, ([u8; 32], BTreeMap<PartyIndex, Bytes>)>,
+    waiters: BTreeMap<PartyIndex, Reply<pb::SharesForYou>>,
+}
+
+impl SharingKeys {
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        commitment: [u8; 32],
+        ciphertexts: Vec<(PartyIndex, Bytes)>,
+        reply: Reply<pb::SharesForYou>,
+    ) {
+        match self.try_accept(roster, from, commitment, ciphertexts) {
+            Ok(()) => {
+                self.waiters.insert(from, reply);
+            }
+            Err(r) => drop(reply.send(Err(r))),
+        }
+    }
+
+    fn try_accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        commitment: [u8; 32],
+        ciphertexts: Vec<(PartyIndex, Bytes)>,
+    ) -> Result<(), Rejection> {
+        if !self.cohort.contains_key(&from) {
+            return Err(Rejection::NotInCohort {
+                who: who(roster, from),
+                phase: Phase::ShareKeys,
+            });
+        }
+        if self.shares.contains_key(&from) {
+            return Err(Rejection::Duplicate {
+                who: who(roster, from),
+                phase: Phase::ShareKeys,
+            });
+        }
+        let mut by_recipient = BTreeMap::new();
+        for (to, ct) in ciphertexts {
+            if to == from || !self.cohort.contains_key(&to) || by_recipient.insert(to, ct).is_some()
+            {
+                return Err(Rejection::Invalid {
+                    who: who(roster, from),
+                    problem: format!(
+                        "share addressed to {} is not one per other member of U1",
+                        who(roster, to)
+                    ),
+                });
+            }
+        }
+        if by_recipient.len() + 1 != self.cohort.len() {
+            return Err(Rejection::Invalid {
+                who: who(roster, from),
+                problem: format!(
+                    "sent {} share ciphertexts, expected one for each of the {} other members of U1",
+                    by_recipient.len(),
+                    self.cohort.len() - 1
+                ),
+            });
+        }
+        self.shares.insert(from, (commitment, by_recipient));
+        Ok(())
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.shares.len() == self.cohort.len()
+    }
+
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        self.cohort
+            .keys()
+            .filter(|p| !self.shares.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    pub fn close(self, roster: &Roster) -> Result<CollectingInputs, Abort> {
+        let have = self.shares.len();
+        if let Err(a) = check_count(
+            &self.attempt.thresholds,
+            Phase::ShareKeys,
+            have,
+            self.cohort.len(),
+        ) {
+            abort_all(self.waiters.into_values(), &a);
+            return Err(a);
+        }
+        for (recipient, w) in self.waiters {
+            let shares = self
+                .shares
+                .iter()
+                .filter(|(sender, _)| **sender != recipient)
+                .filter_map(|(sender, (_, cts))| {
+                    cts.get(&recipient).map(|ct| pb::ShareCiphertext {
+                        peer: who(roster, *sender),
+                        ciphertext: ct.clone(),
+                    })
+                })
+                .collect();
+            let _ = w.send(Ok(pb::SharesForYou { shares }));
+        }
+        let u2 = self.shares.into_iter().map(|(p, (c, _))| (p, c)).collect();
+        Ok(CollectingInputs {
+            sum: vec![0; self.attempt.dimension],
+            attempt: self.attempt,
+            session: self.session,
+            cohort: self.cohort,
+            u2,
+            u3: BTreeSet::new(),
+            waiters: Vec::new(),
+        })
+    }
+}
+
+/// Phase 3: summing masked inputs from U2 as they arrive, so the
+/// coordinator holds one vector, not one per participant.
+#[derive(Debug)]
+pub(crate) struct CollectingInputs {
+    pub attempt: Attempt,
+    session: fedcredit_crypto::kx::SessionId,
+    cohort: BTreeMap<PartyIndex, Advertisement>,
+    u2: BTreeMap<PartyIndex, [u8; 32]>,
+    sum: Vec<u64>,
+    u3: BTreeSet<PartyIndex>,
+    waiters: Vec<Reply<pb::Survivors>>,
+}
+
+impl CollectingInputs {
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        values: &[u64],
+        reply: Reply<pb::Survivors>,
+    ) {
+        match self.try_accept(roster, from, values) {
+            Ok(()) => self.waiters.push(reply),
+            Err(r) => drop(reply.send(Err(r))),
+        }
+    }
+
+    fn try_accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        values: &[u64],
+    ) -> Result<(), Rejection> {
+        if !self.u2.contains_key(&from) {
+            return Err(Rejection::NotInCohort {
+                who: who(roster, from),
+                phase: Phase::MaskedInput,
+            });
+        }
+        if self.u3.contains(&from) {
+            return Err(Rejection::Duplicate {
+                who: who(roster, from),
+                phase: Phase::MaskedInput,
+            });
+        }
+        // add_assign checks the length before touching the sum, so a rejected
+        // input leaves the inputs already accepted intact.
+        add_assign(&mut self.sum, values).map_err(|e| Rejection::Invalid {
+            who: who(roster, from),
+            problem: format!(
+                "masked input: {e} (the round aggregates {} values)",
+                self.attempt.dimension
+            ),
+        })?;
+        self.u3.insert(from);
+        Ok(())
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.u3.len() == self.u2.len()
+    }
+
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        self.u2
+            .keys()
+            .filter(|p| !self.u3.contains(p))
+            .copied()
+            .collect()
+    }
+
+    pub fn close(self, roster: &Roster) -> Result<Confirming, Abort> {
+        let have = self.u3.len();
+        if let Err(a) = check_count(
+            &self.attempt.thresholds,
+            Phase::MaskedInput,
+            have,
+            self.u2.len(),
+        ) {
+            abort_all(self.waiters, &a);
+            return Err(a);
+        }
+        let survivors: Vec<String> = self.u3.iter().map(|p| who(roster, *p)).collect();
+        for w in self.waiters {
+            let _ = w.send(Ok(pb::Survivors {
+                survivors: survivors.clone(),
+            }));
+        }
+        Ok(Confirming {
+            attempt: self.attempt,
+            session: self.session,
+            cohort: self.cohort,
+            u2: self.u2,
+            u3: self.u3,
+            sum: self.sum,
+            confirmations: BTreeMap::new(),
+            waiters: Vec::new(),
+        })
+    }
+}
+
+/// Phase 4: survivors sign the survivor list U3 (consistency check).
+#[derive(Debug)]
+pub(crate) struct Confirming {
+    pub attempt: Attempt,
+    session: fedcredit_crypto::kx::SessionId,
+    cohort: BTreeMap<PartyIndex, Advertisement>,
+    u2: BTreeMap<PartyIndex, [u8; 32]>,
+    u3: BTreeSet<PartyIndex>,
+    sum: Vec<u64>,
+    confirmations: BTreeMap<PartyIndex, pb::Signed>,
+    waiters: Vec<Reply<pb::SurvivorSignatures>>,
+}
+
+impl Confirming {
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        survivors: &BTreeSet<PartyIndex>,
+        signed: pb::Signed,
+        reply: Reply<pb::SurvivorSignatures>,
+    ) {
+        let result = if !self.u3.contains(&from) {
+            Err(Rejection::NotInCohort {
+                who: who(roster, from),
+                phase: Phase::ConsistencyCheck,
+            })
+        } else if self.confirmations.contains_key(&from) {
+            Err(Rejection::Duplicate {
+                who: who(roster, from),
+                phase: Phase::ConsistencyCheck,
+            })
+        } else if *survivors != self.u3 {
+            Err(Rejection::Invalid {
+                who: who(roster, from),
+                problem: "signed a survivor list that differs from the one announced".into(),
+            })
+        } else {
+            Ok(())
+        };
+        match result {
+            Ok(()) => {
+                self.confirmations.insert(from, signed);
+                self.waiters.push(reply);
+            }
+            Err(r) => drop(reply.send(Err(r))),
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.confirmations.len() == self.u3.len()
+    }
+
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        self.u3
+            .iter()
+            .filter(|p| !self.confirmations.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    pub fn close(self) -> Result<Unmasking, Abort> {
+        let have = self.confirmations.len();
+        if let Err(a) = check_count(
+            &self.attempt.thresholds,
+            Phase::ConsistencyCheck,
+            have,
+            self.u3.len(),
+        ) {
+            abort_all(self.waiters, &a);
+            return Err(a);
+        }
+        let u4: BTreeSet<PartyIndex> = self.confirmations.keys().copied().collect();
+        let reply = pb::SurvivorSignatures {
+            confirmations: self.confirmations.into_values().collect(),
+        };
+        for w in self.waiters {
+            let _ = w.send(Ok(reply.clone()));
+        }
+        let view = RoundView {
+            session: self.session,
+            thresholds: self.attempt.thresholds,
+            cohort: self.cohort,
+            u2: self.u2,
+            u3: self.u3,
+        };
+        let unmasker = Unmasker::new(view).map_err(|e| Abort {
+            phase: Phase::Unmask,
+            reason: e.to_string(),
+        })?;
+        Ok(Unmasking {
+            attempt: self.attempt,
+            u4,
+            unmasker,
+            sum: self.sum,
+            waiters: Vec::new(),
+        })
+    }
+}
+
+/// Phase 5: collecting revealed shares, then removing the masks.
+#[derive(Debug)]
+pub(crate) struct Unmasking {
+    pub attempt: Attempt,
+    u4: BTreeSet<PartyIndex>,
+    unmasker: Unmasker,
+    sum: Vec<u64>,
+    waiters: Vec<Reply<pb::Signed>>,
+}
+
+impl Unmasking {
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        self_mask: Vec<(PartyIndex, Share)>,
+        keys: Vec<(PartyIndex, Share)>,
+        reply: Reply<pb::Signed>,
+    ) {
+        if !self.u4.contains(&from) {
+            let _ = reply.send(Err(Rejection::NotInCohort {
+                who: who(roster, from),
+                phase: Phase::Unmask,
+            }));
+            return;
+        }
+        match self.unmasker.accept(from, self_mask, keys) {
+            Ok(()) => self.waiters.push(reply),
+            Err(source) => {
+                let _ = reply.send(Err(Rejection::Protocol {
+                    who: who(roster, from),
+                    source,
+                }));
+            }
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.unmasker.revealers() == self.u4.len()
+    }
+
+    pub fn close(mut self) -> Result<Outcome, Abort> {
+        let contributors = self.unmasker.view().u3.clone();
+        match self.unmasker.finish(&mut self.sum) {
+            Ok(()) => Ok(Outcome {
+                sum: self.sum,
+                contributors,
+                waiters: self.waiters,
+            }),
+            Err(e) => {
+                let a = Abort {
+                    phase: Phase::Unmask,
+                    reason: e.to_string(),
+                };
+                abort_all(self.waiters, &a);
+                Err(a)
+            }
+        }
+    }
+}
+
+/// The open phase of the running attempt.
+#[derive(Debug)]
+pub(crate) enum Round {
+    Advertising(Advertising),
+    SharingKeys(SharingKeys),
+    CollectingInputs(CollectingInputs),
+    Confirming(Confirming),
+    Unmasking(Unmasking),
+}
+
+/// What closing a phase led to.
+#[derive(Debug)]
+pub(crate) enum Closed {
+    Next(Round),
+    Done(Attempt, Outcome),
+}
+
+impl Round {
+    pub fn attempt(&self) -> &Attempt {
+        match self {
+            Round::Advertising(p) => &p.attempt,
+            Round::SharingKeys(p) => &p.attempt,
+            Round::CollectingInputs(p) => &p.attempt,
+            Round::Confirming(p) => &p.attempt,
+            Round::Unmasking(p) => &p.attempt,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self {
+            Round::Advertising(_) => Phase::AdvertiseKeys,
+            Round::SharingKeys(_) => Phase::ShareKeys,
+            Round::CollectingInputs(_) => Phase::MaskedInput,
+            Round::Confirming(_) => Phase::ConsistencyCheck,
+            Round::Unmasking(_) => Phase::Unmask,
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        match self {
+            Round::Advertising(p) => p.is_complete(),
+            Round::SharingKeys(p) => p.is_complete(),
+            Round::CollectingInputs(p) => p.is_complete(),
+            Round::Confirming(p) => p.is_complete(),
+            Round::Unmasking(p) => p.is_complete(),
+        }
+    }
+
+    /// Who the open phase still waits for (by index; the unmask phase only counts).
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        match self {
+            Round::Advertising(p) => p.missing(),
+            Round::SharingKeys(p) => p.missing(),
+            Round::CollectingInputs(p) => p.missing(),
+            Round::Confirming(p) => p.missing(),
+            Round::Unmasking(_) => BTreeSet::new(),
+        }
+    }
+
+    /// Closes the open phase.
+    pub fn close(self, roster: &Roster) -> Result<Closed, Abort> {
+        Ok(match self {
+            Round::Advertising(p) => Closed::Next(Round::SharingKeys(p.close()?)),
+            Round::SharingKeys(p) => Closed::Next(Round::CollectingInputs(p.close(roster)?)),
+            Round::CollectingInputs(p) => Closed::Next(Round::Confirming(p.close(roster)?)),
+            Round::Confirming(p) => Closed::Next(Round::Unmasking(p.close()?)),
+            Round::Unmasking(p) => {
+                let attempt = p.attempt.clone();
+                Closed::Done(attempt, p.close()?)
+            }
+        })
+    }
+}

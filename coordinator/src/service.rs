@@ -1,0 +1,298 @@
+//! The gRPC face of the coordinator. Handlers verify the envelope against the
+//! roster, convert the body to domain types once, and hand it to the actor;
+//! they hold no round state.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fedcredit_crypto::kx::AgreementPublic;
+use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
+use fedcredit_crypto::shamir::Share;
+use fedcredit_proto::envelope::{self, Opened};
+use fedcredit_proto::roster::Roster;
+use fedcredit_proto::v1::{self as pb, message::Body};
+use fedcredit_proto::{WireError, words};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request as GrpcRequest, Response, Status};
+
+use crate::actor::{At, Request};
+use crate::error::Rejection;
+use crate::round::Reply;
+
+/// The tonic service: verifies and forwards.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    roster: Arc<Roster>,
+    job_id: Arc<str>,
+    tx: mpsc::Sender<Request>,
+}
+
+impl Service {
+    pub fn new(roster: Arc<Roster>, job_id: &str, tx: mpsc::Sender<Request>) -> Self {
+        Self {
+            roster,
+            job_id: job_id.into(),
+            tx,
+        }
+    }
+
+    /// Opens the envelope and checks the job.
+    fn open<'a>(&'a self, signed: &pb::Signed) -> Result<Opened<'a>, Rejection> {
+        let opened = envelope::open(signed, &self.roster)?;
+        if opened.message.job_id != *self.job_id {
+            return Err(Rejection::WrongJob {
+                expected: self.job_id.to_string(),
+                got: opened.message.job_id.clone(),
+            });
+        }
+        Ok(opened)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<Response<T>, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| Status::from(Rejection::ShuttingDown))?;
+        match rx.await {
+            Ok(Ok(v)) => Ok(Response::new(v)),
+            Ok(Err(r)) => Err(r.into()),
+            Err(_) => Err(Rejection::ShuttingDown.into()),
+        }
+    }
+
+    fn index(&self, id: &str, what: &'static str) -> Result<PartyIndex, Rejection> {
+        self.roster.get(id).map(|m| m.index).ok_or_else(|| {
+            Rejection::Wire(WireError::Field {
+                what,
+                problem: format!("{id:?} is not a consortium member"),
+            })
+        })
+    }
+
+    fn shares(
+        &self,
+        list: &[pb::RevealedShare],
+        what: &'static str,
+    ) -> Result<Vec<(PartyIndex, Share)>, Rejection> {
+        list.iter()
+            .map(|s| {
+                Ok((
+                    self.index(&s.owner, what)?,
+                    Share::from_bytes(&s.share).map_err(WireError::from)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+fn body_name(body: &Option<Body>) -> &'static str {
+    match body {
+        None => "empty",
+        Some(Body::Poll(_)) => "poll",
+        Some(Body::Advertise(_)) => "advertise-keys",
+        Some(Body::Shares(_)) => "share-keys",
+        Some(Body::MaskedInput(_)) => "masked-input",
+        Some(Body::Consistency(_)) => "consistency-check",
+        Some(Body::Unmask(_)) => "unmask",
+        Some(Body::Leave(_)) => "leave",
+    }
+}
+
+fn wrong_rpc(rpc: &'static str, body: &Option<Body>) -> Status {
+    Rejection::WrongRpc {
+        rpc,
+        body: body_name(body),
+    }
+    .into()
+}
+
+fn field(what: &'static str, problem: impl Into<String>) -> Rejection {
+    Rejection::Wire(WireError::Field {
+        what,
+        problem: problem.into(),
+    })
+}
+
+#[tonic::async_trait]
+impl pb::coordinator_server::Coordinator for Service {
+    async fn poll(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
+        let o = self.open(req.get_ref())?;
+        let Some(Body::Poll(p)) = &o.message.body else {
+            return Err(wrong_rpc("Poll", &o.message.body));
+        };
+        let seen = (!p.fresh).then_some(At {
+            round: o.message.round,
+            attempt: o.message.attempt,
+        });
+        let from = o.sender.index;
+        self.ask(|reply| Request::Poll { from, seen, reply }).await
+    }
+
+    async fn advertise_keys(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<pb::AdvertisedKeys>, Status> {
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
+        let Some(Body::Advertise(a)) = &o.message.body else {
+            return Err(wrong_rpc("AdvertiseKeys", &o.message.body));
+        };
+        let ad = Advertisement {
+            share_enc: AgreementPublic::from_bytes(&a.share_enc_public)
+                .map_err(|e| field("share_enc_public", e.to_string()))?,
+            mask_agree: AgreementPublic::from_bytes(&a.mask_agree_public)
+                .map_err(|e| field("mask_agree_public", e.to_string()))?,
+        };
+        let (from, at) = (
+            o.sender.index,
+            At {
+                round: o.message.round,
+                attempt: o.message.attempt,
+            },
+        );
+        self.ask(|reply| Request::Advertise {
+            from,
+            at,
+            signed: signed.clone(),
+            ad,
+            reply,
+        })
+        .await
+    }
+
+    async fn share_keys(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<pb::SharesForYou>, Status> {
+        let o = self.open(req.get_ref())?;
+        let Some(Body::Shares(s)) = &o.message.body else {
+            return Err(wrong_rpc("ShareKeys", &o.message.body));
+        };
+        let commitment: [u8; 32] = s
+            .self_mask_commitment
+            .as_ref()
+            .try_into()
+            .map_err(|_| field("self_mask_commitment", "must be 32 bytes"))?;
+        let ciphertexts = s
+            .shares
+            .iter()
+            .map(|c| {
+                Ok((
+                    self.index(&c.peer, "share recipient")?,
+                    c.ciphertext.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, Rejection>>()?;
+        let (from, at) = (
+            o.sender.index,
+            At {
+                round: o.message.round,
+                attempt: o.message.attempt,
+            },
+        );
+        self.ask(|reply| Request::Shares {
+            from,
+            at,
+            commitment,
+            ciphertexts,
+            reply,
+        })
+        .await
+    }
+
+    async fn submit_masked_input(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<pb::Survivors>, Status> {
+        let o = self.open(req.get_ref())?;
+        let Some(Body::MaskedInput(m)) = &o.message.body else {
+            return Err(wrong_rpc("SubmitMaskedInput", &o.message.body));
+        };
+        let values = words::from_bytes("masked input", &m.values).map_err(Rejection::from)?;
+        let (from, at) = (
+            o.sender.index,
+            At {
+                round: o.message.round,
+                attempt: o.message.attempt,
+            },
+        );
+        self.ask(|reply| Request::Masked {
+            from,
+            at,
+            values,
+            reply,
+        })
+        .await
+    }
+
+    async fn confirm_survivors(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<pb::SurvivorSignatures>, Status> {
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
+        let Some(Body::Consistency(c)) = &o.message.body else {
+            return Err(wrong_rpc("ConfirmSurvivors", &o.message.body));
+        };
+        let mut survivors = BTreeSet::new();
+        for id in &c.survivors {
+            if !survivors.insert(self.index(id, "survivor")?) {
+                return Err(field("survivors", format!("{id} is listed twice")).into());
+            }
+        }
+        let (from, at) = (
+            o.sender.index,
+            At {
+                round: o.message.round,
+                attempt: o.message.attempt,
+            },
+        );
+        self.ask(|reply| Request::Confirm {
+            from,
+            at,
+            survivors,
+            signed: signed.clone(),
+            reply,
+        })
+        .await
+    }
+
+    async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
+        let o = self.open(req.get_ref())?;
+        let Some(Body::Unmask(u)) = &o.message.body else {
+            return Err(wrong_rpc("Unmask", &o.message.body));
+        };
+        let self_mask = self.shares(&u.self_mask_shares, "self-mask share owner")?;
+        let keys = self.shares(&u.key_shares, "key share owner")?;
+        let (from, at) = (
+            o.sender.index,
+            At {
+                round: o.message.round,
+                attempt: o.message.attempt,
+            },
+        );
+        self.ask(|reply| Request::Unmask {
+            from,
+            at,
+            self_mask,
+            keys,
+            reply,
+        })
+        .await
+    }
+
+    async fn leave(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
+        let o = self.open(req.get_ref())?;
+        let Some(Body::Leave(l)) = &o.message.body else {
+            return Err(wrong_rpc("Leave", &o.message.body));
+        };
+        let (from, reason) = (o.sender.index, l.reason.clone());
+        self.ask(|reply| Request::Leave {
+            from,
+            reason,
+            reply,
+        })
+        .await
+    }
+}

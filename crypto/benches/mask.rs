@@ -1,0 +1,50 @@
+//! Mask throughput against the raw ChaCha20 keystream it is built on.
+//!
+//! `cargo bench -p fedcredit-crypto --bench mask -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Target: `add_mask` runs at >= 70% of the raw keystream's bytes per second.
+
+use std::hint::black_box;
+
+use chacha20::ChaCha20;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fedcredit_crypto::mask::{MaskSeed, add_mask};
+use fedcredit_crypto::prg::keystream_u64;
+
+/// 100,000 model weights as `u64` words.
+const WORDS: usize = 100_000;
+/// The same in bytes.
+const BYTES: usize = WORDS * 8;
+
+fn keystream(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keystream");
+    group.throughput(Throughput::Bytes(BYTES as u64));
+    let seed = [7u8; 32];
+    group.bench_function("chacha20_apply_keystream_800KB", |b| {
+        let mut buf = vec![0u8; BYTES];
+        b.iter(|| {
+            let mut cipher = ChaCha20::new(&seed.into(), &[0u8; 12].into());
+            cipher.apply_keystream(black_box(&mut buf));
+        });
+    });
+    group.bench_function("keystream_u64_100k", |b| {
+        let mut out = vec![0u64; WORDS];
+        b.iter(|| keystream_u64(black_box(&seed), black_box(&mut out)));
+    });
+    group.finish();
+}
+
+fn mask(c: &mut Criterion) {
+    let mut group = c.benchmark_group("add_mask");
+    group.throughput(Throughput::Bytes(BYTES as u64));
+    let seed = MaskSeed::from_bytes([7u8; 32]);
+    group.bench_function("add_mask_100k", |b| {
+        let mut acc: Vec<u64> = (0..WORDS as u64).collect();
+        b.iter(|| add_mask(black_box(&mut acc), &seed));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, keystream, mask);
+criterion_main!(benches);

@@ -1,0 +1,428 @@
+//! Ed25519 identity keys: who sent a message.
+//!
+//! Every participant and the coordinator hold an [`IdentityKey`]. Signatures
+//! are plain Ed25519 (RFC 8032) over `context.prefix() || message`, where the
+//! [`SignContext`] prefix is a fixed, NUL-terminated ASCII label, so that a
+//! signature made for one purpose can never be replayed as another.
+//! Verification is strict (`ed25519-dalek`'s `verify_strict`: no small-order
+//! keys or `R`, no non-canonical `s`), and its only success value is the
+//! zero-sized [`SignatureChecked`] proof.
+//!
+//! ```
+//! use fedcredit_crypto::identity::{IdentityKey, SignContext};
+//!
+//! let key = IdentityKey::generate(&mut rand::rngs::OsRng);
+//! let sig = key.sign(SignContext::ParticipantMessage, b"round 7: masked input");
+//! let public = key.public();
+//! assert!(public.verify(SignContext::ParticipantMessage, b"round 7: masked input", &sig).is_ok());
+//! // The same bytes under another context do not verify.
+//! assert!(public.verify(SignContext::LogRecord, b"round 7: masked input", &sig).is_err());
+//! ```
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+
+/// Length of an encoded Ed25519 public key.
+const PUBLIC_LEN: usize = 32;
+/// Length of an encoded Ed25519 signature.
+const SIGNATURE_LEN: usize = 64;
+
+/// A long-term Ed25519 signing key. Not `Clone`; zeroized on drop (the
+/// wrapped `SigningKey` zeroizes itself). `Debug` prints only the public key.
+pub struct IdentityKey(SigningKey);
+
+impl IdentityKey {
+    /// Draws a fresh key from `rng`.
+    pub fn generate<R: CryptoRng + RngCore>(rng: &mut R) -> Self {
+        Self(SigningKey::generate(rng))
+    }
+
+    /// Rebuilds a key from its 32-byte RFC 8032 secret (seed).
+    pub fn from_secret_bytes(bytes: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(bytes))
+    }
+
+    /// The 32-byte RFC 8032 secret (seed), for storage by the caller.
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> IdentityPublic {
+        IdentityPublic(self.0.verifying_key())
+    }
+
+    /// Ed25519 signature over `context.prefix() || message`.
+    pub fn sign(&self, context: SignContext, message: &[u8]) -> Signature {
+        let signed = context.signed_bytes(message);
+        Signature(self.0.sign(&signed).to_bytes())
+    }
+}
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityKey")
+            .field("public", &self.public())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An Ed25519 public key, known to be a canonical encoding of a point of
+/// large order. Ordered, compared and hashed by its 32-byte encoding;
+/// `Display` is lowercase hex, `Debug` is `IdentityPublic(<hex>)`.
+#[derive(Clone, Copy)]
+pub struct IdentityPublic(VerifyingKey);
+
+impl IdentityPublic {
+    /// Decodes a 32-byte public key.
+    ///
+    /// Errors: [`CryptoError::InvalidLength`] unless 32 bytes;
+    /// [`CryptoError::InvalidPublicKey`] if the bytes are not a point, are a
+    /// non-canonical encoding of one, or the point has small order.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let bytes: &[u8; PUBLIC_LEN] =
+            bytes.try_into().map_err(|_| CryptoError::InvalidLength {
+                what: "identity public key",
+                expected: PUBLIC_LEN,
+                got: bytes.len(),
+            })?;
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        // Reject small-order points (they can "sign" anything under a lax
+        // verifier) and non-canonical encodings (two byte strings, one key).
+        if key.is_weak() || key.to_edwards().compress().as_bytes() != bytes {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        Ok(Self(key))
+    }
+
+    /// Decodes 64 hex digits (either case); see [`IdentityPublic::from_bytes`].
+    pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
+        let bytes = hex::decode(s).map_err(|_| CryptoError::InvalidHex {
+            what: "identity public key",
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The 32-byte RFC 8032 encoding.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The encoding as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.as_bytes())
+    }
+
+    /// Strict verification (`ed25519-dalek` `verify_strict`) of
+    /// `context.prefix() || message`.
+    ///
+    /// Errors: [`CryptoError::BadSignature`].
+    pub fn verify(
+        &self,
+        context: SignContext,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<SignatureChecked, CryptoError> {
+        let signed = context.signed_bytes(message);
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.0
+            .verify_strict(&signed, &sig)
+            .map_err(|_| CryptoError::BadSignature)?;
+        Ok(SignatureChecked(()))
+    }
+}
+
+impl PartialEq for IdentityPublic {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes() == other.0.as_bytes()
+    }
+}
+
+impl Eq for IdentityPublic {}
+
+impl Hash for IdentityPublic {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for IdentityPublic {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IdentityPublic {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.as_bytes().cmp(other.0.as_bytes())
+    }
+}
+
+impl fmt::Display for IdentityPublic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for IdentityPublic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityPublic({})", self.to_hex())
+    }
+}
+
+/// What a signature is for. Its [`prefix`](SignContext::prefix) is signed in
+/// front of the message (domain separation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SignContext {
+    /// A protocol message sent by a participant.
+    ParticipantMessage,
+    /// A protocol message sent by the coordinator.
+    CoordinatorMessage,
+    /// A record in the append-only audit log.
+    LogRecord,
+}
+
+impl SignContext {
+    /// The exact bytes signed before the message, NUL-terminated.
+    ///
+    /// ```
+    /// use fedcredit_crypto::identity::SignContext;
+    /// assert_eq!(SignContext::LogRecord.prefix(), b"fedcredit/v1/log-record\0");
+    /// ```
+    pub fn prefix(&self) -> &'static [u8] {
+        match self {
+            SignContext::ParticipantMessage => b"fedcredit/v1/participant-message\0",
+            SignContext::CoordinatorMessage => b"fedcredit/v1/coordinator-message\0",
+            SignContext::LogRecord => b"fedcredit/v1/log-record\0",
+        }
+    }
+
+    /// `prefix() || message`.
+    fn signed_bytes(&self, message: &[u8]) -> Vec<u8> {
+        let prefix = self.prefix();
+        let mut out = Vec::with_capacity(prefix.len() + message.len());
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(message);
+        out
+    }
+}
+
+/// An Ed25519 signature: `R || s`, 64 bytes (RFC 8032).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Signature([u8; 64]);
+
+impl Signature {
+    /// Takes 64 bytes; anything else is [`CryptoError::InvalidLength`].
+    /// Whether it verifies is only known from [`IdentityPublic::verify`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let bytes: [u8; SIGNATURE_LEN] =
+            bytes.try_into().map_err(|_| CryptoError::InvalidLength {
+                what: "signature",
+                expected: SIGNATURE_LEN,
+                got: bytes.len(),
+            })?;
+        Ok(Self(bytes))
+    }
+
+    /// The 64-byte encoding.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        self.0
+    }
+}
+
+/// Zero-sized proof that a signature was verified: only
+/// [`IdentityPublic::verify`] can make one, so code that takes a
+/// `SignatureChecked` can only run on checked data.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureChecked(());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn unhex<const N: usize>(s: &str) -> [u8; N] {
+        let v = hex::decode(s).expect("test hex");
+        v.try_into().expect("test hex length")
+    }
+
+    /// RFC 8032 §7.1, TEST 1.
+    const RFC8032_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    const RFC8032_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    #[test]
+    fn rfc8032_test1_public_key() {
+        let key = IdentityKey::from_secret_bytes(&unhex(RFC8032_SECRET));
+        assert_eq!(key.public().to_hex(), RFC8032_PUBLIC);
+        assert_eq!(*key.secret_bytes(), unhex::<32>(RFC8032_SECRET));
+    }
+
+    /// Known answer computed independently (Python `cryptography`'s Ed25519)
+    /// over `b"fedcredit/v1/participant-message\0hello"`.
+    #[test]
+    fn context_signature_known_answer() {
+        let key = IdentityKey::from_secret_bytes(&unhex(RFC8032_SECRET));
+        let sig = key.sign(SignContext::ParticipantMessage, b"hello");
+        assert_eq!(
+            hex::encode(sig.to_bytes()),
+            "d08a59f29eab5f470b09a2b4dd766f159f5f12e33d818a9f1ac27aebd65a3b44\
+             07c928c7563b73571c1630715d334f2ae4a60dfe87039c7a584486608615ac0e"
+        );
+        assert!(
+            key.public()
+                .verify(SignContext::ParticipantMessage, b"hello", &sig)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn prefixes_are_distinct_and_nul_terminated() {
+        let all = [
+            SignContext::ParticipantMessage,
+            SignContext::CoordinatorMessage,
+            SignContext::LogRecord,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert_eq!(a.prefix().last(), Some(&0));
+            assert_eq!(a.prefix().iter().filter(|&&b| b == 0).count(), 1);
+            for b in &all[i + 1..] {
+                assert!(!a.prefix().starts_with(b.prefix()));
+                assert!(!b.prefix().starts_with(a.prefix()));
+            }
+        }
+    }
+
+    #[test]
+    fn public_key_roundtrips_and_orders_by_bytes() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let a = IdentityKey::generate(&mut rng).public();
+        let b = IdentityKey::generate(&mut rng).public();
+        assert_eq!(IdentityPublic::from_bytes(&a.to_bytes()), Ok(a));
+        assert_eq!(IdentityPublic::from_hex(&a.to_hex()), Ok(a));
+        assert_eq!(IdentityPublic::from_hex(&a.to_hex().to_uppercase()), Ok(a));
+        assert_eq!(a.cmp(&b), a.to_bytes().cmp(&b.to_bytes()));
+        assert_eq!(format!("{a}"), a.to_hex());
+        assert_eq!(format!("{a:?}"), format!("IdentityPublic({})", a.to_hex()));
+    }
+
+    #[test]
+    fn public_key_rejects_bad_encodings() {
+        assert_eq!(
+            IdentityPublic::from_bytes(&[1u8; 31]),
+            Err(CryptoError::InvalidLength {
+                what: "identity public key",
+                expected: 32,
+                got: 31
+            })
+        );
+        assert_eq!(
+            IdentityPublic::from_hex("zz"),
+            Err(CryptoError::InvalidHex {
+                what: "identity public key"
+            })
+        );
+        // The identity point (small order).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            IdentityPublic::from_bytes(&identity),
+            Err(CryptoError::InvalidPublicKey)
+        );
+        // y = 2 is not on the curve.
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2;
+        assert_eq!(
+            IdentityPublic::from_bytes(&off_curve),
+            Err(CryptoError::InvalidPublicKey)
+        );
+        // Non-canonical encodings y + p (y < 19, so y + p < 2^255) of
+        // points that are valid when encoded canonically must be rejected.
+        let mut checked = 0;
+        for y in 0u8..19 {
+            for sign in [0u8, 0x80] {
+                let mut canonical = [0u8; 32];
+                canonical[0] = y;
+                canonical[31] |= sign;
+                if IdentityPublic::from_bytes(&canonical).is_err() {
+                    continue;
+                }
+                // p + y = 2^255 - 19 + y, little-endian.
+                let mut non_canonical = [0xffu8; 32];
+                non_canonical[0] = 0xed + y;
+                non_canonical[31] = 0x7f | sign;
+                assert_eq!(
+                    IdentityPublic::from_bytes(&non_canonical),
+                    Err(CryptoError::InvalidPublicKey),
+                    "y = {y} + p, sign {sign}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "no small y decodes to a large-order point");
+    }
+
+    #[test]
+    fn verify_rejects_tampering() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let key = IdentityKey::generate(&mut rng);
+        let other = IdentityKey::generate(&mut rng);
+        let msg = b"masked input digest";
+        let sig = key.sign(SignContext::CoordinatorMessage, msg);
+        let public = key.public();
+        assert!(
+            public
+                .verify(SignContext::CoordinatorMessage, msg, &sig)
+                .is_ok()
+        );
+        assert_eq!(
+            public
+                .verify(SignContext::ParticipantMessage, msg, &sig)
+                .err(),
+            Some(CryptoError::BadSignature)
+        );
+        assert!(
+            other
+                .public()
+                .verify(SignContext::CoordinatorMessage, msg, &sig)
+                .is_err()
+        );
+        let mut bytes = sig.to_bytes();
+        bytes[40] ^= 1;
+        let bad = Signature::from_bytes(&bytes).expect("64 bytes");
+        assert!(
+            public
+                .verify(SignContext::CoordinatorMessage, msg, &bad)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_does_not_leak_secret() {
+        let key = IdentityKey::from_secret_bytes(&unhex(RFC8032_SECRET));
+        let dbg = format!("{key:?}");
+        assert!(dbg.contains(RFC8032_PUBLIC), "{dbg}");
+        assert!(!dbg.contains(RFC8032_SECRET), "{dbg}");
+        assert!(!dbg.contains("9d61b1"), "{dbg}");
+    }
+
+    #[test]
+    fn signature_length_checked() {
+        assert!(Signature::from_bytes(&[0u8; 64]).is_ok());
+        assert_eq!(
+            Signature::from_bytes(&[0u8; 65]),
+            Err(CryptoError::InvalidLength {
+                what: "signature",
+                expected: 64,
+                got: 65
+            })
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! The participant side of one round attempt, one type per phase.
+//!
+//! Every transition consumes its state, so keys are used for one attempt
+//! only and shares are revealed at most once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use super::{
+    Advertisement, PartyIndex, Phase, SecAggError, Thresholds, check_subset, pair_seed,
+    self_mask_commitment, share_ad,
+};
+use crate::aead;
+use crate::identity::SignatureChecked;
+use crate::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
+use crate::mask::{MaskSeed, add_mask, sub_mask};
+use crate::shamir::{SHARE_LEN, Share, split};
+
+/// Length of a share plaintext: sender (4) ‖ recipient (4) ‖ key share ‖ self-mask share.
+pub const SHARE_PLAINTEXT_LEN: usize = 8 + 2 * SHARE_LEN;
+
+/// Phase 1: fresh keys made; the advertisement is ready to sign and send.
+pub struct AdvertiseKeys {
+    me: PartyIndex,
+    thresholds: Thresholds,
+    share_enc: AgreementSecret,
+    mask_agree: AgreementSecret,
+    self_seed: MaskSeed,
+}
+
+impl std::fmt::Debug for AdvertiseKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdvertiseKeys")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What phase 2 sends: one ciphertext per other member of U1, and the
+/// commitment to the self-mask seed.
+#[derive(Debug)]
+pub struct SharesOut {
+    /// (recipient, ciphertext) for every other member of U1.
+    pub ciphertexts: Vec<(PartyIndex, Vec<u8>)>,
+    /// See [`super::self_mask_commitment`].
+    pub self_mask_commitment: [u8; 32],
+}
+
+impl AdvertiseKeys {
+    /// Draws fresh key pairs and a fresh self-mask seed for one round attempt.
+    pub fn new<R: CryptoRng + RngCore>(
+        me: PartyIndex,
+        thresholds: Thresholds,
+        rng: &mut R,
+    ) -> Self {
+        Self {
+            me,
+            thresholds,
+            share_enc: AgreementSecret::generate(rng),
+            mask_agree: AgreementSecret::generate(rng),
+            self_seed: MaskSeed::generate(rng),
+        }
+    }
+
+    /// The public keys to sign and advertise.
+    pub fn advertisement(&self) -> Advertisement {
+        Advertisement {
+            share_enc: self.share_enc.public(),
+            mask_agree: self.mask_agree.public(),
+        }
+    }
+
+    /// Phase 2: Shamir-shares the self-mask seed and the mask-agreement
+    /// secret among U1 (`cohort`, whose signatures the caller verified) and
+    /// encrypts each pair of shares to its recipient.
+    pub fn share_keys<R: CryptoRng + RngCore>(
+        self,
+        session: SessionId,
+        cohort: BTreeMap<PartyIndex, Advertisement>,
+        rng: &mut R,
+    ) -> Result<(ShareKeys, SharesOut), SecAggError> {
+        if cohort.get(&self.me) != Some(&self.advertisement()) {
+            return Err(SecAggError::OwnAdvertisementMismatch);
+        }
+        self.thresholds.check(Phase::ShareKeys, cohort.len())?;
+        let xs: Vec<u32> = cohort.keys().map(|p| p.get()).collect();
+        let key_bytes = self.mask_agree.to_bytes();
+        let key_shares = split(&key_bytes, self.thresholds.threshold, &xs, rng)?;
+        let seed_shares = split(
+            self.self_seed.as_bytes(),
+            self.thresholds.threshold,
+            &xs,
+            rng,
+        )?;
+
+        let mut ciphertexts = Vec::with_capacity(cohort.len().saturating_sub(1));
+        let mut own = None;
+        for ((peer, ad), (key_share, seed_share)) in
+            cohort.iter().zip(key_shares.into_iter().zip(seed_shares))
+        {
+            if *peer == self.me {
+                own = Some(HeldShares {
+                    key: key_share,
+                    self_mask: seed_share,
+                });
+                continue;
+            }
+            let mut plaintext = Zeroizing::new(Vec::with_capacity(SHARE_PLAINTEXT_LEN));
+            plaintext.extend_from_slice(&self.me.get().to_be_bytes());
+            plaintext.extend_from_slice(&peer.get().to_be_bytes());
+            plaintext.extend_from_slice(key_share.to_bytes().as_ref());
+            plaintext.extend_from_slice(seed_share.to_bytes().as_ref());
+            let shared = self.share_enc.agree(&ad.share_enc)?;
+            let key = derive_key(
+                &shared,
+                KeyPurpose::ShareEncryption,
+                &session,
+                self.me.get(),
+                peer.get(),
+            );
+            let ad_bytes = share_ad(&session, self.me, *peer);
+            ciphertexts.push((*peer, aead::seal(&key, &ad_bytes, &plaintext)));
+        }
+        let own = own.ok_or(SecAggError::OwnAdvertisementMismatch)?;
+        let commitment = self_mask_commitment(&session, self.me, &self.self_seed);
+        let mut held = BTreeMap::new();
+        held.insert(self.me, own);
+        Ok((
+            ShareKeys {
+                me: self.me,
+                thresholds: self.thresholds,
+                session,
+                cohort,
+                share_enc: self.share_enc,
+                mask_agree: self.mask_agree,
+                self_seed: self.self_seed,
+                held,
+            },
+            SharesOut {
+                ciphertexts,
+                self_mask_commitment: commitment,
+            },
+        ))
+    }
+}
+
+/// Shares this party holds for one owner.
+struct HeldShares {
+    key: Share,
+    self_mask: Share,
+}
+
+/// Phase 2 done: waiting for the shares addressed to this party.
+pub struct ShareKeys {
+    me: PartyIndex,
+    thresholds: Thresholds,
+    session: SessionId,
+    cohort: BTreeMap<PartyIndex, Advertisement>,
+    share_enc: AgreementSecret,
+    mask_agree: AgreementSecret,
+    self_seed: MaskSeed,
+    held: BTreeMap<PartyIndex, HeldShares>,
+}
+
+impl std::fmt::Debug for ShareKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareKeys")
+            .field("me", &self.me)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShareKeys {
+    /// The session id of this round attempt.
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+
+    /// Phase 3: decrypts the shares addressed to this party (one per other
+    /// member of U2, as relayed by the coordinator), then masks `input`
+    /// (already fixed-point encoded) with the self mask and a pairwise mask
+    /// toward every other member of U2: + toward higher indices, − toward lower.
+    pub fn masked_input(
+        mut self,
+        input: &[u64],
+        received: Vec<(PartyIndex, Vec<u8>)>,
+    ) -> Result<(MaskedInputSent, Vec<u64>), SecAggError> {
+        let mut u2 = BTreeSet::from([self.me]);
+        for (from, ciphertext) in received {
+            let Some(ad) = self.cohort.get(&from) else {
+                return Err(SecAggError::NotInCohort {
+                    party: from,
+                    what: "U1 (advertised keys)",
+                });
+            };
+            if from == self.me || !u2.insert(from) {
+                return Err(SecAggError::Duplicate(from));
+            }
+            let shared = self.share_enc.agree(&ad.share_enc)?;
+            let key = derive_key(
+                &shared,
+                KeyPurpose::ShareEncryption,
+                &self.session,
+                from.get(),
+                self.me.get(),
+            );
+            let plaintext = aead::open(&key, &share_ad(&self.session, from, self.me), &ciphertext)?;
+            if plaintext.len() != SHARE_PLAINTEXT_LEN {
+                return Err(SecAggError::MalformedShare {
+                    from,
+                    expected: SHARE_PLAINTEXT_LEN,
+                    got: plaintext.len(),
+                });
+            }
+            let header_ok = plaintext[0..4] == from.get().to_be_bytes()
+                && plaintext[4..8] == self.me.get().to_be_bytes();
+            if !header_ok {
+                return Err(SecAggError::MisaddressedShare { from });
+            }
+            let key_share = Share::from_bytes(&plaintext[8..8 + SHARE_LEN])?;
+            let self_mask = Share::from_bytes(&plaintext[8 + SHARE_LEN..])?;
+            if key_share.x() != self.me.get() || self_mask.x() != self.me.get() {
+                return Err(SecAggError::MisaddressedShare { from });
+            }
+            self.held.insert(
+                from,
+                HeldShares {
+                    key: key_share,
+                    self_mask,
+                },
+            );
+        }
+        self.thresholds.check(Phase::MaskedInput, u2.len())?;
+
+        let mut masked = input.to_vec();
+        add_mask(&mut masked, &self.self_seed);
+        for peer in u2.iter().filter(|p| **p != self.me) {
+            let ad = &self.cohort[peer];
+            let seed = pair_seed(
+                &self.mask_agree,
+                self.me,
+                *peer,
+                &ad.mask_agree,
+                &self.session,
+            )?;
+            if *peer > self.me {
+                add_mask(&mut masked, &seed);
+            } else {
+                sub_mask(&mut masked, &seed);
+            }
+        }
+        Ok((
+            MaskedInputSent {
+                me: self.me,
+                thresholds: self.thresholds,
+                u2,
+                held: self.held,
+            },
+            masked,
+        ))
+    }
+}
+
+/// Phase 3 done: the masked input is sent; waiting for the survivor list U3.
+pub struct MaskedInputSent {
+    me: PartyIndex,
+    thresholds: Thresholds,
+    u2: BTreeSet<PartyIndex>,
+    held: BTreeMap<PartyIndex, HeldShares>,
+}
+
+impl std::fmt::Debug for MaskedInputSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskedInputSent")
+            .field("me", &self.me)
+            .field("u2", &self.u2)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MaskedInputSent {
+    /// The cohort U2 this party masked against.
+    pub fn u2(&self) -> &BTreeSet<PartyIndex> {
+        &self.u2
+    }
+
+    /// Phase 4: checks the survivor list U3 the coordinator announced (a
+    /// subset of U2 holding this party, at least t strong) before signing it.
+    pub fn confirm(self, u3: BTreeSet<PartyIndex>) -> Result<AwaitingConfirmations, SecAggError> {
+        check_subset(&u3, &self.u2, "U2 (sent shares)")?;
+        if !u3.contains(&self.me) {
+            return Err(SecAggError::NotInCohort {
+                party: self.me,
+                what: "the survivor list",
+            });
+        }
+        self.thresholds.check(Phase::ConsistencyCheck, u3.len())?;
+        Ok(AwaitingConfirmations { inner: self, u3 })
+    }
+}
+
+/// Phase 4: this party signed U3; waiting for the others' signatures on it.
+#[derive(Debug)]
+pub struct AwaitingConfirmations {
+    inner: MaskedInputSent,
+    u3: BTreeSet<PartyIndex>,
+}
+
+/// A survivor's confirmation of U3 whose signature the caller verified.
+#[derive(Debug)]
+pub struct Confirmation {
+    /// Who signed.
+    pub signer: PartyIndex,
+    /// The list it signed.
+    pub survivors: BTreeSet<PartyIndex>,
+    /// Proof that the signature was checked.
+    pub checked: SignatureChecked,
+}
+
+/// What phase 5 reveals.
+pub struct Reveal {
+    /// Shares of the self-mask seeds of the survivors (U3).
+    pub self_mask_shares: Vec<(PartyIndex, Share)>,
+    /// Shares of the mask-agreement keys of the dropouts (U2 \ U3).
+    pub key_shares: Vec<(PartyIndex, Share)>,
+}
+
+impl std::fmt::Debug for Reveal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reveal")
+            .field(
+                "self_mask_owners",
+                &self
+                    .self_mask_shares
+                    .iter()
+                    .map(|s| s.0)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "key_owners",
+                &self.key_shares.iter().map(|s| s.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl AwaitingConfirmations {
+    /// The survivor list this party signed.
+    pub fn survivors(&self) -> &BTreeSet<PartyIndex> {
+        &self.u3
+    }
+
+    /// Phase 5: given at least t verified confirmations of the same U3 from
+    /// distinct survivors, reveals the self-mask shares of U3 and the key
+    /// shares of U2 \ U3 — never both for the same peer. Consumes the state.
+    pub fn unmask(self, confirmations: &[Confirmation]) -> Result<Reveal, SecAggError> {
+        let mut signers = BTreeSet::new();
+        for c in confirmations {
+            if !self.u3.contains(&c.signer) {
+                return Err(SecAggError::NotInCohort {
+                    party: c.signer,
+                    what: "the survivor list",
+                });
+            }
+            if c.survivors != self.u3 {
+                return Err(SecAggError::SurvivorListMismatch(c.signer));
+            }
+            if !signers.insert(c.signer) {
+                return Err(SecAggError::Duplicate(c.signer));
+            }
+        }
+        self.inner.thresholds.check(Phase::Unmask, signers.len())?;
+
+        let mut held = self.inner.held;
+        let mut reveal = Reveal {
+            self_mask_shares: Vec::new(),
+            key_shares: Vec::new(),
+        };
+        for owner in &self.inner.u2 {
+            let Some(shares) = held.remove(owner) else {
+                // Unreachable by construction (U2 is the set of senders we hold shares of).
+                return Err(SecAggError::NotInCohort {
+                    party: *owner,
+                    what: "the shares held",
+                });
+            };
+            if self.u3.contains(owner) {
+                reveal.self_mask_shares.push((*owner, shares.self_mask));
+            } else {
+                reveal.key_shares.push((*owner, shares.key));
+            }
+        }
+        Ok(reveal)
+    }
+}

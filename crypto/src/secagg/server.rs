@@ -1,0 +1,203 @@
+//! The aggregator side: removes the masks from the sum of U3's masked inputs
+//! using the shares revealed in phase 5. Used by the coordinator and, on the
+//! logged messages, by the auditor.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    Advertisement, PartyIndex, Phase, SecAggError, Thresholds, check_subset, pair_seed,
+    self_mask_commitment,
+};
+use crate::kx::{AgreementSecret, SessionId};
+use crate::mask::{MaskSeed, add_mask, sub_mask};
+use crate::shamir::{Share, reconstruct};
+
+/// Everything the aggregator knows about one round attempt when it unmasks.
+#[derive(Debug)]
+pub struct RoundView {
+    /// The session id of the attempt.
+    pub session: SessionId,
+    /// The agreed thresholds.
+    pub thresholds: Thresholds,
+    /// U1 with their signed advertisements.
+    pub cohort: BTreeMap<PartyIndex, Advertisement>,
+    /// U1's members that sent shares, with their self-mask commitments.
+    pub u2: BTreeMap<PartyIndex, [u8; 32]>,
+    /// Members of U2 whose masked input is in the sum.
+    pub u3: BTreeSet<PartyIndex>,
+}
+
+/// Collects the shares revealed in phase 5, checking each against the rules.
+#[derive(Debug)]
+pub struct Unmasker {
+    view: RoundView,
+    revealers: BTreeSet<PartyIndex>,
+    self_mask: BTreeMap<PartyIndex, Vec<Share>>,
+    keys: BTreeMap<PartyIndex, Vec<Share>>,
+}
+
+impl Unmasker {
+    /// Starts collecting for the given round view.
+    pub fn new(view: RoundView) -> Result<Self, SecAggError> {
+        for p in view.u2.keys() {
+            if !view.cohort.contains_key(p) {
+                return Err(SecAggError::NotInCohort {
+                    party: *p,
+                    what: "U1 (advertised keys)",
+                });
+            }
+        }
+        let u2: BTreeSet<PartyIndex> = view.u2.keys().copied().collect();
+        check_subset(&view.u3, &u2, "U2 (sent shares)")?;
+        Ok(Self {
+            view,
+            revealers: BTreeSet::new(),
+            self_mask: BTreeMap::new(),
+            keys: BTreeMap::new(),
+        })
+    }
+
+    /// Accepts one survivor's revealed shares, after checking that it is a
+    /// survivor, revealed exactly one share per member of U2 of the right
+    /// kind (self-mask for U3, key for U2 \ U3), each with its own x. A
+    /// rejected reveal leaves the shares already accepted untouched.
+    pub fn accept(
+        &mut self,
+        revealer: PartyIndex,
+        self_mask_shares: Vec<(PartyIndex, Share)>,
+        key_shares: Vec<(PartyIndex, Share)>,
+    ) -> Result<(), SecAggError> {
+        if !self.view.u3.contains(&revealer) {
+            return Err(SecAggError::NotInCohort {
+                party: revealer,
+                what: "the survivor list",
+            });
+        }
+        if self.revealers.contains(&revealer) {
+            return Err(SecAggError::Duplicate(revealer));
+        }
+        let mut owners = BTreeSet::new();
+        for (owner, share) in &self_mask_shares {
+            if !self.view.u3.contains(owner) {
+                return Err(SecAggError::WrongShareKind {
+                    revealer,
+                    owner: *owner,
+                    kind: "self-mask",
+                });
+            }
+            self.check_share(revealer, *owner, share, &mut owners)?;
+        }
+        for (owner, share) in &key_shares {
+            if self.view.u3.contains(owner) || !self.view.u2.contains_key(owner) {
+                return Err(SecAggError::WrongShareKind {
+                    revealer,
+                    owner: *owner,
+                    kind: "key",
+                });
+            }
+            self.check_share(revealer, *owner, share, &mut owners)?;
+        }
+        if let Some(missing) = self.view.u2.keys().find(|p| !owners.contains(p)) {
+            return Err(SecAggError::NotInCohort {
+                party: *missing,
+                what: "the revealed shares",
+            });
+        }
+        self.revealers.insert(revealer);
+        for (owner, share) in self_mask_shares {
+            self.self_mask.entry(owner).or_default().push(share);
+        }
+        for (owner, share) in key_shares {
+            self.keys.entry(owner).or_default().push(share);
+        }
+        Ok(())
+    }
+
+    fn check_share(
+        &self,
+        revealer: PartyIndex,
+        owner: PartyIndex,
+        share: &Share,
+        owners: &mut BTreeSet<PartyIndex>,
+    ) -> Result<(), SecAggError> {
+        if share.x() != revealer.get() {
+            return Err(SecAggError::ForeignShare {
+                owner,
+                revealer,
+                x: share.x(),
+            });
+        }
+        if !owners.insert(owner) {
+            return Err(SecAggError::Duplicate(owner));
+        }
+        Ok(())
+    }
+
+    /// The round view this unmasker works on.
+    pub fn view(&self) -> &RoundView {
+        &self.view
+    }
+
+    /// How many survivors have revealed so far.
+    pub fn revealers(&self) -> usize {
+        self.revealers.len()
+    }
+
+    /// Removes every mask from `masked_sum` (Σ of U3's masked inputs),
+    /// leaving Σ of U3's fixed-point inputs. Needs at least t revealers.
+    pub fn finish(self, masked_sum: &mut [u64]) -> Result<(), SecAggError> {
+        self.view
+            .thresholds
+            .check(Phase::Unmask, self.revealers.len())?;
+        let t = self.view.thresholds.threshold;
+        // Self masks of the survivors.
+        for owner in &self.view.u3 {
+            let shares = self.self_mask.get(owner).map(Vec::as_slice).unwrap_or(&[]);
+            let seed = reconstruct(shares, t).map_err(|source| SecAggError::Reconstruction {
+                owner: *owner,
+                kind: "self-mask",
+                source,
+            })?;
+            let seed = MaskSeed::from_bytes(*seed);
+            if self_mask_commitment(&self.view.session, *owner, &seed) != self.view.u2[owner] {
+                return Err(SecAggError::CommitmentMismatch(*owner));
+            }
+            sub_mask(masked_sum, &seed);
+        }
+        // Pairwise masks between survivors and the dropouts of U2 \ U3.
+        for (dropped, _) in self
+            .view
+            .u2
+            .iter()
+            .filter(|(p, _)| !self.view.u3.contains(p))
+        {
+            let shares = self.keys.get(dropped).map(Vec::as_slice).unwrap_or(&[]);
+            let bytes = reconstruct(shares, t).map_err(|source| SecAggError::Reconstruction {
+                owner: *dropped,
+                kind: "key",
+                source,
+            })?;
+            let secret = AgreementSecret::from_bytes(&bytes);
+            if secret.public() != self.view.cohort[dropped].mask_agree {
+                return Err(SecAggError::KeyMismatch(*dropped));
+            }
+            for survivor in &self.view.u3 {
+                let peer_public = &self.view.cohort[survivor].mask_agree;
+                let seed = pair_seed(
+                    &secret,
+                    *dropped,
+                    *survivor,
+                    peer_public,
+                    &self.view.session,
+                )?;
+                // The survivor added the mask if the dropout is higher, subtracted it if lower.
+                if dropped > survivor {
+                    sub_mask(masked_sum, &seed);
+                } else {
+                    add_mask(masked_sum, &seed);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,352 @@
+//! Turning CSV records into encoded feature rows and 0/1 labels.
+//!
+//! An [`Encoder`] is built once per file from the schema and the file's
+//! header (columns are matched by name, in any order; extra columns are
+//! ignored). Each record is then encoded independently. Cells are trimmed of
+//! surrounding whitespace before they are interpreted. Errors name the
+//! column, the value and what was expected; the caller adds file and line.
+//!
+//! ```
+//! use fedcredit_model::encoder::Encoder;
+//! use fedcredit_model::schema::{Feature, LabelSpec, Schema};
+//!
+//! let schema = Schema {
+//!     label: LabelSpec::new("y", "bad"),
+//!     features: vec![
+//!         Feature::Numeric { name: "age".into() },
+//!         Feature::Categorical {
+//!             name: "housing".into(),
+//!             categories: vec!["free".into(), "own".into(), "rent".into()],
+//!         },
+//!     ],
+//! };
+//! // Columns in a different order than the schema, plus an unused one.
+//! let enc = Encoder::new(&schema, &["id", "housing", "y", "age"]).unwrap();
+//! let (row, label) = enc.encode(&["17", "rent", "bad", "42"]).unwrap();
+//! assert_eq!(row, [42.0, 0.0, 1.0]);
+//! assert_eq!(label, 1.0);
+//!
+//! let err = enc.encode(&["18", "boat", "good", "40"]).unwrap_err();
+//! assert!(err.to_string().contains("`housing`: value `boat`"));
+//! ```
+
+use std::collections::HashMap;
+
+use crate::error::{ModelError, Result};
+use crate::schema::{Feature, Schema};
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Numeric {
+        col: usize,
+        name: String,
+    },
+    Categorical {
+        col: usize,
+        name: String,
+        /// Output offset of this feature's first (non-reference) column.
+        offset: usize,
+        /// Category → position in the schema's list (0 = reference level).
+        lookup: HashMap<String, usize>,
+        categories: Vec<String>,
+    },
+}
+
+/// Maps records of one CSV file (fixed header) to encoded rows and labels.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    slots: Vec<Slot>,
+    label_col: usize,
+    label_name: String,
+    positive: String,
+    negative: Option<String>,
+    header_len: usize,
+    width: usize,
+}
+
+impl Encoder {
+    /// Validate the schema and locate its columns in `header`.
+    ///
+    /// Errors if a needed column is missing or appears more than once.
+    pub fn new<H: AsRef<str>>(schema: &Schema, header: &[H]) -> Result<Self> {
+        schema.validate()?;
+        let find = |name: &str, role: &'static str| -> Result<usize> {
+            let mut hits = header
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.as_ref() == name)
+                .map(|(i, _)| i);
+            let first = hits.next().ok_or_else(|| ModelError::MissingColumn {
+                column: name.to_owned(),
+                role,
+            })?;
+            let extra = hits.count();
+            if extra > 0 {
+                return Err(ModelError::DuplicateColumn {
+                    column: name.to_owned(),
+                    count: extra + 1,
+                });
+            }
+            Ok(first)
+        };
+        let label_col = find(&schema.label.column, "the label")?;
+        let mut slots = Vec::with_capacity(schema.features.len());
+        let mut offset = 0;
+        for f in &schema.features {
+            match f {
+                Feature::Numeric { name } => {
+                    slots.push(Slot::Numeric {
+                        col: find(name, "a numeric feature")?,
+                        name: name.clone(),
+                    });
+                    offset += 1;
+                }
+                Feature::Categorical { name, categories } => {
+                    let lookup = categories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.clone(), i))
+                        .collect();
+                    slots.push(Slot::Categorical {
+                        col: find(name, "a categorical feature")?,
+                        name: name.clone(),
+                        offset,
+                        lookup,
+                        categories: categories.clone(),
+                    });
+                    offset += f.encoded_width();
+                }
+            }
+        }
+        Ok(Self {
+            slots,
+            label_col,
+            label_name: schema.label.column.clone(),
+            positive: schema.label.positive.clone(),
+            negative: schema.label.negative.clone(),
+            header_len: header.len(),
+            width: offset,
+        })
+    }
+
+    /// Number of encoded columns.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Encode one record into a new row; returns `(row, label)`.
+    pub fn encode<S: AsRef<str>>(&self, record: &[S]) -> Result<(Vec<f64>, f64)> {
+        let mut row = vec![0.0; self.width];
+        let label = self.encode_into(record, &mut row)?;
+        Ok((row, label))
+    }
+
+    /// Encode one record into `row` (length [`Encoder::width`], e.g. a row of
+    /// a preallocated matrix); returns the label. On error `row` may be
+    /// partly written.
+    pub fn encode_into<S: AsRef<str>>(&self, record: &[S], row: &mut [f64]) -> Result<f64> {
+        if record.len() != self.header_len {
+            return Err(ModelError::RecordLength {
+                expected: self.header_len,
+                found: record.len(),
+            });
+        }
+        crate::error::check_len("encoded row buffer", self.width, row.len())?;
+        let label = self.label(record[self.label_col].as_ref())?;
+        let mut out = 0;
+        for slot in &self.slots {
+            match slot {
+                Slot::Numeric { col, name } => {
+                    row[out] = parse_numeric(name, record[*col].as_ref())?;
+                    out += 1;
+                }
+                Slot::Categorical {
+                    col,
+                    name,
+                    offset,
+                    lookup,
+                    categories,
+                } => {
+                    let value = record[*col].as_ref().trim();
+                    let k = categories.len() - 1;
+                    let dst = &mut row[*offset..*offset + k];
+                    dst.fill(0.0);
+                    match lookup.get(value) {
+                        Some(0) => {}
+                        Some(&i) => dst[i - 1] = 1.0,
+                        None => {
+                            return Err(ModelError::UnknownCategory {
+                                column: name.clone(),
+                                value: value.to_owned(),
+                                expected: categories.clone(),
+                            });
+                        }
+                    }
+                    out = offset + k;
+                }
+            }
+        }
+        Ok(label)
+    }
+
+    fn label(&self, cell: &str) -> Result<f64> {
+        let value = cell.trim();
+        if value.is_empty() {
+            return Err(ModelError::EmptyLabel {
+                column: self.label_name.clone(),
+                positive: self.positive.clone(),
+            });
+        }
+        if value == self.positive {
+            return Ok(1.0);
+        }
+        match &self.negative {
+            Some(neg) if value != neg => Err(ModelError::UnexpectedLabel {
+                column: self.label_name.clone(),
+                value: value.to_owned(),
+                positive: self.positive.clone(),
+                negative: neg.clone(),
+            }),
+            _ => Ok(0.0),
+        }
+    }
+}
+
+fn parse_numeric(column: &str, cell: &str) -> Result<f64> {
+    let value = cell.trim();
+    if value.is_empty() {
+        return Err(ModelError::EmptyNumeric {
+            column: column.to_owned(),
+        });
+    }
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(ModelError::NonFiniteValue {
+            column: column.to_owned(),
+            value: value.to_owned(),
+        }),
+        Err(_) => Err(ModelError::NotANumber {
+            column: column.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::LabelSpec;
+
+    fn schema() -> Schema {
+        Schema {
+            label: LabelSpec::new("y", "bad"),
+            features: vec![
+                Feature::Categorical {
+                    name: "c".into(),
+                    categories: vec!["a".into(), "b".into(), "c".into()],
+                },
+                Feature::Numeric { name: "n".into() },
+                Feature::Categorical {
+                    name: "one".into(),
+                    categories: vec!["only".into()],
+                },
+            ],
+        }
+    }
+
+    fn enc() -> Encoder {
+        Encoder::new(&schema(), &["y", "n", "one", "c"]).expect("encoder")
+    }
+
+    #[test]
+    fn encodes_in_schema_order() {
+        let e = enc();
+        assert_eq!(e.width(), 3);
+        assert_eq!(
+            e.encode(&["bad", " 2.5 ", "only", "a"]).expect("ok"),
+            (vec![0.0, 0.0, 2.5], 1.0)
+        );
+        assert_eq!(
+            e.encode(&["good", "-1", "only", "c"]).expect("ok"),
+            (vec![0.0, 1.0, -1.0], 0.0)
+        );
+        let owned: Vec<String> = ["x", "0", "only", "b"].map(String::from).to_vec();
+        assert_eq!(e.encode(&owned).expect("ok"), (vec![1.0, 0.0, 0.0], 0.0));
+    }
+
+    #[test]
+    fn encode_into_overwrites_stale_values() {
+        let e = enc();
+        let mut row = [9.0; 3];
+        e.encode_into(&["bad", "1", "only", "a"], &mut row)
+            .expect("ok");
+        assert_eq!(row, [0.0, 0.0, 1.0]);
+        assert!(matches!(
+            e.encode_into(&["bad", "1", "only", "a"], &mut [0.0; 2]),
+            Err(ModelError::DimensionMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_and_duplicate_columns() {
+        let err = Encoder::new(&schema(), &["y", "n", "c"]).expect_err("must fail");
+        assert_eq!(
+            err,
+            ModelError::MissingColumn {
+                column: "one".into(),
+                role: "a categorical feature"
+            }
+        );
+        let err = Encoder::new(&schema(), &["n", "one", "c"]).expect_err("must fail");
+        assert!(err.to_string().contains("`y`") && err.to_string().contains("label"));
+        let err = Encoder::new(&schema(), &["y", "n", "one", "c", "n"]).expect_err("must fail");
+        assert!(matches!(err, ModelError::DuplicateColumn { count: 2, .. }));
+    }
+
+    #[test]
+    fn cell_errors_name_column_value_and_expectation() {
+        let e = enc();
+        let err = e.encode(&["bad", "1", "only", "z"]).expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "column `c`: value `z` is not a listed category, expected one of `a`, `b`, `c`"
+        );
+        let err = e.encode(&["bad", "", "only", "a"]).expect_err("must fail");
+        assert_eq!(err, ModelError::EmptyNumeric { column: "n".into() });
+        let err = e
+            .encode(&["bad", "1,5", "only", "a"])
+            .expect_err("must fail");
+        assert_eq!(err.to_string(), "column `n`: value `1,5` is not a number");
+        for v in ["NaN", "inf", "-infinity", "1e400"] {
+            let err = e.encode(&["bad", v, "only", "a"]).expect_err("must fail");
+            assert!(
+                matches!(err, ModelError::NonFiniteValue { .. }),
+                "{v}: {err}"
+            );
+        }
+        let err = e.encode(&["  ", "1", "only", "a"]).expect_err("must fail");
+        assert!(matches!(err, ModelError::EmptyLabel { .. }));
+        assert!(err.to_string().contains("`y`") && err.to_string().contains("`bad`"));
+        let err = e.encode(&["bad", "1", "only"]).expect_err("must fail");
+        assert_eq!(
+            err,
+            ModelError::RecordLength {
+                expected: 4,
+                found: 3
+            }
+        );
+    }
+
+    #[test]
+    fn strict_negative_label() {
+        let mut s = schema();
+        s.label.negative = Some("good".into());
+        let e = Encoder::new(&s, &["y", "n", "one", "c"]).expect("encoder");
+        assert_eq!(e.encode(&["good", "1", "only", "a"]).expect("ok").1, 0.0);
+        let err = e
+            .encode(&["gdoo", "1", "only", "a"])
+            .expect_err("must fail");
+        assert!(matches!(err, ModelError::UnexpectedLabel { .. }));
+        assert!(err.to_string().contains("`gdoo`"));
+    }
+}

@@ -1,0 +1,314 @@
+//! The crate's error type.
+//!
+//! Errors about data name the column, the offending value and what was
+//! expected; the caller (who knows the file and the line) wraps them.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `fedcredit-model`.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A column the schema needs is not in the CSV header.
+    #[error("column `{column}` is missing from the header (the schema needs it as {role})")]
+    MissingColumn {
+        /// The column name the schema asked for.
+        column: String,
+        /// What the schema uses it for ("the label", "a numeric feature", ...).
+        role: &'static str,
+    },
+
+    /// A column the schema needs appears more than once in the header.
+    #[error("column `{column}` appears {count} times in the header, expected exactly once")]
+    DuplicateColumn {
+        /// The ambiguous column name.
+        column: String,
+        /// How many times it appears.
+        count: usize,
+    },
+
+    /// A record does not have one cell per header column.
+    #[error("record has {found} cells, expected {expected} (one per header column)")]
+    RecordLength {
+        /// Number of header columns.
+        expected: usize,
+        /// Number of cells in the record.
+        found: usize,
+    },
+
+    /// A categorical cell holds a value that is not in the schema's category list.
+    #[error(
+        "column `{column}`: value `{value}` is not a listed category, expected one of {}",
+        quoted_list(expected)
+    )]
+    UnknownCategory {
+        /// The categorical column.
+        column: String,
+        /// The value found in the cell.
+        value: String,
+        /// The categories the schema lists, reference level first.
+        expected: Vec<String>,
+    },
+
+    /// A numeric cell is empty (or only whitespace).
+    #[error("column `{column}`: empty cell, expected a number")]
+    EmptyNumeric {
+        /// The numeric column.
+        column: String,
+    },
+
+    /// A numeric cell does not parse as a number.
+    #[error("column `{column}`: value `{value}` is not a number")]
+    NotANumber {
+        /// The numeric column.
+        column: String,
+        /// The value found in the cell.
+        value: String,
+    },
+
+    /// A numeric cell parses to NaN or an infinity.
+    #[error("column `{column}`: value `{value}` is not finite, expected a finite number")]
+    NonFiniteValue {
+        /// The numeric column.
+        column: String,
+        /// The value found in the cell.
+        value: String,
+    },
+
+    /// The label cell is empty (or only whitespace).
+    #[error(
+        "label column `{column}`: empty cell, expected `{positive}` (positive) or a negative-class value"
+    )]
+    EmptyLabel {
+        /// The label column.
+        column: String,
+        /// The value that marks the positive (default) class.
+        positive: String,
+    },
+
+    /// The label cell is neither the positive value nor the declared negative value.
+    #[error(
+        "label column `{column}`: value `{value}` is neither `{positive}` (positive) nor `{negative}` (negative)"
+    )]
+    UnexpectedLabel {
+        /// The label column.
+        column: String,
+        /// The value found in the cell.
+        value: String,
+        /// The value that marks the positive class.
+        positive: String,
+        /// The value the schema declares for the negative class.
+        negative: String,
+    },
+
+    /// Two features of the schema share a name.
+    #[error("invalid schema: feature `{name}` is listed more than once")]
+    DuplicateFeature {
+        /// The repeated feature name.
+        name: String,
+    },
+
+    /// A categorical feature lists no categories.
+    #[error("invalid schema: categorical feature `{column}` lists no categories")]
+    NoCategories {
+        /// The categorical column.
+        column: String,
+    },
+
+    /// A categorical feature lists the same category twice.
+    #[error(
+        "invalid schema: categorical feature `{column}` lists category `{value}` more than once"
+    )]
+    DuplicateCategory {
+        /// The categorical column.
+        column: String,
+        /// The repeated category.
+        value: String,
+    },
+
+    /// A schema value has leading or trailing whitespace, so no (trimmed) cell could match it.
+    #[error(
+        "invalid schema: {what} `{value}` of column `{column}` has leading or trailing whitespace (cells are trimmed)"
+    )]
+    UntrimmedSchemaValue {
+        /// The column it belongs to.
+        column: String,
+        /// Which value ("category", "positive label", ...).
+        what: &'static str,
+        /// The offending value.
+        value: String,
+    },
+
+    /// The schema's label column is also listed as a feature, or its positive value is empty.
+    #[error("invalid schema: label column `{column}`: {reason}")]
+    InvalidLabelSpec {
+        /// The label column.
+        column: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Inputs whose lengths or shapes must agree do not.
+    #[error("{what}: expected length {expected}, found {found}")]
+    DimensionMismatch {
+        /// Which input.
+        what: &'static str,
+        /// The length implied by the other inputs.
+        expected: usize,
+        /// The length received.
+        found: usize,
+    },
+
+    /// There is nothing to compute from (no rows, no parties, a zero count).
+    #[error("nothing to compute from: {what}")]
+    Empty {
+        /// What was empty.
+        what: &'static str,
+    },
+
+    /// An input that must be finite holds NaN or an infinity.
+    #[error("{what} is not finite at index {index}")]
+    NonFinite {
+        /// Which input.
+        what: &'static str,
+        /// The first offending index.
+        index: usize,
+    },
+
+    /// A numeric parameter is outside its valid range.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// What is allowed.
+        reason: String,
+    },
+
+    /// The penalized Hessian is not (numerically) positive definite.
+    #[error(
+        "Hessian is not positive definite: Cholesky pivot {pivot} ({}) is {value:e}; \
+         use l2 > 0 or drop collinear / constant columns",
+        pivot_name(*pivot)
+    )]
+    NotPositiveDefinite {
+        /// Index of the failing pivot (0 = intercept, j = encoded feature j-1).
+        pivot: usize,
+        /// The pivot value (≤ the tolerance).
+        value: f64,
+    },
+
+    /// A 0/1 label is something else.
+    #[error("label at index {index} is {value}, expected 0 or 1")]
+    InvalidLabel {
+        /// Position of the label.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+
+    /// A score is not a probability.
+    #[error("score at index {index} is {value}, expected a probability in [0, 1]")]
+    ScoreOutOfRange {
+        /// Position of the score.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+
+    /// A metric needs both classes but one is absent.
+    #[error("{what} needs both classes, found {n_pos} positive and {n_neg} negative")]
+    SingleClass {
+        /// Which metric.
+        what: &'static str,
+        /// Positive count.
+        n_pos: f64,
+        /// Negative count.
+        n_neg: f64,
+    },
+
+    /// An aggregated vector is internally inconsistent (e.g. histogram total ≠ count).
+    #[error("inconsistent aggregate: {0}")]
+    InconsistentAggregate(String),
+}
+
+/// Convenience alias.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+fn pivot_name(pivot: usize) -> String {
+    match pivot {
+        0 => "the intercept".to_owned(),
+        j => format!("encoded feature {}", j - 1),
+    }
+}
+
+fn quoted_list(values: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let mut out = values
+        .iter()
+        .take(SHOWN)
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if values.len() > SHOWN {
+        out.push_str(&format!(", … ({} more)", values.len() - SHOWN));
+    }
+    out
+}
+
+/// Error if any value is NaN or infinite.
+pub(crate) fn check_finite(what: &'static str, values: &[f64]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(ModelError::NonFinite { what, index }),
+        None => Ok(()),
+    }
+}
+
+/// Error unless `found == expected`.
+pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(ModelError::DimensionMismatch {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_category_names_column_value_and_expected() {
+        let e = ModelError::UnknownCategory {
+            column: "purpose".into(),
+            value: "boat".into(),
+            expected: vec!["car".into(), "tv".into()],
+        };
+        let s = e.to_string();
+        assert!(s.contains("`purpose`") && s.contains("`boat`") && s.contains("`car`, `tv`"));
+    }
+
+    #[test]
+    fn long_category_lists_are_shortened() {
+        let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        let s = quoted_list(&expected);
+        assert!(s.ends_with("(8 more)"), "{s}");
+    }
+
+    #[test]
+    fn pivot_is_named() {
+        let e = ModelError::NotPositiveDefinite {
+            pivot: 3,
+            value: -1e-3,
+        };
+        assert!(e.to_string().contains("encoded feature 2"));
+        let e = ModelError::NotPositiveDefinite {
+            pivot: 0,
+            value: 0.0,
+        };
+        assert!(e.to_string().contains("intercept"));
+    }
+}

@@ -1,0 +1,435 @@
+//! Discrimination and calibration metrics: exact AUC / KS from scores, and
+//! their pooled versions from securely aggregated score histograms (no
+//! score leaves a party).
+//!
+//! # Layout of an evaluation-round vector (`B` bins)
+//!
+//! | offset | length | content |
+//! | --- | --- | --- |
+//! | `0` | `B` | histogram of positive-class scores |
+//! | `B` | `B` | histogram of negative-class scores |
+//! | `2B` | 1 | `Σ logloss_i` |
+//! | `2B + 1` | 1 | number of positives |
+//! | `2B + 2` | 1 | number of negatives |
+//!
+//! Bin `k` holds scores in `[k/B, (k+1)/B)`; a score of exactly 1 goes in
+//! the last bin. Pairs in the same bin count 1/2 toward the AUC (as ties);
+//! the KS statistic is evaluated at bin edges.
+//!
+//! ```
+//! use fedcredit_model::metrics::{auc_exact, local_eval_terms, pooled_metrics};
+//!
+//! let scores = [0.1, 0.4, 0.35, 0.8];
+//! let labels = [0.0, 0.0, 1.0, 1.0];
+//! assert_eq!(auc_exact(&scores, &labels).unwrap(), 0.75);
+//!
+//! let a = local_eval_terms(&scores[..2], &labels[..2], 10_000).unwrap();
+//! let b = local_eval_terms(&scores[2..], &labels[2..], 10_000).unwrap();
+//! let sum: Vec<f64> = a.iter().zip(&b).map(|(u, v)| u + v).collect();
+//! let m = pooled_metrics(&sum, 10_000).unwrap();
+//! assert_eq!(m.auc, Some(0.75));
+//! assert_eq!(m.ks, Some(0.5));
+//! assert_eq!(m.default_rate, 0.5);
+//! ```
+
+use ndarray::ArrayView1;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result, check_finite, check_len};
+use crate::logistic::check_labels;
+
+/// Default number of histogram bins over `[0, 1]`.
+pub const DEFAULT_BINS: usize = 10_000;
+
+/// Fewest bins accepted (coarser histograms bias AUC and KS noticeably).
+pub const MIN_BINS: usize = 1_000;
+
+/// Pooled or local evaluation metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Area under the ROC curve; `None` when one class is absent.
+    pub auc: Option<f64>,
+    /// Kolmogorov–Smirnov statistic `max |F_pos − F_neg|`; `None` when one class is absent.
+    pub ks: Option<f64>,
+    /// Mean log-loss (probabilities clipped to `[ε, 1−ε]`, ε = `f64::EPSILON`).
+    pub logloss: f64,
+    /// Share of positives (defaults).
+    pub default_rate: f64,
+    /// Number of rows.
+    pub n: f64,
+}
+
+/// Histogram resolution for the evaluation round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreHistogram {
+    bins: usize,
+}
+
+impl Default for ScoreHistogram {
+    fn default() -> Self {
+        Self { bins: DEFAULT_BINS }
+    }
+}
+
+impl ScoreHistogram {
+    /// A histogram with `bins ≥ MIN_BINS` equal-width bins over `[0, 1]`.
+    pub fn new(bins: usize) -> Result<Self> {
+        if bins < MIN_BINS {
+            return Err(ModelError::InvalidParameter {
+                name: "bins",
+                reason: format!("{bins} (must be ≥ {MIN_BINS})"),
+            });
+        }
+        Ok(Self { bins })
+    }
+
+    /// Number of bins.
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// Length of an evaluation-round vector: `2·bins + 3`.
+    pub fn terms_len(&self) -> usize {
+        2 * self.bins + 3
+    }
+
+    /// Bin of a probability in `[0, 1]`.
+    pub fn bin_of(&self, score: f64) -> usize {
+        ((score * self.bins as f64) as usize).min(self.bins - 1)
+    }
+
+    /// One party's evaluation-round vector (layout in the module docs).
+    pub fn local_terms(&self, scores: &[f64], labels: &[f64]) -> Result<Vec<f64>> {
+        check_len("labels (one per score)", scores.len(), labels.len())?;
+        check_labels(ArrayView1::from(labels))?;
+        let b = self.bins;
+        let mut out = vec![0.0; self.terms_len()];
+        let mut loss = 0.0;
+        let (mut n_pos, mut n_neg) = (0.0, 0.0);
+        for (index, (&s, &y)) in scores.iter().zip(labels).enumerate() {
+            if !(0.0..=1.0).contains(&s) {
+                return Err(ModelError::ScoreOutOfRange { index, value: s });
+            }
+            let k = self.bin_of(s);
+            if y == 1.0 {
+                out[k] += 1.0;
+                n_pos += 1.0;
+            } else {
+                out[b + k] += 1.0;
+                n_neg += 1.0;
+            }
+            loss += prob_logloss(s, y);
+        }
+        out[2 * b] = loss;
+        out[2 * b + 1] = n_pos;
+        out[2 * b + 2] = n_neg;
+        Ok(out)
+    }
+
+    /// Metrics from an aggregated evaluation-round vector.
+    pub fn pooled(&self, terms: &[f64]) -> Result<Metrics> {
+        check_len("evaluation-round vector", self.terms_len(), terms.len())?;
+        check_finite("evaluation-round vector", terms)?;
+        let b = self.bins;
+        let (pos, rest) = terms.split_at(b);
+        let (neg, tail) = rest.split_at(b);
+        let (loss, n_pos, n_neg) = (tail[0], tail[1], tail[2]);
+        if let Some(i) = pos.iter().chain(neg).position(|c| *c < -0.5) {
+            return Err(ModelError::InconsistentAggregate(format!(
+                "histogram entry {i} is negative ({})",
+                terms[i]
+            )));
+        }
+        let (tp, tn) = (pos.iter().sum::<f64>(), neg.iter().sum::<f64>());
+        for (what, total, count) in [("positive", tp, n_pos), ("negative", tn, n_neg)] {
+            if (total - count).abs() > 0.5 + 1e-9 * count.abs() {
+                return Err(ModelError::InconsistentAggregate(format!(
+                    "{what} histogram holds {total} scores but the {what} count is {count}"
+                )));
+            }
+        }
+        let n = n_pos + n_neg;
+        if n <= 0.0 {
+            return Err(ModelError::Empty {
+                what: "the evaluation-round row count is not positive",
+            });
+        }
+        let (auc, ks) = if tp > 0.0 && tn > 0.0 {
+            let groups = pos.iter().copied().zip(neg.iter().copied());
+            let (a, k) = auc_ks_from_groups(groups, tp, tn);
+            (Some(a), Some(k))
+        } else {
+            (None, None)
+        };
+        Ok(Metrics {
+            auc,
+            ks,
+            logloss: loss / n,
+            default_rate: n_pos / n,
+            n,
+        })
+    }
+}
+
+/// [`ScoreHistogram::local_terms`] with a bin count (≥ [`MIN_BINS`]).
+pub fn local_eval_terms(scores: &[f64], labels: &[f64], bins: usize) -> Result<Vec<f64>> {
+    ScoreHistogram::new(bins)?.local_terms(scores, labels)
+}
+
+/// [`ScoreHistogram::pooled`] with a bin count (≥ [`MIN_BINS`]).
+pub fn pooled_metrics(terms: &[f64], bins: usize) -> Result<Metrics> {
+    ScoreHistogram::new(bins)?.pooled(terms)
+}
+
+/// Log-loss of a probability, clipped to `[ε, 1−ε]` (as scikit-learn's
+/// `log_loss` for float64).
+pub fn prob_logloss(p: f64, y: f64) -> f64 {
+    let p = p.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+    -(y * p.ln() + (1.0 - y) * (-p).ln_1p())
+}
+
+/// AUC and KS from `(positives, negatives)` per group in increasing score
+/// order; within a group, pairs count 1/2.
+fn auc_ks_from_groups(groups: impl Iterator<Item = (f64, f64)>, tp: f64, tn: f64) -> (f64, f64) {
+    let (mut u, mut ks) = (0.0, 0.0_f64);
+    let (mut cum_pos, mut cum_neg) = (0.0, 0.0);
+    for (p, n) in groups {
+        u += p * (cum_neg + 0.5 * n);
+        cum_pos += p;
+        cum_neg += n;
+        ks = ks.max((cum_pos / tp - cum_neg / tn).abs());
+    }
+    (u / (tp * tn), ks)
+}
+
+/// Sorted `(pos, neg)` counts per distinct score.
+fn exact_groups(scores: &[f64], labels: &[f64]) -> Result<(Vec<(f64, f64)>, f64, f64)> {
+    check_len("labels (one per score)", scores.len(), labels.len())?;
+    check_finite("scores", scores)?;
+    check_labels(ArrayView1::from(labels))?;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut groups: Vec<(f64, f64)> = Vec::new();
+    let mut last = None;
+    for i in order {
+        // -0.0 and 0.0 are ties
+        if last != Some(scores[i]) || groups.is_empty() {
+            groups.push((0.0, 0.0));
+            last = Some(scores[i]);
+        }
+        if let Some(g) = groups.last_mut() {
+            if labels[i] == 1.0 {
+                g.0 += 1.0;
+            } else {
+                g.1 += 1.0;
+            }
+        }
+    }
+    let tp = groups.iter().map(|g| g.0).sum::<f64>();
+    let tn = groups.iter().map(|g| g.1).sum::<f64>();
+    if tp == 0.0 || tn == 0.0 {
+        return Err(ModelError::SingleClass {
+            what: "AUC/KS",
+            n_pos: tp,
+            n_neg: tn,
+        });
+    }
+    Ok((groups, tp, tn))
+}
+
+/// Exact AUC (Mann–Whitney U / (n_pos·n_neg), ties counted 1/2). Scores
+/// may be any finite reals (probabilities or logits).
+pub fn auc_exact(scores: &[f64], labels: &[f64]) -> Result<f64> {
+    let (g, tp, tn) = exact_groups(scores, labels)?;
+    Ok(auc_ks_from_groups(g.into_iter(), tp, tn).0)
+}
+
+/// Exact KS statistic `max_t |F_pos(t) − F_neg(t)|` over all thresholds.
+pub fn ks_exact(scores: &[f64], labels: &[f64]) -> Result<f64> {
+    let (g, tp, tn) = exact_groups(scores, labels)?;
+    Ok(auc_ks_from_groups(g.into_iter(), tp, tn).1)
+}
+
+/// All metrics of probability scores on one party's rows, exactly.
+/// AUC and KS are `None` when one class is absent.
+pub fn metrics_exact(scores: &[f64], labels: &[f64]) -> Result<Metrics> {
+    check_len("labels (one per score)", scores.len(), labels.len())?;
+    check_labels(ArrayView1::from(labels))?;
+    if scores.is_empty() {
+        return Err(ModelError::Empty {
+            what: "no scores to evaluate",
+        });
+    }
+    if let Some(index) = scores.iter().position(|s| !(0.0..=1.0).contains(s)) {
+        return Err(ModelError::ScoreOutOfRange {
+            index,
+            value: scores[index],
+        });
+    }
+    let n = scores.len() as f64;
+    let n_pos = labels.iter().sum::<f64>();
+    let loss = scores
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| prob_logloss(p, y))
+        .sum::<f64>();
+    let (auc, ks) = match exact_groups(scores, labels) {
+        Ok((g, tp, tn)) => {
+            let (a, k) = auc_ks_from_groups(g.into_iter(), tp, tn);
+            (Some(a), Some(k))
+        }
+        Err(ModelError::SingleClass { .. }) => (None, None),
+        Err(e) => return Err(e),
+    };
+    Ok(Metrics {
+        auc,
+        ks,
+        logloss: loss / n,
+        default_rate: n_pos / n,
+        n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logistic::sigmoid;
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    /// O(n²) definition of the AUC.
+    fn auc_pairs(scores: &[f64], labels: &[f64]) -> f64 {
+        let (mut u, mut pairs) = (0.0, 0.0);
+        for (i, &si) in scores.iter().enumerate() {
+            for (j, &sj) in scores.iter().enumerate() {
+                if labels[i] == 1.0 && labels[j] == 0.0 {
+                    pairs += 1.0;
+                    u += if si > sj {
+                        1.0
+                    } else if si == sj {
+                        0.5
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        u / pairs
+    }
+
+    #[test]
+    fn exact_auc_counts_ties_half() {
+        let s = [0.5, 0.5, 0.5, 0.5];
+        let y = [1.0, 0.0, 1.0, 0.0];
+        assert_eq!(auc_exact(&s, &y).expect("ok"), 0.5);
+        assert_eq!(ks_exact(&s, &y).expect("ok"), 0.0);
+        let s = [0.1, 0.2, 0.2, 0.9, 0.3];
+        let y = [0.0, 1.0, 0.0, 1.0, 0.0];
+        assert_eq!(auc_exact(&s, &y).expect("ok"), auc_pairs(&s, &y));
+        assert!((ks_exact(&s, &y).expect("ok") - 0.5).abs() < 1e-15);
+        let s = [-0.0, 0.0];
+        assert_eq!(auc_exact(&s, &[1.0, 0.0]).expect("ok"), 0.5);
+    }
+
+    #[test]
+    fn errors_and_single_class() {
+        assert!(matches!(
+            auc_exact(&[0.1, 0.2], &[1.0, 1.0]),
+            Err(ModelError::SingleClass { .. })
+        ));
+        let m = metrics_exact(&[0.1, 0.2], &[0.0, 0.0]).expect("ok");
+        assert_eq!((m.auc, m.ks, m.default_rate), (None, None, 0.0));
+        assert!(matches!(
+            local_eval_terms(&[1.5], &[1.0], 10_000),
+            Err(ModelError::ScoreOutOfRange { index: 0, .. })
+        ));
+        assert!(matches!(
+            local_eval_terms(&[0.5], &[0.5], 10_000),
+            Err(ModelError::InvalidLabel { .. })
+        ));
+        assert!(ScoreHistogram::new(10).is_err());
+        let mut t = local_eval_terms(&[0.5, 0.2], &[1.0, 0.0], 1000).expect("ok");
+        assert!(pooled_metrics(&t, 1000).is_ok());
+        t[2 * 1000 + 1] = 5.0;
+        assert!(matches!(
+            pooled_metrics(&t, 1000),
+            Err(ModelError::InconsistentAggregate(_))
+        ));
+        assert!(pooled_metrics(&t[1..], 1000).is_err());
+        let single = local_eval_terms(&[0.5, 0.2], &[0.0, 0.0], 1000).expect("ok");
+        let m = pooled_metrics(&single, 1000).expect("ok");
+        assert_eq!(m.auc, None);
+    }
+
+    #[test]
+    fn edges_and_logloss() {
+        let h = ScoreHistogram::default();
+        assert_eq!(h.bin_of(0.0), 0);
+        assert_eq!(h.bin_of(1.0), DEFAULT_BINS - 1);
+        assert_eq!(h.bin_of(0.5), DEFAULT_BINS / 2);
+        let s = [0.0, 1.0, 0.3, 0.9];
+        let y = [0.0, 1.0, 1.0, 0.0];
+        let exact = metrics_exact(&s, &y).expect("ok");
+        let pooled = h.pooled(&h.local_terms(&s, &y).expect("ok")).expect("ok");
+        assert!((exact.logloss - pooled.logloss).abs() < 1e-15);
+        assert!(exact.logloss.is_finite());
+        assert_eq!(prob_logloss(0.0, 1.0), -f64::EPSILON.ln());
+    }
+
+    /// Continuous scores: sigmoid of a class-dependent normal logit.
+    fn random_scores(n: usize, seed: u64, shift: f64) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut u = || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let mut scores = Vec::with_capacity(n);
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let y = if u() < 0.3 { 1.0 } else { 0.0 };
+            let g = (-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos();
+            scores.push(sigmoid(g * 1.5 - 1.0 + shift * y));
+            labels.push(y);
+        }
+        (scores, labels)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn histogram_agrees_with_exact_at_10k_bins(
+            n in 10_000usize..30_000,
+            seed in any::<u64>(),
+            shift in 0.0f64..3.0,
+            parts in 1usize..5,
+        ) {
+            let (s, y) = random_scores(n, seed, shift);
+            let auc = auc_exact(&s, &y).expect("auc");
+            let ks = ks_exact(&s, &y).expect("ks");
+            let h = ScoreHistogram::default();
+            let mut sum = vec![0.0; h.terms_len()];
+            for r in crate::synthetic::split_ranges(n, parts).expect("split") {
+                let t = h.local_terms(&s[r.clone()], &y[r]).expect("terms");
+                for (a, b) in sum.iter_mut().zip(&t) { *a += b; }
+            }
+            let m = h.pooled(&sum).expect("pooled");
+            let (ha, hk) = (m.auc.expect("both classes"), m.ks.expect("both classes"));
+            prop_assert!((ha - auc).abs() < 1e-3, "auc {ha} vs {auc}");
+            prop_assert!((hk - ks).abs() < 1e-3, "ks {hk} vs {ks}");
+            let exact = metrics_exact(&s, &y).expect("exact");
+            prop_assert!((m.logloss - exact.logloss).abs() < 1e-12);
+            prop_assert_eq!(m.n, n as f64);
+        }
+
+        #[test]
+        fn exact_auc_matches_pair_definition(
+            raw in prop::collection::vec((0u8..20, any::<bool>()), 2..60),
+        ) {
+            let s: Vec<f64> = raw.iter().map(|(v, _)| f64::from(*v) / 20.0).collect();
+            let y: Vec<f64> = raw.iter().map(|(_, b)| f64::from(u8::from(*b))).collect();
+            match auc_exact(&s, &y) {
+                Ok(a) => prop_assert!((a - auc_pairs(&s, &y)).abs() < 1e-12),
+                Err(ModelError::SingleClass { .. }) => {}
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The job schema: which columns are features, how they are encoded, and
+//! which label value is the positive (default) event.
+//!
+//! A schema is written by hand in the job's TOML (this crate only derives
+//! `Serialize`/`Deserialize`) or inferred from a CSV by [`Schema::infer`]
+//! for `fedcredit local`. [`Encoder`](crate::encoder::Encoder) turns CSV
+//! records into encoded rows.
+//!
+//! Encoding: features are laid out in schema order. A numeric feature is one
+//! column; a categorical feature with categories `[c0, c1, …, ck]` is one-hot
+//! encoded into `k` columns named `name=c1 … name=ck`; `c0` is the reference
+//! level and gets no column.
+//!
+//! ```
+//! use fedcredit_model::schema::Schema;
+//!
+//! let schema: Schema = serde_json::from_str(r#"{
+//!     "label": { "column": "creditability", "positive": "bad" },
+//!     "features": [
+//!         { "kind": "numeric", "name": "duration_in_month" },
+//!         { "kind": "categorical", "name": "purpose",
+//!           "categories": ["business", "car (new)", "education"] }
+//!     ]
+//! }"#).unwrap();
+//! assert_eq!(schema.encoded_width(), 3);
+//! assert_eq!(
+//!     schema.encoded_names(),
+//!     ["duration_in_month", "purpose=car (new)", "purpose=education"]
+//! );
+//! assert_eq!(schema.hash().len(), 64);
+//! ```
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ModelError, Result};
+
+/// Which column holds the label and which of its values is the positive
+/// (default) event.
+///
+/// Every other non-empty value is the negative class, unless `negative` is
+/// set, in which case any value other than `positive` and `negative` is an
+/// error. An empty label cell is always an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSpec {
+    /// Name of the label column in the CSV header.
+    pub column: String,
+    /// The value that marks the positive class (label 1), e.g. `"bad"`.
+    pub positive: String,
+    /// Optional strict negative value (label 0); without it, anything
+    /// non-empty other than `positive` is negative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative: Option<String>,
+}
+
+impl LabelSpec {
+    /// A label spec without a strict negative value.
+    pub fn new(column: impl Into<String>, positive: impl Into<String>) -> Self {
+        Self {
+            column: column.into(),
+            positive: positive.into(),
+            negative: None,
+        }
+    }
+}
+
+/// One input column and how it is encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Feature {
+    /// Used as is (must parse as a finite number in every row).
+    Numeric {
+        /// Column name in the CSV header.
+        name: String,
+    },
+    /// One-hot encoded; the first category is the reference level (dropped).
+    Categorical {
+        /// Column name in the CSV header.
+        name: String,
+        /// Allowed values; `categories[0]` is the reference level.
+        categories: Vec<String>,
+    },
+}
+
+impl Feature {
+    /// The column name.
+    pub fn name(&self) -> &str {
+        match self {
+            Feature::Numeric { name } | Feature::Categorical { name, .. } => name,
+        }
+    }
+
+    /// How many encoded columns this feature produces.
+    pub fn encoded_width(&self) -> usize {
+        match self {
+            Feature::Numeric { .. } => 1,
+            Feature::Categorical { categories, .. } => categories.len().saturating_sub(1),
+        }
+    }
+}
+
+/// The job schema: label and ordered features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    /// The label column and its positive value.
+    pub label: LabelSpec,
+    /// Features in encoding order.
+    pub features: Vec<Feature>,
+}
+
+impl Schema {
+    /// Names of the encoded columns, in order: `name` for a numeric feature,
+    /// `name=category` for each non-reference category.
+    pub fn encoded_names(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.encoded_width());
+        for f in &self.features {
+            match f {
+                Feature::Numeric { name } => out.push(name.clone()),
+                Feature::Categorical { name, categories } => {
+                    out.extend(categories.iter().skip(1).map(|c| format!("{name}={c}")));
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of encoded columns `p` (the model has `p + 1` coefficients).
+    pub fn encoded_width(&self) -> usize {
+        self.features.iter().map(Feature::encoded_width).sum()
+    }
+
+    /// Lower-case hex SHA-256 of the canonical serialisation, which is
+    /// `serde_json::to_vec(self)` (fields in declaration order, no
+    /// whitespace, `negative` omitted when unset).
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical_json()))
+    }
+
+    /// The bytes [`Schema::hash`] hashes.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        // Serialising plain strings and vectors cannot fail; fall back to the
+        // Debug form rather than panic if serde_json ever changed that.
+        serde_json::to_vec(self).unwrap_or_else(|e| format!("{self:?}{e}").into_bytes())
+    }
+
+    /// Check internal consistency: unique feature names, label not a feature,
+    /// non-empty positive value, at least one unique category per
+    /// categorical feature, no values with surrounding whitespace (cells are
+    /// trimmed before they are compared).
+    pub fn validate(&self) -> Result<()> {
+        let label = &self.label;
+        if label.positive.trim().is_empty() {
+            return Err(ModelError::InvalidLabelSpec {
+                column: label.column.clone(),
+                reason: "the positive value is empty",
+            });
+        }
+        untrimmed(&label.column, "positive label", &label.positive)?;
+        if let Some(neg) = &label.negative {
+            if neg.trim().is_empty() {
+                return Err(ModelError::InvalidLabelSpec {
+                    column: label.column.clone(),
+                    reason: "the negative value is empty",
+                });
+            }
+            if neg == &label.positive {
+                return Err(ModelError::InvalidLabelSpec {
+                    column: label.column.clone(),
+                    reason: "the negative value equals the positive value",
+                });
+            }
+            untrimmed(&label.column, "negative label", neg)?;
+        }
+        let mut names = HashSet::new();
+        for f in &self.features {
+            let name = f.name();
+            if name == label.column {
+                return Err(ModelError::InvalidLabelSpec {
+                    column: label.column.clone(),
+                    reason: "it is also listed as a feature",
+                });
+            }
+            if !names.insert(name) {
+                return Err(ModelError::DuplicateFeature {
+                    name: name.to_owned(),
+                });
+            }
+            if let Feature::Categorical { categories, .. } = f {
+                if categories.is_empty() {
+                    return Err(ModelError::NoCategories {
+                        column: name.to_owned(),
+                    });
+                }
+                let mut seen = HashSet::new();
+                for c in categories {
+                    untrimmed(name, "category", c)?;
+                    if !seen.insert(c.as_str()) {
+                        return Err(ModelError::DuplicateCategory {
+                            column: name.to_owned(),
+                            value: c.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Infer a schema from a header and rows (for `fedcredit local`).
+    ///
+    /// Every column except the label becomes a feature, in header order. A
+    /// column whose every (trimmed) cell parses as a finite `f64` is
+    /// numeric; any other column is categorical, with categories = the
+    /// sorted set of its trimmed values (byte order, which for UTF-8 is
+    /// Unicode code-point order, the same as Python's `sorted`), the first
+    /// one being the reference level. An empty cell makes a column
+    /// categorical, with `""` as a category.
+    ///
+    /// ```
+    /// use fedcredit_model::schema::{Feature, LabelSpec, Schema};
+    ///
+    /// let header = ["age", "housing", "y"];
+    /// let rows = [["30", "rent", "good"], ["41", "own", "bad"], ["25", "free", "good"]];
+    /// let s = Schema::infer(&header, &rows, LabelSpec::new("y", "bad")).unwrap();
+    /// assert_eq!(s.features[0], Feature::Numeric { name: "age".into() });
+    /// assert_eq!(s.encoded_names(), ["age", "housing=own", "housing=rent"]);
+    /// ```
+    pub fn infer<H, R, C>(header: &[H], rows: &[R], label: LabelSpec) -> Result<Schema>
+    where
+        H: AsRef<str>,
+        R: AsRef<[C]>,
+        C: AsRef<str>,
+    {
+        if rows.is_empty() {
+            return Err(ModelError::Empty {
+                what: "schema inference needs at least one row",
+            });
+        }
+        let names: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
+        let mut seen = HashSet::new();
+        for n in &names {
+            if !seen.insert(*n) {
+                return Err(ModelError::DuplicateColumn {
+                    column: (*n).to_owned(),
+                    count: names.iter().filter(|m| *m == n).count(),
+                });
+            }
+        }
+        if !names.contains(&label.column.as_str()) {
+            return Err(ModelError::MissingColumn {
+                column: label.column.clone(),
+                role: "the label",
+            });
+        }
+        if let Some(r) = rows.iter().find(|r| r.as_ref().len() != names.len()) {
+            return Err(ModelError::RecordLength {
+                expected: names.len(),
+                found: r.as_ref().len(),
+            });
+        }
+        let mut features = Vec::with_capacity(names.len().saturating_sub(1));
+        for (j, name) in names.iter().enumerate() {
+            if *name == label.column {
+                continue;
+            }
+            let numeric = rows.iter().all(|r| {
+                r.as_ref()[j]
+                    .as_ref()
+                    .trim()
+                    .parse::<f64>()
+                    .is_ok_and(f64::is_finite)
+            });
+            if numeric {
+                features.push(Feature::Numeric {
+                    name: (*name).to_owned(),
+                });
+            } else {
+                let set: BTreeSet<&str> =
+                    rows.iter().map(|r| r.as_ref()[j].as_ref().trim()).collect();
+                features.push(Feature::Categorical {
+                    name: (*name).to_owned(),
+                    categories: set.into_iter().map(str::to_owned).collect(),
+                });
+            }
+        }
+        let schema = Schema { label, features };
+        schema.validate()?;
+        Ok(schema)
+    }
+}
+
+fn untrimmed(column: &str, what: &'static str, value: &str) -> Result<()> {
+    if value.trim() == value {
+        Ok(())
+    } else {
+        Err(ModelError::UntrimmedSchemaValue {
+            column: column.to_owned(),
+            what,
+            value: value.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Schema {
+        Schema {
+            label: LabelSpec::new("y", "bad"),
+            features: vec![
+                Feature::Numeric { name: "age".into() },
+                Feature::Categorical {
+                    name: "housing".into(),
+                    categories: vec!["free".into(), "own".into(), "rent".into()],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let text = r#"
+            [label]
+            column = "y"
+            positive = "bad"
+
+            [[features]]
+            kind = "numeric"
+            name = "age"
+
+            [[features]]
+            kind = "categorical"
+            name = "housing"
+            categories = ["free", "own", "rent"]
+        "#;
+        let s: Schema = toml::from_str(text).expect("parse");
+        assert_eq!(s, sample());
+        let back: Schema = toml::from_str(&toml::to_string(&s).expect("ser")).expect("parse");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let text = r#"
+            [label]
+            column = "y"
+            positve = "bad"
+        "#;
+        assert!(toml::from_str::<Schema>(text).is_err());
+    }
+
+    #[test]
+    fn names_and_width() {
+        let s = sample();
+        assert_eq!(s.encoded_width(), 3);
+        assert_eq!(s.encoded_names(), ["age", "housing=own", "housing=rent"]);
+    }
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let s = sample();
+        assert_eq!(s.hash(), s.clone().hash());
+        let mut t = s.clone();
+        if let Feature::Categorical { categories, .. } = &mut t.features[1] {
+            categories.swap(0, 1);
+        }
+        assert_ne!(s.hash(), t.hash());
+        assert_eq!(
+            s.canonical_json(),
+            br#"{"label":{"column":"y","positive":"bad"},"features":[{"kind":"numeric","name":"age"},{"kind":"categorical","name":"housing","categories":["free","own","rent"]}]}"#
+        );
+    }
+
+    #[test]
+    fn validate_catches_mistakes() {
+        let mut s = sample();
+        s.features.push(Feature::Numeric { name: "age".into() });
+        assert!(matches!(
+            s.validate(),
+            Err(ModelError::DuplicateFeature { .. })
+        ));
+
+        let mut s = sample();
+        s.features.push(Feature::Numeric { name: "y".into() });
+        assert!(matches!(
+            s.validate(),
+            Err(ModelError::InvalidLabelSpec { .. })
+        ));
+
+        let mut s = sample();
+        s.features[1] = Feature::Categorical {
+            name: "housing".into(),
+            categories: vec![],
+        };
+        assert!(matches!(s.validate(), Err(ModelError::NoCategories { .. })));
+
+        let mut s = sample();
+        s.features[1] = Feature::Categorical {
+            name: "housing".into(),
+            categories: vec!["own".into(), "own".into()],
+        };
+        assert!(matches!(
+            s.validate(),
+            Err(ModelError::DuplicateCategory { .. })
+        ));
+
+        let mut s = sample();
+        s.features[1] = Feature::Categorical {
+            name: "housing".into(),
+            categories: vec!["own ".into()],
+        };
+        assert!(matches!(
+            s.validate(),
+            Err(ModelError::UntrimmedSchemaValue { .. })
+        ));
+
+        let mut s = sample();
+        s.label.positive = String::new();
+        assert!(matches!(
+            s.validate(),
+            Err(ModelError::InvalidLabelSpec { .. })
+        ));
+
+        assert_eq!(sample().validate(), Ok(()));
+    }
+
+    #[test]
+    fn infer_numeric_and_categorical() {
+        let header = ["n", "c", "y", "mixed", "withnan"];
+        let rows = [
+            ["1.5", "b", "bad", "3", "1"],
+            [" 2 ", "a", "good", "x", "NaN"],
+            ["-3e2", "b", "good", "4", "2"],
+        ];
+        let s = Schema::infer(&header, &rows, LabelSpec::new("y", "bad")).expect("infer");
+        assert_eq!(
+            s.features,
+            vec![
+                Feature::Numeric { name: "n".into() },
+                Feature::Categorical {
+                    name: "c".into(),
+                    categories: vec!["a".into(), "b".into()]
+                },
+                Feature::Categorical {
+                    name: "mixed".into(),
+                    categories: vec!["3".into(), "4".into(), "x".into()]
+                },
+                Feature::Categorical {
+                    name: "withnan".into(),
+                    categories: vec!["1".into(), "2".into(), "NaN".into()]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn infer_errors() {
+        let rows = [["1", "bad"]];
+        assert!(matches!(
+            Schema::infer(&["a", "b"], &rows, LabelSpec::new("y", "bad")),
+            Err(ModelError::MissingColumn { .. })
+        ));
+        assert!(matches!(
+            Schema::infer(&["a", "a"], &rows, LabelSpec::new("a", "bad")),
+            Err(ModelError::DuplicateColumn { count: 2, .. })
+        ));
+        let empty: [[&str; 2]; 0] = [];
+        assert!(matches!(
+            Schema::infer(&["a", "y"], &empty, LabelSpec::new("y", "bad")),
+            Err(ModelError::Empty { .. })
+        ));
+        assert!(matches!(
+            Schema::infer(&["a", "y"], &[vec!["1"]], LabelSpec::new("y", "bad")),
+            Err(ModelError::RecordLength {
+                expected: 2,
+                found: 1
+            })
+        ));
+    }
+}

@@ -1,0 +1,573 @@
+//! Drives rounds against the coordinator: poll, then the five phases with
+//! the `fedcredit_crypto::secagg::client` types, verifying every relayed
+//! message before using it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_crypto::kx::AgreementPublic;
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
+use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
+use fedcredit_proto::consortium::Consortium;
+use fedcredit_proto::envelope;
+use fedcredit_proto::roster::{Member, ParticipantId};
+use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
+use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
+use fedcredit_proto::words;
+use rand::rngs::OsRng;
+use tokio::time::{Instant, sleep};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::ParticipantError;
+use crate::contribution::Contributor;
+
+/// Where a participant process kills itself, to test dropout recovery with
+/// real processes (`fedcredit participant --crash-at`). Never set in production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After advertising keys, before sending shares: in U1, not U2.
+    ShareKeys,
+    /// After sending the masked input, before confirming survivors: in U3, not U4.
+    MaskedInput,
+    /// After confirming survivors, before revealing shares: in U4, not U5.
+    Unmask,
+}
+
+/// How a participant runs.
+#[derive(Debug)]
+pub struct Settings {
+    /// This participant's id.
+    pub id: ParticipantId,
+    /// The coordinator's URL.
+    pub coordinator: String,
+    /// The consortium file: roster, keys, thresholds, the job.
+    pub consortium: Consortium,
+    /// How long to keep retrying an unreachable coordinator.
+    pub connect_timeout: Duration,
+    /// Test hook: die at this point of the first round.
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// A round this participant completed.
+#[derive(Clone, Debug)]
+pub struct RoundSeen {
+    /// The round.
+    pub round: u64,
+    /// The attempt that completed.
+    pub attempt: u32,
+    /// The published sum, decoded.
+    pub sum: Vec<f64>,
+    /// Whose inputs are in it.
+    pub contributors: Vec<String>,
+}
+
+/// What a participant saw of the job.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Completed rounds in order.
+    pub rounds: Vec<RoundSeen>,
+}
+
+/// Runs the participant until the job finishes, fails, or `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    key: IdentityKey,
+    contributor: &mut dyn Contributor,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Report, ParticipantError> {
+    let me = settings
+        .consortium
+        .roster
+        .member(settings.id.as_str())?
+        .clone();
+    if me.key != key.public() {
+        return Err(ParticipantError::RefusedRound {
+            round: 0,
+            attempt: 0,
+            reason: format!(
+                "the key file does not match the public key listed for {} in {}",
+                me.id,
+                settings.consortium.path.display()
+            ),
+        });
+    }
+    let endpoint = Endpoint::from_shared(settings.coordinator.clone())
+        .map_err(|e| ParticipantError::Unreachable {
+            url: settings.coordinator.clone(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let channel = endpoint.connect_lazy();
+    let grpc = CoordinatorClient::new(channel)
+        .max_decoding_message_size(1 << 30)
+        .max_encoding_message_size(1 << 30);
+    let mut p = Participant {
+        settings,
+        key,
+        me,
+        grpc,
+    };
+    tokio::select! {
+        r = p.run(contributor) => r,
+        () = shutdown => Err(ParticipantError::ShutDown),
+    }
+}
+
+struct Participant {
+    settings: Settings,
+    key: IdentityKey,
+    me: Member,
+    grpc: CoordinatorClient<Channel>,
+}
+
+/// How a round ended for this participant, short of success.
+enum RoundEnd {
+    /// Leave the job and stop.
+    Fatal(ParticipantError),
+    /// Give up this attempt and poll again.
+    Skip(ParticipantError),
+}
+
+impl From<ParticipantError> for RoundEnd {
+    fn from(e: ParticipantError) -> Self {
+        RoundEnd::Skip(e)
+    }
+}
+
+impl From<fedcredit_proto::WireError> for RoundEnd {
+    fn from(e: fedcredit_proto::WireError) -> Self {
+        RoundEnd::Skip(e.into())
+    }
+}
+
+fn refused(rpc: &'static str, s: Status) -> ParticipantError {
+    ParticipantError::Refused {
+        rpc,
+        status: format!("{:?}: {}", s.code(), s.message()),
+    }
+}
+
+impl Participant {
+    fn seal(&self, round: u64, attempt: u32, body: Body) -> pb::Signed {
+        let message = pb::Message {
+            job_id: self.settings.consortium.job.id.clone(),
+            round,
+            attempt,
+            sender: self.me.id.to_string(),
+            body: Some(body),
+        };
+        envelope::seal(&self.key, &message)
+    }
+
+    async fn run(&mut self, contributor: &mut dyn Contributor) -> Result<Report, ParticipantError> {
+        let mut report = Report::default();
+        let mut seen: Option<(u64, u32)> = None;
+        let mut used = BTreeSet::new();
+        let mut last_contact = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let (round, attempt) = seen.unwrap_or((0, 0));
+            let poll = self.seal(
+                round,
+                attempt,
+                Body::Poll(pb::Poll {
+                    fresh: seen.is_none(),
+                }),
+            );
+            let signed = match self.grpc.poll(poll).await {
+                Ok(r) => {
+                    last_contact = Instant::now();
+                    backoff = Duration::from_millis(50);
+                    r.into_inner()
+                }
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        Code::Unavailable | Code::Unknown | Code::Cancelled
+                    ) =>
+                {
+                    if last_contact.elapsed() > self.settings.connect_timeout {
+                        return Err(ParticipantError::Unreachable {
+                            url: self.settings.coordinator.clone(),
+                            reason: s.message().to_owned(),
+                        });
+                    }
+                    sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+                Err(s) => return Err(refused("Poll", s)),
+            };
+            let (message, _checked) =
+                envelope::open_coordinator(&signed, self.settings.consortium.roster.coordinator())?;
+            if message.job_id != self.settings.consortium.job.id {
+                return Err(ParticipantError::JobFailed(format!(
+                    "the coordinator runs job {:?}, this participant joined {:?}",
+                    message.job_id, self.settings.consortium.job.id
+                )));
+            }
+            match message.body {
+                Some(coordinator_message::Body::Finished(f)) if f.ok => {
+                    info!(job = %message.job_id, rounds = report.rounds.len(), "job finished");
+                    return Ok(report);
+                }
+                Some(coordinator_message::Body::Finished(f)) => {
+                    return Err(ParticipantError::JobFailed(f.reason));
+                }
+                Some(coordinator_message::Body::Announce(a)) => {
+                    let at = (message.round, message.attempt);
+                    seen = Some(at);
+                    if !used.insert(at) {
+                        warn!(
+                            round = at.0,
+                            attempt = at.1,
+                            "refusing a round attempt already taken part in: keys are never reused"
+                        );
+                        continue;
+                    }
+                    let span =
+                        info_span!("round", job = %message.job_id, round = at.0, attempt = at.1);
+                    match self
+                        .round(at.0, at.1, &a, contributor)
+                        .instrument(span)
+                        .await
+                    {
+                        Ok(r) => {
+                            info!(
+                                round = r.round,
+                                attempt = r.attempt,
+                                contributors = r.contributors.len(),
+                                "round complete"
+                            );
+                            contributor.round_finished(r.round, &r.sum);
+                            report.rounds.push(r);
+                        }
+                        Err(RoundEnd::Skip(e)) => {
+                            warn!(round = at.0, attempt = at.1, error = %e, "round attempt not completed")
+                        }
+                        Err(RoundEnd::Fatal(e)) => {
+                            let leave = self.seal(
+                                at.0,
+                                at.1,
+                                Body::Leave(pb::Leave {
+                                    reason: e.to_string(),
+                                }),
+                            );
+                            if let Err(s) = self.grpc.leave(leave).await {
+                                warn!(status = %s, "could not tell the coordinator that this participant leaves");
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(coordinator_message::Body::Outcome(_)) | None => {
+                    return Err(ParticipantError::RefusedRound {
+                        round: message.round,
+                        attempt: message.attempt,
+                        reason: "the coordinator answered a poll with neither an announcement nor the job's end".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Checks the announcement against this participant's own copy of the consortium file.
+    fn check_announcement(
+        &self,
+        round: u64,
+        attempt: u32,
+        a: &pb::RoundAnnouncement,
+    ) -> Result<FixedPoint, ParticipantError> {
+        let c = &self.settings.consortium;
+        let refuse = |reason: String| ParticipantError::RefusedRound {
+            round,
+            attempt,
+            reason,
+        };
+        let t = c.protocol.thresholds;
+        if a.threshold as usize != t.threshold || a.min_cohort as usize != t.min_cohort {
+            return Err(refuse(format!(
+                "announced threshold {} / minimum cohort {} differ from the consortium's {} / {}",
+                a.threshold, a.min_cohort, t.threshold, t.min_cohort
+            )));
+        }
+        if a.job_spec_hash.as_ref() != c.job.hash() {
+            return Err(refuse(
+                "the announced job specification differs from the consortium file's".into(),
+            ));
+        }
+        let members: BTreeSet<&str> = a.members.iter().map(String::as_str).collect();
+        let roster: BTreeSet<&str> = c.roster.members().map(|m| m.id.as_str()).collect();
+        if members != roster {
+            return Err(refuse(
+                "the announced members differ from the consortium file's".into(),
+            ));
+        }
+        let spec = a
+            .fixed_point
+            .ok_or_else(|| refuse("the announcement has no fixed-point settings".into()))?;
+        let fp = FixedPoint::new(spec.frac_bits, spec.clip).map_err(|e| refuse(e.to_string()))?;
+        fp.check_sum_fits(c.roster.len())
+            .map_err(|e| refuse(e.to_string()))?;
+        Ok(fp)
+    }
+
+    fn crash(&self, point: CrashPoint) {
+        if self.settings.crash_at == Some(point) {
+            warn!(?point, "test hook: crashing now");
+            std::process::abort();
+        }
+    }
+
+    async fn round(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        a: &pb::RoundAnnouncement,
+        contributor: &mut dyn Contributor,
+    ) -> Result<RoundSeen, RoundEnd> {
+        let c = self.settings.consortium.clone();
+        let roster = &c.roster;
+        let fp = self
+            .check_announcement(round, attempt, a)
+            .map_err(RoundEnd::Fatal)?;
+        let task = a.task.clone().ok_or_else(|| {
+            RoundEnd::Fatal(ParticipantError::RefusedRound {
+                round,
+                attempt,
+                reason: "the announcement has no task".into(),
+            })
+        })?;
+        let dimension = usize::try_from(a.dimension).unwrap_or(usize::MAX);
+        let values = contributor
+            .contribute(round, &task, dimension)
+            .map_err(|reason| RoundEnd::Fatal(ParticipantError::Contribution { round, reason }))?;
+        if values.len() != dimension {
+            return Err(RoundEnd::Fatal(ParticipantError::Contribution {
+                round,
+                reason: format!(
+                    "computed {} values, the round aggregates {dimension}",
+                    values.len()
+                ),
+            }));
+        }
+        let encoded = fp.encode_slice(&values).map_err(|e| {
+            RoundEnd::Fatal(ParticipantError::Contribution {
+                round,
+                reason: e.to_string(),
+            })
+        })?;
+        let protocol = |source| ParticipantError::Protocol {
+            round,
+            attempt,
+            source,
+        };
+        let thresholds = c.protocol.thresholds;
+
+        // Phase 1: advertise fresh keys; verify every advertisement relayed back.
+        let keys = AdvertiseKeys::new(self.me.index, thresholds, &mut OsRng);
+        let ad = keys.advertisement();
+        let body = Body::Advertise(pb::KeyAdvertisement {
+            share_enc_public: ad.share_enc.to_bytes().to_vec().into(),
+            mask_agree_public: ad.mask_agree.to_bytes().to_vec().into(),
+        });
+        let adverts = self
+            .grpc
+            .advertise_keys(self.seal(round, attempt, body))
+            .await
+            .map_err(|s| refused("AdvertiseKeys", s))?;
+        let mut cohort = BTreeMap::new();
+        for signed in &adverts.get_ref().adverts {
+            let o = envelope::open(signed, roster)?;
+            check_binding(&o.message, &c.job.id, round, attempt)?;
+            let Some(Body::Advertise(k)) = &o.message.body else {
+                return Err(bad_relay("advertisement list", &o.sender.id).into());
+            };
+            let ad = Advertisement {
+                share_enc: AgreementPublic::from_bytes(&k.share_enc_public)
+                    .map_err(|e| ParticipantError::Wire(e.into()))?,
+                mask_agree: AgreementPublic::from_bytes(&k.mask_agree_public)
+                    .map_err(|e| ParticipantError::Wire(e.into()))?,
+            };
+            if cohort.insert(o.sender.index, ad).is_some() {
+                return Err(bad_relay("advertisement list (duplicate)", &o.sender.id).into());
+            }
+        }
+        let spec_hash = c.job.hash();
+        let binding = SessionBinding {
+            job_id: &c.job.id,
+            job_spec_hash: &spec_hash,
+            round,
+            attempt,
+            thresholds,
+        };
+        let session = secagg::session_id(&binding, &cohort);
+        info!(cohort = cohort.len(), session = %session.to_hex(), "keys advertised");
+        self.crash(CrashPoint::ShareKeys);
+
+        // Phase 2: share the self-mask seed and the mask key, encrypted to each peer.
+        let (state, out) = keys
+            .share_keys(session, cohort, &mut OsRng)
+            .map_err(protocol)?;
+        let shares = out
+            .ciphertexts
+            .into_iter()
+            .map(|(to, ct)| pb::ShareCiphertext {
+                peer: id_of(roster, to),
+                ciphertext: ct.into(),
+            })
+            .collect();
+        let body = Body::Shares(pb::EncryptedShares {
+            shares,
+            self_mask_commitment: out.self_mask_commitment.to_vec().into(),
+        });
+        let received = self
+            .grpc
+            .share_keys(self.seal(round, attempt, body))
+            .await
+            .map_err(|s| refused("ShareKeys", s))?;
+        let mut from_peers = Vec::new();
+        for s in received.into_inner().shares {
+            let from = roster.member(&s.peer)?.index;
+            from_peers.push((from, s.ciphertext.to_vec()));
+        }
+
+        // Phase 3: masked input.
+        let (state, masked) = state.masked_input(&encoded, from_peers).map_err(protocol)?;
+        let body = Body::MaskedInput(pb::MaskedInput {
+            values: words::to_bytes(&masked).into(),
+        });
+        let signed = self.seal(round, attempt, body);
+        if self.settings.crash_at == Some(CrashPoint::MaskedInput) {
+            // Send, give the coordinator time to take it, then die while waiting.
+            let mut grpc = self.grpc.clone();
+            tokio::spawn(async move { grpc.submit_masked_input(signed).await });
+            sleep(Duration::from_millis(500)).await;
+            self.crash(CrashPoint::MaskedInput);
+            unreachable!("crash() aborts the process");
+        }
+        let survivors = self
+            .grpc
+            .submit_masked_input(signed)
+            .await
+            .map_err(|s| refused("SubmitMaskedInput", s))?;
+        let u3 = indices(roster, &survivors.get_ref().survivors)?;
+
+        // Phase 4: consistency check — sign U3, verify the others' signatures on it.
+        let state = state.confirm(u3).map_err(protocol)?;
+        let ids: Vec<String> = state
+            .survivors()
+            .iter()
+            .map(|p| id_of(roster, *p))
+            .collect();
+        let body = Body::Consistency(pb::SurvivorList { survivors: ids });
+        let sigs = self
+            .grpc
+            .confirm_survivors(self.seal(round, attempt, body))
+            .await
+            .map_err(|s| refused("ConfirmSurvivors", s))?;
+        let mut confirmations = Vec::new();
+        for signed in &sigs.get_ref().confirmations {
+            let o = envelope::open(signed, roster)?;
+            check_binding(&o.message, &c.job.id, round, attempt)?;
+            let Some(Body::Consistency(list)) = &o.message.body else {
+                return Err(bad_relay("survivor confirmations", &o.sender.id).into());
+            };
+            confirmations.push(Confirmation {
+                signer: o.sender.index,
+                survivors: indices(roster, &list.survivors)?,
+                checked: o.checked,
+            });
+        }
+        self.crash(CrashPoint::Unmask);
+
+        // Phase 5: reveal (never both shares of one peer), then read the signed outcome.
+        let reveal = state.unmask(&confirmations).map_err(protocol)?;
+        let to_pb = |list: Vec<(PartyIndex, fedcredit_crypto::shamir::Share)>| {
+            list.into_iter()
+                .map(|(owner, s)| pb::RevealedShare {
+                    owner: id_of(roster, owner),
+                    share: s.to_bytes().to_vec().into(),
+                })
+                .collect()
+        };
+        let body = Body::Unmask(pb::UnmaskShares {
+            self_mask_shares: to_pb(reveal.self_mask_shares),
+            key_shares: to_pb(reveal.key_shares),
+        });
+        let outcome = self
+            .grpc
+            .unmask(self.seal(round, attempt, body))
+            .await
+            .map_err(|s| refused("Unmask", s))?;
+        let (message, _checked) =
+            envelope::open_coordinator(outcome.get_ref(), roster.coordinator())?;
+        if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
+            return Err(bad_relay("round outcome", "the coordinator").into());
+        }
+        let Some(coordinator_message::Body::Outcome(o)) = message.body else {
+            return Err(bad_relay("round outcome", "the coordinator").into());
+        };
+        let sum = words::from_bytes("round outcome", &o.sum)?;
+        if sum.len() != dimension {
+            return Err(bad_relay("round outcome (length)", "the coordinator").into());
+        }
+        Ok(RoundSeen {
+            round,
+            attempt,
+            sum: fp.decode_slice(&sum),
+            contributors: o.contributors,
+        })
+    }
+}
+
+fn id_of(roster: &fedcredit_proto::roster::Roster, p: PartyIndex) -> String {
+    roster
+        .id_of(p)
+        .map_or_else(|| p.to_string(), ToString::to_string)
+}
+
+fn indices(
+    roster: &fedcredit_proto::roster::Roster,
+    ids: &[String],
+) -> Result<BTreeSet<PartyIndex>, ParticipantError> {
+    let mut out = BTreeSet::new();
+    for id in ids {
+        if !out.insert(roster.member(id)?.index) {
+            return Err(bad_relay("survivor list (duplicate)", id));
+        }
+    }
+    Ok(out)
+}
+
+fn check_binding(
+    m: &pb::Message,
+    job: &str,
+    round: u64,
+    attempt: u32,
+) -> Result<(), ParticipantError> {
+    if m.job_id != job || m.round != round || m.attempt != attempt {
+        return Err(ParticipantError::RefusedRound {
+            round,
+            attempt,
+            reason: format!(
+                "a relayed message from {} is for job {:?} round {} attempt {}",
+                m.sender, m.job_id, m.round, m.attempt
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn bad_relay(what: &str, who: &(impl std::fmt::Display + ?Sized)) -> ParticipantError {
+    ParticipantError::Refused {
+        rpc: "relay",
+        status: format!("{what}: unexpected message from {who}"),
+    }
+}

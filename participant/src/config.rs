@@ -1,0 +1,107 @@
+//! The participant's config file (`bank-a.toml`). Paths are relative to the
+//! file's own folder.
+//!
+//! ```toml
+//! id = "bank-a"
+//! key_file = "bank-a.key"
+//! coordinator = "http://127.0.0.1:50051"
+//! consortium = "consortium.toml"     # the operator's file: roster, keys, thresholds, job
+//! input = "bank-a-exposure.txt"      # secure-sum jobs: the vector to contribute
+//! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedcredit_proto::WireError;
+use fedcredit_proto::consortium::Consortium;
+use fedcredit_proto::roster::ParticipantId;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    id: String,
+    key_file: PathBuf,
+    coordinator: String,
+    consortium: PathBuf,
+    input: Option<PathBuf>,
+    connect_timeout_secs: Option<f64>,
+}
+
+/// A validated participant config.
+#[derive(Debug, Clone)]
+pub struct ParticipantConfig {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// This participant's id in the consortium.
+    pub id: ParticipantId,
+    /// Its Ed25519 identity key file.
+    pub key_file: PathBuf,
+    /// The coordinator's URL (`http://host:port`).
+    pub coordinator: String,
+    /// The consortium file, parsed.
+    pub consortium: Consortium,
+    /// The input vector file of a secure-sum job.
+    pub input: Option<PathBuf>,
+    /// How long to keep trying to reach the coordinator.
+    pub connect_timeout: Duration,
+}
+
+impl ParticipantConfig {
+    /// Reads and validates the file, and the consortium file it names.
+    pub fn load(path: &Path) -> Result<Self, WireError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WireError::ReadConfig {
+            file: path.to_owned(),
+            source,
+        })?;
+        let raw: Raw = toml::from_str(&text).map_err(|e| WireError::ParseConfig {
+            file: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |key: &str, expected: String| WireError::InvalidConfig {
+            file: path.to_owned(),
+            key: key.to_owned(),
+            expected,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let id = ParticipantId::new(&raw.id).map_err(|e| invalid("id", e.to_string()))?;
+        if !(raw.coordinator.starts_with("http://") || raw.coordinator.starts_with("https://")) {
+            return Err(invalid(
+                "coordinator",
+                format!(
+                    "a URL like http://127.0.0.1:50051, got {:?}",
+                    raw.coordinator
+                ),
+            ));
+        }
+        let consortium = Consortium::load(&dir.join(&raw.consortium))?;
+        if consortium.roster.get(id.as_str()).is_none() {
+            return Err(invalid(
+                "id",
+                format!(
+                    "a member of {}, but {id} is not listed there",
+                    consortium.path.display()
+                ),
+            ));
+        }
+        let connect_timeout = match raw.connect_timeout_secs.unwrap_or(120.0) {
+            s if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+            s => {
+                return Err(invalid(
+                    "connect_timeout_secs",
+                    format!("a positive number of seconds, got {s}"),
+                ));
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            id,
+            key_file: dir.join(raw.key_file),
+            coordinator: raw.coordinator,
+            consortium,
+            input: raw.input.map(|p| dir.join(p)),
+            connect_timeout,
+        })
+    }
+}

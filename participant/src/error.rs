@@ -1,0 +1,81 @@
+use std::path::PathBuf;
+
+use fedcredit_crypto::secagg::SecAggError;
+use fedcredit_proto::WireError;
+
+/// Why a participant stopped or refused a round.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParticipantError {
+    /// A config or roster file is wrong.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// An input file could not be read.
+    #[error("{}: cannot read: {source}", file.display())]
+    ReadInput {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An input file holds a value that is not a finite number, or the wrong count.
+    #[error("{}:{line}: {problem}", file.display())]
+    BadInput {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The coordinator could not be reached before the connect deadline.
+    #[error("cannot reach the coordinator at {url}: {reason}")]
+    Unreachable {
+        /// Its address.
+        url: String,
+        /// The last error.
+        reason: String,
+    },
+    /// The coordinator answered with an error this participant cannot recover from.
+    #[error("coordinator refused {rpc}: {status}")]
+    Refused {
+        /// The RPC.
+        rpc: &'static str,
+        /// Its status message.
+        status: String,
+    },
+    /// The coordinator's message breaks the protocol or the consortium's settings.
+    #[error("refusing round {round} attempt {attempt}: {reason}")]
+    RefusedRound {
+        /// The round.
+        round: u64,
+        /// The attempt.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A protocol rule failed while running a round.
+    #[error("round {round} attempt {attempt}: {source}")]
+    Protocol {
+        /// The round.
+        round: u64,
+        /// The attempt.
+        attempt: u32,
+        /// The broken rule.
+        source: SecAggError,
+    },
+    /// This participant's contribution could not be computed.
+    #[error("cannot contribute to round {round}: {reason}")]
+    Contribution {
+        /// The round.
+        round: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The job finished without success.
+    #[error("the coordinator ended the job: {0}")]
+    JobFailed(String),
+    /// Shut down before the job finished.
+    #[error("shut down before the job finished")]
+    ShutDown,
+}

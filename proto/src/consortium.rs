@@ -1,0 +1,388 @@
+//! The consortium file (`consortium.toml`): the coordinator's address and
+//! key, the protocol settings, the job, and every member with its public key.
+//! The operator hands the same file to every participant and auditor: it is
+//! the trust anchor that makes the protocol actively secure.
+//!
+//! ```toml
+//! [coordinator]
+//! listen = "127.0.0.1:50051"
+//! public_key = "3b6a27bc…"          # hex Ed25519 key; `fedcredit keygen` prints it
+//! key_file = "coordinator.key"       # operator only: the matching secret key
+//!
+//! [protocol]                         # all optional
+//! threshold = 4                      # default ⌊2n/3⌋ + 1
+//! min_cohort = 3
+//! join_deadline_secs = 60
+//! phase_deadline_secs = 30
+//! max_attempts = 2
+//!
+//! [job]
+//! id = "exposure-2026q4"
+//! kind = "secure-sum"
+//! dimension = 3
+//! frac_bits = 16
+//! clip = 1e9
+//!
+//! [[participants]]
+//! id = "bank-a"
+//! public_key = "…"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_crypto::identity::IdentityPublic;
+use fedcredit_crypto::secagg::Thresholds;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::WireError;
+use crate::roster::{ParticipantId, Roster};
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsortium {
+    coordinator: RawCoordinator,
+    #[serde(default)]
+    protocol: RawProtocol,
+    job: JobSpec,
+    participants: Vec<RawParticipant>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoordinator {
+    listen: String,
+    public_key: String,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtocol {
+    threshold: Option<usize>,
+    min_cohort: Option<usize>,
+    join_deadline_secs: Option<f64>,
+    phase_deadline_secs: Option<f64>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParticipant {
+    id: String,
+    public_key: String,
+}
+
+/// What a job computes. Its canonical JSON is hashed into every session id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum JobKind {
+    /// Each participant contributes a vector from a file; only the sum is published.
+    SecureSum {
+        /// Length of every participant's vector.
+        dimension: usize,
+        /// Fixed-point fractional bits.
+        frac_bits: u32,
+        /// Inputs are clipped to ±clip.
+        clip: f64,
+    },
+}
+
+/// A job: its id and what it computes. (Unknown keys are caught by
+/// [`JobKind`]; serde cannot deny them on a struct that flattens.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The job's id, bound into every message.
+    pub id: String,
+    /// What it computes.
+    #[serde(flatten)]
+    pub kind: JobKind,
+}
+
+impl JobSpec {
+    /// SHA-256 of the job's canonical JSON.
+    pub fn hash(&self) -> [u8; 32] {
+        // Serialising a plain struct of numbers and strings cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&json).into()
+    }
+}
+
+/// Protocol settings, validated.
+#[derive(Clone, Copy, Debug)]
+pub struct ProtocolSettings {
+    /// Threshold and minimum cohort.
+    pub thresholds: Thresholds,
+    /// How long the coordinator waits for participants to arrive.
+    pub join_deadline: Duration,
+    /// How long each phase waits before going on with those who answered.
+    pub phase_deadline: Duration,
+    /// How many times a round is attempted (each with fresh keys).
+    pub max_attempts: u32,
+}
+
+/// The consortium file, validated.
+#[derive(Clone, Debug)]
+pub struct Consortium {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The coordinator's listen address.
+    pub listen: SocketAddr,
+    /// The coordinator's identity key file (operator only; participants ignore it),
+    /// resolved against the file's folder.
+    pub coordinator_key_file: Option<PathBuf>,
+    /// The members and the coordinator key.
+    pub roster: Roster,
+    /// Protocol settings.
+    pub protocol: ProtocolSettings,
+    /// The job.
+    pub job: JobSpec,
+}
+
+impl Consortium {
+    /// Reads and validates a consortium file.
+    pub fn load(path: &Path) -> Result<Self, WireError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WireError::ReadConfig {
+            file: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates consortium TOML; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, WireError> {
+        let raw: RawConsortium = toml::from_str(text).map_err(|e| WireError::ParseConfig {
+            file: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |key: String, expected: String| WireError::InvalidConfig {
+            file: path.to_owned(),
+            key,
+            expected,
+        };
+        let listen: SocketAddr = raw.coordinator.listen.parse().map_err(|_| {
+            invalid(
+                "coordinator.listen".into(),
+                format!(
+                    "a socket address like 127.0.0.1:50051, got {:?}",
+                    raw.coordinator.listen
+                ),
+            )
+        })?;
+        let coordinator = IdentityPublic::from_hex(&raw.coordinator.public_key).map_err(|e| {
+            invalid(
+                "coordinator.public_key".into(),
+                format!("a 64-hex-digit Ed25519 public key ({e})"),
+            )
+        })?;
+        let mut members = Vec::with_capacity(raw.participants.len());
+        for (i, p) in raw.participants.iter().enumerate() {
+            let id = ParticipantId::new(&p.id)
+                .map_err(|e| invalid(format!("participants[{i}].id"), e.to_string()))?;
+            let key = IdentityPublic::from_hex(&p.public_key).map_err(|e| {
+                invalid(
+                    format!("participants[{i}].public_key"),
+                    format!("a 64-hex-digit Ed25519 public key for {id} ({e})"),
+                )
+            })?;
+            members.push((id, key));
+        }
+        let n = members.len();
+        let roster = Roster::new(members, coordinator)
+            .map_err(|e| invalid("participants".into(), e.to_string()))?;
+
+        let p = raw.protocol;
+        let min_cohort = p.min_cohort.unwrap_or(3);
+        if min_cohort < 3 {
+            return Err(invalid(
+                "protocol.min_cohort".into(),
+                format!(
+                    "at least 3 (with two survivors each learns the other's input), got {min_cohort}"
+                ),
+            ));
+        }
+        let threshold = p
+            .threshold
+            .unwrap_or_else(|| Thresholds::default_threshold(n));
+        if threshold > n || threshold * 2 <= n {
+            return Err(invalid(
+                "protocol.threshold".into(),
+                format!(
+                    "a threshold t with n/2 < t <= n for n = {n} participants, got {threshold}"
+                ),
+            ));
+        }
+        if n < min_cohort {
+            return Err(invalid(
+                "participants".into(),
+                format!("at least min_cohort = {min_cohort} participants, got {n}"),
+            ));
+        }
+        let secs = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, WireError> {
+            let v = v.unwrap_or(default);
+            if !(v.is_finite() && v > 0.0 && v < 86_400.0 * 365.0) {
+                return Err(invalid(
+                    format!("protocol.{key}"),
+                    format!("a positive number of seconds, got {v}"),
+                ));
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let protocol = ProtocolSettings {
+            thresholds: Thresholds {
+                threshold,
+                min_cohort,
+            },
+            join_deadline: secs("join_deadline_secs", p.join_deadline_secs, 60.0)?,
+            phase_deadline: secs("phase_deadline_secs", p.phase_deadline_secs, 30.0)?,
+            max_attempts: match p.max_attempts.unwrap_or(2) {
+                0 => return Err(invalid("protocol.max_attempts".into(), "at least 1".into())),
+                a => a,
+            },
+        };
+
+        let job = raw.job;
+        if job.id.is_empty() || job.id.len() > 128 {
+            return Err(invalid(
+                "job.id".into(),
+                "a non-empty id of at most 128 characters".into(),
+            ));
+        }
+        match &job.kind {
+            JobKind::SecureSum {
+                dimension,
+                frac_bits,
+                clip,
+            } => {
+                if *dimension == 0 || *dimension > 50_000_000 {
+                    return Err(invalid(
+                        "job.dimension".into(),
+                        format!("1 to 50,000,000 values, got {dimension}"),
+                    ));
+                }
+                let fp = FixedPoint::new(*frac_bits, *clip)
+                    .map_err(|e| invalid("job.frac_bits / job.clip".into(), e.to_string()))?;
+                fp.check_sum_fits(n)
+                    .map_err(|e| invalid("job.frac_bits / job.clip".into(), e.to_string()))?;
+            }
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let coordinator_key_file = raw.coordinator.key_file.map(|k| dir.join(k));
+        Ok(Self {
+            path: path.to_owned(),
+            listen,
+            coordinator_key_file,
+            roster,
+            protocol,
+            job,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedcredit_crypto::identity::IdentityKey;
+
+    fn key_hex(seed: u8) -> String {
+        IdentityKey::from_secret_bytes(&[seed; 32])
+            .public()
+            .to_hex()
+    }
+
+    fn sample(extra_protocol: &str, clip: &str) -> String {
+        format!(
+            r#"
+[coordinator]
+listen = "127.0.0.1:50051"
+public_key = "{c}"
+
+[protocol]
+{extra_protocol}
+
+[job]
+id = "j1"
+kind = "secure-sum"
+dimension = 3
+frac_bits = 16
+clip = {clip}
+
+[[participants]]
+id = "bank-b"
+public_key = "{b}"
+[[participants]]
+id = "bank-a"
+public_key = "{a}"
+[[participants]]
+id = "platform"
+public_key = "{p}"
+"#,
+            c = key_hex(9),
+            a = key_hex(1),
+            b = key_hex(2),
+            p = key_hex(3)
+        )
+    }
+
+    #[test]
+    fn parses_and_orders_members() {
+        let c = Consortium::parse(Path::new("c.toml"), &sample("", "1e6")).expect("valid");
+        let ids: Vec<_> = c
+            .roster
+            .members()
+            .map(|m| (m.id.to_string(), m.index.get()))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("bank-a".into(), 1),
+                ("bank-b".into(), 2),
+                ("platform".into(), 3)
+            ]
+        );
+        assert_eq!(c.protocol.thresholds.threshold, 3);
+        assert_eq!(c.protocol.thresholds.min_cohort, 3);
+    }
+
+    #[test]
+    fn bad_threshold_names_file_and_key() {
+        let err = Consortium::parse(Path::new("c.toml"), &sample("threshold = 1", "1e6"))
+            .expect_err("t=1");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("c.toml") && msg.contains("protocol.threshold"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrapping_settings_are_refused() {
+        let err = Consortium::parse(Path::new("c.toml"), &sample("", "1e14")).expect_err("wraps");
+        assert!(err.to_string().contains("job.frac_bits"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Consortium::parse(Path::new("c.toml"), &sample("treshold = 3", "1e6"))
+            .expect_err("typo");
+        assert!(err.to_string().contains("treshold"), "{err}");
+    }
+
+    #[test]
+    fn unknown_job_key_is_named() {
+        let text = sample("", "1e6").replace("dimension = 3", "dimension = 3\ndimensoin = 4");
+        let err = Consortium::parse(Path::new("c.toml"), &text).expect_err("typo");
+        assert!(err.to_string().contains("dimensoin"), "{err}");
+    }
+
+    #[test]
+    fn job_hash_depends_on_settings() {
+        let a = Consortium::parse(Path::new("c.toml"), &sample("", "1e6")).expect("valid");
+        let b = Consortium::parse(Path::new("c.toml"), &sample("", "2e6")).expect("valid");
+        assert_ne!(a.job.hash(), b.job.hash());
+    }
+}
