@@ -83,7 +83,7 @@ enum Stage {
         deadline: Instant,
     },
     Running {
-        round: Round,
+        round: Box<Round>,
         plan: RoundPlan,
         announcement: pb::Signed,
         deadline: Instant,
@@ -135,10 +135,10 @@ impl Actor {
     ) -> Result<Vec<RoundResult>, CoordinatorError> {
         info!(job = %self.consortium.job.id, members = self.consortium.roster.len(), "waiting for participants");
         loop {
-            if let Stage::Finished { told, .. } = &self.stage {
-                if self.active.iter().all(|p| told.contains(p)) {
-                    break;
-                }
+            if let Stage::Finished { told, .. } = &self.stage
+                && self.active.iter().all(|p| told.contains(p))
+            {
+                break;
             }
             let deadline = match &self.stage {
                 Stage::Lobby { deadline, .. }
@@ -200,10 +200,13 @@ impl Actor {
                 }
             }
             Stage::Running {
-                round: Round::Advertising(adv),
+                round,
                 announcement,
                 ..
-            } => {
+            } if matches!(**round, Round::Advertising(_)) => {
+                let Round::Advertising(adv) = &mut **round else {
+                    return;
+                };
                 let at = At {
                     round: adv.attempt.round,
                     attempt: adv.attempt.attempt,
@@ -240,21 +243,21 @@ impl Actor {
             round: round.attempt().round,
             attempt: round.attempt().attempt,
         };
-        if let Some(at) = req_at(&req) {
-            if at != current {
-                reject_request(
-                    req,
-                    Rejection::WrongRound {
-                        round: current.round,
-                        attempt: current.attempt,
-                        got_round: at.round,
-                        got_attempt: at.attempt,
-                    },
-                );
-                return;
-            }
+        if let Some(at) = req_at(&req)
+            && at != current
+        {
+            reject_request(
+                req,
+                Rejection::WrongRound {
+                    round: current.round,
+                    attempt: current.attempt,
+                    got_round: at.round,
+                    got_attempt: at.attempt,
+                },
+            );
+            return;
         }
-        match (round, req) {
+        match (&mut **round, req) {
             (
                 Round::Advertising(p),
                 Request::Advertise {
@@ -390,12 +393,12 @@ impl Actor {
         };
         let attempt = round.attempt().clone();
         let from_phase = round.phase();
-        match round.close(&self.consortium.roster) {
+        match (*round).close(&self.consortium.roster) {
             Ok(Closed::Next(next)) => {
                 info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, phase = %next.phase(), "phase open");
                 let deadline = Instant::now() + self.consortium.protocol.phase_deadline;
                 self.stage = Stage::Running {
-                    round: next,
+                    round: Box::new(next),
                     plan,
                     announcement,
                     deadline,
@@ -505,7 +508,7 @@ impl Actor {
         info!(job = %c.job.id, round, attempt, dimension = plan.dimension, "round announced");
         let deadline = Instant::now() + c.protocol.phase_deadline;
         self.stage = Stage::Running {
-            round: Round::Advertising(adv),
+            round: Box::new(Round::Advertising(adv)),
             plan,
             announcement,
             deadline,

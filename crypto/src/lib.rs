@@ -22,6 +22,8 @@
 //! - [`mask`]: adding and removing masks with wrapping arithmetic.
 //! - [`fixed_point`]: the `f64` ↔ `u64` (mod 2^64) codec, with clipping and a
 //!   no-wrap check for sums.
+//! - [`secagg`]: the secure-aggregation protocol logic (client and server
+//!   sides), built on the modules above.
 //! - [`error`]: [`CryptoError`], the single error type.
 //!
 //! No cipher, hash, KDF or field arithmetic is implemented here: they come

@@ -16,7 +16,9 @@
 //! - [`linalg`]: packed triangles and Cholesky for the Newton step.
 //! - [`metrics`]: exact and histogram-pooled AUC, KS, log-loss.
 //! - [`synthetic`]: seeded data from a known logistic model.
-//! - [`error`]: [`ModelError`].
+//! - [`rows`]: row-range views (ndarray's `s!` is unusable under
+//!   `forbid(unsafe_code)`).
+//! - [`error`]: the crate's error type, [`ModelError`].
 //!
 //! Every round's vector layout is documented in the module that produces it;
 //! the vectors are meant to be summed element-wise by secure aggregation.
@@ -30,7 +32,7 @@ pub mod error;
 pub mod linalg;
 pub mod logistic;
 pub mod metrics;
-mod rows;
+pub mod rows;
 pub mod schema;
 pub mod stats;
 pub mod synthetic;

@@ -202,8 +202,12 @@ fn auc_ks_from_groups(groups: impl Iterator<Item = (f64, f64)>, tp: f64, tn: f64
     (u / (tp * tn), ks)
 }
 
+/// `(pos, neg)` counts per distinct score in increasing order, and the
+/// class totals.
+type Groups = (Vec<(f64, f64)>, f64, f64);
+
 /// Sorted `(pos, neg)` counts per distinct score.
-fn exact_groups(scores: &[f64], labels: &[f64]) -> Result<(Vec<(f64, f64)>, f64, f64)> {
+fn exact_groups(scores: &[f64], labels: &[f64]) -> Result<Groups> {
     check_len("labels (one per score)", scores.len(), labels.len())?;
     check_finite("scores", scores)?;
     check_labels(ArrayView1::from(labels))?;

@@ -97,7 +97,10 @@ pub fn local_centered_squares(x: ArrayView2<'_, f64>, mean: &[f64]) -> Result<Ve
 }
 
 /// Global per-column mean and population standard deviation.
+///
+/// Deserialization re-validates (equal lengths, finite values, std > 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StandardizerRepr")]
 pub struct Standardizer {
     /// Total row count the statistics were computed from.
     count: f64,
@@ -231,6 +234,34 @@ impl Standardizer {
     }
 }
 
+/// Unvalidated serde form of [`Standardizer`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StandardizerRepr {
+    count: f64,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    zero_variance: Vec<usize>,
+}
+
+impl TryFrom<StandardizerRepr> for Standardizer {
+    type Error = ModelError;
+
+    fn try_from(r: StandardizerRepr) -> Result<Self> {
+        check_count(r.count)?;
+        let mut s = Standardizer::from_mean_std(r.count, r.mean, r.std)?;
+        if let Some(&j) = r.zero_variance.iter().find(|&&j| j >= s.width()) {
+            return Err(ModelError::DimensionMismatch {
+                what: "zero-variance column index",
+                expected: s.width(),
+                found: j,
+            });
+        }
+        s.zero_variance = r.zero_variance;
+        Ok(s)
+    }
+}
+
 fn check_count(count: f64) -> Result<()> {
     if count.is_finite() && count > 0.0 {
         Ok(())
@@ -336,6 +367,17 @@ mod tests {
             Err(ModelError::DimensionMismatch { .. })
         ));
         assert!(Standardizer::from_mean_std(1.0, vec![0.0], vec![0.0]).is_err());
+    }
+
+    #[test]
+    fn serde_round_trip_revalidates() {
+        let x = array![[1.0, 7.0], [3.0, 7.0]];
+        let s = Standardizer::from_moments(&local_moments(x.view()), 2).expect("ok");
+        let text = serde_json::to_string(&s).expect("ser");
+        assert_eq!(serde_json::from_str::<Standardizer>(&text).expect("de"), s);
+        let bad = text.replace("\"std\":[1.0,1.0]", "\"std\":[1.0,0.0]");
+        assert_ne!(bad, text);
+        assert!(serde_json::from_str::<Standardizer>(&bad).is_err());
     }
 
     proptest! {

@@ -14,7 +14,7 @@ pub fn to_bytes(words: &[u64]) -> Vec<u8> {
 
 /// Decodes little-endian bytes into words; the length must be a multiple of 8.
 pub fn from_bytes(what: &'static str, bytes: &[u8]) -> Result<Vec<u64>, WireError> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(WireError::Field {
             what,
             problem: format!(

@@ -290,3 +290,6 @@ pub enum SecAggError {
         source: CryptoError,
     },
 }
+
+#[cfg(test)]
+mod tests;

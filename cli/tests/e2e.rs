@@ -1,0 +1,337 @@
+//! End-to-end: the real `fedcredit` binary as one coordinator process and
+//! several participant processes on loopback, in a temporary folder.
+//! Dropouts are real process deaths: `--crash-at` aborts the process at an
+//! exact protocol point, and one test SIGKILLs a participant.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
+
+/// A consortium laid out on disk: keys, configs and inputs.
+struct Consortium {
+    dir: tempfile::TempDir,
+    ids: Vec<String>,
+    inputs: Vec<Vec<f64>>,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn keygen(path: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Consortium {
+    /// `n` participants with distinct, exactly representable inputs of length `d`.
+    fn new(n: usize, d: usize, protocol: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let coordinator_pk = keygen(&dir.path().join("coordinator.key"));
+        let mut members = String::new();
+        let mut ids = Vec::new();
+        let mut inputs = Vec::new();
+        for i in 0..n {
+            let id = format!("bank-{}", (b'a' + i as u8) as char);
+            let pk = keygen(&dir.path().join(format!("{id}.key")));
+            members.push_str(&format!(
+                "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{pk}\"\n"
+            ));
+            // Multiples of 1/4 with both signs: exact in 16-bit fixed point.
+            let values: Vec<f64> = (0..d)
+                .map(|j| ((i * 1000 + j * 7) as f64 - 2500.0) / 4.0)
+                .collect();
+            let text: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            std::fs::write(dir.path().join(format!("{id}.txt")), text.join(",") + "\n").unwrap();
+            std::fs::write(
+                dir.path().join(format!("{id}.toml")),
+                format!(
+                    "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\n\
+                     consortium = \"consortium.toml\"\ninput = \"{id}.txt\"\nconnect_timeout_secs = 30\n"
+                ),
+            )
+            .unwrap();
+            ids.push(id);
+            inputs.push(values);
+        }
+        std::fs::write(
+            dir.path().join("consortium.toml"),
+            format!(
+                "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\n\n\
+                 [protocol]\n{protocol}\n\n[job]\nid = \"e2e\"\nkind = \"secure-sum\"\ndimension = {d}\nfrac_bits = 16\nclip = 1e6\n{members}"
+            ),
+        )
+        .unwrap();
+        Self { dir, ids, inputs }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn coordinator(&self) -> Child {
+        Command::new(BIN)
+            .args(["coordinator", "--config"])
+            .arg(self.path("consortium.toml"))
+            .arg("--out")
+            .arg(self.path("result.json"))
+            .env("FEDCREDIT_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn participant(&self, i: usize, crash_at: Option<&str>) -> Child {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["participant", "--config"])
+            .arg(self.path(&format!("{}.toml", self.ids[i])));
+        if let Some(point) = crash_at {
+            cmd.args(["--crash-at", point]);
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The exact sum of the inputs of the given participants.
+    fn sum_of(&self, who: &[usize]) -> Vec<f64> {
+        let mut sum = vec![0.0; self.inputs[0].len()];
+        for &i in who {
+            for (s, x) in sum.iter_mut().zip(&self.inputs[i]) {
+                *s += x;
+            }
+        }
+        sum
+    }
+
+    fn result(&self) -> (Vec<String>, Vec<f64>) {
+        let text = std::fs::read_to_string(self.path("result.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let contributors = v["contributors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        let sum = v["sum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        (contributors, sum)
+    }
+}
+
+/// Waits for a process with a time limit, killing it if it overstays.
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process overstayed {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const FAST: &str = "phase_deadline_secs = 3\njoin_deadline_secs = 20\nmax_attempts = 1";
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a consortium where participant i crashes at `crash[i]`; returns the
+/// coordinator's output and the participants' outputs.
+fn run(c: &Consortium, crash: &[Option<&str>]) -> (Output, Vec<Output>) {
+    let coordinator = c.coordinator();
+    let participants: Vec<Child> = crash
+        .iter()
+        .enumerate()
+        .map(|(i, p)| c.participant(i, *p))
+        .collect();
+    let coordinator = wait(coordinator, LIMIT);
+    let participants = participants.into_iter().map(|p| wait(p, LIMIT)).collect();
+    (coordinator, participants)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn five_participants_publish_the_exact_sum() {
+    let c = Consortium::new(5, 1000, FAST);
+    let (coordinator, participants) = run(&c, &[None; 5]);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    for p in &participants {
+        assert!(p.status.success(), "participant failed:\n{}", stderr(p));
+    }
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2, 3, 4]));
+}
+
+#[test]
+fn a_participant_dying_during_share_keys_is_left_out() {
+    let c = Consortium::new(5, 200, FAST);
+    let (coordinator, participants) = run(&c, &[None, Some("share-keys"), None, None, None]);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    assert!(
+        !participants[1].status.success(),
+        "the crashing participant should have died"
+    );
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors.len(), 4);
+    assert!(!contributors.contains(&c.ids[1]));
+    assert_eq!(sum, c.sum_of(&[0, 2, 3, 4]));
+}
+
+#[test]
+fn a_participant_dying_after_its_masked_input_is_still_summed() {
+    let c = Consortium::new(5, 200, FAST);
+    let (coordinator, participants) = run(&c, &[None, None, Some("masked-input"), None, None]);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    assert!(!participants[2].status.success());
+    // Its input arrived, so it is in the sum; its self mask is rebuilt from shares.
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2, 3, 4]));
+}
+
+#[test]
+fn a_participant_dying_during_unmask_is_still_summed() {
+    let c = Consortium::new(5, 200, FAST);
+    let (coordinator, participants) = run(&c, &[Some("unmask"), None, None, None, None]);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    assert!(!participants[0].status.success());
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2, 3, 4]));
+}
+
+#[test]
+fn too_few_survivors_fail_cleanly_naming_phase_and_counts() {
+    // n = 5, t = 4: two deaths in share-keys leave 3.
+    let c = Consortium::new(5, 50, FAST);
+    let (coordinator, participants) = run(
+        &c,
+        &[Some("share-keys"), None, Some("share-keys"), None, None],
+    );
+    assert!(
+        !coordinator.status.success(),
+        "the round should have failed"
+    );
+    let err = stderr(&coordinator);
+    assert!(
+        err.contains("share-keys: only 3 parties remain, 4 are needed"),
+        "{err}"
+    );
+    assert!(
+        !c.path("result.json").exists(),
+        "no result may be published"
+    );
+    // The survivors are told why and exit with an error, not a hang.
+    for i in [1, 3, 4] {
+        let e = stderr(&participants[i]);
+        assert!(!participants[i].status.success());
+        assert!(e.contains("share-keys"), "participant {i}:\n{e}");
+    }
+}
+
+#[test]
+fn a_participant_killed_before_the_round_does_not_stop_it() {
+    let c = Consortium::new(
+        5,
+        100,
+        "phase_deadline_secs = 3\njoin_deadline_secs = 4\nmax_attempts = 1",
+    );
+    let coordinator = c.coordinator();
+    let mut doomed = c.participant(4, None);
+    doomed.kill().unwrap(); // SIGKILL
+    let _ = doomed.wait();
+    let others: Vec<Child> = (0..4).map(|i| c.participant(i, None)).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    for p in others {
+        let o = wait(p, LIMIT);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, &c.ids[..4]);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2, 3]));
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_key() {
+    let c = Consortium::new(3, 4, "threshold = 1");
+    let out = Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(c.path("consortium.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("consortium.toml") && err.contains("protocol.threshold"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_participant_with_a_malformed_input_says_where() {
+    let c = Consortium::new(3, 4, FAST);
+    std::fs::write(c.path("bank-a.txt"), "1, 2\n3, x4\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["participant", "--config"])
+        .arg(c.path("bank-a.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("bank-a.txt:2") && err.contains("\"x4\""),
+        "{err}"
+    );
+}
