@@ -1,0 +1,195 @@
+//! The coordinator over real gRPC on loopback, fed hand-made messages: every
+//! message that is not exactly right for the open phase is refused with a
+//! status that says why, and refusals leave the round intact.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use fedcredit_coordinator::SecureSum;
+use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_crypto::kx::AgreementSecret;
+use fedcredit_proto::consortium::Consortium;
+use fedcredit_proto::envelope;
+use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
+use fedcredit_proto::v1::{self as pb, message::Body};
+use tokio::net::TcpListener;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const IDS: [&str; 3] = ["bank-a", "bank-b", "bank-c"];
+
+fn member_key(i: usize) -> IdentityKey {
+    IdentityKey::from_secret_bytes(&[i as u8 + 1; 32])
+}
+
+struct Running {
+    client: CoordinatorClient<Channel>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start() -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let coordinator = IdentityKey::from_secret_bytes(&[9; 32]);
+    let mut toml = format!(
+        "[coordinator]\nlisten = \"{addr}\"\npublic_key = \"{}\"\n[protocol]\nphase_deadline_secs = 30\njoin_deadline_secs = 30\n\
+         [job]\nid = \"job-1\"\nkind = \"secure-sum\"\ndimension = 4\nfrac_bits = 16\nclip = 1e6\n",
+        coordinator.public().to_hex()
+    );
+    for (i, id) in IDS.iter().enumerate() {
+        toml.push_str(&format!("[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n", member_key(i).public().to_hex()));
+    }
+    let consortium = Consortium::parse(Path::new("test.toml"), &toml).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
+    tokio::spawn(fedcredit_coordinator::run(listener, consortium, coordinator, driver, 1 << 20, async move {
+        let _ = stopped.await;
+    }));
+    let client = loop {
+        match CoordinatorClient::connect(format!("http://{addr}")).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    };
+    Running { client, _stop: stop }
+}
+
+fn message(sender: &str, job: &str, round: u64, attempt: u32, body: Body) -> pb::Message {
+    pb::Message { job_id: job.into(), round, attempt, sender: sender.into(), body: Some(body) }
+}
+
+fn poll(fresh: bool) -> Body {
+    Body::Poll(pb::Poll { fresh })
+}
+
+fn advert() -> Body {
+    let k = AgreementSecret::generate(&mut rand::rngs::OsRng).public().to_bytes().to_vec();
+    Body::Advertise(pb::KeyAdvertisement { share_enc_public: k.clone().into(), mask_agree_public: k.into() })
+}
+
+/// All three members poll, so round 0 attempt 0 is announced and its
+/// advertise-keys phase is open.
+async fn open_round(client: &CoordinatorClient<Channel>) {
+    let mut polls = Vec::new();
+    for (i, id) in IDS.iter().enumerate() {
+        let mut c = client.clone();
+        let signed = envelope::seal(&member_key(i), &message(id, "job-1", 0, 0, poll(true)));
+        polls.push(tokio::spawn(async move { c.poll(signed).await }));
+    }
+    for p in polls {
+        p.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_key_outside_the_consortium_is_refused() {
+    let mut r = start().await;
+    let outsider = IdentityKey::from_secret_bytes(&[77; 32]);
+    let signed = envelope::seal(&outsider, &message("bank-a", "job-1", 0, 0, poll(true)));
+    let status = r.client.poll(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("bad signature on a message from bank-a"), "{status:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_sender_is_refused() {
+    let mut r = start().await;
+    let signed = envelope::seal(&member_key(0), &message("bank-z", "job-1", 0, 0, poll(true)));
+    let status = r.client.poll(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("bank-z"), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_tampered_payload_is_refused() {
+    let mut r = start().await;
+    let mut signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 0, poll(true)));
+    let mut payload = signed.payload.to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    signed.payload = payload.into();
+    let status = r.client.poll(signed).await.unwrap_err();
+    assert!(matches!(status.code(), Code::PermissionDenied | Code::InvalidArgument), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_message_for_another_job_is_refused() {
+    let mut r = start().await;
+    let signed = envelope::seal(&member_key(0), &message("bank-a", "job-2", 0, 0, poll(true)));
+    let status = r.client.poll(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("job-2"), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_round_message_before_any_round_is_refused() {
+    let mut r = start().await;
+    let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 0, advert()));
+    let status = r.client.advertise_keys(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("waiting for participants to join"), "{status:?}");
+}
+
+#[tokio::test]
+async fn messages_for_the_wrong_round_phase_or_rpc_are_refused() {
+    let r = start().await;
+    open_round(&r.client).await;
+    let mut c = r.client.clone();
+
+    // Wrong round.
+    let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 7, 0, advert()));
+    let status = c.advertise_keys(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("round 7 attempt 0, the coordinator is at round 0 attempt 0"), "{status:?}");
+
+    // Wrong attempt.
+    let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 3, advert()));
+    let status = c.advertise_keys(signed).await.unwrap_err();
+    assert!(status.message().contains("round 0 attempt 3"), "{status:?}");
+
+    // Right round, wrong phase: a masked input while keys are being advertised.
+    let body = Body::MaskedInput(pb::MaskedInput { values: vec![0u8; 32].into() });
+    let signed = envelope::seal(&member_key(1), &message("bank-b", "job-1", 0, 0, body));
+    let status = c.submit_masked_input(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("phase masked-input, but round 0 attempt 0 is in phase advertise-keys"),
+        "{status:?}"
+    );
+
+    // An advertisement sent through the wrong RPC.
+    let signed = envelope::seal(&member_key(1), &message("bank-b", "job-1", 0, 0, advert()));
+    let status = c.share_keys(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("rpc ShareKeys carries a advertise-keys message"), "{status:?}");
+
+    // A valid advertisement is kept (its call waits for the phase to close);
+    // sending it again is refused as a duplicate.
+    let signed = envelope::seal(&member_key(2), &message("bank-c", "job-1", 0, 0, advert()));
+    let mut first = c.clone();
+    let pending = tokio::spawn(async move { first.advertise_keys(signed).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let again = envelope::seal(&member_key(2), &message("bank-c", "job-1", 0, 0, advert()));
+    let status = c.advertise_keys(again).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("bank-c already sent its advertise-keys message"), "{status:?}");
+    assert!(!pending.is_finished(), "the accepted advertisement must still be waiting for the phase");
+    pending.abort();
+}
+
+#[tokio::test]
+async fn a_malformed_key_is_refused_naming_the_field() {
+    let r = start().await;
+    open_round(&r.client).await;
+    let mut c = r.client.clone();
+    let body = Body::Advertise(pb::KeyAdvertisement {
+        share_enc_public: vec![1u8; 31].into(),
+        mask_agree_public: vec![1u8; 32].into(),
+    });
+    let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 0, body));
+    let status = c.advertise_keys(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("share_enc_public"), "{status:?}");
+}
