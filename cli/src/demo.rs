@@ -1,173 +1,209 @@
-//! `fedcredit demo`: a whole consortium on this machine. Five lenders each
-//! hold their credit exposure per sector; a coordinator learns only the
-//! consortium-wide total, over real gRPC on loopback, with the same config
-//! files and code paths as separate daemons would use.
+//! `fedcredit demo`: the whole story on the bundled German credit data.
+//! Three banks and a platform hold different slices of the applicants
+//! (different sizes and default rates); they train one model by secure
+//! aggregation over loopback gRPC, and the joint model is set beside the
+//! model each bank could train on its own rows alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_participant::Settings;
-use fedcredit_participant::config::ParticipantConfig;
-use fedcredit_participant::contribution::VectorInput;
-use fedcredit_proto::consortium::Consortium;
+use anyhow::{Context, Result};
+use fedcredit_model::job::ModelJobSpec;
+use fedcredit_model::logistic::newton::fit_newton_central;
+use fedcredit_model::logistic::predict_proba;
+use fedcredit_model::metrics::metrics_exact;
+use fedcredit_model::stats::local_moments;
+use fedcredit_model::{LabelSpec, Schema, Standardizer};
+use fedcredit_participant::credit::CreditData;
+use fedcredit_participant::data::{Dataset, load_csv};
+use ndarray::{Array1, Array2, Axis, concatenate};
 use rand::{Rng, SeedableRng};
 
-use crate::{keys, say, secure_sum_driver};
+use crate::credit::{self, Party, fmt_opt};
+use crate::say;
 
-const SECTORS: [&str; 6] = [
-    "agriculture",
-    "manufacturing",
-    "retail",
-    "transport",
-    "services",
-    "construction",
-];
-const MEMBERS: [&str; 5] = [
-    "bank-a",
-    "bank-b",
-    "bank-c",
-    "platform-pay",
-    "platform-shop",
+/// The bundled data set (UCI Statlog German credit, CC BY 4.0).
+const GERMAN_CREDIT: &str = include_str!("../../data/german_credit.csv");
+
+/// (id, share of good applicants, share of bad applicants): the platform and
+/// the small bank see riskier borrowers than the large bank.
+const PARTIES: [(&str, f64, f64); 4] = [
+    ("bank-a", 0.42, 0.22),
+    ("bank-b", 0.25, 0.22),
+    ("bank-c", 0.11, 0.22),
+    ("platform", 0.22, 0.34),
 ];
 
-/// Runs the secure-sum demo; keeps its files in `dir` if given.
+/// Runs the demo; keeps its files in `dir` (default: a fresh temporary folder).
 pub async fn run(dir: Option<PathBuf>) -> Result<()> {
-    let temp;
     let dir = match dir {
-        Some(d) => {
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-            d
-        }
-        None => {
-            temp = tempdir()?;
-            temp.clone()
-        }
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("fedcredit-demo-{}", std::process::id())),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a loopback port")?;
-    let addr = listener.local_addr()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = split(&dir)?;
 
-    // Keys and configs, as an operator and five lenders would write them.
-    let coordinator_key = IdentityKey::generate(&mut rand::rngs::OsRng);
-    keys::save(&coordinator_key, &dir.join("coordinator.key"), true)?;
-    let mut members = String::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
-    let mut expected = [0f64; SECTORS.len()];
-    for id in MEMBERS {
-        let key = IdentityKey::generate(&mut rand::rngs::OsRng);
-        keys::save(&key, &dir.join(format!("{id}.key")), true)?;
-        members.push_str(&format!(
-            "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
-            key.public().to_hex()
-        ));
-        // Exposure per sector in euros, to the cent.
-        let exposure: Vec<f64> = SECTORS
-            .iter()
-            .map(|_| (rng.gen_range(1e5..5e7f64) * 100.0).round() / 100.0)
-            .collect();
-        for (e, x) in expected.iter_mut().zip(&exposure) {
-            *e += x;
-        }
-        let lines: Vec<String> = SECTORS
-            .iter()
-            .zip(&exposure)
-            .map(|(s, x)| format!("{x:.2}  # {s}"))
-            .collect();
-        std::fs::write(
-            dir.join(format!("{id}.exposure.txt")),
-            lines.join("\n") + "\n",
-        )?;
-        std::fs::write(
-            dir.join(format!("{id}.toml")),
-            format!(
-                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://{addr}\"\nconsortium = \"consortium.toml\"\ninput = \"{id}.exposure.txt\"\n"
-            ),
-        )?;
-    }
-    let consortium_toml = format!(
-        "[coordinator]\nlisten = \"{addr}\"\npublic_key = \"{}\"\nkey_file = \"coordinator.key\"\n\n\
-         [protocol]\nphase_deadline_secs = 10\njoin_deadline_secs = 30\n\n\
-         [job]\nid = \"exposure-by-sector\"\nkind = \"secure-sum\"\ndimension = {}\nfrac_bits = 16\nclip = 1e12\n{members}",
-        coordinator_key.public().to_hex(),
-        SECTORS.len()
-    );
-    let consortium_path = dir.join("consortium.toml");
-    std::fs::write(&consortium_path, consortium_toml)?;
+    let label = LabelSpec::new("creditability", "bad");
+    let schema = {
+        let mut reader = csv::Reader::from_reader(GERMAN_CREDIT.as_bytes());
+        let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.map(|r| r.iter().map(str::to_owned).collect()))
+            .collect::<Result<_, _>>()?;
+        Schema::infer(&header, &rows, label)?
+    };
+    let spec = ModelJobSpec {
+        schema: schema.clone(),
+        l2: 1.0,
+        tol: 1e-8,
+        max_rounds: 25,
+        optimizer: Default::default(),
+        fedavg: Default::default(),
+        bins: fedcredit_model::metrics::DEFAULT_BINS,
+    };
 
-    say(&format!(
-        "fedcredit demo: {} lenders sum their credit exposure per sector",
-        MEMBERS.len()
-    ));
-    say(&format!("  files: {}", dir.display()));
     say(
-        "  each lender's own figures stay local; the coordinator sees only masked vectors and the total",
+        "fedcredit demo: one credit-risk model, trained across 3 banks and 1 platform that never share rows",
     );
+    say(&format!(
+        "  data: German credit (1,000 applicants, {} encoded features), split non-IID:",
+        schema.encoded_width()
+    ));
+    let mut parties = Vec::new();
+    let mut tests = Vec::new();
+    let mut trains = Vec::new();
+    for ((id, _, _), (train_path, test_path)) in PARTIES.iter().zip(&files) {
+        let train = load_csv(train_path, &schema)?;
+        let test = load_csv(test_path, &schema)?;
+        say(&format!(
+            "    {id:<9} {:>4} training rows (default rate {:.1}%), {:>3} held out",
+            train.y.len(),
+            100.0 * train.y.mean().unwrap_or(0.0),
+            test.y.len()
+        ));
+        trains.push(load_csv(train_path, &schema)?);
+        tests.push(load_csv(test_path, &schema)?);
+        parties.push(Party {
+            id: (*id).to_owned(),
+            data: CreditData::new(train, Some(test)),
+        });
+    }
+    say("  secure aggregation rounds (each party sends only masked sums):");
+    let outcome = credit::run("german-credit-demo", spec, parties, |line| {
+        say(&credit::describe(line))
+    })
+    .await?;
+    let out = dir.join("out");
+    credit::write_outputs(&out, &outcome)?;
 
-    let consortium = Consortium::load(&consortium_path)?;
-    let (driver, dimension) = secure_sum_driver(&consortium)?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let coordinator = tokio::spawn(fedcredit_coordinator::run(
-        listener,
-        consortium,
-        keys::load(&dir.join("coordinator.key"))?,
-        Box::new(driver),
-        fedcredit_coordinator::max_message_bytes(dimension),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let mut participants = Vec::new();
-    for id in MEMBERS {
-        let cfg = ParticipantConfig::load(&dir.join(format!("{id}.toml")))?;
-        let key = keys::load(&cfg.key_file)?;
-        let mut input = VectorInput::from_file(cfg.input.as_deref().context("demo input")?)?;
-        let settings = Settings {
-            id: cfg.id.clone(),
-            coordinator: cfg.coordinator.clone(),
-            consortium: cfg.consortium.clone(),
-            connect_timeout: cfg.connect_timeout,
-            crash_at: None,
-        };
-        participants.push(tokio::spawn(async move {
-            fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await
-        }));
-    }
-    let results = coordinator.await.context("coordinator task")??;
-    drop(stop_tx);
-    for p in participants {
-        p.await.context("participant task")??;
-    }
-    let last = results.last().context("no round completed")?;
+    // The comparison the consortium cares about: every model on the same
+    // pooled held-out applicants. (Only this demo, which holds every slice,
+    // can compute it; in production each bank sees only its own.)
+    let test_x = concatenate(
+        Axis(0),
+        &tests.iter().map(|t| t.x.view()).collect::<Vec<_>>(),
+    )?;
+    let test_y = concatenate(
+        Axis(0),
+        &tests.iter().map(|t| t.y.view()).collect::<Vec<_>>(),
+    )?;
+    say(&format!("  on all {} held-out applicants:", test_y.len()));
+    say(&format!("    {:<34} {:>7} {:>7}", "model", "AUC", "KS"));
+    let pooled = outcome.model.metrics;
     say(&format!(
-        "  round {} complete: {} contributors ({})",
-        last.round,
-        last.contributors.len(),
-        last.contributors.join(", ")
+        "    {:<34} {:>7} {:>7}",
+        "joint model (secure pooled metrics)",
+        fmt_opt(pooled.and_then(|m| m.auc)),
+        fmt_opt(pooled.and_then(|m| m.ks))
     ));
-    say(&format!(
-        "  {:<14} {:>20} {:>20}",
-        "sector", "consortium total", "check (plain sum)"
-    ));
-    let mut worst = 0f64;
-    for ((sector, total), check) in SECTORS.iter().zip(&last.sum).zip(&expected) {
-        say(&format!("  {sector:<14} {total:>20.2} {check:>20.2}"));
-        worst = worst.max((total - check).abs());
+    for ((id, _, _), train) in PARTIES.iter().zip(&trains) {
+        if id.starts_with("platform") {
+            continue;
+        }
+        let (auc, ks) = alone(train, &test_x, &test_y, 1.0)?;
+        say(&format!(
+            "    {:<34} {:>7} {:>7}",
+            format!("{id} alone (its own rows only)"),
+            fmt_opt(auc),
+            fmt_opt(ks)
+        ));
     }
-    // 16 fractional bits: each input is within 2^-17 of its encoding.
-    let bound = MEMBERS.len() as f64 * 2f64.powi(-17) + 1e-6;
-    if worst > bound {
-        bail!("the secure sum differs from the plain sum by {worst} (bound {bound})");
-    }
+    say(&format!("  model:   {}", out.join("model.json").display()));
     say(&format!(
-        "  the secure sum matches the plain sum (max difference {worst:.4} < {bound:.4})"
+        "  metrics: {}",
+        out.join("metrics.json").display()
     ));
     Ok(())
 }
 
-fn tempdir() -> Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!("fedcredit-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    Ok(base)
+/// A bank's own model: standardized and fitted on its rows alone, scored on the pooled test rows.
+fn alone(
+    train: &Dataset,
+    test_x: &Array2<f64>,
+    test_y: &Array1<f64>,
+    l2: f64,
+) -> Result<(Option<f64>, Option<f64>)> {
+    let p = train.x.ncols();
+    let standardizer = Standardizer::from_moments(&local_moments(train.x.view()), p)?;
+    let mut x = train.x.clone();
+    standardizer.apply(&mut x)?;
+    let fit = fit_newton_central(x.view(), train.y.view(), l2, 1e-8, 50)?;
+    let mut tx = test_x.clone();
+    standardizer.apply(&mut tx)?;
+    let scores = predict_proba(tx.view(), &fit.beta)?;
+    let m = metrics_exact(
+        scores.as_slice().context("contiguous scores")?,
+        test_y.as_slice().context("contiguous labels")?,
+    )?;
+    Ok((m.auc, m.ks))
+}
+
+/// Writes each party's training and held-out CSV files; returns their paths.
+fn split(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut lines = GERMAN_CREDIT.lines();
+    let header = lines.next().context("the bundled data set is empty")?;
+    let label_col = header
+        .split(',')
+        .position(|c| c == "creditability")
+        .context("no label column")?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261122);
+    let mut out: Vec<(Vec<&str>, Vec<&str>)> =
+        PARTIES.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    for line in lines {
+        // The label is the last field and never quoted in this file.
+        let bad = line.rsplit(',').next() == Some("bad");
+        debug_assert!(label_col > 0);
+        let draw: f64 = rng.r#gen();
+        let mut acc = 0.0;
+        let mut who = PARTIES.len() - 1;
+        for (i, (_, good_share, bad_share)) in PARTIES.iter().enumerate() {
+            acc += if bad { bad_share } else { good_share };
+            if draw < acc {
+                who = i;
+                break;
+            }
+        }
+        if rng.gen_bool(0.25) {
+            out[who].1.push(line);
+        } else {
+            out[who].0.push(line);
+        }
+    }
+    let mut paths = Vec::new();
+    for ((id, _, _), (train, test)) in PARTIES.iter().zip(out) {
+        let train_path = dir.join(format!("{id}.csv"));
+        let test_path = dir.join(format!("{id}-holdout.csv"));
+        for (path, rows) in [(&train_path, train), (&test_path, test)] {
+            let mut text = String::with_capacity(rows.len() * 300);
+            text.push_str(header);
+            text.push('\n');
+            for r in rows {
+                text.push_str(r);
+                text.push('\n');
+            }
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        paths.push((train_path, test_path));
+    }
+    Ok(paths)
 }

@@ -2,8 +2,11 @@
 //! logging, and calls the library crates; it does no protocol work itself.
 #![forbid(unsafe_code)]
 
+mod credit;
 mod demo;
+mod demo_sum;
 mod keys;
+mod local;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +16,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fedcredit_coordinator::{RoundResult, SecureSum};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_participant::config::ParticipantConfig;
-use fedcredit_participant::contribution::VectorInput;
+use fedcredit_participant::contribution::{Contributor, VectorInput};
+use fedcredit_participant::credit::CreditData;
+use fedcredit_participant::data::load_csv;
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_proto::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -42,7 +47,8 @@ enum Command {
         /// The consortium file.
         #[arg(long)]
         config: PathBuf,
-        /// Where to write the job's result (JSON); default `<job id>.result.json` beside the config.
+        /// Folder for the job's results (result.json, or model.json and metrics.json);
+        /// default: a folder named after the job, beside the config.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -55,11 +61,47 @@ enum Command {
         #[arg(long, value_enum, hide = true)]
         crash_at: Option<CrashAt>,
     },
-    /// Run a whole secure-sum consortium on this machine, over loopback gRPC.
+    /// Train a credit model across 3 banks and a platform on bundled data, over loopback gRPC.
     Demo {
-        /// Keep the generated keys, configs and results here (default: a temporary folder).
+        /// Keep the generated data, configs and results here (default: a temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Run the secure-sum demo instead (five lenders total their exposure per sector).
+        #[arg(long)]
+        secure_sum: bool,
+    },
+    /// Train a credit model on your own CSV files, each file acting as one consortium member.
+    Local {
+        /// A CSV file with a header; repeat for each member (one participant per file).
+        #[arg(long = "data", required = true)]
+        data: Vec<PathBuf>,
+        /// The label column.
+        #[arg(long)]
+        label: String,
+        /// The label value of the positive (default) event, e.g. `bad`.
+        #[arg(long)]
+        positive: String,
+        /// Held-out rows for the pooled evaluation (evaluated by the first member).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// L2 strength (scikit-learn's C = 1/l2).
+        #[arg(long, default_value_t = 1.0)]
+        l2: f64,
+        /// Where to write model.json and metrics.json.
+        #[arg(long, default_value = "fedcredit-out")]
+        out: PathBuf,
+    },
+    /// Write a default probability for every row of a CSV file with a model.json.
+    Score {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Applicants: a CSV file with the model's feature columns (the label column is not needed).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output CSV (row,probability); default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -72,11 +114,18 @@ enum CrashAt {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Daemons log their progress; the interactive commands print their own
+    // summary and only log warnings unless FEDCREDIT_LOG says otherwise.
+    let default_filter = match cli.command {
+        Command::Coordinator { .. } | Command::Participant { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FEDCREDIT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     match run(cli) {
@@ -106,7 +155,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Participant { config, crash_at } => {
             runtime()?.block_on(participant(&config, crash_at))
         }
-        Command::Demo { dir } => runtime()?.block_on(demo::run(dir)),
+        Command::Demo {
+            dir,
+            secure_sum: true,
+        } => runtime()?.block_on(demo_sum::run(dir)),
+        Command::Demo {
+            dir,
+            secure_sum: false,
+        } => runtime()?.block_on(demo::run(dir)),
+        Command::Local {
+            data,
+            label,
+            positive,
+            test,
+            l2,
+            out,
+        } => runtime()?.block_on(local::run(local::LocalArgs {
+            data,
+            label,
+            positive,
+            test,
+            l2,
+            out,
+        })),
+        Command::Score { model, data, out } => local::score(&model, &data, out.as_deref()),
     }
 }
 
@@ -143,6 +215,9 @@ fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, usize)> {
             let fp = FixedPoint::new(*frac_bits, *clip)?;
             Ok((SecureSum::new(*dimension, fp), *dimension))
         }
+        JobKind::LogisticRegression(_) => {
+            anyhow::bail!("{}: the job is not a secure sum", consortium.path.display())
+        }
     }
 }
 
@@ -155,57 +230,83 @@ async fn coordinator(config: &Path, out: Option<PathBuf>) -> Result<()> {
         )
     })?;
     let key = keys::load(&key_file)?;
-    let (driver, dimension) = secure_sum_driver(&consortium)?;
+    let job_id = consortium.job.id.clone();
+    let out = out.unwrap_or_else(|| config.parent().unwrap_or(Path::new(".")).join(&job_id));
+    let driver: Box<dyn fedcredit_coordinator::JobDriver> = match &consortium.job.kind {
+        JobKind::SecureSum { .. } => Box::new(secure_sum_driver(&consortium)?.0),
+        JobKind::LogisticRegression(spec) => Box::new(
+            fedcredit_coordinator::ModelFit::new(
+                spec.clone(),
+                &job_id,
+                &hex::encode(consortium.job.hash()),
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+    };
+    let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
+        &consortium.job.kind,
+    ));
     let listener = tokio::net::TcpListener::bind(consortium.listen)
         .await
         .with_context(|| format!("binding {}", consortium.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "coordinator listening");
-    let job_id = consortium.job.id.clone();
-    let out = out.unwrap_or_else(|| {
-        config
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(format!("{job_id}.result.json"))
-    });
-    let results = fedcredit_coordinator::run(
+    let report = fedcredit_coordinator::run(
         listener,
         consortium,
         key,
-        Box::new(driver),
-        fedcredit_coordinator::max_message_bytes(dimension),
+        driver,
+        max_bytes,
         shutdown_signal(),
     )
     .await?;
-    let last: &RoundResult = results.last().context("the job finished without a round")?;
-    let report = SumReport {
-        job: &job_id,
-        round: last.round,
-        attempt: last.attempt,
-        contributors: &last.contributors,
-        sum: &last.sum,
-    };
-    let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(&out, format!("{json}\n"))
-        .with_context(|| format!("writing {}", out.display()))?;
-    say(&json);
-    tracing::info!(result = %out.display(), "result written");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    match &report.model {
+        None => {
+            let last: &RoundResult = report
+                .rounds
+                .last()
+                .context("the job finished without a round")?;
+            let result = SumReport {
+                job: &job_id,
+                round: last.round,
+                attempt: last.attempt,
+                contributors: &last.contributors,
+                sum: &last.sum,
+            };
+            let json = serde_json::to_string_pretty(&result)?;
+            let path = out.join("result.json");
+            std::fs::write(&path, format!("{json}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            say(&json);
+            tracing::info!(result = %path.display(), "result written");
+        }
+        Some(model) => {
+            let path = out.join("model.json");
+            std::fs::write(&path, serde_json::to_string_pretty(model)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            let metrics = serde_json::json!({
+                "job_id": job_id,
+                "pooled": model.metrics,
+                "rounds": model.rounds,
+                "converged": model.converged,
+                "departed": report.departed,
+            });
+            let mpath = out.join("metrics.json");
+            std::fs::write(&mpath, serde_json::to_string_pretty(&metrics)? + "\n")
+                .with_context(|| format!("writing {}", mpath.display()))?;
+            say(&format!(
+                "model: {}  metrics: {}",
+                path.display(),
+                mpath.display()
+            ));
+        }
+    }
     Ok(())
 }
 
 async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
     let cfg = ParticipantConfig::load(config)?;
     let key = keys::load(&cfg.key_file)?;
-    let mut input = match &cfg.consortium.job.kind {
-        JobKind::SecureSum { .. } => {
-            let path = cfg.input.as_ref().with_context(|| {
-                format!(
-                    "{}: `input`: a secure-sum job needs the file of values to contribute",
-                    config.display()
-                )
-            })?;
-            VectorInput::from_file(path)?
-        }
-    };
     let settings = Settings {
         id: cfg.id.clone(),
         coordinator: cfg.coordinator.clone(),
@@ -217,9 +318,57 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
             CrashAt::Unmask => CrashPoint::Unmask,
         }),
     };
-    let report = fedcredit_participant::run(settings, key, &mut input, shutdown_signal()).await?;
+    let mut contributor: Box<dyn Contributor> = match &cfg.consortium.job.kind {
+        JobKind::SecureSum { .. } => {
+            let path = cfg.input.as_ref().with_context(|| {
+                format!(
+                    "{}: `input`: a secure-sum job needs the file of values to contribute",
+                    config.display()
+                )
+            })?;
+            Box::new(VectorInput::from_file(path)?)
+        }
+        JobKind::LogisticRegression(spec) => {
+            let path = cfg.data.as_ref().with_context(|| {
+                format!(
+                    "{}: `data`: a credit-model job needs the CSV file of training rows",
+                    config.display()
+                )
+            })?;
+            // Check every row before any round; on a bad row, tell the
+            // coordinator why this member leaves, then stop.
+            let loaded = load_csv(path, &spec.schema).and_then(|train| {
+                let test = cfg
+                    .test
+                    .as_ref()
+                    .map(|t| load_csv(t, &spec.schema))
+                    .transpose()?;
+                Ok(CreditData::new(train, test))
+            });
+            match loaded {
+                Ok(data) => {
+                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
+                    Box::new(data)
+                }
+                Err(e) => {
+                    let reason = format!("{}'s data fails the job schema: {e}", cfg.id);
+                    if let Err(l) = fedcredit_participant::leave(&settings, &key, &reason).await {
+                        tracing::warn!(error = %l, "could not tell the coordinator");
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    let report =
+        fedcredit_participant::run(settings, key, contributor.as_mut(), shutdown_signal()).await?;
     for r in &report.rounds {
-        tracing::info!(round = r.round, contributors = r.contributors.len(), sum = ?r.sum, "published sum");
+        tracing::info!(
+            round = r.round,
+            contributors = r.contributors.len(),
+            values = r.sum.len(),
+            "round published"
+        );
     }
     Ok(())
 }

@@ -89,7 +89,7 @@ impl Consortium {
             .args(["coordinator", "--config"])
             .arg(self.path("consortium.toml"))
             .arg("--out")
-            .arg(self.path("result.json"))
+            .arg(self.path("out"))
             .env("FEDCREDIT_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -122,7 +122,7 @@ impl Consortium {
     }
 
     fn result(&self) -> (Vec<String>, Vec<f64>) {
-        let text = std::fs::read_to_string(self.path("result.json")).unwrap();
+        let text = std::fs::read_to_string(self.path("out/result.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let contributors = v["contributors"]
             .as_array()

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
+use crate::JobReport;
 use crate::error::{CoordinatorError, Rejection};
 use crate::job::{JobDriver, RoundPlan, RoundResult};
 use crate::round::{Abort, Advertising, Attempt, Closed, Reply, Round};
@@ -106,6 +107,8 @@ pub(crate) struct Actor {
     /// Members believed alive: joined and not missing a deadline since.
     active: BTreeSet<PartyIndex>,
     results: Vec<RoundResult>,
+    /// Members that left the job, with their reason (told to the others).
+    departed: std::collections::BTreeMap<PartyIndex, String>,
     failure: Option<CoordinatorError>,
 }
 
@@ -123,6 +126,7 @@ impl Actor {
             polls: Vec::new(),
             active: BTreeSet::new(),
             results: Vec::new(),
+            departed: std::collections::BTreeMap::new(),
             failure: None,
         }
     }
@@ -132,7 +136,7 @@ impl Actor {
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<Request>,
-    ) -> Result<Vec<RoundResult>, CoordinatorError> {
+    ) -> Result<JobReport, CoordinatorError> {
         info!(job = %self.consortium.job.id, members = self.consortium.roster.len(), "waiting for participants");
         loop {
             if let Stage::Finished { told, .. } = &self.stage
@@ -158,9 +162,18 @@ impl Actor {
                 }
             }
         }
+        let departed = self
+            .departed
+            .iter()
+            .map(|(p, r)| (self.name(*p), r.clone()))
+            .collect();
         match self.failure {
             Some(e) => Err(e),
-            None => Ok(self.results),
+            None => Ok(JobReport {
+                model: self.driver.model(),
+                rounds: self.results,
+                departed,
+            }),
         }
     }
 
@@ -174,7 +187,16 @@ impl Actor {
             } => {
                 warn!(participant = %self.name(from), %reason, "participant left the job");
                 self.active.remove(&from);
+                self.departed.insert(from, reason);
                 let _ = reply.send(Ok(pb::LeaveAck {}));
+                if let Stage::Lobby { joined, .. } = &mut self.stage {
+                    joined.remove(&from);
+                    if !joined.is_empty()
+                        && joined.len() + self.departed.len() == self.consortium.roster.len()
+                    {
+                        self.start_next_round();
+                    }
+                }
             }
             other => self.on_round_message(other),
         }
@@ -195,7 +217,7 @@ impl Actor {
                 joined.insert(from);
                 info!(participant = %name, joined = joined.len(), "participant joined");
                 self.polls.push((from, seen, reply));
-                if joined.len() == self.consortium.roster.len() {
+                if joined.len() + self.departed.len() == self.consortium.roster.len() {
                     self.start_next_round();
                 }
             }
@@ -405,7 +427,16 @@ impl Actor {
                 };
             }
             Ok(Closed::Done(attempt, outcome)) => {
-                let sum = plan.fixed_point.decode_slice(&outcome.sum);
+                let sum = match plan.codec.decode(&outcome.sum) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.finish(Err(CoordinatorError::Job(format!(
+                            "round {}: cannot decode the sum: {e}",
+                            attempt.round
+                        ))));
+                        return;
+                    }
+                };
                 let contributors: Vec<String> =
                     outcome.contributors.iter().map(|p| self.name(*p)).collect();
                 let message = pb::CoordinatorMessage {
@@ -463,6 +494,7 @@ impl Actor {
     }
 
     fn announce(&mut self, round: u64, attempt: u32, plan: RoundPlan) {
+        let (codec_spec, digits) = plan.codec.to_pb();
         let c = &self.consortium;
         let spec_hash = c.job.hash();
         let message = pb::CoordinatorMessage {
@@ -475,10 +507,16 @@ impl Actor {
                     threshold: c.protocol.thresholds.threshold as u32,
                     min_cohort: c.protocol.thresholds.min_cohort as u32,
                     dimension: plan.dimension as u64,
-                    fixed_point: Some(pb::FixedPointSpec {
-                        frac_bits: plan.fixed_point.frac_bits(),
-                        clip: plan.fixed_point.clip(),
-                    }),
+                    fixed_point: Some(codec_spec),
+                    digits,
+                    departed: self
+                        .departed
+                        .iter()
+                        .map(|(p, reason)| pb::Departure {
+                            participant: self.name(*p),
+                            reason: reason.clone(),
+                        })
+                        .collect(),
                     job_spec_hash: spec_hash.to_vec().into(),
                     task: Some(plan.task.clone()),
                 },
@@ -491,7 +529,7 @@ impl Actor {
             round,
             attempt,
             thresholds: c.protocol.thresholds,
-            dimension: plan.dimension,
+            dimension: plan.codec.words_for(plan.dimension),
         };
         let mut adv = Advertising::new(info, self.active.clone());
         let at = At { round, attempt };

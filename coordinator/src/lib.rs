@@ -22,6 +22,7 @@ mod service;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_proto::consortium::Consortium;
@@ -31,7 +32,18 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::{CoordinatorError, Rejection};
-pub use job::{JobDriver, RoundPlan, RoundResult, SecureSum};
+pub use job::{JobDriver, ModelFit, ProgressLine, RoundPlan, RoundResult, SecureSum, max_words};
+
+/// What a finished job published.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// Every round's result, in order.
+    pub rounds: Vec<RoundResult>,
+    /// The fitted model of a model job.
+    pub model: Option<fedcredit_model::job::FittedModel>,
+    /// Members that left the job, and why.
+    pub departed: Vec<(String, String)>,
+}
 
 /// Runs one job on an already-bound listener until it finishes, fails, or
 /// `shutdown` resolves. Returns every round's published result.
@@ -42,7 +54,7 @@ pub async fn run(
     driver: Box<dyn JobDriver>,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Vec<RoundResult>, CoordinatorError> {
+) -> Result<JobReport, CoordinatorError> {
     if key.public() != *consortium.roster.coordinator() {
         return Err(CoordinatorError::Job(format!(
             "the coordinator key does not match coordinator.public_key in {}",
@@ -53,21 +65,36 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let service = service::Service::new(roster, &consortium.job.id, tx);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = done_rx => {}
+        }
+    };
     let server = tonic::transport::Server::builder()
         .add_service(
             CoordinatorServer::new(service)
                 .max_decoding_message_size(max_message_bytes)
                 .max_encoding_message_size(max_message_bytes),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
     let actor = actor::Actor::new(consortium, key, driver);
     let server = tokio::spawn(server);
     let outcome = actor.run(rx).await;
-    server.abort();
+    // Shut down gracefully so that replies already handed to the server (the
+    // job's end, told to the last participants) still reach their callers.
+    let _ = done_tx.send(());
+    if tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the gRPC server did not stop within 10 s");
+    }
     outcome
 }
 
-/// The largest message a job of `dimension` values needs, with room for the envelope.
-pub fn max_message_bytes(dimension: usize) -> usize {
-    dimension.saturating_mul(8).saturating_add(1 << 20)
+/// The largest message a round of `words` u64 words needs, with room for the envelope.
+pub fn max_message_bytes(words: usize) -> usize {
+    words.saturating_mul(8).saturating_add(4 << 20)
 }

@@ -39,25 +39,44 @@ async fn start() -> Running {
         coordinator.public().to_hex()
     );
     for (i, id) in IDS.iter().enumerate() {
-        toml.push_str(&format!("[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n", member_key(i).public().to_hex()));
+        toml.push_str(&format!(
+            "[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
+            member_key(i).public().to_hex()
+        ));
     }
     let consortium = Consortium::parse(Path::new("test.toml"), &toml).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
-    tokio::spawn(fedcredit_coordinator::run(listener, consortium, coordinator, driver, 1 << 20, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(fedcredit_coordinator::run(
+        listener,
+        consortium,
+        coordinator,
+        driver,
+        1 << 20,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let client = loop {
         match CoordinatorClient::connect(format!("http://{addr}")).await {
             Ok(c) => break c,
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
     };
-    Running { client, _stop: stop }
+    Running {
+        client,
+        _stop: stop,
+    }
 }
 
 fn message(sender: &str, job: &str, round: u64, attempt: u32, body: Body) -> pb::Message {
-    pb::Message { job_id: job.into(), round, attempt, sender: sender.into(), body: Some(body) }
+    pb::Message {
+        job_id: job.into(),
+        round,
+        attempt,
+        sender: sender.into(),
+        body: Some(body),
+    }
 }
 
 fn poll(fresh: bool) -> Body {
@@ -65,8 +84,14 @@ fn poll(fresh: bool) -> Body {
 }
 
 fn advert() -> Body {
-    let k = AgreementSecret::generate(&mut rand::rngs::OsRng).public().to_bytes().to_vec();
-    Body::Advertise(pb::KeyAdvertisement { share_enc_public: k.clone().into(), mask_agree_public: k.into() })
+    let k = AgreementSecret::generate(&mut rand::rngs::OsRng)
+        .public()
+        .to_bytes()
+        .to_vec();
+    Body::Advertise(pb::KeyAdvertisement {
+        share_enc_public: k.clone().into(),
+        mask_agree_public: k.into(),
+    })
 }
 
 /// All three members poll, so round 0 attempt 0 is announced and its
@@ -90,13 +115,21 @@ async fn a_key_outside_the_consortium_is_refused() {
     let signed = envelope::seal(&outsider, &message("bank-a", "job-1", 0, 0, poll(true)));
     let status = r.client.poll(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains("bad signature on a message from bank-a"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("bad signature on a message from bank-a"),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_sender_is_refused() {
     let mut r = start().await;
-    let signed = envelope::seal(&member_key(0), &message("bank-z", "job-1", 0, 0, poll(true)));
+    let signed = envelope::seal(
+        &member_key(0),
+        &message("bank-z", "job-1", 0, 0, poll(true)),
+    );
     let status = r.client.poll(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("bank-z"), "{status:?}");
@@ -105,19 +138,31 @@ async fn an_unknown_sender_is_refused() {
 #[tokio::test]
 async fn a_tampered_payload_is_refused() {
     let mut r = start().await;
-    let mut signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 0, poll(true)));
+    let mut signed = envelope::seal(
+        &member_key(0),
+        &message("bank-a", "job-1", 0, 0, poll(true)),
+    );
     let mut payload = signed.payload.to_vec();
     let last = payload.len() - 1;
     payload[last] ^= 1;
     signed.payload = payload.into();
     let status = r.client.poll(signed).await.unwrap_err();
-    assert!(matches!(status.code(), Code::PermissionDenied | Code::InvalidArgument), "{status:?}");
+    assert!(
+        matches!(
+            status.code(),
+            Code::PermissionDenied | Code::InvalidArgument
+        ),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_message_for_another_job_is_refused() {
     let mut r = start().await;
-    let signed = envelope::seal(&member_key(0), &message("bank-a", "job-2", 0, 0, poll(true)));
+    let signed = envelope::seal(
+        &member_key(0),
+        &message("bank-a", "job-2", 0, 0, poll(true)),
+    );
     let status = r.client.poll(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("job-2"), "{status:?}");
@@ -129,7 +174,12 @@ async fn a_round_message_before_any_round_is_refused() {
     let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 0, advert()));
     let status = r.client.advertise_keys(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("waiting for participants to join"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("waiting for participants to join"),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +192,12 @@ async fn messages_for_the_wrong_round_phase_or_rpc_are_refused() {
     let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 7, 0, advert()));
     let status = c.advertise_keys(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("round 7 attempt 0, the coordinator is at round 0 attempt 0"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("round 7 attempt 0, the coordinator is at round 0 attempt 0"),
+        "{status:?}"
+    );
 
     // Wrong attempt.
     let signed = envelope::seal(&member_key(0), &message("bank-a", "job-1", 0, 3, advert()));
@@ -150,12 +205,16 @@ async fn messages_for_the_wrong_round_phase_or_rpc_are_refused() {
     assert!(status.message().contains("round 0 attempt 3"), "{status:?}");
 
     // Right round, wrong phase: a masked input while keys are being advertised.
-    let body = Body::MaskedInput(pb::MaskedInput { values: vec![0u8; 32].into() });
+    let body = Body::MaskedInput(pb::MaskedInput {
+        values: vec![0u8; 32].into(),
+    });
     let signed = envelope::seal(&member_key(1), &message("bank-b", "job-1", 0, 0, body));
     let status = c.submit_masked_input(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(
-        status.message().contains("phase masked-input, but round 0 attempt 0 is in phase advertise-keys"),
+        status
+            .message()
+            .contains("phase masked-input, but round 0 attempt 0 is in phase advertise-keys"),
         "{status:?}"
     );
 
@@ -163,7 +222,12 @@ async fn messages_for_the_wrong_round_phase_or_rpc_are_refused() {
     let signed = envelope::seal(&member_key(1), &message("bank-b", "job-1", 0, 0, advert()));
     let status = c.share_keys(signed).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("rpc ShareKeys carries a advertise-keys message"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("rpc ShareKeys carries a advertise-keys message"),
+        "{status:?}"
+    );
 
     // A valid advertisement is kept (its call waits for the phase to close);
     // sending it again is refused as a duplicate.
@@ -174,8 +238,16 @@ async fn messages_for_the_wrong_round_phase_or_rpc_are_refused() {
     let again = envelope::seal(&member_key(2), &message("bank-c", "job-1", 0, 0, advert()));
     let status = c.advertise_keys(again).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("bank-c already sent its advertise-keys message"), "{status:?}");
-    assert!(!pending.is_finished(), "the accepted advertisement must still be waiting for the phase");
+    assert!(
+        status
+            .message()
+            .contains("bank-c already sent its advertise-keys message"),
+        "{status:?}"
+    );
+    assert!(
+        !pending.is_finished(),
+        "the accepted advertisement must still be waiting for the phase"
+    );
     pending.abort();
 }
 

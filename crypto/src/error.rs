@@ -128,6 +128,22 @@ pub enum CryptoError {
         max_participants: u64,
     },
 
+    /// A value for the wide codec ([`crate::wide`]) is larger in magnitude
+    /// than one party may contribute: the sum over all participants could
+    /// overflow the signed wide range. Values are never clipped.
+    #[error(
+        "value at index {index} is {value:e}, beyond the bound ±{max_abs:e}: if every \
+         participant sent values this large, their sum could overflow the wide fixed-point range"
+    )]
+    OutOfRange {
+        /// Position of the offending value in the input.
+        index: usize,
+        /// The offending value.
+        value: f64,
+        /// The largest magnitude allowed for this number of participants.
+        max_abs: f64,
+    },
+
     /// Two vectors that must have the same length do not.
     #[error("vector length mismatch: expected {expected}, got {got}")]
     LengthMismatch {
@@ -154,6 +170,21 @@ mod tests {
         assert!(msg.contains("10 inputs"), "{msg}");
         assert!(msg.contains("at most 1 participants"), "{msg}");
         assert!(msg.contains("lower frac_bits or clip"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_message_names_index_value_and_bound() {
+        let e = CryptoError::OutOfRange {
+            index: 4,
+            value: 1e30,
+            max_abs: 2.5e27,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("index 4"), "{msg}");
+        assert!(msg.contains("1e30"), "{msg}");
+        assert!(msg.contains("2.5e27"), "{msg}");
+        assert!(msg.contains("every participant"), "{msg}");
+        assert!(msg.contains("could overflow"), "{msg}");
     }
 
     #[test]

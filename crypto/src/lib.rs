@@ -22,6 +22,10 @@
 //! - [`mask`]: adding and removing masks with wrapping arithmetic.
 //! - [`fixed_point`]: the `f64` ↔ `u64` (mod 2^64) codec, with clipping and a
 //!   no-wrap check for sums.
+//! - [`wide`]: the `f64` ↔ multi-word codec (base-2^32 digits of a signed
+//!   big integer, one per `u64` word) for statistics whose range does not
+//!   fit one word; never clips, and sums of up to 2^32 − 1 vectors decode
+//!   exactly.
 //! - [`secagg`]: the secure-aggregation protocol logic (client and server
 //!   sides), built on the modules above.
 //! - [`error`]: [`CryptoError`], the single error type.
@@ -54,5 +58,6 @@ pub mod mask;
 pub mod prg;
 pub mod secagg;
 pub mod shamir;
+pub mod wide;
 
 pub use error::CryptoError;

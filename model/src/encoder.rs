@@ -56,7 +56,8 @@ enum Slot {
 #[derive(Debug, Clone)]
 pub struct Encoder {
     slots: Vec<Slot>,
-    label_col: usize,
+    /// `None` for an encoder made by [`Encoder::for_scoring`] on data without labels.
+    label_col: Option<usize>,
     label_name: String,
     positive: String,
     negative: Option<String>,
@@ -69,6 +70,16 @@ impl Encoder {
     ///
     /// Errors if a needed column is missing or appears more than once.
     pub fn new<H: AsRef<str>>(schema: &Schema, header: &[H]) -> Result<Self> {
+        Self::build(schema, header, true)
+    }
+
+    /// Like [`Encoder::new`], for scoring new applicants: the label column
+    /// may be absent (it is ignored either way); use [`Encoder::encode_features_into`].
+    pub fn for_scoring<H: AsRef<str>>(schema: &Schema, header: &[H]) -> Result<Self> {
+        Self::build(schema, header, false)
+    }
+
+    fn build<H: AsRef<str>>(schema: &Schema, header: &[H], labelled: bool) -> Result<Self> {
         schema.validate()?;
         let find = |name: &str, role: &'static str| -> Result<usize> {
             let mut hits = header
@@ -89,7 +100,11 @@ impl Encoder {
             }
             Ok(first)
         };
-        let label_col = find(&schema.label.column, "the label")?;
+        let label_col = if labelled {
+            Some(find(&schema.label.column, "the label")?)
+        } else {
+            None
+        };
         let mut slots = Vec::with_capacity(schema.features.len());
         let mut offset = 0;
         for f in &schema.features {
@@ -151,8 +166,26 @@ impl Encoder {
                 found: record.len(),
             });
         }
+        let Some(label_col) = self.label_col else {
+            return Err(ModelError::MissingColumn {
+                column: self.label_name.clone(),
+                role: "the label",
+            });
+        };
+        let label = self.label(record[label_col].as_ref())?;
+        self.encode_features_into(record, row)?;
+        Ok(label)
+    }
+
+    /// Encodes the features of one record into `row`, ignoring any label.
+    pub fn encode_features_into<S: AsRef<str>>(&self, record: &[S], row: &mut [f64]) -> Result<()> {
+        if record.len() != self.header_len {
+            return Err(ModelError::RecordLength {
+                expected: self.header_len,
+                found: record.len(),
+            });
+        }
         crate::error::check_len("encoded row buffer", self.width, row.len())?;
-        let label = self.label(record[self.label_col].as_ref())?;
         let mut out = 0;
         for slot in &self.slots {
             match slot {
@@ -186,7 +219,8 @@ impl Encoder {
                 }
             }
         }
-        Ok(label)
+        debug_assert_eq!(out, self.width);
+        Ok(())
     }
 
     fn label(&self, cell: &str) -> Result<f64> {

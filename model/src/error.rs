@@ -9,6 +9,10 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum ModelError {
+    /// A job setting or a model task is not acceptable.
+    #[error("{0}")]
+    InvalidSetting(String),
+
     /// A column the schema needs is not in the CSV header.
     #[error("column `{column}` is missing from the header (the schema needs it as {role})")]
     MissingColumn {

@@ -9,6 +9,8 @@
 //! - [`schema`]: the job schema (label, numeric and categorical features),
 //!   schema inference and hashing.
 //! - [`encoder`]: CSV record → encoded row and 0/1 label.
+//! - [`job`]: a model job as a state machine: the task of each round and
+//!   what the coordinator does with its sum.
 //! - [`stats`]: the statistics round (count, Σx, Σx² → global mean/std).
 //! - [`logistic`]: stable link functions, the Newton round
 //!   ([`logistic::newton`]), the FedAvg comparator ([`logistic::fedavg`]),
@@ -29,6 +31,7 @@
 
 pub mod encoder;
 pub mod error;
+pub mod job;
 pub mod linalg;
 pub mod logistic;
 pub mod metrics;

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::AgreementPublic;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
 use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
-use fedcredit_proto::consortium::Consortium;
+use fedcredit_proto::codec::Codec;
+use fedcredit_proto::consortium::{Consortium, JobKind};
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::{Member, ParticipantId};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
@@ -169,6 +169,7 @@ impl Participant {
         let mut report = Report::default();
         let mut seen: Option<(u64, u32)> = None;
         let mut used = BTreeSet::new();
+        let mut told_departures = BTreeSet::new();
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -223,6 +224,11 @@ impl Participant {
                 Some(coordinator_message::Body::Announce(a)) => {
                     let at = (message.round, message.attempt);
                     seen = Some(at);
+                    for d in &a.departed {
+                        if told_departures.insert(d.participant.clone()) {
+                            warn!(participant = %d.participant, reason = %d.reason, "a member left the job");
+                        }
+                    }
                     if !used.insert(at) {
                         warn!(
                             round = at.0,
@@ -283,7 +289,7 @@ impl Participant {
         round: u64,
         attempt: u32,
         a: &pb::RoundAnnouncement,
-    ) -> Result<FixedPoint, ParticipantError> {
+    ) -> Result<Codec, ParticipantError> {
         let c = &self.settings.consortium;
         let refuse = |reason: String| ParticipantError::RefusedRound {
             round,
@@ -312,10 +318,17 @@ impl Participant {
         let spec = a
             .fixed_point
             .ok_or_else(|| refuse("the announcement has no fixed-point settings".into()))?;
-        let fp = FixedPoint::new(spec.frac_bits, spec.clip).map_err(|e| refuse(e.to_string()))?;
-        fp.check_sum_fits(c.roster.len())
+        let codec = Codec::from_pb(&spec, a.digits).map_err(|e| refuse(e.to_string()))?;
+        let expected_wide = !matches!(c.job.kind, JobKind::SecureSum { .. });
+        if expected_wide != matches!(codec, Codec::Wide(_)) {
+            return Err(refuse(
+                "the announced codec does not fit the job kind".into(),
+            ));
+        }
+        codec
+            .check(c.roster.len())
             .map_err(|e| refuse(e.to_string()))?;
-        Ok(fp)
+        Ok(codec)
     }
 
     fn crash(&self, point: CrashPoint) {
@@ -334,7 +347,7 @@ impl Participant {
     ) -> Result<RoundSeen, RoundEnd> {
         let c = self.settings.consortium.clone();
         let roster = &c.roster;
-        let fp = self
+        let codec = self
             .check_announcement(round, attempt, a)
             .map_err(RoundEnd::Fatal)?;
         let task = a.task.clone().ok_or_else(|| {
@@ -357,7 +370,7 @@ impl Participant {
                 ),
             }));
         }
-        let encoded = fp.encode_slice(&values).map_err(|e| {
+        let encoded = codec.encode(&values, c.roster.len()).map_err(|e| {
             RoundEnd::Fatal(ParticipantError::Contribution {
                 round,
                 reason: e.to_string(),
@@ -515,13 +528,13 @@ impl Participant {
             return Err(bad_relay("round outcome", "the coordinator").into());
         };
         let sum = words::from_bytes("round outcome", &o.sum)?;
-        if sum.len() != dimension {
+        if sum.len() != codec.words_for(dimension) {
             return Err(bad_relay("round outcome (length)", "the coordinator").into());
         }
         Ok(RoundSeen {
             round,
             attempt,
-            sum: fp.decode_slice(&sum),
+            sum: codec.decode(&sum)?,
             contributors: o.contributors,
         })
     }
@@ -569,5 +582,47 @@ fn bad_relay(what: &str, who: &(impl std::fmt::Display + ?Sized)) -> Participant
     ParticipantError::Refused {
         rpc: "relay",
         status: format!("{what}: unexpected message from {who}"),
+    }
+}
+
+/// Tells the coordinator that this participant leaves the job, and why
+/// (e.g. its data fails the schema), before taking part in any round.
+/// Retries an unreachable coordinator for up to `settings.connect_timeout`.
+pub async fn leave(
+    settings: &Settings,
+    key: &IdentityKey,
+    reason: &str,
+) -> Result<(), ParticipantError> {
+    let message = pb::Message {
+        job_id: settings.consortium.job.id.clone(),
+        round: 0,
+        attempt: 0,
+        sender: settings.id.to_string(),
+        body: Some(Body::Leave(pb::Leave {
+            reason: reason.to_owned(),
+        })),
+    };
+    let signed = envelope::seal(key, &message);
+    let unreachable = |reason: String| ParticipantError::Unreachable {
+        url: settings.coordinator.clone(),
+        reason,
+    };
+    let endpoint = Endpoint::from_shared(settings.coordinator.clone())
+        .map_err(|e| unreachable(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5));
+    let mut grpc = CoordinatorClient::new(endpoint.connect_lazy());
+    let start = Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match grpc.leave(signed.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(s)
+                if s.code() == Code::Unavailable && start.elapsed() < settings.connect_timeout =>
+            {
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(s) => return Err(refused("Leave", s)),
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! coordinator = "http://127.0.0.1:50051"
 //! consortium = "consortium.toml"     # the operator's file: roster, keys, thresholds, job
 //! input = "bank-a-exposure.txt"      # secure-sum jobs: the vector to contribute
+//! data = "bank-a-loans.csv"          # credit-model jobs: training rows (CSV with a header)
+//! test = "bank-a-holdout.csv"        # credit-model jobs, optional: held-out rows for evaluation
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
 //! ```
 
@@ -26,6 +28,8 @@ struct Raw {
     coordinator: String,
     consortium: PathBuf,
     input: Option<PathBuf>,
+    data: Option<PathBuf>,
+    test: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
 }
 
@@ -44,6 +48,10 @@ pub struct ParticipantConfig {
     pub consortium: Consortium,
     /// The input vector file of a secure-sum job.
     pub input: Option<PathBuf>,
+    /// The training rows (CSV with a header) of a credit-model job.
+    pub data: Option<PathBuf>,
+    /// Held-out rows for the pooled evaluation round (optional).
+    pub test: Option<PathBuf>,
     /// How long to keep trying to reach the coordinator.
     pub connect_timeout: Duration,
 }
@@ -101,6 +109,8 @@ impl ParticipantConfig {
             coordinator: raw.coordinator,
             consortium,
             input: raw.input.map(|p| dir.join(p)),
+            data: raw.data.map(|p| dir.join(p)),
+            test: raw.test.map(|p| dir.join(p)),
             connect_timeout,
         })
     }

@@ -28,6 +28,17 @@ pub enum ParticipantError {
         /// What is wrong.
         problem: String,
     },
+    /// A training or test CSV file does not fit the job's schema, or is not
+    /// well-formed CSV. Found when the file is loaded, before any round.
+    #[error("{}:{line}: {problem}", file.display())]
+    Data {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line where the offending record starts (the header is line 1).
+        line: u64,
+        /// What is wrong: the column, the value and what was expected.
+        problem: String,
+    },
     /// The coordinator could not be reached before the connect deadline.
     #[error("cannot reach the coordinator at {url}: {reason}")]
     Unreachable {

@@ -5,13 +5,18 @@
 //! against the consortium file's identity keys first.
 //!
 //! Layout: [`config`] reads `bank-a.toml`; [`contribution`] says what a round
-//! needs from local data; [`client`] drives the rounds over gRPC.
+//! needs from local data; [`data`] loads and encodes a CSV file with the
+//! job's schema (every bad cell named by file, line and column before any
+//! round); [`credit`] answers a credit-model job's rounds from those rows;
+//! [`client`] drives the rounds over gRPC.
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod config;
 pub mod contribution;
+pub mod credit;
+pub mod data;
 mod error;
 
-pub use client::{CrashPoint, Report, RoundSeen, Settings, run};
+pub use client::{CrashPoint, Report, RoundSeen, Settings, leave, run};
 pub use error::ParticipantError;

@@ -35,6 +35,7 @@ use std::time::Duration;
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityPublic;
 use fedcredit_crypto::secagg::Thresholds;
+use fedcredit_model::job::ModelJobSpec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -90,6 +91,8 @@ pub enum JobKind {
         /// Inputs are clipped to ±clip.
         clip: f64,
     },
+    /// A credit model: federated logistic regression on the members' rows.
+    LogisticRegression(ModelJobSpec),
 }
 
 /// A job: its id and what it computes. (Unknown keys are caught by
@@ -268,6 +271,10 @@ impl Consortium {
                     .map_err(|e| invalid("job.frac_bits / job.clip".into(), e.to_string()))?;
                 fp.check_sum_fits(n)
                     .map_err(|e| invalid("job.frac_bits / job.clip".into(), e.to_string()))?;
+            }
+            JobKind::LogisticRegression(spec) => {
+                spec.validate()
+                    .map_err(|e| invalid("job".into(), e.to_string()))?;
             }
         }
         let dir = path.parent().unwrap_or(Path::new("."));

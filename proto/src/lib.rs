@@ -5,7 +5,8 @@
 //! - [`envelope`]: signing and verifying `Signed` envelopes against the roster;
 //! - [`consortium`]: the consortium file (members, keys, thresholds, deadlines, the job);
 //! - [`roster`]: participant ids, their Shamir indices and identity keys;
-//! - [`words`]: u64 vectors as little-endian bytes on the wire.
+//! - [`words`]: u64 vectors as little-endian bytes on the wire;
+//! - [`codec`]: how a round's values become words (narrow or wide fixed point).
 #![forbid(unsafe_code)]
 
 /// Version 1 of the protocol (`package fedcredit.v1`), generated.
@@ -14,6 +15,7 @@ pub mod v1 {
     tonic::include_proto!("fedcredit.v1");
 }
 
+pub mod codec;
 pub mod consortium;
 pub mod envelope;
 pub mod roster;

@@ -1,0 +1,224 @@
+//! A whole credit-model consortium inside this process: a coordinator and
+//! one participant per data set, talking real gRPC over loopback with fresh
+//! keys, exactly as separate daemons would. Used by `fedcredit local` and
+//! `fedcredit demo`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use fedcredit_coordinator::{ModelFit, ProgressLine};
+use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_crypto::secagg::Thresholds;
+use fedcredit_model::Metrics;
+use fedcredit_model::job::{FittedModel, ModelJobSpec};
+use fedcredit_participant::Settings;
+use fedcredit_participant::credit::CreditData;
+use fedcredit_proto::consortium::{Consortium, JobKind, JobSpec, ProtocolSettings};
+use fedcredit_proto::roster::{ParticipantId, Roster};
+use rand::rngs::OsRng;
+use serde::Serialize;
+
+/// One party of an in-process consortium.
+#[derive(Debug)]
+pub struct Party {
+    /// Its id.
+    pub id: String,
+    /// Its rows.
+    pub data: CreditData,
+}
+
+/// What an in-process job produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The joint model.
+    pub model: FittedModel,
+    /// Each party's own metrics on its own held-out rows, and its training rows.
+    pub parties: Vec<PartySummary>,
+}
+
+/// One party's view, for metrics.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartySummary {
+    /// The party.
+    pub id: String,
+    /// Its training rows.
+    pub train_rows: usize,
+    /// The joint model on its own held-out rows (computed by the party alone).
+    pub local_metrics: Option<Metrics>,
+}
+
+/// Runs a credit-model job over loopback gRPC among `parties`.
+pub async fn run(
+    job_id: &str,
+    spec: ModelJobSpec,
+    parties: Vec<Party>,
+    on_progress: impl Fn(&ProgressLine) + Send + 'static,
+) -> Result<Outcome> {
+    let n = parties.len();
+    if n == 0 {
+        bail!("no data sets given");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")?;
+    let addr = listener.local_addr()?;
+    let coordinator_key = IdentityKey::generate(&mut OsRng);
+    let keys: Vec<IdentityKey> = parties
+        .iter()
+        .map(|_| IdentityKey::generate(&mut OsRng))
+        .collect();
+    let mut members = Vec::with_capacity(n);
+    for (p, k) in parties.iter().zip(&keys) {
+        members.push((ParticipantId::new(&p.id)?, k.public()));
+    }
+    let roster = Roster::new(members, coordinator_key.public())?;
+    // Everything here belongs to one owner, so the minimum cohort only has to
+    // fit the number of data sets; the threshold keeps its default.
+    let thresholds = Thresholds {
+        threshold: Thresholds::default_threshold(n),
+        min_cohort: n.min(3),
+    };
+    let job = JobSpec {
+        id: job_id.to_owned(),
+        kind: JobKind::LogisticRegression(spec.clone()),
+    };
+    let spec_hash = hex::encode(job.hash());
+    let consortium = Consortium {
+        path: "<in-process consortium>".into(),
+        listen: addr,
+        coordinator_key_file: None,
+        roster,
+        protocol: ProtocolSettings {
+            thresholds,
+            join_deadline: Duration::from_secs(60),
+            // Participants compute their contribution before advertising keys.
+            phase_deadline: Duration::from_secs(600),
+            max_attempts: 1,
+        },
+        job,
+    };
+    let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
+        &consortium.job.kind,
+    ));
+    let driver = ModelFit::new(spec, job_id, &spec_hash)
+        .map_err(anyhow::Error::msg)?
+        .on_progress(on_progress);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let coordinator = tokio::spawn(fedcredit_coordinator::run(
+        listener,
+        consortium.clone(),
+        coordinator_key,
+        Box::new(driver),
+        max_bytes,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut tasks = Vec::with_capacity(n);
+    for (party, key) in parties.into_iter().zip(keys) {
+        let settings = Settings {
+            id: ParticipantId::new(&party.id)?,
+            coordinator: format!("http://{addr}"),
+            consortium: consortium.clone(),
+            connect_timeout: Duration::from_secs(60),
+            crash_at: None,
+        };
+        let mut data = party.data;
+        let id = party.id;
+        tasks.push(tokio::spawn(async move {
+            let r =
+                fedcredit_participant::run(settings, key, &mut data, std::future::pending()).await;
+            (id, data, r)
+        }));
+    }
+    let report = coordinator.await.context("coordinator task")??;
+    drop(stop_tx);
+    let mut summaries = Vec::with_capacity(n);
+    for t in tasks {
+        let (id, data, r) = t.await.context("participant task")?;
+        r.with_context(|| format!("participant {id}"))?;
+        summaries.push(PartySummary {
+            id,
+            train_rows: data.train_rows(),
+            local_metrics: data.local_metrics(),
+        });
+    }
+    let model = report
+        .model
+        .clone()
+        .context("the job finished without a model")?;
+    Ok(Outcome {
+        model,
+        parties: summaries,
+    })
+}
+
+/// Prints a progress line the way `local` and `demo` show it.
+pub fn describe(line: &ProgressLine) -> String {
+    use fedcredit_model::job::Progress;
+    match &line.progress {
+        Progress::Standardized { rows } => {
+            format!(
+                "  round {:>2}  statistics      {} participants, {rows} rows",
+                line.round, line.contributors
+            )
+        }
+        Progress::Step(r) => format!(
+            "  round {:>2}  optimization {:>2}  {} participants, step max-norm {:.3e}{}",
+            line.round,
+            r.round,
+            line.contributors,
+            r.step_max_norm,
+            r.objective
+                .map(|o| format!(", objective {o:.6}"))
+                .unwrap_or_default()
+        ),
+        Progress::Evaluated(m) => format!(
+            "  round {:>2}  evaluation      {} participants, {} held-out rows",
+            line.round,
+            line.contributors,
+            m.map_or(0.0, |m| m.n)
+        ),
+    }
+}
+
+/// metrics.json.
+#[derive(Debug, Serialize)]
+pub struct MetricsFile<'a> {
+    /// The job.
+    pub job_id: &'a str,
+    /// Pooled metrics on all held-out rows, from the secure evaluation round.
+    pub pooled: Option<Metrics>,
+    /// Optimization rounds used.
+    pub rounds: usize,
+    /// Whether the optimizer converged.
+    pub converged: bool,
+    /// Per party: training rows and the joint model on its own held-out rows.
+    pub parties: &'a [PartySummary],
+}
+
+/// Writes model.json and metrics.json into `dir`.
+pub fn write_outputs(dir: &std::path::Path, outcome: &Outcome) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let model = serde_json::to_string_pretty(&outcome.model)?;
+    std::fs::write(dir.join("model.json"), model + "\n")
+        .with_context(|| format!("writing {}/model.json", dir.display()))?;
+    let metrics = MetricsFile {
+        job_id: &outcome.model.job_id,
+        pooled: outcome.model.metrics,
+        rounds: outcome.model.rounds,
+        converged: outcome.model.converged,
+        parties: &outcome.parties,
+    };
+    std::fs::write(
+        dir.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)? + "\n",
+    )
+    .with_context(|| format!("writing {}/metrics.json", dir.display()))?;
+    Ok(())
+}
+
+/// Formats an optional metric.
+pub fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
+}

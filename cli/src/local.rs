@@ -1,0 +1,192 @@
+//! `fedcredit local` (train on your own CSV files as if each were a
+//! consortium member) and `fedcredit score` (apply a model.json to new rows).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use fedcredit_model::job::{FittedModel, ModelJobSpec};
+use fedcredit_model::{Encoder, LabelSpec, Schema};
+use fedcredit_participant::credit::CreditData;
+use fedcredit_participant::data::load_csv;
+
+use crate::credit::{self, Party};
+use crate::say;
+
+/// Reads a whole CSV file as strings: (header, rows).
+pub fn read_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header", path.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{}: malformed CSV", path.display()))?;
+        rows.push(record.iter().map(str::to_owned).collect());
+    }
+    Ok((header, rows))
+}
+
+/// Infers one schema from several files: any non-numeric column is
+/// categorical, its categories the union over all files.
+pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
+    let mut header: Option<Vec<String>> = None;
+    let mut all = Vec::new();
+    for f in files {
+        let (h, rows) = read_table(f)?;
+        match &header {
+            None => {
+                all.extend(rows);
+                header = Some(h);
+            }
+            Some(first) => {
+                // Same columns in any order: reorder to the first file's.
+                let mut pos = Vec::with_capacity(first.len());
+                for c in first {
+                    pos.push(h.iter().position(|x| x == c).with_context(|| {
+                        format!(
+                            "{}: column `{c}` is missing (it is in {})",
+                            f.display(),
+                            files[0].display()
+                        )
+                    })?);
+                }
+                if h.len() != first.len() {
+                    bail!(
+                        "{}: has {} columns, {} has {}",
+                        f.display(),
+                        h.len(),
+                        files[0].display(),
+                        first.len()
+                    );
+                }
+                all.extend(rows.into_iter().map(|r| {
+                    pos.iter()
+                        .map(|&i| r.get(i).cloned().unwrap_or_default())
+                        .collect()
+                }));
+            }
+        }
+    }
+    let header = header.context("no data files given")?;
+    Schema::infer(&header, &all, label).context("inferring the schema")
+}
+
+/// Options of `fedcredit local`.
+#[derive(Debug)]
+pub struct LocalArgs {
+    pub data: Vec<PathBuf>,
+    pub label: String,
+    pub positive: String,
+    pub test: Option<PathBuf>,
+    pub l2: f64,
+    pub out: PathBuf,
+}
+
+/// Runs `fedcredit local`.
+pub async fn run(args: LocalArgs) -> Result<()> {
+    let label = LabelSpec::new(&args.label, &args.positive);
+    let mut files = args.data.clone();
+    if let Some(t) = &args.test {
+        files.push(t.clone());
+    }
+    let schema = infer_schema(&files, label)?;
+    let spec = ModelJobSpec {
+        schema: schema.clone(),
+        l2: args.l2,
+        tol: 1e-8,
+        max_rounds: 25,
+        optimizer: Default::default(),
+        fedavg: Default::default(),
+        bins: fedcredit_model::metrics::DEFAULT_BINS,
+    };
+    let mut parties = Vec::with_capacity(args.data.len());
+    for (i, path) in args.data.iter().enumerate() {
+        let train = load_csv(path, &schema)?;
+        // The held-out file is evaluated by the first participant.
+        let test = match (&args.test, i) {
+            (Some(t), 0) => Some(load_csv(t, &schema)?),
+            _ => None,
+        };
+        parties.push(Party {
+            id: format!("party-{}", i + 1),
+            data: CreditData::new(train, test),
+        });
+    }
+    say(&format!(
+        "fedcredit local: {} data sets as {} consortium members, {} encoded features, l2 = {}",
+        args.data.len(),
+        args.data.len(),
+        schema.encoded_width(),
+        args.l2
+    ));
+    let outcome = credit::run("local", spec, parties, |line| say(&credit::describe(line))).await?;
+    credit::write_outputs(&args.out, &outcome)?;
+    let m = &outcome.model;
+    say(&format!(
+        "  model: {} optimization rounds, converged: {}, intercept {:.6}",
+        m.rounds, m.converged, m.original.intercept
+    ));
+    if let Some(p) = m.metrics {
+        say(&format!(
+            "  held-out ({} rows): AUC {}  KS {}  log-loss {:.4}  default rate {:.3}",
+            p.n,
+            credit::fmt_opt(p.auc),
+            credit::fmt_opt(p.ks),
+            p.logloss,
+            p.default_rate
+        ));
+    }
+    say(&format!(
+        "  wrote {} and {}",
+        args.out.join("model.json").display(),
+        args.out.join("metrics.json").display()
+    ));
+    Ok(())
+}
+
+/// Runs `fedcredit score`: one probability per data row, in input order.
+pub fn score(model_path: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
+    let text = std::fs::read_to_string(model_path)
+        .with_context(|| format!("{}: cannot read", model_path.display()))?;
+    let model: FittedModel = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a fedcredit model file", model_path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(data).with_context(|| format!("{}: cannot open", data.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header", data.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let encoder = Encoder::for_scoring(&model.schema, &header).with_context(|| {
+        format!(
+            "{}:1: the header does not fit the model's schema",
+            data.display()
+        )
+    })?;
+    let mut sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    writeln!(sink, "row,probability")?;
+    let mut row = vec![0.0; encoder.width()];
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.with_context(|| format!("{}:{line}: malformed CSV", data.display()))?;
+        let cells: Vec<&str> = record.iter().collect();
+        encoder
+            .encode_features_into(&cells, &mut row)
+            .with_context(|| format!("{}:{line}", data.display()))?;
+        let p = model.probability(&row)?;
+        writeln!(sink, "{},{p}", i + 1)?;
+    }
+    sink.flush()?;
+    Ok(())
+}

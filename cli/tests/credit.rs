@@ -1,0 +1,317 @@
+//! End-to-end tests of the credit model: `fedcredit local` against the
+//! recorded scikit-learn fit, daemons as separate processes (one of which
+//! leaves over a bad CSV), and `fedcredit score`.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Splits the German credit data into `k` contiguous CSV files in `dir`.
+fn split(dir: &Path, k: usize) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(repo().join("data/german_credit.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let per = rows.len().div_ceil(k);
+    rows.chunks(per)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let path = dir.join(format!("part-{i}.csv"));
+            std::fs::write(&path, format!("{header}\n{}\n", chunk.join("\n"))).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process overstayed {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The federated Newton fit over real gRPC equals scikit-learn's
+/// `LogisticRegression(C = 1/l2)` on the pooled, standardized rows.
+#[test]
+fn local_matches_scikit_learn_on_german_credit() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split(dir.path(), 4);
+    let out = dir.path().join("out");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "local",
+        "--label",
+        "creditability",
+        "--positive",
+        "bad",
+        "--l2",
+        "1",
+        "--out",
+    ])
+    .arg(&out);
+    for p in &parts {
+        cmd.arg("--data").arg(p);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let reference = json(&repo().join("model/reference/german_credit_l2_1.json"));
+    let model = json(&out.join("model.json"));
+    let names: Vec<&str> = model["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let coefs = model["standardized"]["coefficients"].as_array().unwrap();
+    let expected = reference["coefficients"].as_array().unwrap();
+    assert_eq!(names.len(), expected.len());
+    let mut worst = (model["standardized"]["intercept"].as_f64().unwrap()
+        - reference["intercept"].as_f64().unwrap())
+    .abs();
+    for ((name, c), e) in names.iter().zip(coefs).zip(expected) {
+        assert_eq!(*name, e["name"].as_str().unwrap());
+        worst = worst.max((c.as_f64().unwrap() - e["coef"].as_f64().unwrap()).abs());
+    }
+    println!("max |federated - scikit-learn| = {worst:e}");
+    assert!(worst < 1e-5, "max abs difference {worst}");
+    assert!(model["converged"].as_bool().unwrap());
+    assert!(model["rounds"].as_u64().unwrap() <= 10);
+    assert_eq!(model["job_spec_hash"].as_str().unwrap().len(), 64);
+    assert!(out.join("metrics.json").exists());
+}
+
+/// A consortium of real processes: three members train; a fourth whose
+/// file has a category outside the schema leaves before any round, saying
+/// where, and the coordinator records why.
+#[test]
+fn daemons_train_a_model_and_a_member_with_bad_data_leaves_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let parts = split(d, 4);
+    // Line 3 of the last member's file gets a loan purpose outside the schema.
+    let mut lines: Vec<String> = std::fs::read_to_string(&parts[3])
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let purpose = lines[2].split(',').nth(3).unwrap().to_owned();
+    lines[2] = lines[2].replacen(&format!(",{purpose},"), ",spaceship,", 1);
+    std::fs::write(&parts[3], lines.join("\n") + "\n").unwrap();
+
+    // Schema: inferred from the clean data, written into the consortium file as TOML.
+    let ids = ["bank-a", "bank-b", "bank-c", "platform"];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let keygen = |name: &str| {
+        let o = Command::new(BIN)
+            .args(["keygen", "--out"])
+            .arg(d.join(format!("{name}.key")))
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let coordinator_pk = keygen("coordinator");
+    let text = std::fs::read_to_string(repo().join("data/german_credit.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let schema = fedcredit_model::Schema::infer(
+        &header,
+        &rows,
+        fedcredit_model::LabelSpec::new("creditability", "bad"),
+    )
+    .unwrap();
+    #[derive(serde::Serialize)]
+    struct Job<'a> {
+        schema: &'a fedcredit_model::Schema,
+    }
+    let schema_toml = toml::to_string(&Job { schema: &schema })
+        .unwrap()
+        .replace("[schema", "[job.schema")
+        .replace("[[schema", "[[job.schema");
+    let mut consortium = format!(
+        "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\n\n\
+         [protocol]\nphase_deadline_secs = 20\njoin_deadline_secs = 30\nmax_attempts = 1\n\n\
+         [job]\nid = \"german-credit\"\nkind = \"logistic-regression\"\nl2 = 1.0\n\n{schema_toml}\n"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let pk = keygen(id);
+        consortium.push_str(&format!(
+            "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{pk}\"\n"
+        ));
+        std::fs::write(
+            d.join(format!("{id}.toml")),
+            format!(
+                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\nconsortium = \"consortium.toml\"\ndata = \"part-{i}.csv\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(d.join("consortium.toml"), consortium).unwrap();
+
+    let coordinator = Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(d.join("consortium.toml"))
+        .arg("--out")
+        .arg(d.join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let members: Vec<Child> = ids
+        .iter()
+        .map(|id| {
+            Command::new(BIN)
+                .args(["participant", "--config"])
+                .arg(d.join(format!("{id}.toml")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let limit = Duration::from_secs(120);
+    let coordinator = wait(coordinator, limit);
+    let members: Vec<Output> = members.into_iter().map(|m| wait(m, limit)).collect();
+    assert!(
+        coordinator.status.success(),
+        "{}",
+        String::from_utf8_lossy(&coordinator.stderr)
+    );
+    for m in &members[..3] {
+        assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    }
+    let leaver = String::from_utf8_lossy(&members[3].stderr).into_owned();
+    assert!(!members[3].status.success());
+    assert!(
+        leaver.contains("part-3.csv:3")
+            && leaver.contains("`purpose`")
+            && leaver.contains("spaceship"),
+        "{leaver}"
+    );
+
+    let metrics = json(&d.join("out/metrics.json"));
+    let departed = metrics["departed"].to_string();
+    assert!(
+        departed.contains("platform") && departed.contains("spaceship"),
+        "{departed}"
+    );
+    let model = json(&d.join("out/model.json"));
+    assert!(model["converged"].as_bool().unwrap());
+    let log = String::from_utf8_lossy(&members[0].stderr).into_owned();
+    assert!(
+        log.contains("a member left the job") && log.contains("spaceship"),
+        "the others are told why:\n{log}"
+    );
+}
+
+#[test]
+fn score_writes_a_probability_per_row_and_refuses_a_wrong_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split(dir.path(), 3);
+    let out = dir.path().join("out");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "local",
+        "--label",
+        "creditability",
+        "--positive",
+        "bad",
+        "--out",
+    ])
+    .arg(&out);
+    for p in &parts {
+        cmd.arg("--data").arg(p);
+    }
+    assert!(cmd.output().unwrap().status.success());
+
+    // Applicants without the label column.
+    let text = std::fs::read_to_string(&parts[0]).unwrap();
+    let applicants: String = text
+        .lines()
+        .take(11)
+        .map(|l| {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(l.as_bytes());
+            let rec = r.records().next().unwrap().unwrap();
+            let cells: Vec<String> = rec
+                .iter()
+                .take(rec.len() - 1)
+                .map(|c| format!("\"{c}\""))
+                .collect();
+            cells.join(",") + "\n"
+        })
+        .collect();
+    let apps = dir.path().join("applicants.csv");
+    std::fs::write(&apps, applicants).unwrap();
+    let o = Command::new(BIN)
+        .args(["score", "--model"])
+        .arg(out.join("model.json"))
+        .arg("--data")
+        .arg(&apps)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let probs: Vec<f64> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(probs.len(), 10);
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+
+    // A file missing a feature column is refused, naming it.
+    let wrong = dir.path().join("wrong.csv");
+    std::fs::write(&wrong, "age_in_years,telephone\n30,none\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["score", "--model"])
+        .arg(out.join("model.json"))
+        .arg("--data")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("wrong.csv:1") && err.contains("status_of_existing_checking_account"),
+        "{err}"
+    );
+}

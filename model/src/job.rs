@@ -1,0 +1,578 @@
+//! A credit-model job as a pure state machine: which aggregate each round
+//! asks for ([`ModelTask`]), and what the coordinator does with the sum
+//! ([`ModelJob::absorb`]). The coordinator runs it live; an auditor replays
+//! it on the logged sums and must reach the same model bit for bit.
+//!
+//! ```text
+//! Moments ─▶ CenteredSquares ─▶ Newton (or FedAvg) × k ─▶ Evaluate ─▶ done
+//!  [n, Σx]     [Σ(x−mean)²]       until max|Δβ| < tol       histograms
+//! ```
+//!
+//! The statistics take two passes (sums, then centered squares) so that the
+//! variance of columns in the millions keeps full precision.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::logistic::fedavg::{SgdConfig, fedavg_from_aggregate};
+use crate::logistic::newton::{NewtonTerms, newton_step, newton_terms_len};
+use crate::logistic::to_original_units;
+use crate::metrics::{Metrics, ScoreHistogram};
+use crate::schema::Schema;
+use crate::stats::{Standardizer, mean_from_sums};
+
+/// How the coordinator optimizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// Federated Newton: exact pooled optimum in a few rounds (default).
+    #[default]
+    Newton,
+    /// FedAvg / FedProx: count-weighted average of locally trained models.
+    Fedavg,
+}
+
+/// Local training settings of FedAvg rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FedAvgSettings {
+    /// Local passes over the rows per round.
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// Step size on the per-row objective.
+    pub learning_rate: f64,
+    /// FedProx proximal strength (0 = plain FedAvg).
+    pub prox_mu: f64,
+}
+
+impl Default for FedAvgSettings {
+    fn default() -> Self {
+        Self {
+            epochs: 5,
+            batch_size: 64,
+            learning_rate: 0.1,
+            prox_mu: 0.0,
+        }
+    }
+}
+
+fn default_l2() -> f64 {
+    1.0
+}
+fn default_tol() -> f64 {
+    1e-8
+}
+fn default_max_rounds() -> usize {
+    25
+}
+fn default_bins() -> usize {
+    crate::metrics::DEFAULT_BINS
+}
+
+/// What a logistic-regression job fits; part of the hashed job spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelJobSpec {
+    /// Label and features.
+    pub schema: Schema,
+    /// L2 strength: the objective is Σ logloss + (l2/2)·‖w‖² (scikit-learn's C = 1/l2).
+    #[serde(default = "default_l2")]
+    pub l2: f64,
+    /// Stop when the Newton step's max-norm is below this.
+    #[serde(default = "default_tol")]
+    pub tol: f64,
+    /// At most this many optimization rounds.
+    #[serde(default = "default_max_rounds")]
+    pub max_rounds: usize,
+    /// Newton (default) or FedAvg.
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// FedAvg settings (ignored by Newton).
+    #[serde(default)]
+    pub fedavg: FedAvgSettings,
+    /// Score-histogram bins of the evaluation round (≥ 1000).
+    #[serde(default = "default_bins")]
+    pub bins: usize,
+}
+
+impl ModelJobSpec {
+    /// Checks the settings; errors name the setting.
+    pub fn validate(&self) -> Result<()> {
+        self.schema.validate()?;
+        let bad =
+            |what: &str, why: String| Err(ModelError::InvalidSetting(format!("{what}: {why}")));
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return bad(
+                "l2",
+                format!("must be a finite number >= 0, got {}", self.l2),
+            );
+        }
+        if !(self.tol.is_finite() && self.tol > 0.0) {
+            return bad("tol", format!("must be > 0, got {}", self.tol));
+        }
+        if self.max_rounds == 0 || self.max_rounds > 10_000 {
+            return bad(
+                "max_rounds",
+                format!("must be 1 to 10000, got {}", self.max_rounds),
+            );
+        }
+        ScoreHistogram::new(self.bins)?;
+        if self.optimizer == OptimizerKind::Fedavg {
+            let f = &self.fedavg;
+            if f.epochs == 0
+                || f.batch_size == 0
+                || !(f.learning_rate.is_finite() && f.learning_rate > 0.0)
+            {
+                return bad(
+                    "fedavg",
+                    "epochs, batch_size and learning_rate must be positive".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one round asks every participant to contribute. Serialized as JSON
+/// into the round announcement (floats round-trip exactly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ModelTask {
+    /// `[n, Σx_j …]` over the training rows.
+    Moments,
+    /// `[Σ(x_j − mean_j)² …]` over the training rows.
+    CenteredSquares {
+        /// The global means.
+        mean: Vec<f64>,
+    },
+    /// Newton terms at `beta` on the standardized training rows
+    /// (layout of [`crate::logistic::newton::local_newton_terms`]).
+    Newton {
+        /// The global standardization.
+        standardizer: Standardizer,
+        /// The current model, intercept first.
+        beta: Vec<f64>,
+    },
+    /// `[n_k·β_k …, n_k]` after local training from `beta`.
+    FedAvg {
+        /// The global standardization.
+        standardizer: Standardizer,
+        /// The round's starting model.
+        beta: Vec<f64>,
+        /// Local training settings (seed differs per round).
+        sgd: SgdConfig,
+    },
+    /// Score histograms and log-loss of `beta` on each party's held-out rows
+    /// (layout of [`ScoreHistogram::local_terms`]).
+    Evaluate {
+        /// The global standardization.
+        standardizer: Standardizer,
+        /// The final model.
+        beta: Vec<f64>,
+        /// Histogram bins.
+        bins: usize,
+    },
+}
+
+impl ModelTask {
+    /// Number of values each participant contributes, for `p` encoded columns.
+    pub fn dimension(&self, p: usize) -> usize {
+        match self {
+            ModelTask::Moments => p + 1,
+            ModelTask::CenteredSquares { .. } => p,
+            ModelTask::Newton { .. } => newton_terms_len(p),
+            ModelTask::FedAvg { .. } => p + 2,
+            ModelTask::Evaluate { bins, .. } => 2 * bins + 3,
+        }
+    }
+
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelTask::Moments => "moments",
+            ModelTask::CenteredSquares { .. } => "centered-squares",
+            ModelTask::Newton { .. } => "newton",
+            ModelTask::FedAvg { .. } => "fedavg",
+            ModelTask::Evaluate { .. } => "evaluate",
+        }
+    }
+
+    /// The wire encoding (JSON).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A plain enum of numbers and vectors always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses the wire encoding.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ModelError::InvalidSetting(format!("model task: {e}")))
+    }
+}
+
+/// One optimization round, for progress reports and the model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// 1-based optimization round.
+    pub round: usize,
+    /// Rows that contributed.
+    pub rows: f64,
+    /// Penalized objective at the round's starting model (Newton only).
+    pub objective: Option<f64>,
+    /// max |β_new − β|.
+    pub step_max_norm: f64,
+}
+
+/// Coefficients in one parametrization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coefficients {
+    /// The intercept.
+    pub intercept: f64,
+    /// One per encoded feature, in [`FittedModel::features`] order.
+    pub coefficients: Vec<f64>,
+}
+
+/// The published model (`model.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedModel {
+    /// File format tag.
+    pub format: String,
+    /// The job that fitted it.
+    pub job_id: String,
+    /// Hex SHA-256 of the job specification (see the consortium file).
+    pub job_spec_hash: String,
+    /// Encoded feature names.
+    pub features: Vec<String>,
+    /// The schema the features come from (to encode new rows).
+    pub schema: Schema,
+    /// On globally standardized features.
+    pub standardized: Coefficients,
+    /// On the original (encoded, unstandardized) features.
+    pub original: Coefficients,
+    /// The global standardization.
+    pub standardization: Standardizer,
+    /// L2 strength used.
+    pub l2: f64,
+    /// Optimizer used.
+    pub optimizer: OptimizerKind,
+    /// Optimization rounds used.
+    pub rounds: usize,
+    /// Whether the step fell below `tol` within `max_rounds`.
+    pub converged: bool,
+    /// Per optimization round.
+    pub history: Vec<RoundRecord>,
+    /// Pooled metrics on the participants' held-out rows, if any.
+    pub metrics: Option<Metrics>,
+}
+
+impl FittedModel {
+    /// Probability of the positive class for one encoded, unstandardized row.
+    pub fn probability(&self, row: &[f64]) -> Result<f64> {
+        if row.len() != self.features.len() {
+            return Err(ModelError::InvalidSetting(format!(
+                "row has {} encoded values, the model has {} features",
+                row.len(),
+                self.features.len()
+            )));
+        }
+        let mut z = self.standardized.intercept;
+        for (((x, m), s), w) in row
+            .iter()
+            .zip(self.standardization.mean())
+            .zip(self.standardization.std())
+            .zip(&self.standardized.coefficients)
+        {
+            z += w * (x - m) / s;
+        }
+        Ok(crate::logistic::sigmoid(z))
+    }
+}
+
+/// What absorbing a round's sum led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// The statistics are known.
+    Standardized {
+        /// Total training rows.
+        rows: f64,
+    },
+    /// An optimization round finished.
+    Step(RoundRecord),
+    /// The evaluation round finished; the job is done.
+    Evaluated(Option<Metrics>),
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    Moments,
+    CenteredSquares {
+        count: f64,
+        sums: Vec<f64>,
+        mean: Vec<f64>,
+    },
+    Optimize {
+        standardizer: Standardizer,
+        beta: Vec<f64>,
+    },
+    Evaluate {
+        standardizer: Standardizer,
+        beta: Vec<f64>,
+        converged: bool,
+    },
+    Done(Box<FittedModel>),
+}
+
+/// The job's state between rounds.
+#[derive(Debug, Clone)]
+pub struct ModelJob {
+    spec: ModelJobSpec,
+    job_id: String,
+    job_spec_hash: String,
+    width: usize,
+    stage: Stage,
+    history: Vec<RoundRecord>,
+}
+
+impl ModelJob {
+    /// Starts a job; the spec is validated. The id and hash are recorded in the model.
+    pub fn new(spec: ModelJobSpec, job_id: &str, job_spec_hash: &str) -> Result<Self> {
+        spec.validate()?;
+        let width = spec.schema.encoded_width();
+        Ok(Self {
+            spec,
+            job_id: job_id.to_owned(),
+            job_spec_hash: job_spec_hash.to_owned(),
+            width,
+            stage: Stage::Moments,
+            history: Vec::new(),
+        })
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &ModelJobSpec {
+        &self.spec
+    }
+
+    /// Encoded width p.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The next round's task, or `None` when the job is done.
+    pub fn next_task(&self) -> Option<ModelTask> {
+        match &self.stage {
+            Stage::Moments => Some(ModelTask::Moments),
+            Stage::CenteredSquares { mean, .. } => {
+                Some(ModelTask::CenteredSquares { mean: mean.clone() })
+            }
+            Stage::Optimize { standardizer, beta } => Some(match self.spec.optimizer {
+                OptimizerKind::Newton => ModelTask::Newton {
+                    standardizer: standardizer.clone(),
+                    beta: beta.clone(),
+                },
+                OptimizerKind::Fedavg => {
+                    let f = self.spec.fedavg;
+                    ModelTask::FedAvg {
+                        standardizer: standardizer.clone(),
+                        beta: beta.clone(),
+                        sgd: SgdConfig {
+                            l2: self.spec.l2,
+                            total_rows: standardizer.count(),
+                            epochs: f.epochs,
+                            batch_size: f.batch_size,
+                            learning_rate: f.learning_rate,
+                            prox_mu: f.prox_mu,
+                            seed: self.history.len() as u64,
+                        },
+                    }
+                }
+            }),
+            Stage::Evaluate {
+                standardizer, beta, ..
+            } => Some(ModelTask::Evaluate {
+                standardizer: standardizer.clone(),
+                beta: beta.clone(),
+                bins: self.spec.bins,
+            }),
+            Stage::Done(_) => None,
+        }
+    }
+
+    /// Takes the decoded sum of the current task's contributions and moves on.
+    /// On error the state is unchanged.
+    pub fn absorb(&mut self, sum: &[f64]) -> Result<Progress> {
+        let task = self
+            .next_task()
+            .ok_or_else(|| ModelError::InvalidSetting("the job is already finished".into()))?;
+        let expected = task.dimension(self.width);
+        if sum.len() != expected {
+            return Err(ModelError::InvalidSetting(format!(
+                "the {} aggregate has {} values, expected {expected}",
+                task.name(),
+                sum.len()
+            )));
+        }
+        let p = self.width;
+        let (stage, progress) = match std::mem::replace(&mut self.stage, Stage::Moments) {
+            Stage::Moments => {
+                let restore = Stage::Moments;
+                match mean_from_sums(sum[0], &sum[1..]) {
+                    Ok(mean) => (
+                        Stage::CenteredSquares {
+                            count: sum[0],
+                            sums: sum[1..].to_vec(),
+                            mean,
+                        },
+                        Progress::Standardized { rows: sum[0] },
+                    ),
+                    Err(e) => {
+                        self.stage = restore;
+                        return Err(e);
+                    }
+                }
+            }
+            Stage::CenteredSquares { count, sums, mean } => {
+                match Standardizer::from_two_pass(count, &sums, sum) {
+                    Ok(standardizer) => {
+                        let rows = standardizer.count();
+                        (
+                            Stage::Optimize {
+                                standardizer,
+                                beta: vec![0.0; p + 1],
+                            },
+                            Progress::Standardized { rows },
+                        )
+                    }
+                    Err(e) => {
+                        self.stage = Stage::CenteredSquares { count, sums, mean };
+                        return Err(e);
+                    }
+                }
+            }
+            Stage::Optimize { standardizer, beta } => {
+                let step = match self.spec.optimizer {
+                    OptimizerKind::Newton => {
+                        NewtonTerms::from_aggregate(sum, p).and_then(|terms| {
+                            newton_step(&terms, &beta, self.spec.l2).map(|s| (terms.count, s))
+                        })
+                    }
+                    OptimizerKind::Fedavg => fedavg_from_aggregate(sum).map(|new_beta| {
+                        let step = new_beta
+                            .iter()
+                            .zip(&beta)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0.0, f64::max);
+                        let rows = sum[p + 1];
+                        (
+                            rows,
+                            crate::logistic::newton::NewtonStep {
+                                new_beta,
+                                step_max_norm: step,
+                                objective: f64::NAN,
+                                gradient_max_norm: f64::NAN,
+                            },
+                        )
+                    }),
+                };
+                let (rows, step) = match step {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.stage = Stage::Optimize { standardizer, beta };
+                        return Err(e);
+                    }
+                };
+                let record = RoundRecord {
+                    round: self.history.len() + 1,
+                    rows,
+                    objective: step.objective.is_finite().then_some(step.objective),
+                    step_max_norm: step.step_max_norm,
+                };
+                self.history.push(record.clone());
+                let converged = self.spec.optimizer == OptimizerKind::Newton
+                    && step.step_max_norm < self.spec.tol;
+                let beta = step.new_beta;
+                let stage = if converged || self.history.len() >= self.spec.max_rounds {
+                    Stage::Evaluate {
+                        standardizer,
+                        beta,
+                        converged,
+                    }
+                } else {
+                    Stage::Optimize { standardizer, beta }
+                };
+                (stage, Progress::Step(record))
+            }
+            Stage::Evaluate {
+                standardizer,
+                beta,
+                converged,
+            } => {
+                let metrics = match ScoreHistogram::new(self.spec.bins).and_then(|h| h.pooled(sum))
+                {
+                    Ok(m) => Some(m),
+                    // No held-out rows anywhere: nothing to report.
+                    Err(ModelError::Empty { .. }) => None,
+                    Err(e) => {
+                        self.stage = Stage::Evaluate {
+                            standardizer,
+                            beta,
+                            converged,
+                        };
+                        return Err(e);
+                    }
+                };
+                let original = match to_original_units(&beta, &standardizer) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.stage = Stage::Evaluate {
+                            standardizer,
+                            beta,
+                            converged,
+                        };
+                        return Err(e);
+                    }
+                };
+                let model = FittedModel {
+                    format: "fedcredit-model/1".into(),
+                    job_id: self.job_id.clone(),
+                    job_spec_hash: self.job_spec_hash.clone(),
+                    features: self.spec.schema.encoded_names(),
+                    schema: self.spec.schema.clone(),
+                    standardized: Coefficients {
+                        intercept: beta[0],
+                        coefficients: beta[1..].to_vec(),
+                    },
+                    original: Coefficients {
+                        intercept: original[0],
+                        coefficients: original[1..].to_vec(),
+                    },
+                    standardization: standardizer,
+                    l2: self.spec.l2,
+                    optimizer: self.spec.optimizer,
+                    rounds: self.history.len(),
+                    converged,
+                    history: self.history.clone(),
+                    metrics,
+                };
+                (Stage::Done(Box::new(model)), Progress::Evaluated(metrics))
+            }
+            Stage::Done(m) => {
+                self.stage = Stage::Done(m);
+                return Err(ModelError::InvalidSetting(
+                    "the job is already finished".into(),
+                ));
+            }
+        };
+        self.stage = stage;
+        Ok(progress)
+    }
+
+    /// The fitted model once the job is done.
+    pub fn model(&self) -> Option<&FittedModel> {
+        match &self.stage {
+            Stage::Done(m) => Some(m),
+            _ => None,
+        }
+    }
+}

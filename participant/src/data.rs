@@ -1,0 +1,349 @@
+//! Loading a participant's rows: a CSV file with a header, encoded by the
+//! job's schema into one feature matrix and a 0/1 label vector.
+//!
+//! Columns are matched by name (in any order; extra columns are ignored;
+//! header names are trimmed, cells are trimmed by the
+//! [`Encoder`]). Every problem is found here, before any round starts, and
+//! reported as [`ParticipantError::Data`] naming the file, the line (the
+//! header is line 1), the column, the value and what was expected:
+//!
+//! ```text
+//! bank-a.csv:3: column `age`: value `abc` is not a number
+//! bank-a.csv:1: column `housing` is missing from the header (the schema needs it as a categorical feature)
+//! bank-a.csv:4: record has 3 fields, expected 4 (one per header column)
+//! ```
+//!
+//! # Memory
+//!
+//! The file is read twice: a first pass checks the CSV structure and counts
+//! the records, so that the matrix is allocated once at its final size and
+//! filled row by row in the second pass. The peak is the final matrix plus
+//! one record, never a second copy of the data.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use fedcredit_model::{Encoder, Schema};
+use ndarray::{Array1, Array2};
+
+use crate::ParticipantError;
+
+/// One participant's encoded rows.
+pub struct Dataset {
+    /// Encoded features, `rows × schema.encoded_width()`, not standardized
+    /// when loaded (a [`crate::credit::CreditData`] standardizes in place).
+    pub x: Array2<f64>,
+    /// Labels: 1 for the schema's positive (default) value, else 0.
+    pub y: Array1<f64>,
+    /// The file the rows came from, for messages.
+    pub path: PathBuf,
+}
+
+impl Dataset {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Number of encoded columns.
+    pub fn width(&self) -> usize {
+        self.x.ncols()
+    }
+}
+
+/// Shape and origin only: a `Debug` of a dataset never prints data rows.
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("path", &self.path)
+            .field("rows", &self.rows())
+            .field("width", &self.width())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads and encodes `path` with `schema`. The file must have a header row
+/// and at least one data row; see the module docs for the errors.
+pub fn load_csv(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
+    // Pass 1: header, encoder, structure and record count.
+    let mut reader = open(path)?;
+    let header = read_header(&mut reader, path)?;
+    let encoder = Encoder::new(schema, &header).map_err(|e| data_error(path, 1, e.to_string()))?;
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0usize;
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| csv_error(path, &header, e))?
+    {
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(data_error(
+            path,
+            1,
+            "the header is not followed by any data rows".into(),
+        ));
+    }
+
+    // Pass 2: encode straight into the final matrix.
+    let width = encoder.width();
+    let mut x = Array2::<f64>::zeros((rows, width));
+    let mut y = Array1::<f64>::zeros(rows);
+    let mut reader = open(path)?;
+    if read_header(&mut reader, path)? != header {
+        return Err(changed(path, 1));
+    }
+    let mut i = 0usize;
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| csv_error(path, &header, e))?
+    {
+        if i >= rows {
+            return Err(changed(path, line_of(path, record.position())));
+        }
+        let cells: Vec<&str> = record.iter().collect();
+        let mut row = x.row_mut(i);
+        let Some(slice) = row.as_slice_mut() else {
+            // A freshly allocated matrix is in standard layout.
+            return Err(data_error(
+                path,
+                line_of(path, record.position()),
+                "internal: matrix row is not contiguous".into(),
+            ));
+        };
+        y[i] = encoder
+            .encode_into(&cells, slice)
+            .map_err(|e| data_error(path, line_of(path, record.position()), e.to_string()))?;
+        i += 1;
+    }
+    if i != rows {
+        return Err(changed(path, 1));
+    }
+    Ok(Dataset {
+        x,
+        y,
+        path: path.to_owned(),
+    })
+}
+
+fn open(path: &Path) -> Result<csv::Reader<File>, ParticipantError> {
+    let file = File::open(path).map_err(|source| ParticipantError::ReadInput {
+        file: path.to_owned(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(file))
+}
+
+fn read_header(
+    reader: &mut csv::Reader<File>,
+    path: &Path,
+) -> Result<Vec<String>, ParticipantError> {
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(path, &[], e))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if header.is_empty() || header.iter().all(String::is_empty) {
+        return Err(data_error(
+            path,
+            1,
+            "empty file, expected a header row naming the columns".into(),
+        ));
+    }
+    Ok(header)
+}
+
+/// The 1-based line (of the file, header = line 1) where the record at
+/// `pos` starts. Only called on the error path.
+///
+/// csv's own `Position::line` skips blank lines and miscounts `\r\n`, and
+/// its byte offset points at the end of the previous record; so the line is
+/// counted here from the file: skip the line breaks after the offset, then
+/// count the breaks (`\n`, `\r\n` or a lone `\r`, as csv accepts) before.
+fn line_of(path: &Path, pos: Option<&csv::Position>) -> u64 {
+    let Some(pos) = pos else { return 1 };
+    count_lines(path, pos.byte()).unwrap_or_else(|_| pos.line())
+}
+
+fn count_lines(path: &Path, byte: u64) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut offset, mut line, mut after_cr) = (0u64, 1u64, false);
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(line),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for &b in &buf[..n] {
+            match b {
+                b'\n' if after_cr => after_cr = false,
+                b'\n' => line += 1,
+                b'\r' => {
+                    line += 1;
+                    after_cr = true;
+                }
+                _ if offset >= byte => return Ok(line),
+                _ => after_cr = false,
+            }
+            offset += 1;
+        }
+    }
+}
+
+fn data_error(path: &Path, line: u64, problem: String) -> ParticipantError {
+    ParticipantError::Data {
+        file: path.to_owned(),
+        line,
+        problem,
+    }
+}
+
+fn changed(path: &Path, line: u64) -> ParticipantError {
+    data_error(
+        path,
+        line,
+        "the file changed while it was being loaded; load it again".into(),
+    )
+}
+
+/// csv's errors, reworded with the file, the line and the column name.
+fn csv_error(path: &Path, header: &[String], e: csv::Error) -> ParticipantError {
+    let line = line_of(path, e.position());
+    let problem = match e.into_kind() {
+        csv::ErrorKind::Io(source) => {
+            return ParticipantError::ReadInput {
+                file: path.to_owned(),
+                source,
+            };
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("record has {len} fields, expected {expected_len} (one per header column)"),
+        csv::ErrorKind::Utf8 { err, .. } => {
+            let column = header.get(err.field()).map_or_else(
+                || format!("field {}", err.field() + 1),
+                |h| format!("column `{h}`"),
+            );
+            format!(
+                "{column}: the cell is not valid UTF-8 (after byte {}), expected UTF-8 text",
+                err.valid_up_to()
+            )
+        }
+        // Seeking and serde are not used here; keep whatever csv says.
+        other => format!("CSV error: {other:?}"),
+    };
+    data_error(path, line, problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedcredit_model::{Feature, LabelSpec};
+
+    fn schema() -> Schema {
+        Schema {
+            label: LabelSpec::new("y", "bad"),
+            features: vec![
+                Feature::Numeric { name: "age".into() },
+                Feature::Categorical {
+                    name: "housing".into(),
+                    categories: vec!["free".into(), "own".into(), "rent".into()],
+                },
+            ],
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn loads_rows_and_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            dir.path(),
+            "a.csv",
+            "age,housing,y\n30,own,bad\n\n 41 ,free,good\n",
+        );
+        let d = load_csv(&path, &schema()).expect("load");
+        assert_eq!(d.x, ndarray::array![[30.0, 1.0, 0.0], [41.0, 0.0, 0.0]]);
+        assert_eq!(d.y, ndarray::array![1.0, 0.0]);
+        assert_eq!((d.rows(), d.width()), (2, 3));
+        assert!(format!("{d:?}").contains("rows: 2"));
+    }
+
+    #[test]
+    fn line_numbers_count_blank_and_quoted_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            dir.path(),
+            "a.csv",
+            "age,housing,y,note\n30,own,bad,\"two\nlines\"\n\n31,boat,good,x\n",
+        );
+        let err = load_csv(&path, &schema()).expect_err("bad category");
+        assert!(err.to_string().ends_with(
+            "a.csv:5: column `housing`: value `boat` is not a listed category, \
+             expected one of `free`, `own`, `rent`"
+        ));
+    }
+
+    #[test]
+    fn line_numbers_with_crlf_bom_and_blank_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "\u{feff}age,housing,y\r\n\r\n30,own,bad\r\n\r\n\r\n31,own,\r\n";
+        let err = load_csv(&write(dir.path(), "crlf.csv", text), &schema()).expect_err("label");
+        assert!(
+            err.to_string()
+                .contains("crlf.csv:6: label column `y`: empty cell"),
+            "{err}"
+        );
+        let text = "age,housing,y\n30,own,bad\n\n\n31,own\n";
+        let err = load_csv(&write(dir.path(), "short.csv", text), &schema()).expect_err("short");
+        assert!(
+            err.to_string()
+                .ends_with("short.csv:5: record has 2 fields, expected 3 (one per header column)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn counts_lines_before_a_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "l.csv", "h\r\na\r\n\r\nc\rd\n\ne");
+        // csv reports the end of the previous record; the count skips to the record.
+        for (byte, line) in [
+            (0, 1),
+            (1, 2),
+            (2, 2),
+            (3, 2),
+            (5, 4),
+            (8, 4),
+            (10, 5),
+            (11, 7),
+        ] {
+            assert_eq!(count_lines(&path, byte).expect("read"), line, "byte {byte}");
+        }
+    }
+
+    #[test]
+    fn empty_and_header_only_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load_csv(&write(dir.path(), "e.csv", ""), &schema()).expect_err("empty");
+        assert!(err.to_string().contains("e.csv:1: empty file"), "{err}");
+        let err =
+            load_csv(&write(dir.path(), "h.csv", "age,housing,y\n"), &schema()).expect_err("none");
+        assert!(
+            err.to_string()
+                .contains("h.csv:1: the header is not followed by any data rows")
+        );
+    }
+}
