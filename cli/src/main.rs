@@ -2,6 +2,7 @@
 //! logging, and calls the library crates; it does no protocol work itself.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod credit;
 mod demo;
 mod demo_sum;
@@ -103,6 +104,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Benchmark the federated credit model against a central fit and scikit-learn on synthetic rows.
+    BenchCredit(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -179,6 +182,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
         })),
         Command::Score { model, data, out } => local::score(&model, &data, out.as_deref()),
+        Command::BenchCredit(args) => bench::run(args),
     }
 }
 

@@ -257,10 +257,9 @@ fn run_once(bin: &Path, dimension: usize, inputs: &[Vec<f64>], expected: &[f64])
         .enable_all()
         .build()
         .unwrap();
-    let start = Instant::now();
-    let sums = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for (i, values) in (1..=N).zip(inputs) {
+    let parties: Vec<_> = (1..=N)
+        .zip(inputs)
+        .map(|(i, values)| {
             let settings = Settings {
                 id: ParticipantId::new(&member_id(i)).unwrap(),
                 coordinator: format!("http://{addr}"),
@@ -269,7 +268,13 @@ fn run_once(bin: &Path, dimension: usize, inputs: &[Vec<f64>], expected: &[f64])
                 crash_at: None,
             };
             let key = IdentityKey::from_secret_bytes(&[i; 32]);
-            let mut input = VectorInput::new(values.clone());
+            (settings, key, VectorInput::new(values.clone()))
+        })
+        .collect();
+    let start = Instant::now();
+    let sums = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (settings, key, mut input) in parties {
             tasks.push(tokio::spawn(async move {
                 fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await
             }));
@@ -284,6 +289,7 @@ fn run_once(bin: &Path, dimension: usize, inputs: &[Vec<f64>], expected: &[f64])
         }
         sums
     });
+    let wall = start.elapsed();
     if let Some(Err(e)) = sums.iter().find(|s| s.is_err()) {
         let e = e.to_string();
         drop(child);
@@ -293,7 +299,6 @@ fn run_once(bin: &Path, dimension: usize, inputs: &[Vec<f64>], expected: &[f64])
             lines.join("\n")
         );
     }
-    let wall = start.elapsed();
     let hwm_round = status_bytes(pid, "VmHWM").map_or(peak.load(Ordering::Relaxed), |v| {
         peak.fetch_max(v, Ordering::Relaxed).max(v)
     });

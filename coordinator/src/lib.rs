@@ -29,7 +29,6 @@ use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::v1::coordinator_server::CoordinatorServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::{CoordinatorError, Rejection};
 pub use job::{JobDriver, ModelFit, ProgressLine, RoundPlan, RoundResult, SecureSum, max_words};
@@ -78,7 +77,12 @@ pub async fn run(
                 .max_decoding_message_size(max_message_bytes)
                 .max_encoding_message_size(max_message_bytes),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        .serve_with_incoming_shutdown(
+            // tonic ignores `tcp_nodelay` for a caller's listener; without it
+            // every long-poll reply waits ~40 ms for a delayed ACK.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop,
+        );
     let actor = actor::Actor::new(consortium, key, driver);
     let server = tokio::spawn(server);
     let outcome = actor.run(rx).await;

@@ -45,9 +45,10 @@ pub struct Opened<'r> {
 }
 
 /// Decodes a participant envelope, finds its sender in the roster and
-/// verifies the signature.
+/// verifies the signature. Decoding from the shared `Bytes` buffer means a
+/// large masked vector is not copied.
 pub fn open<'r>(signed: &Signed, roster: &'r Roster) -> Result<Opened<'r>, WireError> {
-    let message = Message::decode(signed.payload.as_ref()).map_err(|source| WireError::Decode {
+    let message = Message::decode(signed.payload.clone()).map_err(|source| WireError::Decode {
         what: "participant message",
         source,
     })?;
@@ -76,12 +77,11 @@ pub fn open_coordinator(
         signed,
         "the coordinator",
     )?;
-    let message = CoordinatorMessage::decode(signed.payload.as_ref()).map_err(|source| {
-        WireError::Decode {
+    let message =
+        CoordinatorMessage::decode(signed.payload.clone()).map_err(|source| WireError::Decode {
             what: "coordinator message",
             source,
-        }
-    })?;
+        })?;
     Ok((message, checked))
 }
 

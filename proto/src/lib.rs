@@ -5,6 +5,7 @@
 //! - [`envelope`]: signing and verifying `Signed` envelopes against the roster;
 //! - [`consortium`]: the consortium file (members, keys, thresholds, deadlines, the job);
 //! - [`roster`]: participant ids, their Shamir indices and identity keys;
+//! - [`roundlog`]: the round log's framing, hash chain and signatures;
 //! - [`words`]: u64 vectors as little-endian bytes on the wire;
 //! - [`codec`]: how a round's values become words (narrow or wide fixed point).
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod consortium;
 pub mod envelope;
 pub mod roster;
+pub mod roundlog;
 pub mod words;
 
 mod error;
