@@ -52,6 +52,7 @@ pub async fn run(
     job_id: &str,
     spec: ModelJobSpec,
     parties: Vec<Party>,
+    log_path: &std::path::Path,
     on_progress: impl Fn(&ProgressLine) + Send + 'static,
 ) -> Result<Outcome> {
     let n = parties.len();
@@ -87,6 +88,7 @@ pub async fn run(
         path: "<in-process consortium>".into(),
         listen: addr,
         coordinator_key_file: None,
+        coordinator_log_file: log_path.to_owned(),
         roster,
         protocol: ProtocolSettings {
             thresholds,
@@ -97,6 +99,11 @@ pub async fn run(
         },
         job,
     };
+    // The consortium file an auditor checks the round log against.
+    let dir = log_path.parent().unwrap_or(std::path::Path::new("."));
+    let toml_path = dir.join("consortium.toml");
+    std::fs::write(&toml_path, consortium_toml(&consortium)?)
+        .with_context(|| format!("writing {}", toml_path.display()))?;
     let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
         &consortium.job.kind,
     ));
@@ -110,6 +117,7 @@ pub async fn run(
         coordinator_key,
         Box::new(driver),
         max_bytes,
+        crate::demo_sum::fresh_log(log_path)?,
         async move {
             let _ = stop_rx.await;
         },
@@ -221,4 +229,55 @@ pub fn write_outputs(dir: &std::path::Path, outcome: &Outcome) -> Result<()> {
 /// Formats an optional metric.
 pub fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
+}
+
+/// The consortium file of an in-process consortium (the public keys and the
+/// job), so that `fedcredit audit verify` can check its round log.
+pub fn consortium_toml(c: &Consortium) -> Result<String> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        coordinator: Coordinator,
+        protocol: Protocol,
+        job: &'a JobSpec,
+        participants: Vec<Member>,
+    }
+    #[derive(Serialize)]
+    struct Coordinator {
+        listen: String,
+        public_key: String,
+    }
+    #[derive(Serialize)]
+    struct Protocol {
+        threshold: usize,
+        min_cohort: usize,
+    }
+    #[derive(Serialize)]
+    struct Member {
+        id: String,
+        public_key: String,
+    }
+    let file = File {
+        coordinator: Coordinator {
+            listen: c.listen.to_string(),
+            public_key: c.roster.coordinator().to_hex(),
+        },
+        protocol: Protocol {
+            threshold: c.protocol.thresholds.threshold,
+            min_cohort: c.protocol.thresholds.min_cohort,
+        },
+        job: &c.job,
+        participants: c
+            .roster
+            .members()
+            .map(|m| Member {
+                id: m.id.to_string(),
+                public_key: m.key.to_hex(),
+            })
+            .collect(),
+    };
+    Ok(format!(
+        "# The in-process consortium of this run: check its round log with\n\
+         # fedcredit audit verify rounds.log --consortium consortium.toml\n{}",
+        toml::to_string(&file).context("writing the consortium file")?
+    ))
 }

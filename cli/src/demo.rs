@@ -89,11 +89,13 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         });
     }
     say("  secure aggregation rounds (each party sends only masked sums):");
-    let outcome = credit::run("german-credit-demo", spec, parties, |line| {
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let log_path = out.join("rounds.log");
+    let outcome = credit::run("german-credit-demo", spec, parties, &log_path, |line| {
         say(&credit::describe(line))
     })
     .await?;
-    let out = dir.join("out");
     credit::write_outputs(&out, &outcome)?;
 
     // The comparison the consortium cares about: every model on the same
@@ -128,6 +130,10 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             fmt_opt(ks)
         ));
     }
+    say(&format!(
+        "  round log: {}  (check it: fedcredit audit verify with the consortium file)",
+        log_path.display()
+    ));
     say(&format!("  model:   {}", out.join("model.json").display()));
     say(&format!(
         "  metrics: {}",

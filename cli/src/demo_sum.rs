@@ -114,6 +114,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         keys::load(&dir.join("coordinator.key"))?,
         Box::new(driver),
         fedcredit_coordinator::max_message_bytes(dimension),
+        fresh_log(&dir.join("rounds.log"))?,
         async move {
             let _ = stop_rx.await;
         },
@@ -170,4 +171,15 @@ fn tempdir() -> Result<PathBuf> {
     let base = std::env::temp_dir().join(format!("fedcredit-demo-{}", std::process::id()));
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     Ok(base)
+}
+
+/// A path for a new round log, removing one left by an earlier demo run
+/// (it was signed with that run's throwaway coordinator key).
+pub fn fresh_log(path: &std::path::Path) -> Result<PathBuf> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing the old {}", path.display())),
+    }
+    Ok(path.to_owned())
 }

@@ -124,7 +124,13 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         schema.encoded_width(),
         args.l2
     ));
-    let outcome = credit::run("local", spec, parties, |line| say(&credit::describe(line))).await?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let log_path = args.out.join("rounds.log");
+    let outcome = credit::run("local", spec, parties, &log_path, |line| {
+        say(&credit::describe(line))
+    })
+    .await?;
     credit::write_outputs(&args.out, &outcome)?;
     let m = &outcome.model;
     say(&format!(
@@ -142,9 +148,10 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         ));
     }
     say(&format!(
-        "  wrote {} and {}",
+        "  wrote {} and {}; round log {}",
         args.out.join("model.json").display(),
-        args.out.join("metrics.json").display()
+        args.out.join("metrics.json").display(),
+        log_path.display()
     ));
     Ok(())
 }

@@ -52,6 +52,10 @@ enum Command {
         /// default: a folder named after the job, beside the config.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The round log (default: `coordinator.log_file` in the config, or
+        /// `<job id>.rounds.log` beside it). An existing log is replayed.
+        #[arg(long)]
+        log: Option<PathBuf>,
     },
     /// Run a participant daemon (dials out to the coordinator).
     Participant {
@@ -154,7 +158,9 @@ fn run(cli: Cli) -> Result<()> {
             say(&public.to_hex());
             Ok(())
         }
-        Command::Coordinator { config, out } => runtime()?.block_on(coordinator(&config, out)),
+        Command::Coordinator { config, out, log } => {
+            runtime()?.block_on(coordinator(&config, out, log))
+        }
         Command::Participant { config, crash_at } => {
             runtime()?.block_on(participant(&config, crash_at))
         }
@@ -225,7 +231,7 @@ fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, usize)> {
     }
 }
 
-async fn coordinator(config: &Path, out: Option<PathBuf>) -> Result<()> {
+async fn coordinator(config: &Path, out: Option<PathBuf>, log: Option<PathBuf>) -> Result<()> {
     let consortium = Consortium::load(config)?;
     let key_file = consortium.coordinator_key_file.clone().with_context(|| {
         format!(
@@ -236,6 +242,8 @@ async fn coordinator(config: &Path, out: Option<PathBuf>) -> Result<()> {
     let key = keys::load(&key_file)?;
     let job_id = consortium.job.id.clone();
     let out = out.unwrap_or_else(|| config.parent().unwrap_or(Path::new(".")).join(&job_id));
+    let log_path = log.unwrap_or_else(|| consortium.coordinator_log_file.clone());
+    tracing::info!(log = %log_path.display(), "round log");
     let driver: Box<dyn fedcredit_coordinator::JobDriver> = match &consortium.job.kind {
         JobKind::SecureSum { .. } => Box::new(secure_sum_driver(&consortium)?.0),
         JobKind::LogisticRegression(spec) => Box::new(
@@ -260,6 +268,7 @@ async fn coordinator(config: &Path, out: Option<PathBuf>) -> Result<()> {
         key,
         driver,
         max_bytes,
+        log_path.clone(),
         shutdown_signal(),
     )
     .await?;

@@ -104,6 +104,7 @@ fn parties(inputs: &[Vec<f64>]) -> Parties {
 
 /// One full round; returns the coordinator's published sum.
 async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
+    let log_dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let consortium =
@@ -115,6 +116,7 @@ async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
         parties.coordinator,
         Box::new(driver),
         fedcredit_coordinator::max_message_bytes(dimension),
+        log_dir.path().join("rounds.log"),
         std::future::pending(),
     ));
     let mut tasks = Vec::with_capacity(usize::from(N));

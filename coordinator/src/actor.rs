@@ -1,17 +1,23 @@
 //! The one task that owns the job: the lobby, the open round phase and its
-//! deadline, pending long polls. gRPC handlers send it [`Request`]s with a
-//! reply channel; nothing else touches the state.
+//! deadline, pending long polls, and the round log. gRPC handlers send it
+//! [`Request`]s with a reply channel; nothing else touches the state.
+//!
+//! The log is the coordinator's only state: [`Actor::new`] replays it, so a
+//! coordinator killed at any point and restarted keeps every finished round
+//! and resumes the unfinished one with a new attempt (fresh keys).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Phase};
 use fedcredit_crypto::shamir::Share;
+use fedcredit_proto::codec::Codec;
 use fedcredit_proto::consortium::Consortium;
-use fedcredit_proto::envelope;
-use fedcredit_proto::v1 as pb;
-use fedcredit_proto::words;
+use fedcredit_proto::roundlog::Entry;
+use fedcredit_proto::v1::{self as pb, coordinator_message, log_body, message};
+use fedcredit_proto::{envelope, words};
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -20,6 +26,7 @@ use tracing::{info, warn};
 use crate::JobReport;
 use crate::error::{CoordinatorError, Rejection};
 use crate::job::{JobDriver, RoundPlan, RoundResult};
+use crate::log::RoundLog;
 use crate::round::{Abort, Advertising, Attempt, Closed, Reply, Round};
 
 /// Round and attempt a message is bound to.
@@ -32,50 +39,75 @@ pub(crate) struct At {
 /// A verified, decoded participant message with its reply channel.
 #[derive(Debug)]
 pub(crate) enum Request {
+    /// A long poll for the next announcement.
     Poll {
         from: PartyIndex,
         seen: Option<At>,
         reply: Reply<pb::Signed>,
     },
-    Advertise {
+    /// A message of a round phase, with the envelope as signed (for the log).
+    Round {
         from: PartyIndex,
         at: At,
         signed: pb::Signed,
+        msg: RoundMsg,
+    },
+    /// The sender leaves the job.
+    Leave {
+        from: PartyIndex,
+        signed: pb::Signed,
+        reason: String,
+        reply: Reply<pb::LeaveAck>,
+    },
+}
+
+/// The phase-specific part of a round message.
+#[derive(Debug)]
+pub(crate) enum RoundMsg {
+    Advertise {
         ad: Advertisement,
         reply: Reply<pb::AdvertisedKeys>,
     },
     Shares {
-        from: PartyIndex,
-        at: At,
         commitment: [u8; 32],
         ciphertexts: Vec<(PartyIndex, Bytes)>,
         reply: Reply<pb::SharesForYou>,
     },
     Masked {
-        from: PartyIndex,
-        at: At,
         values: Vec<u64>,
         reply: Reply<pb::Survivors>,
     },
     Confirm {
-        from: PartyIndex,
-        at: At,
         survivors: BTreeSet<PartyIndex>,
-        signed: pb::Signed,
         reply: Reply<pb::SurvivorSignatures>,
     },
     Unmask {
-        from: PartyIndex,
-        at: At,
         self_mask: Vec<(PartyIndex, Share)>,
         keys: Vec<(PartyIndex, Share)>,
         reply: Reply<pb::Signed>,
     },
-    Leave {
-        from: PartyIndex,
-        reason: String,
-        reply: Reply<pb::LeaveAck>,
-    },
+}
+
+impl RoundMsg {
+    fn phase(&self) -> Phase {
+        match self {
+            RoundMsg::Advertise { .. } => Phase::AdvertiseKeys,
+            RoundMsg::Shares { .. } => Phase::ShareKeys,
+            RoundMsg::Masked { .. } => Phase::MaskedInput,
+            RoundMsg::Confirm { .. } => Phase::ConsistencyCheck,
+            RoundMsg::Unmask { .. } => Phase::Unmask,
+        }
+    }
+
+    fn reject(self, r: Rejection) {
+        match self {
+            RoundMsg::Advertise { reply, .. } => drop(reply.send(Err(r))),
+            RoundMsg::Shares { reply, .. } => drop(reply.send(Err(r))),
+            RoundMsg::Masked { reply, .. } => drop(reply.send(Err(r))),
+            RoundMsg::Confirm { reply, .. } => drop(reply.send(Err(r))),
+            RoundMsg::Unmask { reply, .. } => drop(reply.send(Err(r))),
+        }
+    }
 }
 
 enum Stage {
@@ -101,6 +133,7 @@ pub(crate) struct Actor {
     consortium: Arc<Consortium>,
     key: IdentityKey,
     driver: Box<dyn JobDriver>,
+    log: RoundLog,
     stage: Stage,
     /// Long polls waiting for the next announcement.
     polls: Vec<(PartyIndex, Option<At>, Reply<pb::Signed>)>,
@@ -108,27 +141,85 @@ pub(crate) struct Actor {
     active: BTreeSet<PartyIndex>,
     results: Vec<RoundResult>,
     /// Members that left the job, with their reason (told to the others).
-    departed: std::collections::BTreeMap<PartyIndex, String>,
+    departed: BTreeMap<PartyIndex, String>,
+    /// Where the next round starts: after a restart, the unfinished round
+    /// resumes with an attempt number no earlier run has used.
+    resume: At,
+    /// First attempt of the current round in this process (for max_attempts).
+    attempt_floor: u32,
     failure: Option<CoordinatorError>,
 }
 
+/// Writes a record, turning a log failure into the job's failure.
+macro_rules! log_or_fail {
+    ($self:ident, $entry:expr) => {
+        if let Err(e) = $self.log.append(&$self.key, $entry) {
+            $self.fail_hard(e);
+            return;
+        }
+    };
+}
+
 impl Actor {
-    pub fn new(consortium: Arc<Consortium>, key: IdentityKey, driver: Box<dyn JobDriver>) -> Self {
+    /// Opens the round log at `log_path`, replays it and prepares to go on.
+    pub fn new(
+        consortium: Arc<Consortium>,
+        key: IdentityKey,
+        mut driver: Box<dyn JobDriver>,
+        log_path: &Path,
+    ) -> Result<Self, CoordinatorError> {
+        let (mut log, entries) = RoundLog::open(log_path, &key.public())?;
+        let replay = Replay::run(&consortium, &key, driver.as_mut(), &entries, log_path)?;
+        if entries.is_empty() {
+            log.append(&key, job_started(&consortium, &key))?;
+        }
+        log.append(
+            &key,
+            log_body::Entry::CoordinatorStarted(pb::CoordinatorStarted {
+                replayed_records: entries.len() as u64,
+                resume_round: replay.resume.round,
+                resume_attempt: replay.resume.attempt,
+            }),
+        )?;
+        log.sync()?;
+        if !entries.is_empty() {
+            info!(
+                log = %log_path.display(),
+                records = entries.len(),
+                rounds_done = replay.results.len(),
+                resume_round = replay.resume.round,
+                resume_attempt = replay.resume.attempt,
+                "replayed the round log"
+            );
+        }
         let deadline = Instant::now() + consortium.protocol.join_deadline;
-        Self {
+        let mut actor = Self {
             consortium,
             key,
             driver,
+            log,
             stage: Stage::Lobby {
                 joined: BTreeSet::new(),
                 deadline,
             },
             polls: Vec::new(),
             active: BTreeSet::new(),
-            results: Vec::new(),
-            departed: std::collections::BTreeMap::new(),
+            results: replay.results,
+            departed: replay.departed,
+            resume: replay.resume,
+            attempt_floor: 0,
             failure: None,
+        };
+        if let Some(ended) = replay.ended {
+            // The job finished before: tell whoever asks, do not run it again.
+            let result = if ended.ok {
+                Ok(())
+            } else {
+                Err(CoordinatorError::Job(ended.reason.clone()))
+            };
+            actor.enter_finished(result, false);
         }
+        Ok(actor)
     }
 
     /// Runs until the job is finished and every active member was told (or the
@@ -182,23 +273,16 @@ impl Actor {
             Request::Poll { from, seen, reply } => self.on_poll(from, seen, reply),
             Request::Leave {
                 from,
+                signed,
                 reason,
                 reply,
-            } => {
-                warn!(participant = %self.name(from), %reason, "participant left the job");
-                self.active.remove(&from);
-                self.departed.insert(from, reason);
-                let _ = reply.send(Ok(pb::LeaveAck {}));
-                if let Stage::Lobby { joined, .. } = &mut self.stage {
-                    joined.remove(&from);
-                    if !joined.is_empty()
-                        && joined.len() + self.departed.len() == self.consortium.roster.len()
-                    {
-                        self.start_next_round();
-                    }
-                }
-            }
-            other => self.on_round_message(other),
+            } => self.on_leave(from, signed, reason, reply),
+            Request::Round {
+                from,
+                at,
+                signed,
+                msg,
+            } => self.on_round_message(from, at, signed, msg),
         }
     }
 
@@ -207,6 +291,37 @@ impl Actor {
             .roster
             .id_of(p)
             .map_or_else(|| p.to_string(), ToString::to_string)
+    }
+
+    fn need(&self) -> usize {
+        let t = self.consortium.protocol.thresholds;
+        t.threshold.max(t.min_cohort)
+    }
+
+    fn on_leave(
+        &mut self,
+        from: PartyIndex,
+        signed: pb::Signed,
+        reason: String,
+        reply: Reply<pb::LeaveAck>,
+    ) {
+        warn!(participant = %self.name(from), %reason, "participant left the job");
+        log_or_fail!(self, log_body::Entry::Participant(signed));
+        if let Err(e) = self.log.sync() {
+            self.fail_hard(e);
+            return;
+        }
+        self.active.remove(&from);
+        self.departed.insert(from, reason);
+        let _ = reply.send(Ok(pb::LeaveAck {}));
+        if let Stage::Lobby { joined, .. } = &mut self.stage {
+            joined.remove(&from);
+            if !joined.is_empty()
+                && joined.len() + self.departed.len() == self.consortium.roster.len()
+            {
+                self.start_next_round();
+            }
+        }
     }
 
     fn on_poll(&mut self, from: PartyIndex, seen: Option<At>, reply: Reply<pb::Signed>) {
@@ -248,16 +363,11 @@ impl Actor {
         }
     }
 
-    fn on_round_message(&mut self, req: Request) {
+    fn on_round_message(&mut self, from: PartyIndex, at: At, signed: pb::Signed, msg: RoundMsg) {
+        let open = self.open_description();
         let Stage::Running { round, .. } = &mut self.stage else {
-            let got = phase_name(&req);
-            reject_request(
-                req,
-                Rejection::WrongPhase {
-                    got,
-                    open: self.open_description(),
-                },
-            );
+            let got = msg.phase().to_string();
+            msg.reject(Rejection::WrongPhase { got, open });
             return;
         };
         let roster = &self.consortium.roster;
@@ -265,82 +375,53 @@ impl Actor {
             round: round.attempt().round,
             attempt: round.attempt().attempt,
         };
-        if let Some(at) = req_at(&req)
-            && at != current
-        {
-            reject_request(
-                req,
-                Rejection::WrongRound {
-                    round: current.round,
-                    attempt: current.attempt,
-                    got_round: at.round,
-                    got_attempt: at.attempt,
-                },
-            );
+        if at != current {
+            msg.reject(Rejection::WrongRound {
+                round: current.round,
+                attempt: current.attempt,
+                got_round: at.round,
+                got_attempt: at.attempt,
+            });
             return;
         }
-        match (&mut **round, req) {
-            (
-                Round::Advertising(p),
-                Request::Advertise {
-                    from,
-                    signed,
-                    ad,
-                    reply,
-                    ..
-                },
-            ) => p.accept(roster, from, signed, ad, reply),
+        let accepted = match (&mut **round, msg) {
+            (Round::Advertising(p), RoundMsg::Advertise { ad, reply }) => {
+                p.accept(roster, from, signed.clone(), ad, reply)
+            }
             (
                 Round::SharingKeys(p),
-                Request::Shares {
-                    from,
+                RoundMsg::Shares {
                     commitment,
                     ciphertexts,
                     reply,
-                    ..
                 },
             ) => p.accept(roster, from, commitment, ciphertexts, reply),
-            (
-                Round::CollectingInputs(p),
-                Request::Masked {
-                    from,
-                    values,
-                    reply,
-                    ..
-                },
-            ) => p.accept(roster, from, &values, reply),
-            (
-                Round::Confirming(p),
-                Request::Confirm {
-                    from,
-                    survivors,
-                    signed,
-                    reply,
-                    ..
-                },
-            ) => p.accept(roster, from, &survivors, signed, reply),
+            (Round::CollectingInputs(p), RoundMsg::Masked { values, reply }) => {
+                p.accept(roster, from, &values, reply)
+            }
+            (Round::Confirming(p), RoundMsg::Confirm { survivors, reply }) => {
+                p.accept(roster, from, &survivors, signed.clone(), reply)
+            }
             (
                 Round::Unmasking(p),
-                Request::Unmask {
-                    from,
+                RoundMsg::Unmask {
                     self_mask,
                     keys,
                     reply,
-                    ..
                 },
             ) => p.accept(roster, from, self_mask, keys, reply),
-            (round, req) => {
-                let open = format!(
-                    "round {} attempt {} is in phase {}",
-                    current.round,
-                    current.attempt,
-                    round.phase()
-                );
-                let got = phase_name(&req);
-                reject_request(req, Rejection::WrongPhase { got, open });
+            (_, msg) => {
+                let got = msg.phase().to_string();
+                msg.reject(Rejection::WrongPhase { got, open });
                 return;
             }
+        };
+        if !accepted {
+            return;
         }
+        // Written now, made durable before the phase closes (the first
+        // moment anyone learns of it).
+        log_or_fail!(self, log_body::Entry::Participant(signed));
         if round_is_complete(&self.stage) {
             self.close_phase();
         }
@@ -362,12 +443,7 @@ impl Actor {
     fn on_deadline(&mut self) {
         match &self.stage {
             Stage::Lobby { joined, .. } => {
-                let need = self
-                    .consortium
-                    .protocol
-                    .thresholds
-                    .threshold
-                    .max(self.consortium.protocol.thresholds.min_cohort);
+                let need = self.need();
                 if joined.len() >= need {
                     info!(
                         joined = joined.len(),
@@ -414,71 +490,124 @@ impl Actor {
             return;
         };
         let attempt = round.attempt().clone();
-        let from_phase = round.phase();
+        let phase = round.phase();
+        // Record how the phase closes before anyone hears of it.
+        let names =
+            |set: &BTreeSet<PartyIndex>| set.iter().map(|p| self.name(*p)).collect::<Vec<_>>();
+        let entry = match round.check_count() {
+            Ok(()) => log_body::Entry::PhaseClosed(pb::PhaseClosed {
+                round: attempt.round,
+                attempt: attempt.attempt,
+                phase: phase.to_string(),
+                cohort: names(&round.cohort()),
+                missing: names(&round.missing()),
+            }),
+            Err(abort) => aborted_entry(&attempt, &abort),
+        };
+        let logged_abort = matches!(entry, log_body::Entry::RoundAborted(_));
+        log_or_fail!(self, entry);
+        if let Err(e) = self.log.sync() {
+            self.fail_hard(e);
+            return;
+        }
         match (*round).close(&self.consortium.roster) {
             Ok(Closed::Next(next)) => {
                 info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, phase = %next.phase(), "phase open");
                 let deadline = Instant::now() + self.consortium.protocol.phase_deadline;
                 self.stage = Stage::Running {
-                    round: Box::new(next),
+                    round: next,
                     plan,
                     announcement,
                     deadline,
                 };
             }
-            Ok(Closed::Done(attempt, outcome)) => {
-                let sum = match plan.codec.decode(&outcome.sum) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.finish(Err(CoordinatorError::Job(format!(
-                            "round {}: cannot decode the sum: {e}",
-                            attempt.round
-                        ))));
+            Ok(Closed::Done(attempt, outcome)) => self.complete_round(attempt, outcome, plan),
+            Err(abort) => {
+                if !logged_abort {
+                    log_or_fail!(self, aborted_entry(&attempt, &abort));
+                    if let Err(e) = self.log.sync() {
+                        self.fail_hard(e);
                         return;
                     }
-                };
-                let contributors: Vec<String> =
-                    outcome.contributors.iter().map(|p| self.name(*p)).collect();
-                let message = pb::CoordinatorMessage {
-                    job_id: attempt.job_id.clone(),
-                    round: attempt.round,
-                    attempt: attempt.attempt,
-                    body: Some(pb::coordinator_message::Body::Outcome(pb::RoundOutcome {
-                        sum: words::to_bytes(&outcome.sum).into(),
-                        contributors: contributors.clone(),
-                    })),
-                };
-                let signed = envelope::seal_coordinator(&self.key, &message);
-                for w in outcome.waiters {
-                    let _ = w.send(Ok(signed.clone()));
                 }
-                info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = contributors.len(), "round complete");
-                let result = RoundResult {
-                    round: attempt.round,
-                    attempt: attempt.attempt,
-                    sum,
-                    contributors,
-                };
-                if let Err(e) = self.driver.finish_round(&result) {
-                    self.results.push(result);
-                    self.finish(Err(CoordinatorError::Job(e)));
-                    return;
-                }
-                self.results.push(result);
-                self.start_next_round();
+                self.on_abort(attempt, abort, plan);
             }
-            Err(abort) => self.on_abort(attempt, from_phase, abort, plan),
         }
     }
 
-    fn on_abort(&mut self, attempt: Attempt, phase: Phase, abort: Abort, plan: RoundPlan) {
-        warn!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, %phase, reason = %abort, "round attempt aborted");
-        if attempt.attempt + 1 < self.consortium.protocol.max_attempts {
+    fn complete_round(
+        &mut self,
+        attempt: Attempt,
+        outcome: crate::round::Outcome,
+        plan: RoundPlan,
+    ) {
+        let sum = match plan.codec.decode(&outcome.sum) {
+            Ok(s) => s,
+            Err(e) => {
+                self.finish(Err(CoordinatorError::Job(format!(
+                    "round {}: cannot decode the sum: {e}",
+                    attempt.round
+                ))));
+                return;
+            }
+        };
+        let contributors: Vec<String> =
+            outcome.contributors.iter().map(|p| self.name(*p)).collect();
+        let message = pb::CoordinatorMessage {
+            job_id: attempt.job_id.clone(),
+            round: attempt.round,
+            attempt: attempt.attempt,
+            body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
+                sum: words::to_bytes(&outcome.sum).into(),
+                contributors: contributors.clone(),
+            })),
+        };
+        let signed = envelope::seal_coordinator(&self.key, &message);
+        let result = RoundResult {
+            round: attempt.round,
+            attempt: attempt.attempt,
+            sum,
+            contributors: contributors.clone(),
+        };
+        let progress = match self.driver.finish_round(&result) {
+            Ok(p) => p,
+            Err(e) => {
+                self.finish(Err(CoordinatorError::Job(e)));
+                return;
+            }
+        };
+        log_or_fail!(
+            self,
+            log_body::Entry::RoundCompleted(pb::RoundCompleted {
+                round: attempt.round,
+                attempt: attempt.attempt,
+                sum: message_sum(&message),
+                contributors,
+                progress_json: progress,
+                outcome: Some(signed.clone()),
+            })
+        );
+        if let Err(e) = self.log.sync() {
+            self.fail_hard(e);
+            return;
+        }
+        for w in outcome.waiters {
+            let _ = w.send(Ok(signed.clone()));
+        }
+        info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = result.contributors.len(), "round complete");
+        self.results.push(result);
+        self.start_next_round();
+    }
+
+    fn on_abort(&mut self, attempt: Attempt, abort: Abort, plan: RoundPlan) {
+        warn!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, reason = %abort, "round attempt aborted");
+        let tried = attempt.attempt + 1 - self.attempt_floor;
+        if tried < self.consortium.protocol.max_attempts {
             self.announce(attempt.round, attempt.attempt + 1, plan);
         } else {
             self.finish(Err(CoordinatorError::RoundFailed {
                 round: attempt.round,
-                attempts: attempt.attempt + 1,
+                attempts: tried,
                 reason: abort.to_string(),
             }));
         }
@@ -486,8 +615,14 @@ impl Actor {
 
     fn start_next_round(&mut self) {
         let round = self.results.last().map_or(0, |r| r.round + 1);
+        let attempt = if round == self.resume.round {
+            self.resume.attempt
+        } else {
+            0
+        };
+        self.attempt_floor = attempt;
         match self.driver.next_round() {
-            Ok(Some(plan)) => self.announce(round, 0, plan),
+            Ok(Some(plan)) => self.announce(round, attempt, plan),
             Ok(None) => self.finish(Ok(())),
             Err(e) => self.finish(Err(CoordinatorError::Job(e))),
         }
@@ -495,34 +630,37 @@ impl Actor {
 
     fn announce(&mut self, round: u64, attempt: u32, plan: RoundPlan) {
         let (codec_spec, digits) = plan.codec.to_pb();
-        let c = &self.consortium;
+        let c = Arc::clone(&self.consortium);
         let spec_hash = c.job.hash();
         let message = pb::CoordinatorMessage {
             job_id: c.job.id.clone(),
             round,
             attempt,
-            body: Some(pb::coordinator_message::Body::Announce(
-                pb::RoundAnnouncement {
-                    members: c.roster.members().map(|m| m.id.to_string()).collect(),
-                    threshold: c.protocol.thresholds.threshold as u32,
-                    min_cohort: c.protocol.thresholds.min_cohort as u32,
-                    dimension: plan.dimension as u64,
-                    fixed_point: Some(codec_spec),
-                    digits,
-                    departed: self
-                        .departed
-                        .iter()
-                        .map(|(p, reason)| pb::Departure {
-                            participant: self.name(*p),
-                            reason: reason.clone(),
-                        })
-                        .collect(),
-                    job_spec_hash: spec_hash.to_vec().into(),
-                    task: Some(plan.task.clone()),
-                },
-            )),
+            body: Some(coordinator_message::Body::Announce(pb::RoundAnnouncement {
+                members: c.roster.members().map(|m| m.id.to_string()).collect(),
+                threshold: c.protocol.thresholds.threshold as u32,
+                min_cohort: c.protocol.thresholds.min_cohort as u32,
+                dimension: plan.dimension as u64,
+                fixed_point: Some(codec_spec),
+                digits,
+                departed: self
+                    .departed
+                    .iter()
+                    .map(|(p, reason)| pb::Departure {
+                        participant: self.name(*p),
+                        reason: reason.clone(),
+                    })
+                    .collect(),
+                job_spec_hash: spec_hash.to_vec().into(),
+                task: Some(plan.task.clone()),
+            })),
         };
         let announcement = envelope::seal_coordinator(&self.key, &message);
+        log_or_fail!(self, log_body::Entry::Announcement(announcement.clone()));
+        if let Err(e) = self.log.sync() {
+            self.fail_hard(e);
+            return;
+        }
         let info = Attempt {
             job_id: c.job.id.clone(),
             spec_hash,
@@ -553,11 +691,37 @@ impl Actor {
         };
     }
 
+    /// Ends the job: logs it, then tells everyone waiting.
     fn finish(&mut self, result: Result<(), CoordinatorError>) {
+        self.enter_finished(result, true);
+    }
+
+    fn enter_finished(&mut self, result: Result<(), CoordinatorError>, write: bool) {
         let (ok, reason) = match &result {
             Ok(()) => (true, String::new()),
             Err(e) => (false, e.to_string()),
         };
+        if write {
+            let model_json = self
+                .driver
+                .model()
+                .and_then(|m| serde_json::to_string(&m).ok())
+                .unwrap_or_default();
+            let logged = self
+                .log
+                .append(
+                    &self.key,
+                    log_body::Entry::JobEnded(pb::JobEnded {
+                        ok,
+                        reason: reason.clone(),
+                        model_json,
+                    }),
+                )
+                .and_then(|()| self.log.sync());
+            if let Err(e) = logged {
+                warn!(error = %e, "could not record the job's end");
+            }
+        }
         if let Err(e) = result {
             warn!(error = %e, "job failed");
             self.failure = Some(e);
@@ -569,7 +733,7 @@ impl Actor {
             job_id: self.consortium.job.id.clone(),
             round: last.map_or(0, |r| r.round),
             attempt: last.map_or(0, |r| r.attempt),
-            body: Some(pb::coordinator_message::Body::Finished(pb::JobFinished {
+            body: Some(coordinator_message::Body::Finished(pb::JobFinished {
                 ok,
                 reason,
             })),
@@ -589,6 +753,158 @@ impl Actor {
             deadline,
         };
     }
+
+    /// The log cannot be written: nothing more may happen. Every waiting
+    /// caller is refused and the job fails.
+    fn fail_hard(&mut self, e: CoordinatorError) {
+        warn!(error = %e, "stopping: the round log cannot be written");
+        self.failure = Some(e);
+        self.polls.clear();
+        self.active.clear();
+        let deadline = Instant::now();
+        let message = pb::Signed::default();
+        self.stage = Stage::Finished {
+            message,
+            told: BTreeSet::new(),
+            deadline,
+        };
+    }
+}
+
+/// What the log already says, replayed into a fresh driver.
+struct Replay {
+    results: Vec<RoundResult>,
+    departed: BTreeMap<PartyIndex, String>,
+    resume: At,
+    ended: Option<pb::JobEnded>,
+}
+
+impl Replay {
+    fn run(
+        consortium: &Consortium,
+        key: &IdentityKey,
+        driver: &mut dyn JobDriver,
+        entries: &[Entry],
+        path: &Path,
+    ) -> Result<Self, CoordinatorError> {
+        let bad = |seq: u64, why: String| {
+            CoordinatorError::Log(format!("{}: record {seq}: {why}", path.display()))
+        };
+        let mut replay = Replay {
+            results: Vec::new(),
+            departed: BTreeMap::new(),
+            resume: At {
+                round: 0,
+                attempt: 0,
+            },
+            ended: None,
+        };
+        let mut codecs: BTreeMap<(u64, u32), Codec> = BTreeMap::new();
+        let mut highest_attempt: BTreeMap<u64, u32> = BTreeMap::new();
+        for e in entries {
+            let seq = e.body.seq;
+            match &e.body.entry {
+                Some(log_body::Entry::JobStarted(j))
+                    if seq != 0 || j.job_spec_hash.as_ref() != consortium.job.hash() =>
+                {
+                    return Err(bad(
+                        seq,
+                        format!(
+                            "this log belongs to job {:?} with another specification; use a new log file for this job",
+                            j.job_id
+                        ),
+                    ));
+                }
+                Some(log_body::Entry::Announcement(signed)) => {
+                    let (m, _) = envelope::open_coordinator(signed, &key.public())
+                        .map_err(|e| bad(seq, e.to_string()))?;
+                    if let Some(coordinator_message::Body::Announce(a)) = &m.body {
+                        let spec = a.fixed_point.unwrap_or_default();
+                        let codec =
+                            Codec::from_pb(&spec, a.digits).map_err(|e| bad(seq, e.to_string()))?;
+                        codecs.insert((m.round, m.attempt), codec);
+                        let h = highest_attempt.entry(m.round).or_insert(0);
+                        *h = (*h).max(m.attempt);
+                    }
+                }
+                Some(log_body::Entry::RoundCompleted(rc)) => {
+                    let codec = codecs.get(&(rc.round, rc.attempt)).ok_or_else(|| {
+                        bad(seq, "a completed round that was never announced".into())
+                    })?;
+                    let words = words::from_bytes("logged sum", &rc.sum)
+                        .map_err(|e| bad(seq, e.to_string()))?;
+                    let sum = codec.decode(&words).map_err(|e| bad(seq, e.to_string()))?;
+                    let result = RoundResult {
+                        round: rc.round,
+                        attempt: rc.attempt,
+                        sum,
+                        contributors: rc.contributors.clone(),
+                    };
+                    let progress = driver.finish_round(&result).map_err(|e| bad(seq, e))?;
+                    if progress != rc.progress_json {
+                        return Err(bad(
+                            seq,
+                            "replaying the round does not give the logged result (was the job spec changed?)".into(),
+                        ));
+                    }
+                    replay.results.push(result);
+                }
+                Some(log_body::Entry::Participant(signed)) => {
+                    if let Ok(o) = envelope::open(signed, &consortium.roster)
+                        && let Some(message::Body::Leave(l)) = &o.message.body
+                    {
+                        replay.departed.insert(o.sender.index, l.reason.clone());
+                    }
+                }
+                Some(log_body::Entry::JobEnded(j)) => replay.ended = Some(j.clone()),
+                _ => {}
+            }
+        }
+        let next = replay.results.last().map_or(0, |r| r.round + 1);
+        replay.resume = At {
+            round: next,
+            attempt: highest_attempt.get(&next).map_or(0, |a| a + 1),
+        };
+        Ok(replay)
+    }
+}
+
+fn job_started(consortium: &Consortium, key: &IdentityKey) -> log_body::Entry {
+    let t = consortium.protocol.thresholds;
+    log_body::Entry::JobStarted(pb::JobStarted {
+        job_id: consortium.job.id.clone(),
+        job_spec_json: serde_json::to_vec(&consortium.job)
+            .unwrap_or_default()
+            .into(),
+        job_spec_hash: consortium.job.hash().to_vec().into(),
+        roster: consortium
+            .roster
+            .members()
+            .map(|m| pb::RosterEntry {
+                id: m.id.to_string(),
+                public_key: m.key.to_bytes().to_vec().into(),
+            })
+            .collect(),
+        threshold: t.threshold as u32,
+        min_cohort: t.min_cohort as u32,
+        coordinator_key: key.public().to_bytes().to_vec().into(),
+    })
+}
+
+fn aborted_entry(attempt: &Attempt, abort: &Abort) -> log_body::Entry {
+    log_body::Entry::RoundAborted(pb::RoundAborted {
+        round: attempt.round,
+        attempt: attempt.attempt,
+        phase: abort.phase.to_string(),
+        reason: abort.reason.clone(),
+    })
+}
+
+fn message_sum(m: &pb::CoordinatorMessage) -> Bytes {
+    match &m.body {
+        Some(coordinator_message::Body::Outcome(o)) => o.sum.clone(),
+        _ => Bytes::new(),
+    }
 }
 
 fn round_is_complete(stage: &Stage) -> bool {
@@ -599,40 +915,5 @@ fn is_newer(at: At, seen: Option<At>) -> bool {
     match seen {
         None => true,
         Some(s) => (at.round, at.attempt) > (s.round, s.attempt),
-    }
-}
-
-fn req_at(req: &Request) -> Option<At> {
-    match req {
-        Request::Advertise { at, .. }
-        | Request::Shares { at, .. }
-        | Request::Masked { at, .. }
-        | Request::Confirm { at, .. }
-        | Request::Unmask { at, .. } => Some(*at),
-        Request::Poll { .. } | Request::Leave { .. } => None,
-    }
-}
-
-fn phase_name(req: &Request) -> String {
-    match req {
-        Request::Advertise { .. } => Phase::AdvertiseKeys.to_string(),
-        Request::Shares { .. } => Phase::ShareKeys.to_string(),
-        Request::Masked { .. } => Phase::MaskedInput.to_string(),
-        Request::Confirm { .. } => Phase::ConsistencyCheck.to_string(),
-        Request::Unmask { .. } => Phase::Unmask.to_string(),
-        Request::Poll { .. } => "poll".into(),
-        Request::Leave { .. } => "leave".into(),
-    }
-}
-
-fn reject_request(req: Request, r: Rejection) {
-    match req {
-        Request::Poll { reply, .. } => drop(reply.send(Err(r))),
-        Request::Advertise { reply, .. } => drop(reply.send(Err(r))),
-        Request::Shares { reply, .. } => drop(reply.send(Err(r))),
-        Request::Masked { reply, .. } => drop(reply.send(Err(r))),
-        Request::Confirm { reply, .. } => drop(reply.send(Err(r))),
-        Request::Unmask { reply, .. } => drop(reply.send(Err(r))),
-        Request::Leave { reply, .. } => drop(reply.send(Err(r))),
     }
 }

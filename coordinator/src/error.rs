@@ -140,6 +140,9 @@ pub enum CoordinatorError {
     /// The job's inputs or settings cannot run.
     #[error("job: {0}")]
     Job(String),
+    /// The round log cannot be read, trusted or written.
+    #[error("round log: {0}")]
+    Log(String),
     /// Shut down before the job finished.
     #[error("shut down before the job finished")]
     ShutDown,

@@ -37,8 +37,9 @@ pub struct RoundResult {
 pub trait JobDriver: Send + 'static {
     /// The next round to run, or `None` when the job is done.
     fn next_round(&mut self) -> Result<Option<RoundPlan>, String>;
-    /// Takes the result of the round just finished.
-    fn finish_round(&mut self, result: &RoundResult) -> Result<(), String>;
+    /// Takes the result of the round just finished; returns what the job made
+    /// of it as JSON (it goes into the round log, for the auditor).
+    fn finish_round(&mut self, result: &RoundResult) -> Result<String, String>;
     /// The fitted model of a model job, once done.
     fn model(&self) -> Option<FittedModel> {
         None
@@ -86,9 +87,9 @@ impl JobDriver for SecureSum {
         Ok((!self.done).then(|| self.plan.clone()))
     }
 
-    fn finish_round(&mut self, _result: &RoundResult) -> Result<(), String> {
+    fn finish_round(&mut self, _result: &RoundResult) -> Result<String, String> {
         self.done = true;
-        Ok(())
+        Ok("null".into())
     }
 }
 
@@ -148,7 +149,7 @@ impl JobDriver for ModelFit {
         }))
     }
 
-    fn finish_round(&mut self, result: &RoundResult) -> Result<(), String> {
+    fn finish_round(&mut self, result: &RoundResult) -> Result<String, String> {
         let progress = self
             .job
             .absorb(&result.sum)
@@ -162,6 +163,7 @@ impl JobDriver for ModelFit {
             }
             Progress::Evaluated(m) => info!(round = result.round, metrics = ?m, "evaluation round"),
         }
+        let json = serde_json::to_string(&progress).map_err(|e| e.to_string())?;
         if let Some(f) = &self.on_progress {
             f(&ProgressLine {
                 round: result.round,
@@ -169,7 +171,7 @@ impl JobDriver for ModelFit {
                 progress,
             });
         }
-        Ok(())
+        Ok(json)
     }
 
     fn model(&self) -> Option<FittedModel> {

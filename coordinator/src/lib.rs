@@ -17,6 +17,7 @@
 mod actor;
 mod error;
 pub mod job;
+mod log;
 mod round;
 mod service;
 
@@ -45,13 +46,16 @@ pub struct JobReport {
 }
 
 /// Runs one job on an already-bound listener until it finishes, fails, or
-/// `shutdown` resolves. Returns every round's published result.
+/// `shutdown` resolves. The round log at `log_path` is the coordinator's
+/// state: if it exists, it is replayed and the job carries on from it.
+/// Returns every round's published result.
 pub async fn run(
     listener: TcpListener,
     consortium: Consortium,
     key: IdentityKey,
     driver: Box<dyn JobDriver>,
     max_message_bytes: usize,
+    log_path: std::path::PathBuf,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JobReport, CoordinatorError> {
     if key.public() != *consortium.roster.coordinator() {
@@ -61,6 +65,9 @@ pub async fn run(
         )));
     }
     let consortium = Arc::new(consortium);
+    // Replay the log first: a damaged log or one of another job stops here,
+    // before any participant is served.
+    let actor = actor::Actor::new(Arc::clone(&consortium), key, driver, &log_path)?;
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let service = service::Service::new(roster, &consortium.job.id, tx);
@@ -83,7 +90,6 @@ pub async fn run(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop,
         );
-    let actor = actor::Actor::new(consortium, key, driver);
     let server = tokio::spawn(server);
     let outcome = actor.run(rx).await;
     // Shut down gracefully so that replies already handed to the server (the

@@ -115,17 +115,18 @@ impl Advertising {
         signed: pb::Signed,
         ad: Advertisement,
         reply: Reply<pb::AdvertisedKeys>,
-    ) {
+    ) -> bool {
         if self.adverts.contains_key(&from) {
             let _ = reply.send(Err(Rejection::Duplicate {
                 who: who(roster, from),
                 phase: Phase::AdvertiseKeys,
             }));
-            return;
+            return false;
         }
         self.expected.insert(from);
         self.adverts.insert(from, (signed, ad));
         self.waiters.push(reply);
+        true
     }
 
     pub fn is_complete(&self) -> bool {
@@ -197,12 +198,16 @@ impl SharingKeys {
         commitment: [u8; 32],
         ciphertexts: Vec<(PartyIndex, Bytes)>,
         reply: Reply<pb::SharesForYou>,
-    ) {
+    ) -> bool {
         match self.try_accept(roster, from, commitment, ciphertexts) {
             Ok(()) => {
                 self.waiters.insert(from, reply);
+                true
             }
-            Err(r) => drop(reply.send(Err(r))),
+            Err(r) => {
+                let _ = reply.send(Err(r));
+                false
+            }
         }
     }
 
@@ -322,10 +327,16 @@ impl CollectingInputs {
         from: PartyIndex,
         values: &[u64],
         reply: Reply<pb::Survivors>,
-    ) {
+    ) -> bool {
         match self.try_accept(roster, from, values) {
-            Ok(()) => self.waiters.push(reply),
-            Err(r) => drop(reply.send(Err(r))),
+            Ok(()) => {
+                self.waiters.push(reply);
+                true
+            }
+            Err(r) => {
+                let _ = reply.send(Err(r));
+                false
+            }
         }
     }
 
@@ -423,7 +434,7 @@ impl Confirming {
         survivors: &BTreeSet<PartyIndex>,
         signed: pb::Signed,
         reply: Reply<pb::SurvivorSignatures>,
-    ) {
+    ) -> bool {
         let result = if !self.u3.contains(&from) {
             Err(Rejection::NotInCohort {
                 who: who(roster, from),
@@ -446,8 +457,12 @@ impl Confirming {
             Ok(()) => {
                 self.confirmations.insert(from, signed);
                 self.waiters.push(reply);
+                true
             }
-            Err(r) => drop(reply.send(Err(r))),
+            Err(r) => {
+                let _ = reply.send(Err(r));
+                false
+            }
         }
     }
 
@@ -495,6 +510,7 @@ impl Confirming {
         Ok(Unmasking {
             attempt: self.attempt,
             u4,
+            revealed: BTreeSet::new(),
             unmasker,
             sum: self.sum,
             waiters: Vec::new(),
@@ -507,6 +523,7 @@ impl Confirming {
 pub(crate) struct Unmasking {
     pub attempt: Attempt,
     u4: BTreeSet<PartyIndex>,
+    revealed: BTreeSet<PartyIndex>,
     unmasker: Unmasker,
     sum: Vec<u64>,
     waiters: Vec<Reply<pb::Signed>>,
@@ -520,21 +537,26 @@ impl Unmasking {
         self_mask: Vec<(PartyIndex, Share)>,
         keys: Vec<(PartyIndex, Share)>,
         reply: Reply<pb::Signed>,
-    ) {
+    ) -> bool {
         if !self.u4.contains(&from) {
             let _ = reply.send(Err(Rejection::NotInCohort {
                 who: who(roster, from),
                 phase: Phase::Unmask,
             }));
-            return;
+            return false;
         }
         match self.unmasker.accept(from, self_mask, keys) {
-            Ok(()) => self.waiters.push(reply),
+            Ok(()) => {
+                self.revealed.insert(from);
+                self.waiters.push(reply);
+                true
+            }
             Err(source) => {
                 let _ = reply.send(Err(Rejection::Protocol {
                     who: who(roster, from),
                     source,
                 }));
+                false
             }
         }
     }
@@ -576,7 +598,7 @@ pub(crate) enum Round {
 /// What closing a phase led to.
 #[derive(Debug)]
 pub(crate) enum Closed {
-    Next(Round),
+    Next(Box<Round>),
     Done(Attempt, Outcome),
 }
 
@@ -611,24 +633,51 @@ impl Round {
         }
     }
 
-    /// Who the open phase still waits for (by index; the unmask phase only counts).
+    /// Who the open phase has accepted a message from so far.
+    pub fn cohort(&self) -> BTreeSet<PartyIndex> {
+        match self {
+            Round::Advertising(p) => p.adverts.keys().copied().collect(),
+            Round::SharingKeys(p) => p.shares.keys().copied().collect(),
+            Round::CollectingInputs(p) => p.u3.clone(),
+            Round::Confirming(p) => p.confirmations.keys().copied().collect(),
+            Round::Unmasking(p) => p.revealed.clone(),
+        }
+    }
+
+    /// Whether closing now would pass the phase's count check.
+    pub fn check_count(&self) -> Result<(), Abort> {
+        let a = self.attempt();
+        let have = self.cohort().len();
+        check_count(
+            &a.thresholds,
+            self.phase(),
+            have,
+            have + self.missing().len(),
+        )
+    }
+
+    /// Who the open phase still waits for.
     pub fn missing(&self) -> BTreeSet<PartyIndex> {
         match self {
             Round::Advertising(p) => p.missing(),
             Round::SharingKeys(p) => p.missing(),
             Round::CollectingInputs(p) => p.missing(),
             Round::Confirming(p) => p.missing(),
-            Round::Unmasking(_) => BTreeSet::new(),
+            Round::Unmasking(p) => p.u4.difference(&p.revealed).copied().collect(),
         }
     }
 
     /// Closes the open phase.
     pub fn close(self, roster: &Roster) -> Result<Closed, Abort> {
         Ok(match self {
-            Round::Advertising(p) => Closed::Next(Round::SharingKeys(p.close()?)),
-            Round::SharingKeys(p) => Closed::Next(Round::CollectingInputs(p.close(roster)?)),
-            Round::CollectingInputs(p) => Closed::Next(Round::Confirming(p.close(roster)?)),
-            Round::Confirming(p) => Closed::Next(Round::Unmasking(p.close()?)),
+            Round::Advertising(p) => Closed::Next(Box::new(Round::SharingKeys(p.close()?))),
+            Round::SharingKeys(p) => {
+                Closed::Next(Box::new(Round::CollectingInputs(p.close(roster)?)))
+            }
+            Round::CollectingInputs(p) => {
+                Closed::Next(Box::new(Round::Confirming(p.close(roster)?)))
+            }
+            Round::Confirming(p) => Closed::Next(Box::new(Round::Unmasking(p.close()?))),
             Round::Unmasking(p) => {
                 let attempt = p.attempt.clone();
                 Closed::Done(attempt, p.close()?)

@@ -15,7 +15,7 @@ use fedcredit_proto::{WireError, words};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
-use crate::actor::{At, Request};
+use crate::actor::{At, Request, RoundMsg};
 use crate::error::Rejection;
 use crate::round::Reply;
 
@@ -117,7 +117,8 @@ fn field(what: &'static str, problem: impl Into<String>) -> Rejection {
 #[tonic::async_trait]
 impl pb::coordinator_server::Coordinator for Service {
     async fn poll(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
-        let o = self.open(req.get_ref())?;
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
         let Some(Body::Poll(p)) = &o.message.body else {
             return Err(wrong_rpc("Poll", &o.message.body));
         };
@@ -151,12 +152,11 @@ impl pb::coordinator_server::Coordinator for Service {
                 attempt: o.message.attempt,
             },
         );
-        self.ask(|reply| Request::Advertise {
+        self.ask(|reply| Request::Round {
             from,
             at,
             signed: signed.clone(),
-            ad,
-            reply,
+            msg: RoundMsg::Advertise { ad, reply },
         })
         .await
     }
@@ -165,7 +165,8 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<pb::SharesForYou>, Status> {
-        let o = self.open(req.get_ref())?;
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
         let Some(Body::Shares(s)) = &o.message.body else {
             return Err(wrong_rpc("ShareKeys", &o.message.body));
         };
@@ -191,12 +192,15 @@ impl pb::coordinator_server::Coordinator for Service {
                 attempt: o.message.attempt,
             },
         );
-        self.ask(|reply| Request::Shares {
+        self.ask(|reply| Request::Round {
             from,
             at,
-            commitment,
-            ciphertexts,
-            reply,
+            signed: signed.clone(),
+            msg: RoundMsg::Shares {
+                commitment,
+                ciphertexts,
+                reply,
+            },
         })
         .await
     }
@@ -205,7 +209,8 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<pb::Survivors>, Status> {
-        let o = self.open(req.get_ref())?;
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
         let Some(Body::MaskedInput(m)) = &o.message.body else {
             return Err(wrong_rpc("SubmitMaskedInput", &o.message.body));
         };
@@ -217,11 +222,11 @@ impl pb::coordinator_server::Coordinator for Service {
                 attempt: o.message.attempt,
             },
         );
-        self.ask(|reply| Request::Masked {
+        self.ask(|reply| Request::Round {
             from,
             at,
-            values,
-            reply,
+            signed: signed.clone(),
+            msg: RoundMsg::Masked { values, reply },
         })
         .await
     }
@@ -248,18 +253,18 @@ impl pb::coordinator_server::Coordinator for Service {
                 attempt: o.message.attempt,
             },
         );
-        self.ask(|reply| Request::Confirm {
+        self.ask(|reply| Request::Round {
             from,
             at,
-            survivors,
             signed: signed.clone(),
-            reply,
+            msg: RoundMsg::Confirm { survivors, reply },
         })
         .await
     }
 
     async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
-        let o = self.open(req.get_ref())?;
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
         let Some(Body::Unmask(u)) = &o.message.body else {
             return Err(wrong_rpc("Unmask", &o.message.body));
         };
@@ -272,24 +277,29 @@ impl pb::coordinator_server::Coordinator for Service {
                 attempt: o.message.attempt,
             },
         );
-        self.ask(|reply| Request::Unmask {
+        self.ask(|reply| Request::Round {
             from,
             at,
-            self_mask,
-            keys,
-            reply,
+            signed: signed.clone(),
+            msg: RoundMsg::Unmask {
+                self_mask,
+                keys,
+                reply,
+            },
         })
         .await
     }
 
     async fn leave(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
-        let o = self.open(req.get_ref())?;
+        let signed = req.into_inner();
+        let o = self.open(&signed)?;
         let Some(Body::Leave(l)) = &o.message.body else {
             return Err(wrong_rpc("Leave", &o.message.body));
         };
         let (from, reason) = (o.sender.index, l.reason.clone());
         self.ask(|reply| Request::Leave {
             from,
+            signed: signed.clone(),
             reason,
             reply,
         })

@@ -26,10 +26,12 @@ fn member_key(i: usize) -> IdentityKey {
 
 struct Running {
     client: CoordinatorClient<Channel>,
+    _log_dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start() -> Running {
+    let log_dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let coordinator = IdentityKey::from_secret_bytes(&[9; 32]);
@@ -53,6 +55,7 @@ async fn start() -> Running {
         coordinator,
         driver,
         1 << 20,
+        log_dir.path().join("rounds.log"),
         async move {
             let _ = stopped.await;
         },
@@ -65,6 +68,7 @@ async fn start() -> Running {
     };
     Running {
         client,
+        _log_dir: log_dir,
         _stop: stop,
     }
 }

@@ -290,7 +290,8 @@ impl FittedModel {
 }
 
 /// What absorbing a round's sum led to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
 pub enum Progress {
     /// The statistics are known.
     Standardized {

@@ -8,6 +8,7 @@
 //! listen = "127.0.0.1:50051"
 //! public_key = "3b6a27bc…"          # hex Ed25519 key; `fedcredit keygen` prints it
 //! key_file = "coordinator.key"       # operator only: the matching secret key
+//! log_file = "rounds.log"            # operator only: the round log (default <job id>.rounds.log)
 //!
 //! [protocol]                         # all optional
 //! threshold = 4                      # default ⌊2n/3⌋ + 1
@@ -59,6 +60,7 @@ struct RawCoordinator {
     listen: String,
     public_key: String,
     key_file: Option<PathBuf>,
+    log_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -138,6 +140,9 @@ pub struct Consortium {
     /// The coordinator's identity key file (operator only; participants ignore it),
     /// resolved against the file's folder.
     pub coordinator_key_file: Option<PathBuf>,
+    /// The round log (operator only), resolved against the file's folder;
+    /// default `<job id>.rounds.log` beside the file.
+    pub coordinator_log_file: PathBuf,
     /// The members and the coordinator key.
     pub roster: Roster,
     /// Protocol settings.
@@ -279,10 +284,16 @@ impl Consortium {
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         let coordinator_key_file = raw.coordinator.key_file.map(|k| dir.join(k));
+        let coordinator_log_file = dir.join(
+            raw.coordinator
+                .log_file
+                .unwrap_or_else(|| PathBuf::from(format!("{}.rounds.log", job.id))),
+        );
         Ok(Self {
             path: path.to_owned(),
             listen,
             coordinator_key_file,
+            coordinator_log_file,
             roster,
             protocol,
             job,
