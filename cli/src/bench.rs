@@ -10,7 +10,8 @@
 //! 3. the central fit on the pooled rows: two-pass mean/std, standardizing,
 //!    [`fit_newton_central`];
 //! 4. scikit-learn's `LogisticRegression(C = 1/l2)` on the same standardized
-//!    rows, when Python has it (`bench/sklearn_fit.py`, embedded);
+//!    rows (one BLAS thread, like the central fit), when Python has it
+//!    (`bench/sklearn_fit.py`, embedded);
 //! 5. with `--memory`, the consortium again as separate processes of this
 //!    binary, polling each participant's `VmHWM` in `/proc`.
 //!
@@ -27,14 +28,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use fedcredit_coordinator::ProgressLine;
 use fedcredit_model::job::{FittedModel, ModelJobSpec, OptimizerKind, Progress};
-use fedcredit_model::logistic::fit_newton_central;
+use fedcredit_model::logistic::{CentralFit, fit_newton_central};
 use fedcredit_model::metrics::DEFAULT_BINS;
 use fedcredit_model::stats::{local_centered_squares, local_sums, mean_from_sums};
 use fedcredit_model::synthetic::{generate, known_beta, split_rows};
 use fedcredit_model::{Feature, LabelSpec, Schema, Standardizer};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::Dataset;
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::credit::{self, Party};
 use crate::say;
@@ -84,18 +85,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("bench-credit needs --parties >= 3, --features >= 1 and --rows >= --parties");
     }
     let scratch = Scratch::new()?;
-    progress(&format!("generating {n} rows x {d} features (seed {})", args.seed));
+    progress(&format!(
+        "generating {n} rows x {d} features (seed {})",
+        args.seed
+    ));
     let (mut x, y) = generate(n, d, &known_beta(d), args.seed)?;
-    let schema = Schema {
-        label: LabelSpec::new("default", "1"),
-        features: (1..=d)
-            .map(|j| Feature::Numeric {
-                name: format!("x{j}"),
-            })
-            .collect(),
-    };
     let spec = ModelJobSpec {
-        schema,
+        schema: Schema {
+            label: LabelSpec::new("default", "1"),
+            features: (1..=d)
+                .map(|j| Feature::Numeric {
+                    name: format!("x{j}"),
+                })
+                .collect(),
+        },
         l2: L2,
         tol: TOL,
         max_rounds: MAX_ROUNDS,
@@ -104,7 +107,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bins: DEFAULT_BINS,
     };
     let parts = split_rows(x.view(), y.view(), k)?;
-    let party_rows: Vec<usize> = parts.iter().map(|(px, _)| px.nrows()).collect();
+    let rows: Vec<usize> = parts.iter().map(|(px, _)| px.nrows()).collect();
     let ids: Vec<String> = (1..=k).map(|i| format!("party-{i:02}")).collect();
     let csvs = if args.memory {
         progress("writing each party's rows to CSV (for --memory)");
@@ -112,8 +115,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         None
     };
-
-    // Federated, in process.
     let parties: Vec<Party> = ids
         .iter()
         .zip(&parts)
@@ -130,29 +131,116 @@ pub fn run(args: BenchArgs) -> Result<()> {
         })
         .collect();
     drop(parts);
+
+    let fed = federated(&spec, parties, &scratch.0)?;
+    let central = central(&mut x, y.view())?;
+    let sklearn = sklearn_fit(&args.python, &scratch.0, x.view(), y.view());
+    drop(x);
+    let memory = match &csvs {
+        Some(csvs) => Some(memory_run(
+            &scratch.0,
+            &spec,
+            &ids,
+            csvs,
+            &rows,
+            &central.fit.beta,
+        )?),
+        None => None,
+    };
+
+    say(&format!(
+        "fedcredit bench-credit: {n} rows x {d} features, {k} parties, seed {}, l2 {L2}, tol {TOL:e}\n",
+        args.seed
+    ));
+    print_fits(&fed, &central, &sklearn);
+    fed.rounds().print(central.fit.iterations, central.t_fit);
+    say("");
+    print_targets(&fed, &central, &sklearn, memory.as_ref(), d);
+    if let Some(m) = &memory {
+        say("");
+        m.print(d);
+    }
+    Ok(())
+}
+
+/// The federated fit, timed.
+struct Federated {
+    parties: usize,
+    model: FittedModel,
+    /// Intercept first, standardized units.
+    beta: Vec<f64>,
+    start: Instant,
+    end: Instant,
+    cpu: Option<f64>,
+    /// One per secure-aggregation round.
+    marks: Vec<Mark>,
+}
+
+impl Federated {
+    fn wall(&self) -> f64 {
+        self.end.duration_since(self.start).as_secs_f64()
+    }
+
+    fn rounds(&self) -> RoundTimes<'_> {
+        RoundTimes::new(&self.marks, self.start, self.end)
+    }
+}
+
+/// [`credit::run`] end to end: statistics, Newton and evaluation rounds.
+fn federated(spec: &ModelJobSpec, parties: Vec<Party>, dir: &Path) -> Result<Federated> {
     progress("federated fit (in process, gRPC on loopback)");
     let marks = Arc::new(Mutex::new(Vec::<Mark>::new()));
     let sink = Arc::clone(&marks);
-    let rt = crate::runtime()?;
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
-    let outcome = rt.block_on(credit::run(JOB_ID, spec.clone(), parties, move |l| {
+    let n = parties.len();
+    let on_progress = move |l: &ProgressLine| {
         if let Ok(mut m) = sink.lock() {
             m.push(Mark::new(l));
         }
-    }))?;
-    let fed_end = Instant::now();
-    let fed_wall = fed_end.duration_since(t0).as_secs_f64();
-    let fed_cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+    };
+    // The coordinator signs and writes its round log, as a real one would.
+    let log_path = dir.join("rounds.log");
+    let rt = crate::runtime()?;
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let outcome = rt.block_on(credit::run(
+        JOB_ID,
+        spec.clone(),
+        parties,
+        &log_path,
+        on_progress,
+    ))?;
+    let end = Instant::now();
+    let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
     drop(rt);
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
-    let rounds = RoundTimes::new(&marks, t0, fed_end);
-    let fed = &outcome.model;
-    let fed_beta: Vec<f64> = std::iter::once(fed.standardized.intercept)
-        .chain(fed.standardized.coefficients.iter().copied())
+    let model = outcome.model;
+    let beta = std::iter::once(model.standardized.intercept)
+        .chain(model.standardized.coefficients.iter().copied())
         .collect();
+    Ok(Federated {
+        parties: n,
+        model,
+        beta,
+        start,
+        end,
+        cpu,
+        marks,
+    })
+}
 
-    // Central, in process, on the pooled rows.
+/// The central fit, timed in its three parts.
+struct Central {
+    fit: CentralFit,
+    standardizer: Standardizer,
+    t_stats: f64,
+    t_standardize: f64,
+    t_fit: f64,
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+/// Two-pass mean/std, standardizing `x` in place, Newton from β = 0.
+fn central(x: &mut Array2<f64>, y: ArrayView1<'_, f64>) -> Result<Central> {
     progress("central fit (pooled rows, this thread)");
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
@@ -161,135 +249,142 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let squares = local_centered_squares(x.view(), &mean)?;
     let standardizer = Standardizer::from_two_pass(sums[0], &sums[1..], &squares)?;
     let t_stats = t0.elapsed().as_secs_f64();
-    standardizer.apply(&mut x)?;
+    standardizer.apply(x)?;
     let t_standardize = t0.elapsed().as_secs_f64() - t_stats;
-    let central = fit_newton_central(x.view(), y.view(), L2, TOL, MAX_ROUNDS)?;
-    let central_wall = t0.elapsed().as_secs_f64();
-    let central_cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
-    let t_fit = central_wall - t_stats - t_standardize;
-    let fed_vs_central = max_abs_diff(&fed_beta, &central.beta);
-    let std_diff = max_abs_diff(fed.standardization.mean(), standardizer.mean())
-        .max(max_abs_diff(fed.standardization.std(), standardizer.std()));
+    let fit = fit_newton_central(x.view(), y, L2, TOL, MAX_ROUNDS)?;
+    let wall = t0.elapsed().as_secs_f64();
+    Ok(Central {
+        fit,
+        standardizer,
+        t_stats,
+        t_standardize,
+        t_fit: wall - t_stats - t_standardize,
+        wall,
+        cpu: cpu_seconds().zip(cpu0).map(|(a, b)| a - b),
+    })
+}
 
-    let sklearn = sklearn_fit(&args.python, &scratch.0, x.view(), y.view());
-    drop(x);
-    let memory = match &csvs {
-        Some(csvs) => Some(memory_run(&scratch.0, &spec, &ids, csvs, &party_rows, &central.beta)?),
-        None => None,
-    };
-
-    // Tables.
-    say(&format!(
-        "fedcredit bench-credit: {n} rows x {d} features, {k} parties, seed {}, l2 {L2}, tol {TOL:e}\n",
-        args.seed
-    ));
+fn print_fits(fed: &Federated, central: &Central, sklearn: &Result<SklearnFit>) {
     let mut fits = Table::new(&[
         "fit",
         "wall (s)",
         "CPU (s)",
         "Newton rounds",
         "secure-agg rounds",
-        "max |Δβ| vs central",
+        "‖Δβ‖∞ vs central",
     ]);
+    let (model, fit) = (&fed.model, &central.fit);
     fits.row(vec![
-        format!("federated, {k} parties over gRPC"),
-        format!("{fed_wall:.3}"),
-        opt_secs(fed_cpu),
-        format!("{}{}", fed.rounds, converged(fed.converged)),
-        marks.len().to_string(),
-        format!("{fed_vs_central:.2e}"),
+        format!("federated, {} parties over gRPC", fed.parties),
+        format!("{:.3}", fed.wall()),
+        opt_secs(fed.cpu),
+        format!("{}{}", model.rounds, converged(model.converged)),
+        fed.marks.len().to_string(),
+        format!("{:.2e}", max_abs_diff(&fed.beta, &fit.beta)),
     ]);
     fits.row(vec![
         "central, pooled rows".into(),
-        format!("{central_wall:.3}"),
-        opt_secs(central_cpu),
-        format!("{}{}", central.iterations, converged(central.converged)),
+        format!("{:.3}", central.wall),
+        opt_secs(central.cpu),
+        format!("{}{}", fit.iterations, converged(fit.converged)),
         "-".into(),
         "0".into(),
     ]);
-    match &sklearn {
+    match sklearn {
         Ok(s) => fits.row(vec![
-            format!("scikit-learn {} ({}, .fit only)", s.version, s.solver),
+            format!(
+                "scikit-learn {} ({}, 1 BLAS thread, .fit only)",
+                s.version, s.solver
+            ),
             format!("{:.3}", s.seconds),
-            "-".into(),
+            opt_secs(s.cpu),
             format!("{} iterations", s.n_iter),
             "-".into(),
-            format!("{:.2e}", max_abs_diff(&s.beta, &central.beta)),
+            format!("{:.2e}", max_abs_diff(&s.beta, &fit.beta)),
         ]),
-        Err(e) => fits.row(vec![
-            "scikit-learn".into(),
-            format!("unavailable: {e:#}"),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]),
+        Err(e) => fits.row(vec!["scikit-learn".into(), format!("unavailable: {e:#}")]),
     }
     fits.print();
+    let std_diff = max_abs_diff(
+        fed.model.standardization.mean(),
+        central.standardizer.mean(),
+    )
+    .max(max_abs_diff(
+        fed.model.standardization.std(),
+        central.standardizer.std(),
+    ));
     say(&format!(
         "\nfederated β vs scikit-learn: {}; federated vs central standardization (mean, std): max |Δ| {std_diff:.2e}",
-        sklearn
-            .as_ref()
-            .map_or_else(|_| "n/a".into(), |s| format!("max |Δβ| {:.2e}", max_abs_diff(&s.beta, &fed_beta)))
+        sklearn.as_ref().map_or_else(
+            |_| "n/a".into(),
+            |s| format!("‖Δβ‖∞ {:.2e}", max_abs_diff(&s.beta, &fed.beta))
+        )
     ));
     say(&format!(
-        "central breakdown: statistics {t_stats:.3} s, standardizing {t_standardize:.3} s, Newton {t_fit:.3} s ({:.3} s per iteration)\n",
-        t_fit / central.iterations.max(1) as f64
+        "central breakdown: statistics {:.3} s, standardizing {:.3} s, Newton {:.3} s ({:.3} s per iteration)\n",
+        central.t_stats,
+        central.t_standardize,
+        central.t_fit,
+        central.t_fit / fit.iterations.max(1) as f64
     ));
+}
 
-    rounds.print(central.iterations, t_fit);
-
+fn print_targets(
+    fed: &Federated,
+    central: &Central,
+    sklearn: &Result<SklearnFit>,
+    memory: Option<&MemoryReport>,
+    d: usize,
+) {
     let mut targets = Table::new(&["target", "measured", "goal", "met"]);
-    let optimum = fed.converged && fed.rounds <= TARGET_ROUNDS && fed_vs_central <= SAME_OPTIMUM;
+    let diff = max_abs_diff(&fed.beta, &central.fit.beta);
+    let rounds = fed.model.rounds;
     targets.row(vec![
         "pooled optimum in few Newton rounds".into(),
-        format!("{} rounds, max |Δβ| {fed_vs_central:.1e}", fed.rounds),
-        format!("<= {TARGET_ROUNDS} rounds, |Δβ| <= {SAME_OPTIMUM:.0e}"),
-        met(optimum),
+        format!("{rounds} rounds, ‖Δβ‖∞ {diff:.1e}"),
+        format!("<= {TARGET_ROUNDS} rounds, ‖Δβ‖∞ <= {SAME_OPTIMUM:.0e}"),
+        met(fed.model.converged && rounds <= TARGET_ROUNDS && diff <= SAME_OPTIMUM),
     ]);
-    let ratio = fed_wall / central_wall;
+    let (fw, cw) = (fed.wall(), central.wall);
     targets.row(vec![
         "federated wall time vs central".into(),
-        format!("{ratio:.2}x ({fed_wall:.2} s / {central_wall:.2} s)"),
+        format!("{:.2}x ({fw:.2} s / {cw:.2} s)", fw / cw),
         format!("<= {TARGET_TIME_RATIO}x"),
-        met(ratio <= TARGET_TIME_RATIO),
+        met(fw / cw <= TARGET_TIME_RATIO),
     ]);
-    if let Ok(s) = &sklearn {
+    if let Some((f, c)) = fed.cpu.zip(central.cpu) {
+        targets.row(vec![
+            "federated CPU time vs central".into(),
+            format!("{:.2}x ({f:.2} s / {c:.2} s)", f / c),
+            "(reference: the parties run on all cores)".into(),
+            "-".into(),
+        ]);
+    }
+    if let Ok(s) = sklearn {
         targets.row(vec![
             "federated wall time vs scikit-learn .fit".into(),
-            format!("{:.2}x ({fed_wall:.2} s / {:.2} s)", fed_wall / s.seconds, s.seconds),
+            format!("{:.2}x ({fw:.2} s / {:.2} s)", fw / s.seconds, s.seconds),
             "(reference)".into(),
             "-".into(),
         ]);
     }
-    match &memory {
+    let (measured, ok) = match memory {
         Some(m) => {
-            let worst = m
-                .parties
-                .iter()
-                .map(|p| p.ratio(d))
-                .fold(0.0, f64::max);
-            targets.row(vec![
-                "participant peak memory vs its rows as f64".into(),
+            let worst = m.parties.iter().map(|p| p.ratio(d)).fold(0.0, f64::max);
+            (
                 format!("worst {worst:.2}x"),
-                format!("<= {TARGET_MEMORY_RATIO}x"),
                 met(worst <= TARGET_MEMORY_RATIO),
-            ]);
+            )
         }
-        None => targets.row(vec![
-            "participant peak memory vs its rows as f64".into(),
-            "not measured (add --memory)".into(),
-            format!("<= {TARGET_MEMORY_RATIO}x"),
-            "-".into(),
-        ]),
-    }
-    say("");
+        None => ("not measured (add --memory)".into(), "-".into()),
+    };
+    targets.row(vec![
+        "participant peak memory vs its rows as f64".into(),
+        measured,
+        format!("<= {TARGET_MEMORY_RATIO}x"),
+        ok,
+    ]);
     targets.print();
-    if let Some(m) = &memory {
-        say("");
-        m.print(d);
-    }
-    Ok(())
 }
 
 /// One finished secure-aggregation round, as the progress callback saw it.
@@ -307,7 +402,7 @@ impl Mark {
             Progress::Standardized { rows } => ("statistics", format!("{rows} rows")),
             Progress::Step(r) => (
                 "newton",
-                format!("step {}, max |Δβ| {:.2e}", r.round, r.step_max_norm),
+                format!("step {}, ‖Δβ‖∞ {:.2e}", r.round, r.step_max_norm),
             ),
             Progress::Evaluated(_) => ("evaluation", "no held-out rows".into()),
         };
@@ -378,7 +473,7 @@ impl<'a> RoundTimes<'a> {
             let central = t_fit / iters as f64;
             say(&format!(
                 "Newton round: federated {:.1} ms on average vs central iteration {:.1} ms \
-                 (difference {:+.1} ms per round)\n",
+                 (difference {:+.1} ms per round)",
                 fed * 1e3,
                 central * 1e3,
                 (fed - central) * 1e3
@@ -461,7 +556,10 @@ impl Table {
             }
             say(&line);
             if i == 0 {
-                let rule: String = width.iter().map(|w| format!("|{}", "-".repeat(w + 2))).collect();
+                let rule: String = width
+                    .iter()
+                    .map(|w| format!("|{}", "-".repeat(w + 2)))
+                    .collect();
                 say(&format!("{rule}|"));
             }
         }
@@ -476,10 +574,8 @@ impl Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "fedcredit-bench-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("fedcredit-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self(dir))
     }
@@ -498,6 +594,8 @@ struct SklearnFit {
     version: String,
     solver: String,
     seconds: f64,
+    /// CPU seconds of all its threads (BLAS may use several).
+    cpu: Option<f64>,
     n_iter: u64,
     /// Intercept first, standardized units.
     beta: Vec<f64>,
@@ -530,16 +628,26 @@ fn sklearn_fit(
         }
     }
     progress("scikit-learn reference fit");
-    let (xp, yp, script) = (dir.join("x.npy"), dir.join("y.npy"), dir.join("sklearn_fit.py"));
+    let (xp, yp, script) = (
+        dir.join("x.npy"),
+        dir.join("y.npy"),
+        dir.join("sklearn_fit.py"),
+    );
     write_npy(&xp, &[x.nrows(), x.ncols()], x.iter().copied())?;
     write_npy(&yp, &[y.len()], y.iter().copied())?;
-    std::fs::write(&script, SKLEARN_SCRIPT).with_context(|| format!("writing {}", script.display()))?;
+    std::fs::write(&script, SKLEARN_SCRIPT)
+        .with_context(|| format!("writing {}", script.display()))?;
     let out = Command::new(python)
         .arg(&script)
         .arg(&xp)
         .arg(&yp)
         .arg(L2.to_string())
         .arg(TOL.to_string())
+        // One BLAS thread, like the central fit: on a shared 2-core machine,
+        // OpenBLAS's spinning threads made the fit take anywhere from 3 to 33 s.
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .env("OMP_NUM_THREADS", "1")
+        .env("MKL_NUM_THREADS", "1")
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running {python}"))?;
@@ -549,7 +657,10 @@ fn sklearn_fit(
     }
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing sklearn_fit.py's output")?;
-    let num = |k: &str| v[k].as_f64().with_context(|| format!("sklearn_fit.py: no `{k}`"));
+    let num = |k: &str| {
+        v[k].as_f64()
+            .with_context(|| format!("sklearn_fit.py: no `{k}`"))
+    };
     let mut beta = vec![num("intercept")?];
     for c in v["coef"].as_array().context("sklearn_fit.py: no `coef`")? {
         beta.push(c.as_f64().context("sklearn_fit.py: bad coefficient")?);
@@ -558,6 +669,7 @@ fn sklearn_fit(
         version: v["sklearn"].as_str().unwrap_or("?").to_owned(),
         solver: v["solver"].as_str().unwrap_or("?").to_owned(),
         seconds: num("fit_seconds")?,
+        cpu: v["fit_cpu_seconds"].as_f64(),
         n_iter: v["n_iter"].as_u64().unwrap_or(0),
         beta,
     })
@@ -576,7 +688,8 @@ fn write_npy(path: &Path, shape: &[usize], values: impl Iterator<Item = f64>) ->
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
     let len = u16::try_from(header.len()).context("NPY header too long")?;
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(b"\x93NUMPY\x01\x00")?;
     w.write_all(&len.to_le_bytes())?;
@@ -584,8 +697,18 @@ fn write_npy(path: &Path, shape: &[usize], values: impl Iterator<Item = f64>) ->
     for v in values {
         w.write_all(&v.to_le_bytes())?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    finish(w, path)
+}
+
+/// Flushes and syncs a written file, so that its write-back does not
+/// compete with the timed fits that follow.
+fn finish(w: BufWriter<std::fs::File>, path: &Path) -> Result<()> {
+    let file = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
 }
 
 // ---------------------------------------------------------------- --memory
@@ -607,7 +730,8 @@ fn write_party_csvs(
 }
 
 fn write_csv(path: &Path, x: ArrayView2<'_, f64>, y: ArrayView1<'_, f64>) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let header: Vec<String> = (1..=x.ncols()).map(|j| format!("x{j}")).collect();
     writeln!(w, "{},default", header.join(","))?;
@@ -617,8 +741,7 @@ fn write_csv(path: &Path, x: ArrayView2<'_, f64>, y: ArrayView1<'_, f64>) -> Res
         }
         writeln!(w, "{label}")?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    finish(w, path)
 }
 
 /// One participant process's memory.
@@ -687,7 +810,7 @@ impl MemoryReport {
             None => say("idle participant: not measured"),
         }
         say(&format!(
-            "coordinator VmHWM {:.1} MiB; multi-process job {:.2} s wall (includes CSV loading); its β vs central: max |Δβ| {:.2e}",
+            "coordinator VmHWM {:.1} MiB; multi-process job {:.2} s wall (includes CSV loading); its β vs central: ‖Δβ‖∞ {:.2e}",
             self.coordinator_hwm as f64 / MIB,
             self.wall,
             self.beta_diff
@@ -702,7 +825,12 @@ fn proc_memory(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
         Some(kb * 1024)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
@@ -757,7 +885,9 @@ fn memory_run(
 ) -> Result<MemoryReport> {
     progress("--memory: coordinator and participants as separate processes");
     let exe = std::env::current_exe().context("locating this binary")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let coordinator_pk = keygen(&exe, dir, "coordinator")?;
     let mut toml = format!(
         "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\n\n\
@@ -767,7 +897,11 @@ fn memory_run(
         spec.l2, spec.tol, spec.max_rounds, spec.schema.label.column, spec.schema.label.positive
     );
     for f in &spec.schema.features {
-        let _ = write!(toml, "\n[[job.schema.features]]\nname = \"{}\"\nkind = \"numeric\"\n", f.name());
+        let _ = write!(
+            toml,
+            "\n[[job.schema.features]]\nname = \"{}\"\nkind = \"numeric\"\n",
+            f.name()
+        );
     }
     let participant_toml = |id: &str, data: &str| {
         format!(
@@ -777,8 +911,14 @@ fn memory_run(
     };
     for (id, csv) in ids.iter().zip(csvs) {
         let pk = keygen(&exe, dir, id)?;
-        let _ = write!(toml, "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{pk}\"\n");
-        let data = csv.file_name().and_then(|f| f.to_str()).context("CSV file name")?;
+        let _ = write!(
+            toml,
+            "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{pk}\"\n"
+        );
+        let data = csv
+            .file_name()
+            .and_then(|f| f.to_str())
+            .context("CSV file name")?;
         std::fs::write(dir.join(format!("{id}.toml")), participant_toml(id, data))?;
     }
     std::fs::write(dir.join("consortium.toml"), &toml)?;
@@ -786,10 +926,18 @@ fn memory_run(
     // Fixed overhead: a participant with 3 rows, waiting for a coordinator not yet started.
     let tiny = dir.join("idle.csv");
     let head = std::fs::read_to_string(&csvs[0])?;
-    std::fs::write(&tiny, head.lines().take(4).collect::<Vec<_>>().join("\n") + "\n")?;
+    std::fs::write(
+        &tiny,
+        head.lines().take(4).collect::<Vec<_>>().join("\n") + "\n",
+    )?;
     std::fs::write(dir.join("idle.toml"), participant_toml(&ids[0], "idle.csv"))?;
     let idle = {
-        let mut c = Children(vec![spawn(&exe, dir, &["participant", "--config", "idle.toml"], "idle.log")?]);
+        let mut c = Children(vec![spawn(
+            &exe,
+            dir,
+            &["participant", "--config", "idle.toml"],
+            "idle.log",
+        )?]);
         std::thread::sleep(Duration::from_millis(1500));
         let m = c.0.first().and_then(|c| proc_memory(c.id()));
         for c in &mut c.0 {
@@ -808,9 +956,12 @@ fn memory_run(
     )?]);
     for id in ids {
         let cfg = format!("{id}.toml");
-        children
-            .0
-            .push(spawn(&exe, dir, &["participant", "--config", &cfg], &format!("{id}.log"))?);
+        children.0.push(spawn(
+            &exe,
+            dir,
+            &["participant", "--config", &cfg],
+            &format!("{id}.log"),
+        )?);
     }
     let n = children.0.len();
     let mut hwm = vec![0u64; n];
@@ -828,7 +979,10 @@ fn memory_run(
             status[i] = c.try_wait()?;
         }
         if t0.elapsed() > limit {
-            bail!("the multi-process job overstayed {limit:?} (logs in {})", dir.display());
+            bail!(
+                "the multi-process job overstayed {limit:?} (logs in {})",
+                dir.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -838,11 +992,15 @@ fn memory_run(
         if let Some(s) = s.filter(|s| !s.success()) {
             let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(10).collect();
-            bail!("{name} exited with {s}; its log ends:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            bail!(
+                "{name} exited with {s}; its log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
     let model: FittedModel = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("out/model.json")).context("reading the coordinator's model.json")?,
+        &std::fs::read_to_string(dir.join("out/model.json"))
+            .context("reading the coordinator's model.json")?,
     )?;
     let beta: Vec<f64> = std::iter::once(model.standardized.intercept)
         .chain(model.standardized.coefficients)

@@ -130,6 +130,7 @@ pub async fn run(
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(60),
             crash_at: None,
+            journal: None,
         };
         let mut data = party.data;
         let id = party.id;

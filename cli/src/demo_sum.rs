@@ -130,6 +130,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             consortium: cfg.consortium.clone(),
             connect_timeout: cfg.connect_timeout,
             crash_at: None,
+            journal: None,
         };
         participants.push(tokio::spawn(async move {
             fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await

@@ -330,6 +330,7 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
             CrashAt::MaskedInput => CrashPoint::MaskedInput,
             CrashAt::Unmask => CrashPoint::Unmask,
         }),
+        journal: Some(cfg.journal.clone()),
     };
     let mut contributor: Box<dyn Contributor> = match &cfg.consortium.job.kind {
         JobKind::SecureSum { .. } => {

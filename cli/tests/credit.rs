@@ -123,89 +123,14 @@ fn daemons_train_a_model_and_a_member_with_bad_data_leaves_cleanly() {
     lines[2] = lines[2].replacen(&format!(",{purpose},"), ",spaceship,", 1);
     std::fs::write(&parts[3], lines.join("\n") + "\n").unwrap();
 
-    // Schema: inferred from the clean data, written into the consortium file as TOML.
     let ids = ["bank-a", "bank-b", "bank-c", "platform"];
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let keygen = |name: &str| {
-        let o = Command::new(BIN)
-            .args(["keygen", "--out"])
-            .arg(d.join(format!("{name}.key")))
-            .output()
-            .unwrap();
-        String::from_utf8(o.stdout).unwrap().trim().to_owned()
-    };
-    let coordinator_pk = keygen("coordinator");
-    let text = std::fs::read_to_string(repo().join("data/german_credit.csv")).unwrap();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect();
-    let schema = fedcredit_model::Schema::infer(
-        &header,
-        &rows,
-        fedcredit_model::LabelSpec::new("creditability", "bad"),
-    )
-    .unwrap();
-    #[derive(serde::Serialize)]
-    struct Job<'a> {
-        schema: &'a fedcredit_model::Schema,
-    }
-    let schema_toml = toml::to_string(&Job { schema: &schema })
-        .unwrap()
-        .replace("[schema", "[job.schema")
-        .replace("[[schema", "[[job.schema");
-    let mut consortium = format!(
-        "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\n\n\
-         [protocol]\nphase_deadline_secs = 20\njoin_deadline_secs = 30\nmax_attempts = 1\n\n\
-         [job]\nid = \"german-credit\"\nkind = \"logistic-regression\"\nl2 = 1.0\n\n{schema_toml}\n"
+    write_consortium(
+        d,
+        &ids,
+        "phase_deadline_secs = 20\njoin_deadline_secs = 30\nmax_attempts = 1",
     );
-    for (i, id) in ids.iter().enumerate() {
-        let pk = keygen(id);
-        consortium.push_str(&format!(
-            "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{pk}\"\n"
-        ));
-        std::fs::write(
-            d.join(format!("{id}.toml")),
-            format!(
-                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\nconsortium = \"consortium.toml\"\ndata = \"part-{i}.csv\"\n"
-            ),
-        )
-        .unwrap();
-    }
-    std::fs::write(d.join("consortium.toml"), consortium).unwrap();
-
-    let coordinator = Command::new(BIN)
-        .args(["coordinator", "--config"])
-        .arg(d.join("consortium.toml"))
-        .arg("--out")
-        .arg(d.join("out"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let members: Vec<Child> = ids
-        .iter()
-        .map(|id| {
-            Command::new(BIN)
-                .args(["participant", "--config"])
-                .arg(d.join(format!("{id}.toml")))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let coordinator = spawn_coordinator(d, "out");
+    let members: Vec<Child> = ids.iter().map(|id| spawn_participant(d, id)).collect();
     let limit = Duration::from_secs(120);
     let coordinator = wait(coordinator, limit);
     let members: Vec<Output> = members.into_iter().map(|m| wait(m, limit)).collect();
@@ -313,5 +238,158 @@ fn score_writes_a_probability_per_row_and_refuses_a_wrong_schema() {
     assert!(
         err.contains("wrong.csv:1") && err.contains("status_of_existing_checking_account"),
         "{err}"
+    );
+}
+
+/// Writes keys, consortium.toml (a German-credit logistic-regression job)
+/// and one participant config per id (member i trains on part-i.csv).
+fn write_consortium(d: &Path, ids: &[&str], protocol: &str) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let keygen = |name: &str| {
+        let o = Command::new(BIN)
+            .args(["keygen", "--out"])
+            .arg(d.join(format!("{name}.key")))
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let coordinator_pk = keygen("coordinator");
+    let text = std::fs::read_to_string(repo().join("data/german_credit.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let schema = fedcredit_model::Schema::infer(
+        &header,
+        &rows,
+        fedcredit_model::LabelSpec::new("creditability", "bad"),
+    )
+    .unwrap();
+    #[derive(serde::Serialize)]
+    struct Job<'a> {
+        schema: &'a fedcredit_model::Schema,
+    }
+    let schema_toml = toml::to_string(&Job { schema: &schema })
+        .unwrap()
+        .replace("[schema", "[job.schema")
+        .replace("[[schema", "[[job.schema");
+    let mut consortium = format!(
+        "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\nlog_file = \"rounds.log\"\n\n\
+         [protocol]\n{protocol}\n\n\
+         [job]\nid = \"german-credit\"\nkind = \"logistic-regression\"\nl2 = 1.0\n\n{schema_toml}\n"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let pk = keygen(id);
+        consortium.push_str(&format!(
+            "\n[[participants]]\nid = \"{id}\"\npublic_key = \"{pk}\"\n"
+        ));
+        std::fs::write(
+            d.join(format!("{id}.toml")),
+            format!(
+                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\nconsortium = \"consortium.toml\"\ndata = \"part-{i}.csv\"\nconnect_timeout_secs = 60\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(d.join("consortium.toml"), consortium).unwrap();
+}
+
+fn spawn_coordinator(d: &Path, out: &str) -> Child {
+    Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(d.join("consortium.toml"))
+        .arg("--out")
+        .arg(d.join(out))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn spawn_participant(d: &Path, id: &str) -> Child {
+    Command::new(BIN)
+        .args(["participant", "--config"])
+        .arg(d.join(format!("{id}.toml")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Kills the coordinator with SIGKILL at pseudo-random moments (seeded, so a
+/// failure can be replayed) while a German-credit job runs, restarting it
+/// with the same config each time; the final model must be bit-identical to
+/// an uninterrupted run's.
+#[test]
+fn a_coordinator_killed_repeatedly_resumes_to_the_same_model() {
+    use rand::{Rng, SeedableRng};
+    let ids = ["bank-a", "bank-b", "bank-c", "platform"];
+    let protocol = "phase_deadline_secs = 20\njoin_deadline_secs = 60\nmax_attempts = 3";
+    let run = |kills: &[u64]| -> (serde_json::Value, PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        split(d, 4);
+        write_consortium(d, &ids, protocol);
+        let members: Vec<Child> = ids.iter().map(|id| spawn_participant(d, id)).collect();
+        for &after_ms in kills {
+            let mut c = spawn_coordinator(d, "out");
+            std::thread::sleep(Duration::from_millis(after_ms));
+            if c.try_wait().unwrap().is_none() {
+                c.kill().unwrap(); // SIGKILL
+            }
+            let _ = c.wait();
+        }
+        let c = wait(spawn_coordinator(d, "out"), Duration::from_secs(120));
+        assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+        for m in members {
+            let o = wait(m, Duration::from_secs(120));
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        (json(&d.join("out/model.json")), d.join("rounds.log"), dir)
+    };
+    let (reference, _, _keep) = run(&[]);
+    let seed: u64 = std::env::var("FEDCREDIT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261122);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let kills: Vec<u64> = (0..4).map(|_| rng.gen_range(150..900)).collect();
+    println!("kill seed {seed}: coordinator killed after {kills:?} ms");
+    let (restarted, log, dir) = run(&kills);
+    assert_eq!(
+        restarted, reference,
+        "the resumed job must publish the same model, bit for bit"
+    );
+
+    // The log shows the restarts, and an auditor verifies it.
+    let o = Command::new(BIN)
+        .args(["audit", "show"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg("--consortium")
+        .arg(dir.path().join("consortium.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "audit verify failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     );
 }

@@ -127,6 +127,7 @@ async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(30),
             crash_at: None,
+            journal: None,
         };
         tasks.push(tokio::spawn(async move {
             fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await

@@ -25,6 +25,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::ParticipantError;
 use crate::contribution::Contributor;
+use crate::journal::Journal;
 
 /// Where a participant process kills itself, to test dropout recovery with
 /// real processes (`fedcredit participant --crash-at`). Never set in production.
@@ -51,6 +52,9 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Test hook: die at this point of the first round.
     pub crash_at: Option<CrashPoint>,
+    /// Where to journal every message this participant signs (see
+    /// [`crate::journal`]); `None` keeps no journal.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// A round this participant completed.
@@ -107,11 +111,16 @@ pub async fn run(
     let grpc = CoordinatorClient::new(channel)
         .max_decoding_message_size(1 << 30)
         .max_encoding_message_size(1 << 30);
+    let journal = match &settings.journal {
+        Some(path) => Some(Journal::open(path)?),
+        None => None,
+    };
     let mut p = Participant {
         settings,
         key,
         me,
         grpc,
+        journal: std::sync::Mutex::new(journal),
     };
     tokio::select! {
         r = p.run(contributor) => r,
@@ -124,6 +133,8 @@ struct Participant {
     key: IdentityKey,
     me: Member,
     grpc: CoordinatorClient<Channel>,
+    /// Written while sealing, which happens while `grpc` is borrowed.
+    journal: std::sync::Mutex<Option<Journal>>,
 }
 
 /// How a round ended for this participant, short of success.
@@ -154,7 +165,18 @@ fn refused(rpc: &'static str, s: Status) -> ParticipantError {
 }
 
 impl Participant {
-    fn seal(&self, round: u64, attempt: u32, body: Body) -> pb::Signed {
+    /// Signs a message; every message but a poll is journaled (durably)
+    /// before it can be sent.
+    fn seal(&self, round: u64, attempt: u32, body: Body) -> Result<pb::Signed, ParticipantError> {
+        let phase = match &body {
+            Body::Poll(_) => None,
+            Body::Advertise(_) => Some("advertise-keys"),
+            Body::Shares(_) => Some("share-keys"),
+            Body::MaskedInput(_) => Some("masked-input"),
+            Body::Consistency(_) => Some("consistency-check"),
+            Body::Unmask(_) => Some("unmask"),
+            Body::Leave(_) => Some("leave"),
+        };
         let message = pb::Message {
             job_id: self.settings.consortium.job.id.clone(),
             round,
@@ -162,7 +184,28 @@ impl Participant {
             sender: self.me.id.to_string(),
             body: Some(body),
         };
-        envelope::seal(&self.key, &message)
+        let signed = envelope::seal(&self.key, &message);
+        if let Some(phase) = phase
+            && let Ok(mut guard) = self.journal.lock()
+            && let Some(journal) = guard.as_mut()
+        {
+            journal.record(
+                &message.job_id,
+                round,
+                attempt,
+                phase,
+                &signed.payload,
+                &signed.signature,
+            )?;
+        }
+        Ok(signed)
+    }
+
+    fn advertised_before(&self, round: u64, attempt: u32) -> bool {
+        self.journal.lock().ok().is_some_and(|g| {
+            g.as_ref()
+                .is_some_and(|j| j.advertised(&self.settings.consortium.job.id, round, attempt))
+        })
     }
 
     async fn run(&mut self, contributor: &mut dyn Contributor) -> Result<Report, ParticipantError> {
@@ -180,7 +223,7 @@ impl Participant {
                 Body::Poll(pb::Poll {
                     fresh: seen.is_none(),
                 }),
-            );
+            )?;
             let signed = match self.grpc.poll(poll).await {
                 Ok(r) => {
                     last_contact = Instant::now();
@@ -229,7 +272,7 @@ impl Participant {
                             warn!(participant = %d.participant, reason = %d.reason, "a member left the job");
                         }
                     }
-                    if !used.insert(at) {
+                    if !used.insert(at) || self.advertised_before(at.0, at.1) {
                         warn!(
                             round = at.0,
                             attempt = at.1,
@@ -264,7 +307,7 @@ impl Participant {
                                 Body::Leave(pb::Leave {
                                     reason: e.to_string(),
                                 }),
-                            );
+                            )?;
                             if let Err(s) = self.grpc.leave(leave).await {
                                 warn!(status = %s, "could not tell the coordinator that this participant leaves");
                             }
@@ -392,7 +435,7 @@ impl Participant {
         });
         let adverts = self
             .grpc
-            .advertise_keys(self.seal(round, attempt, body))
+            .advertise_keys(self.seal(round, attempt, body)?)
             .await
             .map_err(|s| refused("AdvertiseKeys", s))?;
         let mut cohort = BTreeMap::new();
@@ -442,7 +485,7 @@ impl Participant {
         });
         let received = self
             .grpc
-            .share_keys(self.seal(round, attempt, body))
+            .share_keys(self.seal(round, attempt, body)?)
             .await
             .map_err(|s| refused("ShareKeys", s))?;
         let mut from_peers = Vec::new();
@@ -456,7 +499,7 @@ impl Participant {
         let body = Body::MaskedInput(pb::MaskedInput {
             values: words::to_bytes(&masked).into(),
         });
-        let signed = self.seal(round, attempt, body);
+        let signed = self.seal(round, attempt, body)?;
         if self.settings.crash_at == Some(CrashPoint::MaskedInput) {
             // Send, give the coordinator time to take it, then die while waiting.
             let mut grpc = self.grpc.clone();
@@ -482,7 +525,7 @@ impl Participant {
         let body = Body::Consistency(pb::SurvivorList { survivors: ids });
         let sigs = self
             .grpc
-            .confirm_survivors(self.seal(round, attempt, body))
+            .confirm_survivors(self.seal(round, attempt, body)?)
             .await
             .map_err(|s| refused("ConfirmSurvivors", s))?;
         let mut confirmations = Vec::new();
@@ -516,7 +559,7 @@ impl Participant {
         });
         let outcome = self
             .grpc
-            .unmask(self.seal(round, attempt, body))
+            .unmask(self.seal(round, attempt, body)?)
             .await
             .map_err(|s| refused("Unmask", s))?;
         let (message, _checked) =
@@ -603,6 +646,16 @@ pub async fn leave(
         })),
     };
     let signed = envelope::seal(key, &message);
+    if let Some(path) = &settings.journal {
+        Journal::open(path)?.record(
+            &message.job_id,
+            0,
+            0,
+            "leave",
+            &signed.payload,
+            &signed.signature,
+        )?;
+    }
     let unreachable = |reason: String| ParticipantError::Unreachable {
         url: settings.coordinator.clone(),
         reason,

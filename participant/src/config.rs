@@ -9,6 +9,7 @@
 //! input = "bank-a-exposure.txt"      # secure-sum jobs: the vector to contribute
 //! data = "bank-a-loans.csv"          # credit-model jobs: training rows (CSV with a header)
 //! test = "bank-a-holdout.csv"        # credit-model jobs, optional: held-out rows for evaluation
+//! journal = "bank-a.journal"         # optional: what this participant signed (default <id>.journal)
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
 //! ```
 
@@ -30,6 +31,7 @@ struct Raw {
     input: Option<PathBuf>,
     data: Option<PathBuf>,
     test: Option<PathBuf>,
+    journal: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
 }
 
@@ -52,6 +54,8 @@ pub struct ParticipantConfig {
     pub data: Option<PathBuf>,
     /// Held-out rows for the pooled evaluation round (optional).
     pub test: Option<PathBuf>,
+    /// This participant's journal of what it signed (default `<id>.journal`).
+    pub journal: PathBuf,
     /// How long to keep trying to reach the coordinator.
     pub connect_timeout: Duration,
 }
@@ -102,6 +106,10 @@ impl ParticipantConfig {
                 ));
             }
         };
+        let journal = dir.join(
+            raw.journal
+                .unwrap_or_else(|| PathBuf::from(format!("{id}.journal"))),
+        );
         Ok(Self {
             path: path.to_owned(),
             id,
@@ -111,6 +119,7 @@ impl ParticipantConfig {
             input: raw.input.map(|p| dir.join(p)),
             data: raw.data.map(|p| dir.join(p)),
             test: raw.test.map(|p| dir.join(p)),
+            journal,
             connect_timeout,
         })
     }

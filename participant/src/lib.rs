@@ -17,6 +17,7 @@ pub mod contribution;
 pub mod credit;
 pub mod data;
 mod error;
+pub mod journal;
 
 pub use client::{CrashPoint, Report, RoundSeen, Settings, leave, run};
 pub use error::ParticipantError;
