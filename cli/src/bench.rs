@@ -402,7 +402,16 @@ impl Mark {
             Progress::Standardized { rows } => ("statistics", format!("{rows} rows")),
             Progress::Step(r) => (
                 "newton",
-                format!("step {}, ‖Δβ‖∞ {:.2e}", r.round, r.step_max_norm),
+                format!(
+                    "step {}, ‖Δβ‖∞ {:.2e}{}",
+                    r.round,
+                    r.step_max_norm,
+                    if r.round == 1 {
+                        " (parties also standardize in place)"
+                    } else {
+                        ""
+                    }
+                ),
             ),
             Progress::Evaluated(_) => ("evaluation", "no held-out rows".into()),
         };
