@@ -74,7 +74,8 @@ pub(crate) enum RoundMsg {
         reply: Reply<pb::SharesForYou>,
     },
     Masked {
-        values: Vec<u64>,
+        /// Little-endian words, a view into the signed payload.
+        values: Bytes,
         reply: Reply<pb::Survivors>,
     },
     Confirm {

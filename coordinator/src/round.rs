@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fedcredit_crypto::mask::add_assign;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, Phase, SessionBinding, Thresholds,
@@ -325,7 +324,7 @@ impl CollectingInputs {
         &mut self,
         roster: &Roster,
         from: PartyIndex,
-        values: &[u64],
+        values: &[u8],
         reply: Reply<pb::Survivors>,
     ) -> bool {
         match self.try_accept(roster, from, values) {
@@ -344,7 +343,7 @@ impl CollectingInputs {
         &mut self,
         roster: &Roster,
         from: PartyIndex,
-        values: &[u64],
+        values: &[u8],
     ) -> Result<(), Rejection> {
         if !self.u2.contains_key(&from) {
             return Err(Rejection::NotInCohort {
@@ -358,15 +357,17 @@ impl CollectingInputs {
                 phase: Phase::MaskedInput,
             });
         }
-        // add_assign checks the length before touching the sum, so a rejected
+        // add_le_bytes checks the length before touching the sum, so a rejected
         // input leaves the inputs already accepted intact.
-        add_assign(&mut self.sum, values).map_err(|e| Rejection::Invalid {
-            who: who(roster, from),
-            problem: format!(
-                "masked input: {e} (the round aggregates {} values)",
-                self.attempt.dimension
-            ),
-        })?;
+        fedcredit_proto::words::add_le_bytes("masked input", &mut self.sum, values).map_err(
+            |e| Rejection::Invalid {
+                who: who(roster, from),
+                problem: format!(
+                    "{e} (the round aggregates {} words)",
+                    self.attempt.dimension
+                ),
+            },
+        )?;
         self.u3.insert(from);
         Ok(())
     }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use fedcredit_crypto::kx::AgreementPublic;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
+use fedcredit_proto::WireError;
 use fedcredit_proto::envelope::{self, Opened};
 use fedcredit_proto::roster::Roster;
 use fedcredit_proto::v1::{self as pb, message::Body};
-use fedcredit_proto::{WireError, words};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
@@ -214,7 +214,8 @@ impl pb::coordinator_server::Coordinator for Service {
         let Some(Body::MaskedInput(m)) = &o.message.body else {
             return Err(wrong_rpc("SubmitMaskedInput", &o.message.body));
         };
-        let values = words::from_bytes("masked input", &m.values).map_err(Rejection::from)?;
+        // A view into the received payload (no copy); summed in place by the actor.
+        let values = m.values.clone();
         let (from, at) = (
             o.sender.index,
             At {

@@ -49,3 +49,40 @@ mod tests {
         assert!(err.to_string().contains("masked input"), "{err}");
     }
 }
+
+/// Adds little-endian words straight from `bytes` into `acc` (wrapping), so a
+/// masked input is summed without first being copied into a `Vec<u64>`.
+/// Leaves `acc` untouched if the length is not exactly `8 · acc.len()`.
+pub fn add_le_bytes(what: &'static str, acc: &mut [u64], bytes: &[u8]) -> Result<(), WireError> {
+    if bytes.len() != acc.len() * 8 {
+        return Err(WireError::Field {
+            what,
+            problem: format!(
+                "{} bytes, expected {} ({} words)",
+                bytes.len(),
+                acc.len() * 8,
+                acc.len()
+            ),
+        });
+    }
+    for (a, c) in acc.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        *a = a.wrapping_add(u64::from_le_bytes(b));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod add_tests {
+    use super::*;
+
+    #[test]
+    fn adds_in_place_and_refuses_a_wrong_length_untouched() {
+        let mut acc = vec![1, u64::MAX];
+        add_le_bytes("x", &mut acc, &to_bytes(&[2, 2])).expect("adds");
+        assert_eq!(acc, vec![3, 1]);
+        assert!(add_le_bytes("x", &mut acc, &[0; 8]).is_err());
+        assert_eq!(acc, vec![3, 1]);
+    }
+}
