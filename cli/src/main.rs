@@ -110,6 +110,33 @@ enum Command {
     },
     /// Benchmark the federated credit model against a central fit and scikit-learn on synthetic rows.
     BenchCredit(bench::BenchArgs),
+    /// Audit a coordinator's round log, offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify a round log against the consortium file: the chain, every
+    /// signature, every unmasking and model step recomputed. Exit status 0
+    /// only if it verifies.
+    Verify {
+        /// The round log.
+        log: PathBuf,
+        /// The consortium file: member keys, coordinator key, thresholds, the job.
+        #[arg(long)]
+        consortium: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a round log as a timeline (checks nothing; see `verify`).
+    Show {
+        /// The round log.
+        log: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -189,6 +216,38 @@ fn run(cli: Cli) -> Result<()> {
         })),
         Command::Score { model, data, out } => local::score(&model, &data, out.as_deref()),
         Command::BenchCredit(args) => bench::run(args),
+        Command::Audit { command } => audit(command),
+    }
+}
+
+fn audit(command: AuditCommand) -> Result<()> {
+    let read =
+        |log: &Path| std::fs::read(log).with_context(|| format!("reading {}", log.display()));
+    match command {
+        AuditCommand::Verify {
+            log,
+            consortium,
+            json,
+        } => {
+            let bytes = read(&log)?;
+            let consortium = Consortium::load(&consortium)?;
+            let report = fedcredit_audit::verify(&bytes, &consortium);
+            say(&if json {
+                serde_json::to_string_pretty(&report)?
+            } else {
+                report.to_string()
+            });
+            if !report.ok() {
+                anyhow::bail!("{} does not verify", log.display());
+            }
+            Ok(())
+        }
+        AuditCommand::Show { log } => {
+            let timeline = fedcredit_audit::show(&read(&log)?)
+                .with_context(|| format!("reading {}", log.display()))?;
+            say(&timeline.to_string());
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,426 @@
+//! The job replayed from the consortium's job spec: which round each
+//! announcement must ask for, what each sum must make of the job
+//! (`progress_json`), and the model it must publish. A model job is replayed
+//! with `fedcredit_model::job::ModelJob`, which is deterministic, so the
+//! published model must be identical, bit for bit.
+
+use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_model::job::{FittedModel, ModelJob, ModelTask, Progress};
+use fedcredit_proto::codec::Codec;
+use fedcredit_proto::consortium::{JobKind, JobSpec};
+use fedcredit_proto::v1::{self as pb, round_announcement::Task};
+use serde_json::Value;
+
+use crate::report::Check;
+
+/// What an announcement must say, as the replayed job sees it.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    /// The codec of the round.
+    pub codec: Codec,
+    /// Words per masked input.
+    pub words: usize,
+}
+
+/// The job as replayed so far.
+#[derive(Debug)]
+pub(crate) enum JobReplay {
+    /// One round of `dimension` values in a narrow codec.
+    SecureSum {
+        /// Values per participant.
+        dimension: usize,
+        /// The job's codec.
+        codec: Result<Codec, String>,
+        /// Whether its one round completed.
+        done: bool,
+    },
+    /// A credit model.
+    Model {
+        /// The replayed job.
+        job: Box<ModelJob>,
+        /// Set once the replay cannot follow the log any more.
+        lost: Option<String>,
+    },
+    /// The job spec cannot be replayed.
+    Invalid(String),
+}
+
+/// A check failure without its record number.
+pub(crate) type Mismatch = (Check, String);
+
+impl JobReplay {
+    /// Starts the replay of `spec`.
+    pub fn new(spec: &JobSpec) -> Self {
+        match &spec.kind {
+            JobKind::SecureSum {
+                dimension,
+                frac_bits,
+                clip,
+            } => JobReplay::SecureSum {
+                dimension: *dimension,
+                codec: FixedPoint::new(*frac_bits, *clip)
+                    .map(Codec::Narrow)
+                    .map_err(|e| e.to_string()),
+                done: false,
+            },
+            JobKind::LogisticRegression(model) => {
+                match ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash())) {
+                    Ok(job) => JobReplay::Model {
+                        job: Box::new(job),
+                        lost: None,
+                    },
+                    Err(e) => JobReplay::Invalid(format!("the job spec cannot be replayed: {e}")),
+                }
+            }
+        }
+    }
+
+    /// `secure-sum` or `logistic-regression`.
+    pub fn kind(spec: &JobSpec) -> &'static str {
+        match spec.kind {
+            JobKind::SecureSum { .. } => "secure-sum",
+            JobKind::LogisticRegression(_) => "logistic-regression",
+        }
+    }
+
+    /// Checks an announcement's codec, dimension and task against the
+    /// replayed job; `members` is the consortium's size.
+    pub fn plan(&self, a: &pb::RoundAnnouncement, members: usize) -> Result<Planned, Mismatch> {
+        let bad = |why: String| (Check::Announcement, why);
+        let spec = a
+            .fixed_point
+            .ok_or_else(|| bad("the announcement has no fixed-point settings".into()))?;
+        let codec = Codec::from_pb(&spec, a.digits).map_err(|e| bad(format!("codec: {e}")))?;
+        codec
+            .check(members)
+            .map_err(|e| bad(format!("codec: {e}")))?;
+        let dimension = usize::try_from(a.dimension)
+            .map_err(|_| bad(format!("dimension {} is impossible", a.dimension)))?;
+        match self {
+            JobReplay::SecureSum {
+                dimension: d,
+                codec: c,
+                done,
+            } => {
+                if *done {
+                    return Err((
+                        Check::Sequence,
+                        "a secure-sum job has one round, and it already completed".into(),
+                    ));
+                }
+                let c = c.as_ref().map_err(|e| bad(e.clone()))?;
+                if codec != *c {
+                    return Err(bad(format!(
+                        "announces codec {codec:?}, the job spec gives {c:?}"
+                    )));
+                }
+                if dimension != *d {
+                    return Err(bad(format!(
+                        "announces {dimension} values, the job spec gives {d}"
+                    )));
+                }
+                if !matches!(a.task, Some(Task::SecureSum(_))) {
+                    return Err((
+                        Check::Task,
+                        "the task of a secure-sum job must be a secure sum".into(),
+                    ));
+                }
+            }
+            JobReplay::Model { job, lost } => {
+                if !matches!(codec, Codec::Wide(_)) {
+                    return Err(bad(
+                        "a model round must use the wide codec (values are never clipped)".into(),
+                    ));
+                }
+                let Some(Task::ModelTask(bytes)) = &a.task else {
+                    return Err((
+                        Check::Task,
+                        "the task of a model job must be a model task".into(),
+                    ));
+                };
+                let task = ModelTask::from_bytes(bytes)
+                    .map_err(|e| (Check::Task, format!("the announced task: {e}")))?;
+                if lost.is_none() {
+                    let Some(expected) = job.next_task() else {
+                        return Err((
+                            Check::Sequence,
+                            format!(
+                                "announces a {} round, but the replayed job is already finished",
+                                task.name()
+                            ),
+                        ));
+                    };
+                    // Byte-identical to the replay's encoding, or else equal
+                    // values (only the formatting differs).
+                    if expected.to_bytes() != bytes.as_ref() && task != expected {
+                        let detail = first_difference(&to_value(&task), &to_value(&expected))
+                            .map(|d| format!(" (at {d})"))
+                            .unwrap_or_default();
+                        return Err((
+                            Check::Task,
+                            format!(
+                                "announces a {} task, but the replayed job asks for a {} task{detail}",
+                                task.name(),
+                                expected.name()
+                            ),
+                        ));
+                    }
+                }
+                // Once the replay is lost the task is unverified: its size
+                // is not computed from it (a hostile one could overflow).
+                if lost.is_none() {
+                    let values = task.dimension(job.width());
+                    if dimension != values {
+                        return Err(bad(format!(
+                            "announces {dimension} values, a {} task has {values}",
+                            task.name()
+                        )));
+                    }
+                }
+            }
+            JobReplay::Invalid(why) => return Err((Check::Task, why.clone())),
+        }
+        Ok(Planned {
+            words: codec.words_for(dimension),
+            codec,
+        })
+    }
+
+    /// Takes a verified round's decoded sum and checks the logged progress.
+    pub fn absorb(&mut self, sum: &[f64], progress_json: &str) -> Result<(), Mismatch> {
+        match self {
+            JobReplay::SecureSum { done, .. } => {
+                *done = true;
+                if progress_json.trim() != "null" {
+                    return Err((
+                        Check::Progress,
+                        format!("a secure-sum round logs progress \"null\", not {progress_json:?}"),
+                    ));
+                }
+                Ok(())
+            }
+            JobReplay::Model { job, lost } => {
+                if let Some(why) = lost {
+                    return Err((Check::Progress, why.clone()));
+                }
+                let progress = match job.absorb(sum) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let why = format!("the replayed job cannot absorb the sum: {e}");
+                        *lost = Some(why.clone());
+                        return Err((Check::Progress, why));
+                    }
+                };
+                compare_progress(&progress, progress_json)
+            }
+            JobReplay::Invalid(why) => Err((Check::Progress, why.clone())),
+        }
+    }
+
+    /// After a round that failed a check but was published anyway: follow
+    /// the published sum so that later rounds can still be checked.
+    pub fn follow_unverified(&mut self, sum: Option<Vec<f64>>) {
+        match self {
+            JobReplay::SecureSum { done, .. } => *done = true,
+            JobReplay::Model { job, lost } => {
+                if lost.is_some() {
+                    return;
+                }
+                let followed = sum.is_some_and(|s| job.absorb(&s).is_ok());
+                if !followed {
+                    *lost = Some(
+                        "the replay stopped at an earlier round that failed its checks".into(),
+                    );
+                }
+            }
+            JobReplay::Invalid(_) => {}
+        }
+    }
+
+    /// Checks the job's end. Returns whether a published model was verified.
+    pub fn end(&self, ok: bool, model_json: &str) -> Result<bool, Mismatch> {
+        match self {
+            JobReplay::SecureSum { done, .. } => {
+                if !model_json.is_empty() {
+                    return Err((Check::Model, "a secure-sum job publishes no model".into()));
+                }
+                if ok && !done {
+                    return Err((
+                        Check::End,
+                        "the job is declared finished, but its round never completed".into(),
+                    ));
+                }
+                if !ok && *done {
+                    return Err((
+                        Check::End,
+                        "the job is declared failed, but its one round completed".into(),
+                    ));
+                }
+                Ok(false)
+            }
+            JobReplay::Model { job, lost } => {
+                if let Some(why) = lost
+                    && (ok || !model_json.is_empty())
+                {
+                    return Err((
+                        Check::Model,
+                        format!("the published model cannot be checked: {why}"),
+                    ));
+                }
+                if !ok && job.model().is_some() {
+                    return Err((
+                        Check::End,
+                        "the job is declared failed, but its logged rounds finished it".into(),
+                    ));
+                }
+                match (job.model(), model_json.is_empty()) {
+                    (Some(model), false) => compare_model(model, model_json).map(|()| true),
+                    (Some(_), true) if ok => Err((
+                        Check::Model,
+                        "the job is declared finished but publishes no model".into(),
+                    )),
+                    (Some(_), true) => Ok(false),
+                    (None, false) => Err((
+                        Check::Model,
+                        format!(
+                            "a model is published, but the logged rounds do not finish the job (it still asks for a {} round)",
+                            job.next_task().map_or("further", |t| t.name())
+                        ),
+                    )),
+                    (None, true) if ok => Err((
+                        Check::End,
+                        format!(
+                            "the job is declared finished, but it still asks for a {} round",
+                            job.next_task().map_or("further", |t| t.name())
+                        ),
+                    )),
+                    (None, true) => Ok(false),
+                }
+            }
+            JobReplay::Invalid(why) => Err((Check::Model, why.clone())),
+        }
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The logged progress must be the replayed one: byte-identical JSON, or
+/// (if only the formatting differs) equal values.
+fn compare_progress(progress: &Progress, logged: &str) -> Result<(), Mismatch> {
+    let ours = serde_json::to_string(progress).map_err(|e| (Check::Progress, e.to_string()))?;
+    if ours == logged {
+        return Ok(());
+    }
+    let parsed: Progress = serde_json::from_str(logged).map_err(|e| {
+        (
+            Check::Progress,
+            format!("the logged progress is not readable: {e}"),
+        )
+    })?;
+    if parsed == *progress {
+        return Ok(());
+    }
+    let detail = first_difference(&to_value(&parsed), &to_value(progress))
+        .unwrap_or_else(|| "values".into());
+    Err((
+        Check::Progress,
+        format!("the logged progress differs from the replayed one at {detail}"),
+    ))
+}
+
+/// The published model must be the replayed one.
+fn compare_model(model: &FittedModel, logged: &str) -> Result<(), Mismatch> {
+    let ours = serde_json::to_string(model).map_err(|e| (Check::Model, e.to_string()))?;
+    if ours == logged {
+        return Ok(());
+    }
+    let parsed: FittedModel = serde_json::from_str(logged).map_err(|e| {
+        (
+            Check::Model,
+            format!("the published model is not readable: {e}"),
+        )
+    })?;
+    if parsed == *model {
+        return Ok(());
+    }
+    let detail =
+        first_difference(&to_value(&parsed), &to_value(model)).unwrap_or_else(|| "values".into());
+    Err((
+        Check::Model,
+        format!(
+            "the published model differs from the model recomputed from the logged sums at {detail}"
+        ),
+    ))
+}
+
+/// The first place two JSON values differ: `path: published X, replayed Y`.
+pub(crate) fn first_difference(published: &Value, replayed: &Value) -> Option<String> {
+    fn walk(a: &Value, b: &Value, path: &str) -> Option<String> {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                keys.into_iter().find_map(|k| {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        &p,
+                    )
+                })
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (u, v))| walk(u, v, &format!("{path}[{i}]"))),
+            _ if a == b => None,
+            _ => Some(format!(
+                "{}: published {}, recomputed {}",
+                if path.is_empty() {
+                    "the top level"
+                } else {
+                    path
+                },
+                short(a),
+                short(b)
+            )),
+        }
+    }
+    walk(published, replayed, "")
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 80 {
+        let head: String = s.chars().take(77).collect();
+        format!("{head}...")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn first_difference_names_the_path() {
+        let a = json!({"standardized": {"coefficients": [1.0, 2.0, 3.0]}, "l2": 1.0});
+        let b = json!({"standardized": {"coefficients": [1.0, 2.5, 3.0]}, "l2": 1.0});
+        let d = first_difference(&a, &b).expect("differs");
+        assert_eq!(
+            d,
+            "standardized.coefficients[1]: published 2.0, recomputed 2.5"
+        );
+        assert_eq!(first_difference(&a, &a), None);
+    }
+}
