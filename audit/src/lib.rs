@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod journal;
 pub mod report;
 pub mod show;
 mod verify;

@@ -131,6 +131,9 @@ enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// A participant's journal (what it signed) to cross-check against the log; repeatable.
+        #[arg(long = "participant-journal")]
+        journals: Vec<PathBuf>,
     },
     /// Print a round log as a timeline (checks nothing; see `verify`).
     Show {
@@ -228,17 +231,45 @@ fn audit(command: AuditCommand) -> Result<()> {
             log,
             consortium,
             json,
+            journals,
         } => {
             let bytes = read(&log)?;
             let consortium = Consortium::load(&consortium)?;
             let report = fedcredit_audit::verify(&bytes, &consortium);
-            say(&if json {
-                serde_json::to_string_pretty(&report)?
+            let mut checks = Vec::with_capacity(journals.len());
+            for path in &journals {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let entries = fedcredit_proto::journal::parse(&text)
+                    .with_context(|| format!("{}", path.display()))?;
+                checks.push((
+                    path.clone(),
+                    fedcredit_audit::journal::cross_check(&bytes, &consortium, &entries),
+                ));
+            }
+            if json {
+                let journals: Vec<_> = checks
+                    .iter()
+                    .map(|(p, r)| serde_json::json!({ "file": p, "ok": r.ok(), "report": r }))
+                    .collect();
+                say(&serde_json::to_string_pretty(
+                    &serde_json::json!({ "log": report, "journals": journals }),
+                )?);
             } else {
-                report.to_string()
-            });
+                say(&report.to_string());
+                for (path, r) in &checks {
+                    say(&format!("{}:\n{r}", path.display()));
+                }
+            }
             if !report.ok() {
                 anyhow::bail!("{} does not verify", log.display());
+            }
+            if let Some((path, _)) = checks.iter().find(|(_, r)| !r.ok()) {
+                anyhow::bail!(
+                    "{} is not consistent with {}",
+                    path.display(),
+                    log.display()
+                );
             }
             Ok(())
         }

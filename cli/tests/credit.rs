@@ -336,17 +336,23 @@ fn a_coordinator_killed_repeatedly_resumes_to_the_same_model() {
     use rand::{Rng, SeedableRng};
     let ids = ["bank-a", "bank-b", "bank-c", "platform"];
     let protocol = "phase_deadline_secs = 20\njoin_deadline_secs = 60\nmax_attempts = 3";
-    let run = |kills: &[u64]| -> (serde_json::Value, PathBuf, tempfile::TempDir) {
+    let run = |kills: &[usize]| -> (serde_json::Value, PathBuf, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         split(d, 4);
         write_consortium(d, &ids, protocol);
         let members: Vec<Child> = ids.iter().map(|id| spawn_participant(d, id)).collect();
-        for &after_ms in kills {
+        for &at_record in kills {
             let mut c = spawn_coordinator(d, "out");
-            std::thread::sleep(Duration::from_millis(after_ms));
-            if c.try_wait().unwrap().is_none() {
-                c.kill().unwrap(); // SIGKILL
+            // SIGKILL as soon as the log holds `at_record` records: somewhere
+            // inside a round, in whatever phase that happens to be.
+            let start = Instant::now();
+            while c.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(60) {
+                if log_records(&d.join("rounds.log")) >= at_record {
+                    c.kill().unwrap();
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
             }
             let _ = c.wait();
         }
@@ -364,8 +370,10 @@ fn a_coordinator_killed_repeatedly_resumes_to_the_same_model() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20261122);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let kills: Vec<u64> = (0..4).map(|_| rng.gen_range(150..900)).collect();
-    println!("kill seed {seed}: coordinator killed after {kills:?} ms");
+    // A German-credit job writes about 270 records; kill at four of them.
+    let mut kills: Vec<usize> = (0..4).map(|_| rng.gen_range(10..250)).collect();
+    kills.sort_unstable();
+    println!("kill seed {seed}: coordinator killed once the log holds {kills:?} records");
     let (restarted, log, dir) = run(&kills);
     assert_eq!(
         restarted, reference,
@@ -379,17 +387,48 @@ fn a_coordinator_killed_repeatedly_resumes_to_the_same_model() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new(BIN)
+    let mut verify = Command::new(BIN);
+    verify
         .args(["audit", "verify"])
         .arg(&log)
         .arg("--consortium")
-        .arg(dir.path().join("consortium.toml"))
-        .output()
-        .unwrap();
+        .arg(dir.path().join("consortium.toml"));
+    for id in ids {
+        // Each participant's journal of what it signed must agree with the log.
+        verify
+            .arg("--participant-journal")
+            .arg(dir.path().join(format!("{id}.journal")));
+    }
+    let o = verify.output().unwrap();
+    println!("{}", String::from_utf8_lossy(&o.stdout));
     assert!(
         o.status.success(),
         "audit verify failed:\n{}\n{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// How many whole records a round log holds (length-prefixed frames).
+fn log_records(path: &Path) -> usize {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    let (mut pos, mut n) = (0usize, 0usize);
+    loop {
+        let (mut len, mut shift, mut i) = (0usize, 0u32, pos);
+        while let Some(b) = bytes.get(i) {
+            len |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if i == pos || i + len > bytes.len() {
+            return n;
+        }
+        pos = i + len;
+        n += 1;
+    }
 }

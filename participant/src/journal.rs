@@ -7,33 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ParticipantError;
 
-/// One signed message, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournalEntry {
-    /// The job.
-    pub job: String,
-    /// The round.
-    pub round: u64,
-    /// The attempt.
-    pub attempt: u32,
-    /// What the message was (`poll`, `advertise-keys`, … `leave`).
-    pub phase: String,
-    /// Hex SHA-256 of the signed payload bytes.
-    pub payload_sha256: String,
-    /// Hex Ed25519 signature.
-    pub signature: String,
-    /// When it was signed (informational).
-    pub unix_millis: u64,
-}
+pub use fedcredit_proto::journal::JournalEntry;
 
 /// An open journal.
 #[derive(Debug)]
@@ -115,33 +97,16 @@ impl Journal {
 /// Reads a journal file (missing file = empty). A torn last line (a crash
 /// mid-write) is ignored; any other bad line is an error naming it.
 pub fn read(path: &Path) -> Result<Vec<JournalEntry>, ParticipantError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(path, e)),
     };
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| io(path, e))?;
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(e) => out.push(e),
-            Err(_) if i + 1 == lines.len() => break,
-            Err(e) => {
-                return Err(ParticipantError::BadInput {
-                    file: path.to_owned(),
-                    line: i + 1,
-                    problem: format!("not a journal entry: {e}"),
-                });
-            }
-        }
-    }
-    Ok(out)
+    fedcredit_proto::journal::parse(&text).map_err(|e| ParticipantError::BadInput {
+        file: path.to_owned(),
+        line: 0,
+        problem: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -183,6 +148,6 @@ mod tests {
         assert_eq!(read(&path).expect("torn tail ignored").len(), 1);
         std::fs::write(&path, format!("garbage\n{text}")).expect("write");
         let err = read(&path).expect_err("bad first line");
-        assert!(err.to_string().contains(":1:"), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
     }
 }

@@ -19,6 +19,7 @@ pub mod v1 {
 pub mod codec;
 pub mod consortium;
 pub mod envelope;
+pub mod journal;
 pub mod roster;
 pub mod roundlog;
 pub mod words;
