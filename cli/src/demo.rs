@@ -130,9 +130,11 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             fmt_opt(ks)
         ));
     }
+    say(&format!("  round log: {}", log_path.display()));
     say(&format!(
-        "  round log: {}  (check it: fedcredit audit verify with the consortium file)",
-        log_path.display()
+        "  check it: fedcredit audit verify {} --consortium {}",
+        log_path.display(),
+        out.join("consortium.toml").display()
     ));
     say(&format!("  model:   {}", out.join("model.json").display()));
     say(&format!(
