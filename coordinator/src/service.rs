@@ -86,6 +86,19 @@ impl Service {
     }
 }
 
+/// The actor request for a verified round message.
+fn round_request(o: &Opened<'_>, signed: pb::Signed, msg: RoundMsg) -> Request {
+    Request::Round {
+        from: o.sender.index,
+        at: At {
+            round: o.message.round,
+            attempt: o.message.attempt,
+        },
+        signed,
+        msg,
+    }
+}
+
 fn body_name(body: &Option<Body>) -> &'static str {
     match body {
         None => "empty",
@@ -145,20 +158,8 @@ impl pb::coordinator_server::Coordinator for Service {
             mask_agree: AgreementPublic::from_bytes(&a.mask_agree_public)
                 .map_err(|e| field("mask_agree_public", e.to_string()))?,
         };
-        let (from, at) = (
-            o.sender.index,
-            At {
-                round: o.message.round,
-                attempt: o.message.attempt,
-            },
-        );
-        self.ask(|reply| Request::Round {
-            from,
-            at,
-            signed: signed.clone(),
-            msg: RoundMsg::Advertise { ad, reply },
-        })
-        .await
+        self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Advertise { ad, reply }))
+            .await
     }
 
     async fn share_keys(
@@ -185,22 +186,16 @@ impl pb::coordinator_server::Coordinator for Service {
                 ))
             })
             .collect::<Result<Vec<_>, Rejection>>()?;
-        let (from, at) = (
-            o.sender.index,
-            At {
-                round: o.message.round,
-                attempt: o.message.attempt,
-            },
-        );
-        self.ask(|reply| Request::Round {
-            from,
-            at,
-            signed: signed.clone(),
-            msg: RoundMsg::Shares {
-                commitment,
-                ciphertexts,
-                reply,
-            },
+        self.ask(|reply| {
+            round_request(
+                &o,
+                signed.clone(),
+                RoundMsg::Shares {
+                    commitment,
+                    ciphertexts,
+                    reply,
+                },
+            )
         })
         .await
     }
@@ -216,20 +211,8 @@ impl pb::coordinator_server::Coordinator for Service {
         };
         // A view into the received payload (no copy); summed in place by the actor.
         let values = m.values.clone();
-        let (from, at) = (
-            o.sender.index,
-            At {
-                round: o.message.round,
-                attempt: o.message.attempt,
-            },
-        );
-        self.ask(|reply| Request::Round {
-            from,
-            at,
-            signed: signed.clone(),
-            msg: RoundMsg::Masked { values, reply },
-        })
-        .await
+        self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Masked { values, reply }))
+            .await
     }
 
     async fn confirm_survivors(
@@ -247,20 +230,8 @@ impl pb::coordinator_server::Coordinator for Service {
                 return Err(field("survivors", format!("{id} is listed twice")).into());
             }
         }
-        let (from, at) = (
-            o.sender.index,
-            At {
-                round: o.message.round,
-                attempt: o.message.attempt,
-            },
-        );
-        self.ask(|reply| Request::Round {
-            from,
-            at,
-            signed: signed.clone(),
-            msg: RoundMsg::Confirm { survivors, reply },
-        })
-        .await
+        self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Confirm { survivors, reply }))
+            .await
     }
 
     async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
@@ -271,22 +242,16 @@ impl pb::coordinator_server::Coordinator for Service {
         };
         let self_mask = self.shares(&u.self_mask_shares, "self-mask share owner")?;
         let keys = self.shares(&u.key_shares, "key share owner")?;
-        let (from, at) = (
-            o.sender.index,
-            At {
-                round: o.message.round,
-                attempt: o.message.attempt,
-            },
-        );
-        self.ask(|reply| Request::Round {
-            from,
-            at,
-            signed: signed.clone(),
-            msg: RoundMsg::Unmask {
-                self_mask,
-                keys,
-                reply,
-            },
+        self.ask(|reply| {
+            round_request(
+                &o,
+                signed.clone(),
+                RoundMsg::Unmask {
+                    self_mask,
+                    keys,
+                    reply,
+                },
+            )
         })
         .await
     }
