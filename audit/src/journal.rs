@@ -42,17 +42,7 @@ impl JournalReport {
 }
 
 fn phase_of(body: &Option<fedcredit_proto::v1::message::Body>) -> &'static str {
-    use fedcredit_proto::v1::message::Body;
-    match body {
-        Some(Body::Advertise(_)) => "advertise-keys",
-        Some(Body::Shares(_)) => "share-keys",
-        Some(Body::MaskedInput(_)) => "masked-input",
-        Some(Body::Consistency(_)) => "consistency-check",
-        Some(Body::Unmask(_)) => "unmask",
-        Some(Body::Leave(_)) => "leave",
-        Some(Body::Poll(_)) => "poll",
-        None => "empty",
-    }
+    body.as_ref().map_or("empty", |b| b.phase_name())
 }
 
 /// Cross-checks `journal` against the log.

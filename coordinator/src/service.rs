@@ -100,16 +100,7 @@ fn round_request(o: &Opened<'_>, signed: pb::Signed, msg: RoundMsg) -> Request {
 }
 
 fn body_name(body: &Option<Body>) -> &'static str {
-    match body {
-        None => "empty",
-        Some(Body::Poll(_)) => "poll",
-        Some(Body::Advertise(_)) => "advertise-keys",
-        Some(Body::Shares(_)) => "share-keys",
-        Some(Body::MaskedInput(_)) => "masked-input",
-        Some(Body::Consistency(_)) => "consistency-check",
-        Some(Body::Unmask(_)) => "unmask",
-        Some(Body::Leave(_)) => "leave",
-    }
+    body.as_ref().map_or("empty", Body::phase_name)
 }
 
 fn wrong_rpc(rpc: &'static str, body: &Option<Body>) -> Status {

@@ -168,15 +168,7 @@ impl Participant {
     /// Signs a message; every message but a poll is journaled (durably)
     /// before it can be sent.
     fn seal(&self, round: u64, attempt: u32, body: Body) -> Result<pb::Signed, ParticipantError> {
-        let phase = match &body {
-            Body::Poll(_) => None,
-            Body::Advertise(_) => Some("advertise-keys"),
-            Body::Shares(_) => Some("share-keys"),
-            Body::MaskedInput(_) => Some("masked-input"),
-            Body::Consistency(_) => Some("consistency-check"),
-            Body::Unmask(_) => Some("unmask"),
-            Body::Leave(_) => Some("leave"),
-        };
+        let phase = (!matches!(body, Body::Poll(_))).then(|| body.phase_name());
         let message = pb::Message {
             job_id: self.settings.consortium.job.id.clone(),
             round,

@@ -26,3 +26,20 @@ pub mod words;
 
 mod error;
 pub use error::WireError;
+
+impl v1::message::Body {
+    /// The protocol step this message belongs to, as logs, errors and the
+    /// participant journal name it (`poll`, `advertise-keys`, … `leave`).
+    pub fn phase_name(&self) -> &'static str {
+        use v1::message::Body;
+        match self {
+            Body::Poll(_) => "poll",
+            Body::Advertise(_) => "advertise-keys",
+            Body::Shares(_) => "share-keys",
+            Body::MaskedInput(_) => "masked-input",
+            Body::Consistency(_) => "consistency-check",
+            Body::Unmask(_) => "unmask",
+            Body::Leave(_) => "leave",
+        }
+    }
+}
