@@ -7,6 +7,9 @@
 //! - A journal entry missing from the log is reported, not failed: the
 //!   coordinator may rightly have refused it (too late for its phase) or lost
 //!   it to a crash before writing it; the auditor sees which round attempt.
+//! - But a round attempt the participant took part in whose announcement is
+//!   not in the log is a failure: the coordinator logs (durably) every
+//!   announcement before sending it, so the attempt ran hidden from the log.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +33,9 @@ pub struct JournalReport {
     pub not_logged: Vec<(u64, u32, String)>,
     /// Log records from this participant its journal does not list: (record, phase).
     pub unlisted: Vec<(u64, String)>,
+    /// Round attempts the participant took part in that the log never
+    /// announced: (round, attempt).
+    pub hidden_attempts: Vec<(u64, u32)>,
     /// Journal entries for other jobs (ignored).
     pub other_jobs: usize,
 }
@@ -37,7 +43,7 @@ pub struct JournalReport {
 impl JournalReport {
     /// True if the participant is identified and every log record of it is in its journal.
     pub fn ok(&self) -> bool {
-        self.participant.is_some() && self.unlisted.is_empty()
+        self.participant.is_some() && self.unlisted.is_empty() && self.hidden_attempts.is_empty()
     }
 }
 
@@ -54,7 +60,13 @@ pub fn cross_check(
     let log = roundlog::read(log_bytes, Some(consortium.roster.coordinator()));
     // Every participant record: (payload hash, signature) -> (record, sender, phase).
     let mut in_log: BTreeMap<(String, String), (u64, String, &'static str)> = BTreeMap::new();
+    let mut announced = std::collections::BTreeSet::new();
     for e in &log.entries {
+        if let Some(log_body::Entry::Announcement(signed)) = &e.body.entry
+            && let Ok((m, _)) = envelope::open_coordinator(signed, consortium.roster.coordinator())
+        {
+            announced.insert((m.round, m.attempt));
+        }
         if let Some(log_body::Entry::Participant(signed)) = &e.body.entry
             && let Ok(o) = envelope::open(signed, &consortium.roster)
         {
@@ -78,6 +90,7 @@ pub fn cross_check(
         matched: 0,
         not_logged: Vec::new(),
         unlisted: Vec::new(),
+        hidden_attempts: Vec::new(),
         other_jobs: 0,
     };
     let mut listed = std::collections::BTreeSet::new();
@@ -85,6 +98,15 @@ pub fn cross_check(
         if &entry.job != job {
             report.other_jobs += 1;
             continue;
+        }
+        // A leave may come before any round (round 0, attempt 0, unannounced).
+        if entry.phase != "leave"
+            && !announced.contains(&(entry.round, entry.attempt))
+            && !report
+                .hidden_attempts
+                .contains(&(entry.round, entry.attempt))
+        {
+            report.hidden_attempts.push((entry.round, entry.attempt));
         }
         match in_log.get(&(entry.payload_sha256.clone(), entry.signature.clone())) {
             Some((record, sender, _)) => {
@@ -126,6 +148,12 @@ impl fmt::Display for JournalReport {
             writeln!(
                 f,
                 "  round {round} attempt {attempt}: its {phase} message is not in the log (refused by the coordinator, or lost to a coordinator crash)"
+            )?;
+        }
+        for (round, attempt) in &self.hidden_attempts {
+            writeln!(
+                f,
+                "  FAILED: it took part in round {round} attempt {attempt}, which the log never announced (an attempt hidden from the log)"
             )?;
         }
         for (record, phase) in &self.unlisted {

@@ -70,6 +70,10 @@ pub enum Check {
     Model,
     /// The job's end.
     End,
+    /// Work the log hides or repeats: skipped attempt numbers, one task
+    /// contributed to by two contributor sets, an unpublished attempt whose
+    /// reveals let the coordinator unmask a sum.
+    HiddenWork,
 }
 
 impl Check {
@@ -98,6 +102,7 @@ impl Check {
             Check::Progress => "progress",
             Check::Model => "model",
             Check::End => "end",
+            Check::HiddenWork => "hidden-work",
         }
     }
 }

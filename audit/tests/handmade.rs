@@ -207,7 +207,7 @@ fn a_failed_job_is_reported_and_its_log_still_verifies() {
 #[test]
 fn leaves_are_reported_and_departures_must_be_real() {
     let mut h = Handmade::new();
-    h.leave(4, "m5's data fails the job schema: line 3");
+    h.leave(4, pb::ReasonCode::ReasonInvalidData);
     assert!(matches!(
         h.attempt(0, 0, &Plan::default()),
         Ended::Completed(_)
@@ -218,11 +218,7 @@ fn leaves_are_reported_and_departures_must_be_real() {
     assert!(report.ok(), "{report}");
     assert_eq!(report.departures.len(), 1);
     assert_eq!(report.departures[0].participant, "m5");
-    assert!(
-        report
-            .to_string()
-            .contains("m5 left: m5's data fails the job schema")
-    );
+    assert!(report.to_string().contains("m5 left: invalid-data"));
 
     // Remove the Leave: the announcement now names a departure nobody signed.
     let leave = h
@@ -300,7 +296,7 @@ fn a_reveal_from_outside_the_survivors_is_named() {
 #[test]
 fn show_tells_who_dropped_who_left_and_why_attempts_stopped() {
     let mut h = Handmade::new();
-    h.leave(4, "m5's data fails the job schema");
+    h.leave(4, pb::ReasonCode::ReasonInvalidData);
     let plan = Plan {
         skip_shares: set(&[1, 2]),
         ..Plan::default()
@@ -317,7 +313,7 @@ fn show_tells_who_dropped_who_left_and_why_attempts_stopped() {
         .to_string();
     eprintln!("{text}");
     for line in [
-        "record    2  m5 LEFT the job: m5's data fails the job schema",
+        "record    2  m5 LEFT the job: invalid-data",
         "round 0 attempt 0: secure-sum task, 3 values",
         "ABORTED in share-keys (record ",
         "share-keys: only 2 parties remain, 3 are needed (2 of 4 answered before the deadline)",

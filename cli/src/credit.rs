@@ -13,7 +13,7 @@ use fedcredit_model::Metrics;
 use fedcredit_model::job::{FittedModel, ModelJobSpec};
 use fedcredit_participant::Settings;
 use fedcredit_participant::credit::CreditData;
-use fedcredit_proto::consortium::{Consortium, JobKind, JobSpec, ProtocolSettings};
+use fedcredit_proto::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use fedcredit_proto::roster::{ParticipantId, Roster};
 use rand::rngs::OsRng;
 use serde::Serialize;
@@ -81,6 +81,7 @@ pub async fn run(
     };
     let job = JobSpec {
         id: job_id.to_owned(),
+        cohort: CohortPolicy::Fixed,
         kind: JobKind::LogisticRegression(spec.clone()),
     };
     let spec_hash = hex::encode(job.hash());

@@ -455,8 +455,12 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
                     Box::new(data)
                 }
                 Err(e) => {
-                    let reason = format!("{}'s data fails the job schema: {e}", cfg.id);
-                    if let Err(l) = fedcredit_participant::leave(&settings, &key, &reason).await {
+                    // Only the reason code leaves this machine: the error
+                    // names a cell value, which is row data.
+                    tracing::error!(error = %e, "the data fails the job schema; leaving the job");
+                    if let Err(l) =
+                        fedcredit_participant::leave(&settings, &key, e.reason_code()).await
+                    {
                         tracing::warn!(error = %l, "could not tell the coordinator");
                     }
                     return Err(e.into());

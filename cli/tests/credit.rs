@@ -153,16 +153,30 @@ fn daemons_train_a_model_and_a_member_with_bad_data_leaves_cleanly() {
 
     let metrics = json(&d.join("out/metrics.json"));
     let departed = metrics["departed"].to_string();
+    // Only the reason code leaves the member: never the offending cell value.
     assert!(
-        departed.contains("platform") && departed.contains("spaceship"),
+        departed.contains("platform") && departed.contains("invalid-data"),
         "{departed}"
+    );
+    assert!(
+        !departed.contains("spaceship"),
+        "row data left the member: {departed}"
     );
     let model = json(&d.join("out/model.json"));
     assert!(model["converged"].as_bool().unwrap());
     let log = String::from_utf8_lossy(&members[0].stderr).into_owned();
     assert!(
-        log.contains("a member left the job") && log.contains("spaceship"),
+        log.contains("a member left the job") && log.contains("invalid-data"),
         "the others are told why:\n{log}"
+    );
+    assert!(
+        !log.contains("spaceship"),
+        "row data reached another member:\n{log}"
+    );
+    let round_log = std::fs::read(d.join("rounds.log")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&round_log).contains("spaceship"),
+        "row data reached the coordinator's log"
     );
 }
 

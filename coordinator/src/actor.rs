@@ -52,11 +52,11 @@ pub(crate) enum Request {
         signed: pb::Signed,
         msg: RoundMsg,
     },
-    /// The sender leaves the job.
+    /// The sender leaves the job, with a reason code (never free text).
     Leave {
         from: PartyIndex,
         signed: pb::Signed,
-        reason: String,
+        code: i32,
         reply: Reply<pb::LeaveAck>,
     },
 }
@@ -141,8 +141,19 @@ pub(crate) struct Actor {
     /// Members believed alive: joined and not missing a deadline since.
     active: BTreeSet<PartyIndex>,
     results: Vec<RoundResult>,
-    /// Members that left the job, with their reason (told to the others).
-    departed: BTreeMap<PartyIndex, String>,
+    /// The signed outcome of every completed round, in order: every
+    /// announcement carries them, so each participant can replay the job
+    /// and check that the announced task follows (the referee).
+    published: Vec<pb::Signed>,
+    /// The contributors of every completed round, in order (for the job's
+    /// cohort policy).
+    contributor_sets: Vec<BTreeSet<PartyIndex>>,
+    /// The survivor list announced in an attempt of the current round: any
+    /// retry must end with exactly this set (members confirm one contributor
+    /// set per task, and would refuse another).
+    pinned: Option<(u64, BTreeSet<PartyIndex>)>,
+    /// Members that left the job, with their reason code (told to the others).
+    departed: BTreeMap<PartyIndex, i32>,
     /// Where the next round starts: after a restart, the unfinished round
     /// resumes with an attempt number no earlier run has used.
     resume: At,
@@ -206,6 +217,9 @@ impl Actor {
             polls: Vec::new(),
             active: BTreeSet::new(),
             results: replay.results,
+            published: replay.published,
+            contributor_sets: replay.contributor_sets,
+            pinned: replay.pinned,
             departed: replay.departed,
             resume: replay.resume,
             attempt_floor: 0,
@@ -257,7 +271,7 @@ impl Actor {
         let departed = self
             .departed
             .iter()
-            .map(|(p, r)| (self.name(*p), r.clone()))
+            .map(|(p, code)| (self.name(*p), pb::ReasonCode::label_of(*code).to_owned()))
             .collect();
         match self.failure {
             Some(e) => Err(e),
@@ -275,9 +289,9 @@ impl Actor {
             Request::Leave {
                 from,
                 signed,
-                reason,
+                code,
                 reply,
-            } => self.on_leave(from, signed, reason, reply),
+            } => self.on_leave(from, signed, code, reply),
             Request::Round {
                 from,
                 at,
@@ -303,17 +317,17 @@ impl Actor {
         &mut self,
         from: PartyIndex,
         signed: pb::Signed,
-        reason: String,
+        code: i32,
         reply: Reply<pb::LeaveAck>,
     ) {
-        warn!(participant = %self.name(from), %reason, "participant left the job");
+        warn!(participant = %self.name(from), reason = pb::ReasonCode::label_of(code), "participant left the job");
         log_or_fail!(self, log_body::Entry::Participant(signed));
         if let Err(e) = self.log.sync() {
             self.fail_hard(e);
             return;
         }
         self.active.remove(&from);
-        self.departed.insert(from, reason);
+        self.departed.insert(from, code);
         let _ = reply.send(Ok(pb::LeaveAck {}));
         if let Stage::Lobby { joined, .. } = &mut self.stage {
             joined.remove(&from);
@@ -327,6 +341,13 @@ impl Actor {
 
     fn on_poll(&mut self, from: PartyIndex, seen: Option<At>, reply: Reply<pb::Signed>) {
         self.active.insert(from);
+        // One pending poll per member: a newer poll supersedes the older one,
+        // so a member (or someone replaying its signed polls) cannot pile up
+        // waiting calls.
+        if let Some(i) = self.polls.iter().position(|(p, _, _)| *p == from) {
+            let (_, _, old) = self.polls.swap_remove(i);
+            let _ = old.send(Err(Rejection::Superseded));
+        }
         let name = self.name(from);
         match &mut self.stage {
             Stage::Lobby { joined, .. } => {
@@ -492,6 +513,7 @@ impl Actor {
         };
         let attempt = round.attempt().clone();
         let phase = round.phase();
+        let cohort_at_close = round.cohort();
         // Record how the phase closes before anyone hears of it.
         let names =
             |set: &BTreeSet<PartyIndex>| set.iter().map(|p| self.name(*p)).collect::<Vec<_>>();
@@ -513,6 +535,16 @@ impl Actor {
         }
         match (*round).close(&self.consortium.roster) {
             Ok(Closed::Next(next)) => {
+                if phase == Phase::MaskedInput
+                    && self
+                        .pinned
+                        .as_ref()
+                        .is_none_or(|(r, _)| *r != attempt.round)
+                {
+                    // The survivor list goes out now: from here on this
+                    // round's task has its contributor set.
+                    self.pinned = Some((attempt.round, cohort_at_close));
+                }
                 info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, phase = %next.phase(), "phase open");
                 let deadline = Instant::now() + self.consortium.protocol.phase_deadline;
                 self.stage = Stage::Running {
@@ -522,7 +554,10 @@ impl Actor {
                     deadline,
                 };
             }
-            Ok(Closed::Done(attempt, outcome)) => self.complete_round(attempt, outcome, plan),
+            Ok(Closed::Done(done)) => {
+                let (attempt, outcome) = *done;
+                self.complete_round(attempt, outcome, plan)
+            }
             Err(abort) => {
                 if !logged_abort {
                     log_or_fail!(self, aborted_entry(&attempt, &abort));
@@ -564,6 +599,7 @@ impl Actor {
             })),
         };
         let signed = envelope::seal_coordinator(&self.key, &message);
+        let contributor_set = outcome.contributors.clone();
         let result = RoundResult {
             round: attempt.round,
             attempt: attempt.attempt,
@@ -595,6 +631,9 @@ impl Actor {
         for w in outcome.waiters {
             let _ = w.send(Ok(signed.clone()));
         }
+        self.published.push(signed);
+        self.contributor_sets.push(contributor_set);
+        self.pinned = None;
         info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = result.contributors.len(), "round complete");
         self.results.push(result);
         self.start_next_round();
@@ -647,13 +686,14 @@ impl Actor {
                 departed: self
                     .departed
                     .iter()
-                    .map(|(p, reason)| pb::Departure {
+                    .map(|(p, code)| pb::Departure {
                         participant: self.name(*p),
-                        reason: reason.clone(),
+                        code: *code,
                     })
                     .collect(),
                 job_spec_hash: spec_hash.to_vec().into(),
                 task: Some(plan.task.clone()),
+                previous_outcomes: self.published.clone(),
             })),
         };
         let announcement = envelope::seal_coordinator(&self.key, &message);
@@ -662,6 +702,21 @@ impl Actor {
             self.fail_hard(e);
             return;
         }
+        let policy_allowed =
+            fedcredit_referee::cohort::allowed(c.job.cohort, &self.contributor_sets).cloned();
+        let pinned = self
+            .pinned
+            .as_ref()
+            .filter(|(r, _)| *r == round)
+            .map(|(_, set)| set.clone());
+        let exact = pinned.or_else(|| match c.job.cohort {
+            fedcredit_referee::CohortPolicy::Fixed => policy_allowed.clone(),
+            _ => None,
+        });
+        let allowed = match (&exact, policy_allowed) {
+            (Some(e), _) => Some(e.clone()),
+            (None, a) => a,
+        };
         let info = Attempt {
             job_id: c.job.id.clone(),
             spec_hash,
@@ -669,6 +724,8 @@ impl Actor {
             attempt,
             thresholds: c.protocol.thresholds,
             dimension: plan.codec.words_for(plan.dimension),
+            allowed,
+            exact,
         };
         let mut adv = Advertising::new(info, self.active.clone());
         let at = At { round, attempt };
@@ -775,7 +832,10 @@ impl Actor {
 /// What the log already says, replayed into a fresh driver.
 struct Replay {
     results: Vec<RoundResult>,
-    departed: BTreeMap<PartyIndex, String>,
+    published: Vec<pb::Signed>,
+    contributor_sets: Vec<BTreeSet<PartyIndex>>,
+    pinned: Option<(u64, BTreeSet<PartyIndex>)>,
+    departed: BTreeMap<PartyIndex, i32>,
     resume: At,
     ended: Option<pb::JobEnded>,
 }
@@ -793,6 +853,9 @@ impl Replay {
         };
         let mut replay = Replay {
             results: Vec::new(),
+            published: Vec::new(),
+            contributor_sets: Vec::new(),
+            pinned: None,
             departed: BTreeMap::new(),
             resume: At {
                 round: 0,
@@ -802,6 +865,15 @@ impl Replay {
         };
         let mut codecs: BTreeMap<(u64, u32), Codec> = BTreeMap::new();
         let mut highest_attempt: BTreeMap<u64, u32> = BTreeMap::new();
+        // The first survivor list announced for each round.
+        let mut survivor_lists: BTreeMap<u64, BTreeSet<PartyIndex>> = BTreeMap::new();
+        let index_of = |id: &str, seq: u64| {
+            consortium
+                .roster
+                .get(id)
+                .map(|m| m.index)
+                .ok_or_else(|| bad(seq, format!("{id:?} is not a consortium member")))
+        };
         for e in entries {
             let seq = e.body.seq;
             match &e.body.entry {
@@ -848,13 +920,37 @@ impl Replay {
                             "replaying the round does not give the logged result (was the job spec changed?)".into(),
                         ));
                     }
+                    let set = rc
+                        .contributors
+                        .iter()
+                        .map(|id| index_of(id, seq))
+                        .collect::<Result<BTreeSet<_>, _>>()?;
+                    let outcome = rc.outcome.clone().ok_or_else(|| {
+                        bad(seq, "a completed round without its signed outcome".into())
+                    })?;
+                    replay.published.push(outcome);
+                    replay.contributor_sets.push(set);
                     replay.results.push(result);
                 }
                 Some(log_body::Entry::Participant(signed)) => {
                     if let Ok(o) = envelope::open(signed, &consortium.roster)
                         && let Some(message::Body::Leave(l)) = &o.message.body
                     {
-                        replay.departed.insert(o.sender.index, l.reason.clone());
+                        replay.departed.insert(o.sender.index, l.code);
+                    }
+                }
+                Some(log_body::Entry::PhaseClosed(pc))
+                    if pc.phase == Phase::MaskedInput.to_string() =>
+                {
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        survivor_lists.entry(pc.round)
+                    {
+                        slot.insert(
+                            pc.cohort
+                                .iter()
+                                .map(|id| index_of(id, seq))
+                                .collect::<Result<BTreeSet<_>, _>>()?,
+                        );
                     }
                 }
                 Some(log_body::Entry::JobEnded(j)) => replay.ended = Some(j.clone()),
@@ -862,6 +958,7 @@ impl Replay {
             }
         }
         let next = replay.results.last().map_or(0, |r| r.round + 1);
+        replay.pinned = survivor_lists.remove(&next).map(|set| (next, set));
         replay.resume = At {
             round: next,
             attempt: highest_attempt.get(&next).map_or(0, |a| a + 1),

@@ -81,6 +81,10 @@ pub enum Rejection {
     /// The round attempt was aborted before this phase completed.
     #[error("round aborted: {0}")]
     Aborted(String),
+    /// A newer poll from the same member replaced this one (one pending
+    /// poll per member).
+    #[error("superseded by a newer poll from the same member")]
+    Superseded,
     /// The coordinator is shutting down.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
@@ -102,7 +106,7 @@ impl From<Rejection> for tonic::Status {
             | Rejection::NotInCohort { .. }
             | Rejection::Duplicate { .. }
             | Rejection::Protocol { .. } => tonic::Status::failed_precondition(msg),
-            Rejection::Aborted(_) => tonic::Status::aborted(msg),
+            Rejection::Aborted(_) | Rejection::Superseded => tonic::Status::aborted(msg),
             Rejection::ShuttingDown => tonic::Status::unavailable(msg),
         }
     }

@@ -1,24 +1,18 @@
 //! What a job computes, round by round. The round machinery is the same for
 //! every job; a [`JobDriver`] says what each round aggregates and takes the
-//! unmasked sums.
+//! unmasked sums. The plans come from `fedcredit_referee`, the same rules
+//! every participant and the auditor replay, so the coordinator cannot plan
+//! a round they would not accept.
 
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelJobSpec, Progress};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1 as pb;
+use fedcredit_referee::JobRules;
 use tracing::info;
 
-/// One round's aggregation: how many values, their codec, and the task sent to participants.
-#[derive(Clone, Debug)]
-pub struct RoundPlan {
-    /// Values each participant contributes.
-    pub dimension: usize,
-    /// How values become words.
-    pub codec: Codec,
-    /// What participants compute (carried in the announcement).
-    pub task: pb::round_announcement::Task,
-}
+pub use fedcredit_referee::{RoundPlan, max_words};
 
 /// A round's published result.
 #[derive(Clone, Debug)]
@@ -46,50 +40,35 @@ pub trait JobDriver: Send + 'static {
     }
 }
 
-/// The largest number of words any round of this job aggregates.
-pub fn max_words(kind: &fedcredit_proto::consortium::JobKind) -> usize {
-    use fedcredit_proto::consortium::JobKind;
-    match kind {
-        JobKind::SecureSum { dimension, .. } => *dimension,
-        JobKind::LogisticRegression(spec) => {
-            let p = spec.schema.encoded_width();
-            let values = fedcredit_model::logistic::newton::newton_terms_len(p)
-                .max(2 * spec.bins + 3)
-                .max(p + 2);
-            Codec::Wide(WideFixed::model_default()).words_for(values)
-        }
-    }
-}
-
 /// `secure-sum`: one round; the sum is the job's result.
 #[derive(Debug)]
 pub struct SecureSum {
-    plan: RoundPlan,
-    done: bool,
+    rules: JobRules,
 }
 
 impl SecureSum {
     /// A secure sum of `dimension` values with this codec.
     pub fn new(dimension: usize, fixed_point: FixedPoint) -> Self {
         Self {
-            plan: RoundPlan {
-                dimension,
-                codec: Codec::Narrow(fixed_point),
-                task: pb::round_announcement::Task::SecureSum(pb::SecureSumTask {}),
+            rules: JobRules::SecureSum {
+                plan: RoundPlan {
+                    dimension,
+                    codec: Codec::Narrow(fixed_point),
+                    task: pb::round_announcement::Task::SecureSum(pb::SecureSumTask {}),
+                },
+                done: false,
             },
-            done: false,
         }
     }
 }
 
 impl JobDriver for SecureSum {
     fn next_round(&mut self) -> Result<Option<RoundPlan>, String> {
-        Ok((!self.done).then(|| self.plan.clone()))
+        Ok(self.rules.next_plan())
     }
 
-    fn finish_round(&mut self, _result: &RoundResult) -> Result<String, String> {
-        self.done = true;
-        Ok("null".into())
+    fn finish_round(&mut self, result: &RoundResult) -> Result<String, String> {
+        self.rules.absorb(&result.sum).map_err(|e| e.to_string())
     }
 }
 
@@ -110,15 +89,14 @@ type ProgressFn = Box<dyn Fn(&ProgressLine) + Send>;
 /// A logistic-regression job: statistics, optimization, evaluation rounds,
 /// every one a secure sum; the coordinator sees only the sums.
 pub struct ModelFit {
-    job: ModelJob,
-    codec: Codec,
+    rules: JobRules,
     on_progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for ModelFit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelFit")
-            .field("job", &self.job)
+            .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
 }
@@ -127,8 +105,12 @@ impl ModelFit {
     /// A job fitting `spec`; values travel in the wide codec (never clipped).
     pub fn new(spec: ModelJobSpec, job_id: &str, job_spec_hash: &str) -> Result<Self, String> {
         Ok(Self {
-            job: ModelJob::new(spec, job_id, job_spec_hash).map_err(|e| e.to_string())?,
-            codec: Codec::Wide(WideFixed::model_default()),
+            rules: JobRules::Model {
+                job: Box::new(
+                    ModelJob::new(spec, job_id, job_spec_hash).map_err(|e| e.to_string())?,
+                ),
+                codec: Codec::Wide(WideFixed::model_default()),
+            },
             on_progress: None,
         })
     }
@@ -142,18 +124,15 @@ impl ModelFit {
 
 impl JobDriver for ModelFit {
     fn next_round(&mut self) -> Result<Option<RoundPlan>, String> {
-        Ok(self.job.next_task().map(|task| RoundPlan {
-            dimension: task.dimension(self.job.width()),
-            codec: self.codec,
-            task: pb::round_announcement::Task::ModelTask(task.to_bytes().into()),
-        }))
+        Ok(self.rules.next_plan())
     }
 
     fn finish_round(&mut self, result: &RoundResult) -> Result<String, String> {
-        let progress = self
-            .job
+        let json = self
+            .rules
             .absorb(&result.sum)
             .map_err(|e| format!("round {}: {e}", result.round))?;
+        let progress: Progress = serde_json::from_str(&json).map_err(|e| e.to_string())?;
         match &progress {
             Progress::Standardized { rows } => {
                 info!(round = result.round, rows, "statistics round")
@@ -163,7 +142,6 @@ impl JobDriver for ModelFit {
             }
             Progress::Evaluated(m) => info!(round = result.round, metrics = ?m, "evaluation round"),
         }
-        let json = serde_json::to_string(&progress).map_err(|e| e.to_string())?;
         if let Some(f) = &self.on_progress {
             f(&ProgressLine {
                 round: result.round,
@@ -175,6 +153,6 @@ impl JobDriver for ModelFit {
     }
 
     fn model(&self) -> Option<FittedModel> {
-        self.job.model().cloned()
+        self.rules.model().cloned()
     }
 }

@@ -33,6 +33,13 @@ pub(crate) struct Attempt {
     pub attempt: u32,
     pub thresholds: Thresholds,
     pub dimension: usize,
+    /// Who may take part at all (the job's cohort policy); `None`: anyone.
+    pub allowed: Option<BTreeSet<PartyIndex>>,
+    /// The exact contributor set the attempt must end with: the first
+    /// round's under the `fixed` policy, or, when an earlier attempt of this
+    /// round already announced a survivor list, that list (honest members
+    /// confirm one contributor set per task, ever).
+    pub exact: Option<BTreeSet<PartyIndex>>,
 }
 
 /// Why an attempt stopped.
@@ -115,6 +122,15 @@ impl Advertising {
         ad: Advertisement,
         reply: Reply<pb::AdvertisedKeys>,
     ) -> bool {
+        if let Some(allowed) = &self.attempt.allowed
+            && !allowed.contains(&from)
+        {
+            let _ = reply.send(Err(Rejection::NotInCohort {
+                who: who(roster, from),
+                phase: Phase::AdvertiseKeys,
+            }));
+            return false;
+        }
         if self.adverts.contains_key(&from) {
             let _ = reply.send(Err(Rejection::Duplicate {
                 who: who(roster, from),
@@ -395,6 +411,26 @@ impl CollectingInputs {
             abort_all(self.waiters, &a);
             return Err(a);
         }
+        if let Some(exact) = &self.attempt.exact
+            && *exact != self.u3
+        {
+            let names = |set: &mut dyn Iterator<Item = &PartyIndex>| {
+                set.map(|p| who(roster, *p)).collect::<Vec<_>>().join(", ")
+            };
+            let a = Abort {
+                phase: Phase::MaskedInput,
+                reason: format!(
+                    "this round must end with exactly the contributors [{}] (the job's cohort \
+                     policy, or the survivor list of an earlier attempt of the same task, which \
+                     members never change); missing [{}], extra [{}]",
+                    names(&mut exact.iter()),
+                    names(&mut exact.difference(&self.u3)),
+                    names(&mut self.u3.difference(exact)),
+                ),
+            };
+            abort_all(self.waiters, &a);
+            return Err(a);
+        }
         let survivors: Vec<String> = self.u3.iter().map(|p| who(roster, *p)).collect();
         for w in self.waiters {
             let _ = w.send(Ok(pb::Survivors {
@@ -600,7 +636,7 @@ pub(crate) enum Round {
 #[derive(Debug)]
 pub(crate) enum Closed {
     Next(Box<Round>),
-    Done(Attempt, Outcome),
+    Done(Box<(Attempt, Outcome)>),
 }
 
 impl Round {
@@ -681,7 +717,7 @@ impl Round {
             Round::Confirming(p) => Closed::Next(Box::new(Round::Unmasking(p.close()?))),
             Round::Unmasking(p) => {
                 let attempt = p.attempt.clone();
-                Closed::Done(attempt, p.close()?)
+                Closed::Done(Box::new((attempt, p.close()?)))
             }
         })
     }

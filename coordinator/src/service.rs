@@ -253,11 +253,11 @@ impl pb::coordinator_server::Coordinator for Service {
         let Some(Body::Leave(l)) = &o.message.body else {
             return Err(wrong_rpc("Leave", &o.message.body));
         };
-        let (from, reason) = (o.sender.index, l.reason.clone());
+        let (from, code) = (o.sender.index, l.code);
         self.ask(|reply| Request::Leave {
             from,
             signed: signed.clone(),
-            reason,
+            code,
             reply,
         })
         .await

@@ -21,6 +21,10 @@ use crate::metrics::{Metrics, ScoreHistogram};
 use crate::schema::Schema;
 use crate::stats::{Standardizer, mean_from_sums};
 
+/// Most encoded columns a job may have: a Newton round aggregates
+/// (p + 1)(p + 2)/2 + p + 2 values per party, about 2.1 million at this bound.
+pub const MAX_ENCODED_WIDTH: usize = 2048;
+
 /// How the coordinator optimizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -102,6 +106,16 @@ impl ModelJobSpec {
         self.schema.validate()?;
         let bad =
             |what: &str, why: String| Err(ModelError::InvalidSetting(format!("{what}: {why}")));
+        let width = self.schema.encoded_width();
+        if width > MAX_ENCODED_WIDTH {
+            return bad(
+                "schema",
+                format!(
+                    "{width} encoded columns; at most {MAX_ENCODED_WIDTH} (a Newton round \
+                     aggregates about width²/2 values per party)"
+                ),
+            );
+        }
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
             return bad(
                 "l2",

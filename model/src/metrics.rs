@@ -43,6 +43,8 @@ pub const DEFAULT_BINS: usize = 10_000;
 
 /// Fewest bins accepted (coarser histograms bias AUC and KS noticeably).
 pub const MIN_BINS: usize = 1_000;
+/// Most bins an evaluation round may ask for (2·bins + 3 values per party).
+pub const MAX_BINS: usize = 1_000_000;
 
 /// Pooled or local evaluation metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -72,12 +74,14 @@ impl Default for ScoreHistogram {
 }
 
 impl ScoreHistogram {
-    /// A histogram with `bins ≥ MIN_BINS` equal-width bins over `[0, 1]`.
+    /// A histogram with `MIN_BINS ≤ bins ≤ MAX_BINS` equal-width bins over
+    /// `[0, 1]`. The upper bound keeps an evaluation vector (2·bins + 3
+    /// values per party) to a size every participant can allocate.
     pub fn new(bins: usize) -> Result<Self> {
-        if bins < MIN_BINS {
+        if !(MIN_BINS..=MAX_BINS).contains(&bins) {
             return Err(ModelError::InvalidParameter {
                 name: "bins",
-                reason: format!("{bins} (must be ≥ {MIN_BINS})"),
+                reason: format!("{bins} (must be between {MIN_BINS} and {MAX_BINS})"),
             });
         }
         Ok(Self { bins })

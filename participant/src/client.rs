@@ -10,8 +10,7 @@ use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::AgreementPublic;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
 use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
-use fedcredit_proto::codec::Codec;
-use fedcredit_proto::consortium::{Consortium, JobKind};
+use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::{Member, ParticipantId};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
@@ -23,9 +22,11 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
+use fedcredit_referee::{Referee, TaskDigest};
+
 use crate::ParticipantError;
 use crate::contribution::Contributor;
-use crate::journal::Journal;
+use crate::journal::{Journal, TaskContributors};
 
 /// Where a participant process kills itself, to test dropout recovery with
 /// real processes (`fedcredit participant --crash-at`). Never set in production.
@@ -53,7 +54,9 @@ pub struct Settings {
     /// Test hook: die at this point of the first round.
     pub crash_at: Option<CrashPoint>,
     /// Where to journal every message this participant signs (see
-    /// [`crate::journal`]); `None` keeps no journal.
+    /// [`crate::journal`]); `None` keeps the journal in memory, so its
+    /// promises (one contributor set per task, keys never reused) hold for
+    /// this process only. The daemon always gives a file.
     pub journal: Option<std::path::PathBuf>,
 }
 
@@ -90,14 +93,9 @@ pub async fn run(
         .member(settings.id.as_str())?
         .clone();
     if me.key != key.public() {
-        return Err(ParticipantError::RefusedRound {
-            round: 0,
-            attempt: 0,
-            reason: format!(
-                "the key file does not match the public key listed for {} in {}",
-                me.id,
-                settings.consortium.path.display()
-            ),
+        return Err(ParticipantError::KeyMismatch {
+            id: me.id.to_string(),
+            consortium: settings.consortium.path.clone(),
         });
     }
     let endpoint = Endpoint::from_shared(settings.coordinator.clone())
@@ -112,8 +110,8 @@ pub async fn run(
         .max_decoding_message_size(1 << 30)
         .max_encoding_message_size(1 << 30);
     let journal = match &settings.journal {
-        Some(path) => Some(Journal::open(path)?),
-        None => None,
+        Some(path) => Journal::open(path)?,
+        None => Journal::in_memory(),
     };
     let mut p = Participant {
         settings,
@@ -134,7 +132,7 @@ struct Participant {
     me: Member,
     grpc: CoordinatorClient<Channel>,
     /// Written while sealing, which happens while `grpc` is borrowed.
-    journal: std::sync::Mutex<Option<Journal>>,
+    journal: std::sync::Mutex<Journal>,
 }
 
 /// How a round ended for this participant, short of success.
@@ -168,6 +166,18 @@ impl Participant {
     /// Signs a message; every message but a poll is journaled (durably)
     /// before it can be sent.
     fn seal(&self, round: u64, attempt: u32, body: Body) -> Result<pb::Signed, ParticipantError> {
+        self.seal_with(round, attempt, body, None)
+    }
+
+    /// [`Self::seal`], journaling the task and contributor set a masked
+    /// input or a confirmation commits to.
+    fn seal_with(
+        &self,
+        round: u64,
+        attempt: u32,
+        body: Body,
+        contribution: Option<&TaskContributors>,
+    ) -> Result<pb::Signed, ParticipantError> {
         let phase = (!matches!(body, Body::Poll(_))).then(|| body.phase_name());
         let message = pb::Message {
             job_id: self.settings.consortium.job.id.clone(),
@@ -177,10 +187,11 @@ impl Participant {
             body: Some(body),
         };
         let signed = envelope::seal(&self.key, &message);
-        if let Some(phase) = phase
-            && let Ok(mut guard) = self.journal.lock()
-            && let Some(journal) = guard.as_mut()
-        {
+        if let Some(phase) = phase {
+            let mut journal = self.journal.lock().map_err(|_| ParticipantError::Refused {
+                rpc: "journal",
+                status: "the journal lock is poisoned".into(),
+            })?;
             journal.record(
                 &message.job_id,
                 round,
@@ -188,22 +199,34 @@ impl Participant {
                 phase,
                 &signed.payload,
                 &signed.signature,
+                contribution,
             )?;
         }
         Ok(signed)
     }
 
     fn advertised_before(&self, round: u64, attempt: u32) -> bool {
-        self.journal.lock().ok().is_some_and(|g| {
-            g.as_ref()
-                .is_some_and(|j| j.advertised(&self.settings.consortium.job.id, round, attempt))
+        self.journal.lock().map_or(true, |j| {
+            j.advertised(&self.settings.consortium.job.id, round, attempt)
         })
+    }
+
+    /// The contributor set this participant confirmed for `task`, if any.
+    fn confirmed_for(&self, task: &TaskDigest) -> Result<Option<Vec<String>>, ParticipantError> {
+        let journal = self.journal.lock().map_err(|_| ParticipantError::Refused {
+            rpc: "journal",
+            status: "the journal lock is poisoned".into(),
+        })?;
+        Ok(journal
+            .confirmed(&self.settings.consortium.job.id, task)
+            .map(<[String]>::to_vec))
     }
 
     async fn run(&mut self, contributor: &mut dyn Contributor) -> Result<Report, ParticipantError> {
         let mut report = Report::default();
         let mut seen: Option<(u64, u32)> = None;
         let mut used = BTreeSet::new();
+        let mut latest_round = 0u64;
         let mut told_departures = BTreeSet::new();
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(50);
@@ -261,9 +284,19 @@ impl Participant {
                     seen = Some(at);
                     for d in &a.departed {
                         if told_departures.insert(d.participant.clone()) {
-                            warn!(participant = %d.participant, reason = %d.reason, "a member left the job");
+                            warn!(participant = %d.participant, reason = pb::ReasonCode::label_of(d.code), "a member left the job");
                         }
                     }
+                    if at.0 < latest_round {
+                        warn!(
+                            round = at.0,
+                            attempt = at.1,
+                            latest_round,
+                            "refusing an announcement of an earlier round (a replay)"
+                        );
+                        continue;
+                    }
+                    latest_round = at.0;
                     if !used.insert(at) || self.advertised_before(at.0, at.1) {
                         warn!(
                             round = at.0,
@@ -293,11 +326,12 @@ impl Participant {
                             warn!(round = at.0, attempt = at.1, error = %e, "round attempt not completed")
                         }
                         Err(RoundEnd::Fatal(e)) => {
+                            warn!(round = at.0, attempt = at.1, error = %e, code = e.reason_code().label(), "leaving the job");
                             let leave = self.seal(
                                 at.0,
                                 at.1,
                                 Body::Leave(pb::Leave {
-                                    reason: e.to_string(),
+                                    code: e.reason_code() as i32,
                                 }),
                             )?;
                             if let Err(s) = self.grpc.leave(leave).await {
@@ -318,54 +352,6 @@ impl Participant {
         }
     }
 
-    /// Checks the announcement against this participant's own copy of the consortium file.
-    fn check_announcement(
-        &self,
-        round: u64,
-        attempt: u32,
-        a: &pb::RoundAnnouncement,
-    ) -> Result<Codec, ParticipantError> {
-        let c = &self.settings.consortium;
-        let refuse = |reason: String| ParticipantError::RefusedRound {
-            round,
-            attempt,
-            reason,
-        };
-        let t = c.protocol.thresholds;
-        if a.threshold as usize != t.threshold || a.min_cohort as usize != t.min_cohort {
-            return Err(refuse(format!(
-                "announced threshold {} / minimum cohort {} differ from the consortium's {} / {}",
-                a.threshold, a.min_cohort, t.threshold, t.min_cohort
-            )));
-        }
-        if a.job_spec_hash.as_ref() != c.job.hash() {
-            return Err(refuse(
-                "the announced job specification differs from the consortium file's".into(),
-            ));
-        }
-        let members: BTreeSet<&str> = a.members.iter().map(String::as_str).collect();
-        let roster: BTreeSet<&str> = c.roster.members().map(|m| m.id.as_str()).collect();
-        if members != roster {
-            return Err(refuse(
-                "the announced members differ from the consortium file's".into(),
-            ));
-        }
-        let spec = a
-            .fixed_point
-            .ok_or_else(|| refuse("the announcement has no fixed-point settings".into()))?;
-        let codec = Codec::from_pb(&spec, a.digits).map_err(|e| refuse(e.to_string()))?;
-        let expected_wide = !matches!(c.job.kind, JobKind::SecureSum { .. });
-        if expected_wide != matches!(codec, Codec::Wide(_)) {
-            return Err(refuse(
-                "the announced codec does not fit the job kind".into(),
-            ));
-        }
-        codec
-            .check(c.roster.len())
-            .map_err(|e| refuse(e.to_string()))?;
-        Ok(codec)
-    }
-
     fn crash(&self, point: CrashPoint) {
         if self.settings.crash_at == Some(point) {
             warn!(?point, "test hook: crashing now");
@@ -382,17 +368,37 @@ impl Participant {
     ) -> Result<RoundSeen, RoundEnd> {
         let c = self.settings.consortium.clone();
         let roster = &c.roster;
-        let codec = self
-            .check_announcement(round, attempt, a)
-            .map_err(RoundEnd::Fatal)?;
-        let task = a.task.clone().ok_or_else(|| {
-            RoundEnd::Fatal(ParticipantError::RefusedRound {
+        // The referee: replay the job from the spec and the signed published
+        // results, and take part only in the one task that follows from them.
+        // Nothing is computed or allocated for a task before this passes.
+        let referee_error = |source| {
+            RoundEnd::Fatal(ParticipantError::Referee {
                 round,
                 attempt,
-                reason: "the announcement has no task".into(),
+                source,
             })
-        })?;
-        let dimension = usize::try_from(a.dimension).unwrap_or(usize::MAX);
+        };
+        let referee = Referee::replay(&c, &a.previous_outcomes).map_err(referee_error)?;
+        let plan = referee
+            .check_announcement(round, a)
+            .map_err(referee_error)?;
+        if let Some(allowed) = referee.allowed()
+            && !allowed.contains(&self.me.index)
+        {
+            return Err(RoundEnd::Skip(ParticipantError::RefusedRound {
+                round,
+                attempt,
+                reason: format!(
+                    "the job's cohort policy `{}` leaves this member out of the rounds that follow",
+                    c.job.cohort.name()
+                ),
+            }));
+        }
+        let digest = referee.digest(&plan);
+        let confirmed = self.confirmed_for(&digest)?;
+        let codec = plan.codec;
+        let task = plan.task.clone();
+        let dimension = plan.dimension;
         let values = contributor
             .contribute(round, &task, dimension)
             .map_err(|reason| RoundEnd::Fatal(ParticipantError::Contribution { round, reason }))?;
@@ -486,12 +492,34 @@ impl Participant {
             from_peers.push((from, s.ciphertext.to_vec()));
         }
 
-        // Phase 3: masked input.
+        // Phase 3: masked input. A task confirmed before with a contributor
+        // set can only complete with that same set, so mask only if every
+        // member of it is still here.
         let (state, masked) = state.masked_input(&encoded, from_peers).map_err(protocol)?;
+        let u2_ids = ids_of(roster, state.u2());
+        if let Some(confirmed) = &confirmed
+            && !confirmed.iter().all(|id| u2_ids.contains(id))
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
+                round,
+                attempt,
+                task: digest.to_string(),
+                confirmed: confirmed.join(", "),
+                asked: u2_ids.join(", "),
+            }));
+        }
         let body = Body::MaskedInput(pb::MaskedInput {
             values: words::to_bytes(&masked).into(),
         });
-        let signed = self.seal(round, attempt, body)?;
+        let signed = self.seal_with(
+            round,
+            attempt,
+            body,
+            Some(&TaskContributors {
+                task: digest,
+                contributors: u2_ids,
+            }),
+        )?;
         if self.settings.crash_at == Some(CrashPoint::MaskedInput) {
             // Send, give the coordinator time to take it, then die while waiting.
             let mut grpc = self.grpc.clone();
@@ -507,7 +535,29 @@ impl Participant {
             .map_err(|s| refused("SubmitMaskedInput", s))?;
         let u3 = indices(roster, &survivors.get_ref().survivors)?;
 
-        // Phase 4: consistency check — sign U3, verify the others' signatures on it.
+        // Phase 4: consistency check — sign U3, verify the others' signatures
+        // on it. U3 is the set the sum will be over: it must follow the job's
+        // cohort policy, and for a task confirmed before it must be the very
+        // same set. The confirmation is journaled (durably) before it is sent.
+        referee.check_contributors(&u3).map_err(|source| {
+            RoundEnd::Skip(ParticipantError::Referee {
+                round,
+                attempt,
+                source,
+            })
+        })?;
+        let u3_ids = ids_of(roster, &u3);
+        if let Some(confirmed) = &confirmed
+            && *confirmed != u3_ids
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
+                round,
+                attempt,
+                task: digest.to_string(),
+                confirmed: confirmed.join(", "),
+                asked: u3_ids.join(", "),
+            }));
+        }
         let state = state.confirm(u3).map_err(protocol)?;
         let ids: Vec<String> = state
             .survivors()
@@ -515,9 +565,13 @@ impl Participant {
             .map(|p| id_of(roster, *p))
             .collect();
         let body = Body::Consistency(pb::SurvivorList { survivors: ids });
+        let commitment = TaskContributors {
+            task: digest,
+            contributors: u3_ids,
+        };
         let sigs = self
             .grpc
-            .confirm_survivors(self.seal(round, attempt, body)?)
+            .confirm_survivors(self.seal_with(round, attempt, body, Some(&commitment))?)
             .await
             .map_err(|s| refused("ConfirmSurvivors", s))?;
         let mut confirmations = Vec::new();
@@ -581,6 +635,13 @@ fn id_of(roster: &fedcredit_proto::roster::Roster, p: PartyIndex) -> String {
         .map_or_else(|| p.to_string(), ToString::to_string)
 }
 
+/// Member ids of a set, sorted (the journal's form of a contributor set).
+fn ids_of(roster: &fedcredit_proto::roster::Roster, set: &BTreeSet<PartyIndex>) -> Vec<String> {
+    let mut ids: Vec<String> = set.iter().map(|p| id_of(roster, *p)).collect();
+    ids.sort();
+    ids
+}
+
 fn indices(
     roster: &fedcredit_proto::roster::Roster,
     ids: &[String],
@@ -626,16 +687,14 @@ fn bad_relay(what: &str, who: &(impl std::fmt::Display + ?Sized)) -> Participant
 pub async fn leave(
     settings: &Settings,
     key: &IdentityKey,
-    reason: &str,
+    code: pb::ReasonCode,
 ) -> Result<(), ParticipantError> {
     let message = pb::Message {
         job_id: settings.consortium.job.id.clone(),
         round: 0,
         attempt: 0,
         sender: settings.id.to_string(),
-        body: Some(Body::Leave(pb::Leave {
-            reason: reason.to_owned(),
-        })),
+        body: Some(Body::Leave(pb::Leave { code: code as i32 })),
     };
     let signed = envelope::seal(key, &message);
     if let Some(path) = &settings.journal {
@@ -646,6 +705,7 @@ pub async fn leave(
             "leave",
             &signed.payload,
             &signed.signature,
+            None,
         )?;
     }
     let unreachable = |reason: String| ParticipantError::Unreachable {

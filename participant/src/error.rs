@@ -39,6 +39,14 @@ pub enum ParticipantError {
         /// What is wrong: the column, the value and what was expected.
         problem: String,
     },
+    /// The identity key file does not match this member's roster entry.
+    #[error("the key file does not match the public key listed for {id} in {}", consortium.display())]
+    KeyMismatch {
+        /// This member's id.
+        id: String,
+        /// The consortium file.
+        consortium: PathBuf,
+    },
     /// The coordinator could not be reached before the connect deadline.
     #[error("cannot reach the coordinator at {url}: {reason}")]
     Unreachable {
@@ -83,10 +91,69 @@ pub enum ParticipantError {
         /// Why.
         reason: String,
     },
+    /// An announcement does not follow from the job spec and the published
+    /// results (see `fedcredit_referee`).
+    #[error("refusing round {round} attempt {attempt}: {source}")]
+    Referee {
+        /// The round.
+        round: u64,
+        /// The attempt.
+        attempt: u32,
+        /// The rule it breaks.
+        source: fedcredit_referee::RefereeError,
+    },
+    /// The coordinator asks for a second contributor set for a task this
+    /// participant already confirmed another set for: two sums of one task
+    /// over different sets would reveal a member's vector.
+    #[error(
+        "refusing round {round} attempt {attempt}: task {task} was confirmed with contributors \
+         [{confirmed}]; this attempt asks for [{asked}]"
+    )]
+    ContributorSetChanged {
+        /// The round.
+        round: u64,
+        /// The attempt.
+        attempt: u32,
+        /// The task's digest (abridged).
+        task: String,
+        /// The set confirmed before.
+        confirmed: String,
+        /// The set asked for now.
+        asked: String,
+    },
     /// The job finished without success.
     #[error("the coordinator ended the job: {0}")]
     JobFailed(String),
     /// Shut down before the job finished.
     #[error("shut down before the job finished")]
     ShutDown,
+}
+
+impl ParticipantError {
+    /// The fixed reason code that tells the coordinator (and, through it,
+    /// every member) why this participant leaves; never the details, which
+    /// may hold row data and stay in this participant's own log.
+    pub fn reason_code(&self) -> fedcredit_proto::v1::ReasonCode {
+        use fedcredit_proto::v1::ReasonCode;
+        match self {
+            ParticipantError::BadInput { .. } | ParticipantError::Data { .. } => {
+                ReasonCode::ReasonInvalidData
+            }
+            ParticipantError::Wire(_) | ParticipantError::ReadInput { .. } => {
+                ReasonCode::ReasonLocalConfig
+            }
+            ParticipantError::RefusedRound { .. }
+            | ParticipantError::Referee { .. }
+            | ParticipantError::ContributorSetChanged { .. } => ReasonCode::ReasonRefusedTask,
+            ParticipantError::Protocol { .. } | ParticipantError::Refused { .. } => {
+                ReasonCode::ReasonProtocolViolation
+            }
+            ParticipantError::Contribution { .. } => ReasonCode::ReasonContributionFailed,
+            ParticipantError::KeyMismatch { .. } => ReasonCode::ReasonKeyMismatch,
+            ParticipantError::ShutDown => ReasonCode::ReasonShuttingDown,
+            ParticipantError::Unreachable { .. } | ParticipantError::JobFailed(_) => {
+                ReasonCode::ReasonUnspecified
+            }
+        }
+    }
 }

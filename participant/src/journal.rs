@@ -2,27 +2,46 @@
 //! round, attempt, phase, SHA-256 of the signed payload, the signature),
 //! flushed to disk before the message is sent. It lets a participant show an
 //! auditor what it sent (`fedcredit audit verify --participant-journal`),
-//! and after a restart it still knows which round attempts it already
-//! advertised keys for, so it never takes part in one twice.
+//! and it is the participant's memory across restarts:
+//!
+//! - which round attempts it already advertised keys for, so it never takes
+//!   part in one twice (keys are never reused);
+//! - which contributor set it confirmed for each task (by
+//!   [`fedcredit_referee::TaskDigest`]): it never confirms another set for
+//!   the same task, so no two sums of one task over different sets can be
+//!   unmasked, and their difference can never be one member's vector.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fedcredit_referee::TaskDigest;
 use sha2::{Digest, Sha256};
 
 use crate::ParticipantError;
 
 pub use fedcredit_proto::journal::JournalEntry;
 
-/// An open journal.
+/// The contributor set of a task, as a masked input or a confirmation
+/// commits to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskContributors {
+    /// The task.
+    pub task: TaskDigest,
+    /// Member ids, sorted.
+    pub contributors: Vec<String>,
+}
+
+/// An open journal: a file, or (for in-process tests, the demo and
+/// benchmarks, which pass no path) memory that lasts as long as the process.
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
-    file: File,
+    file: Option<(PathBuf, File)>,
     advertised: BTreeSet<(String, u64, u32)>,
+    /// (job, task) → the survivor list confirmed for it.
+    confirmed: BTreeMap<(String, TaskDigest), Vec<String>>,
 }
 
 fn io(path: &Path, e: std::io::Error) -> ParticipantError {
@@ -35,22 +54,45 @@ fn io(path: &Path, e: std::io::Error) -> ParticipantError {
 impl Journal {
     /// Opens (or creates) the journal and reads what it already holds.
     pub fn open(path: &Path) -> Result<Self, ParticipantError> {
-        let mut advertised = BTreeSet::new();
+        let mut journal = Self::in_memory();
         for entry in read(path)? {
-            if entry.phase == "advertise-keys" {
-                advertised.insert((entry.job, entry.round, entry.attempt));
-            }
+            journal.remember(&entry);
         }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| io(path, e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            file,
-            advertised,
-        })
+        journal.file = Some((path.to_owned(), file));
+        Ok(journal)
+    }
+
+    /// A journal kept in memory only: its promises hold for this process.
+    pub fn in_memory() -> Self {
+        Self {
+            file: None,
+            advertised: BTreeSet::new(),
+            confirmed: BTreeMap::new(),
+        }
+    }
+
+    fn remember(&mut self, entry: &JournalEntry) {
+        match entry.phase.as_str() {
+            "advertise-keys" => {
+                self.advertised
+                    .insert((entry.job.clone(), entry.round, entry.attempt));
+            }
+            "consistency-check" => {
+                if let (Some(task), Some(set)) = (&entry.task, &entry.contributors)
+                    && let Some(task) = TaskDigest::from_hex(task)
+                {
+                    self.confirmed
+                        .entry((entry.job.clone(), task))
+                        .or_insert_with(|| set.clone());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Whether keys were already advertised for this round attempt (by this
@@ -59,7 +101,16 @@ impl Journal {
         self.advertised.contains(&(job.to_owned(), round, attempt))
     }
 
-    /// Records a signed message; durable when this returns.
+    /// The survivor list this participant confirmed for `task`, if any.
+    pub fn confirmed(&self, job: &str, task: &TaskDigest) -> Option<&[String]> {
+        self.confirmed
+            .get(&(job.to_owned(), *task))
+            .map(Vec::as_slice)
+    }
+
+    /// Records a signed message; durable when this returns. `contribution`
+    /// goes with a masked input or a confirmation.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
         job: &str,
@@ -68,6 +119,7 @@ impl Journal {
         phase: &str,
         payload: &[u8],
         signature: &[u8],
+        contribution: Option<&TaskContributors>,
     ) -> Result<(), ParticipantError> {
         let entry = JournalEntry {
             job: job.to_owned(),
@@ -79,17 +131,17 @@ impl Journal {
             unix_millis: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            task: contribution.map(|c| c.task.to_hex()),
+            contributors: contribution.map(|c| c.contributors.clone()),
         };
-        let mut line =
-            serde_json::to_string(&entry).map_err(|e| io(&self.path, std::io::Error::other(e)))?;
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| io(&self.path, e))?;
-        self.file.sync_data().map_err(|e| io(&self.path, e))?;
-        if phase == "advertise-keys" {
-            self.advertised.insert((entry.job, round, attempt));
+        if let Some((path, file)) = &mut self.file {
+            let mut line =
+                serde_json::to_string(&entry).map_err(|e| io(path, std::io::Error::other(e)))?;
+            line.push('\n');
+            file.write_all(line.as_bytes()).map_err(|e| io(path, e))?;
+            file.sync_data().map_err(|e| io(path, e))?;
         }
+        self.remember(&entry);
         Ok(())
     }
 }
@@ -118,9 +170,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.journal");
         let mut j = Journal::open(&path).expect("open");
-        j.record("job", 2, 1, "advertise-keys", b"payload", &[7; 64])
+        j.record("job", 2, 1, "advertise-keys", b"payload", &[7; 64], None)
             .expect("record");
-        j.record("job", 2, 1, "share-keys", b"more", &[8; 64])
+        j.record("job", 2, 1, "share-keys", b"more", &[8; 64], None)
             .expect("record");
         drop(j);
         let j = Journal::open(&path).expect("reopen");
@@ -135,11 +187,38 @@ mod tests {
     }
 
     #[test]
+    fn remembers_the_survivor_list_confirmed_per_task_across_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.journal");
+        let task = TaskDigest::from_hex(&"ab".repeat(32)).expect("digest");
+        let other = TaskDigest::from_hex(&"cd".repeat(32)).expect("digest");
+        let set = TaskContributors {
+            task,
+            contributors: vec!["bank-a".into(), "bank-b".into(), "bank-c".into()],
+        };
+        let mut j = Journal::open(&path).expect("open");
+        j.record("job", 3, 0, "masked-input", b"m", &[1; 64], Some(&set))
+            .expect("record");
+        assert_eq!(
+            j.confirmed("job", &task),
+            None,
+            "a masked input is no confirmation"
+        );
+        j.record("job", 3, 0, "consistency-check", b"c", &[2; 64], Some(&set))
+            .expect("record");
+        drop(j);
+        let j = Journal::open(&path).expect("reopen");
+        assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
+        assert_eq!(j.confirmed("job", &other), None);
+        assert_eq!(j.confirmed("other-job", &task), None);
+    }
+
+    #[test]
     fn a_torn_last_line_is_ignored_but_other_damage_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.journal");
         let mut j = Journal::open(&path).expect("open");
-        j.record("job", 0, 0, "poll", b"p", &[1; 64])
+        j.record("job", 0, 0, "poll", b"p", &[1; 64], None)
             .expect("record");
         drop(j);
         let mut text = std::fs::read_to_string(&path).expect("read");

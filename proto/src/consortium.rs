@@ -19,6 +19,7 @@
 //!
 //! [job]
 //! id = "exposure-2026q4"
+//! cohort = "fixed"                   # fixed (default) | shrink | open: see CohortPolicy
 //! kind = "secure-sum"
 //! dimension = 3
 //! frac_bits = 16
@@ -97,12 +98,50 @@ pub enum JobKind {
     LogisticRegression(ModelJobSpec),
 }
 
+/// How the set of contributors may change from one task of a job to the
+/// next. Each choice says what the coordinator may learn from the
+/// difference of two published sums over different member sets; participants
+/// enforce it (they refuse to confirm a survivor list that breaks it), so a
+/// dishonest coordinator cannot choose otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CohortPolicy {
+    /// Every round's contributors are exactly the first round's. A member
+    /// that drops stops the job (it can be resumed once it is back): no two
+    /// published sums are over different sets, so no difference isolates a
+    /// member. The default.
+    #[default]
+    Fixed,
+    /// Contributors may only shrink: a member that drops never returns. The
+    /// coordinator learns, from consecutive rounds, the dropped members'
+    /// terms for *different* tasks (e.g. gradients at two nearby models).
+    Shrink,
+    /// Any set of at least the threshold, round by round. The coordinator
+    /// learns the same as with `shrink`, for every member that drops out or
+    /// comes back.
+    Open,
+}
+
+impl CohortPolicy {
+    /// The kebab-case name used in the consortium file.
+    pub fn name(self) -> &'static str {
+        match self {
+            CohortPolicy::Fixed => "fixed",
+            CohortPolicy::Shrink => "shrink",
+            CohortPolicy::Open => "open",
+        }
+    }
+}
+
 /// A job: its id and what it computes. (Unknown keys are caught by
 /// [`JobKind`]; serde cannot deny them on a struct that flattens.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     /// The job's id, bound into every message.
     pub id: String,
+    /// How contributors may change between the job's tasks.
+    #[serde(default)]
+    pub cohort: CohortPolicy,
     /// What it computes.
     #[serde(flatten)]
     pub kind: JobKind,

@@ -24,6 +24,15 @@ pub struct JournalEntry {
     pub signature: String,
     /// When it was signed (informational).
     pub unix_millis: u64,
+    /// For a masked input or a survivor-list confirmation: the hex digest of
+    /// the task it contributes to (independent of round and attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// With `task`: the contributor set, by id, sorted — the members masked
+    /// against (masked input) or the survivor list signed (confirmation).
+    /// A participant confirms one survivor list per task, ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributors: Option<Vec<String>>,
 }
 
 /// Parses a journal. A torn last line (a crash mid-write) is ignored; any

@@ -43,3 +43,25 @@ impl v1::message::Body {
         }
     }
 }
+
+impl v1::ReasonCode {
+    /// The code as logs, reports and model files name it (`invalid-data`, …).
+    pub fn label(self) -> &'static str {
+        use v1::ReasonCode;
+        match self {
+            ReasonCode::ReasonUnspecified => "unspecified",
+            ReasonCode::ReasonInvalidData => "invalid-data",
+            ReasonCode::ReasonRefusedTask => "refused-task",
+            ReasonCode::ReasonKeyMismatch => "key-mismatch",
+            ReasonCode::ReasonShuttingDown => "shutting-down",
+            ReasonCode::ReasonProtocolViolation => "protocol-violation",
+            ReasonCode::ReasonLocalConfig => "local-config",
+            ReasonCode::ReasonContributionFailed => "contribution-failed",
+        }
+    }
+
+    /// The label of a raw wire value; unknown values read as `unknown`.
+    pub fn label_of(code: i32) -> &'static str {
+        v1::ReasonCode::try_from(code).map_or("unknown", Self::label)
+    }
+}

@@ -309,7 +309,7 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                     }) => events.push(Event::Leave {
                         record,
                         participant: sender,
-                        reason: l.reason,
+                        reason: pb::ReasonCode::label_of(l.code).to_owned(),
                     }),
                     Ok(m) => {
                         if let (Some(i), Some(phase)) = (current, phase_of(m.body.as_ref()))

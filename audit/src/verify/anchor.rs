@@ -166,7 +166,7 @@ impl Verifier<'_> {
         }
         for d in &a.departed {
             match self.departed.get(&d.participant) {
-                Some(reason) if *reason == d.reason => {}
+                Some(reason) if reason == pb::ReasonCode::label_of(d.code) => {}
                 Some(_) => {
                     return Err(fail(
                         Check::Announcement,

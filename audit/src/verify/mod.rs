@@ -21,6 +21,9 @@ use fedcredit_proto::v1::{self as pb, log_body};
 use fedcredit_proto::{envelope, words};
 use prost::Message as _;
 
+use fedcredit_crypto::secagg::Phase;
+use fedcredit_referee::TaskDigest;
+
 use crate::report::{
     AttemptReport, AttemptStatus, Check, Departure, Failure, JobEnd, LogEnd, Report, Summary,
 };
@@ -83,6 +86,8 @@ pub fn verify(log_bytes: &[u8], consortium: &Consortium) -> Report {
 struct Open {
     line: usize,
     state: AttemptState,
+    /// The task the attempt computes (`None` if its announcement failed).
+    digest: Option<TaskDigest>,
     /// A check failed: skip the attempt's remaining records.
     failed: bool,
 }
@@ -102,6 +107,14 @@ struct Verifier<'c> {
     departed: BTreeMap<String, String>,
     /// The `JobEnded` record, once seen.
     ended: Option<u64>,
+    /// The first survivor list (by id, sorted) announced for each task, and
+    /// where: a task is contributed to by one contributor set, ever.
+    task_sets: BTreeMap<TaskDigest, (u64, Vec<String>)>,
+    /// The contributors of each published task.
+    published_sets: Vec<(TaskDigest, Vec<String>)>,
+    /// Attempts that published nothing although at least t members revealed
+    /// shares: the coordinator could unmask their sum privately.
+    exposed: Vec<Exposure>,
     attempts: Vec<AttemptReport>,
     departures: Vec<Departure>,
     problems: Vec<Failure>,
@@ -109,6 +122,17 @@ struct Verifier<'c> {
     /// A record came before the first CoordinatorStarted (reported once).
     missing_start: bool,
     job_end: JobEnd,
+}
+
+/// An unpublished attempt whose logged reveals let the coordinator unmask.
+#[derive(Debug)]
+struct Exposure {
+    seq: u64,
+    round: u64,
+    attempt: u32,
+    revealers: usize,
+    digest: TaskDigest,
+    contributors: Vec<String>,
 }
 
 impl<'c> Verifier<'c> {
@@ -127,6 +151,9 @@ impl<'c> Verifier<'c> {
             resume: None,
             departed: BTreeMap::new(),
             ended: None,
+            task_sets: BTreeMap::new(),
+            published_sets: Vec::new(),
+            exposed: Vec::new(),
             attempts: Vec::new(),
             departures: Vec::new(),
             problems: Vec::new(),
@@ -149,6 +176,26 @@ impl<'c> Verifier<'c> {
             }
         } else {
             self.problems.push(failure);
+        }
+    }
+
+    /// An attempt ends without publishing: if at least t members revealed
+    /// shares, the coordinator could still unmask its sum. That is harmless
+    /// only if the same task is published over the very same contributors
+    /// (the same sum); [`Self::finish`] checks that once the log is read.
+    fn note_unpublished(&mut self, seq: u64, open: &Open) {
+        let t = self.ctx.consortium.protocol.thresholds.threshold;
+        if let Some(digest) = open.digest
+            && open.state.revealers() >= t
+        {
+            self.exposed.push(Exposure {
+                seq,
+                round: open.state.round,
+                attempt: open.state.attempt,
+                revealers: open.state.revealers(),
+                digest,
+                contributors: open.state.survivor_ids(&self.ctx.consortium.roster),
+            });
         }
     }
 
@@ -227,11 +274,40 @@ impl<'c> Verifier<'c> {
                 }
                 if let Err(f) = open.state.phase_closed(&self.ctx, seq, pc) {
                     self.fail_open(f);
+                    return;
+                }
+                if pc.phase == Phase::MaskedInput.to_string()
+                    && let Some(digest) = open.digest
+                {
+                    let set = open.state.survivor_ids(&self.ctx.consortium.roster);
+                    self.one_set_per_task(seq, digest, set);
                 }
             }
             log_body::Entry::RoundCompleted(rc) => self.round_completed(seq, rc),
             log_body::Entry::RoundAborted(ra) => self.round_aborted(seq, ra),
             log_body::Entry::JobEnded(je) => self.job_ended(seq, je),
+        }
+    }
+
+    /// Records the survivor list announced for `digest`; a second, different
+    /// list for the same task fails: the difference of the two sums would be
+    /// the vector of the members in one list and not the other.
+    fn one_set_per_task(&mut self, seq: u64, digest: TaskDigest, set: Vec<String>) {
+        match self.task_sets.get(&digest) {
+            None => {
+                self.task_sets.insert(digest, (seq, set));
+            }
+            Some((first, earlier)) if *earlier != set => {
+                let why = format!(
+                    "task {digest} gets the survivor list [{}], but record {first} announced \
+                     [{}] for the same task: two sums of one task over different sets reveal \
+                     what the members in one and not the other contributed",
+                    set.join(", "),
+                    earlier.join(", ")
+                );
+                self.fail_open(Failure::new(seq, Check::HiddenWork, why));
+            }
+            Some(_) => {}
         }
     }
 
@@ -251,9 +327,9 @@ impl<'c> Verifier<'c> {
                 ),
             );
         }
-        if let Some(open) = &self.open
-            && !open.failed
-        {
+        if let Some(open) = self.open.take() {
+            self.note_unpublished(seq, &open);
+            self.open = Some(open);
             self.close_open(AttemptStatus::Interrupted { record: seq });
         }
         self.open = None;
@@ -304,6 +380,25 @@ impl<'c> Verifier<'c> {
             return;
         };
         let (round, attempt) = (message.round, message.attempt);
+        let expected_attempt = self.highest.get(&round).map_or(0, |h| h.saturating_add(1));
+        let skipped = (attempt > expected_attempt).then(|| {
+            Failure::new(
+                seq,
+                Check::HiddenWork,
+                format!(
+                    "round {round} attempt {attempt} is announced, but the log's last attempt of \
+                     round {round} is {}: attempt numbers skip, so attempts may have run \
+                     without being logged",
+                    self.highest
+                        .get(&round)
+                        .map_or_else(|| "none".to_owned(), ToString::to_string)
+                ),
+            )
+        });
+        if let Some(open) = self.open.take() {
+            self.note_unpublished(seq, &open);
+            self.open = Some(open);
+        }
         if let Some(open) = &self.open
             && !open.failed
         {
@@ -328,13 +423,34 @@ impl<'c> Verifier<'c> {
         });
         let resume = self.resume.take();
         let result = self.check_announcement(seq, &message, signature, resume);
+        // A skip the announcement's own checks already explain (a restart
+        // that promised another attempt) is reported once, by them.
+        if let (Some(f), Ok(_)) = (skipped, &result) {
+            self.problems.push(f);
+        }
         let highest = self.highest.entry(round).or_insert(attempt);
         *highest = (*highest).max(attempt);
         match result {
             Ok(plan) => {
+                let digest = match &message.body {
+                    Some(pb::coordinator_message::Body::Announce(a)) => {
+                        a.task.clone().map(|task| {
+                            fedcredit_referee::task_digest(
+                                &c.job,
+                                &fedcredit_referee::RoundPlan {
+                                    dimension: a.dimension as usize,
+                                    codec: plan.codec,
+                                    task,
+                                },
+                            )
+                        })
+                    }
+                    _ => None,
+                };
                 self.open = Some(Open {
                     line,
                     state: AttemptState::new(round, attempt, Some(plan.codec), plan.words),
+                    digest,
                     failed: false,
                 });
             }
@@ -344,6 +460,7 @@ impl<'c> Verifier<'c> {
                 self.open = Some(Open {
                     line,
                     state: AttemptState::new(round, attempt, None, 0),
+                    digest: None,
                     failed: true,
                 });
             }
@@ -379,11 +496,12 @@ impl<'c> Verifier<'c> {
             return;
         }
         if let Some(Body::Leave(l)) = &message.body {
-            self.departed.insert(who.clone(), l.reason.clone());
+            let reason = pb::ReasonCode::label_of(l.code).to_owned();
+            self.departed.insert(who.clone(), reason.clone());
             self.departures.push(Departure {
                 record: seq,
                 participant: who,
-                reason: l.reason.clone(),
+                reason,
             });
             return;
         }
@@ -448,6 +566,11 @@ impl<'c> Verifier<'c> {
         }
         // A completed round is the next round, whatever its checks say.
         self.next_round = rc.round + 1;
+        if let Some(digest) = open.digest {
+            let mut set = rc.contributors.clone();
+            set.sort();
+            self.published_sets.push((digest, set));
+        }
         if open.failed {
             // Follow the published sum so that later rounds can still be checked.
             let published = words::from_bytes("published sum", &rc.sum)
@@ -492,6 +615,7 @@ impl<'c> Verifier<'c> {
             );
             return;
         };
+        self.note_unpublished(seq, &open);
         if open.failed {
             return;
         }
@@ -508,6 +632,10 @@ impl<'c> Verifier<'c> {
 
     fn job_ended(&mut self, seq: u64, je: &pb::JobEnded) {
         self.ended = Some(seq);
+        if let Some(open) = self.open.take() {
+            self.note_unpublished(seq, &open);
+            self.open = Some(open);
+        }
         if let Some(open) = &self.open
             && !open.failed
         {
@@ -551,6 +679,32 @@ impl<'c> Verifier<'c> {
     }
 
     fn finish(mut self, log_end: LogEnd, records: u64, good: u64, total: u64) -> Report {
+        if let Some(open) = self.open.take() {
+            self.note_unpublished(records, &open);
+            self.open = Some(open);
+        }
+        for e in std::mem::take(&mut self.exposed) {
+            let republished = self
+                .published_sets
+                .iter()
+                .any(|(d, set)| *d == e.digest && *set == e.contributors);
+            if !republished {
+                self.problem(
+                    e.seq,
+                    Check::HiddenWork,
+                    format!(
+                        "round {} attempt {} published nothing, yet {} members revealed shares \
+                         (the threshold is {}): the coordinator can unmask its sum over [{}], \
+                         and the same task is never published over that set",
+                        e.round,
+                        e.attempt,
+                        e.revealers,
+                        self.ctx.consortium.protocol.thresholds.threshold,
+                        e.contributors.join(", ")
+                    ),
+                );
+            }
+        }
         if let Some(open) = self.open.take()
             && !open.failed
         {

@@ -52,7 +52,7 @@ pub struct Handmade {
     pub coordinator: IdentityKey,
     pub keys: Vec<IdentityKey>,
     pub bodies: Vec<LogBody>,
-    departed: Vec<(String, String)>,
+    departed: Vec<(String, pb::ReasonCode)>,
 }
 
 fn idx(i: usize) -> PartyIndex {
@@ -155,17 +155,10 @@ impl Handmade {
         signed
     }
 
-    /// Member `i` leaves the job.
-    pub fn leave(&mut self, i: usize, reason: &str) {
-        self.participant(
-            i,
-            0,
-            0,
-            Body::Leave(pb::Leave {
-                reason: reason.into(),
-            }),
-        );
-        self.departed.push((id(i), reason.into()));
+    /// Member `i` leaves the job, giving `code`.
+    pub fn leave(&mut self, i: usize, code: pb::ReasonCode) {
+        self.participant(i, 0, 0, Body::Leave(pb::Leave { code: code as i32 }));
+        self.departed.push((id(i), code));
     }
 
     fn closed(
@@ -239,12 +232,13 @@ impl Handmade {
                 departed: self
                     .departed
                     .iter()
-                    .map(|(p, r)| pb::Departure {
+                    .map(|(p, code)| pb::Departure {
                         participant: p.clone(),
-                        reason: r.clone(),
+                        code: *code as i32,
                     })
                     .collect(),
                 task: Some(Task::SecureSum(pb::SecureSumTask {})),
+                previous_outcomes: Vec::new(),
             })),
         };
         self.push(log_body::Entry::Announcement(envelope::seal_coordinator(

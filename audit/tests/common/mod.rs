@@ -24,7 +24,7 @@ use fedcredit_participant::Settings;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
-use fedcredit_proto::consortium::{Consortium, JobKind, JobSpec, ProtocolSettings};
+use fedcredit_proto::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use fedcredit_proto::roster::{ParticipantId, Roster};
 use fedcredit_proto::roundlog::{self, GENESIS};
 use fedcredit_proto::v1::{LogBody, Message, Signed, log_body, message::Body};
@@ -244,6 +244,7 @@ pub fn credit_model() -> &'static Fixture {
         };
         let job = JobSpec {
             id: "german-credit-test".into(),
+            cohort: CohortPolicy::Fixed,
             kind: JobKind::LogisticRegression(spec.clone()),
         };
         let coordinator = IdentityKey::from_secret_bytes(&[COORDINATOR_SEED; 32]);

@@ -156,6 +156,19 @@ impl AttemptState {
     }
 
     /// The codec announced for this attempt.
+    /// How many members revealed shares (each reveals one share of every
+    /// member of U2): with at least t, the coordinator can unmask.
+    pub fn revealers(&self) -> usize {
+        self.u5.len()
+    }
+
+    /// U3 by id, sorted (empty before the masked-input phase closed).
+    pub fn survivor_ids(&self, roster: &Roster) -> Vec<String> {
+        let mut ids: Vec<String> = self.u3.iter().map(|p| name(roster, *p)).collect();
+        ids.sort();
+        ids
+    }
+
     pub fn codec(&self) -> Option<&Codec> {
         self.codec.as_ref()
     }

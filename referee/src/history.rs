@@ -1,0 +1,297 @@
+//! [`Referee`]: the job replayed from the coordinator-signed outcomes of its
+//! rounds, and the check of the next announcement against it.
+
+use std::collections::BTreeSet;
+
+use fedcredit_crypto::secagg::PartyIndex;
+use fedcredit_proto::codec::Codec;
+use fedcredit_proto::consortium::Consortium;
+use fedcredit_proto::v1::{self as pb, coordinator_message, round_announcement::Task};
+use fedcredit_proto::{envelope, words};
+
+use crate::plan::{JobRules, RoundPlan, TaskDigest, task_digest};
+use crate::{RefereeError, cohort};
+
+/// A published round, as every party replays it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The round.
+    pub round: u64,
+    /// The attempt that completed it.
+    pub attempt: u32,
+    /// The task it computed.
+    pub digest: TaskDigest,
+    /// The published sum, decoded.
+    pub sum: Vec<f64>,
+    /// Whose inputs are in it.
+    pub contributors: BTreeSet<PartyIndex>,
+    /// What the job made of it (JSON; `null` for a secure sum).
+    pub progress: String,
+}
+
+/// The job as the published results make it: the rules after absorbing every
+/// published sum, and the history of those rounds.
+#[derive(Debug, Clone)]
+pub struct Referee<'c> {
+    consortium: &'c Consortium,
+    rules: JobRules,
+    history: Vec<Published>,
+    /// The contributors of each published round (for the cohort policy).
+    sets: Vec<BTreeSet<PartyIndex>>,
+}
+
+fn abridged(s: &str) -> String {
+    const MAX: usize = 96;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
+fn describe_task(task: &Task) -> String {
+    match task {
+        Task::SecureSum(_) => "secure-sum".into(),
+        Task::ModelTask(bytes) => abridged(&String::from_utf8_lossy(bytes)),
+    }
+}
+
+impl<'c> Referee<'c> {
+    /// The job before any round.
+    pub fn new(consortium: &'c Consortium) -> Result<Self, RefereeError> {
+        Ok(Self {
+            consortium,
+            rules: JobRules::new(&consortium.job)?,
+            history: Vec::new(),
+            sets: Vec::new(),
+        })
+    }
+
+    /// Replays the job from the coordinator-signed outcomes of its rounds
+    /// 0, 1, … in order, checking each against the rules.
+    pub fn replay(
+        consortium: &'c Consortium,
+        outcomes: &[pb::Signed],
+    ) -> Result<Self, RefereeError> {
+        let mut referee = Self::new(consortium)?;
+        for signed in outcomes {
+            referee.absorb_signed(signed)?;
+        }
+        Ok(referee)
+    }
+
+    /// The published rounds so far.
+    pub fn history(&self) -> &[Published] {
+        &self.history
+    }
+
+    /// The job's rules after the published rounds.
+    pub fn rules(&self) -> &JobRules {
+        &self.rules
+    }
+
+    /// The next round's plan, or `None` once the job is done.
+    pub fn next_plan(&self) -> Option<RoundPlan> {
+        self.rules.next_plan()
+    }
+
+    /// The digest of a plan of this job.
+    pub fn digest(&self, plan: &RoundPlan) -> TaskDigest {
+        task_digest(&self.consortium.job, plan)
+    }
+
+    /// Members allowed to contribute to the next round under the job's
+    /// cohort policy; `None` means any member.
+    pub fn allowed(&self) -> Option<&BTreeSet<PartyIndex>> {
+        cohort::allowed(self.consortium.job.cohort, &self.sets)
+    }
+
+    /// Checks that `contributors` may contribute to the next round.
+    pub fn check_contributors(
+        &self,
+        contributors: &BTreeSet<PartyIndex>,
+    ) -> Result<(), RefereeError> {
+        cohort::check(
+            self.consortium.job.cohort,
+            &self.sets,
+            contributors,
+            &self.consortium.roster,
+        )
+    }
+
+    /// Verifies one coordinator-signed outcome as the next published round
+    /// and absorbs its sum. On error nothing changes.
+    pub fn absorb_signed(&mut self, signed: &pb::Signed) -> Result<&Published, RefereeError> {
+        let round = self.history.len() as u64;
+        let bad = |problem: String| RefereeError::BadOutcome { round, problem };
+        let (message, _checked) =
+            envelope::open_coordinator(signed, self.consortium.roster.coordinator())
+                .map_err(|e| bad(e.to_string()))?;
+        if message.job_id != self.consortium.job.id {
+            return Err(bad(format!("it is for job {:?}", message.job_id)));
+        }
+        if message.round != round {
+            return Err(bad(format!(
+                "it is numbered round {}; outcomes must come in round order",
+                message.round
+            )));
+        }
+        let Some(coordinator_message::Body::Outcome(outcome)) = &message.body else {
+            return Err(bad("it is not a round outcome".into()));
+        };
+        let plan = self
+            .rules
+            .next_plan()
+            .ok_or_else(|| bad("the job was already finished".into()))?;
+        let sum_words =
+            words::from_bytes("published sum", &outcome.sum).map_err(|e| bad(e.to_string()))?;
+        let expected = plan.codec.words_for(plan.dimension);
+        if sum_words.len() != expected {
+            return Err(bad(format!(
+                "the sum has {} words, the round's task has {expected}",
+                sum_words.len()
+            )));
+        }
+        let contributors = self.indices(&outcome.contributors).map_err(bad)?;
+        let t = self.consortium.protocol.thresholds;
+        let need = t.threshold.max(t.min_cohort);
+        if contributors.len() < need {
+            return Err(bad(format!(
+                "{} contributors; a published sum needs at least {need}",
+                contributors.len()
+            )));
+        }
+        self.check_contributors(&contributors)?;
+        let sum = plan
+            .codec
+            .decode(&sum_words)
+            .map_err(|e| bad(e.to_string()))?;
+        let mut rules = self.rules.clone();
+        let progress = rules.absorb(&sum).map_err(|e| match e {
+            RefereeError::Absorb { message, .. } => RefereeError::Absorb { round, message },
+            other => other,
+        })?;
+        self.rules = rules;
+        self.sets.push(contributors.clone());
+        self.history.push(Published {
+            round,
+            attempt: message.attempt,
+            digest: task_digest(&self.consortium.job, &plan),
+            sum,
+            contributors,
+            progress,
+        });
+        Ok(&self.history[self.history.len() - 1])
+    }
+
+    fn indices(&self, ids: &[String]) -> Result<BTreeSet<PartyIndex>, String> {
+        let mut out = BTreeSet::new();
+        for id in ids {
+            let m = self
+                .consortium
+                .roster
+                .get(id)
+                .ok_or_else(|| format!("contributor {id:?} is not a consortium member"))?;
+            if !out.insert(m.index) {
+                return Err(format!("contributor {id} is listed twice"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks an announcement of (`round`, any attempt) against the job spec,
+    /// the consortium file and the published results, and returns the plan
+    /// it must carry. Nothing in the announcement is computed on before this
+    /// passes, so a crafted task costs a participant nothing.
+    pub fn check_announcement(
+        &self,
+        round: u64,
+        a: &pb::RoundAnnouncement,
+    ) -> Result<RoundPlan, RefereeError> {
+        let published = self.history.len() as u64;
+        if round != published {
+            return Err(RefereeError::WrongRound {
+                got: round,
+                published,
+            });
+        }
+        let plan = self.rules.next_plan().ok_or(RefereeError::JobFinished {
+            got: round,
+            published,
+        })?;
+        let mismatch =
+            |field: &'static str, announced: String, expected: String| RefereeError::Mismatch {
+                round,
+                field,
+                announced,
+                expected,
+            };
+        let c = self.consortium;
+        let t = c.protocol.thresholds;
+        if a.threshold as usize != t.threshold || a.min_cohort as usize != t.min_cohort {
+            return Err(mismatch(
+                "threshold / minimum cohort",
+                format!("{} / {}", a.threshold, a.min_cohort),
+                format!("{} / {}", t.threshold, t.min_cohort),
+            ));
+        }
+        if a.job_spec_hash.as_ref() != c.job.hash() {
+            return Err(mismatch(
+                "job spec hash",
+                hex::encode(&a.job_spec_hash),
+                hex::encode(c.job.hash()),
+            ));
+        }
+        let members: Vec<&str> = a.members.iter().map(String::as_str).collect();
+        let roster: Vec<&str> = c.roster.members().map(|m| m.id.as_str()).collect();
+        if members != roster {
+            return Err(mismatch(
+                "members",
+                abridged(&members.join(", ")),
+                abridged(&roster.join(", ")),
+            ));
+        }
+        let codec = a
+            .fixed_point
+            .as_ref()
+            .ok_or_else(|| mismatch("codec", "none".into(), format!("{:?}", plan.codec)))
+            .and_then(|spec| {
+                Codec::from_pb(spec, a.digits).map_err(|e| {
+                    mismatch(
+                        "codec",
+                        format!("invalid ({e})"),
+                        format!("{:?}", plan.codec),
+                    )
+                })
+            })?;
+        if codec != plan.codec {
+            return Err(mismatch(
+                "codec",
+                format!("{codec:?}"),
+                format!("{:?}", plan.codec),
+            ));
+        }
+        if a.dimension != plan.dimension as u64 {
+            return Err(mismatch(
+                "dimension",
+                a.dimension.to_string(),
+                plan.dimension.to_string(),
+            ));
+        }
+        let task = a
+            .task
+            .as_ref()
+            .ok_or_else(|| mismatch("task", "none".into(), describe_task(&plan.task)))?;
+        if *task != plan.task {
+            return Err(mismatch(
+                "task",
+                describe_task(task),
+                describe_task(&plan.task),
+            ));
+        }
+        Ok(plan)
+    }
+}

@@ -1,0 +1,248 @@
+//! The job as a deterministic sequence of rounds: [`JobRules`] says which
+//! [`RoundPlan`] comes next and absorbs each published sum. Pure: the same
+//! spec and sums give the same plans everywhere, bit for bit.
+
+use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_crypto::wide::WideFixed;
+use fedcredit_model::job::{FittedModel, ModelJob, ModelTask};
+use fedcredit_proto::codec::Codec;
+use fedcredit_proto::consortium::{JobKind, JobSpec};
+use fedcredit_proto::v1::{self as pb, round_announcement::Task};
+use sha2::{Digest, Sha256};
+
+use crate::RefereeError;
+
+/// One round's aggregation: how many values, their codec, and the task
+/// participants compute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundPlan {
+    /// Values each participant contributes.
+    pub dimension: usize,
+    /// How values become words.
+    pub codec: Codec,
+    /// What participants compute (carried in the announcement).
+    pub task: Task,
+}
+
+/// The rules of one job: the next round's plan, and what a published sum
+/// makes of the job.
+#[derive(Debug, Clone)]
+pub enum JobRules {
+    /// One round of `dimension` values in a narrow codec.
+    SecureSum {
+        /// The single round.
+        plan: RoundPlan,
+        /// Whether its sum was absorbed.
+        done: bool,
+    },
+    /// A credit model (statistics, optimization, evaluation rounds).
+    Model {
+        /// The job's state between rounds.
+        job: Box<ModelJob>,
+        /// The wide codec of model rounds.
+        codec: Codec,
+    },
+}
+
+impl JobRules {
+    /// The rules of `spec` (validated).
+    pub fn new(spec: &JobSpec) -> Result<Self, RefereeError> {
+        match &spec.kind {
+            JobKind::SecureSum {
+                dimension,
+                frac_bits,
+                clip,
+            } => {
+                let fp = FixedPoint::new(*frac_bits, *clip)
+                    .map_err(|e| RefereeError::Spec(e.to_string()))?;
+                Ok(JobRules::SecureSum {
+                    plan: RoundPlan {
+                        dimension: *dimension,
+                        codec: Codec::Narrow(fp),
+                        task: Task::SecureSum(pb::SecureSumTask {}),
+                    },
+                    done: false,
+                })
+            }
+            JobKind::LogisticRegression(model) => {
+                let job = ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash()))
+                    .map_err(|e| RefereeError::Spec(e.to_string()))?;
+                Ok(JobRules::Model {
+                    job: Box::new(job),
+                    codec: Codec::Wide(WideFixed::model_default()),
+                })
+            }
+        }
+    }
+
+    /// The next round's plan, or `None` when the job is done.
+    pub fn next_plan(&self) -> Option<RoundPlan> {
+        match self {
+            JobRules::SecureSum { plan, done } => (!done).then(|| plan.clone()),
+            JobRules::Model { job, codec } => job.next_task().map(|task| RoundPlan {
+                dimension: task.dimension(job.width()),
+                codec: *codec,
+                task: Task::ModelTask(task.to_bytes().into()),
+            }),
+        }
+    }
+
+    /// The next model task, decoded (`None` for a secure sum or a finished job).
+    pub fn next_model_task(&self) -> Option<ModelTask> {
+        match self {
+            JobRules::Model { job, .. } => job.next_task(),
+            JobRules::SecureSum { .. } => None,
+        }
+    }
+
+    /// Absorbs the decoded sum of the current round; returns what the job
+    /// made of it as JSON (`null` for a secure sum). On error nothing changes.
+    pub fn absorb(&mut self, sum: &[f64]) -> Result<String, RefereeError> {
+        match self {
+            JobRules::SecureSum { plan, done } => {
+                if *done {
+                    return Err(RefereeError::Absorb {
+                        round: 1,
+                        message: "a secure-sum job has one round, and it is done".into(),
+                    });
+                }
+                if sum.len() != plan.dimension {
+                    return Err(RefereeError::Absorb {
+                        round: 0,
+                        message: format!(
+                            "the sum has {} values, the job sums {}",
+                            sum.len(),
+                            plan.dimension
+                        ),
+                    });
+                }
+                *done = true;
+                Ok("null".into())
+            }
+            JobRules::Model { job, .. } => {
+                let progress = job.absorb(sum).map_err(|e| RefereeError::Absorb {
+                    round: 0,
+                    message: e.to_string(),
+                })?;
+                serde_json::to_string(&progress).map_err(|e| RefereeError::Absorb {
+                    round: 0,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The fitted model of a model job, once done.
+    pub fn model(&self) -> Option<&FittedModel> {
+        match self {
+            JobRules::Model { job, .. } => job.model(),
+            JobRules::SecureSum { .. } => None,
+        }
+    }
+}
+
+/// The largest number of words any round of this job aggregates: the bound a
+/// participant and the coordinator hold every message to.
+pub fn max_words(kind: &JobKind) -> usize {
+    match kind {
+        JobKind::SecureSum { dimension, .. } => *dimension,
+        JobKind::LogisticRegression(spec) => {
+            let p = spec.schema.encoded_width();
+            let values = fedcredit_model::logistic::newton::newton_terms_len(p)
+                .max(2 * spec.bins + 3)
+                .max(p + 2);
+            Codec::Wide(WideFixed::model_default()).words_for(values)
+        }
+    }
+}
+
+/// A task's identity, independent of round and attempt numbers: two rounds
+/// with the same digest ask every member for the same vector, so a member
+/// contributes to a digest with one contributor set only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskDigest([u8; 32]);
+
+impl TaskDigest {
+    /// Lower-case hex, as the participant journal stores it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses the journal's hex form.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let bytes = hex::decode(s).ok()?;
+        Some(Self(bytes.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Display for TaskDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex()[..16])
+    }
+}
+
+/// SHA-256 over a domain tag, the job (id and spec hash), the codec, the
+/// dimension and the task's bytes. Round and attempt numbers are left out on
+/// purpose: a retry or a later round asking the same thing is the same task.
+pub fn task_digest(spec: &JobSpec, plan: &RoundPlan) -> TaskDigest {
+    let mut h = Sha256::new();
+    h.update(b"fedcredit/v1/task\0");
+    h.update((spec.id.len() as u64).to_be_bytes());
+    h.update(spec.id.as_bytes());
+    h.update(spec.hash());
+    let (fp, limbs) = plan.codec.to_pb();
+    h.update(fp.frac_bits.to_be_bytes());
+    h.update(fp.clip.to_bits().to_be_bytes());
+    h.update(limbs.to_be_bytes());
+    h.update((plan.dimension as u64).to_be_bytes());
+    match &plan.task {
+        Task::SecureSum(_) => h.update(b"secure-sum\0"),
+        Task::ModelTask(bytes) => {
+            h.update(b"model-task\0");
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+    }
+    TaskDigest(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedcredit_proto::consortium::CohortPolicy;
+
+    fn secure_sum(clip: f64) -> JobSpec {
+        JobSpec {
+            id: "j".into(),
+            cohort: CohortPolicy::Fixed,
+            kind: JobKind::SecureSum {
+                dimension: 2,
+                frac_bits: 16,
+                clip,
+            },
+        }
+    }
+
+    #[test]
+    fn a_secure_sum_has_exactly_one_round() {
+        let mut rules = JobRules::new(&secure_sum(1e6)).expect("valid");
+        assert!(rules.next_plan().is_some());
+        assert!(rules.absorb(&[1.0]).is_err(), "wrong length is refused");
+        assert!(rules.next_plan().is_some(), "a refused sum changes nothing");
+        rules.absorb(&[1.0, 2.0]).expect("absorbs");
+        assert!(rules.next_plan().is_none());
+        assert!(rules.absorb(&[1.0, 2.0]).is_err());
+    }
+
+    #[test]
+    fn digest_depends_on_settings_not_on_round() {
+        let a = secure_sum(1e6);
+        let b = secure_sum(2e6);
+        let pa = JobRules::new(&a).expect("a").next_plan().expect("plan");
+        let pb_ = JobRules::new(&b).expect("b").next_plan().expect("plan");
+        assert_eq!(task_digest(&a, &pa), task_digest(&a, &pa.clone()));
+        assert_ne!(task_digest(&a, &pa), task_digest(&b, &pb_));
+        let d = task_digest(&a, &pa);
+        assert_eq!(TaskDigest::from_hex(&d.to_hex()), Some(d));
+    }
+}
