@@ -1,0 +1,1029 @@
+//! [`Adversary`]: a scripted, dishonest coordinator. A tonic server that
+//! verifies each participant envelope and hands every call to the test's
+//! driver (this struct) through a channel; the driver answers when the test
+//! says a phase closes. Nothing is answered on a timer.
+//!
+//! A round attempt, as the test scripts it:
+//!
+//! ```text
+//! announce(round, attempt, announcement, to)   answers the polls of `to`
+//! advertise(cohort)                            relays all adverts to each sender
+//! share_keys()                                 relays to each sender the ciphertexts addressed to it
+//! masked_input(|viewer| survivor list)         answers each sender with the list chosen for it
+//! confirm(|viewer, confirmations| relayed)     answers each with the confirmations chosen for it
+//! unmask(End::Complete | End::Abort)           signed outcome (per viewer's list) or an abort
+//! ```
+//!
+//! A phase waits for each expected member until it sends the phase's
+//! message or gives up (polls again, sends `Leave`, or its `run` returns).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_crypto::kx::{AgreementPublic, SessionId};
+use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
+use fedcredit_proto::codec::Codec;
+use fedcredit_proto::consortium::{Consortium, JobKind};
+use fedcredit_proto::envelope;
+use fedcredit_proto::roster::Roster;
+use fedcredit_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body, round_announcement};
+use fedcredit_proto::words;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status};
+
+use crate::colluder::Colluder;
+
+/// The RPCs of the `Coordinator` service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rpc {
+    /// Long poll for an announcement.
+    Poll,
+    /// Phase 1.
+    AdvertiseKeys,
+    /// Phase 2.
+    ShareKeys,
+    /// Phase 3.
+    SubmitMaskedInput,
+    /// Phase 4.
+    ConfirmSurvivors,
+    /// Phase 5.
+    Unmask,
+    /// A participant leaves the job.
+    Leave,
+}
+
+/// What the driver answers a call with (one variant per response type).
+#[derive(Debug)]
+enum Answer {
+    Signed(pb::Signed),
+    Adverts(pb::AdvertisedKeys),
+    Shares(pb::SharesForYou),
+    Survivors(pb::Survivors),
+    Confirmations(pb::SurvivorSignatures),
+    LeaveAck,
+}
+
+type Reply = oneshot::Sender<Result<Answer, Status>>;
+
+/// A verified call waiting for the driver's answer.
+#[derive(Debug)]
+struct Call {
+    rpc: Rpc,
+    signed: pb::Signed,
+    message: pb::Message,
+    reply: Reply,
+}
+
+#[derive(Debug)]
+enum Event {
+    Call(Call),
+    /// An honest participant's `run` returned (with its error, if any).
+    Ended {
+        id: String,
+        error: Option<String>,
+    },
+}
+
+/// The tonic service: verifies the envelope against the roster and forwards.
+#[derive(Clone, Debug)]
+struct Service {
+    roster: Arc<Roster>,
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Service {
+    async fn call(&self, rpc: Rpc, req: Request<pb::Signed>) -> Result<Answer, Status> {
+        let signed = req.into_inner();
+        let message = envelope::open(&signed, &self.roster)
+            .map_err(|e| Status::permission_denied(e.to_string()))?
+            .message;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Event::Call(Call {
+                rpc,
+                signed,
+                message,
+                reply,
+            }))
+            .map_err(|_| Status::unavailable("the adversary stopped"))?;
+        answer
+            .await
+            .map_err(|_| Status::unavailable("the adversary dropped the call"))?
+    }
+}
+
+fn wrong_answer() -> Status {
+    Status::internal("the script answered with the wrong kind of message")
+}
+
+#[tonic::async_trait]
+impl Coordinator for Service {
+    async fn poll(&self, req: Request<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
+        match self.call(Rpc::Poll, req).await? {
+            Answer::Signed(s) => Ok(Response::new(s)),
+            _ => Err(wrong_answer()),
+        }
+    }
+    async fn advertise_keys(
+        &self,
+        req: Request<pb::Signed>,
+    ) -> Result<Response<pb::AdvertisedKeys>, Status> {
+        match self.call(Rpc::AdvertiseKeys, req).await? {
+            Answer::Adverts(a) => Ok(Response::new(a)),
+            _ => Err(wrong_answer()),
+        }
+    }
+    async fn share_keys(
+        &self,
+        req: Request<pb::Signed>,
+    ) -> Result<Response<pb::SharesForYou>, Status> {
+        match self.call(Rpc::ShareKeys, req).await? {
+            Answer::Shares(s) => Ok(Response::new(s)),
+            _ => Err(wrong_answer()),
+        }
+    }
+    async fn submit_masked_input(
+        &self,
+        req: Request<pb::Signed>,
+    ) -> Result<Response<pb::Survivors>, Status> {
+        match self.call(Rpc::SubmitMaskedInput, req).await? {
+            Answer::Survivors(s) => Ok(Response::new(s)),
+            _ => Err(wrong_answer()),
+        }
+    }
+    async fn confirm_survivors(
+        &self,
+        req: Request<pb::Signed>,
+    ) -> Result<Response<pb::SurvivorSignatures>, Status> {
+        match self.call(Rpc::ConfirmSurvivors, req).await? {
+            Answer::Confirmations(c) => Ok(Response::new(c)),
+            _ => Err(wrong_answer()),
+        }
+    }
+    async fn unmask(&self, req: Request<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
+        match self.call(Rpc::Unmask, req).await? {
+            Answer::Signed(s) => Ok(Response::new(s)),
+            _ => Err(wrong_answer()),
+        }
+    }
+    async fn leave(&self, req: Request<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
+        match self.call(Rpc::Leave, req).await? {
+            Answer::LeaveAck => Ok(Response::new(pb::LeaveAck {})),
+            _ => Err(wrong_answer()),
+        }
+    }
+}
+
+/// How the unmask phase ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Unmask (with the real `Unmasker`) over each revealer's survivor list
+    /// and answer it with the coordinator-signed outcome.
+    Complete,
+    /// Take the revealed shares, then answer every revealer with an abort.
+    Abort,
+}
+
+/// Everything one round attempt recorded: what honest participants (and
+/// colluders) sent, and what each was shown. Keyed by member id.
+#[derive(Debug)]
+pub struct AttemptRecord {
+    /// The round.
+    pub round: u64,
+    /// The attempt.
+    pub attempt: u32,
+    /// The announcement as sent (unsigned form).
+    pub announcement: pb::RoundAnnouncement,
+    /// The coordinator-signed announcement.
+    pub signed_announcement: pb::Signed,
+    /// Phase 1: signed adverts and their keys.
+    pub adverts: BTreeMap<String, (pb::Signed, Advertisement)>,
+    /// Phase 2: each sender's self-mask commitment and ciphertexts.
+    pub shares: BTreeMap<String, ([u8; 32], Vec<pb::ShareCiphertext>)>,
+    /// Phase 3: masked inputs as words.
+    pub masked: BTreeMap<String, Vec<u64>>,
+    /// Phase 3 answer: the survivor list each sender was shown.
+    pub shown: BTreeMap<String, Vec<String>>,
+    /// Phase 4: every signed confirmation, with its signer and list.
+    pub confirmations: Vec<(String, Vec<String>, pb::Signed)>,
+    /// Phase 5: revealed shares by revealer.
+    pub reveals: BTreeMap<String, pb::UnmaskShares>,
+    /// Members that gave up, and in which phase.
+    pub gave_up: BTreeMap<String, Rpc>,
+    /// Every signed participant message of this attempt, in arrival order.
+    pub messages: Vec<pb::Signed>,
+}
+
+impl AttemptRecord {
+    /// The codec the announcement asked for.
+    pub fn codec(&self) -> Codec {
+        let spec = self.announcement.fixed_point.unwrap_or_default();
+        Codec::from_pb(&spec, self.announcement.digits)
+            .unwrap_or_else(|e| panic!("the script announced an invalid codec: {e}"))
+    }
+
+    /// The task the announcement asked for.
+    pub fn task(&self) -> Option<&round_announcement::Task> {
+        self.announcement.task.as_ref()
+    }
+}
+
+/// The scripted dishonest coordinator (see the module docs).
+#[derive(Debug)]
+pub struct Adversary {
+    consortium: Consortium,
+    key: IdentityKey,
+    url: String,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    /// Long polls waiting for an answer: id -> reply.
+    polls: BTreeMap<String, Reply>,
+    /// Participants whose `run` returned, with its error.
+    pub ended: BTreeMap<String, Option<String>>,
+    /// Leave messages: (id, reason).
+    pub leaves: Vec<(String, String)>,
+    /// Calls refused because no phase expected them (for diagnostics).
+    pub refused: Vec<String>,
+    /// Every call received and every announcement delivered, in order.
+    pub trace: Vec<String>,
+    /// The announcement still owed to members that have not polled yet.
+    pending: Option<(pb::Signed, BTreeSet<String>)>,
+    /// Every attempt announced, in order.
+    pub attempts: Vec<AttemptRecord>,
+    /// Members played by the adversary.
+    pub colluders: Vec<Colluder>,
+    /// The signed outcomes of the rounds completed so far, in order (what
+    /// [`Adversary::announcement`] puts in `previous_outcomes`; a test may
+    /// rewrite it to lie about the job's history).
+    pub published: Vec<pb::Signed>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Adversary {
+    /// Binds `127.0.0.1:0`, serves the `Coordinator` service on it, and
+    /// returns the driver. `consortium` is the adversary's copy (roster and
+    /// job); `key` is the coordinator's identity key.
+    pub async fn start(consortium: Consortium, key: IdentityKey) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind 127.0.0.1:0: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local_addr: {e}"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let service = Service {
+            roster: Arc::new(consortium.roster.clone()),
+            tx: tx.clone(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(
+                CoordinatorServer::new(service)
+                    .max_decoding_message_size(1 << 30)
+                    .max_encoding_message_size(1 << 30),
+            )
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move {
+                    let _ = stopped.await;
+                },
+            );
+        tokio::spawn(server);
+        Self {
+            consortium,
+            key,
+            url: format!("http://{addr}"),
+            tx,
+            rx,
+            polls: BTreeMap::new(),
+            ended: BTreeMap::new(),
+            leaves: Vec::new(),
+            published: Vec::new(),
+            refused: Vec::new(),
+            trace: Vec::new(),
+            pending: None,
+            attempts: Vec::new(),
+            colluders: Vec::new(),
+            _stop: stop,
+        }
+    }
+
+    /// One line per attempt: who advertised, shared, masked, was shown
+    /// what, confirmed, revealed and gave up (for failure messages).
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "trace {:?}\nrefused calls {:?}; ended {:?}\n",
+            self.trace, self.refused, self.ended
+        );
+        for a in &self.attempts {
+            let keys = |m: Vec<&String>| m.into_iter().cloned().collect::<Vec<_>>().join(",");
+            out.push_str(&format!(
+                "round {} attempt {}: adverts [{}] shares [{}] masked [{}] shown {:?} confirmed {:?} reveals [{}] gave up {:?}; leaves {:?}\n",
+                a.round,
+                a.attempt,
+                keys(a.adverts.keys().collect()),
+                keys(a.shares.keys().collect()),
+                keys(a.masked.keys().collect()),
+                a.shown,
+                a.confirmations.iter().map(|c| (&c.0, &c.1)).collect::<Vec<_>>(),
+                keys(a.reveals.keys().collect()),
+                a.gave_up,
+                self.leaves,
+            ));
+        }
+        out
+    }
+
+    /// The URL participants dial.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The adversary's copy of the consortium.
+    pub fn consortium(&self) -> &Consortium {
+        &self.consortium
+    }
+
+    /// A callback an honest participant's task calls when its `run` returns.
+    pub fn ended_notifier(&self, id: &str) -> impl FnOnce(Option<String>) + Send + 'static {
+        let (tx, id) = (self.tx.clone(), id.to_owned());
+        move |error| {
+            let _ = tx.send(Event::Ended { id, error });
+        }
+    }
+
+    /// Lets the adversary play member `colluder.id` from now on.
+    pub fn add_colluder(&mut self, colluder: Colluder) {
+        self.colluders.push(colluder);
+    }
+
+    /// Takes the queued events after participants were stopped, and forgets
+    /// that `ids` ended (they are about to be restarted).
+    pub fn restarted(&mut self, ids: &[String]) {
+        while let Ok(event) = self.rx.try_recv() {
+            self.background(event);
+        }
+        for id in ids {
+            self.ended.remove(id);
+            self.polls.remove(id);
+        }
+        self.pending = None;
+    }
+
+    /// The announcement the honest coordinator would send for a round of
+    /// this job with `task`, `dimension` and `codec`: the consortium's
+    /// members, thresholds and job hash.
+    pub fn announcement(
+        &self,
+        task: round_announcement::Task,
+        dimension: usize,
+        codec: Codec,
+    ) -> pb::RoundAnnouncement {
+        let c = &self.consortium;
+        let (fixed_point, digits) = codec.to_pb();
+        pb::RoundAnnouncement {
+            members: c.roster.members().map(|m| m.id.to_string()).collect(),
+            threshold: c.protocol.thresholds.threshold as u32,
+            min_cohort: c.protocol.thresholds.min_cohort as u32,
+            dimension: dimension as u64,
+            fixed_point: Some(fixed_point),
+            job_spec_hash: c.job.hash().to_vec().into(),
+            digits,
+            departed: Vec::new(),
+            task: Some(task),
+            previous_outcomes: self.published.clone(),
+        }
+    }
+
+    /// The announcement of the consortium's secure-sum job, exactly as the
+    /// job spec says.
+    pub fn secure_sum_announcement(&self) -> pb::RoundAnnouncement {
+        let JobKind::SecureSum {
+            dimension,
+            frac_bits,
+            clip,
+        } = self.consortium.job.kind
+        else {
+            panic!("the consortium's job is not a secure sum");
+        };
+        let fp = fedcredit_crypto::fixed_point::FixedPoint::new(frac_bits, clip)
+            .unwrap_or_else(|e| panic!("job codec: {e}"));
+        self.announcement(
+            round_announcement::Task::SecureSum(pb::SecureSumTask {}),
+            dimension,
+            Codec::Narrow(fp),
+        )
+    }
+
+    /// Signs `announcement` for (round, attempt), opens a new attempt record
+    /// and answers the next poll of each member of `to` with it.
+    pub async fn announce(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        announcement: pb::RoundAnnouncement,
+        to: &[String],
+    ) {
+        let message = pb::CoordinatorMessage {
+            job_id: self.consortium.job.id.clone(),
+            round,
+            attempt,
+            body: Some(coordinator_message::Body::Announce(announcement.clone())),
+        };
+        let signed = envelope::seal_coordinator(&self.key, &message);
+        self.attempts.push(AttemptRecord {
+            round,
+            attempt,
+            announcement,
+            signed_announcement: signed.clone(),
+            adverts: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            masked: BTreeMap::new(),
+            shown: BTreeMap::new(),
+            confirmations: Vec::new(),
+            reveals: BTreeMap::new(),
+            gave_up: BTreeMap::new(),
+            messages: Vec::new(),
+        });
+        self.deliver(&signed, to).await;
+    }
+
+    /// Re-sends an already signed coordinator message (e.g. an old
+    /// announcement) to the next poll of each member of `to`, recording a
+    /// new attempt under the (round, attempt) the message carries.
+    pub async fn replay(&mut self, signed: pb::Signed, to: &[String]) {
+        let (message, _) = envelope::open_coordinator(&signed, &self.key.public())
+            .unwrap_or_else(|e| panic!("replaying a message the adversary did not sign: {e}"));
+        let Some(coordinator_message::Body::Announce(announcement)) = message.body else {
+            panic!("only announcements are replayed");
+        };
+        self.attempts.push(AttemptRecord {
+            round: message.round,
+            attempt: message.attempt,
+            announcement,
+            signed_announcement: signed.clone(),
+            adverts: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            masked: BTreeMap::new(),
+            shown: BTreeMap::new(),
+            confirmations: Vec::new(),
+            reveals: BTreeMap::new(),
+            gave_up: BTreeMap::new(),
+            messages: Vec::new(),
+        });
+        self.deliver(&signed, to).await;
+    }
+
+    /// Answers the parked polls of `to` with `signed` now, and the next
+    /// poll of each of the others as it arrives (while the phases run: a
+    /// member that is slow to poll must not miss the attempt).
+    async fn deliver(&mut self, signed: &pb::Signed, to: &[String]) {
+        let mut pending: BTreeSet<String> = to
+            .iter()
+            .filter(|id| !self.ended.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in pending.clone() {
+            if let Some(reply) = self.polls.remove(&id)
+                && reply.send(Ok(Answer::Signed(signed.clone()))).is_ok()
+            {
+                self.trace.push(format!("delivered to {id}"));
+                pending.remove(&id);
+            }
+        }
+        self.pending = Some((signed.clone(), pending));
+    }
+
+    /// Handles the next event; returns it if it is a round-phase call
+    /// (`None`: a background event, handled).
+    async fn next_event(&mut self) -> Option<Call> {
+        // The adversary holds a sender itself, so the channel never closes.
+        let event = self.rx.recv().await?;
+        self.background(event)
+    }
+
+    /// Polls are parked, leaves acknowledged, ends noted; a round-phase call is returned.
+    fn background(&mut self, event: Event) -> Option<Call> {
+        if let Event::Call(c) = &event {
+            self.trace.push(format!(
+                "{:?} {} r{}a{}",
+                c.rpc, c.message.sender, c.message.round, c.message.attempt
+            ));
+        }
+        match event {
+            Event::Ended { id, error } => {
+                self.polls.remove(&id);
+                self.ended.insert(id, error);
+                None
+            }
+            Event::Call(call) if call.rpc == Rpc::Poll => {
+                let id = call.message.sender.clone();
+                let owed = match &mut self.pending {
+                    Some((signed, to)) if to.contains(&id) => {
+                        to.remove(&id);
+                        Some(signed.clone())
+                    }
+                    _ => None,
+                };
+                match owed {
+                    Some(signed) => {
+                        let _ = call.reply.send(Ok(Answer::Signed(signed)));
+                        self.trace.push(format!("delivered to {id}"));
+                    }
+                    None => {
+                        self.polls.insert(id, call.reply);
+                    }
+                }
+                None
+            }
+            Event::Call(call) if call.rpc == Rpc::Leave => {
+                let reason = match &call.message.body {
+                    Some(Body::Leave(l)) => pb::ReasonCode::label_of(l.code).to_owned(),
+                    _ => String::new(),
+                };
+                self.leaves.push((call.message.sender.clone(), reason));
+                let _ = call.reply.send(Ok(Answer::LeaveAck));
+                None
+            }
+            Event::Call(call) => Some(call),
+        }
+    }
+
+    fn gone(&self, id: &str) -> bool {
+        self.polls.contains_key(id)
+            || self.ended.contains_key(id)
+            || self.leaves.iter().any(|(l, _)| l == id)
+    }
+
+    fn current(&mut self) -> &mut AttemptRecord {
+        self.attempts
+            .last_mut()
+            .unwrap_or_else(|| panic!("no attempt announced"))
+    }
+
+    /// Waits until each member of `cohort` sent its `rpc` message for the
+    /// current attempt or gave up; other calls are refused.
+    async fn collect(&mut self, rpc: Rpc, cohort: &[String]) -> Vec<(String, Call)> {
+        let (round, attempt) = {
+            let a = self.current();
+            (a.round, a.attempt)
+        };
+        let mut got: BTreeMap<String, Call> = BTreeMap::new();
+        loop {
+            let waiting: Vec<&String> = cohort
+                .iter()
+                .filter(|id| !got.contains_key(*id) && !self.gone(id))
+                .collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let Some(call) = self.next_event().await else {
+                continue;
+            };
+            let from = call.message.sender.clone();
+            if call.rpc != rpc
+                || !cohort.contains(&from)
+                || got.contains_key(&from)
+                || call.message.round != round
+                || call.message.attempt != attempt
+            {
+                self.refuse(call, "not expected in this phase");
+                continue;
+            }
+            self.current().messages.push(call.signed.clone());
+            got.insert(from, call);
+        }
+        let gave_up: Vec<String> = cohort
+            .iter()
+            .filter(|id| !got.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gave_up {
+            self.current().gave_up.entry(id).or_insert(rpc);
+        }
+        got.into_iter().collect()
+    }
+
+    fn binding_session(&self, cohort: &BTreeMap<PartyIndex, Advertisement>) -> SessionId {
+        let a = self
+            .attempts
+            .last()
+            .unwrap_or_else(|| panic!("no attempt announced"));
+        let spec_hash = self.consortium.job.hash();
+        let binding = SessionBinding {
+            job_id: &self.consortium.job.id,
+            job_spec_hash: &spec_hash,
+            round: a.round,
+            attempt: a.attempt,
+            thresholds: self.consortium.protocol.thresholds,
+        };
+        secagg::session_id(&binding, cohort)
+    }
+
+    /// Phase 1: collects adverts from `cohort` (and the colluders), then
+    /// answers every honest sender with all of them. Returns who advertised.
+    pub async fn advertise(&mut self, cohort: &[String]) -> Vec<String> {
+        let calls = self.collect(Rpc::AdvertiseKeys, cohort).await;
+        let (round, attempt) = (self.current().round, self.current().attempt);
+        let mut adverts = BTreeMap::new();
+        for (id, call) in &calls {
+            let Some(Body::Advertise(k)) = &call.message.body else {
+                continue;
+            };
+            adverts.insert(id.clone(), (call.signed.clone(), advertisement(k)));
+        }
+        let job = self.consortium.job.id.clone();
+        let thresholds = self.consortium.protocol.thresholds;
+        for c in &mut self.colluders {
+            let signed = c.advertise(&job, round, attempt, thresholds);
+            adverts.insert(c.id.clone(), (signed, c.advertisement()));
+        }
+        let reply = pb::AdvertisedKeys {
+            adverts: adverts.values().map(|(s, _)| s.clone()).collect(),
+        };
+        for (_, call) in calls {
+            let _ = call.reply.send(Ok(Answer::Adverts(reply.clone())));
+        }
+        let who = adverts.keys().cloned().collect();
+        self.current().adverts = adverts;
+        who
+    }
+
+    fn cohort_keys(&self) -> BTreeMap<PartyIndex, Advertisement> {
+        let a = self
+            .attempts
+            .last()
+            .unwrap_or_else(|| panic!("no attempt announced"));
+        a.adverts
+            .iter()
+            .map(|(id, (_, ad))| (self.index(id), *ad))
+            .collect()
+    }
+
+    /// The roster index of `id`.
+    pub fn index(&self, id: &str) -> PartyIndex {
+        self.consortium
+            .roster
+            .member(id)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .index
+    }
+
+    /// Phase 2: collects encrypted shares from everyone who advertised and
+    /// relays to each sender the ciphertexts addressed to it.
+    pub async fn share_keys(&mut self) -> Vec<String> {
+        let honest: Vec<String> = self
+            .attempts
+            .last()
+            .map(|a| a.adverts.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| !self.colluders.iter().any(|c| &c.id == id))
+            .collect();
+        let calls = self.collect(Rpc::ShareKeys, &honest).await;
+        let mut shares = BTreeMap::new();
+        for (id, call) in &calls {
+            let Some(Body::Shares(s)) = &call.message.body else {
+                continue;
+            };
+            let commitment: [u8; 32] = s
+                .self_mask_commitment
+                .as_ref()
+                .try_into()
+                .unwrap_or([0; 32]);
+            shares.insert(id.clone(), (commitment, s.shares.clone()));
+        }
+        let cohort = self.cohort_keys();
+        let session = self.binding_session(&cohort);
+        let roster = self.consortium.roster.clone();
+        for c in &mut self.colluders {
+            let (commitment, cts) = c.share_keys(&roster, session, cohort.clone());
+            shares.insert(c.id.clone(), (commitment, cts));
+        }
+        for (id, call) in calls {
+            let for_me = shares
+                .iter()
+                .filter(|(from, _)| **from != id)
+                .filter_map(|(from, (_, cts))| {
+                    cts.iter()
+                        .find(|c| c.peer == id)
+                        .map(|c| pb::ShareCiphertext {
+                            peer: from.clone(),
+                            ciphertext: c.ciphertext.clone(),
+                        })
+                })
+                .collect();
+            let _ = call
+                .reply
+                .send(Ok(Answer::Shares(pb::SharesForYou { shares: for_me })));
+        }
+        let who = shares.keys().cloned().collect();
+        self.current().shares = shares;
+        who
+    }
+
+    /// Phase 3: collects masked inputs from everyone who sent shares (the
+    /// colluders mask theirs), then answers each honest sender with the
+    /// survivor list `survivors(viewer, senders)` chooses for it.
+    pub async fn masked_input(
+        &mut self,
+        survivors: impl Fn(&str, &[String]) -> Vec<String>,
+    ) -> Vec<String> {
+        let honest: Vec<String> = self
+            .attempts
+            .last()
+            .map(|a| a.shares.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| !self.colluders.iter().any(|c| &c.id == id))
+            .collect();
+        let calls = self.collect(Rpc::SubmitMaskedInput, &honest).await;
+        let mut masked = BTreeMap::new();
+        for (id, call) in &calls {
+            let Some(Body::MaskedInput(m)) = &call.message.body else {
+                continue;
+            };
+            let w = words::from_bytes("masked input", &m.values)
+                .unwrap_or_else(|e| panic!("{id} sent a bad masked input: {e}"));
+            masked.insert(id.clone(), w);
+        }
+        let codec = self.current().codec();
+        let dimension = self.current().announcement.dimension as usize;
+        let n = self.consortium.roster.len();
+        let shares = self.current().shares.clone();
+        let roster = self.consortium.roster.clone();
+        for c in &mut self.colluders {
+            let from_peers: Vec<(PartyIndex, Vec<u8>)> = shares
+                .iter()
+                .filter(|(from, _)| **from != c.id)
+                .filter_map(|(from, (_, cts))| {
+                    cts.iter()
+                        .find(|ct| ct.peer == c.id)
+                        .map(|ct| (roster.member(from).map(|m| m.index), ct.ciphertext.to_vec()))
+                })
+                .filter_map(|(p, ct)| p.ok().map(|p| (p, ct)))
+                .collect();
+            let encoded = codec
+                .encode(&c.input(dimension), n)
+                .unwrap_or_else(|e| panic!("colluder input: {e}"));
+            masked.insert(c.id.clone(), c.masked_input(&encoded, from_peers));
+        }
+        let senders: Vec<String> = masked.keys().cloned().collect();
+        for (id, call) in calls {
+            let list = survivors(&id, &senders);
+            self.current().shown.insert(id.clone(), list.clone());
+            let _ = call
+                .reply
+                .send(Ok(Answer::Survivors(pb::Survivors { survivors: list })));
+        }
+        self.current().masked = masked;
+        senders
+    }
+
+    /// Phase 4: collects the honest survivors' signed lists; each colluder
+    /// signs every distinct list shown to anyone. Each honest sender is
+    /// answered with `relay(viewer, all confirmations)`; use
+    /// [`same_list`] for what an honest coordinator relays.
+    pub async fn confirm(
+        &mut self,
+        relay: impl Fn(&str, &[(String, Vec<String>, pb::Signed)]) -> Vec<pb::Signed>,
+    ) -> Vec<String> {
+        let honest: Vec<String> = self.current().shown.keys().cloned().collect();
+        let calls = self.collect(Rpc::ConfirmSurvivors, &honest).await;
+        let mut confirmations = Vec::new();
+        for (id, call) in &calls {
+            let Some(Body::Consistency(list)) = &call.message.body else {
+                continue;
+            };
+            confirmations.push((id.clone(), list.survivors.clone(), call.signed.clone()));
+        }
+        let lists: BTreeSet<Vec<String>> = self.current().shown.values().cloned().collect();
+        let (round, attempt) = (self.current().round, self.current().attempt);
+        let job = self.consortium.job.id.clone();
+        for c in &self.colluders {
+            for list in lists.iter().filter(|l| l.contains(&c.id)) {
+                let signed = c.sealed(
+                    &job,
+                    round,
+                    attempt,
+                    Some(Body::Consistency(pb::SurvivorList {
+                        survivors: list.clone(),
+                    })),
+                );
+                confirmations.push((c.id.clone(), list.clone(), signed));
+            }
+        }
+        for (id, call) in calls {
+            let relayed = relay(&id, &confirmations);
+            let _ = call
+                .reply
+                .send(Ok(Answer::Confirmations(pb::SurvivorSignatures {
+                    confirmations: relayed,
+                })));
+        }
+        let who = confirmations.iter().map(|c| c.0.clone()).collect();
+        self.current().confirmations = confirmations;
+        who
+    }
+
+    /// Phase 5: collects revealed shares from the honest members who
+    /// confirmed, adds each colluder's reveal for the list `reveal_for`
+    /// names (None: no colluder reveal), and ends as `end` says. With
+    /// [`End::Complete`] each revealer gets the outcome over its own list,
+    /// unmasked by [`Adversary::unmask_sum`]; an unmasking that fails aborts
+    /// that revealer's call. Returns the unmasking results by list.
+    #[allow(clippy::type_complexity)]
+    pub async fn unmask(
+        &mut self,
+        colluder_reveal: Option<&[String]>,
+        tamper: impl Fn(&mut pb::UnmaskShares),
+        end: End,
+    ) -> BTreeMap<Vec<String>, Result<Vec<u64>, String>> {
+        let honest: Vec<String> = {
+            let a = self.current();
+            let mut signers: BTreeSet<String> = BTreeSet::new();
+            for (id, _, _) in &a.confirmations {
+                signers.insert(id.clone());
+            }
+            a.shown
+                .keys()
+                .filter(|id| signers.contains(*id))
+                .cloned()
+                .collect()
+        };
+        let calls = self.collect(Rpc::Unmask, &honest).await;
+        for (id, call) in &calls {
+            if let Some(Body::Unmask(u)) = &call.message.body {
+                self.current().reveals.insert(id.clone(), u.clone());
+            }
+        }
+        if let Some(list) = colluder_reveal {
+            let (round, attempt) = (self.current().round, self.current().attempt);
+            let job = self.consortium.job.id.clone();
+            let u2: Vec<String> = self.current().shares.keys().cloned().collect();
+            let mut reveals = Vec::new();
+            for c in &self.colluders {
+                let mut u = c.reveal(&u2, list);
+                tamper(&mut u);
+                let signed = c.sealed(&job, round, attempt, Some(Body::Unmask(u.clone())));
+                reveals.push((c.id.clone(), u, signed));
+            }
+            for (id, u, signed) in reveals {
+                self.current().messages.push(signed);
+                self.current().reveals.insert(id, u);
+            }
+        }
+        let mut results = BTreeMap::new();
+        let index = self.attempts.len() - 1;
+        for (id, call) in calls {
+            let list = self.current().shown.get(&id).cloned().unwrap_or_default();
+            let result = results
+                .entry(list.clone())
+                .or_insert_with(|| {
+                    crate::knowledge::unmask_sum(self, index, &list, false)
+                        .map_err(|e| e.to_string())
+                })
+                .clone();
+            let answer = match (end, result) {
+                (End::Complete, Ok(sum)) => {
+                    let signed = self.outcome(&sum, &list);
+                    // One outcome per attempt is the round's published result.
+                    let round = self.current().round;
+                    if self.published.len() as u64 == round {
+                        self.published.push(signed.clone());
+                    }
+                    Ok(Answer::Signed(signed))
+                }
+                (End::Complete, Err(e)) => Err(Status::aborted(format!("unmasking failed: {e}"))),
+                (End::Abort, _) => Err(Status::aborted("the round attempt is aborted")),
+            };
+            let _ = call.reply.send(answer);
+        }
+        results
+    }
+
+    fn outcome(&self, sum: &[u64], contributors: &[String]) -> pb::Signed {
+        let a = self
+            .attempts
+            .last()
+            .unwrap_or_else(|| panic!("no attempt announced"));
+        envelope::seal_coordinator(
+            &self.key,
+            &pb::CoordinatorMessage {
+                job_id: self.consortium.job.id.clone(),
+                round: a.round,
+                attempt: a.attempt,
+                body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
+                    sum: words::to_bytes(sum).into(),
+                    contributors: contributors.to_vec(),
+                })),
+            },
+        )
+    }
+
+    /// Runs a whole attempt the way an honest coordinator would, except for
+    /// the cohort: `to` gets the announcement, every sender is shown the list
+    /// of all masked-input senders minus `drop`, and it ends with `end`.
+    pub async fn run_attempt(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        announcement: pb::RoundAnnouncement,
+        to: &[String],
+        drop: &[String],
+        end: End,
+    ) -> BTreeMap<Vec<String>, Result<Vec<u64>, String>> {
+        self.announce(round, attempt, announcement, to).await;
+        self.run_phases(to, drop, end).await
+    }
+
+    /// The five phases of the current attempt, as in
+    /// [`Adversary::run_attempt`], with `cohort` expected to advertise.
+    pub async fn run_phases(
+        &mut self,
+        cohort: &[String],
+        drop: &[String],
+        end: End,
+    ) -> BTreeMap<Vec<String>, Result<Vec<u64>, String>> {
+        self.advertise(cohort).await;
+        self.share_keys().await;
+        self.masked_input(|_, senders| {
+            senders
+                .iter()
+                .filter(|s| !drop.contains(s))
+                .cloned()
+                .collect()
+        })
+        .await;
+        self.confirm(same_list).await;
+        let list: Option<Vec<String>> = self.current().shown.values().next().cloned();
+        self.unmask(list.as_deref(), |_| {}, end).await
+    }
+
+    /// Ends the job: answers every poll with `JobFinished { ok: true }` (and
+    /// refuses anything else) until each of `ids` has returned from `run`.
+    /// Returns each one's error, if any.
+    pub async fn finish(&mut self, ids: &[String]) -> BTreeMap<String, Option<String>> {
+        let message = pb::CoordinatorMessage {
+            job_id: self.consortium.job.id.clone(),
+            round: 0,
+            attempt: 0,
+            body: Some(coordinator_message::Body::Finished(pb::JobFinished {
+                ok: true,
+                reason: String::new(),
+            })),
+        };
+        let signed = envelope::seal_coordinator(&self.key, &message);
+        self.pending = None;
+        loop {
+            for (_, reply) in std::mem::take(&mut self.polls) {
+                let _ = reply.send(Ok(Answer::Signed(signed.clone())));
+            }
+            if ids.iter().all(|id| self.ended.contains_key(id)) {
+                break;
+            }
+            if let Some(call) = self.next_event().await {
+                self.refuse(call, "the job is over");
+            }
+        }
+        ids.iter()
+            .map(|id| (id.clone(), self.ended.get(id).cloned().flatten()))
+            .collect()
+    }
+}
+
+/// What an honest coordinator relays in phase 4: every confirmation of the
+/// list the viewer signed.
+pub fn same_list(viewer: &str, all: &[(String, Vec<String>, pb::Signed)]) -> Vec<pb::Signed> {
+    let mine = all
+        .iter()
+        .find(|(id, _, _)| id == viewer)
+        .map(|c| c.1.clone());
+    all.iter()
+        .filter(|(_, list, _)| Some(list) == mine.as_ref())
+        .map(|c| c.2.clone())
+        .collect()
+}
+
+impl Adversary {
+    fn refuse(&mut self, call: Call, why: &str) {
+        let what = format!(
+            "{:?} from {} for round {} attempt {} refused: {why}",
+            call.rpc, call.message.sender, call.message.round, call.message.attempt
+        );
+        self.refused.push(what.clone());
+        let _ = call.reply.send(Err(Status::failed_precondition(what)));
+    }
+}
+
+fn advertisement(k: &pb::KeyAdvertisement) -> Advertisement {
+    Advertisement {
+        share_enc: AgreementPublic::from_bytes(&k.share_enc_public)
+            .unwrap_or_else(|e| panic!("advert: {e}")),
+        mask_agree: AgreementPublic::from_bytes(&k.mask_agree_public)
+            .unwrap_or_else(|e| panic!("advert: {e}")),
+    }
+}
