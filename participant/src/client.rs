@@ -71,6 +71,9 @@ pub struct RoundSeen {
     pub sum: Vec<f64>,
     /// Whose inputs are in it.
     pub contributors: Vec<String>,
+    /// The coordinator-signed outcome as received: every later announcement
+    /// must carry this very outcome for this round.
+    pub signed_outcome: pb::Signed,
 }
 
 /// What a participant saw of the job.
@@ -222,6 +225,45 @@ impl Participant {
             .map(<[String]>::to_vec))
     }
 
+    /// Tells the coordinator that this participant leaves, with the reason
+    /// code of `e` only (the details stay in this participant's log).
+    async fn leave_with(
+        &mut self,
+        at: (u64, u32),
+        e: &ParticipantError,
+    ) -> Result<(), ParticipantError> {
+        warn!(round = at.0, attempt = at.1, error = %e, code = e.reason_code().label(), "leaving the job");
+        let leave = self.seal(
+            at.0,
+            at.1,
+            Body::Leave(pb::Leave {
+                code: e.reason_code() as i32,
+            }),
+        )?;
+        let mut grpc = self.grpc.clone();
+        if let Err(s) = self.within("Leave", grpc.leave(leave)).await {
+            warn!(error = %s, "could not tell the coordinator that this participant leaves");
+        }
+        Ok(())
+    }
+
+    /// Awaits one phase call, for at most two phase deadlines and a margin:
+    /// a coordinator that never answers cannot hold a member forever.
+    async fn within<T>(
+        &self,
+        rpc: &'static str,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<tonic::Response<T>, ParticipantError> {
+        let limit = self.settings.consortium.protocol.phase_deadline * 2 + Duration::from_secs(30);
+        match tokio::time::timeout(limit, call).await {
+            Ok(r) => r.map_err(|s| refused(rpc, s)),
+            Err(_) => Err(ParticipantError::Refused {
+                rpc,
+                status: format!("no answer within {} s", limit.as_secs()),
+            }),
+        }
+    }
+
     async fn run(&mut self, contributor: &mut dyn Contributor) -> Result<Report, ParticipantError> {
         let mut report = Report::default();
         let mut seen: Option<(u64, u32)> = None;
@@ -305,6 +347,26 @@ impl Participant {
                         );
                         continue;
                     }
+                    // The history an announcement shows must hold the very
+                    // outcomes this participant received: a coordinator that
+                    // shows members different histories is caught here.
+                    if let Some(r) = report.rounds.iter().find(|r| {
+                        a.previous_outcomes
+                            .get(r.round as usize)
+                            .is_some_and(|o| o.payload != r.signed_outcome.payload)
+                    }) {
+                        let e = ParticipantError::RefusedRound {
+                            round: at.0,
+                            attempt: at.1,
+                            reason: format!(
+                                "the announcement shows another published result for round {} \
+                                 than the one the coordinator sent this participant",
+                                r.round
+                            ),
+                        };
+                        self.leave_with(at, &e).await?;
+                        return Err(e);
+                    }
                     let span =
                         info_span!("round", job = %message.job_id, round = at.0, attempt = at.1);
                     match self
@@ -326,17 +388,7 @@ impl Participant {
                             warn!(round = at.0, attempt = at.1, error = %e, "round attempt not completed")
                         }
                         Err(RoundEnd::Fatal(e)) => {
-                            warn!(round = at.0, attempt = at.1, error = %e, code = e.reason_code().label(), "leaving the job");
-                            let leave = self.seal(
-                                at.0,
-                                at.1,
-                                Body::Leave(pb::Leave {
-                                    code: e.reason_code() as i32,
-                                }),
-                            )?;
-                            if let Err(s) = self.grpc.leave(leave).await {
-                                warn!(status = %s, "could not tell the coordinator that this participant leaves");
-                            }
+                            self.leave_with(at, &e).await?;
                             return Err(e);
                         }
                     }
@@ -431,11 +483,9 @@ impl Participant {
             share_enc_public: ad.share_enc.to_bytes().to_vec().into(),
             mask_agree_public: ad.mask_agree.to_bytes().to_vec().into(),
         });
-        let adverts = self
-            .grpc
-            .advertise_keys(self.seal(round, attempt, body)?)
-            .await
-            .map_err(|s| refused("AdvertiseKeys", s))?;
+        let mut grpc = self.grpc.clone();
+        let call = grpc.advertise_keys(self.seal(round, attempt, body)?);
+        let adverts = self.within("AdvertiseKeys", call).await?;
         let mut cohort = BTreeMap::new();
         for signed in &adverts.get_ref().adverts {
             let o = envelope::open(signed, roster)?;
@@ -481,11 +531,9 @@ impl Participant {
             shares,
             self_mask_commitment: out.self_mask_commitment.to_vec().into(),
         });
-        let received = self
-            .grpc
-            .share_keys(self.seal(round, attempt, body)?)
-            .await
-            .map_err(|s| refused("ShareKeys", s))?;
+        let mut grpc = self.grpc.clone();
+        let call = grpc.share_keys(self.seal(round, attempt, body)?);
+        let received = self.within("ShareKeys", call).await?;
         let mut from_peers = Vec::new();
         for s in received.into_inner().shares {
             let from = roster.member(&s.peer)?.index;
@@ -528,11 +576,9 @@ impl Participant {
             self.crash(CrashPoint::MaskedInput);
             unreachable!("crash() aborts the process");
         }
-        let survivors = self
-            .grpc
-            .submit_masked_input(signed)
-            .await
-            .map_err(|s| refused("SubmitMaskedInput", s))?;
+        let mut grpc = self.grpc.clone();
+        let call = grpc.submit_masked_input(signed);
+        let survivors = self.within("SubmitMaskedInput", call).await?;
         let u3 = indices(roster, &survivors.get_ref().survivors)?;
 
         // Phase 4: consistency check — sign U3, verify the others' signatures
@@ -565,15 +611,15 @@ impl Participant {
             .map(|p| id_of(roster, *p))
             .collect();
         let body = Body::Consistency(pb::SurvivorList { survivors: ids });
+        let signed_u3 = u3_ids.clone();
         let commitment = TaskContributors {
             task: digest,
             contributors: u3_ids,
         };
-        let sigs = self
-            .grpc
-            .confirm_survivors(self.seal_with(round, attempt, body, Some(&commitment))?)
-            .await
-            .map_err(|s| refused("ConfirmSurvivors", s))?;
+        let mut grpc = self.grpc.clone();
+        let call =
+            grpc.confirm_survivors(self.seal_with(round, attempt, body, Some(&commitment))?);
+        let sigs = self.within("ConfirmSurvivors", call).await?;
         let mut confirmations = Vec::new();
         for signed in &sigs.get_ref().confirmations {
             let o = envelope::open(signed, roster)?;
@@ -603,11 +649,9 @@ impl Participant {
             self_mask_shares: to_pb(reveal.self_mask_shares),
             key_shares: to_pb(reveal.key_shares),
         });
-        let outcome = self
-            .grpc
-            .unmask(self.seal(round, attempt, body)?)
-            .await
-            .map_err(|s| refused("Unmask", s))?;
+        let mut grpc = self.grpc.clone();
+        let call = grpc.unmask(self.seal(round, attempt, body)?);
+        let outcome = self.within("Unmask", call).await?;
         let (message, _checked) =
             envelope::open_coordinator(outcome.get_ref(), roster.coordinator())?;
         if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
@@ -620,11 +664,21 @@ impl Participant {
         if sum.len() != codec.words_for(dimension) {
             return Err(bad_relay("round outcome (length)", "the coordinator").into());
         }
+        let mut published = o.contributors.clone();
+        published.sort();
+        if published != signed_u3 {
+            return Err(bad_relay(
+                "round outcome (its contributors differ from the survivor list this participant confirmed)",
+                "the coordinator",
+            )
+            .into());
+        }
         Ok(RoundSeen {
             round,
             attempt,
             sum: codec.decode(&sum)?,
             contributors: o.contributors,
+            signed_outcome: outcome.into_inner(),
         })
     }
 }
