@@ -353,7 +353,7 @@ impl Participant {
         let spec = a
             .fixed_point
             .ok_or_else(|| refuse("the announcement has no fixed-point settings".into()))?;
-        let codec = Codec::from_pb(&spec, a.digits).map_err(|e| refuse(e.to_string()))?;
+        let codec = Codec::from_pb(&spec, a.limbs).map_err(|e| refuse(e.to_string()))?;
         let expected_wide = !matches!(c.job.kind, JobKind::SecureSum { .. });
         if expected_wide != matches!(codec, Codec::Wide(_)) {
             return Err(refuse(
@@ -487,7 +487,9 @@ impl Participant {
         }
 
         // Phase 3: masked input.
-        let (state, masked) = state.masked_input(&encoded, from_peers).map_err(protocol)?;
+        let (state, masked) = state
+            .masked_input(codec.ring(), &encoded, from_peers)
+            .map_err(protocol)?;
         let body = Body::MaskedInput(pb::MaskedInput {
             values: words::to_bytes(&masked).into(),
         });
