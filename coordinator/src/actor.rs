@@ -669,7 +669,7 @@ impl Actor {
     }
 
     fn announce(&mut self, round: u64, attempt: u32, plan: RoundPlan) {
-        let (codec_spec, digits) = plan.codec.to_pb();
+        let (codec_spec, limbs) = plan.codec.to_pb();
         let c = Arc::clone(&self.consortium);
         let spec_hash = c.job.hash();
         let message = pb::CoordinatorMessage {
@@ -682,7 +682,7 @@ impl Actor {
                 min_cohort: c.protocol.thresholds.min_cohort as u32,
                 dimension: plan.dimension as u64,
                 fixed_point: Some(codec_spec),
-                digits,
+                limbs,
                 departed: self
                     .departed
                     .iter()
@@ -726,6 +726,7 @@ impl Actor {
             dimension: plan.codec.words_for(plan.dimension),
             allowed,
             exact,
+            ring: plan.codec.ring(),
         };
         let mut adv = Advertising::new(info, self.active.clone());
         let at = At { round, attempt };
@@ -894,7 +895,7 @@ impl Replay {
                     if let Some(coordinator_message::Body::Announce(a)) = &m.body {
                         let spec = a.fixed_point.unwrap_or_default();
                         let codec =
-                            Codec::from_pb(&spec, a.digits).map_err(|e| bad(seq, e.to_string()))?;
+                            Codec::from_pb(&spec, a.limbs).map_err(|e| bad(seq, e.to_string()))?;
                         codecs.insert((m.round, m.attempt), codec);
                         let h = highest_attempt.entry(m.round).or_insert(0);
                         *h = (*h).max(m.attempt);

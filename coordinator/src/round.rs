@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, Phase, SessionBinding, Thresholds,
@@ -32,6 +33,7 @@ pub(crate) struct Attempt {
     pub round: u64,
     pub attempt: u32,
     pub thresholds: Thresholds,
+    /// Words per masked input (a whole number of `ring` values).
     pub dimension: usize,
     /// Who may take part at all (the job's cohort policy); `None`: anyone.
     pub allowed: Option<BTreeSet<PartyIndex>>,
@@ -40,6 +42,8 @@ pub(crate) struct Attempt {
     /// round already announced a survivor list, that list (honest members
     /// confirm one contributor set per task, ever).
     pub exact: Option<BTreeSet<PartyIndex>>,
+    /// The codec's ring: masked inputs are summed, and unmasked, in it.
+    pub ring: Ring,
 }
 
 /// Why an attempt stopped.
@@ -58,7 +62,7 @@ impl std::fmt::Display for Abort {
 /// The unmasked result of an attempt.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    /// Σ of U3's fixed-point inputs (mod 2^64).
+    /// Σ of U3's encoded inputs (in the round codec's ring).
     pub sum: Vec<u64>,
     /// U3: whose inputs are in the sum.
     pub contributors: BTreeSet<PartyIndex>,
@@ -375,15 +379,19 @@ impl CollectingInputs {
         }
         // add_le_bytes checks the length before touching the sum, so a rejected
         // input leaves the inputs already accepted intact.
-        fedcredit_proto::words::add_le_bytes("masked input", &mut self.sum, values).map_err(
-            |e| Rejection::Invalid {
-                who: who(roster, from),
-                problem: format!(
-                    "{e} (the round aggregates {} words)",
-                    self.attempt.dimension
-                ),
-            },
-        )?;
+        fedcredit_proto::words::add_le_bytes(
+            "masked input",
+            self.attempt.ring,
+            &mut self.sum,
+            values,
+        )
+        .map_err(|e| Rejection::Invalid {
+            who: who(roster, from),
+            problem: format!(
+                "{e} (the round aggregates {} words)",
+                self.attempt.dimension
+            ),
+        })?;
         self.u3.insert(from);
         Ok(())
     }
@@ -539,6 +547,7 @@ impl Confirming {
             cohort: self.cohort,
             u2: self.u2,
             u3: self.u3,
+            ring: self.attempt.ring,
         };
         let unmasker = Unmasker::new(view).map_err(|e| Abort {
             phase: Phase::Unmask,

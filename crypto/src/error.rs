@@ -144,6 +144,24 @@ pub enum CryptoError {
         max_abs: f64,
     },
 
+    /// A ring ([`crate::ring::Ring`]) with an unsupported number of `u64`
+    /// limbs per value.
+    #[error("a ring value must have between 1 and 4 u64 limbs, got {limbs}")]
+    InvalidRing {
+        /// The number of limbs asked for.
+        limbs: u32,
+    },
+
+    /// A vector of ring values ([`crate::ring::Ring`]) whose length is not a
+    /// whole number of values: its last value would be cut.
+    #[error("{words} words is not a whole number of ring values of {limbs} u64 limbs each")]
+    PartialRingValue {
+        /// The vector's length in words.
+        words: usize,
+        /// Limbs (words) per value.
+        limbs: u32,
+    },
+
     /// Two vectors that must have the same length do not.
     #[error("vector length mismatch: expected {expected}, got {got}")]
     LengthMismatch {
@@ -185,6 +203,20 @@ mod tests {
         assert!(msg.contains("2.5e27"), "{msg}");
         assert!(msg.contains("every participant"), "{msg}");
         assert!(msg.contains("could overflow"), "{msg}");
+    }
+
+    #[test]
+    fn ring_messages_name_the_limbs_and_length() {
+        let e = CryptoError::InvalidRing { limbs: 5 };
+        assert_eq!(
+            e.to_string(),
+            "a ring value must have between 1 and 4 u64 limbs, got 5"
+        );
+        let e = CryptoError::PartialRingValue { words: 7, limbs: 3 };
+        assert_eq!(
+            e.to_string(),
+            "7 words is not a whole number of ring values of 3 u64 limbs each"
+        );
     }
 
     #[test]

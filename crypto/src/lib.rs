@@ -20,12 +20,13 @@
 //!   scalar field.
 //! - [`prg`]: the ChaCha20 keystream as `u64` words.
 //! - [`mask`]: adding and removing masks with wrapping arithmetic.
+//! - [`ring`]: the ring Z_(2^(64·L)) of multi-limb values (carries between
+//!   the limbs of a value): masks, inputs and sums of the wide codec.
 //! - [`fixed_point`]: the `f64` ↔ `u64` (mod 2^64) codec, with clipping and a
 //!   no-wrap check for sums.
-//! - [`wide`]: the `f64` ↔ multi-word codec (base-2^32 digits of a signed
-//!   big integer, one per `u64` word) for statistics whose range does not
-//!   fit one word; never clips, and sums of up to 2^32 − 1 vectors decode
-//!   exactly.
+//! - [`wide`]: the `f64` ↔ ring-element codec (a signed big integer of
+//!   64·L bits in `L` `u64` limbs) for statistics whose range does not fit
+//!   one word; never clips, and sums within its range decode exactly.
 //! - [`secagg`]: the secure-aggregation protocol logic (client and server
 //!   sides), built on the modules above.
 //! - [`error`]: [`CryptoError`], the single error type.
@@ -56,6 +57,7 @@ pub mod identity;
 pub mod kx;
 pub mod mask;
 pub mod prg;
+pub mod ring;
 pub mod secagg;
 pub mod shamir;
 pub mod wide;

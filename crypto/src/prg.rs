@@ -42,17 +42,40 @@ pub fn keystream_u64(seed: &[u8; 32], out: &mut [u64]) {
 /// word[i])`, in fixed-size blocks so no full-length temporary is
 /// allocated. The block buffer is zeroized afterwards.
 pub(crate) fn fold_keystream(seed: &[u8; 32], acc: &mut [u64], op: impl Fn(u64, u64) -> u64) {
+    fold_keystream_blocks(seed, acc, 1, |chunk, words| {
+        for (a, w) in chunk.iter_mut().zip(words) {
+            *a = op(*a, u64::from_le_bytes(*w));
+        }
+    });
+}
+
+/// Streams the keystream for `seed` through `acc` block by block: `f(chunk,
+/// words)` gets consecutive pieces of `acc` and the keystream words (as
+/// little-endian bytes) for the same positions. Every piece but the last is
+/// a multiple of `unit` words (and of a 64-byte ChaCha20 block), so a value
+/// of `unit` words (see [`crate::ring`]) never straddles two pieces; the
+/// keystream is the same as [`keystream_u64`]'s whatever `unit` is. The
+/// block buffer is zeroized afterwards.
+pub(crate) fn fold_keystream_blocks(
+    seed: &[u8; 32],
+    acc: &mut [u64],
+    unit: usize,
+    mut f: impl FnMut(&mut [u64], &[[u8; 8]]),
+) {
+    // Whole ChaCha20 blocks (8 words) and whole values, at most BLOCK_WORDS
+    // (callers pass 1 <= unit <= 4, see `Ring`; the clamp keeps any other
+    // value in bounds).
+    let step = 8 * unit.clamp(1, BLOCK_WORDS / 8);
+    let block_words = BLOCK_WORDS / step * step;
     // The cipher state zeroizes itself on drop (chacha20 "zeroize" feature).
     let mut cipher = ChaCha20::new(seed.into(), &[0u8; 12].into());
     let mut block = Zeroizing::new([0u8; BLOCK_BYTES]);
-    for chunk in acc.chunks_mut(BLOCK_WORDS) {
+    for chunk in acc.chunks_mut(block_words) {
         let bytes = &mut block[..chunk.len() * 8];
         bytes.fill(0);
         cipher.apply_keystream(bytes);
         let (words, _) = bytes.as_chunks::<8>();
-        for (a, w) in chunk.iter_mut().zip(words) {
-            *a = op(*a, u64::from_le_bytes(*w));
-        }
+        f(chunk, words);
     }
 }
 

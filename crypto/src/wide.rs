@@ -1,39 +1,39 @@
-//! The wide codec between `f64` values and `u64` words mod 2^64, for
-//! statistics whose dynamic range does not fit one word.
+//! The wide codec between `f64` values and elements of a multi-limb ring,
+//! for statistics whose dynamic range does not fit one word.
 //!
-//! Secure aggregation adds vectors of `u64` words with wrapping arithmetic.
-//! Credit-model statistics span a huge range (Σx² of loan amounts over a
-//! million rows is about 1e20 > 2^63, while other sums are about 1e-3), so
-//! one word per value cannot give both range and 1e-9 relative precision,
-//! and parties must not agree on per-column scales (that would leak
-//! magnitudes). Instead each value is a signed big integer:
+//! Secure aggregation adds ring elements. Credit-model statistics span a
+//! huge range (Σx² of loan amounts over a million rows is about 1e20 >
+//! 2^63, while other sums are about 1e-3), so one word per value cannot give
+//! both range and 1e-9 relative precision, and parties must not agree on
+//! per-column scales (that would leak magnitudes). Instead each value is a
+//! signed big integer in Z_(2^(64·L)) ([`crate::ring::Ring`] with `L`
+//! limbs):
 //!
 //! ```text
 //! V      = round(v · 2^F)                 F = frac_bits, ties away from zero
-//! V mod 2^(32·L) = Σ_k d_k · 2^(32·k)     L = digits, 0 <= d_k < 2^32
-//! words  = [d_0, d_1, ..., d_(L-1)]       one digit per u64 word, least significant first
+//! V mod 2^(64·L) = Σ_j w_j · 2^(64·j)     L = limbs, 0 <= w_j < 2^64
+//! words  = [w_0, w_1, ..., w_(L-1)]       one limb per u64 word, least significant first
 //! ```
 //!
-//! Every word is below 2^32, so the word-wise wrapping sum of up to
-//! 2^32 − 1 encoded vectors never wraps a word (each word sum is below
-//! (2^32 − 1) · 2^32 < 2^64), and masks added mod 2^64 cancel word by word.
-//! Decoding propagates the carries between the word sums, drops the final
-//! carry (mod 2^(32·L)), reads the result as a two's-complement integer T
-//! of 32·L bits and returns T · 2^-F correctly rounded (to nearest, ties to
-//! even). [`WideFixed::max_abs`] bounds one party's values so that the sum
-//! over all participants stays inside the signed range.
+//! Inputs, masks and sums are added as ring elements (carrying from limb to
+//! limb, see [`crate::ring`]), so the published sum is Σ V mod 2^(64·L) and
+//! nothing more: two sets of inputs with the same sum publish the same
+//! words. Decoding reads the sum as a two's-complement integer T of 64·L
+//! bits and returns T · 2^-F correctly rounded (to nearest, ties to even).
+//! [`WideFixed::max_abs`] bounds one party's values so that the sum over all
+//! participants stays inside the signed range.
 //!
-//! This is exact integer arithmetic on `u32` digits with `u64`/`u128`
+//! This is exact integer arithmetic on `u64` limbs with `u128`
 //! intermediates, not a cipher.
 //!
 //! ```
-//! use fedcredit_crypto::{mask::add_assign, wide::WideFixed};
+//! use fedcredit_crypto::wide::WideFixed;
 //!
-//! let wf = WideFixed::model_default(); // 5 digits, 64 fractional bits
+//! let wf = WideFixed::model_default(); // 3 limbs, 64 fractional bits
 //! let mut a = wf.encode_slice(&[1e20, 0.001, -2.5], 2)?;
 //! let b = wf.encode_slice(&[3e19, -0.0005, 1.25], 2)?;
 //! assert_eq!(a.len(), wf.words_for(3));
-//! add_assign(&mut a, &b)?; // word-wise wrapping add
+//! wf.ring().add_assign(&mut a, &b)?; // ring addition, carries within each value
 //! let sum = wf.decode_slice(&a)?;
 //! assert_eq!(sum[0], 1.3e20);
 //! assert!((sum[1] - 0.0005).abs() <= 1e-19);
@@ -42,30 +42,27 @@
 //! ```
 
 use crate::CryptoError;
+use crate::ring::{MAX_LIMBS, Ring};
 
-/// Fewest digits per value.
-const MIN_DIGITS: u32 = 2;
-/// Most digits per value (256-bit integers).
-const MAX_DIGITS: u32 = 8;
 /// Integer bits (including the sign) that `frac_bits` must leave free, so
 /// that even [`MAX_PARTICIPANTS`] parties may each contribute about ±2.
 const MIN_INT_BITS: u32 = 34;
 
-/// The largest number of encoded vectors whose word-wise sum is guaranteed
-/// not to wrap a word: 2^32 − 1.
+/// The largest number of participants a sum may have: 2^32 − 1. With at
+/// least 34 integer bits, each of them may still contribute about ±2.
 pub const MAX_PARTICIPANTS: usize = u32::MAX as usize;
 
-/// An integer of up to 32·[`MAX_DIGITS`] bits as base-2^32 digits, least
-/// significant first; only the first `digits` are meaningful.
-type Digits = [u32; MAX_DIGITS as usize];
+/// An integer of up to 64·[`MAX_LIMBS`] bits as `u64` limbs, least
+/// significant first; only the first `limbs` are meaningful.
+type Limbs = [u64; MAX_LIMBS as usize];
 
-/// Wide fixed point: each value is `digits` base-2^32 digits of
-/// round(v·2^frac_bits), two's complement mod 2^(32·digits). Always valid
-/// once constructed.
+/// Wide fixed point: each value is round(v·2^frac_bits) as a two's
+/// complement integer mod 2^(64·limbs), in `limbs` `u64` words. Always
+/// valid once constructed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WideFixed {
-    /// Digits (= `u64` words) per value; the integers are 32·digits bits.
-    digits: u32,
+    /// The ring the values live in; the integers are 64·limbs bits.
+    ring: Ring,
     /// Fractional bits: the resolution is 2^-frac_bits.
     frac_bits: u32,
 }
@@ -73,47 +70,52 @@ pub struct WideFixed {
 impl WideFixed {
     /// Validates and builds the codec.
     ///
-    /// Errors ([`CryptoError::InvalidFixedPoint`]): `digits` outside
-    /// `2..=8`; `frac_bits > 32·digits − 34` (at least 34 integer bits,
+    /// Errors ([`CryptoError::InvalidFixedPoint`]): `limbs` outside
+    /// `1..=4`; `frac_bits > 64·limbs − 34` (at least 34 integer bits,
     /// sign included, must remain).
     ///
     /// ```
     /// use fedcredit_crypto::{CryptoError, wide::WideFixed};
     ///
-    /// assert!(WideFixed::new(2, 30).is_ok());
-    /// assert!(matches!(WideFixed::new(2, 31), Err(CryptoError::InvalidFixedPoint(_))));
-    /// assert!(matches!(WideFixed::new(9, 0), Err(CryptoError::InvalidFixedPoint(_))));
+    /// assert!(WideFixed::new(1, 30).is_ok());
+    /// assert!(matches!(WideFixed::new(1, 31), Err(CryptoError::InvalidFixedPoint(_))));
+    /// assert!(matches!(WideFixed::new(5, 0), Err(CryptoError::InvalidFixedPoint(_))));
     /// ```
-    pub fn new(digits: u32, frac_bits: u32) -> Result<Self, CryptoError> {
-        if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits) {
-            return Err(CryptoError::InvalidFixedPoint(format!(
-                "digits = {digits} must be between {MIN_DIGITS} and {MAX_DIGITS}"
-            )));
-        }
-        let max_frac = 32 * digits - MIN_INT_BITS;
+    pub fn new(limbs: u32, frac_bits: u32) -> Result<Self, CryptoError> {
+        let ring = Ring::new(limbs).map_err(|_| {
+            CryptoError::InvalidFixedPoint(format!(
+                "limbs = {limbs} must be between 1 and {MAX_LIMBS}"
+            ))
+        })?;
+        let max_frac = 64 * limbs - MIN_INT_BITS;
         if frac_bits > max_frac {
             return Err(CryptoError::InvalidFixedPoint(format!(
-                "frac_bits = {frac_bits} is above 32 * digits - {MIN_INT_BITS} = {max_frac} \
-                 for digits = {digits}: at least {MIN_INT_BITS} integer bits (with the sign) must remain"
+                "frac_bits = {frac_bits} is above 64 * limbs - {MIN_INT_BITS} = {max_frac} \
+                 for limbs = {limbs}: at least {MIN_INT_BITS} integer bits (with the sign) must remain"
             )));
         }
-        Ok(Self { digits, frac_bits })
+        Ok(Self { ring, frac_bits })
     }
 
-    /// The default for model rounds: 5 digits (160 bits), 64 fractional
-    /// bits: range ±2^95 ≈ 4e28 for a sum, resolution 2^-64 ≈ 5.4e-20.
+    /// The default for model rounds: 3 limbs (192 bits), 64 fractional
+    /// bits: range ±2^127 ≈ 1.7e38 for a sum, resolution 2^-64 ≈ 5.4e-20.
     /// Every `f64` with |v| ≥ 2^-12 is a multiple of 2^-64 and so encodes
     /// exactly.
     pub fn model_default() -> Self {
         Self {
-            digits: 5,
+            ring: Ring::U192,
             frac_bits: 64,
         }
     }
 
-    /// Digits (= `u64` words) per value.
-    pub fn digits(&self) -> u32 {
-        self.digits
+    /// Limbs (= `u64` words) per value.
+    pub fn limbs(&self) -> u32 {
+        self.ring.limbs()
+    }
+
+    /// The ring the encoded values are added in.
+    pub fn ring(&self) -> Ring {
+        self.ring
     }
 
     /// Number of fractional bits.
@@ -121,19 +123,19 @@ impl WideFixed {
         self.frac_bits
     }
 
-    /// Number of words for `values` values (`values · digits`, saturating).
+    /// Number of words for `values` values (`values · limbs`, saturating).
     pub fn words_for(&self, values: usize) -> usize {
-        values.saturating_mul(self.digits as usize)
+        self.ring.words_for(values)
     }
 
     /// Largest |v| allowed for one party's value when `participants` values
-    /// are summed, so that the sum cannot overflow the signed 32·digits-bit
-    /// range: about 2^(32·digits − 1 − frac_bits) / participants.
+    /// are summed, so that the sum cannot overflow the signed 64·limbs-bit
+    /// range: about 2^(64·limbs − 1 − frac_bits) / participants.
     ///
-    /// Exactly: with M = ⌊(2^(32·digits − 1) − 1) / participants⌋, the
+    /// Exactly: with M = ⌊(2^(64·limbs − 1) − 1) / participants⌋, the
     /// result is M rounded toward zero to an `f64`, times 2^-frac_bits. Any
     /// |v| ≤ max_abs encodes to |V| ≤ M, so the sum of `participants` such
-    /// values is at most 2^(32·digits − 1) − 1 in magnitude.
+    /// values is at most 2^(64·limbs − 1) − 1 in magnitude.
     ///
     /// Returns 0.0 when `participants` is 0 or above [`MAX_PARTICIPANTS`]
     /// (which [`WideFixed::encode_slice`] rejects).
@@ -142,34 +144,36 @@ impl WideFixed {
     /// use fedcredit_crypto::wide::WideFixed;
     ///
     /// let wf = WideFixed::model_default();
-    /// assert_eq!(wf.max_abs(1), 2f64.powi(95) * (1.0 - f64::EPSILON / 2.0));
-    /// assert!(wf.max_abs(1000) <= 2f64.powi(95) / 1000.0);
+    /// assert_eq!(wf.max_abs(1), 2f64.powi(127) * (1.0 - f64::EPSILON / 2.0));
+    /// assert!(wf.max_abs(1000) <= 2f64.powi(127) / 1000.0);
+    /// assert!(wf.max_abs(1000) > 1e35);
     /// ```
     pub fn max_abs(&self, participants: usize) -> f64 {
         let Some(n) = participants_u64(participants) else {
             return 0.0;
         };
         let len = self.len();
-        // 2^(32·len − 1) − 1.
-        let mut m: Digits = [0; MAX_DIGITS as usize];
-        m[..len].fill(u32::MAX);
-        m[len - 1] = u32::MAX >> 1;
-        // Long division by n < 2^32, most significant digit first: the
-        // remainder is below n, so `rem << 32 | d` fits in a u64.
-        let mut rem = 0u64;
-        for d in m[..len].iter_mut().rev() {
-            let cur = (rem << 32) | u64::from(*d);
-            // cur / n < 2^32 because rem < n.
-            *d = (cur / n) as u32;
+        // 2^(64·len − 1) − 1.
+        let mut m: Limbs = [0; MAX_LIMBS as usize];
+        m[..len].fill(u64::MAX);
+        m[len - 1] = u64::MAX >> 1;
+        // Long division by n, most significant limb first: the remainder is
+        // below n, so `rem << 64 | w` fits in a u128 and the quotient limb
+        // `cur / n` is below 2^64.
+        let mut rem = 0u128;
+        let n = u128::from(n);
+        for w in m[..len].iter_mut().rev() {
+            let cur = (rem << 64) | u128::from(*w);
+            *w = (cur / n) as u64;
             rem = cur % n;
         }
-        // M ≥ 2^(32·len − 34) and frac_bits ≤ 32·len − 34, so the result is
+        // M ≥ 2^(64·len − 34) and frac_bits ≤ 64·len − 34, so the result is
         // at least 1: a normal f64, and scaling by 2^-frac_bits is exact.
         to_f64_toward_zero(&m, len) * pow2(-(self.frac_bits as i32))
     }
 
-    /// Encodes values, appending `digits` words per value (value-major: all
-    /// digits of value 0, then value 1, ...). Every word is below 2^32.
+    /// Encodes values, appending `limbs` words per value (value-major: all
+    /// limbs of value 0, then value 1, ...).
     ///
     /// Rounding: V = round(v · 2^frac_bits) to nearest, **ties away from
     /// zero** (like [`crate::fixed_point`] and `f64::round`), computed
@@ -186,11 +190,13 @@ impl WideFixed {
     /// ```
     /// use fedcredit_crypto::{CryptoError, wide::WideFixed};
     ///
-    /// let wf = WideFixed::new(2, 16)?; // 64-bit integers, 16 fractional bits
-    /// assert_eq!(wf.encode_slice(&[1.0], 1)?, vec![1 << 16, 0]);
-    /// assert_eq!(wf.encode_slice(&[-1.0], 1)?, vec![0xFFFF_0000, 0xFFFF_FFFF]);
+    /// let wf = WideFixed::new(1, 16)?; // 64-bit integers, 16 fractional bits
+    /// assert_eq!(wf.encode_slice(&[1.0], 1)?, vec![1 << 16]);
+    /// assert_eq!(wf.encode_slice(&[-1.0], 1)?, vec![0xFFFF_FFFF_FFFF_0000]);
+    /// let wf = WideFixed::new(2, 16)?; // 128-bit integers
+    /// assert_eq!(wf.encode_slice(&[-1.0], 1)?, vec![0xFFFF_FFFF_FFFF_0000, u64::MAX]);
     /// assert!(matches!(
-    ///     wf.encode_slice(&[0.0, 1e15], 2), // bound 2^46 ≈ 7e13
+    ///     WideFixed::new(1, 16)?.encode_slice(&[0.0, 1e15], 2), // bound 2^46 ≈ 7e13
     ///     Err(CryptoError::OutOfRange { index: 1, .. })
     /// ));
     /// # Ok::<(), CryptoError>(())
@@ -202,8 +208,7 @@ impl WideFixed {
     ) -> Result<Vec<u64>, CryptoError> {
         if participants_u64(participants).is_none() {
             return Err(CryptoError::InvalidFixedPoint(format!(
-                "participants = {participants} must be between 1 and {MAX_PARTICIPANTS} \
-                 (more would let word sums wrap modulo 2^64)"
+                "participants = {participants} must be between 1 and {MAX_PARTICIPANTS}"
             )));
         }
         let bound = self.max_abs(participants);
@@ -221,42 +226,35 @@ impl WideFixed {
                 });
             }
             let v = self.encode_in_range(value);
-            out.extend(v[..len].iter().map(|&d| u64::from(d)));
+            out.extend_from_slice(&v[..len]);
         }
         Ok(out)
     }
 
-    /// Decodes word sums into one `f64` per value: carries are propagated
-    /// from the least significant word up, the final carry is dropped
-    /// (mod 2^(32·digits)), the result is read as a two's-complement integer
-    /// T and T · 2^-frac_bits is returned correctly rounded (to nearest,
-    /// ties to even). Words may be the wrapping sum of up to
-    /// [`MAX_PARTICIPANTS`] encoded vectors, masked or not.
+    /// Decodes ring elements into one `f64` per value: each value's limbs
+    /// are read as a two's-complement integer T of 64·limbs bits and
+    /// T · 2^-frac_bits is returned correctly rounded (to nearest, ties to
+    /// even). The words may be the ring sum of up to [`MAX_PARTICIPANTS`]
+    /// encoded vectors (masks removed).
     ///
-    /// Errors: [`CryptoError::LengthMismatch`] if `words.len()` is not a
-    /// multiple of `digits` (`expected` is the next multiple).
+    /// Errors: [`CryptoError::PartialRingValue`] if `words.len()` is not a
+    /// multiple of `limbs`.
     pub fn decode_slice(&self, words: &[u64]) -> Result<Vec<f64>, CryptoError> {
-        let len = self.len();
-        if !words.len().is_multiple_of(len) {
-            return Err(CryptoError::LengthMismatch {
-                expected: words.len().div_ceil(len) * len,
-                got: words.len(),
-            });
-        }
+        self.ring.check_len(words.len())?;
         Ok(words
-            .chunks_exact(len)
-            .map(|sums| self.decode_one(sums))
+            .chunks_exact(self.len())
+            .map(|value| self.decode_one(value))
             .collect())
     }
 
-    /// `digits` as a `usize`.
+    /// `limbs` as a `usize`.
     fn len(&self) -> usize {
-        self.digits as usize
+        self.ring.limbs() as usize
     }
 
-    /// round(v · 2^F) mod 2^(32·digits), ties away from zero, for a finite
-    /// `v` with |v| ≤ max_abs(1) (so |V| < 2^(32·digits − 1)).
-    fn encode_in_range(&self, value: f64) -> Digits {
+    /// round(v · 2^F) mod 2^(64·limbs), ties away from zero, for a finite
+    /// `v` with |v| ≤ max_abs(1) (so |V| < 2^(64·limbs − 1)).
+    fn encode_in_range(&self, value: f64) -> Limbs {
         let len = self.len();
         let bits = value.to_bits();
         let negative = bits >> 63 == 1;
@@ -268,17 +266,17 @@ impl WideFixed {
         } else {
             (frac | 1 << 52, exp_field - 1075)
         };
-        let mut v: Digits = [0; MAX_DIGITS as usize];
+        let mut v: Limbs = [0; MAX_LIMBS as usize];
         let shift = exp + self.frac_bits as i32;
         if shift >= 0 {
-            // |V| = mant · 2^shift, an integer: place mant · 2^(shift mod 32)
-            // (< 2^84) at digit shift / 32. The range check guarantees that
-            // nothing lands at or above digit `len`.
+            // |V| = mant · 2^shift, an integer: place mant · 2^(shift mod 64)
+            // (< 2^117) at limb shift / 64. The range check guarantees that
+            // nothing lands at or above limb `len`.
             let shift = shift as u32;
-            let q = (shift / 32) as usize;
-            let placed = u128::from(mant) << (shift % 32);
-            for j in 0..3 {
-                let part = (placed >> (32 * j)) as u32;
+            let q = (shift / 64) as usize;
+            let placed = u128::from(mant) << (shift % 64);
+            for j in 0..2 {
+                let part = (placed >> (64 * j)) as u64;
                 if q + j < len {
                     v[q + j] = part;
                 } else {
@@ -289,14 +287,12 @@ impl WideFixed {
             // |V| = round(mant / 2^k), ties away from zero. For k ≥ 64 the
             // quotient is below 2^53 / 2^64 < 1/2, so it rounds to 0.
             let k = shift.unsigned_abs();
-            let q = if k >= 64 {
+            v[0] = if k >= 64 {
                 0
             } else {
                 let rem = mant & ((1u64 << k) - 1);
                 (mant >> k) + u64::from(rem >= 1u64 << (k - 1))
             };
-            v[0] = q as u32;
-            v[1] = (q >> 32) as u32;
         }
         if negative {
             negate(&mut v, len);
@@ -304,21 +300,14 @@ impl WideFixed {
         v
     }
 
-    /// Decodes one value's `digits` word sums.
-    fn decode_one(&self, sums: &[u64]) -> f64 {
+    /// Decodes one value's `limbs` words.
+    fn decode_one(&self, value: &[u64]) -> f64 {
         let len = self.len();
-        let mut t: Digits = [0; MAX_DIGITS as usize];
-        // sum < 2^64 and carry < 2^33, so `s + carry` fits in a u128.
-        let mut carry = 0u128;
-        for (d, &s) in t.iter_mut().zip(sums) {
-            let x = u128::from(s) + carry;
-            *d = x as u32;
-            carry = x >> 32;
-        }
-        // The final carry counts multiples of 2^(32·len): dropped.
-        let negative = t[len - 1] >> 31 == 1;
+        let mut t: Limbs = [0; MAX_LIMBS as usize];
+        t[..len].copy_from_slice(value);
+        let negative = t[len - 1] >> 63 == 1;
         if negative {
-            // Magnitude 2^(32·len) − T, at most 2^(32·len − 1): fits unsigned.
+            // Magnitude 2^(64·len) − T, at most 2^(64·len − 1): fits unsigned.
             negate(&mut t, len);
         }
         let magnitude = to_f64_nearest(&t, len, self.frac_bits);
@@ -339,43 +328,42 @@ fn pow2(e: i32) -> f64 {
     f64::from_bits(((e + 1023) as u64) << 52)
 }
 
-/// x ← 2^(32·len) − x (two's-complement negation mod 2^(32·len)).
-fn negate(x: &mut Digits, len: usize) {
-    let mut carry = 1u64;
-    for d in &mut x[..len] {
-        let t = u64::from(!*d) + carry;
-        *d = t as u32;
-        carry = t >> 32;
+/// x ← 2^(64·len) − x (two's-complement negation mod 2^(64·len)).
+fn negate(x: &mut Limbs, len: usize) {
+    let mut carry = true;
+    for w in &mut x[..len] {
+        let (t, c) = (!*w).overflowing_add(u64::from(carry));
+        *w = t;
+        carry = c;
     }
 }
 
 /// Number of significant bits of the unsigned integer `x[..len]`.
-fn bit_len(x: &Digits, len: usize) -> u32 {
+fn bit_len(x: &Limbs, len: usize) -> u32 {
     x[..len]
         .iter()
-        .rposition(|&d| d != 0)
-        .map_or(0, |k| 32 * k as u32 + (32 - x[k].leading_zeros()))
+        .rposition(|&w| w != 0)
+        .map_or(0, |k| 64 * k as u32 + (64 - x[k].leading_zeros()))
 }
 
-/// Bits `lo..lo + 64` of the unsigned integer `x` (missing digits read as 0).
-fn bits_at(x: &Digits, lo: u32) -> u64 {
-    let q = (lo / 32) as usize;
-    let acc = (0..3).fold(0u128, |acc, j| {
-        acc | x.get(q + j).map_or(0, |&d| u128::from(d) << (32 * j))
-    });
-    (acc >> (lo % 32)) as u64
+/// Bits `lo..lo + 64` of the unsigned integer `x` (missing limbs read as 0).
+fn bits_at(x: &Limbs, lo: u32) -> u64 {
+    let q = (lo / 64) as usize;
+    let limb = |i: usize| x.get(i).map_or(0, |&w| u128::from(w));
+    let acc = limb(q) | limb(q + 1) << 64;
+    (acc >> (lo % 64)) as u64
 }
 
-/// Whether any of bits `0..lo` of `x` is set.
-fn any_below(x: &Digits, lo: u32) -> bool {
-    let q = (lo / 32) as usize;
-    let r = lo % 32;
-    x[..q].iter().any(|&d| d != 0) || (r > 0 && x[q] & ((1u32 << r) - 1) != 0)
+/// Whether any of bits `0..lo` of `x` is set (`lo` below 64·[`MAX_LIMBS`]).
+fn any_below(x: &Limbs, lo: u32) -> bool {
+    let q = (lo / 64) as usize;
+    let r = lo % 64;
+    x[..q].iter().any(|&w| w != 0) || (r > 0 && x[q] & ((1u64 << r) - 1) != 0)
 }
 
 /// The unsigned integer `x[..len]` times 2^-frac_bits, correctly rounded
-/// (to nearest, ties to even), for `len ≤ 8` and `frac_bits ≤ 222`.
-fn to_f64_nearest(x: &Digits, len: usize, frac_bits: u32) -> f64 {
+/// (to nearest, ties to even), for `len ≤ 4` and `frac_bits ≤ 222`.
+fn to_f64_nearest(x: &Limbs, len: usize, frac_bits: u32) -> f64 {
     let nb = bit_len(x, len);
     let lo = nb.saturating_sub(64);
     // The top 64 bits with a sticky bit: `u64 as f64` rounds to nearest even
@@ -387,7 +375,7 @@ fn to_f64_nearest(x: &Digits, len: usize, frac_bits: u32) -> f64 {
 }
 
 /// The unsigned integer `x[..len]` as an `f64`, rounded toward zero.
-fn to_f64_toward_zero(x: &Digits, len: usize) -> f64 {
+fn to_f64_toward_zero(x: &Limbs, len: usize) -> f64 {
     let lo = bit_len(x, len).saturating_sub(53);
     // At most 53 significant bits: exact.
     (bits_at(x, lo) & ((1 << 53) - 1)) as f64 * pow2(lo as i32)
@@ -397,70 +385,86 @@ fn to_f64_toward_zero(x: &Digits, len: usize) -> f64 {
 mod tests {
     use super::*;
 
-    fn words(d: &[u32]) -> Vec<u64> {
-        d.iter().map(|&x| u64::from(x)).collect()
+    /// n · (each value of `words`) in the ring (a reference for "n parties
+    /// sent the same vector"), by long multiplication with carries.
+    fn times(wf: &WideFixed, words: &[u64], n: u64) -> Vec<u64> {
+        let mut out = Vec::with_capacity(words.len());
+        for value in words.chunks_exact(wf.limbs() as usize) {
+            let mut carry = 0u128;
+            for &w in value {
+                let t = u128::from(w) * u128::from(n) + carry;
+                out.push(t as u64);
+                carry = t >> 64;
+            }
+        }
+        out
     }
 
     #[test]
     fn new_validates() {
-        for digits in MIN_DIGITS..=MAX_DIGITS {
-            let max = 32 * digits - MIN_INT_BITS;
-            assert!(WideFixed::new(digits, 0).is_ok());
-            assert!(WideFixed::new(digits, max).is_ok());
+        for limbs in 1..=MAX_LIMBS {
+            let max = 64 * limbs - MIN_INT_BITS;
+            assert!(WideFixed::new(limbs, 0).is_ok());
+            assert!(WideFixed::new(limbs, max).is_ok());
             assert!(matches!(
-                WideFixed::new(digits, max + 1),
+                WideFixed::new(limbs, max + 1),
                 Err(CryptoError::InvalidFixedPoint(_))
             ));
         }
-        for digits in [0, 1, 9, 100] {
+        for limbs in [0, 5, 8, 100] {
             assert!(matches!(
-                WideFixed::new(digits, 0),
+                WideFixed::new(limbs, 0),
                 Err(CryptoError::InvalidFixedPoint(_))
             ));
         }
         let d = WideFixed::model_default();
-        assert_eq!(WideFixed::new(5, 64), Ok(d));
-        assert_eq!((d.digits(), d.frac_bits(), d.words_for(3)), (5, 64, 15));
+        assert_eq!(WideFixed::new(3, 64), Ok(d));
+        assert_eq!((d.limbs(), d.frac_bits(), d.words_for(3)), (3, 64, 9));
+        assert_eq!(d.ring(), Ring::U192);
     }
 
-    /// Known answers for the default codec: 2^64 · v in 5 digits.
+    /// Known answers for the default codec: 2^64 · v in 3 limbs.
     #[test]
     fn known_answers() {
         let wf = WideFixed::model_default();
-        let m = u32::MAX;
-        let cases: [(f64, [u32; 5]); 8] = [
-            (0.0, [0, 0, 0, 0, 0]),
-            (-0.0, [0, 0, 0, 0, 0]),
-            (1.0, [0, 0, 1, 0, 0]),
-            (-1.0, [0, 0, m, m, m]),
-            (0.5, [0, 1 << 31, 0, 0, 0]),
-            (2f64.powi(-64), [1, 0, 0, 0, 0]),
-            (-(2f64.powi(-64)), [m, m, m, m, m]),
-            (2f64.powi(94), [0, 0, 0, 0, 1 << 30]),
+        let m = u64::MAX;
+        let cases: [(f64, [u64; 3]); 9] = [
+            (0.0, [0, 0, 0]),
+            (-0.0, [0, 0, 0]),
+            (1.0, [0, 1, 0]),
+            (-1.0, [0, m, m]),
+            (0.5, [1 << 63, 0, 0]),
+            (-1.5, [1 << 63, m - 1, m]),
+            (2f64.powi(-64), [1, 0, 0]),
+            (-(2f64.powi(-64)), [m, m, m]),
+            (2f64.powi(126), [0, 0, 1 << 62]),
         ];
-        for (v, d) in cases {
+        for (v, w) in cases {
             let enc = wf.encode_slice(&[v], 1).expect("in range");
-            assert_eq!(enc, words(&d), "encode({v})");
+            assert_eq!(enc, w.to_vec(), "encode({v})");
             assert_eq!(wf.decode_slice(&enc), Ok(vec![v]), "decode({v})");
         }
         // Value-major layout.
+        assert_eq!(wf.encode_slice(&[1.0, -1.0], 1), Ok(vec![0, 1, 0, 0, m, m]));
+        // A value straddling two limbs: 1e20 · 2^64 = 0x5_6BC7_5E2D_6310_0000 · 2^64.
         assert_eq!(
-            wf.encode_slice(&[1.0, -1.0], 1),
-            Ok(words(&[0, 0, 1, 0, 0, 0, 0, m, m, m]))
+            wf.encode_slice(&[1e20], 1),
+            Ok(vec![0, 0x6BC7_5E2D_6310_0000, 5])
         );
     }
 
     #[test]
     fn rounding_is_half_away_from_zero() {
-        let wf = WideFixed::new(2, 4).expect("valid");
+        let wf = WideFixed::new(1, 4).expect("valid");
         let u = 1.0 / 16.0;
         for (k, expected) in [(0.5, 1.0), (1.5, 2.0), (2.5, 3.0), (0.49, 0.0), (0.51, 1.0)] {
             let enc = wf.encode_slice(&[k * u, -k * u], 1).expect("in range");
             let dec = vec![expected * u, -expected * u];
             assert_eq!(wf.decode_slice(&enc), Ok(dec), "{k} units");
         }
-        let minus_one_unit = vec![u64::from(u32::MAX); 2];
-        assert_eq!(wf.encode_slice(&[-0.5 * u], 1), Ok(minus_one_unit));
+        assert_eq!(wf.encode_slice(&[-0.5 * u], 1), Ok(vec![u64::MAX]));
+        let wf = WideFixed::new(2, 4).expect("valid");
+        assert_eq!(wf.encode_slice(&[-0.5 * u], 1), Ok(vec![u64::MAX; 2]));
     }
 
     #[test]
@@ -485,7 +489,7 @@ mod tests {
             Ok(vec![0.0, 2f64.powi(-64), -(2f64.powi(-64))])
         );
         // frac_bits 222: subnormals still round to 0 or one unit.
-        let wf = WideFixed::new(8, 222).expect("valid");
+        let wf = WideFixed::new(4, 222).expect("valid");
         let enc = wf
             .encode_slice(&[f64::from_bits(1), 2f64.powi(-223)], 1)
             .expect("ok");
@@ -495,7 +499,7 @@ mod tests {
     #[test]
     fn huge_values_are_exact() {
         // v · 2^F far above 2^128.
-        let wf = WideFixed::new(8, 32).expect("valid");
+        let wf = WideFixed::new(4, 32).expect("valid");
         let big = wf.max_abs(1);
         assert!(big > 2f64.powi(222));
         let values = [big, -big, 1e66, -3.0e60, 1.0e20 + 65536.0];
@@ -505,20 +509,20 @@ mod tests {
 
     #[test]
     fn max_abs_bounds_the_worst_case_sum() {
-        for (digits, frac) in [(2, 30), (2, 0), (5, 64), (5, 126), (8, 222), (3, 10)] {
-            let wf = WideFixed::new(digits, frac).expect("valid");
-            let bits = 32 * digits as i32 - 1 - frac as i32;
+        for (limbs, frac) in [(1, 30), (1, 0), (3, 64), (3, 158), (4, 222), (2, 10)] {
+            let wf = WideFixed::new(limbs, frac).expect("valid");
+            let bits = 64 * limbs as i32 - 1 - frac as i32;
             for n in [1usize, 2, 3, 7, 1000, 1 << 20, MAX_PARTICIPANTS] {
                 let m = wf.max_abs(n);
                 let ideal = pow2(bits) / n as f64;
                 assert!(
                     m <= ideal && m >= ideal * (1.0 - 1e-9),
-                    "{digits} {frac} {n}: {m}"
+                    "{limbs} {frac} {n}: {m}"
                 );
                 // n copies of ±max_abs decode to n · max_abs: no overflow.
                 for s in [1.0, -1.0] {
                     let enc = wf.encode_slice(&[s * m], n).expect("at the bound");
-                    let sum: Vec<u64> = enc.iter().map(|&w| w * n as u64).collect();
+                    let sum = times(&wf, &enc, n as u64);
                     assert_eq!(wf.decode_slice(&sum), Ok(vec![s * m * n as f64]));
                 }
                 let out = m.next_up();
@@ -549,10 +553,7 @@ mod tests {
         assert_eq!(wf.decode_slice(&[]), Ok(vec![]));
         assert_eq!(
             wf.decode_slice(&[0; 7]),
-            Err(CryptoError::LengthMismatch {
-                expected: 10,
-                got: 7
-            })
+            Err(CryptoError::PartialRingValue { words: 7, limbs: 3 })
         );
     }
 
@@ -562,10 +563,9 @@ mod tests {
         let one = wf.encode_slice(&[-1.0, 0.25, -1e-6], 1000).expect("ok");
         let mut acc = vec![0u64; one.len()];
         for _ in 0..1000 {
-            for (a, &w) in acc.iter_mut().zip(&one) {
-                *a = a.wrapping_add(w);
-            }
+            wf.ring().add_assign(&mut acc, &one).expect("same length");
         }
+        assert_eq!(acc, times(&wf, &one, 1000));
         let sum = wf.decode_slice(&acc).expect("length");
         assert_eq!(sum[0], -1000.0);
         assert_eq!(sum[1], 250.0);
@@ -576,29 +576,37 @@ mod tests {
 
     #[test]
     fn decode_rounds_to_nearest_even() {
-        // 2 digits, frac 0: integers up to 2^63; 2^53 + 1 is a tie.
-        let wf = WideFixed::new(2, 0).expect("valid");
-        let t = (1u64 << 53) + 1;
-        let d = wf.decode_slice(&[t & 0xFFFF_FFFF, t >> 32]).expect("ok");
+        // 1 limb, frac 0: integers up to 2^63; 2^53 + 1 is a tie.
+        let wf = WideFixed::new(1, 0).expect("valid");
+        let d = wf.decode_slice(&[(1u64 << 53) + 1]).expect("ok");
         assert_eq!(d, vec![2f64.powi(53)]);
-        let t = (1u64 << 53) + 3;
-        let d = wf.decode_slice(&[t & 0xFFFF_FFFF, t >> 32]).expect("ok");
+        let d = wf.decode_slice(&[(1u64 << 53) + 3]).expect("ok");
         assert_eq!(d, vec![2f64.powi(53) + 4.0]);
-        // 8 digits: 2^200 + 2^147 is a tie (rounds down to even), one more
+        // 4 limbs: 2^200 + 2^147 is a tie (rounds down to even), one more
         // unit far below makes it round up.
-        let wf = WideFixed::new(8, 0).expect("valid");
-        let mut w = [0u64; 8];
-        w[6] = 1 << 8; // 2^200
-        w[4] = 1 << 19; // 2^147
+        let wf = WideFixed::new(4, 0).expect("valid");
+        let mut w = [0u64; 4];
+        w[3] = 1 << 8; // 2^200
+        w[2] = 1 << 19; // 2^147
         assert_eq!(wf.decode_slice(&w), Ok(vec![2f64.powi(200)]));
         w[0] = 1;
         assert_eq!(
             wf.decode_slice(&w),
             Ok(vec![2f64.powi(200) + 2f64.powi(148)])
         );
+        // A tie across a limb boundary: 2^100 + 2^47 (+ 2^0 rounds up).
+        let wf = WideFixed::new(2, 0).expect("valid");
+        let mut w = [1u64 << 47, 1 << 36];
+        assert_eq!(wf.decode_slice(&w), Ok(vec![2f64.powi(100)]));
+        w[0] |= 1;
+        assert_eq!(
+            wf.decode_slice(&w),
+            Ok(vec![2f64.powi(100) + 2f64.powi(48)])
+        );
         // The most negative value, -2^255.
-        let mut w = [0u64; 8];
-        w[7] = 1 << 31;
+        let wf = WideFixed::new(4, 0).expect("valid");
+        let mut w = [0u64; 4];
+        w[3] = 1 << 63;
         assert_eq!(wf.decode_slice(&w), Ok(vec![-(2f64.powi(255))]));
     }
 }

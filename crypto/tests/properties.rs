@@ -7,7 +7,8 @@ use fedcredit_crypto::aead::{open, seal};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::{IdentityKey, SignContext};
 use fedcredit_crypto::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
-use fedcredit_crypto::mask::{MaskSeed, add_assign, add_mask, sub_assign, sub_mask};
+use fedcredit_crypto::mask::MaskSeed;
+use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::shamir::{Share, reconstruct, split};
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -16,12 +17,17 @@ use rand_chacha::ChaCha20Rng;
 
 /// Party `u`'s pairwise contribution with `v`: added if `u < v`,
 /// subtracted if `u > v`.
-fn apply_pairwise(y: &mut [u64], u: usize, v: usize, seed: &MaskSeed) {
+fn apply_pairwise(ring: Ring, y: &mut [u64], u: usize, v: usize, seed: &MaskSeed) {
     if u < v {
-        add_mask(y, seed);
+        ring.add_mask(y, seed).expect("whole values");
     } else {
-        sub_mask(y, seed);
+        ring.sub_mask(y, seed).expect("whole values");
     }
+}
+
+/// Any ring: 1 to 4 limbs.
+fn any_ring() -> impl Strategy<Value = Ring> {
+    (1u32..=4).prop_map(|limbs| Ring::new(limbs).expect("valid"))
 }
 
 /// Symmetric table of pairwise seeds, `seeds[u][v] == seeds[v][u]`.
@@ -51,15 +57,18 @@ proptest! {
     /// Bonawitz unmasking: survivors send `x_u + PRG(b_u) ± PRG(s_uv)`; the
     /// server adds what it got, cancels the dropped parties' pairwise masks
     /// with the survivors, and removes the survivors' self masks. The
-    /// result is exactly the survivors' plaintext sum. With no dropouts the
-    /// pairwise masks cancel on their own.
+    /// result is exactly the survivors' plaintext sum (in the ring, with
+    /// carries inside each value). With no dropouts the pairwise masks
+    /// cancel on their own.
     #[test]
     fn masks_of_any_surviving_subset_cancel(
         rng_seed in any::<u64>(),
         n in 2usize..7,
-        len in 0usize..3000,
+        values in 0usize..1000,
+        ring in any_ring(),
         drop_bits in any::<u8>(),
     ) {
+        let len = ring.words_for(values);
         let mut rng = ChaCha20Rng::seed_from_u64(rng_seed);
         let seeds = pairwise_seeds(n, &mut rng);
         let self_seeds: Vec<MaskSeed> = (0..n).map(|_| MaskSeed::generate(&mut rng)).collect();
@@ -68,9 +77,9 @@ proptest! {
         let masked: Vec<Vec<u64>> = (0..n)
             .map(|u| {
                 let mut y = inputs[u].clone();
-                add_mask(&mut y, &self_seeds[u]);
+                ring.add_mask(&mut y, &self_seeds[u]).expect("whole values");
                 for v in (0..n).filter(|&v| v != u) {
-                    apply_pairwise(&mut y, u, v, seeds[u][v].as_ref().expect("u != v"));
+                    apply_pairwise(ring, &mut y, u, v, seeds[u][v].as_ref().expect("u != v"));
                 }
                 y
             })
@@ -80,11 +89,11 @@ proptest! {
         let mut all = vec![0u64; len];
         let mut plain_all = vec![0u64; len];
         for u in 0..n {
-            add_assign(&mut all, &masked[u]).expect("same length");
-            add_assign(&mut plain_all, &inputs[u]).expect("same length");
+            ring.add_assign(&mut all, &masked[u]).expect("same length");
+            ring.add_assign(&mut plain_all, &inputs[u]).expect("same length");
         }
         for seed in &self_seeds {
-            sub_mask(&mut all, seed);
+            ring.sub_mask(&mut all, seed).expect("whole values");
         }
         prop_assert_eq!(&all, &plain_all);
 
@@ -97,19 +106,19 @@ proptest! {
         let mut sum = vec![0u64; len];
         let mut plain = vec![0u64; len];
         for &u in &survivors {
-            add_assign(&mut sum, &masked[u]).expect("same length");
-            add_assign(&mut plain, &inputs[u]).expect("same length");
+            ring.add_assign(&mut sum, &masked[u]).expect("same length");
+            ring.add_assign(&mut plain, &inputs[u]).expect("same length");
         }
         for &d in &dropped {
             for &u in &survivors {
                 // Survivor u applied +mask if u < d, -mask if u > d: undo it.
                 let mut contribution = vec![0u64; len];
-                apply_pairwise(&mut contribution, u, d, seeds[u][d].as_ref().expect("u != d"));
-                sub_assign(&mut sum, &contribution).expect("same length");
+                apply_pairwise(ring, &mut contribution, u, d, seeds[u][d].as_ref().expect("u != d"));
+                ring.sub_assign(&mut sum, &contribution).expect("same length");
             }
         }
         for &u in &survivors {
-            sub_mask(&mut sum, &self_seeds[u]);
+            ring.sub_mask(&mut sum, &self_seeds[u]).expect("whole values");
         }
         prop_assert_eq!(sum, plain);
     }
@@ -117,7 +126,8 @@ proptest! {
     /// Pairwise mask seeds derived through X25519 + HKDF agree on both
     /// sides, so the pairwise masks really cancel.
     #[test]
-    fn derived_pairwise_seeds_cancel(rng_seed in any::<u64>(), len in 0usize..2000) {
+    fn derived_pairwise_seeds_cancel(rng_seed in any::<u64>(), values in 0usize..700, ring in any_ring()) {
+        let len = ring.words_for(values);
         let mut rng = ChaCha20Rng::seed_from_u64(rng_seed);
         let (a, b) = (AgreementSecret::generate(&mut rng), AgreementSecret::generate(&mut rng));
         let session = SessionId(rng.r#gen());
@@ -127,8 +137,8 @@ proptest! {
             &b.agree(&a.public()).expect("contributory"), KeyPurpose::PairwiseMask, &session, 1, 2));
         let x: Vec<u64> = (0..len).map(|_| rng.r#gen()).collect();
         let mut y = x.clone();
-        add_mask(&mut y, &s_ab);
-        sub_mask(&mut y, &s_ba);
+        ring.add_mask(&mut y, &s_ab).expect("whole values");
+        ring.sub_mask(&mut y, &s_ba).expect("whole values");
         prop_assert_eq!(y, x);
     }
 }

@@ -543,7 +543,9 @@ impl Participant {
         // Phase 3: masked input. A task confirmed before with a contributor
         // set can only complete with that same set, so mask only if every
         // member of it is still here.
-        let (state, masked) = state.masked_input(&encoded, from_peers).map_err(protocol)?;
+        let (state, masked) = state
+            .masked_input(codec.ring(), &encoded, from_peers)
+            .map_err(protocol)?;
         let u2_ids = ids_of(roster, state.u2());
         if let Some(confirmed) = &confirmed
             && !confirmed.iter().all(|id| u2_ids.contains(id))

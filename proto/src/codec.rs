@@ -1,11 +1,16 @@
 //! How a round's values become u64 words for secure aggregation, and back.
 //!
-//! - [`Codec::Narrow`]: one word per value, clipped to ±clip (secure-sum jobs);
-//! - [`Codec::Wide`]: several 32-bit digits per value, never clipped, exact
-//!   sums over a range of ±2^95 (model rounds, whose sums span from 1e-3 to
-//!   beyond 1e20).
+//! - [`Codec::Narrow`]: one word per value, clipped to ±clip (secure-sum
+//!   jobs); the one-limb ring Z_(2^64);
+//! - [`Codec::Wide`]: one element of Z_(2^(64·limbs)) per value, in `limbs`
+//!   u64 words, never clipped, exact sums over a range of ±2^127 by default
+//!   (model rounds, whose sums span from 1e-3 to beyond 1e20).
+//!
+//! Masks and sums are computed in [`Codec::ring`], so the published sum is
+//! one ring element per value and nothing more.
 
 use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::wide::WideFixed;
 
 use crate::WireError;
@@ -16,11 +21,19 @@ use crate::v1 as pb;
 pub enum Codec {
     /// One word per value.
     Narrow(FixedPoint),
-    /// `digits` words per value.
+    /// `limbs` words per value, one ring element.
     Wide(WideFixed),
 }
 
 impl Codec {
+    /// The ring the encoded values, their masks and their sums live in.
+    pub fn ring(&self) -> Ring {
+        match self {
+            Codec::Narrow(_) => Ring::U64,
+            Codec::Wide(w) => w.ring(),
+        }
+    }
+
     /// Words needed for `values` values.
     pub fn words_for(&self, values: usize) -> usize {
         match self {
@@ -61,7 +74,7 @@ impl Codec {
         })
     }
 
-    /// The announcement fields: (fixed-point spec, digits).
+    /// The announcement fields: (fixed-point spec, limbs; 0 for narrow).
     pub fn to_pb(&self) -> (pb::FixedPointSpec, u32) {
         match self {
             Codec::Narrow(fp) => (
@@ -76,17 +89,38 @@ impl Codec {
                     frac_bits: w.frac_bits(),
                     clip: 0.0,
                 },
-                w.digits(),
+                w.limbs(),
             ),
         }
     }
 
     /// From the announcement fields.
-    pub fn from_pb(spec: &pb::FixedPointSpec, digits: u32) -> Result<Self, WireError> {
-        Ok(if digits == 0 {
+    pub fn from_pb(spec: &pb::FixedPointSpec, limbs: u32) -> Result<Self, WireError> {
+        Ok(if limbs == 0 {
             Codec::Narrow(FixedPoint::new(spec.frac_bits, spec.clip)?)
         } else {
-            Codec::Wide(WideFixed::new(digits, spec.frac_bits)?)
+            Codec::Wide(WideFixed::new(limbs, spec.frac_bits)?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcement_fields_round_trip_and_name_the_ring() {
+        let narrow = Codec::Narrow(FixedPoint::new(16, 1e6).expect("valid"));
+        let wide = Codec::Wide(WideFixed::model_default());
+        for (codec, limbs, ring) in [(narrow, 0, Ring::U64), (wide, 3, Ring::U192)] {
+            let (spec, l) = codec.to_pb();
+            assert_eq!(l, limbs);
+            assert_eq!(Codec::from_pb(&spec, l).expect("valid"), codec);
+            assert_eq!(codec.ring(), ring);
+            assert_eq!(codec.words_for(10), 10 * ring.limbs() as usize);
+        }
+        // More than four limbs is no ring.
+        let (spec, _) = wide.to_pb();
+        assert!(Codec::from_pb(&spec, 5).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! u64 vectors travel as little-endian bytes: 8 bytes a word, no varints,
 //! so a masked vector of d words is exactly 8·d bytes on the wire.
 
+use fedcredit_crypto::ring::Ring;
+
 use crate::WireError;
 
 /// Encodes words as little-endian bytes.
@@ -50,10 +52,21 @@ mod tests {
     }
 }
 
-/// Adds little-endian words straight from `bytes` into `acc` (wrapping), so a
+/// Words decoded per step by [`add_le_bytes`]: a multiple of every ring's
+/// limb count (1 to 4), so a step never splits a value; 3 KiB on the stack.
+const ADD_BLOCK_WORDS: usize = 384;
+
+/// Adds the little-endian words in `bytes` into `acc` as elements of `ring`
+/// (carrying between the limbs of each value), a block at a time, so a
 /// masked input is summed without first being copied into a `Vec<u64>`.
-/// Leaves `acc` untouched if the length is not exactly `8 · acc.len()`.
-pub fn add_le_bytes(what: &'static str, acc: &mut [u64], bytes: &[u8]) -> Result<(), WireError> {
+/// Leaves `acc` untouched if the length is not exactly `8 · acc.len()`, or
+/// `acc` is not a whole number of ring values.
+pub fn add_le_bytes(
+    what: &'static str,
+    ring: Ring,
+    acc: &mut [u64],
+    bytes: &[u8],
+) -> Result<(), WireError> {
     if bytes.len() != acc.len() * 8 {
         return Err(WireError::Field {
             what,
@@ -65,10 +78,18 @@ pub fn add_le_bytes(what: &'static str, acc: &mut [u64], bytes: &[u8]) -> Result
             ),
         });
     }
-    for (a, c) in acc.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        *a = a.wrapping_add(u64::from_le_bytes(b));
+    ring.check_len(acc.len())?;
+    let mut block = [0u64; ADD_BLOCK_WORDS];
+    let (words, _) = bytes.as_chunks::<8>();
+    for (a, w) in acc
+        .chunks_mut(ADD_BLOCK_WORDS)
+        .zip(words.chunks(ADD_BLOCK_WORDS))
+    {
+        let x = &mut block[..a.len()];
+        for (x, w) in x.iter_mut().zip(w) {
+            *x = u64::from_le_bytes(*w);
+        }
+        ring.add_assign(a, x)?;
     }
     Ok(())
 }
@@ -80,9 +101,35 @@ mod add_tests {
     #[test]
     fn adds_in_place_and_refuses_a_wrong_length_untouched() {
         let mut acc = vec![1, u64::MAX];
-        add_le_bytes("x", &mut acc, &to_bytes(&[2, 2])).expect("adds");
+        add_le_bytes("x", Ring::U64, &mut acc, &to_bytes(&[2, 2])).expect("adds");
         assert_eq!(acc, vec![3, 1]);
-        assert!(add_le_bytes("x", &mut acc, &[0; 8]).is_err());
+        assert!(add_le_bytes("x", Ring::U64, &mut acc, &[0; 8]).is_err());
         assert_eq!(acc, vec![3, 1]);
+        // Two words are no whole number of three-limb values.
+        assert!(add_le_bytes("x", Ring::U192, &mut acc, &to_bytes(&[2, 2])).is_err());
+        assert_eq!(acc, vec![3, 1]);
+    }
+
+    /// In a multi-limb ring the bytes are added value by value with carries,
+    /// exactly as `Ring::add_assign` adds the decoded words, across the
+    /// block boundaries too.
+    #[test]
+    fn adds_ring_values_with_carries() {
+        let m = u64::MAX;
+        let mut acc = vec![m, m, 0, 5, 0, 0];
+        add_le_bytes("x", Ring::U192, &mut acc, &to_bytes(&[1, 0, 0, m, 0, 0])).expect("adds");
+        assert_eq!(acc, vec![0, 0, 1, 4, 1, 0]);
+        for ring in [Ring::U64, Ring::U128, Ring::U192, Ring::U256] {
+            let n = ring.words_for(1000);
+            let x: Vec<u64> = (0..n as u64).map(|i| m - i).collect();
+            let y: Vec<u64> = (0..n as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect();
+            let mut expected = x.clone();
+            ring.add_assign(&mut expected, &y).expect("same length");
+            let mut acc = x.clone();
+            add_le_bytes("x", ring, &mut acc, &to_bytes(&y)).expect("adds");
+            assert_eq!(acc, expected, "{ring:?}");
+        }
     }
 }

@@ -259,7 +259,7 @@ impl<'c> Referee<'c> {
             .as_ref()
             .ok_or_else(|| mismatch("codec", "none".into(), format!("{:?}", plan.codec)))
             .and_then(|spec| {
-                Codec::from_pb(spec, a.digits).map_err(|e| {
+                Codec::from_pb(spec, a.limbs).map_err(|e| {
                     mismatch(
                         "codec",
                         format!("invalid ({e})"),

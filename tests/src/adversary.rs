@@ -221,7 +221,7 @@ impl AttemptRecord {
     /// The codec the announcement asked for.
     pub fn codec(&self) -> Codec {
         let spec = self.announcement.fixed_point.unwrap_or_default();
-        Codec::from_pb(&spec, self.announcement.digits)
+        Codec::from_pb(&spec, self.announcement.limbs)
             .unwrap_or_else(|e| panic!("the script announced an invalid codec: {e}"))
     }
 
@@ -383,7 +383,7 @@ impl Adversary {
         codec: Codec,
     ) -> pb::RoundAnnouncement {
         let c = &self.consortium;
-        let (fixed_point, digits) = codec.to_pb();
+        let (fixed_point, limbs) = codec.to_pb();
         pb::RoundAnnouncement {
             members: c.roster.members().map(|m| m.id.to_string()).collect(),
             threshold: c.protocol.thresholds.threshold as u32,
@@ -391,7 +391,7 @@ impl Adversary {
             dimension: dimension as u64,
             fixed_point: Some(fixed_point),
             job_spec_hash: c.job.hash().to_vec().into(),
-            digits,
+            limbs,
             departed: Vec::new(),
             task: Some(task),
             previous_outcomes: self.published.clone(),
@@ -769,7 +769,10 @@ impl Adversary {
             let encoded = codec
                 .encode(&c.input(dimension), n)
                 .unwrap_or_else(|e| panic!("colluder input: {e}"));
-            masked.insert(c.id.clone(), c.masked_input(&encoded, from_peers));
+            masked.insert(
+                c.id.clone(),
+                c.masked_input(codec.ring(), &encoded, from_peers),
+            );
         }
         let senders: Vec<String> = masked.keys().cloned().collect();
         for (id, call) in calls {

@@ -222,6 +222,7 @@ impl Colluder {
     /// `encoded` with the real client code.
     pub fn masked_input(
         &mut self,
+        ring: fedcredit_crypto::ring::Ring,
         encoded: &[u64],
         from_peers: Vec<(PartyIndex, Vec<u8>)>,
     ) -> Vec<u64> {
@@ -260,7 +261,7 @@ impl Colluder {
             .take()
             .unwrap_or_else(|| panic!("colluder masks before sharing"));
         let (_, masked) = state
-            .masked_input(encoded, from_peers)
+            .masked_input(ring, encoded, from_peers)
             .unwrap_or_else(|e| panic!("colluder masked_input: {e}"));
         masked
     }

@@ -71,6 +71,7 @@ pub fn unmask_sum(
             .map(|(id, (c, _))| (adv.index(id), *c))
             .collect(),
         u3: u3.iter().map(|id| adv.index(id)).collect(),
+        ring: a.codec().ring(),
     };
     let mut unmasker = Unmasker::new(view).map_err(|e| e.to_string())?;
     let u2: Vec<String> = a.shares.keys().cloned().collect();
@@ -209,7 +210,7 @@ fn same_aggregate(a: &AttemptRecord, b: &AttemptRecord) -> bool {
     x.task == y.task
         && x.dimension == y.dimension
         && x.fixed_point == y.fixed_point
-        && x.digits == y.digits
+        && x.limbs == y.limbs
 }
 
 /// Every sum the adversary can unmask: (attempt, contributor set, words).

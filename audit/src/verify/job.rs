@@ -90,7 +90,7 @@ impl JobReplay {
         let spec = a
             .fixed_point
             .ok_or_else(|| bad("the announcement has no fixed-point settings".into()))?;
-        let codec = Codec::from_pb(&spec, a.digits).map_err(|e| bad(format!("codec: {e}")))?;
+        let codec = Codec::from_pb(&spec, a.limbs).map_err(|e| bad(format!("codec: {e}")))?;
         codec
             .check(members)
             .map_err(|e| bad(format!("codec: {e}")))?;

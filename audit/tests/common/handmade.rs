@@ -9,6 +9,7 @@ use std::path::Path;
 
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{self, PartyIndex, Phase, SessionBinding};
@@ -227,7 +228,7 @@ impl Handmade {
                     frac_bits: 16,
                     clip: 1e6,
                 }),
-                digits: 0,
+                limbs: 0,
                 job_spec_hash: c.job.hash().to_vec().into(),
                 departed: self
                     .departed
@@ -343,7 +344,9 @@ impl Handmade {
                 .filter(|(from, _)| u2.contains(&(from.get() as usize - 1)))
                 .collect();
             let encoded = fp.encode_slice(&Self::input(i)).expect("encode");
-            let (state, masked) = state.masked_input(&encoded, received).expect("mask");
+            let (state, masked) = state
+                .masked_input(Ring::U64, &encoded, received)
+                .expect("mask");
             self.participant(
                 i,
                 round,
@@ -352,7 +355,7 @@ impl Handmade {
                     values: words::to_bytes(&masked).into(),
                 }),
             );
-            fedcredit_crypto::mask::add_assign(&mut masked_sum, &masked).expect("add");
+            Ring::U64.add_assign(&mut masked_sum, &masked).expect("add");
             sent.insert(i, state);
         }
         let u3: BTreeSet<usize> = sent.keys().copied().collect();
@@ -403,6 +406,7 @@ impl Handmade {
             cohort: cohort.clone(),
             u2: u2_commitments,
             u3: u3_idx.clone(),
+            ring: Ring::U64,
         };
         let mut unmasker = Unmasker::new(view).expect("unmasker");
         let mut u5 = BTreeSet::new();

@@ -15,7 +15,8 @@ use super::{
 use crate::aead;
 use crate::identity::SignatureChecked;
 use crate::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
-use crate::mask::{MaskSeed, add_mask, sub_mask};
+use crate::mask::MaskSeed;
+use crate::ring::Ring;
 use crate::shamir::{SHARE_LEN, Share, split};
 
 /// Length of a share plaintext: sender (4) ‖ recipient (4) ‖ key share ‖ self-mask share.
@@ -181,13 +182,21 @@ impl ShareKeys {
 
     /// Phase 3: decrypts the shares addressed to this party (one per other
     /// member of U2, as relayed by the coordinator), then masks `input`
-    /// (already fixed-point encoded) with the self mask and a pairwise mask
-    /// toward every other member of U2: + toward higher indices, − toward lower.
+    /// (already encoded as elements of `ring`, the round codec's) with the
+    /// self mask and a pairwise mask toward every other member of U2: +
+    /// toward higher indices, − toward lower. Masks are added as ring
+    /// elements, so the masked sum carries within each value exactly as the
+    /// plain sum does.
+    ///
+    /// Errors include [`crate::CryptoError::PartialRingValue`] if `input`
+    /// is not a whole number of ring values.
     pub fn masked_input(
         mut self,
+        ring: Ring,
         input: &[u64],
         received: Vec<(PartyIndex, Vec<u8>)>,
     ) -> Result<(MaskedInputSent, Vec<u64>), SecAggError> {
+        ring.check_len(input.len())?;
         let mut u2 = BTreeSet::from([self.me]);
         for (from, ciphertext) in received {
             let Some(ad) = self.cohort.get(&from) else {
@@ -236,7 +245,7 @@ impl ShareKeys {
         self.thresholds.check(Phase::MaskedInput, u2.len())?;
 
         let mut masked = input.to_vec();
-        add_mask(&mut masked, &self.self_seed);
+        ring.add_mask(&mut masked, &self.self_seed)?;
         for peer in u2.iter().filter(|p| **p != self.me) {
             let ad = &self.cohort[peer];
             let seed = pair_seed(
@@ -247,9 +256,9 @@ impl ShareKeys {
                 &self.session,
             )?;
             if *peer > self.me {
-                add_mask(&mut masked, &seed);
+                ring.add_mask(&mut masked, &seed)?;
             } else {
-                sub_mask(&mut masked, &seed);
+                ring.sub_mask(&mut masked, &seed)?;
             }
         }
         Ok((

@@ -9,7 +9,8 @@ use super::{
     self_mask_commitment,
 };
 use crate::kx::{AgreementSecret, SessionId};
-use crate::mask::{MaskSeed, add_mask, sub_mask};
+use crate::mask::MaskSeed;
+use crate::ring::Ring;
 use crate::shamir::{Share, reconstruct};
 
 /// Everything the aggregator knows about one round attempt when it unmasks.
@@ -25,6 +26,9 @@ pub struct RoundView {
     pub u2: BTreeMap<PartyIndex, [u8; 32]>,
     /// Members of U2 whose masked input is in the sum.
     pub u3: BTreeSet<PartyIndex>,
+    /// The ring the inputs and masks live in (the round codec's), so that
+    /// masks are removed with the same carries they were added with.
+    pub ring: Ring,
 }
 
 /// Collects the shares revealed in phase 5, checking each against the rules.
@@ -143,12 +147,15 @@ impl Unmasker {
         self.revealers.len()
     }
 
-    /// Removes every mask from `masked_sum` (Σ of U3's masked inputs),
-    /// leaving Σ of U3's fixed-point inputs. Needs at least t revealers.
+    /// Removes every mask from `masked_sum` (Σ of U3's masked inputs in the
+    /// view's ring), leaving Σ of U3's encoded inputs. Needs at least t
+    /// revealers, and a whole number of ring values.
     pub fn finish(self, masked_sum: &mut [u64]) -> Result<(), SecAggError> {
         self.view
             .thresholds
             .check(Phase::Unmask, self.revealers.len())?;
+        let ring = self.view.ring;
+        ring.check_len(masked_sum.len())?;
         let t = self.view.thresholds.threshold;
         // Self masks of the survivors.
         for owner in &self.view.u3 {
@@ -162,7 +169,7 @@ impl Unmasker {
             if self_mask_commitment(&self.view.session, *owner, &seed) != self.view.u2[owner] {
                 return Err(SecAggError::CommitmentMismatch(*owner));
             }
-            sub_mask(masked_sum, &seed);
+            ring.sub_mask(masked_sum, &seed)?;
         }
         // Pairwise masks between survivors and the dropouts of U2 \ U3.
         for (dropped, _) in self
@@ -192,9 +199,9 @@ impl Unmasker {
                 )?;
                 // The survivor added the mask if the dropout is higher, subtracted it if lower.
                 if dropped > survivor {
-                    sub_mask(masked_sum, &seed);
+                    ring.sub_mask(masked_sum, &seed)?;
                 } else {
-                    add_mask(masked_sum, &seed);
+                    ring.add_mask(masked_sum, &seed)?;
                 }
             }
         }

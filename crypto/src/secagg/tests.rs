@@ -13,6 +13,7 @@ use super::client::{AdvertiseKeys, Confirmation, Reveal};
 use super::server::{RoundView, Unmasker};
 use super::*;
 use crate::identity::{IdentityKey, SignContext};
+use crate::ring::Ring;
 
 /// Who drops where: indices (0-based into the parties) leaving after each phase.
 #[derive(Clone, Debug, Default)]
@@ -27,9 +28,10 @@ fn idx(i: usize) -> PartyIndex {
     PartyIndex::new(i as u32 + 1).unwrap()
 }
 
-/// Runs a round; returns the unmasked sum of U3 and U3.
+/// Runs a round in `ring`; returns the unmasked sum of U3 and U3.
 fn run_round(
     inputs: &[Vec<u64>],
+    ring: Ring,
     thresholds: Thresholds,
     drops: &Dropouts,
     seed: u64,
@@ -84,11 +86,11 @@ fn run_round(
             .into_iter()
             .filter(|(from, _)| u2.contains_key(from))
             .collect();
-        let (state, masked) = state.masked_input(&inputs[i], received)?;
+        let (state, masked) = state.masked_input(ring, &inputs[i], received)?;
         if drops.after_shares.contains(&i) {
             continue;
         }
-        crate::mask::add_assign(&mut sum, &masked).unwrap();
+        ring.add_assign(&mut sum, &masked).unwrap();
         u3.insert(idx(i));
         if !drops.after_masked_input.contains(&i) {
             masked_states.insert(i, state);
@@ -124,6 +126,7 @@ fn run_round(
         cohort,
         u2,
         u3: u3.clone(),
+        ring,
     })?;
     for (i, state) in awaiting {
         let Reveal {
@@ -136,10 +139,11 @@ fn run_round(
     Ok((sum, u3))
 }
 
-fn plain_sum(inputs: &[Vec<u64>], who: &BTreeSet<PartyIndex>) -> Vec<u64> {
+fn plain_sum(inputs: &[Vec<u64>], ring: Ring, who: &BTreeSet<PartyIndex>) -> Vec<u64> {
     let mut sum = vec![0u64; inputs[0].len()];
     for p in who {
-        crate::mask::add_assign(&mut sum, &inputs[p.get() as usize - 1]).unwrap();
+        ring.add_assign(&mut sum, &inputs[p.get() as usize - 1])
+            .unwrap();
     }
     sum
 }
@@ -159,9 +163,52 @@ fn full_round_sums_exactly() {
         threshold: 4,
         min_cohort: 3,
     };
-    let (sum, u3) = run_round(&x, t, &Dropouts::default(), 9).unwrap();
+    let (sum, u3) = run_round(&x, Ring::U64, t, &Dropouts::default(), 9).unwrap();
     assert_eq!(u3.len(), 5);
-    assert_eq!(sum, plain_sum(&x, &u3));
+    assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
+}
+
+/// In the 192-bit ring the masks carry across limbs like the inputs, and
+/// the unmasked sum is the ring sum, with dropouts too.
+#[test]
+fn full_round_in_a_multi_limb_ring_sums_exactly() {
+    let t = Thresholds {
+        threshold: 4,
+        min_cohort: 3,
+    };
+    for ring in [Ring::U128, Ring::U192, Ring::U256] {
+        let x = inputs(6, ring.words_for(400), 21);
+        let drops = Dropouts {
+            after_shares: BTreeSet::from([2]),
+            after_confirm: BTreeSet::from([4]),
+            ..Default::default()
+        };
+        let (sum, u3) = run_round(&x, ring, t, &drops, 22).unwrap();
+        assert_eq!(u3.len(), 5);
+        assert_eq!(sum, plain_sum(&x, ring, &u3));
+        // Not the word-wise sum: carries did cross limbs.
+        assert_ne!(sum, plain_sum(&x, Ring::U64, &u3));
+    }
+}
+
+#[test]
+fn an_input_that_is_not_whole_ring_values_is_refused() {
+    let x = inputs(4, 10, 23);
+    let t = Thresholds {
+        threshold: 3,
+        min_cohort: 3,
+    };
+    let err = run_round(&x, Ring::U192, t, &Dropouts::default(), 24).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecAggError::Crypto(crate::CryptoError::PartialRingValue {
+                words: 10,
+                limbs: 3
+            })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -177,11 +224,11 @@ fn dropouts_in_every_phase_still_sum_the_survivors() {
         after_masked_input: BTreeSet::from([5]),
         after_confirm: BTreeSet::from([7]),
     };
-    let (sum, u3) = run_round(&x, t, &drops, 3).unwrap();
+    let (sum, u3) = run_round(&x, Ring::U64, t, &drops, 3).unwrap();
     // Those that sent a masked input are in the sum, even if they left afterwards.
     let expected: BTreeSet<PartyIndex> = [1, 2, 4, 5, 6, 7, 8, 9].into_iter().map(idx).collect();
     assert_eq!(u3, expected);
-    assert_eq!(sum, plain_sum(&x, &u3));
+    assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
 }
 
 #[test]
@@ -195,7 +242,7 @@ fn too_few_revealers_fails_naming_the_phase() {
         after_confirm: BTreeSet::from([0, 1]),
         ..Default::default()
     };
-    let err = run_round(&x, t, &drops, 5).unwrap_err();
+    let err = run_round(&x, Ring::U64, t, &drops, 5).unwrap_err();
     assert!(
         matches!(
             err,
@@ -221,8 +268,8 @@ fn a_survivor_cannot_be_made_to_reveal_both_shares() {
         after_shares: BTreeSet::from([3]),
         ..Default::default()
     };
-    let (sum, u3) = run_round(&x, t, &drops, 7).unwrap();
-    assert_eq!(sum, plain_sum(&x, &u3));
+    let (sum, u3) = run_round(&x, Ring::U64, t, &drops, 7).unwrap();
+    assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
 }
 
 #[test]
@@ -249,6 +296,7 @@ fn a_wrong_kind_of_share_is_refused_and_loses_nothing() {
         cohort,
         u2,
         u3,
+        ring: Ring::U64,
     })
     .unwrap();
     // A key share of a survivor is never acceptable.
@@ -325,11 +373,13 @@ proptest! {
     #[test]
     fn any_dropout_pattern_sums_exactly_or_fails_cleanly(
         n in 3usize..9,
-        d in 1usize..64,
+        values in 1usize..64,
+        limbs in 1u32..=4,
         phases in proptest::collection::vec(0u8..6, 9),
         seed in any::<u64>(),
     ) {
-        let x = inputs(n, d, seed);
+        let ring = Ring::new(limbs).unwrap();
+        let x = inputs(n, ring.words_for(values), seed);
         let t = Thresholds { threshold: Thresholds::default_threshold(n), min_cohort: 3 };
         let mut drops = Dropouts::default();
         for (i, p) in phases.iter().take(n).enumerate() {
@@ -341,8 +391,8 @@ proptest! {
                 _ => {}
             }
         }
-        match run_round(&x, t, &drops, seed ^ 0x5eed) {
-            Ok((sum, u3)) => prop_assert_eq!(sum, plain_sum(&x, &u3)),
+        match run_round(&x, ring, t, &drops, seed ^ 0x5eed) {
+            Ok((sum, u3)) => prop_assert_eq!(sum, plain_sum(&x, ring, &u3)),
             Err(SecAggError::TooFewParties { have, need, .. }) => prop_assert!(have < need),
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }

@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 
 use fedcredit_crypto::kx::AgreementPublic;
-use fedcredit_crypto::mask::add_assign;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
+use fedcredit_proto::codec::Codec;
 use fedcredit_proto::roster::Member;
 use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
@@ -171,10 +171,15 @@ impl AttemptState {
                         ),
                     ));
                 }
+                // Summed as elements of the codec's ring, as the coordinator does.
+                let ring =
+                    self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
+                        malformed("masked input", "no codec was announced".into())
+                    })?;
                 if self.masked.is_empty() {
                     self.masked = values;
                 } else {
-                    add_assign(&mut self.masked, &values)
+                    ring.add_assign(&mut self.masked, &values)
                         .map_err(|e| malformed("masked input", e.to_string()))?;
                 }
                 self.u3.insert(me);

@@ -344,12 +344,17 @@ impl AttemptState {
                         "no session id: keys were never advertised",
                     )
                 })?;
+                let ring =
+                    self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
+                        Failure::new(seq, Check::Unmask, "no codec was announced")
+                    })?;
                 let view = RoundView {
                     session,
                     thresholds: ctx.consortium.protocol.thresholds,
                     cohort: self.u1.clone(),
                     u2: self.u2.clone(),
                     u3: self.u3.clone(),
+                    ring,
                 };
                 self.unmasker = Some(Unmasker::new(view).map_err(|e| {
                     Failure::new(seq, Check::Unmask, format!("cannot start unmasking: {e}"))
