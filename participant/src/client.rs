@@ -7,13 +7,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_crypto::kx::AgreementPublic;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
+use fedcredit_crypto::kx::{AgreementPublic, SessionId};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::consortium::{Consortium, JobKind};
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::{Member, ParticipantId};
+use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
 use fedcredit_proto::words;
@@ -332,10 +333,18 @@ impl Participant {
             reason,
         };
         let t = c.protocol.thresholds;
-        if a.threshold as usize != t.threshold || a.min_cohort as usize != t.min_cohort {
+        if a.threshold as usize != t.threshold()
+            || a.min_cohort as usize != t.min_cohort()
+            || a.max_colluders as usize != t.max_colluders()
+        {
             return Err(refuse(format!(
-                "announced threshold {} / minimum cohort {} differ from the consortium's {} / {}",
-                a.threshold, a.min_cohort, t.threshold, t.min_cohort
+                "announced threshold {} / minimum cohort {} / colluder bound {} differ from the consortium's {} / {} / {}",
+                a.threshold,
+                a.min_cohort,
+                a.max_colluders,
+                t.threshold(),
+                t.min_cohort(),
+                t.max_colluders()
             )));
         }
         if a.job_spec_hash.as_ref() != c.job.hash() {
@@ -463,27 +472,42 @@ impl Participant {
         let (state, out) = keys
             .share_keys(session, cohort, &mut OsRng)
             .map_err(protocol)?;
-        let shares = out
-            .ciphertexts
-            .into_iter()
-            .map(|(to, ct)| pb::ShareCiphertext {
-                peer: id_of(roster, to),
-                ciphertext: ct.into(),
-            })
-            .collect();
-        let body = Body::Shares(pb::EncryptedShares {
-            shares,
-            self_mask_commitment: out.self_mask_commitment.to_vec().into(),
-        });
+        let body = Body::Shares(shares::to_pb(roster, out.ciphertexts, &out.dealt));
         let received = self
             .grpc
             .share_keys(self.seal(round, attempt, body)?)
             .await
             .map_err(|s| refused("ShareKeys", s))?;
+        // Each dealer's own signed message: our ciphertext and the
+        // commitments it signed for our shares (checked on decryption).
         let mut from_peers = Vec::new();
-        for s in received.into_inner().shares {
-            let from = roster.member(&s.peer)?.index;
-            from_peers.push((from, s.ciphertext.to_vec()));
+        for signed in &received.get_ref().dealt {
+            let o = envelope::open(signed, roster)?;
+            check_binding(&o.message, &c.job.id, round, attempt)?;
+            let Some(Body::Shares(m)) = &o.message.body else {
+                return Err(bad_relay("share list", &o.sender.id).into());
+            };
+            let from = o.sender.index;
+            let DealtShares { dealt, ciphertexts } = DealtShares::from_pb(roster, from, m)?;
+            let mine = |what: &str| bad_relay(what, &o.sender.id);
+            let commitment = *dealt
+                .shares
+                .get(&self.me.index)
+                .ok_or_else(|| mine("share list (no commitment for this party)"))?;
+            let mut addressed = ciphertexts
+                .into_iter()
+                .filter(|(to, _)| *to == self.me.index);
+            let (_, ciphertext) = addressed
+                .next()
+                .ok_or_else(|| mine("share list (no ciphertext for this party)"))?;
+            if addressed.next().is_some() {
+                return Err(mine("share list (two ciphertexts for this party)").into());
+            }
+            from_peers.push(DealtToMe {
+                from,
+                ciphertext: ciphertext.to_vec(),
+                commitment,
+            });
         }
 
         // Phase 3: masked input.
@@ -514,7 +538,10 @@ impl Participant {
             .iter()
             .map(|p| id_of(roster, *p))
             .collect();
-        let body = Body::Consistency(pb::SurvivorList { survivors: ids });
+        let body = Body::Consistency(pb::SurvivorList {
+            survivors: ids,
+            session_id: state.session().as_bytes().to_vec().into(),
+        });
         let sigs = self
             .grpc
             .confirm_survivors(self.seal(round, attempt, body)?)
@@ -527,8 +554,15 @@ impl Participant {
             let Some(Body::Consistency(list)) = &o.message.body else {
                 return Err(bad_relay("survivor confirmations", &o.sender.id).into());
             };
+            let session = SessionId(
+                list.session_id
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| bad_relay("survivor confirmation (session id)", &o.sender.id))?,
+            );
             confirmations.push(Confirmation {
                 signer: o.sender.index,
+                session,
                 survivors: indices(roster, &list.survivors)?,
                 checked: o.checked,
             });

@@ -118,7 +118,7 @@ impl<'c> Verifier<'c> {
             ctx: Context {
                 consortium,
                 spec_hash: consortium.job.hash(),
-                need: t.threshold.max(t.min_cohort),
+                need: t.need(),
             },
             job: JobReplay::new(&consortium.job),
             next_round: 0,
@@ -467,6 +467,7 @@ impl<'c> Verifier<'c> {
                 record: seq,
                 contributors: open.state.contributors(roster),
                 dropped: open.state.dropped(roster),
+                bad_reveals: open.state.bad_reveals(roster),
             },
             Err(f) => {
                 if f.check != Check::Progress {
