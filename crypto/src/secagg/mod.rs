@@ -173,7 +173,7 @@ impl Thresholds {
 
 /// (n + c)/2 for messages: an integer or a half.
 pub(crate) fn half(sum: usize) -> String {
-    if sum % 2 == 0 {
+    if sum.is_multiple_of(2) {
         (sum / 2).to_string()
     } else {
         format!("{}.5", sum / 2)
