@@ -145,6 +145,31 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A survivor's logged reveal holding a share that fails the commitment its
+/// dealer signed: the revealer sent a bad share, and was excluded from the
+/// unmasking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadReveal {
+    /// The revealer's `Unmask` record.
+    pub record: u64,
+    /// Who sent the bad share.
+    pub revealer: String,
+    /// Whose secret it claimed to be a share of.
+    pub owner: String,
+    /// `key` or `self-mask`.
+    pub kind: String,
+}
+
+impl fmt::Display for BadReveal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} revealed a bad {} share of {} (record {}) and was excluded",
+            self.revealer, self.kind, self.owner, self.record
+        )
+    }
+}
+
 /// How one round attempt went, as far as the log shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
@@ -158,6 +183,9 @@ pub enum AttemptStatus {
         contributors: Vec<String>,
         /// Members of U1 whose input is not in the sum.
         dropped: Vec<String>,
+        /// Survivors that revealed a bad share; the sum was recomputed without them.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        bad_reveals: Vec<BadReveal>,
     },
     /// Aborted, and the log shows why (too few parties, or reveals that do not unmask).
     Aborted {
@@ -378,6 +406,7 @@ impl fmt::Display for AttemptReport {
                 record,
                 contributors,
                 dropped,
+                bad_reveals,
             } => {
                 write!(
                     f,
@@ -387,6 +416,9 @@ impl fmt::Display for AttemptReport {
                 )?;
                 if !dropped.is_empty() {
                     write!(f, "; dropped: {}", list(dropped))?;
+                }
+                for b in bad_reveals {
+                    write!(f, "; {b}")?;
                 }
                 Ok(())
             }

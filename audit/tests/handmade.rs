@@ -324,3 +324,58 @@ fn show_tells_who_dropped_who_left_and_why_attempts_stopped() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn a_bad_revealed_share_is_attributed_to_its_sender_and_the_round_verifies() {
+    let mut h = Handmade::new();
+    // m2 reveals a self-mask share that fails its dealer's commitment; the
+    // coordinator logged it, left m2 out, and unmasked with the other four.
+    let plan = Plan {
+        bad_reveal: set(&[1]),
+        ..Plan::default()
+    };
+    assert_eq!(
+        h.attempt(0, 0, &plan),
+        Ended::Completed(expected_sum(&[0, 1, 2, 3, 4]))
+    );
+    h.end(true, "");
+    let report = verify(&h.bytes(), &h.consortium);
+    eprintln!("{report}");
+    assert!(report.ok(), "{report}");
+    match &report.attempts[0].status {
+        AttemptStatus::Ok { bad_reveals, .. } => {
+            assert_eq!(bad_reveals.len(), 1, "{report}");
+            assert_eq!(bad_reveals[0].revealer, "m2");
+            assert_eq!(bad_reveals[0].owner, "m1");
+            assert_eq!(bad_reveals[0].kind, "self-mask");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        report
+            .to_string()
+            .contains("m2 revealed a bad self-mask share of m1"),
+        "{report}"
+    );
+}
+
+#[test]
+fn too_many_bad_reveals_justify_the_abort_and_name_their_senders() {
+    let mut h = Handmade::new();
+    let plan = Plan {
+        bad_reveal: set(&[0, 1, 2]),
+        ..Plan::default()
+    };
+    assert_eq!(h.attempt(0, 0, &plan), Ended::Aborted(Phase::Unmask));
+    h.end(false, "round 0 failed");
+    let report = verify(&h.bytes(), &h.consortium);
+    eprintln!("{report}");
+    match &report.attempts[0].status {
+        AttemptStatus::Aborted { justification, .. } => {
+            for who in ["m1 revealed", "m2 revealed", "m3 revealed"] {
+                assert!(justification.contains(who), "{justification}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}

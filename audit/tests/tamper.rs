@@ -434,11 +434,36 @@ fn a_log_checked_against_another_consortium_fails_at_its_first_record() {
     );
     // Another threshold.
     let mut other = f.consortium.clone();
-    other.protocol.thresholds.threshold = 4;
+    let t = other.protocol.thresholds;
+    let n = other.roster.len();
+    other.protocol.thresholds = [t.threshold() + 1, t.threshold().saturating_sub(1)]
+        .into_iter()
+        .find_map(|x| {
+            fedcredit_crypto::secagg::Thresholds::new(n, x, t.max_colluders(), t.min_cohort()).ok()
+        })
+        .expect("another valid threshold");
     let report = verify(&f.log, &other);
     let fail = report.first_failure().expect("a failure");
     assert_eq!((fail.record, fail.check), (0, Check::JobStarted));
-    assert!(fail.reason.contains("threshold 3"), "{fail}");
+    assert!(
+        fail.reason
+            .contains(&format!("threshold {}", t.threshold())),
+        "{fail}"
+    );
+    // Another colluder bound: it is in the session id too.
+    let mut other = f.consortium.clone();
+    other.protocol.thresholds = [t.max_colluders() + 1, t.max_colluders().saturating_sub(1)]
+        .into_iter()
+        .find_map(|c| {
+            fedcredit_crypto::secagg::Thresholds::new(n, t.threshold(), c, t.min_cohort()).ok()
+        })
+        .unwrap_or(t);
+    if other.protocol.thresholds != t {
+        let report = verify(&f.log, &other);
+        let fail = report.first_failure().expect("a failure");
+        assert_eq!((fail.record, fail.check), (0, Check::JobStarted));
+        assert!(fail.reason.contains("colluder bound"), "{fail}");
+    }
     // Another job spec.
     let mut other = f.consortium.clone();
     if let fedcredit_proto::consortium::JobKind::SecureSum { clip, .. } = &mut other.job.kind {

@@ -74,11 +74,16 @@ pub async fn run(
     }
     let roster = Roster::new(members, coordinator_key.public())?;
     // Everything here belongs to one owner, so the minimum cohort only has to
-    // fit the number of data sets; the threshold keeps its default.
-    let thresholds = Thresholds {
-        threshold: Thresholds::default_threshold(n),
-        min_cohort: n.min(3),
-    };
+    // fit the number of data sets; the colluder bound and threshold keep
+    // their defaults, checked by the same rule as a consortium file's.
+    let max_colluders = Thresholds::default_colluders(n);
+    let thresholds = Thresholds::new(
+        n,
+        Thresholds::default_threshold(n, max_colluders),
+        max_colluders,
+        n.min(3),
+    )
+    .context("the in-process consortium's thresholds")?;
     let job = JobSpec {
         id: job_id.to_owned(),
         cohort: CohortPolicy::Fixed,
@@ -250,6 +255,7 @@ pub fn consortium_toml(c: &Consortium) -> Result<String> {
     }
     #[derive(Serialize)]
     struct Protocol {
+        max_colluders: usize,
         threshold: usize,
         min_cohort: usize,
     }
@@ -264,8 +270,9 @@ pub fn consortium_toml(c: &Consortium) -> Result<String> {
             public_key: c.roster.coordinator().to_hex(),
         },
         protocol: Protocol {
-            threshold: c.protocol.thresholds.threshold,
-            min_cohort: c.protocol.thresholds.min_cohort,
+            max_colluders: c.protocol.thresholds.max_colluders(),
+            threshold: c.protocol.thresholds.threshold(),
+            min_cohort: c.protocol.thresholds.min_cohort(),
         },
         job: &c.job,
         participants: c

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Phase};
+use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::secagg::{Advertisement, Dealt, PartyIndex, Phase};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::consortium::Consortium;
@@ -69,7 +70,7 @@ pub(crate) enum RoundMsg {
         reply: Reply<pb::AdvertisedKeys>,
     },
     Shares {
-        commitment: [u8; 32],
+        dealt: Dealt,
         ciphertexts: Vec<(PartyIndex, Bytes)>,
         reply: Reply<pb::SharesForYou>,
     },
@@ -80,6 +81,8 @@ pub(crate) enum RoundMsg {
     },
     Confirm {
         survivors: BTreeSet<PartyIndex>,
+        /// The session id the signer bound its list to.
+        session: SessionId,
         reply: Reply<pb::SurvivorSignatures>,
     },
     Unmask {
@@ -309,8 +312,7 @@ impl Actor {
     }
 
     fn need(&self) -> usize {
-        let t = self.consortium.protocol.thresholds;
-        t.threshold.max(t.min_cohort)
+        self.consortium.protocol.thresholds.need()
     }
 
     fn on_leave(
@@ -413,17 +415,22 @@ impl Actor {
             (
                 Round::SharingKeys(p),
                 RoundMsg::Shares {
-                    commitment,
+                    dealt,
                     ciphertexts,
                     reply,
                 },
-            ) => p.accept(roster, from, commitment, ciphertexts, reply),
+            ) => p.accept(roster, from, dealt, ciphertexts, signed.clone(), reply),
             (Round::CollectingInputs(p), RoundMsg::Masked { values, reply }) => {
                 p.accept(roster, from, &values, reply)
             }
-            (Round::Confirming(p), RoundMsg::Confirm { survivors, reply }) => {
-                p.accept(roster, from, &survivors, signed.clone(), reply)
-            }
+            (
+                Round::Confirming(p),
+                RoundMsg::Confirm {
+                    survivors,
+                    session,
+                    reply,
+                },
+            ) => p.accept(roster, from, &survivors, &session, signed.clone(), reply),
             (
                 Round::Unmasking(p),
                 RoundMsg::Unmask {
@@ -438,6 +445,8 @@ impl Actor {
                 return;
             }
         };
+        // `accepted` also holds for a reveal refused for a bad share: it is
+        // logged as signed evidence against its sender.
         if !accepted {
             return;
         }
@@ -517,7 +526,7 @@ impl Actor {
         // Record how the phase closes before anyone hears of it.
         let names =
             |set: &BTreeSet<PartyIndex>| set.iter().map(|p| self.name(*p)).collect::<Vec<_>>();
-        let entry = match round.check_count() {
+        let entry = match round.check_count(&self.consortium.roster) {
             Ok(()) => log_body::Entry::PhaseClosed(pb::PhaseClosed {
                 round: attempt.round,
                 attempt: attempt.attempt,
@@ -678,8 +687,9 @@ impl Actor {
             attempt,
             body: Some(coordinator_message::Body::Announce(pb::RoundAnnouncement {
                 members: c.roster.members().map(|m| m.id.to_string()).collect(),
-                threshold: c.protocol.thresholds.threshold as u32,
-                min_cohort: c.protocol.thresholds.min_cohort as u32,
+                threshold: c.protocol.thresholds.threshold() as u32,
+                min_cohort: c.protocol.thresholds.min_cohort() as u32,
+                max_colluders: c.protocol.thresholds.max_colluders() as u32,
                 dimension: plan.dimension as u64,
                 fixed_point: Some(codec_spec),
                 limbs,
@@ -723,6 +733,7 @@ impl Actor {
             round,
             attempt,
             thresholds: c.protocol.thresholds,
+            announcement: fedcredit_crypto::secagg::announcement_digest(&announcement.payload),
             dimension: plan.codec.words_for(plan.dimension),
             allowed,
             exact,
@@ -984,8 +995,9 @@ fn job_started(consortium: &Consortium, key: &IdentityKey) -> log_body::Entry {
                 public_key: m.key.to_bytes().to_vec().into(),
             })
             .collect(),
-        threshold: t.threshold as u32,
-        min_cohort: t.min_cohort as u32,
+        threshold: t.threshold() as u32,
+        min_cohort: t.min_cohort() as u32,
+        max_colluders: t.max_colluders() as u32,
         coordinator_key: key.public().to_bytes().to_vec().into(),
     })
 }

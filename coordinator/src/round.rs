@@ -9,10 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
-    self, Advertisement, PartyIndex, Phase, SessionBinding, Thresholds,
+    self, Advertisement, Dealt, PartyIndex, Phase, SecAggError, SessionBinding, Thresholds,
 };
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::roster::Roster;
@@ -33,6 +34,8 @@ pub(crate) struct Attempt {
     pub round: u64,
     pub attempt: u32,
     pub thresholds: Thresholds,
+    /// Digest of the signed announcement (bound into the session id).
+    pub announcement: [u8; 32],
     /// Words per masked input (a whole number of `ring` values).
     pub dimension: usize,
     /// Who may take part at all (the job's cohort policy); `None`: anyone.
@@ -177,6 +180,7 @@ impl Advertising {
         let binding = SessionBinding {
             job_id: &self.attempt.job_id,
             job_spec_hash: &self.attempt.spec_hash,
+            announcement: &self.attempt.announcement,
             round: self.attempt.round,
             attempt: self.attempt.attempt,
             thresholds: self.attempt.thresholds,
@@ -202,10 +206,10 @@ impl Advertising {
 #[derive(Debug)]
 pub(crate) struct SharingKeys {
     pub attempt: Attempt,
-    session: fedcredit_crypto::kx::SessionId,
+    session: SessionId,
     cohort: BTreeMap<PartyIndex, Advertisement>,
-    /// sender -> (commitment, recipient -> ciphertext)
-    shares: BTreeMap<PartyIndex, ([u8; 32], BTreeMap<PartyIndex, Bytes>)>,
+    /// sender -> (signed commitments, its signed message, recipient -> ciphertext)
+    shares: BTreeMap<PartyIndex, (Dealt, pb::Signed, BTreeMap<PartyIndex, Bytes>)>,
     waiters: BTreeMap<PartyIndex, Reply<pb::SharesForYou>>,
 }
 
@@ -214,11 +218,12 @@ impl SharingKeys {
         &mut self,
         roster: &Roster,
         from: PartyIndex,
-        commitment: [u8; 32],
+        dealt: Dealt,
         ciphertexts: Vec<(PartyIndex, Bytes)>,
+        signed: pb::Signed,
         reply: Reply<pb::SharesForYou>,
     ) -> bool {
-        match self.try_accept(roster, from, commitment, ciphertexts) {
+        match self.try_accept(roster, from, dealt, ciphertexts, signed) {
             Ok(()) => {
                 self.waiters.insert(from, reply);
                 true
@@ -234,8 +239,9 @@ impl SharingKeys {
         &mut self,
         roster: &Roster,
         from: PartyIndex,
-        commitment: [u8; 32],
+        dealt: Dealt,
         ciphertexts: Vec<(PartyIndex, Bytes)>,
+        signed: pb::Signed,
     ) -> Result<(), Rejection> {
         if !self.cohort.contains_key(&from) {
             return Err(Rejection::NotInCohort {
@@ -272,7 +278,15 @@ impl SharingKeys {
                 ),
             });
         }
-        self.shares.insert(from, (commitment, by_recipient));
+        // One pair of share commitments per member of U1 (ciphertext lengths
+        // were checked when the message was decoded).
+        dealt
+            .check(from, &self.cohort)
+            .map_err(|source| Rejection::Protocol {
+                who: who(roster, from),
+                source,
+            })?;
+        self.shares.insert(from, (dealt, signed, by_recipient));
         Ok(())
     }
 
@@ -288,7 +302,7 @@ impl SharingKeys {
             .collect()
     }
 
-    pub fn close(self, roster: &Roster) -> Result<CollectingInputs, Abort> {
+    pub fn close(self) -> Result<CollectingInputs, Abort> {
         let have = self.shares.len();
         if let Err(a) = check_count(
             &self.attempt.thresholds,
@@ -299,21 +313,22 @@ impl SharingKeys {
             abort_all(self.waiters.into_values(), &a);
             return Err(a);
         }
+        // Each recipient gets every other dealer's signed message: its
+        // ciphertext and the dealer's commitments to its shares.
         for (recipient, w) in self.waiters {
-            let shares = self
+            let dealt = self
                 .shares
                 .iter()
                 .filter(|(sender, _)| **sender != recipient)
-                .filter_map(|(sender, (_, cts))| {
-                    cts.get(&recipient).map(|ct| pb::ShareCiphertext {
-                        peer: who(roster, *sender),
-                        ciphertext: ct.clone(),
-                    })
-                })
+                .map(|(_, (_, signed, _))| signed.clone())
                 .collect();
-            let _ = w.send(Ok(pb::SharesForYou { shares }));
+            let _ = w.send(Ok(pb::SharesForYou { dealt }));
         }
-        let u2 = self.shares.into_iter().map(|(p, (c, _))| (p, c)).collect();
+        let u2 = self
+            .shares
+            .into_iter()
+            .map(|(p, (d, _, _))| (p, d))
+            .collect();
         Ok(CollectingInputs {
             sum: vec![0; self.attempt.dimension],
             attempt: self.attempt,
@@ -331,9 +346,9 @@ impl SharingKeys {
 #[derive(Debug)]
 pub(crate) struct CollectingInputs {
     pub attempt: Attempt,
-    session: fedcredit_crypto::kx::SessionId,
+    session: SessionId,
     cohort: BTreeMap<PartyIndex, Advertisement>,
-    u2: BTreeMap<PartyIndex, [u8; 32]>,
+    u2: BTreeMap<PartyIndex, Dealt>,
     sum: Vec<u64>,
     u3: BTreeSet<PartyIndex>,
     waiters: Vec<Reply<pb::Survivors>>,
@@ -462,9 +477,9 @@ impl CollectingInputs {
 #[derive(Debug)]
 pub(crate) struct Confirming {
     pub attempt: Attempt,
-    session: fedcredit_crypto::kx::SessionId,
+    session: SessionId,
     cohort: BTreeMap<PartyIndex, Advertisement>,
-    u2: BTreeMap<PartyIndex, [u8; 32]>,
+    u2: BTreeMap<PartyIndex, Dealt>,
     u3: BTreeSet<PartyIndex>,
     sum: Vec<u64>,
     confirmations: BTreeMap<PartyIndex, pb::Signed>,
@@ -477,6 +492,7 @@ impl Confirming {
         roster: &Roster,
         from: PartyIndex,
         survivors: &BTreeSet<PartyIndex>,
+        session: &SessionId,
         signed: pb::Signed,
         reply: Reply<pb::SurvivorSignatures>,
     ) -> bool {
@@ -489,6 +505,11 @@ impl Confirming {
             Err(Rejection::Duplicate {
                 who: who(roster, from),
                 phase: Phase::ConsistencyCheck,
+            })
+        } else if *session != self.session {
+            Err(Rejection::Protocol {
+                who: who(roster, from),
+                source: SecAggError::SessionMismatch(from),
             })
         } else if *survivors != self.u3 {
             Err(Rejection::Invalid {
@@ -564,7 +585,9 @@ impl Confirming {
     }
 }
 
-/// Phase 5: collecting revealed shares, then removing the masks.
+/// Phase 5: collecting revealed shares, then removing the masks. A reveal
+/// holding a share that fails its dealer's commitment is refused, its
+/// sender excluded (and named), and the round goes on with the others.
 #[derive(Debug)]
 pub(crate) struct Unmasking {
     pub attempt: Attempt,
@@ -597,6 +620,16 @@ impl Unmasking {
                 self.waiters.push(reply);
                 true
             }
+            Err(source @ SecAggError::BadRevealedShare { .. }) => {
+                // Signed evidence of who sent the bad share: logged, so the
+                // auditor can name the revealer and check the exclusion.
+                tracing::warn!(revealer = %who(roster, from), error = %source, "excluded a revealer for a bad share");
+                let _ = reply.send(Err(Rejection::Protocol {
+                    who: who(roster, from),
+                    source,
+                }));
+                true
+            }
             Err(source) => {
                 let _ = reply.send(Err(Rejection::Protocol {
                     who: who(roster, from),
@@ -608,7 +641,7 @@ impl Unmasking {
     }
 
     pub fn is_complete(&self) -> bool {
-        self.unmasker.revealers() == self.u4.len()
+        self.unmasker.revealers() + self.unmasker.excluded().len() == self.u4.len()
     }
 
     pub fn close(mut self) -> Result<Outcome, Abort> {
@@ -690,16 +723,31 @@ impl Round {
         }
     }
 
-    /// Whether closing now would pass the phase's count check.
-    pub fn check_count(&self) -> Result<(), Abort> {
+    /// Whether closing now would pass the phase's count check. In the
+    /// unmask phase, a failure names the revealers excluded for bad shares.
+    pub fn check_count(&self, roster: &Roster) -> Result<(), Abort> {
         let a = self.attempt();
         let have = self.cohort().len();
+        let excluded = match self {
+            Round::Unmasking(p) => p.unmasker.excluded().clone(),
+            _ => BTreeSet::new(),
+        };
         check_count(
             &a.thresholds,
             self.phase(),
             have,
-            have + self.missing().len(),
+            have + self.missing().len() + excluded.len(),
         )
+        .map_err(|mut abort| {
+            if !excluded.is_empty() {
+                let names: Vec<String> = excluded.iter().map(|p| who(roster, *p)).collect();
+                abort.reason.push_str(&format!(
+                    "; excluded for revealing bad shares: {}",
+                    names.join(", ")
+                ));
+            }
+            abort
+        })
     }
 
     /// Who the open phase still waits for.
@@ -709,7 +757,12 @@ impl Round {
             Round::SharingKeys(p) => p.missing(),
             Round::CollectingInputs(p) => p.missing(),
             Round::Confirming(p) => p.missing(),
-            Round::Unmasking(p) => p.u4.difference(&p.revealed).copied().collect(),
+            Round::Unmasking(p) => {
+                p.u4.iter()
+                    .filter(|q| !p.revealed.contains(q) && !p.unmasker.excluded().contains(q))
+                    .copied()
+                    .collect()
+            }
         }
     }
 
@@ -717,9 +770,7 @@ impl Round {
     pub fn close(self, roster: &Roster) -> Result<Closed, Abort> {
         Ok(match self {
             Round::Advertising(p) => Closed::Next(Box::new(Round::SharingKeys(p.close()?))),
-            Round::SharingKeys(p) => {
-                Closed::Next(Box::new(Round::CollectingInputs(p.close(roster)?)))
-            }
+            Round::SharingKeys(p) => Closed::Next(Box::new(Round::CollectingInputs(p.close()?))),
             Round::CollectingInputs(p) => {
                 Closed::Next(Box::new(Round::Confirming(p.close(roster)?)))
             }

@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use fedcredit_crypto::kx::AgreementPublic;
+use fedcredit_crypto::kx::{AgreementPublic, SessionId};
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::WireError;
 use fedcredit_proto::envelope::{self, Opened};
 use fedcredit_proto::roster::Roster;
+use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1::{self as pb, message::Body};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
@@ -162,27 +163,14 @@ impl pb::coordinator_server::Coordinator for Service {
         let Some(Body::Shares(s)) = &o.message.body else {
             return Err(wrong_rpc("ShareKeys", &o.message.body));
         };
-        let commitment: [u8; 32] = s
-            .self_mask_commitment
-            .as_ref()
-            .try_into()
-            .map_err(|_| field("self_mask_commitment", "must be 32 bytes"))?;
-        let ciphertexts = s
-            .shares
-            .iter()
-            .map(|c| {
-                Ok((
-                    self.index(&c.peer, "share recipient")?,
-                    c.ciphertext.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>, Rejection>>()?;
+        let DealtShares { dealt, ciphertexts } =
+            DealtShares::from_pb(&self.roster, o.sender.index, s).map_err(Rejection::Wire)?;
         self.ask(|reply| {
             round_request(
                 &o,
                 signed.clone(),
                 RoundMsg::Shares {
-                    commitment,
+                    dealt,
                     ciphertexts,
                     reply,
                 },
@@ -221,8 +209,24 @@ impl pb::coordinator_server::Coordinator for Service {
                 return Err(field("survivors", format!("{id} is listed twice")).into());
             }
         }
-        self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Confirm { survivors, reply }))
-            .await
+        let session = SessionId(
+            c.session_id
+                .as_ref()
+                .try_into()
+                .map_err(|_| field("session_id", "must be 32 bytes"))?,
+        );
+        self.ask(|reply| {
+            round_request(
+                &o,
+                signed.clone(),
+                RoundMsg::Confirm {
+                    survivors,
+                    session,
+                    reply,
+                },
+            )
+        })
+        .await
     }
 
     async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {

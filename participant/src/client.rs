@@ -7,12 +7,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_crypto::kx::AgreementPublic;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
-use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
+use fedcredit_crypto::kx::{AgreementPublic, SessionId};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::{
+    self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
+};
 use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::{Member, ParticipantId};
+use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
 use fedcredit_proto::words;
@@ -370,7 +373,13 @@ impl Participant {
                     let span =
                         info_span!("round", job = %message.job_id, round = at.0, attempt = at.1);
                     match self
-                        .round(at.0, at.1, &a, contributor)
+                        .round(
+                            at.0,
+                            at.1,
+                            &a,
+                            announcement_digest(&signed.payload),
+                            contributor,
+                        )
                         .instrument(span)
                         .await
                     {
@@ -416,6 +425,7 @@ impl Participant {
         round: u64,
         attempt: u32,
         a: &pb::RoundAnnouncement,
+        announcement_digest: [u8; 32],
         contributor: &mut dyn Contributor,
     ) -> Result<RoundSeen, RoundEnd> {
         let c = self.settings.consortium.clone();
@@ -507,6 +517,7 @@ impl Participant {
         let binding = SessionBinding {
             job_id: &c.job.id,
             job_spec_hash: &spec_hash,
+            announcement: &announcement_digest,
             round,
             attempt,
             thresholds,
@@ -519,25 +530,40 @@ impl Participant {
         let (state, out) = keys
             .share_keys(session, cohort, &mut OsRng)
             .map_err(protocol)?;
-        let shares = out
-            .ciphertexts
-            .into_iter()
-            .map(|(to, ct)| pb::ShareCiphertext {
-                peer: id_of(roster, to),
-                ciphertext: ct.into(),
-            })
-            .collect();
-        let body = Body::Shares(pb::EncryptedShares {
-            shares,
-            self_mask_commitment: out.self_mask_commitment.to_vec().into(),
-        });
+        let body = Body::Shares(shares::to_pb(roster, out.ciphertexts, &out.dealt));
         let mut grpc = self.grpc.clone();
         let call = grpc.share_keys(self.seal(round, attempt, body)?);
         let received = self.within("ShareKeys", call).await?;
+        // Each dealer's own signed message: our ciphertext and the
+        // commitments it signed for our shares (checked on decryption).
         let mut from_peers = Vec::new();
-        for s in received.into_inner().shares {
-            let from = roster.member(&s.peer)?.index;
-            from_peers.push((from, s.ciphertext.to_vec()));
+        for signed in &received.get_ref().dealt {
+            let o = envelope::open(signed, roster)?;
+            check_binding(&o.message, &c.job.id, round, attempt)?;
+            let Some(Body::Shares(m)) = &o.message.body else {
+                return Err(bad_relay("share list", &o.sender.id).into());
+            };
+            let from = o.sender.index;
+            let DealtShares { dealt, ciphertexts } = DealtShares::from_pb(roster, from, m)?;
+            let mine = |what: &str| bad_relay(what, &o.sender.id);
+            let commitment = *dealt
+                .shares
+                .get(&self.me.index)
+                .ok_or_else(|| mine("share list (no commitment for this party)"))?;
+            let mut addressed = ciphertexts
+                .into_iter()
+                .filter(|(to, _)| *to == self.me.index);
+            let (_, ciphertext) = addressed
+                .next()
+                .ok_or_else(|| mine("share list (no ciphertext for this party)"))?;
+            if addressed.next().is_some() {
+                return Err(mine("share list (two ciphertexts for this party)").into());
+            }
+            from_peers.push(DealtToMe {
+                from,
+                ciphertext: ciphertext.to_vec(),
+                commitment,
+            });
         }
 
         // Phase 3: masked input. A task confirmed before with a contributor
@@ -612,7 +638,10 @@ impl Participant {
             .iter()
             .map(|p| id_of(roster, *p))
             .collect();
-        let body = Body::Consistency(pb::SurvivorList { survivors: ids });
+        let body = Body::Consistency(pb::SurvivorList {
+            survivors: ids,
+            session_id: state.session().as_bytes().to_vec().into(),
+        });
         let signed_u3 = u3_ids.clone();
         let commitment = TaskContributors {
             task: digest,
@@ -629,8 +658,15 @@ impl Participant {
             let Some(Body::Consistency(list)) = &o.message.body else {
                 return Err(bad_relay("survivor confirmations", &o.sender.id).into());
             };
+            let session = SessionId(
+                list.session_id
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| bad_relay("survivor confirmation (session id)", &o.sender.id))?,
+            );
             confirmations.push(Confirmation {
                 signer: o.sender.index,
+                session,
                 survivors: indices(roster, &list.survivors)?,
                 checked: o.checked,
             });

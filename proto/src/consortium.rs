@@ -11,7 +11,8 @@
 //! log_file = "rounds.log"            # operator only: the round log (default <job id>.rounds.log)
 //!
 //! [protocol]                         # all optional
-//! threshold = 4                      # default ⌊2n/3⌋ + 1
+//! max_colluders = 1                  # c: members that may collude with the coordinator; default ⌊n/3⌋, below n
+//! threshold = 4                      # t, with (n + c)/2 < t <= n; default ⌊2n/3⌋ + 1
 //! min_cohort = 3
 //! join_deadline_secs = 60
 //! phase_deadline_secs = 30
@@ -29,6 +30,12 @@
 //! id = "bank-a"
 //! public_key = "…"
 //! ```
+//!
+//! Why t > (n + c)/2: a coordinator colluding with c members could otherwise
+//! show two groups of honest members two different survivor lists, have
+//! both confirmed (the colluders sign both), and collect the self-mask share
+//! of an honest member from one group and its key share from the other —
+//! unmasking its input. See [`Thresholds`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +43,7 @@ use std::time::Duration;
 
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityPublic;
-use fedcredit_crypto::secagg::Thresholds;
+use fedcredit_crypto::secagg::{SecAggError, Thresholds};
 use fedcredit_model::job::ModelJobSpec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,6 +74,7 @@ struct RawCoordinator {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProtocol {
+    max_colluders: Option<usize>,
     threshold: Option<usize>,
     min_cohort: Option<usize>,
     join_deadline_secs: Option<f64>,
@@ -159,7 +167,7 @@ impl JobSpec {
 /// Protocol settings, validated.
 #[derive(Clone, Copy, Debug)]
 pub struct ProtocolSettings {
-    /// Threshold and minimum cohort.
+    /// Threshold, colluder bound and minimum cohort (validated when made).
     pub thresholds: Thresholds,
     /// How long the coordinator waits for participants to arrive.
     pub join_deadline: Duration,
@@ -252,23 +260,32 @@ impl Consortium {
                 ),
             ));
         }
-        let threshold = p
-            .threshold
-            .unwrap_or_else(|| Thresholds::default_threshold(n));
-        if threshold > n || threshold * 2 <= n {
-            return Err(invalid(
-                "protocol.threshold".into(),
-                format!(
-                    "a threshold t with n/2 < t <= n for n = {n} participants, got {threshold}"
-                ),
-            ));
-        }
         if n < min_cohort {
             return Err(invalid(
                 "participants".into(),
                 format!("at least min_cohort = {min_cohort} participants, got {n}"),
             ));
         }
+        let max_colluders = p
+            .max_colluders
+            .unwrap_or_else(|| Thresholds::default_colluders(n));
+        let threshold = p
+            .threshold
+            .unwrap_or_else(|| Thresholds::default_threshold(n, max_colluders));
+        let thresholds = Thresholds::new(n, threshold, max_colluders, min_cohort).map_err(|e| {
+            let key = match e {
+                SecAggError::TooManyColluders { .. } => "protocol.max_colluders",
+                SecAggError::MinCohortOutOfRange { .. } => "protocol.min_cohort",
+                _ if p.threshold.is_none() => "protocol.max_colluders",
+                _ => "protocol.threshold",
+            };
+            let default = if p.threshold.is_none() {
+                " (the default threshold for this c)"
+            } else {
+                ""
+            };
+            invalid(key.into(), format!("{e}{default}"))
+        })?;
         let secs = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, WireError> {
             let v = v.unwrap_or(default);
             if !(v.is_finite() && v > 0.0 && v < 86_400.0 * 365.0) {
@@ -280,10 +297,7 @@ impl Consortium {
             Ok(Duration::from_secs_f64(v))
         };
         let protocol = ProtocolSettings {
-            thresholds: Thresholds {
-                threshold,
-                min_cohort,
-            },
+            thresholds,
             join_deadline: secs("join_deadline_secs", p.join_deadline_secs, 60.0)?,
             phase_deadline: secs("phase_deadline_secs", p.phase_deadline_secs, 30.0)?,
             max_attempts: match p.max_attempts.unwrap_or(2) {
@@ -401,8 +415,9 @@ public_key = "{p}"
                 ("platform".into(), 3)
             ]
         );
-        assert_eq!(c.protocol.thresholds.threshold, 3);
-        assert_eq!(c.protocol.thresholds.min_cohort, 3);
+        assert_eq!(c.protocol.thresholds.threshold(), 3);
+        assert_eq!(c.protocol.thresholds.max_colluders(), 1);
+        assert_eq!(c.protocol.thresholds.min_cohort(), 3);
     }
 
     #[test]
@@ -414,6 +429,54 @@ public_key = "{p}"
             msg.contains("c.toml") && msg.contains("protocol.threshold"),
             "{msg}"
         );
+    }
+
+    /// Five members, so that the brief's attack (n = 5, c = 1, t = 3) can be written.
+    fn five(protocol: &str) -> String {
+        let mut text = sample(protocol, "1e6");
+        for (id, seed) in [("bank-c", 4), ("bank-d", 5)] {
+            text.push_str(&format!(
+                "[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
+                key_hex(seed)
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_threshold_two_survivor_lists_could_pass_is_refused_naming_the_bound() {
+        let err = Consortium::parse(Path::new("c.toml"), &five("threshold = 3"))
+            .expect_err("n = 5, c = 1, t = 3");
+        let msg = err.to_string();
+        for part in [
+            "c.toml",
+            "protocol.threshold",
+            "(n + c)/2 = (5 + 1)/2 = 3",
+            "n = 5",
+            "c = 1",
+            "t = 3",
+        ] {
+            assert!(msg.contains(part), "{part:?} missing from: {msg}");
+        }
+        let ok = Consortium::parse(Path::new("c.toml"), &five("")).expect("defaults");
+        assert_eq!(ok.protocol.thresholds.threshold(), 4);
+        assert_eq!(ok.protocol.thresholds.max_colluders(), 1);
+        // With no colluder, a bare majority is enough.
+        let ok = Consortium::parse(
+            Path::new("c.toml"),
+            &five("max_colluders = 0\nthreshold = 3"),
+        )
+        .expect("c = 0");
+        assert_eq!(ok.protocol.thresholds.threshold(), 3);
+    }
+
+    #[test]
+    fn a_larger_colluder_bound_raises_the_default_threshold_or_is_refused() {
+        let c = Consortium::parse(Path::new("c.toml"), &five("max_colluders = 3")).expect("c = 3");
+        assert_eq!(c.protocol.thresholds.threshold(), 5);
+        let err =
+            Consortium::parse(Path::new("c.toml"), &five("max_colluders = 5")).expect_err("c = n");
+        assert!(err.to_string().contains("protocol.max_colluders"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`consortium`]: the consortium file (members, keys, thresholds, deadlines, the job);
 //! - [`roster`]: participant ids, their Shamir indices and identity keys;
 //! - [`roundlog`]: the round log's framing, hash chain and signatures;
+//! - [`shares`]: a dealer's phase-2 message (commitments, ciphertexts) to and from domain types;
 //! - [`words`]: u64 vectors as little-endian bytes on the wire;
 //! - [`codec`]: how a round's values become words (narrow or wide fixed point).
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod envelope;
 pub mod journal;
 pub mod roster;
 pub mod roundlog;
+pub mod shares;
 pub mod words;
 
 mod error;

@@ -157,7 +157,7 @@ impl<'c> Referee<'c> {
         }
         let contributors = self.indices(&outcome.contributors).map_err(bad)?;
         let t = self.consortium.protocol.thresholds;
-        let need = t.threshold.max(t.min_cohort);
+        let need = t.need();
         if contributors.len() < need {
             return Err(bad(format!(
                 "{} contributors; a published sum needs at least {need}",
@@ -231,11 +231,19 @@ impl<'c> Referee<'c> {
             };
         let c = self.consortium;
         let t = c.protocol.thresholds;
-        if a.threshold as usize != t.threshold || a.min_cohort as usize != t.min_cohort {
+        if a.threshold as usize != t.threshold()
+            || a.min_cohort as usize != t.min_cohort()
+            || a.max_colluders as usize != t.max_colluders()
+        {
             return Err(mismatch(
-                "threshold / minimum cohort",
-                format!("{} / {}", a.threshold, a.min_cohort),
-                format!("{} / {}", t.threshold, t.min_cohort),
+                "threshold / minimum cohort / colluder bound",
+                format!("{} / {} / {}", a.threshold, a.min_cohort, a.max_colluders),
+                format!(
+                    "{} / {} / {}",
+                    t.threshold(),
+                    t.min_cohort(),
+                    t.max_colluders()
+                ),
             ));
         }
         if a.job_spec_hash.as_ref() != c.job.hash() {

@@ -65,10 +65,18 @@ impl Verifier<'_> {
             bad.push(format!("the roster differs: {detail}"));
         }
         let t = c.protocol.thresholds;
-        if j.threshold as usize != t.threshold || j.min_cohort as usize != t.min_cohort {
+        if j.threshold as usize != t.threshold()
+            || j.min_cohort as usize != t.min_cohort()
+            || j.max_colluders as usize != t.max_colluders()
+        {
             bad.push(format!(
-                "threshold {} / minimum cohort {}, the consortium file's are {} / {}",
-                j.threshold, j.min_cohort, t.threshold, t.min_cohort
+                "threshold {} / minimum cohort {} / colluder bound {}, the consortium file's are {} / {} / {}",
+                j.threshold,
+                j.min_cohort,
+                j.max_colluders,
+                t.threshold(),
+                t.min_cohort(),
+                t.max_colluders()
             ));
         }
         if j.coordinator_key.as_ref() != c.roster.coordinator().to_bytes() {
@@ -142,12 +150,20 @@ impl Verifier<'_> {
             ));
         }
         let t = c.protocol.thresholds;
-        if a.threshold as usize != t.threshold || a.min_cohort as usize != t.min_cohort {
+        if a.threshold as usize != t.threshold()
+            || a.min_cohort as usize != t.min_cohort()
+            || a.max_colluders as usize != t.max_colluders()
+        {
             return Err(fail(
                 Check::Announcement,
                 format!(
-                    "announces threshold {} / minimum cohort {}, the consortium file's are {} / {}",
-                    a.threshold, a.min_cohort, t.threshold, t.min_cohort
+                    "announces threshold {} / minimum cohort {} / colluder bound {}, the consortium file's are {} / {} / {}",
+                    a.threshold,
+                    a.min_cohort,
+                    a.max_colluders,
+                    t.threshold(),
+                    t.min_cohort(),
+                    t.max_colluders()
                 ),
             ));
         }

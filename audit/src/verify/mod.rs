@@ -142,7 +142,7 @@ impl<'c> Verifier<'c> {
             ctx: Context {
                 consortium,
                 spec_hash: consortium.job.hash(),
-                need: t.threshold.max(t.min_cohort),
+                need: t.need(),
             },
             job: JobReplay::new(&consortium.job),
             next_round: 0,
@@ -184,7 +184,7 @@ impl<'c> Verifier<'c> {
     /// only if the same task is published over the very same contributors
     /// (the same sum); [`Self::finish`] checks that once the log is read.
     fn note_unpublished(&mut self, seq: u64, open: &Open) {
-        let t = self.ctx.consortium.protocol.thresholds.threshold;
+        let t = self.ctx.consortium.protocol.thresholds.threshold();
         if let Some(digest) = open.digest
             && open.state.revealers() >= t
         {
@@ -380,6 +380,7 @@ impl<'c> Verifier<'c> {
             return;
         };
         let (round, attempt) = (message.round, message.attempt);
+        let announcement = fedcredit_crypto::secagg::announcement_digest(&signed.payload);
         let expected_attempt = self.highest.get(&round).map_or(0, |h| h.saturating_add(1));
         let skipped = (attempt > expected_attempt).then(|| {
             Failure::new(
@@ -449,7 +450,13 @@ impl<'c> Verifier<'c> {
                 };
                 self.open = Some(Open {
                     line,
-                    state: AttemptState::new(round, attempt, Some(plan.codec), plan.words),
+                    state: AttemptState::new(
+                        round,
+                        attempt,
+                        announcement,
+                        Some(plan.codec),
+                        plan.words,
+                    ),
                     digest,
                     failed: false,
                 });
@@ -459,7 +466,7 @@ impl<'c> Verifier<'c> {
                 // Skip the attempt's records: it cannot be replayed.
                 self.open = Some(Open {
                     line,
-                    state: AttemptState::new(round, attempt, None, 0),
+                    state: AttemptState::new(round, attempt, announcement, None, 0),
                     digest: None,
                     failed: true,
                 });
@@ -590,6 +597,7 @@ impl<'c> Verifier<'c> {
                 record: seq,
                 contributors: open.state.contributors(roster),
                 dropped: open.state.dropped(roster),
+                bad_reveals: open.state.bad_reveals(roster),
             },
             Err(f) => {
                 if f.check != Check::Progress {
@@ -699,7 +707,7 @@ impl<'c> Verifier<'c> {
                         e.round,
                         e.attempt,
                         e.revealers,
-                        self.ctx.consortium.protocol.thresholds.threshold,
+                        self.ctx.consortium.protocol.thresholds.threshold(),
                         e.contributors.join(", ")
                     ),
                 );

@@ -10,7 +10,7 @@ use std::path::Path;
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::ring::Ring;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{self, PartyIndex, Phase, SessionBinding};
 use fedcredit_proto::consortium::Consortium;
@@ -18,7 +18,7 @@ use fedcredit_proto::v1::{
     self as pb, CoordinatorMessage, LogBody, Message, coordinator_message, log_body, message::Body,
     round_announcement::Task,
 };
-use fedcredit_proto::{envelope, words};
+use fedcredit_proto::{envelope, shares, words};
 use rand::rngs::OsRng;
 
 use super::reseal;
@@ -36,6 +36,9 @@ pub struct Plan {
     pub skip_masked: BTreeSet<usize>,
     pub skip_confirm: BTreeSet<usize>,
     pub skip_unmask: BTreeSet<usize>,
+    /// Reveal one self-mask share with a flipped byte (the coordinator
+    /// logs the reveal and excludes its sender).
+    pub bad_reveal: BTreeSet<usize>,
     /// Stop writing right after this phase's messages, before it closes.
     pub cut_before_close: Option<Phase>,
 }
@@ -82,7 +85,7 @@ impl Handmade {
             .collect();
         let mut toml = format!(
             "[coordinator]\nlisten = \"127.0.0.1:1\"\npublic_key = \"{}\"\n\
-             [protocol]\nthreshold = 3\nmin_cohort = 3\n\
+             [protocol]\nmax_colluders = 0\nthreshold = 3\nmin_cohort = 3\n\
              [job]\nid = \"handmade\"\nkind = \"secure-sum\"\ndimension = {DIMENSION}\nfrac_bits = 16\nclip = 1e6\n",
             coordinator.public().to_hex()
         );
@@ -109,6 +112,7 @@ impl Handmade {
                 .collect(),
             threshold: 3,
             min_cohort: 3,
+            max_colluders: 0,
             coordinator_key: coordinator.public().to_bytes().to_vec().into(),
         };
         let mut h = Self {
@@ -223,6 +227,7 @@ impl Handmade {
                 members: (0..N).map(id).collect(),
                 threshold: 3,
                 min_cohort: 3,
+                max_colluders: 0,
                 dimension: DIMENSION as u64,
                 fixed_point: Some(pb::FixedPointSpec {
                     frac_bits: 16,
@@ -242,10 +247,9 @@ impl Handmade {
                 previous_outcomes: Vec::new(),
             })),
         };
-        self.push(log_body::Entry::Announcement(envelope::seal_coordinator(
-            &self.coordinator,
-            &announce,
-        )));
+        let signed_announcement = envelope::seal_coordinator(&self.coordinator, &announce);
+        let announcement_digest = secagg::announcement_digest(&signed_announcement.payload);
+        self.push(log_body::Entry::Announcement(signed_announcement));
         let gone: BTreeSet<usize> = (0..N)
             .filter(|i| self.departed.iter().any(|(d, _)| *d == id(*i)))
             .collect();
@@ -283,6 +287,7 @@ impl Handmade {
         let binding = SessionBinding {
             job_id: &c.job.id,
             job_spec_hash: &spec_hash,
+            announcement: &announcement_digest,
             round,
             attempt,
             thresholds: t,
@@ -291,7 +296,7 @@ impl Handmade {
 
         // Phase 2.
         let mut states = BTreeMap::new();
-        let mut inbox: BTreeMap<PartyIndex, Vec<(PartyIndex, Vec<u8>)>> = BTreeMap::new();
+        let mut inbox: BTreeMap<PartyIndex, Vec<DealtToMe>> = BTreeMap::new();
         let mut u2_commitments = BTreeMap::new();
         for (i, client) in clients {
             let (state, out) = client
@@ -304,22 +309,20 @@ impl Handmade {
                 i,
                 round,
                 attempt,
-                Body::Shares(pb::EncryptedShares {
-                    shares: out
-                        .ciphertexts
-                        .iter()
-                        .map(|(to, ct)| pb::ShareCiphertext {
-                            peer: id(to.get() as usize - 1),
-                            ciphertext: ct.clone().into(),
-                        })
-                        .collect(),
-                    self_mask_commitment: out.self_mask_commitment.to_vec().into(),
-                }),
+                Body::Shares(shares::to_pb(
+                    &c.roster,
+                    out.ciphertexts.clone(),
+                    &out.dealt,
+                )),
             );
             for (to, ct) in out.ciphertexts {
-                inbox.entry(to).or_default().push((idx(i), ct));
+                inbox.entry(to).or_default().push(DealtToMe {
+                    from: idx(i),
+                    ciphertext: ct,
+                    commitment: out.dealt.shares[&to],
+                });
             }
-            u2_commitments.insert(idx(i), out.self_mask_commitment);
+            u2_commitments.insert(idx(i), out.dealt);
             states.insert(i, state);
         }
         let u2: BTreeSet<usize> = states.keys().copied().collect();
@@ -337,11 +340,11 @@ impl Handmade {
             if plan.skip_masked.contains(&i) {
                 continue;
             }
-            let received: Vec<(PartyIndex, Vec<u8>)> = inbox
+            let received: Vec<DealtToMe> = inbox
                 .remove(&idx(i))
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|(from, _)| u2.contains(&(from.get() as usize - 1)))
+                .filter(|d| u2.contains(&(d.from.get() as usize - 1)))
                 .collect();
             let encoded = fp.encode_slice(&Self::input(i)).expect("encode");
             let (state, masked) = state
@@ -381,11 +384,13 @@ impl Handmade {
                 attempt,
                 Body::Consistency(pb::SurvivorList {
                     survivors: u3.iter().map(|j| id(*j)).collect(),
+                    session_id: session.as_bytes().to_vec().into(),
                 }),
             );
             let opened = envelope::open(&signed, &c.roster).expect("open");
             confirmations.push(Confirmation {
                 signer: idx(i),
+                session,
                 survivors: u3_idx.clone(),
                 checked: opened.checked,
             });
@@ -410,10 +415,18 @@ impl Handmade {
         };
         let mut unmasker = Unmasker::new(view).expect("unmasker");
         let mut u5 = BTreeSet::new();
+        let mut bad = BTreeSet::new();
         for (i, state) in confirmed {
-            let reveal = state.unmask(&confirmations).expect("reveal");
+            let mut reveal = state.unmask(&confirmations).expect("reveal");
             if plan.skip_unmask.contains(&i) {
                 continue;
+            }
+            if plan.bad_reveal.contains(&i) {
+                let (owner, share) = reveal.self_mask_shares.remove(0);
+                let mut bytes = share.to_bytes();
+                bytes[4] = bytes[4].wrapping_add(1);
+                let share = fedcredit_crypto::shamir::Share::from_bytes(&*bytes).expect("share");
+                reveal.self_mask_shares.insert(0, (owner, share));
             }
             let list = |v: &[(PartyIndex, fedcredit_crypto::shamir::Share)]| {
                 v.iter()
@@ -432,15 +445,21 @@ impl Handmade {
                     key_shares: list(&reveal.key_shares),
                 }),
             );
-            unmasker
-                .accept(idx(i), reveal.self_mask_shares, reveal.key_shares)
-                .expect("accept");
-            u5.insert(i);
+            let accepted = unmasker.accept(idx(i), reveal.self_mask_shares, reveal.key_shares);
+            if plan.bad_reveal.contains(&i) {
+                assert!(accepted.is_err(), "a bad share must be refused");
+                bad.insert(i);
+            } else {
+                accepted.expect("accept");
+                u5.insert(i);
+            }
         }
         if plan.cut_before_close == Some(Phase::Unmask) {
             return Ended::Cut;
         }
-        if !self.close_or_abort(round, attempt, Phase::Unmask, &u5, &u4) {
+        // Revealers of bad shares are excluded: neither in U5 nor missing.
+        let expected: BTreeSet<usize> = u4.difference(&bad).copied().collect();
+        if !self.close_or_abort(round, attempt, Phase::Unmask, &u5, &expected) {
             return Ended::Aborted(Phase::Unmask);
         }
         unmasker.finish(&mut masked_sum).expect("unmask");

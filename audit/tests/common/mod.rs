@@ -272,10 +272,7 @@ pub fn credit_model() -> &'static Fixture {
                 coordinator_log_file: log_path.clone(),
                 roster,
                 protocol: ProtocolSettings {
-                    thresholds: Thresholds {
-                        threshold: 3,
-                        min_cohort: 3,
-                    },
+                    thresholds: Thresholds::new(ids.len(), 3, 0, 3).expect("thresholds"),
                     join_deadline: Duration::from_secs(60),
                     phase_deadline: Duration::from_secs(120),
                     max_attempts: 1,

@@ -9,8 +9,9 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{
-    Advertisement, PartyIndex, Phase, SecAggError, Thresholds, check_subset, pair_seed,
-    self_mask_commitment, share_ad,
+    Advertisement, Dealt, PartyIndex, Phase, SecAggError, ShareCommitment, ShareKind, Thresholds,
+    check_share_ciphertext, check_subset, pair_seed, self_mask_commitment, share_ad,
+    share_commitment, share_matches,
 };
 use crate::aead;
 use crate::identity::SignatureChecked;
@@ -40,13 +41,24 @@ impl std::fmt::Debug for AdvertiseKeys {
 }
 
 /// What phase 2 sends: one ciphertext per other member of U1, and the
-/// commitment to the self-mask seed.
+/// commitments to the self-mask seed and to every dealt share.
 #[derive(Debug)]
 pub struct SharesOut {
     /// (recipient, ciphertext) for every other member of U1.
     pub ciphertexts: Vec<(PartyIndex, Vec<u8>)>,
-    /// See [`super::self_mask_commitment`].
-    pub self_mask_commitment: [u8; 32],
+    /// The commitments to sign with the ciphertexts.
+    pub dealt: Dealt,
+}
+
+/// The shares one dealer sent this party, as relayed in phase 2.
+#[derive(Debug)]
+pub struct DealtToMe {
+    /// The dealer, whose signature on `commitment` the caller verified.
+    pub from: PartyIndex,
+    /// The share ciphertext addressed to this party.
+    pub ciphertext: Vec<u8>,
+    /// The dealer's signed commitments to the two shares for this party.
+    pub commitment: ShareCommitment,
 }
 
 impl AdvertiseKeys {
@@ -97,10 +109,24 @@ impl AdvertiseKeys {
         )?;
 
         let mut ciphertexts = Vec::with_capacity(cohort.len().saturating_sub(1));
+        let mut commitments = BTreeMap::new();
         let mut own = None;
         for ((peer, ad), (key_share, seed_share)) in
             cohort.iter().zip(key_shares.into_iter().zip(seed_shares))
         {
+            commitments.insert(
+                *peer,
+                ShareCommitment {
+                    key: share_commitment(&session, self.me, *peer, ShareKind::Key, &key_share),
+                    self_mask: share_commitment(
+                        &session,
+                        self.me,
+                        *peer,
+                        ShareKind::SelfMask,
+                        &seed_share,
+                    ),
+                },
+            );
             if *peer == self.me {
                 own = Some(HeldShares {
                     key: key_share,
@@ -141,7 +167,10 @@ impl AdvertiseKeys {
             },
             SharesOut {
                 ciphertexts,
-                self_mask_commitment: commitment,
+                dealt: Dealt {
+                    self_mask: commitment,
+                    shares: commitments,
+                },
             },
         ))
     }
@@ -181,12 +210,13 @@ impl ShareKeys {
     }
 
     /// Phase 3: decrypts the shares addressed to this party (one per other
-    /// member of U2, as relayed by the coordinator), then masks `input`
-    /// (already encoded as elements of `ring`, the round codec's) with the
-    /// self mask and a pairwise mask toward every other member of U2: +
-    /// toward higher indices, − toward lower. Masks are added as ring
-    /// elements, so the masked sum carries within each value exactly as the
-    /// plain sum does.
+    /// member of U2, as relayed by the coordinator) and checks each against
+    /// its dealer's signed commitment (a mismatch blames the dealer), then
+    /// masks `input` (already encoded as elements of `ring`, the round
+    /// codec's) with the self mask and a pairwise mask toward every other
+    /// member of U2: + toward higher indices, − toward lower. Masks are added
+    /// as ring elements, so the masked sum carries within each value exactly
+    /// as the plain sum does.
     ///
     /// Errors include [`crate::CryptoError::PartialRingValue`] if `input`
     /// is not a whole number of ring values.
@@ -194,11 +224,16 @@ impl ShareKeys {
         mut self,
         ring: Ring,
         input: &[u64],
-        received: Vec<(PartyIndex, Vec<u8>)>,
+        received: Vec<DealtToMe>,
     ) -> Result<(MaskedInputSent, Vec<u64>), SecAggError> {
         ring.check_len(input.len())?;
         let mut u2 = BTreeSet::from([self.me]);
-        for (from, ciphertext) in received {
+        for DealtToMe {
+            from,
+            ciphertext,
+            commitment,
+        } in received
+        {
             let Some(ad) = self.cohort.get(&from) else {
                 return Err(SecAggError::NotInCohort {
                     party: from,
@@ -208,6 +243,7 @@ impl ShareKeys {
             if from == self.me || !u2.insert(from) {
                 return Err(SecAggError::Duplicate(from));
             }
+            check_share_ciphertext(from, ciphertext.len())?;
             let shared = self.share_enc.agree(&ad.share_enc)?;
             let key = derive_key(
                 &shared,
@@ -233,6 +269,14 @@ impl ShareKeys {
             let self_mask = Share::from_bytes(&plaintext[8 + SHARE_LEN..])?;
             if key_share.x() != self.me.get() || self_mask.x() != self.me.get() {
                 return Err(SecAggError::MisaddressedShare { from });
+            }
+            for (kind, share) in [
+                (ShareKind::Key, &key_share),
+                (ShareKind::SelfMask, &self_mask),
+            ] {
+                if !share_matches(&self.session, from, self.me, kind, share, &commitment) {
+                    return Err(SecAggError::DealtShareMismatch { dealer: from, kind });
+                }
             }
             self.held.insert(
                 from,
@@ -265,6 +309,7 @@ impl ShareKeys {
             MaskedInputSent {
                 me: self.me,
                 thresholds: self.thresholds,
+                session: self.session,
                 u2,
                 held: self.held,
             },
@@ -277,6 +322,7 @@ impl ShareKeys {
 pub struct MaskedInputSent {
     me: PartyIndex,
     thresholds: Thresholds,
+    session: SessionId,
     u2: BTreeSet<PartyIndex>,
     held: BTreeMap<PartyIndex, HeldShares>,
 }
@@ -323,6 +369,9 @@ pub struct AwaitingConfirmations {
 pub struct Confirmation {
     /// Who signed.
     pub signer: PartyIndex,
+    /// The session id it signed with the list: a list confirmed for other
+    /// advertised keys (another session) must not count.
+    pub session: SessionId,
     /// The list it signed.
     pub survivors: BTreeSet<PartyIndex>,
     /// Proof that the signature was checked.
@@ -362,8 +411,13 @@ impl AwaitingConfirmations {
         &self.u3
     }
 
-    /// Phase 5: given at least t verified confirmations of the same U3 from
-    /// distinct survivors, reveals the self-mask shares of U3 and the key
+    /// The session id to sign with the survivor list.
+    pub fn session(&self) -> &SessionId {
+        &self.inner.session
+    }
+
+    /// Phase 5: given at least t verified confirmations of the same U3 and
+    /// the same session id from distinct survivors, reveals the self-mask shares of U3 and the key
     /// shares of U2 \ U3 — never both for the same peer. Consumes the state.
     pub fn unmask(self, confirmations: &[Confirmation]) -> Result<Reveal, SecAggError> {
         let mut signers = BTreeSet::new();
@@ -373,6 +427,9 @@ impl AwaitingConfirmations {
                     party: c.signer,
                     what: "the survivor list",
                 });
+            }
+            if c.session != self.inner.session {
+                return Err(SecAggError::SessionMismatch(c.signer));
             }
             if c.survivors != self.u3 {
                 return Err(SecAggError::SurvivorListMismatch(c.signer));

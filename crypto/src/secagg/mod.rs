@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::CryptoError;
 use crate::kx::{AgreementPublic, AgreementSecret, KeyPurpose, SessionId, derive_key};
 use crate::mask::MaskSeed;
+use crate::shamir::Share;
+use subtle::ConstantTimeEq;
 
 /// A party's position in the consortium roster, 1-based: its Shamir
 /// x-coordinate and the order that decides the sign of pairwise masks.
@@ -59,29 +61,122 @@ pub struct Advertisement {
     pub mask_agree: AgreementPublic,
 }
 
-/// Parameters every party must agree on for one round attempt.
+/// Parameters every party must agree on for one round attempt, validated
+/// against the consortium size when made ([`Thresholds::new`]): there is no
+/// way to build one that skips the checks.
+///
+/// Why `t > (n + c)/2`: a coordinator colluding with `c` members can show
+/// two disjoint groups of honest survivors two different survivor lists; the
+/// colluders sign both. Each list needs `t` signatures, so the two groups
+/// plus the colluders number at least `2t - c`; if that exceeds `n`, some
+/// honest member is in both groups — which it cannot be, having signed one
+/// list only. With `2t <= n + c` both lists can gather `t` signatures, and
+/// each side reveals a different kind of share of the same honest member:
+/// its self mask and its mask key, and with them its input.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Thresholds {
     /// Shares needed to reconstruct a secret, and survivors needed per phase.
-    pub threshold: usize,
+    threshold: usize,
+    /// How many members may collude with the coordinator (`c`).
+    max_colluders: usize,
     /// Below this many parties nobody continues: with two survivors each
     /// would learn the other's input from the sum.
-    pub min_cohort: usize,
+    min_cohort: usize,
 }
 
 impl Thresholds {
-    /// The default threshold t = ⌊2n/3⌋ + 1 for a consortium of n.
-    pub fn default_threshold(n: usize) -> usize {
-        2 * n / 3 + 1
+    /// Checks and makes the thresholds of a consortium of `members` (n):
+    /// `c < n`, `(n + c)/2 < t <= n` and `1 <= min_cohort <= n`.
+    ///
+    /// Errors: [`SecAggError::TooManyColluders`],
+    /// [`SecAggError::ThresholdTooLow`], [`SecAggError::ThresholdAboveMembers`]
+    /// or [`SecAggError::MinCohortOutOfRange`].
+    pub fn new(
+        members: usize,
+        threshold: usize,
+        max_colluders: usize,
+        min_cohort: usize,
+    ) -> Result<Self, SecAggError> {
+        if max_colluders >= members {
+            return Err(SecAggError::TooManyColluders {
+                max_colluders,
+                members,
+            });
+        }
+        if threshold > members {
+            return Err(SecAggError::ThresholdAboveMembers { threshold, members });
+        }
+        // 2t > n + c, in integers.
+        if threshold.saturating_mul(2) <= members + max_colluders {
+            return Err(SecAggError::ThresholdTooLow {
+                threshold,
+                members,
+                max_colluders,
+            });
+        }
+        if min_cohort == 0 || min_cohort > members {
+            return Err(SecAggError::MinCohortOutOfRange {
+                min_cohort,
+                members,
+            });
+        }
+        Ok(Self {
+            threshold,
+            max_colluders,
+            min_cohort,
+        })
+    }
+
+    /// The default number of members that may collude with the
+    /// coordinator in a consortium of n: ⌊n/3⌋.
+    pub fn default_colluders(members: usize) -> usize {
+        members / 3
+    }
+
+    /// The default threshold for n members of whom c may collude: ⌊2n/3⌋ + 1,
+    /// raised to the smallest t with 2t > n + c if c is above its default
+    /// (for c = ⌊n/3⌋, ⌊2n/3⌋ + 1 always satisfies it). May exceed n if c
+    /// is too large for n; [`Thresholds::new`] then refuses it.
+    pub fn default_threshold(members: usize, max_colluders: usize) -> usize {
+        (2 * members / 3 + 1).max((members + max_colluders) / 2 + 1)
+    }
+
+    /// Shares needed to reconstruct a secret (t).
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// How many members may collude with the coordinator (c).
+    pub fn max_colluders(&self) -> usize {
+        self.max_colluders
+    }
+
+    /// Below this many parties nobody continues.
+    pub fn min_cohort(&self) -> usize {
+        self.min_cohort
+    }
+
+    /// Parties each phase needs: max(t, minimum cohort).
+    pub fn need(&self) -> usize {
+        self.threshold.max(self.min_cohort)
     }
 
     /// Checks that `have` parties may go on in `phase`.
     pub fn check(&self, phase: Phase, have: usize) -> Result<(), SecAggError> {
-        let need = self.threshold.max(self.min_cohort);
+        let need = self.need();
         if have < need {
             return Err(SecAggError::TooFewParties { phase, have, need });
         }
         Ok(())
+    }
+}
+
+/// (n + c)/2 for messages: an integer or a half.
+pub(crate) fn half(sum: usize) -> String {
+    if sum.is_multiple_of(2) {
+        (sum / 2).to_string()
+    } else {
+        format!("{}.5", sum / 2)
     }
 }
 
@@ -112,14 +207,20 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// What binds a session id: the job, the round attempt, the threshold and
-/// every advertised key of U1.
+/// What binds a session id: the job, the round attempt, the thresholds
+/// (t, c and the minimum cohort) and every advertised key of U1.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionBinding<'a> {
     /// The job's identifier.
     pub job_id: &'a str,
     /// SHA-256 of the job specification.
     pub job_spec_hash: &'a [u8; 32],
+    /// [`announcement_digest`] of the coordinator-signed announcement the
+    /// attempt runs under (task, codec, published history): members shown
+    /// different announcements get different session ids, so their shares
+    /// fail to decrypt and their masks do not cancel — a coordinator cannot
+    /// have members compute different tasks in one sum.
+    pub announcement: &'a [u8; 32],
     /// Round number within the job.
     pub round: u64,
     /// Attempt number of this round (a restarted round has fresh keys).
@@ -140,9 +241,11 @@ pub fn session_id(
     h.update((binding.job_id.len() as u64).to_be_bytes());
     h.update(binding.job_id.as_bytes());
     h.update(binding.job_spec_hash);
+    h.update(binding.announcement);
     h.update(binding.round.to_be_bytes());
     h.update(binding.attempt.to_be_bytes());
     h.update((binding.thresholds.threshold as u64).to_be_bytes());
+    h.update((binding.thresholds.max_colluders as u64).to_be_bytes());
     h.update((binding.thresholds.min_cohort as u64).to_be_bytes());
     h.update((cohort.len() as u64).to_be_bytes());
     for (index, ad) in cohort {
@@ -151,6 +254,14 @@ pub fn session_id(
         h.update(ad.mask_agree.to_bytes());
     }
     SessionId(h.finalize().into())
+}
+
+/// SHA-256 of a signed announcement's payload, for [`SessionBinding`].
+pub fn announcement_digest(signed_payload: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"fedcredit/v1/announcement\0");
+    h.update(signed_payload);
+    h.finalize().into()
 }
 
 /// Commitment to a self-mask seed, bound to the session and its owner, so a
@@ -162,6 +273,147 @@ pub fn self_mask_commitment(session: &SessionId, owner: PartyIndex, seed: &MaskS
     h.update(owner.0.to_be_bytes());
     h.update(seed.as_bytes());
     h.finalize().into()
+}
+
+/// Which of a dealer's two secrets a share is of.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ShareKind {
+    /// A share of the mask-agreement secret key (revealed for dropouts).
+    Key,
+    /// A share of the self-mask seed (revealed for survivors).
+    SelfMask,
+}
+
+impl ShareKind {
+    /// The byte that tells the two kinds apart in a share commitment.
+    fn tag(self) -> u8 {
+        match self {
+            ShareKind::Key => 1,
+            ShareKind::SelfMask => 2,
+        }
+    }
+
+    /// "key" or "self-mask", for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShareKind::Key => "key",
+            ShareKind::SelfMask => "self-mask",
+        }
+    }
+}
+
+impl std::fmt::Display for ShareKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dealer's hash commitments to the two shares it dealt one recipient
+/// (see [`share_commitment`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ShareCommitment {
+    /// Commitment to the key share.
+    pub key: [u8; 32],
+    /// Commitment to the self-mask share.
+    pub self_mask: [u8; 32],
+}
+
+impl ShareCommitment {
+    /// The commitment to the share of `kind`.
+    pub fn of(&self, kind: ShareKind) -> &[u8; 32] {
+        match kind {
+            ShareKind::Key => &self.key,
+            ShareKind::SelfMask => &self.self_mask,
+        }
+    }
+}
+
+/// What a dealer publishes, signed, in phase 2 besides its ciphertexts: the
+/// commitment to its self-mask seed and, for every member of U1 (itself
+/// included: it reveals its own share too), commitments to the two shares
+/// dealt to that member. A recipient checks its shares against them when it
+/// decrypts them, and the coordinator and auditor check every revealed
+/// share, so a bad share is attributed to whoever sent it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Dealt {
+    /// See [`self_mask_commitment`].
+    pub self_mask: [u8; 32],
+    /// Recipient → commitments to its two shares.
+    pub shares: BTreeMap<PartyIndex, ShareCommitment>,
+}
+
+impl Dealt {
+    /// Checks that `dealer` committed to exactly one pair of shares per
+    /// member of U1 (`cohort`), itself included.
+    pub fn check(
+        &self,
+        dealer: PartyIndex,
+        cohort: &BTreeMap<PartyIndex, Advertisement>,
+    ) -> Result<(), SecAggError> {
+        let missing = cohort.keys().find(|p| !self.shares.contains_key(p));
+        let extra = self.shares.keys().find(|p| !cohort.contains_key(p));
+        if missing.is_some() || extra.is_some() {
+            return Err(SecAggError::ShareCommitmentsNotForU1 {
+                dealer,
+                got: self.shares.len(),
+                expected: cohort.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Length of a share ciphertext: the plaintext
+/// ([`client::SHARE_PLAINTEXT_LEN`]) plus the AEAD tag.
+pub const SHARE_CIPHERTEXT_LEN: usize = client::SHARE_PLAINTEXT_LEN + crate::aead::TAG_LEN;
+
+/// Checks that a share ciphertext from `dealer` has exactly
+/// [`SHARE_CIPHERTEXT_LEN`] bytes.
+pub fn check_share_ciphertext(dealer: PartyIndex, len: usize) -> Result<(), SecAggError> {
+    if len != SHARE_CIPHERTEXT_LEN {
+        return Err(SecAggError::MalformedShareCiphertext {
+            dealer,
+            expected: SHARE_CIPHERTEXT_LEN,
+            got: len,
+        });
+    }
+    Ok(())
+}
+
+/// Commitment to one dealt share: SHA-256 of
+/// `"fedcredit/v1/share-commitment\0" ‖ session id ‖ dealer (u32 BE) ‖
+/// recipient (u32 BE) ‖ kind (1 = key, 2 = self-mask) ‖ share (68 bytes,
+/// [`Share::to_bytes`])`. The share's y-values are uniformly random
+/// 32-byte scalars (for t ≥ 2), so the hash hides them.
+pub fn share_commitment(
+    session: &SessionId,
+    dealer: PartyIndex,
+    recipient: PartyIndex,
+    kind: ShareKind,
+    share: &Share,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"fedcredit/v1/share-commitment\0");
+    h.update(session.as_bytes());
+    h.update(dealer.0.to_be_bytes());
+    h.update(recipient.0.to_be_bytes());
+    h.update([kind.tag()]);
+    h.update(share.to_bytes().as_ref());
+    h.finalize().into()
+}
+
+/// Whether `share` is the one `dealer` committed to for `recipient`
+/// (compared in constant time: the share is secret until revealed).
+fn share_matches(
+    session: &SessionId,
+    dealer: PartyIndex,
+    recipient: PartyIndex,
+    kind: ShareKind,
+    share: &Share,
+    commitment: &ShareCommitment,
+) -> bool {
+    let got = share_commitment(session, dealer, recipient, kind, share);
+    bool::from(got.ct_eq(commitment.of(kind)))
 }
 
 /// The pairwise mask seed between `me` (holding `secret`) and `peer`.
@@ -188,6 +440,15 @@ fn share_ad(session: &SessionId, sender: PartyIndex, recipient: PartyIndex) -> V
     ad
 }
 
+/// Party indices for messages: "#1, #3".
+fn list(parties: &[PartyIndex]) -> String {
+    parties
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Checks that `inner ⊆ outer`, naming the first party that is not.
 fn check_subset(
     inner: &BTreeSet<PartyIndex>,
@@ -207,6 +468,45 @@ pub enum SecAggError {
     /// A primitive failed (bad key, failed decryption, bad share...).
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// More members may collude with the coordinator than there are members.
+    #[error(
+        "c = {max_colluders} members colluding with the coordinator must be fewer than the n = {members} members"
+    )]
+    TooManyColluders {
+        /// c.
+        max_colluders: usize,
+        /// n.
+        members: usize,
+    },
+    /// The threshold is not above (n + c)/2: two survivor lists could both be confirmed.
+    #[error(
+        "threshold t = {threshold} must exceed (n + c)/2 = ({members} + {max_colluders})/2 = {bound} (n = {members} members, c = {max_colluders} may collude with the coordinator); otherwise the coordinator and c colluders can show two groups of honest members different survivor lists and learn an honest member's input",
+        bound = half(members + max_colluders)
+    )]
+    ThresholdTooLow {
+        /// t.
+        threshold: usize,
+        /// n.
+        members: usize,
+        /// c.
+        max_colluders: usize,
+    },
+    /// The threshold exceeds the number of members: no secret could be reconstructed.
+    #[error("threshold t must be at most n = {members} members, got t = {threshold}")]
+    ThresholdAboveMembers {
+        /// t.
+        threshold: usize,
+        /// n.
+        members: usize,
+    },
+    /// The minimum cohort is 0 or above the number of members.
+    #[error("the minimum cohort must be between 1 and n = {members} members, got {min_cohort}")]
+    MinCohortOutOfRange {
+        /// The minimum cohort.
+        min_cohort: usize,
+        /// n.
+        members: usize,
+    },
     /// Party indices start at 1 (they are Shamir x-coordinates).
     #[error("party index 0 is not valid (indices start at 1)")]
     ZeroPartyIndex,
@@ -250,13 +550,76 @@ pub enum SecAggError {
         /// Actual length.
         got: usize,
     },
+    /// A dealer's share commitments are not one pair per member of U1.
+    #[error(
+        "{dealer} committed to {got} pairs of shares, expected one per member of U1 ({expected})"
+    )]
+    ShareCommitmentsNotForU1 {
+        /// The dealer.
+        dealer: PartyIndex,
+        /// How many it committed to.
+        got: usize,
+        /// |U1|.
+        expected: usize,
+    },
+    /// A share ciphertext has the wrong length.
+    #[error("share ciphertext from {dealer} has {got} bytes, expected {expected}")]
+    MalformedShareCiphertext {
+        /// The dealer.
+        dealer: PartyIndex,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        got: usize,
+    },
+    /// A share this party was dealt does not match its dealer's signed commitment: the dealer cheated.
+    #[error("the {kind} share dealt by {dealer} does not match its signed commitment")]
+    DealtShareMismatch {
+        /// The dealer that sent it.
+        dealer: PartyIndex,
+        /// Which share.
+        kind: ShareKind,
+    },
+    /// A revealed share does not match its dealer's commitment: the revealer sent a bad share.
+    #[error(
+        "{revealer} revealed a {kind} share of {owner} that does not match {owner}'s signed commitment"
+    )]
+    BadRevealedShare {
+        /// Who revealed it (to blame).
+        revealer: PartyIndex,
+        /// Whose secret it is a share of (its dealer).
+        owner: PartyIndex,
+        /// Which share.
+        kind: ShareKind,
+    },
+    /// A revealer that sent a bad share before reveals again.
+    #[error("{0} was excluded from unmasking for revealing a bad share")]
+    ExcludedRevealer(PartyIndex),
+    /// Too few good reveals remain once the revealers of bad shares were excluded.
+    #[error(
+        "unmask: only {have} good reveals remain, {need} are needed; excluded for revealing bad shares: {}",
+        list(bad)
+    )]
+    TooFewGoodReveals {
+        /// Good reveals.
+        have: usize,
+        /// max(threshold, minimum cohort).
+        need: usize,
+        /// Who revealed bad shares.
+        bad: Vec<PartyIndex>,
+    },
+    /// A survivor's confirmation is bound to another session id.
+    #[error("survivor list confirmed by {0} is bound to another session id")]
+    SessionMismatch(PartyIndex),
     /// A survivor's list differs from the list this party was given.
     #[error("survivor list confirmed by {0} differs from ours")]
     SurvivorListMismatch(PartyIndex),
-    /// A reconstructed self-mask seed does not match its owner's commitment.
+    /// A reconstructed self-mask seed does not match its owner's commitment
+    /// (every share used matched its commitment, so the owner dealt inconsistent shares).
     #[error("reconstructed self-mask seed of {0} does not match its commitment")]
     CommitmentMismatch(PartyIndex),
-    /// A reconstructed mask-agreement key does not match its advertised public key.
+    /// A reconstructed mask-agreement key does not match its advertised public key
+    /// (every share used matched its commitment, so the owner dealt inconsistent shares).
     #[error("reconstructed mask-agreement key of {0} does not match its advertised public key")]
     KeyMismatch(PartyIndex),
     /// A revealed share does not carry the revealer's own x-coordinate.

@@ -1,12 +1,18 @@
 //! The aggregator side: removes the masks from the sum of U3's masked inputs
 //! using the shares revealed in phase 5. Used by the coordinator and, on the
 //! logged messages, by the auditor.
+//!
+//! Every revealed share is checked against the commitment its dealer signed
+//! in phase 2, so a bad share is attributed to the survivor that revealed
+//! it: that reveal is refused as a whole and its sender excluded, and the
+//! round still completes with t good reveals. A reconstruction that fails
+//! from checked shares can only be the dealer's fault.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Advertisement, PartyIndex, Phase, SecAggError, Thresholds, check_subset, pair_seed,
-    self_mask_commitment,
+    Advertisement, Dealt, PartyIndex, Phase, SecAggError, ShareKind, Thresholds, check_subset,
+    pair_seed, self_mask_commitment, share_matches,
 };
 use crate::kx::{AgreementSecret, SessionId};
 use crate::mask::MaskSeed;
@@ -22,8 +28,9 @@ pub struct RoundView {
     pub thresholds: Thresholds,
     /// U1 with their signed advertisements.
     pub cohort: BTreeMap<PartyIndex, Advertisement>,
-    /// U1's members that sent shares, with their self-mask commitments.
-    pub u2: BTreeMap<PartyIndex, [u8; 32]>,
+    /// U1's members that sent shares, with their signed commitments (to
+    /// the self-mask seed and to every share they dealt).
+    pub u2: BTreeMap<PartyIndex, Dealt>,
     /// Members of U2 whose masked input is in the sum.
     pub u3: BTreeSet<PartyIndex>,
     /// The ring the inputs and masks live in (the round codec's), so that
@@ -36,6 +43,8 @@ pub struct RoundView {
 pub struct Unmasker {
     view: RoundView,
     revealers: BTreeSet<PartyIndex>,
+    /// Survivors whose reveal held a share that fails its dealer's commitment.
+    excluded: BTreeSet<PartyIndex>,
     self_mask: BTreeMap<PartyIndex, Vec<Share>>,
     keys: BTreeMap<PartyIndex, Vec<Share>>,
 }
@@ -51,11 +60,15 @@ impl Unmasker {
                 });
             }
         }
+        for (dealer, dealt) in &view.u2 {
+            dealt.check(*dealer, &view.cohort)?;
+        }
         let u2: BTreeSet<PartyIndex> = view.u2.keys().copied().collect();
         check_subset(&view.u3, &u2, "U2 (sent shares)")?;
         Ok(Self {
             view,
             revealers: BTreeSet::new(),
+            excluded: BTreeSet::new(),
             self_mask: BTreeMap::new(),
             keys: BTreeMap::new(),
         })
@@ -63,8 +76,11 @@ impl Unmasker {
 
     /// Accepts one survivor's revealed shares, after checking that it is a
     /// survivor, revealed exactly one share per member of U2 of the right
-    /// kind (self-mask for U3, key for U2 \ U3), each with its own x. A
-    /// rejected reveal leaves the shares already accepted untouched.
+    /// kind (self-mask for U3, key for U2 \ U3), each with its own x and
+    /// matching the commitment its dealer signed for this revealer. A
+    /// rejected reveal leaves the shares already accepted untouched; one
+    /// with a share that fails its commitment
+    /// ([`SecAggError::BadRevealedShare`]) also excludes its sender for good.
     pub fn accept(
         &mut self,
         revealer: PartyIndex,
@@ -79,6 +95,9 @@ impl Unmasker {
         }
         if self.revealers.contains(&revealer) {
             return Err(SecAggError::Duplicate(revealer));
+        }
+        if self.excluded.contains(&revealer) {
+            return Err(SecAggError::ExcludedRevealer(revealer));
         }
         let mut owners = BTreeSet::new();
         for (owner, share) in &self_mask_shares {
@@ -105,6 +124,26 @@ impl Unmasker {
             return Err(SecAggError::NotInCohort {
                 party: *missing,
                 what: "the revealed shares",
+            });
+        }
+        // Only a well-formed reveal gets this far: check every share against
+        // its dealer's commitment, and blame the revealer for a bad one.
+        let bad = self_mask_shares
+            .iter()
+            .map(|(o, s)| (ShareKind::SelfMask, o, s))
+            .chain(key_shares.iter().map(|(o, s)| (ShareKind::Key, o, s)))
+            .find(|(kind, owner, share)| {
+                !self.view.u2[*owner].shares.get(&revealer).is_some_and(|c| {
+                    share_matches(&self.view.session, **owner, revealer, *kind, share, c)
+                })
+            });
+        if let Some((kind, owner, _)) = bad {
+            let owner = *owner;
+            self.excluded.insert(revealer);
+            return Err(SecAggError::BadRevealedShare {
+                revealer,
+                owner,
+                kind,
             });
         }
         self.revealers.insert(revealer);
@@ -142,21 +181,33 @@ impl Unmasker {
         &self.view
     }
 
-    /// How many survivors have revealed so far.
+    /// How many survivors have revealed so far (good reveals only).
     pub fn revealers(&self) -> usize {
         self.revealers.len()
     }
 
+    /// Survivors excluded for revealing a share that fails its dealer's commitment.
+    pub fn excluded(&self) -> &BTreeSet<PartyIndex> {
+        &self.excluded
+    }
+
     /// Removes every mask from `masked_sum` (Σ of U3's masked inputs in the
-    /// view's ring), leaving Σ of U3's encoded inputs. Needs at least t
-    /// revealers, and a whole number of ring values.
+    /// view's ring), leaving Σ of U3's encoded inputs. Needs at least t good
+    /// reveals (if there are fewer, the error names who was excluded for bad
+    /// shares) and a whole number of ring values.
     pub fn finish(self, masked_sum: &mut [u64]) -> Result<(), SecAggError> {
-        self.view
-            .thresholds
-            .check(Phase::Unmask, self.revealers.len())?;
+        let have = self.revealers.len();
+        if have < self.view.thresholds.need() && !self.excluded.is_empty() {
+            return Err(SecAggError::TooFewGoodReveals {
+                have,
+                need: self.view.thresholds.need(),
+                bad: self.excluded.iter().copied().collect(),
+            });
+        }
+        self.view.thresholds.check(Phase::Unmask, have)?;
         let ring = self.view.ring;
         ring.check_len(masked_sum.len())?;
-        let t = self.view.thresholds.threshold;
+        let t = self.view.thresholds.threshold();
         // Self masks of the survivors.
         for owner in &self.view.u3 {
             let shares = self.self_mask.get(owner).map(Vec::as_slice).unwrap_or(&[]);
@@ -166,7 +217,9 @@ impl Unmasker {
                 source,
             })?;
             let seed = MaskSeed::from_bytes(*seed);
-            if self_mask_commitment(&self.view.session, *owner, &seed) != self.view.u2[owner] {
+            if self_mask_commitment(&self.view.session, *owner, &seed)
+                != self.view.u2[owner].self_mask
+            {
                 return Err(SecAggError::CommitmentMismatch(*owner));
             }
             ring.sub_mask(masked_sum, &seed)?;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::client::{AdvertiseKeys, Confirmation, Reveal};
+use super::client::{AdvertiseKeys, Confirmation, DealtToMe, Reveal};
 use super::server::{RoundView, Unmasker};
 use super::*;
 use crate::identity::{IdentityKey, SignContext};
@@ -22,6 +22,8 @@ struct Dropouts {
     after_shares: BTreeSet<usize>,
     after_masked_input: BTreeSet<usize>,
     after_confirm: BTreeSet<usize>,
+    /// Survivors that reveal one self-mask share with a flipped byte.
+    bad_reveal: BTreeSet<usize>,
 }
 
 fn idx(i: usize) -> PartyIndex {
@@ -42,6 +44,7 @@ fn run_round(
     let binding = SessionBinding {
         job_id: "job",
         job_spec_hash: &[7; 32],
+        announcement: &[8; 32],
         round: 3,
         attempt: 1,
         thresholds,
@@ -59,7 +62,7 @@ fn run_round(
     let session = session_id(&binding, &cohort);
     // Phase 2.
     let mut states = BTreeMap::new();
-    let mut outbox: BTreeMap<PartyIndex, Vec<(PartyIndex, Vec<u8>)>> = BTreeMap::new();
+    let mut outbox: BTreeMap<PartyIndex, Vec<DealtToMe>> = BTreeMap::new();
     let mut u2 = BTreeMap::new();
     for (i, c) in clients.into_iter().enumerate() {
         if drops.after_advertise.contains(&i) {
@@ -69,10 +72,14 @@ fn run_round(
         if drops.after_shares.contains(&i) {
             continue;
         }
-        u2.insert(idx(i), out.self_mask_commitment);
         for (to, ct) in out.ciphertexts {
-            outbox.entry(to).or_default().push((idx(i), ct));
+            outbox.entry(to).or_default().push(DealtToMe {
+                from: idx(i),
+                ciphertext: ct,
+                commitment: out.dealt.shares[&to],
+            });
         }
+        u2.insert(idx(i), out.dealt);
         states.insert(i, state);
     }
     // Phase 3: each member of U2 receives the ciphertexts from the other members of U2.
@@ -84,7 +91,7 @@ fn run_round(
             .remove(&idx(i))
             .unwrap_or_default()
             .into_iter()
-            .filter(|(from, _)| u2.contains_key(from))
+            .filter(|d| u2.contains_key(&d.from))
             .collect();
         let (state, masked) = state.masked_input(ring, &inputs[i], received)?;
         if drops.after_shares.contains(&i) {
@@ -112,6 +119,7 @@ fn run_round(
         let state = state.confirm(u3.clone())?;
         confirmations.push(Confirmation {
             signer: idx(i),
+            session,
             survivors: u3.clone(),
             checked,
         });
@@ -130,9 +138,23 @@ fn run_round(
     })?;
     for (i, state) in awaiting {
         let Reveal {
-            self_mask_shares,
+            mut self_mask_shares,
             key_shares,
         } = state.unmask(&confirmations)?;
+        if drops.bad_reveal.contains(&i) {
+            let (owner, share) = self_mask_shares.remove(0);
+            let mut bytes = share.to_bytes();
+            bytes[4] = bytes[4].wrapping_add(1);
+            self_mask_shares.insert(0, (owner, Share::from_bytes(&*bytes).unwrap()));
+            let err = unmasker
+                .accept(idx(i), self_mask_shares, key_shares)
+                .unwrap_err();
+            assert!(
+                matches!(err, SecAggError::BadRevealedShare { revealer, owner: o, kind: ShareKind::SelfMask } if revealer == idx(i) && o == owner),
+                "{err}"
+            );
+            continue;
+        }
         unmasker.accept(idx(i), self_mask_shares, key_shares)?;
     }
     unmasker.finish(&mut sum)?;
@@ -159,10 +181,7 @@ fn inputs(n: usize, d: usize, seed: u64) -> Vec<Vec<u64>> {
 #[test]
 fn full_round_sums_exactly() {
     let x = inputs(5, 1000, 1);
-    let t = Thresholds {
-        threshold: 4,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(5, 4, 1, 3).unwrap();
     let (sum, u3) = run_round(&x, Ring::U64, t, &Dropouts::default(), 9).unwrap();
     assert_eq!(u3.len(), 5);
     assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
@@ -172,10 +191,7 @@ fn full_round_sums_exactly() {
 /// the unmasked sum is the ring sum, with dropouts too.
 #[test]
 fn full_round_in_a_multi_limb_ring_sums_exactly() {
-    let t = Thresholds {
-        threshold: 4,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(6, 4, 1, 3).unwrap();
     for ring in [Ring::U128, Ring::U192, Ring::U256] {
         let x = inputs(6, ring.words_for(400), 21);
         let drops = Dropouts {
@@ -194,10 +210,7 @@ fn full_round_in_a_multi_limb_ring_sums_exactly() {
 #[test]
 fn an_input_that_is_not_whole_ring_values_is_refused() {
     let x = inputs(4, 10, 23);
-    let t = Thresholds {
-        threshold: 3,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(4, 3, 1, 3).unwrap();
     let err = run_round(&x, Ring::U192, t, &Dropouts::default(), 24).unwrap_err();
     assert!(
         matches!(
@@ -214,15 +227,13 @@ fn an_input_that_is_not_whole_ring_values_is_refused() {
 #[test]
 fn dropouts_in_every_phase_still_sum_the_survivors() {
     let x = inputs(10, 300, 2);
-    let t = Thresholds {
-        threshold: 5,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(10, 6, 1, 3).unwrap();
     let drops = Dropouts {
         after_advertise: BTreeSet::from([0]),
         after_shares: BTreeSet::from([3]),
         after_masked_input: BTreeSet::from([5]),
         after_confirm: BTreeSet::from([7]),
+        ..Default::default()
     };
     let (sum, u3) = run_round(&x, Ring::U64, t, &drops, 3).unwrap();
     // Those that sent a masked input are in the sum, even if they left afterwards.
@@ -234,10 +245,7 @@ fn dropouts_in_every_phase_still_sum_the_survivors() {
 #[test]
 fn too_few_revealers_fails_naming_the_phase() {
     let x = inputs(5, 10, 4);
-    let t = Thresholds {
-        threshold: 4,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(5, 4, 1, 3).unwrap();
     let drops = Dropouts {
         after_confirm: BTreeSet::from([0, 1]),
         ..Default::default()
@@ -260,10 +268,7 @@ fn too_few_revealers_fails_naming_the_phase() {
 fn a_survivor_cannot_be_made_to_reveal_both_shares() {
     // The client reveals the key share only of U2 \ U3, the self-mask share only of U3.
     let x = inputs(4, 8, 6);
-    let t = Thresholds {
-        threshold: 3,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(4, 3, 1, 3).unwrap();
     let drops = Dropouts {
         after_shares: BTreeSet::from([3]),
         ..Default::default()
@@ -275,20 +280,14 @@ fn a_survivor_cannot_be_made_to_reveal_both_shares() {
 #[test]
 fn a_wrong_kind_of_share_is_refused_and_loses_nothing() {
     let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let t = Thresholds {
-        threshold: 2,
-        min_cohort: 2,
-    };
+    let t = Thresholds::new(2, 2, 0, 2).unwrap();
     let a = AdvertiseKeys::new(idx(0), t, &mut rng);
     let b = AdvertiseKeys::new(idx(1), t, &mut rng);
     let cohort = BTreeMap::from([(idx(0), a.advertisement()), (idx(1), b.advertisement())]);
     let session = SessionId([1; 32]);
     let (_, out_a) = a.share_keys(session, cohort.clone(), &mut rng).unwrap();
     let (_, out_b) = b.share_keys(session, cohort.clone(), &mut rng).unwrap();
-    let u2 = BTreeMap::from([
-        (idx(0), out_a.self_mask_commitment),
-        (idx(1), out_b.self_mask_commitment),
-    ]);
+    let u2 = BTreeMap::from([(idx(0), out_a.dealt), (idx(1), out_b.dealt)]);
     let u3 = BTreeSet::from([idx(0), idx(1)]);
     let mut unmasker = Unmasker::new(RoundView {
         session,
@@ -316,10 +315,7 @@ fn a_wrong_kind_of_share_is_refused_and_loses_nothing() {
 #[test]
 fn share_keys_refuses_a_cohort_below_threshold() {
     let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let t = Thresholds {
-        threshold: 3,
-        min_cohort: 3,
-    };
+    let t = Thresholds::new(3, 3, 1, 3).unwrap();
     let a = AdvertiseKeys::new(idx(0), t, &mut rng);
     let b = AdvertiseKeys::new(idx(1), t, &mut rng);
     let cohort = BTreeMap::from([(idx(0), a.advertisement()), (idx(1), b.advertisement())]);
@@ -341,16 +337,14 @@ fn share_keys_refuses_a_cohort_below_threshold() {
 #[test]
 fn session_id_binds_every_key_and_the_attempt() {
     let mut rng = ChaCha20Rng::seed_from_u64(13);
-    let t = Thresholds {
-        threshold: 2,
-        min_cohort: 2,
-    };
+    let t = Thresholds::new(2, 2, 0, 2).unwrap();
     let a = AdvertiseKeys::new(idx(0), t, &mut rng);
     let b = AdvertiseKeys::new(idx(1), t, &mut rng);
     let c = AdvertiseKeys::new(idx(1), t, &mut rng);
     let binding = SessionBinding {
         job_id: "j",
         job_spec_hash: &[0; 32],
+        announcement: &[0; 32],
         round: 1,
         attempt: 0,
         thresholds: t,
@@ -363,6 +357,325 @@ fn session_id_binds_every_key_and_the_attempt() {
         ..binding
     };
     assert_ne!(session_id(&binding, &one), session_id(&retry, &one));
+    // Members shown different announcements (e.g. different tasks) are in
+    // different sessions: their shares and masks do not fit together.
+    let other = [1; 32];
+    let equivocated = SessionBinding {
+        announcement: &other,
+        ..binding
+    };
+    assert_ne!(session_id(&binding, &one), session_id(&equivocated, &one));
+}
+
+#[test]
+fn a_bad_revealed_share_is_attributed_to_its_revealer_and_the_rest_unmask() {
+    let x = inputs(5, 50, 21);
+    let t = Thresholds::new(5, 4, 1, 3).unwrap();
+    let drops = Dropouts {
+        bad_reveal: BTreeSet::from([2]),
+        ..Default::default()
+    };
+    // run_round asserts the bad reveal is refused naming #3 as its revealer.
+    let (sum, u3) = run_round(&x, Ring::U64, t, &drops, 22).unwrap();
+    assert_eq!(u3.len(), 5);
+    assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
+}
+
+#[test]
+fn too_few_good_reveals_names_the_revealers_of_bad_shares() {
+    let x = inputs(5, 10, 23);
+    let t = Thresholds::new(5, 4, 1, 3).unwrap();
+    let drops = Dropouts {
+        bad_reveal: BTreeSet::from([1, 4]),
+        ..Default::default()
+    };
+    let err = run_round(&x, Ring::U64, t, &drops, 24).unwrap_err();
+    match &err {
+        SecAggError::TooFewGoodReveals { have, need, bad } => {
+            assert_eq!((*have, *need), (3, 4));
+            assert_eq!(bad, &vec![idx(1), idx(4)]);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(err.to_string().contains("#2, #5"), "{err}");
+}
+
+#[test]
+fn an_excluded_revealer_cannot_reveal_again() {
+    let mut rng = ChaCha20Rng::seed_from_u64(25);
+    let t = Thresholds::new(3, 3, 0, 3).unwrap();
+    let parties: Vec<_> = (0..3)
+        .map(|i| AdvertiseKeys::new(idx(i), t, &mut rng))
+        .collect();
+    let cohort: BTreeMap<_, _> = parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (idx(i), p.advertisement()))
+        .collect();
+    let session = SessionId([3; 32]);
+    let mut u2 = BTreeMap::new();
+    for (i, p) in parties.into_iter().enumerate() {
+        let (_, out) = p.share_keys(session, cohort.clone(), &mut rng).unwrap();
+        u2.insert(idx(i), out.dealt);
+    }
+    let u3: BTreeSet<_> = u2.keys().copied().collect();
+    let mut unmasker = Unmasker::new(RoundView {
+        session,
+        thresholds: t,
+        cohort,
+        u2,
+        u3,
+        ring: Ring::U64,
+    })
+    .unwrap();
+    // Shares of the right shape but not the dealt ones.
+    let forged = |rng: &mut ChaCha20Rng| {
+        (0..3)
+            .map(|o| {
+                let share = crate::shamir::split(&[9; 32], 3, &[1, 2, 3], rng)
+                    .unwrap()
+                    .remove(0);
+                (idx(o), share)
+            })
+            .collect::<Vec<_>>()
+    };
+    let err = unmasker
+        .accept(idx(0), forged(&mut rng), vec![])
+        .unwrap_err();
+    assert!(
+        matches!(err, SecAggError::BadRevealedShare { revealer, .. } if revealer == idx(0)),
+        "{err}"
+    );
+    let err = unmasker
+        .accept(idx(0), forged(&mut rng), vec![])
+        .unwrap_err();
+    assert!(
+        matches!(err, SecAggError::ExcludedRevealer(p) if p == idx(0)),
+        "{err}"
+    );
+    assert_eq!(unmasker.revealers(), 0);
+    assert_eq!(unmasker.excluded(), &BTreeSet::from([idx(0)]));
+}
+
+#[test]
+fn a_dealt_share_that_fails_its_commitment_blames_the_dealer() {
+    let mut rng = ChaCha20Rng::seed_from_u64(26);
+    let t = Thresholds::new(3, 3, 0, 3).unwrap();
+    let parties: Vec<_> = (0..3)
+        .map(|i| AdvertiseKeys::new(idx(i), t, &mut rng))
+        .collect();
+    let cohort: BTreeMap<_, _> = parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (idx(i), p.advertisement()))
+        .collect();
+    let session = SessionId([4; 32]);
+    let mut states = Vec::new();
+    let mut outs = Vec::new();
+    for p in parties {
+        let (state, out) = p.share_keys(session, cohort.clone(), &mut rng).unwrap();
+        states.push(state);
+        outs.push(out);
+    }
+    // #2 signs commitments that do not match what it sent #1.
+    let mut received = Vec::new();
+    for (i, out) in outs.iter().enumerate().skip(1) {
+        let ciphertext = out
+            .ciphertexts
+            .iter()
+            .find(|(to, _)| *to == idx(0))
+            .unwrap()
+            .1
+            .clone();
+        let mut commitment = out.dealt.shares[&idx(0)];
+        if i == 1 {
+            commitment.key[0] ^= 1;
+        }
+        received.push(DealtToMe {
+            from: idx(i),
+            ciphertext,
+            commitment,
+        });
+    }
+    let err = states
+        .remove(0)
+        .masked_input(Ring::U64, &[1, 2, 3], received)
+        .unwrap_err();
+    assert!(
+        matches!(err, SecAggError::DealtShareMismatch { dealer, kind: ShareKind::Key } if dealer == idx(1)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_share_ciphertext_of_the_wrong_length_is_refused() {
+    assert_eq!(SHARE_CIPHERTEXT_LEN, 8 + 2 * crate::shamir::SHARE_LEN + 16);
+    let err = check_share_ciphertext(idx(1), SHARE_CIPHERTEXT_LEN + 1).unwrap_err();
+    assert!(
+        matches!(err, SecAggError::MalformedShareCiphertext { got, .. } if got == SHARE_CIPHERTEXT_LEN + 1),
+        "{err}"
+    );
+}
+
+#[test]
+fn commitments_must_cover_exactly_u1() {
+    let mut rng = ChaCha20Rng::seed_from_u64(27);
+    let t = Thresholds::new(2, 2, 0, 2).unwrap();
+    let a = AdvertiseKeys::new(idx(0), t, &mut rng);
+    let b = AdvertiseKeys::new(idx(1), t, &mut rng);
+    let cohort = BTreeMap::from([(idx(0), a.advertisement()), (idx(1), b.advertisement())]);
+    let (_, mut out) = a
+        .share_keys(SessionId([5; 32]), cohort.clone(), &mut rng)
+        .unwrap();
+    assert!(out.dealt.check(idx(0), &cohort).is_ok());
+    out.dealt.shares.remove(&idx(0));
+    let err = out.dealt.check(idx(0), &cohort).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecAggError::ShareCommitmentsNotForU1 {
+                got: 1,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_confirmation_for_another_session_is_refused() {
+    let x = inputs(3, 4, 28);
+    let t = Thresholds::new(3, 3, 0, 3).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(29);
+    let parties: Vec<_> = (0..3)
+        .map(|i| AdvertiseKeys::new(idx(i), t, &mut rng))
+        .collect();
+    let cohort: BTreeMap<_, _> = parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (idx(i), p.advertisement()))
+        .collect();
+    let session = SessionId([6; 32]);
+    let mut states = Vec::new();
+    let mut outbox: BTreeMap<PartyIndex, Vec<DealtToMe>> = BTreeMap::new();
+    for (i, p) in parties.into_iter().enumerate() {
+        let (state, out) = p.share_keys(session, cohort.clone(), &mut rng).unwrap();
+        for (to, ct) in out.ciphertexts {
+            outbox.entry(to).or_default().push(DealtToMe {
+                from: idx(i),
+                ciphertext: ct,
+                commitment: out.dealt.shares[&to],
+            });
+        }
+        states.push(state);
+    }
+    let state = states.remove(0);
+    let (state, _) = state
+        .masked_input(Ring::U64, &x[0], outbox.remove(&idx(0)).unwrap())
+        .unwrap();
+    let u3: BTreeSet<_> = cohort.keys().copied().collect();
+    let state = state.confirm(u3.clone()).unwrap();
+    assert_eq!(state.session(), &session);
+    let key = IdentityKey::from_secret_bytes(&[1; 32]);
+    let checked = || {
+        key.public()
+            .verify(
+                SignContext::ParticipantMessage,
+                b"x",
+                &key.sign(SignContext::ParticipantMessage, b"x"),
+            )
+            .unwrap()
+    };
+    let confirmations: Vec<_> = (0..3)
+        .map(|i| Confirmation {
+            signer: idx(i),
+            session: if i == 2 { SessionId([7; 32]) } else { session },
+            survivors: u3.clone(),
+            checked: checked(),
+        })
+        .collect();
+    let err = state.unmask(&confirmations).unwrap_err();
+    assert!(
+        matches!(err, SecAggError::SessionMismatch(p) if p == idx(2)),
+        "{err}"
+    );
+}
+
+#[test]
+fn thresholds_at_or_below_half_of_n_plus_c_are_refused() {
+    // The attack of the brief: n = 5, c = 1, t = 3 lets two survivor lists both pass.
+    let err = Thresholds::new(5, 3, 1, 3).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            SecAggError::ThresholdTooLow {
+                threshold: 3,
+                members: 5,
+                max_colluders: 1
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("(5 + 1)/2 = 3") && msg.contains("t = 3"),
+        "{msg}"
+    );
+    let msg = Thresholds::new(4, 2, 1, 3).unwrap_err().to_string();
+    assert!(msg.contains("(4 + 1)/2 = 2.5"), "{msg}");
+    assert!(Thresholds::new(5, 4, 1, 3).is_ok());
+    assert!(matches!(
+        Thresholds::new(5, 6, 1, 3),
+        Err(SecAggError::ThresholdAboveMembers { .. })
+    ));
+    assert!(matches!(
+        Thresholds::new(3, 3, 3, 3),
+        Err(SecAggError::TooManyColluders { .. })
+    ));
+    assert!(matches!(
+        Thresholds::new(3, 3, 0, 4),
+        Err(SecAggError::MinCohortOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn default_thresholds_are_valid_and_minimal_for_larger_c() {
+    for n in 1..200 {
+        let c = Thresholds::default_colluders(n);
+        let t = Thresholds::default_threshold(n, c);
+        assert_eq!(t, 2 * n / 3 + 1, "n = {n}");
+        Thresholds::new(n, t, c, 1).unwrap();
+        for c in 0..n {
+            let t = Thresholds::default_threshold(n, c);
+            if t <= n {
+                Thresholds::new(n, t, c, 1).unwrap();
+            }
+            // The next lower threshold is refused unless it is the ⌊2n/3⌋ + 1 floor.
+            if t > 2 * n / 3 + 1 {
+                assert!(Thresholds::new(n, t - 1, c, 1).is_err(), "n = {n}, c = {c}");
+            }
+        }
+    }
+}
+
+#[test]
+fn session_id_binds_the_colluder_bound() {
+    let cohort = BTreeMap::new();
+    let a = Thresholds::new(7, 6, 2, 3).unwrap();
+    let b = Thresholds::new(7, 6, 3, 3).unwrap();
+    let binding = |thresholds| SessionBinding {
+        job_id: "j",
+        job_spec_hash: &[0; 32],
+        announcement: &[0; 32],
+        round: 1,
+        attempt: 0,
+        thresholds,
+    };
+    assert_ne!(
+        session_id(&binding(a), &cohort),
+        session_id(&binding(b), &cohort)
+    );
 }
 
 proptest! {
@@ -380,7 +693,8 @@ proptest! {
     ) {
         let ring = Ring::new(limbs).unwrap();
         let x = inputs(n, ring.words_for(values), seed);
-        let t = Thresholds { threshold: Thresholds::default_threshold(n), min_cohort: 3 };
+        let c = Thresholds::default_colluders(n);
+        let t = Thresholds::new(n, Thresholds::default_threshold(n, c), c, 3).unwrap();
         let mut drops = Dropouts::default();
         for (i, p) in phases.iter().take(n).enumerate() {
             match p {
@@ -394,6 +708,38 @@ proptest! {
         match run_round(&x, ring, t, &drops, seed ^ 0x5eed) {
             Ok((sum, u3)) => prop_assert_eq!(sum, plain_sum(&x, ring, &u3)),
             Err(SecAggError::TooFewParties { have, need, .. }) => prop_assert!(have < need),
+            Err(e) => prop_assert!(false, "unexpected error {e}"),
+        }
+    }
+
+    /// Survivors revealing tampered shares are each refused and named; the
+    /// others still unmask the exact sum if t of them remain.
+    #[test]
+    fn bad_reveals_are_attributed_and_the_rest_sum_exactly(
+        n in 3usize..9,
+        d in 1usize..16,
+        bad in proptest::collection::vec(any::<bool>(), 9),
+        seed in any::<u64>(),
+    ) {
+        let x = inputs(n, d, seed);
+        let c = Thresholds::default_colluders(n);
+        let t = Thresholds::new(n, Thresholds::default_threshold(n, c), c, 3).unwrap();
+        let drops = Dropouts {
+            bad_reveal: (0..n).filter(|i| bad[*i]).collect(),
+            ..Default::default()
+        };
+        let good = n - drops.bad_reveal.len();
+        match run_round(&x, Ring::U64, t, &drops, seed ^ 0xbad) {
+            Ok((sum, u3)) => {
+                prop_assert!(good >= t.need());
+                prop_assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
+            }
+            Err(SecAggError::TooFewGoodReveals { have, bad: named, .. }) => {
+                prop_assert!(good < t.need());
+                prop_assert_eq!(have, good);
+                let expected: Vec<PartyIndex> = drops.bad_reveal.iter().map(|i| idx(*i)).collect();
+                prop_assert_eq!(named, expected);
+            }
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }
     }

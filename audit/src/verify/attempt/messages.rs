@@ -7,10 +7,11 @@
 use std::collections::BTreeSet;
 
 use fedcredit_crypto::kx::AgreementPublic;
-use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
+use fedcredit_crypto::secagg::{Advertisement, PartyIndex, SecAggError};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::roster::Member;
+use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::words;
@@ -103,13 +104,16 @@ impl AttemptState {
                 if self.u2.contains_key(&me) {
                     return Err(twice());
                 }
-                let commitment: [u8; 32] =
-                    s.self_mask_commitment.as_ref().try_into().map_err(|_| {
-                        malformed(
-                            "self-mask commitment",
-                            format!("{} bytes, expected 32", s.self_mask_commitment.len()),
-                        )
-                    })?;
+                // Commitment and ciphertext lengths, once for every role.
+                let DealtShares { dealt, .. } = DealtShares::from_pb(roster, me, s)
+                    .map_err(|e| malformed("shares", e.to_string()))?;
+                dealt.check(me, &self.u1).map_err(|e| {
+                    Failure::new(
+                        seq,
+                        Check::Shares,
+                        format!("{who}'s share commitments: {e}"),
+                    )
+                })?;
                 let mut to = BTreeSet::new();
                 for c in &s.shares {
                     let shares = |why: String| {
@@ -150,7 +154,7 @@ impl AttemptState {
                         ),
                     ));
                 }
-                self.u2.insert(me, commitment);
+                self.u2.insert(me, dealt);
             }
             Body::MaskedInput(m) => {
                 if !self.u2.contains_key(&me) {
@@ -198,6 +202,19 @@ impl AttemptState {
                     Check::Survivors,
                     &format!("{who}'s survivor list"),
                 )?;
+                if Some(list.session_id.as_ref())
+                    != self.session.as_ref().map(|s| &s.as_bytes()[..])
+                {
+                    return Err(Failure::new(
+                        seq,
+                        Check::Survivors,
+                        format!(
+                            "{who} signed its survivor list for session {}, but the advertised keys give session {}",
+                            hex::encode(&list.session_id),
+                            self.session.map_or_else(|| "none".into(), |s| s.to_hex())
+                        ),
+                    ));
+                }
                 if signed != self.u3 {
                     return Err(Failure::new(
                         seq,
@@ -215,7 +232,7 @@ impl AttemptState {
                 if !self.u4.contains(&me) {
                     return Err(outside("U4 (confirmed the survivors)"));
                 }
-                if self.u5.contains(&me) {
+                if self.u5.contains(&me) || self.excluded().contains(&me) {
                     return Err(twice());
                 }
                 let parse = |list: &[pb::RevealedShare], kind: &str| {
@@ -247,14 +264,25 @@ impl AttemptState {
                 let unmasker = self.unmasker.as_mut().ok_or_else(|| {
                     Failure::new(seq, Check::Phase, "the unmask phase has no round view")
                 })?;
-                unmasker.accept(me, self_mask, keys).map_err(|e| {
-                    Failure::new(
-                        seq,
-                        Check::Unmask,
-                        format!("{who}'s revealed shares break the unmasking rules: {e}"),
-                    )
-                })?;
-                self.u5.insert(me);
+                match unmasker.accept(me, self_mask, keys) {
+                    Ok(()) => {
+                        self.u5.insert(me);
+                    }
+                    // Signed by its sender and provably bad: the coordinator
+                    // was right to log it and leave its sender out.
+                    Err(SecAggError::BadRevealedShare {
+                        revealer,
+                        owner,
+                        kind,
+                    }) => self.bad_reveals.push((seq, revealer, owner, kind)),
+                    Err(e) => {
+                        return Err(Failure::new(
+                            seq,
+                            Check::Unmask,
+                            format!("{who}'s revealed shares break the unmasking rules: {e}"),
+                        ));
+                    }
+                }
             }
             Body::Poll(_) | Body::Leave(_) => {
                 return Err(Failure::new(

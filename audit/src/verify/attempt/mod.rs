@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
-use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, Phase, SessionBinding};
+use fedcredit_crypto::secagg::{
+    self, Advertisement, Dealt, PartyIndex, Phase, SessionBinding, ShareKind,
+};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::roster::Roster;
 use fedcredit_proto::v1::message::Body;
@@ -24,7 +26,7 @@ use fedcredit_proto::v1::{self as pb, coordinator_message};
 use fedcredit_proto::{envelope, words};
 
 use super::Context;
-use crate::report::{Check, Failure};
+use crate::report::{BadReveal, Check, Failure};
 
 mod messages;
 
@@ -79,6 +81,8 @@ pub(crate) struct AttemptState {
     pub round: u64,
     /// The attempt.
     pub attempt: u32,
+    /// Digest of the signed announcement (bound into the session id).
+    announcement: [u8; 32],
     /// The announced codec (`None` if the announcement failed its checks).
     codec: Option<Codec>,
     /// Words per masked input.
@@ -86,13 +90,16 @@ pub(crate) struct AttemptState {
     stage: Stage,
     u1: BTreeMap<PartyIndex, Advertisement>,
     session: Option<SessionId>,
-    u2: BTreeMap<PartyIndex, [u8; 32]>,
+    u2: BTreeMap<PartyIndex, Dealt>,
     /// Σ of U3's masked inputs so far (empty before the first).
     masked: Vec<u64>,
     u3: BTreeSet<PartyIndex>,
     u4: BTreeSet<PartyIndex>,
     unmasker: Option<Unmasker>,
     u5: BTreeSet<PartyIndex>,
+    /// Logged reveals with a share that fails its dealer's commitment:
+    /// (record, revealer, owner, kind). Their senders are out of U5.
+    bad_reveals: Vec<(u64, PartyIndex, PartyIndex, ShareKind)>,
 }
 
 fn name(roster: &Roster, p: PartyIndex) -> String {
@@ -137,10 +144,17 @@ fn parse_ids(
 
 impl AttemptState {
     /// A freshly announced attempt whose masked inputs have `words` words.
-    pub fn new(round: u64, attempt: u32, codec: Option<Codec>, words: usize) -> Self {
+    pub fn new(
+        round: u64,
+        attempt: u32,
+        announcement: [u8; 32],
+        codec: Option<Codec>,
+        words: usize,
+    ) -> Self {
         Self {
             round,
             attempt,
+            announcement,
             codec,
             words,
             stage: Stage::Open(Phase::AdvertiseKeys),
@@ -152,7 +166,26 @@ impl AttemptState {
             u4: BTreeSet::new(),
             unmasker: None,
             u5: BTreeSet::new(),
+            bad_reveals: Vec::new(),
         }
+    }
+
+    /// Who revealed a bad share, of whose secret, in which record.
+    pub fn bad_reveals(&self, roster: &Roster) -> Vec<BadReveal> {
+        self.bad_reveals
+            .iter()
+            .map(|(record, revealer, owner, kind)| BadReveal {
+                record: *record,
+                revealer: name(roster, *revealer),
+                owner: name(roster, *owner),
+                kind: kind.to_string(),
+            })
+            .collect()
+    }
+
+    /// Survivors excluded from the unmasking for revealing a bad share.
+    fn excluded(&self) -> BTreeSet<PartyIndex> {
+        self.bad_reveals.iter().map(|(_, r, _, _)| *r).collect()
     }
 
     /// The codec announced for this attempt.
@@ -223,7 +256,8 @@ impl AttemptState {
             Phase::ShareKeys => Some(self.u1.keys().copied().collect()),
             Phase::MaskedInput => Some(self.u2.keys().copied().collect()),
             Phase::ConsistencyCheck => Some(self.u3.clone()),
-            Phase::Unmask => Some(self.u4.clone()),
+            // A revealer excluded for a bad share is neither in U5 nor missing.
+            Phase::Unmask => Some(self.u4.difference(&self.excluded()).copied().collect()),
         }
     }
 
@@ -325,6 +359,7 @@ impl AttemptState {
                 let binding = SessionBinding {
                     job_id: &ctx.consortium.job.id,
                     job_spec_hash: &ctx.spec_hash,
+                    announcement: &self.announcement,
                     round: self.round,
                     attempt: self.attempt,
                     thresholds: ctx.consortium.protocol.thresholds,
@@ -397,12 +432,14 @@ impl AttemptState {
                     let of = self
                         .expected(open)
                         .map_or_else(String::new, |e| format!(" of {}", e.len()));
+                    let mut justification =
+                        format!("{have}{of} parties answered in {open}, {} needed", ctx.need);
+                    for b in self.bad_reveals(&ctx.consortium.roster) {
+                        justification.push_str(&format!("; {b}"));
+                    }
                     Ok(Justified {
                         phase: open.to_string(),
-                        justification: format!(
-                            "{have}{of} parties answered in {open}, {} needed",
-                            ctx.need
-                        ),
+                        justification,
                     })
                 } else {
                     Err(Failure::new(
