@@ -10,14 +10,20 @@
 //!  outcome ─▶ JobDriver::finish_round ─▶ next round, or finished (participants told)
 //! ```
 //!
-//! Layout: [`actor`] owns all state (one task); [`service`] verifies and
-//! forwards; [`round`] holds the phase types; [`job`] says what rounds compute.
+//! Layout: [`actor`] owns all state (one task) and runs the event loop;
+//! [`service`] verifies and forwards [`requests`] to it; [`round`] holds the
+//! phase types; [`replay`] rebuilds the state from the round log and
+//! [`records`] builds the coordinator's own log records; [`job`] says what
+//! rounds compute.
 #![forbid(unsafe_code)]
 
 mod actor;
 mod error;
 pub mod job;
 mod log;
+mod records;
+mod replay;
+mod requests;
 mod round;
 mod service;
 

@@ -16,8 +16,8 @@ use fedcredit_proto::v1::{self as pb, message::Body};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
-use crate::actor::{At, Request, RoundMsg};
 use crate::error::Rejection;
+use crate::requests::{At, Request, RoundMsg};
 use crate::round::Reply;
 
 /// The tonic service: verifies and forwards.
