@@ -8,7 +8,7 @@
 //! ```text
 //! announce(round, attempt, announcement, to)   answers the polls of `to`
 //! advertise(cohort)                            relays all adverts to each sender
-//! share_keys()                                 relays to each sender the ciphertexts addressed to it
+//! share_keys()                                 relays to each sender every other dealer's signed shares message
 //! masked_input(|viewer| survivor list)         answers each sender with the list chosen for it
 //! confirm(|viewer, confirmations| relayed)     answers each with the confirmations chosen for it
 //! unmask(End::Complete | End::Abort)           signed outcome (per viewer's list) or an abort
@@ -22,11 +22,13 @@ use std::sync::Arc;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::{AgreementPublic, SessionId};
-use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
+use fedcredit_crypto::secagg::client::DealtToMe;
+use fedcredit_crypto::secagg::{self, Advertisement, Dealt, PartyIndex, SessionBinding};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::consortium::{Consortium, JobKind};
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::Roster;
+use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body, round_announcement};
 use fedcredit_proto::words;
@@ -187,6 +189,17 @@ pub enum End {
     Abort,
 }
 
+/// One dealer's phase-2 message, as it signed it.
+#[derive(Clone, Debug)]
+pub struct Dealing {
+    /// Its signed commitments (to its self-mask seed and every dealt share).
+    pub dealt: Dealt,
+    /// Its ciphertexts by recipient id.
+    pub ciphertexts: BTreeMap<String, Vec<u8>>,
+    /// The signed `EncryptedShares` message (what the coordinator relays).
+    pub signed: pb::Signed,
+}
+
 /// Everything one round attempt recorded: what honest participants (and
 /// colluders) sent, and what each was shown. Keyed by member id.
 #[derive(Debug)]
@@ -197,12 +210,17 @@ pub struct AttemptRecord {
     pub attempt: u32,
     /// The announcement as sent (unsigned form).
     pub announcement: pb::RoundAnnouncement,
-    /// The coordinator-signed announcement.
+    /// The coordinator-signed announcement (the first one, if the attempt
+    /// was announced differently to different members).
     pub signed_announcement: pb::Signed,
+    /// The signed announcement each member was sent.
+    pub announced: BTreeMap<String, pb::Signed>,
     /// Phase 1: signed adverts and their keys.
     pub adverts: BTreeMap<String, (pb::Signed, Advertisement)>,
-    /// Phase 2: each sender's self-mask commitment and ciphertexts.
-    pub shares: BTreeMap<String, ([u8; 32], Vec<pb::ShareCiphertext>)>,
+    /// Phase 2: each dealer's signed commitments and ciphertexts.
+    pub shares: BTreeMap<String, Dealing>,
+    /// Phase 2 answer: the dealers whose messages each sender was relayed.
+    pub relayed: BTreeMap<String, Vec<String>>,
     /// Phase 3: masked inputs as words.
     pub masked: BTreeMap<String, Vec<u64>>,
     /// Phase 3 answer: the survivor list each sender was shown.
@@ -211,6 +229,10 @@ pub struct AttemptRecord {
     pub confirmations: Vec<(String, Vec<String>, pb::Signed)>,
     /// Phase 5: revealed shares by revealer.
     pub reveals: BTreeMap<String, pb::UnmaskShares>,
+    /// Phase 5: reveals the adversary's own unmasking refused (revealer ->
+    /// why), as the coordinator refuses them: a share that fails its
+    /// dealer's commitment is attributed to its revealer.
+    pub refused_reveals: BTreeMap<String, String>,
     /// Members that gave up, and in which phase.
     pub gave_up: BTreeMap<String, Rpc>,
     /// Every signed participant message of this attempt, in arrival order.
@@ -228,6 +250,48 @@ impl AttemptRecord {
     /// The task the announcement asked for.
     pub fn task(&self) -> Option<&round_announcement::Task> {
         self.announcement.task.as_ref()
+    }
+
+    /// Every distinct signed announcement of this attempt, the first first
+    /// (more than one if the adversary equivocated).
+    pub fn announcements(&self) -> Vec<&pb::Signed> {
+        let mut out = vec![&self.signed_announcement];
+        for s in self.announced.values() {
+            if !out.iter().any(|o| o.payload == s.payload) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// The signed announcement `id` was sent (the first one if none).
+    pub fn announcement_of(&self, id: &str) -> &pb::Signed {
+        self.announced.get(id).unwrap_or(&self.signed_announcement)
+    }
+
+    fn new(
+        round: u64,
+        attempt: u32,
+        announcement: pb::RoundAnnouncement,
+        signed: pb::Signed,
+    ) -> Self {
+        Self {
+            round,
+            attempt,
+            announcement,
+            signed_announcement: signed,
+            announced: BTreeMap::new(),
+            adverts: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            relayed: BTreeMap::new(),
+            masked: BTreeMap::new(),
+            shown: BTreeMap::new(),
+            confirmations: Vec::new(),
+            reveals: BTreeMap::new(),
+            refused_reveals: BTreeMap::new(),
+            gave_up: BTreeMap::new(),
+            messages: Vec::new(),
+        }
     }
 }
 
@@ -249,8 +313,8 @@ pub struct Adversary {
     pub refused: Vec<String>,
     /// Every call received and every announcement delivered, in order.
     pub trace: Vec<String>,
-    /// The announcement still owed to members that have not polled yet.
-    pending: Option<(pb::Signed, BTreeSet<String>)>,
+    /// The announcement still owed to each member that has not polled yet.
+    pending: BTreeMap<String, pb::Signed>,
     /// Every attempt announced, in order.
     pub attempts: Vec<AttemptRecord>,
     /// Members played by the adversary.
@@ -304,7 +368,7 @@ impl Adversary {
             published: Vec::new(),
             refused: Vec::new(),
             trace: Vec::new(),
-            pending: None,
+            pending: BTreeMap::new(),
             attempts: Vec::new(),
             colluders: Vec::new(),
             _stop: stop,
@@ -370,7 +434,7 @@ impl Adversary {
             self.ended.remove(id);
             self.polls.remove(id);
         }
-        self.pending = None;
+        self.pending.clear();
     }
 
     /// The announcement the honest coordinator would send for a round of
@@ -386,8 +450,9 @@ impl Adversary {
         let (fixed_point, limbs) = codec.to_pb();
         pb::RoundAnnouncement {
             members: c.roster.members().map(|m| m.id.to_string()).collect(),
-            threshold: c.protocol.thresholds.threshold as u32,
-            min_cohort: c.protocol.thresholds.min_cohort as u32,
+            threshold: c.protocol.thresholds.threshold() as u32,
+            min_cohort: c.protocol.thresholds.min_cohort() as u32,
+            max_colluders: c.protocol.thresholds.max_colluders() as u32,
             dimension: dimension as u64,
             fixed_point: Some(fixed_point),
             job_spec_hash: c.job.hash().to_vec().into(),
@@ -427,28 +492,42 @@ impl Adversary {
         announcement: pb::RoundAnnouncement,
         to: &[String],
     ) {
-        let message = pb::CoordinatorMessage {
-            job_id: self.consortium.job.id.clone(),
-            round,
-            attempt,
-            body: Some(coordinator_message::Body::Announce(announcement.clone())),
+        self.announce_split(round, attempt, vec![(announcement, to.to_vec())])
+            .await;
+    }
+
+    /// Equivocation: signs each announcement of `groups` for the same
+    /// (round, attempt) and sends it to its group; one attempt record (its
+    /// `announcement` is the first group's, `announced` says who got which).
+    pub async fn announce_split(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        groups: Vec<(pb::RoundAnnouncement, Vec<String>)>,
+    ) {
+        let sign = |announcement: &pb::RoundAnnouncement| {
+            envelope::seal_coordinator(
+                &self.key,
+                &pb::CoordinatorMessage {
+                    job_id: self.consortium.job.id.clone(),
+                    round,
+                    attempt,
+                    body: Some(coordinator_message::Body::Announce(announcement.clone())),
+                },
+            )
         };
-        let signed = envelope::seal_coordinator(&self.key, &message);
-        self.attempts.push(AttemptRecord {
-            round,
-            attempt,
-            announcement,
-            signed_announcement: signed.clone(),
-            adverts: BTreeMap::new(),
-            shares: BTreeMap::new(),
-            masked: BTreeMap::new(),
-            shown: BTreeMap::new(),
-            confirmations: Vec::new(),
-            reveals: BTreeMap::new(),
-            gave_up: BTreeMap::new(),
-            messages: Vec::new(),
-        });
-        self.deliver(&signed, to).await;
+        let signed: Vec<(pb::Signed, Vec<String>)> =
+            groups.iter().map(|(a, to)| (sign(a), to.clone())).collect();
+        let (first, first_signed) = match (groups.into_iter().next(), signed.first()) {
+            (Some((a, _)), Some((s, _))) => (a, s.clone()),
+            _ => panic!("announce_split with no group"),
+        };
+        self.attempts
+            .push(AttemptRecord::new(round, attempt, first, first_signed));
+        self.pending.clear();
+        for (s, to) in signed {
+            self.deliver(&s, &to).await;
+        }
     }
 
     /// Re-sends an already signed coordinator message (e.g. an old
@@ -460,20 +539,13 @@ impl Adversary {
         let Some(coordinator_message::Body::Announce(announcement)) = message.body else {
             panic!("only announcements are replayed");
         };
-        self.attempts.push(AttemptRecord {
-            round: message.round,
-            attempt: message.attempt,
+        self.attempts.push(AttemptRecord::new(
+            message.round,
+            message.attempt,
             announcement,
-            signed_announcement: signed.clone(),
-            adverts: BTreeMap::new(),
-            shares: BTreeMap::new(),
-            masked: BTreeMap::new(),
-            shown: BTreeMap::new(),
-            confirmations: Vec::new(),
-            reveals: BTreeMap::new(),
-            gave_up: BTreeMap::new(),
-            messages: Vec::new(),
-        });
+            signed.clone(),
+        ));
+        self.pending.clear();
         self.deliver(&signed, to).await;
     }
 
@@ -481,20 +553,19 @@ impl Adversary {
     /// poll of each of the others as it arrives (while the phases run: a
     /// member that is slow to poll must not miss the attempt).
     async fn deliver(&mut self, signed: &pb::Signed, to: &[String]) {
-        let mut pending: BTreeSet<String> = to
-            .iter()
-            .filter(|id| !self.ended.contains_key(*id))
-            .cloned()
-            .collect();
-        for id in pending.clone() {
-            if let Some(reply) = self.polls.remove(&id)
+        for id in to {
+            if self.ended.contains_key(id) {
+                continue;
+            }
+            self.current().announced.insert(id.clone(), signed.clone());
+            if let Some(reply) = self.polls.remove(id)
                 && reply.send(Ok(Answer::Signed(signed.clone()))).is_ok()
             {
                 self.trace.push(format!("delivered to {id}"));
-                pending.remove(&id);
+            } else {
+                self.pending.insert(id.clone(), signed.clone());
             }
         }
-        self.pending = Some((signed.clone(), pending));
     }
 
     /// Handles the next event; returns it if it is a round-phase call
@@ -521,14 +592,7 @@ impl Adversary {
             }
             Event::Call(call) if call.rpc == Rpc::Poll => {
                 let id = call.message.sender.clone();
-                let owed = match &mut self.pending {
-                    Some((signed, to)) if to.contains(&id) => {
-                        to.remove(&id);
-                        Some(signed.clone())
-                    }
-                    _ => None,
-                };
-                match owed {
+                match self.pending.remove(&id) {
                     Some(signed) => {
                         let _ = call.reply.send(Ok(Answer::Signed(signed)));
                         self.trace.push(format!("delivered to {id}"));
@@ -613,9 +677,11 @@ impl Adversary {
             .last()
             .unwrap_or_else(|| panic!("no attempt announced"));
         let spec_hash = self.consortium.job.hash();
+        let announcement = secagg::announcement_digest(&a.signed_announcement.payload);
         let binding = SessionBinding {
             job_id: &self.consortium.job.id,
             job_spec_hash: &spec_hash,
+            announcement: &announcement,
             round: a.round,
             attempt: a.attempt,
             thresholds: self.consortium.protocol.thresholds,
@@ -673,8 +739,15 @@ impl Adversary {
     }
 
     /// Phase 2: collects encrypted shares from everyone who advertised and
-    /// relays to each sender the ciphertexts addressed to it.
+    /// relays to each sender every other dealer's signed message (its
+    /// ciphertexts and signed commitments), as the honest coordinator does.
     pub async fn share_keys(&mut self) -> Vec<String> {
+        self.share_keys_relaying(|_, _| true).await
+    }
+
+    /// Phase 2 with the relay chosen by the script: `relay(viewer, dealer)`
+    /// says whether `dealer`'s signed message is relayed to `viewer`.
+    pub async fn share_keys_relaying(&mut self, relay: impl Fn(&str, &str) -> bool) -> Vec<String> {
         let honest: Vec<String> = self
             .attempts
             .last()
@@ -684,44 +757,39 @@ impl Adversary {
             .filter(|id| !self.colluders.iter().any(|c| &c.id == id))
             .collect();
         let calls = self.collect(Rpc::ShareKeys, &honest).await;
+        let roster = self.consortium.roster.clone();
         let mut shares = BTreeMap::new();
         for (id, call) in &calls {
-            let Some(Body::Shares(s)) = &call.message.body else {
+            let Some(Body::Shares(m)) = &call.message.body else {
                 continue;
             };
-            let commitment: [u8; 32] = s
-                .self_mask_commitment
-                .as_ref()
-                .try_into()
-                .unwrap_or([0; 32]);
-            shares.insert(id.clone(), (commitment, s.shares.clone()));
+            shares.insert(id.clone(), dealing(&roster, id, m, call.signed.clone()));
         }
         let cohort = self.cohort_keys();
         let session = self.binding_session(&cohort);
-        let roster = self.consortium.roster.clone();
+        let (round, attempt) = (self.current().round, self.current().attempt);
+        let job = self.consortium.job.id.clone();
         for c in &mut self.colluders {
-            let (commitment, cts) = c.share_keys(&roster, session, cohort.clone());
-            shares.insert(c.id.clone(), (commitment, cts));
+            let m = c.share_keys(&roster, session, cohort.clone());
+            let signed = c.sealed(&job, round, attempt, Some(Body::Shares(m.clone())));
+            shares.insert(c.id.clone(), dealing(&roster, &c.id, &m, signed));
         }
+        let mut relayed = BTreeMap::new();
         for (id, call) in calls {
-            let for_me = shares
-                .iter()
-                .filter(|(from, _)| **from != id)
-                .filter_map(|(from, (_, cts))| {
-                    cts.iter()
-                        .find(|c| c.peer == id)
-                        .map(|c| pb::ShareCiphertext {
-                            peer: from.clone(),
-                            ciphertext: c.ciphertext.clone(),
-                        })
-                })
+            let dealers: Vec<String> = shares
+                .keys()
+                .filter(|from| **from != id && relay(&id, from))
+                .cloned()
                 .collect();
+            let dealt = dealers.iter().map(|d| shares[d].signed.clone()).collect();
+            relayed.insert(id, dealers);
             let _ = call
                 .reply
-                .send(Ok(Answer::Shares(pb::SharesForYou { shares: for_me })));
+                .send(Ok(Answer::Shares(pb::SharesForYou { dealt })));
         }
         let who = shares.keys().cloned().collect();
         self.current().shares = shares;
+        self.current().relayed = relayed;
         who
     }
 
@@ -756,15 +824,17 @@ impl Adversary {
         let shares = self.current().shares.clone();
         let roster = self.consortium.roster.clone();
         for c in &mut self.colluders {
-            let from_peers: Vec<(PartyIndex, Vec<u8>)> = shares
+            let me = roster.member(&c.id).unwrap_or_else(|e| panic!("{e}")).index;
+            let from_peers: Vec<DealtToMe> = shares
                 .iter()
                 .filter(|(from, _)| **from != c.id)
-                .filter_map(|(from, (_, cts))| {
-                    cts.iter()
-                        .find(|ct| ct.peer == c.id)
-                        .map(|ct| (roster.member(from).map(|m| m.index), ct.ciphertext.to_vec()))
+                .filter_map(|(from, d)| {
+                    Some(DealtToMe {
+                        from: roster.member(from).ok()?.index,
+                        ciphertext: d.ciphertexts.get(&c.id)?.clone(),
+                        commitment: *d.dealt.shares.get(&me)?,
+                    })
                 })
-                .filter_map(|(p, ct)| p.ok().map(|p| (p, ct)))
                 .collect();
             let encoded = codec
                 .encode(&c.input(dimension), n)
@@ -814,6 +884,7 @@ impl Adversary {
                     attempt,
                     Some(Body::Consistency(pb::SurvivorList {
                         survivors: list.clone(),
+                        session_id: c.session().as_bytes().to_vec().into(),
                     })),
                 );
                 confirmations.push((c.id.clone(), list.clone(), signed));
@@ -836,8 +907,11 @@ impl Adversary {
     /// confirmed, adds each colluder's reveal for the list `reveal_for`
     /// names (None: no colluder reveal), and ends as `end` says. With
     /// [`End::Complete`] each revealer gets the outcome over its own list,
-    /// unmasked by [`Adversary::unmask_sum`]; an unmasking that fails aborts
-    /// that revealer's call. Returns the unmasking results by list.
+    /// unmasked by [`crate::knowledge::unmask_attributed`] as the
+    /// coordinator would (reveals with a share that fails its dealer's
+    /// commitment are refused and recorded in `refused_reveals`); an
+    /// unmasking that fails aborts that revealer's call. Returns the
+    /// unmasking results by list.
     #[allow(clippy::type_complexity)]
     pub async fn unmask(
         &mut self,
@@ -866,7 +940,9 @@ impl Adversary {
         if let Some(list) = colluder_reveal {
             let (round, attempt) = (self.current().round, self.current().attempt);
             let job = self.consortium.job.id.clone();
-            let u2: Vec<String> = self.current().shares.keys().cloned().collect();
+            let u2: Vec<String> = crate::knowledge::u2_of(self.current(), list)
+                .into_iter()
+                .collect();
             let mut reveals = Vec::new();
             for c in &self.colluders {
                 let mut u = c.reveal(&u2, list);
@@ -879,17 +955,23 @@ impl Adversary {
                 self.current().reveals.insert(id, u);
             }
         }
-        let mut results = BTreeMap::new();
+        let mut results: BTreeMap<Vec<String>, Result<Vec<u64>, String>> = BTreeMap::new();
         let index = self.attempts.len() - 1;
         for (id, call) in calls {
             let list = self.current().shown.get(&id).cloned().unwrap_or_default();
-            let result = results
-                .entry(list.clone())
-                .or_insert_with(|| {
-                    crate::knowledge::unmask_sum(self, index, &list, false)
-                        .map_err(|e| e.to_string())
-                })
-                .clone();
+            if !results.contains_key(&list) {
+                // As the coordinator's Unmasking phase: each reveal through
+                // `Unmasker::accept`, a bad share excluding its revealer.
+                let announcement = self.current().announcement_of(&id).clone();
+                let r =
+                    crate::knowledge::unmask_attributed(self, index, &announcement, &list, false);
+                let r = r.map(|(sum, refused)| {
+                    self.current().refused_reveals.extend(refused);
+                    sum
+                });
+                results.insert(list.clone(), r);
+            }
+            let result = results[&list].clone();
             let answer = match (end, result) {
                 (End::Complete, Ok(sum)) => {
                     let signed = self.outcome(&sum, &list);
@@ -980,7 +1062,7 @@ impl Adversary {
             })),
         };
         let signed = envelope::seal_coordinator(&self.key, &message);
-        self.pending = None;
+        self.pending.clear();
         loop {
             for (_, reply) in std::mem::take(&mut self.polls) {
                 let _ = reply.send(Ok(Answer::Signed(signed.clone())));
@@ -1019,6 +1101,27 @@ impl Adversary {
         );
         self.refused.push(what.clone());
         let _ = call.reply.send(Err(Status::failed_precondition(what)));
+    }
+}
+
+/// A dealer's signed phase-2 message, decoded with the shared wire code.
+fn dealing(roster: &Roster, id: &str, m: &pb::EncryptedShares, signed: pb::Signed) -> Dealing {
+    let dealer = roster.member(id).unwrap_or_else(|e| panic!("{e}")).index;
+    let DealtShares { dealt, ciphertexts } = DealtShares::from_pb(roster, dealer, m)
+        .unwrap_or_else(|e| panic!("{id} sent a malformed shares message: {e}"));
+    let ciphertexts = ciphertexts
+        .into_iter()
+        .map(|(to, ct)| {
+            let to = roster
+                .id_of(to)
+                .map_or_else(|| to.to_string(), ToString::to_string);
+            (to, ct.to_vec())
+        })
+        .collect();
+    Dealing {
+        dealt,
+        ciphertexts,
+        signed,
     }
 }
 

@@ -11,11 +11,12 @@ use fedcredit_crypto::aead;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
 use fedcredit_crypto::mask::MaskSeed;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, ShareKeys};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, DealtToMe, ShareKeys};
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Thresholds};
 use fedcredit_crypto::shamir::{SHARE_LEN, split};
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::Roster;
+use fedcredit_proto::shares;
 use fedcredit_proto::v1::{self as pb, message::Body};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -155,14 +156,21 @@ impl Colluder {
         }
     }
 
+    /// The session id of its current attempt (after [`Colluder::share_keys`]).
+    pub fn session(&self) -> SessionId {
+        self.session
+            .unwrap_or_else(|| panic!("colluder has no session before sharing"))
+    }
+
     /// Phase 2: deals its shares to `cohort` (real client code, seeded).
-    /// Returns its commitment and ciphertexts; keeps its own share pair.
+    /// Returns its `EncryptedShares` message (ciphertexts and signed
+    /// commitments, to be sealed); keeps its own share pair.
     pub fn share_keys(
         &mut self,
         roster: &Roster,
         session: SessionId,
         cohort: BTreeMap<PartyIndex, Advertisement>,
-    ) -> ([u8; 32], Vec<pb::ShareCiphertext>) {
+    ) -> pb::EncryptedShares {
         let keys = self
             .advertised
             .take()
@@ -176,12 +184,17 @@ impl Colluder {
         let (_, mask_agree, self_seed) = self.secrets();
         let xs: Vec<u32> = cohort.keys().map(|p| p.get()).collect();
         let mut rng = ChaCha20Rng::from_seed(seed(self.index, self.at, 2));
-        let key_shares = split(&mask_agree.to_bytes(), thresholds.threshold, &xs, &mut rng)
-            .unwrap_or_else(|e| panic!("split: {e}"));
-        let seed_shares = split(self_seed.as_bytes(), thresholds.threshold, &xs, &mut rng)
+        let key_shares = split(
+            &mask_agree.to_bytes(),
+            thresholds.threshold(),
+            &xs,
+            &mut rng,
+        )
+        .unwrap_or_else(|e| panic!("split: {e}"));
+        let seed_shares = split(self_seed.as_bytes(), thresholds.threshold(), &xs, &mut rng)
             .unwrap_or_else(|e| panic!("split: {e}"));
         assert_eq!(
-            out.self_mask_commitment,
+            out.dealt.self_mask,
             fedcredit_crypto::secagg::self_mask_commitment(&session, self.index, &self_seed),
             "the colluder's seed replay drifted"
         );
@@ -205,17 +218,7 @@ impl Colluder {
             .collect();
         self.cohort = cohort;
         self.session = Some(session);
-        let cts = out
-            .ciphertexts
-            .into_iter()
-            .map(|(to, ct)| pb::ShareCiphertext {
-                peer: roster
-                    .id_of(to)
-                    .map_or_else(|| to.to_string(), ToString::to_string),
-                ciphertext: ct.into(),
-            })
-            .collect();
-        (out.self_mask_commitment, cts)
+        shares::to_pb(roster, out.ciphertexts, &out.dealt)
     }
 
     /// Phase 3: decrypts (and keeps) every share dealt to it, then masks
@@ -224,11 +227,16 @@ impl Colluder {
         &mut self,
         ring: fedcredit_crypto::ring::Ring,
         encoded: &[u64],
-        from_peers: Vec<(PartyIndex, Vec<u8>)>,
+        from_peers: Vec<DealtToMe>,
     ) -> Vec<u64> {
         let session = self.session.unwrap_or_else(|| panic!("no session"));
         let (share_enc, _, _) = self.secrets();
-        for (from, ct) in &from_peers {
+        for DealtToMe {
+            from,
+            ciphertext: ct,
+            ..
+        } in &from_peers
+        {
             let ad = self.cohort[from];
             let shared = share_enc
                 .agree(&ad.share_enc)

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fedcredit_crypto::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
-use fedcredit_crypto::mask::{MaskSeed, add_mask, sub_mask};
+use fedcredit_crypto::mask::MaskSeed;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
-use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
+use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SecAggError, SessionBinding};
 use fedcredit_crypto::shamir::{Share, reconstruct};
 use fedcredit_proto::v1 as pb;
 
@@ -24,7 +24,13 @@ pub struct Learned {
     pub values: Vec<f64>,
 }
 
-fn session(adv: &Adversary, a: &AttemptRecord) -> (SessionId, BTreeMap<PartyIndex, Advertisement>) {
+/// The session id of attempt `a` for members shown `announcement` (the
+/// signed announcement's digest is bound into it), and U1.
+pub fn session(
+    adv: &Adversary,
+    a: &AttemptRecord,
+    announcement: &pb::Signed,
+) -> (SessionId, BTreeMap<PartyIndex, Advertisement>) {
     let cohort: BTreeMap<PartyIndex, Advertisement> = a
         .adverts
         .iter()
@@ -32,9 +38,11 @@ fn session(adv: &Adversary, a: &AttemptRecord) -> (SessionId, BTreeMap<PartyInde
         .collect();
     let c = adv.consortium();
     let spec_hash = c.job.hash();
+    let digest = secagg::announcement_digest(&announcement.payload);
     let binding = SessionBinding {
         job_id: &c.job.id,
         job_spec_hash: &spec_hash,
+        announcement: &digest,
         round: a.round,
         attempt: a.attempt,
         thresholds: c.protocol.thresholds,
@@ -51,16 +59,50 @@ fn shares_of(list: &[pb::RevealedShare], adv: &Adversary) -> Vec<(PartyIndex, Sh
 /// Σ of the fixed-point inputs of `u3` in attempt `attempt`, unmasked with
 /// the real `Unmasker` from the recorded reveals (accepted in revealer-id
 /// order; reveals that do not fit `u3` are skipped, as a coordinator
-/// would). With `colluders_reveal_any`, each colluder reveals afresh for
-/// `u3` (it holds both shares of everyone, so it can).
+/// would), in the session of the attempt's first announcement. With
+/// `colluders_reveal_any`, each colluder reveals afresh for `u3` (it holds
+/// both shares of everyone, so it can).
 pub fn unmask_sum(
     adv: &Adversary,
     attempt: usize,
     u3: &[String],
     colluders_reveal_any: bool,
 ) -> Result<Vec<u64>, String> {
+    let announcement = &adv.attempts[attempt].signed_announcement;
+    unmask_attributed(adv, attempt, announcement, u3, colluders_reveal_any).map(|(sum, _)| sum)
+}
+
+/// The U2 the members of `u3` masked against: each honest member's own
+/// dealing and the dealers relayed to it (the same set for all of them
+/// unless the adversary relayed selectively; then their common part). A
+/// colluder is relayed every dealer.
+pub fn u2_of(a: &AttemptRecord, u3: &[String]) -> BTreeSet<String> {
+    let mut u2: BTreeSet<String> = a.shares.keys().cloned().collect();
+    for id in u3 {
+        if let Some(relayed) = a.relayed.get(id) {
+            u2.retain(|d| d == id || relayed.contains(d));
+        }
+    }
+    u2
+}
+
+/// [`unmask_sum`] in the session of members shown `announcement`, done as
+/// the coordinator's Unmasking phase does it: every reveal goes through
+/// `Unmasker::accept`, and one holding a share that fails its dealer's
+/// commitment is refused and its revealer excluded. Returns the sum and the
+/// refused reveals (revealer id -> the error naming it); a failure names
+/// them too.
+#[allow(clippy::type_complexity)]
+pub fn unmask_attributed(
+    adv: &Adversary,
+    attempt: usize,
+    announcement: &pb::Signed,
+    u3: &[String],
+    colluders_reveal_any: bool,
+) -> Result<(Vec<u64>, BTreeMap<String, String>), String> {
     let a = &adv.attempts[attempt];
-    let (session, cohort) = session(adv, a);
+    let (session, cohort) = session(adv, a, announcement);
+    let u2 = u2_of(a, u3);
     let view = RoundView {
         session,
         thresholds: adv.consortium().protocol.thresholds,
@@ -68,27 +110,21 @@ pub fn unmask_sum(
         u2: a
             .shares
             .iter()
-            .map(|(id, (c, _))| (adv.index(id), *c))
+            .filter(|(id, _)| u2.contains(*id))
+            .map(|(id, d)| (adv.index(id), d.dealt.clone()))
             .collect(),
         u3: u3.iter().map(|id| adv.index(id)).collect(),
         ring: a.codec().ring(),
     };
     let mut unmasker = Unmasker::new(view).map_err(|e| e.to_string())?;
-    let u2: Vec<String> = a.shares.keys().cloned().collect();
+    let u2: Vec<String> = u2.into_iter().collect();
+    let mut reveals: Vec<(String, pb::UnmaskShares)> = Vec::new();
     for (revealer, recorded) in &a.reveals {
-        let fresh;
         let u = match adv.colluders.iter().find(|c| &c.id == revealer) {
-            Some(c) if colluders_reveal_any => {
-                fresh = c.reveal(&u2, u3);
-                &fresh
-            }
-            _ => recorded,
+            Some(c) if colluders_reveal_any => c.reveal(&u2, u3),
+            _ => recorded.clone(),
         };
-        let _ = unmasker.accept(
-            adv.index(revealer),
-            shares_of(&u.self_mask_shares, adv),
-            shares_of(&u.key_shares, adv),
-        );
+        reveals.push((revealer.clone(), u));
     }
     if colluders_reveal_any {
         for c in adv
@@ -96,14 +132,20 @@ pub fn unmask_sum(
             .iter()
             .filter(|c| !a.reveals.contains_key(&c.id))
         {
-            let u = c.reveal(&u2, u3);
-            let _ = unmasker.accept(
-                adv.index(&c.id),
-                shares_of(&u.self_mask_shares, adv),
-                shares_of(&u.key_shares, adv),
-            );
+            reveals.push((c.id.clone(), c.reveal(&u2, u3)));
         }
     }
+    let mut refused = BTreeMap::new();
+    for (revealer, u) in reveals {
+        if let Err(e @ SecAggError::BadRevealedShare { .. }) = unmasker.accept(
+            adv.index(&revealer),
+            shares_of(&u.self_mask_shares, adv),
+            shares_of(&u.key_shares, adv),
+        ) {
+            refused.insert(revealer, e.to_string());
+        }
+    }
+    let ring = a.codec().ring();
     let words = a.codec().words_for(a.announcement.dimension as usize);
     let mut sum = vec![0u64; words];
     for id in u3 {
@@ -111,12 +153,13 @@ pub fn unmask_sum(
             .masked
             .get(id)
             .ok_or_else(|| format!("no masked input from {id}"))?;
-        for (s, x) in sum.iter_mut().zip(m) {
-            *s = s.wrapping_add(*x);
-        }
+        ring.add_assign(&mut sum, m).map_err(|e| e.to_string())?;
     }
-    unmasker.finish(&mut sum).map_err(|e| e.to_string())?;
-    Ok(sum)
+    unmasker.finish(&mut sum).map_err(|e| {
+        let who: Vec<&String> = refused.keys().collect();
+        format!("{e} (reveals refused for bad shares: {who:?})")
+    })?;
+    Ok((sum, refused))
 }
 
 /// Every share of `owner`'s secrets the adversary holds in attempt `i`
@@ -165,25 +208,25 @@ fn collected_shares(adv: &Adversary, i: usize, owner: &str) -> (Vec<Share>, Vec<
 pub fn unmask_individual(adv: &Adversary, i: usize, owner: &str) -> Option<Vec<f64>> {
     let a = &adv.attempts[i];
     let masked = a.masked.get(owner)?;
-    let t = adv.consortium().protocol.thresholds.threshold;
+    let t = adv.consortium().protocol.thresholds.threshold();
     let (seed_shares, key_shares) = collected_shares(adv, i, owner);
     let seed = MaskSeed::from_bytes(*reconstruct(&seed_shares, t).ok()?);
     let key = AgreementSecret::from_bytes(&*reconstruct(&key_shares, t).ok()?);
-    let (session, cohort) = session(adv, a);
+    // The session `owner` masked in: that of the announcement it was sent.
+    let (session, cohort) = session(adv, a, a.announcement_of(owner));
     let me = adv.index(owner);
-    let (commitment, _) = a.shares.get(owner)?;
-    if secagg::self_mask_commitment(&session, me, &seed) != *commitment
+    let commitment = a.shares.get(owner)?.dealt.self_mask;
+    if secagg::self_mask_commitment(&session, me, &seed) != commitment
         || key.public() != cohort.get(&me)?.mask_agree
     {
         return None;
     }
+    let ring = a.codec().ring();
     let mut x = masked.clone();
-    sub_mask(&mut x, &seed);
+    ring.sub_mask(&mut x, &seed).ok()?;
     // The peers `owner` masked against: those whose shares were relayed to it.
-    for (peer_id, (_, cts)) in &a.shares {
-        if peer_id == owner || !cts.iter().any(|c| c.peer == owner) {
-            continue;
-        }
+    let relayed = a.relayed.get(owner)?;
+    for peer_id in relayed {
         let peer = adv.index(peer_id);
         let shared = key.agree(&cohort.get(&peer)?.mask_agree).ok()?;
         let (lo, hi) = if me < peer { (me, peer) } else { (peer, me) };
@@ -195,9 +238,9 @@ pub fn unmask_individual(adv: &Adversary, i: usize, owner: &str) -> Option<Vec<f
             hi.get(),
         ));
         if peer > me {
-            sub_mask(&mut x, &pair);
+            ring.sub_mask(&mut x, &pair).ok()?;
         } else {
-            add_mask(&mut x, &pair);
+            ring.add_mask(&mut x, &pair).ok()?;
         }
     }
     a.codec().decode(&x).ok()
@@ -223,8 +266,12 @@ pub fn computable_sums(adv: &Adversary) -> Vec<(usize, BTreeSet<String>, Vec<u64
             if list.is_empty() {
                 continue;
             }
-            if let Ok(sum) = unmask_sum(adv, i, &list, true) {
-                out.push((i, list.into_iter().collect(), sum));
+            // In the session of any announcement the attempt was sent with.
+            for announcement in a.announcements() {
+                if let Ok((sum, _)) = unmask_attributed(adv, i, announcement, &list, true) {
+                    out.push((i, list.iter().cloned().collect(), sum));
+                    break;
+                }
             }
         }
     }
@@ -259,9 +306,7 @@ pub fn learnable(adv: &Adversary, owner: &str) -> Vec<Learned> {
         let mut words = vec![0u64; a.codec().words_for(dim)];
         for c in adv.colluders.iter().filter(|c| set.contains(&c.id)) {
             let e = a.codec().encode(&c.input(dim), n).ok()?;
-            for (w, x) in words.iter_mut().zip(e) {
-                *w = w.wrapping_add(x);
-            }
+            a.codec().ring().add_assign(&mut words, &e).ok()?;
         }
         Some(words)
     };
@@ -270,12 +315,11 @@ pub fn learnable(adv: &Adversary, owner: &str) -> Vec<Learned> {
     };
     for (i, set, sum) in &sums {
         if only(set) == BTreeSet::from([owner.to_owned()]) {
-            let k = known(*i, set).unwrap_or_default();
-            let words: Vec<u64> = sum
-                .iter()
-                .zip(&k)
-                .map(|(s, c)| s.wrapping_sub(*c))
-                .collect();
+            let ring = adv.attempts[*i].codec().ring();
+            let mut words = sum.clone();
+            if let Some(k) = known(*i, set) {
+                let _ = ring.sub_assign(&mut words, &k);
+            }
             if let Ok(values) = adv.attempts[*i].codec().decode(&words) {
                 let a = &adv.attempts[*i];
                 found.push(Learned {
@@ -295,13 +339,14 @@ pub fn learnable(adv: &Adversary, owner: &str) -> Vec<Learned> {
             if only(&extra) != BTreeSet::from([owner.to_owned()]) {
                 continue;
             }
-            let k = known(*i, &extra).unwrap_or_default();
-            let words: Vec<u64> = sum
-                .iter()
-                .zip(other)
-                .zip(&k)
-                .map(|((s, o), c)| s.wrapping_sub(*o).wrapping_sub(*c))
-                .collect();
+            let ring = adv.attempts[*i].codec().ring();
+            let mut words = sum.clone();
+            if ring.sub_assign(&mut words, other).is_err() {
+                continue;
+            }
+            if let Some(k) = known(*i, &extra) {
+                let _ = ring.sub_assign(&mut words, &k);
+            }
             if let Ok(values) = adv.attempts[*i].codec().decode(&words) {
                 let (a, b) = (&adv.attempts[*i], &adv.attempts[*j]);
                 found.push(Learned {

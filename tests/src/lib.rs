@@ -26,6 +26,6 @@ pub mod colluder;
 pub mod knowledge;
 pub mod setup;
 
-pub use adversary::{Adversary, AttemptRecord, End};
+pub use adversary::{Adversary, AttemptRecord, Dealing, End};
 pub use colluder::Colluder;
 pub use knowledge::Learned;

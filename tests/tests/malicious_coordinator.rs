@@ -12,7 +12,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -26,7 +26,9 @@ use fedcredit_participant::data::load_csv;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::consortium::{Consortium, JobKind, JobSpec};
 use fedcredit_proto::v1::round_announcement::Task;
-use fedcredit_tests::knowledge::{assert_private, unmask_sum};
+use fedcredit_proto::v1::{self as pb};
+use fedcredit_tests::adversary::Rpc;
+use fedcredit_tests::knowledge::{assert_private, computable_sums, session, unmask_attributed};
 use fedcredit_tests::setup::{
     Honest, coordinator_key, member_id, member_key, secure_sum_consortium, spawn_honest,
 };
@@ -365,19 +367,25 @@ async fn e_wrong_clip_or_fraction_bits() {
     .await;
 }
 
-/// Attack f: conflicting survivor lists (n = 5, t = 3, one colluder).
-/// bank-a and bank-b are shown {a, b, e}, bank-c and bank-d {c, d, e}; the
-/// colluder bank-e signs both lists. Each half reveals self-mask shares of
-/// its own half and key shares of the other: with the colluder's shares the
-/// adversary has both secrets of every honest member. Refusing the
-/// consortium's threshold (t must exceed (n + c)/2) is an honest outcome.
+/// Attack f: conflicting survivor lists with one colluder (n = 5, c = 1).
+/// The consortium refuses t = 3 (t must exceed (n + c)/2 = 3), so the
+/// attack runs with the lowest threshold it accepts, t = 4: bank-a and
+/// bank-b are shown {a, b, c, e}, bank-c and bank-d {b, c, d, e}; the
+/// colluder bank-e signs both lists and each viewer is relayed every
+/// confirmation of its own list. Each list then has 3 signers (two honest
+/// and the colluder), below t, so no honest member reveals anything, let
+/// alone self-mask shares for one list and key shares for the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until t > (n + c)/2 is enforced (max_colluders) and survivor lists are bound to the session: both secrets of every honest member leak"]
 async fn f_conflicting_survivor_lists_with_a_colluder() {
     guarded(async {
-        let Ok(c) = secure_sum_consortium(5, "threshold = 3", DIM, 16, 1e6) else {
-            return; // The consortium refuses t = 3 for n = 5: the attack cannot start.
-        };
+        let refused = secure_sum_consortium(5, "max_colluders = 1\nthreshold = 3", DIM, 16, 1e6)
+            .expect_err("the consortium accepted t = 3 for n = 5, c = 1");
+        for part in ["protocol.threshold", "(n + c)/2 = (5 + 1)/2 = 3", "t = 3"] {
+            assert!(refused.contains(part), "{part:?} missing from: {refused}");
+        }
+        let c = secure_sum_consortium(5, "max_colluders = 1\nthreshold = 4", DIM, 16, 1e6).unwrap();
+        let t = c.protocol.thresholds.threshold();
+        assert_eq!((t, c.protocol.thresholds.max_colluders()), (4, 1));
         let members = [0, 1, 2, 3];
         let (mut adv, honest) = secure_sum(&c, &members, None).await;
         let colluder = member_id(4);
@@ -393,12 +401,13 @@ async fn f_conflicting_survivor_lists_with_a_colluder() {
         adv.advertise(&honest_ids).await;
         adv.share_keys().await;
         let (a, b) = (
-            vec![member_id(0), member_id(1), colluder.clone()],
-            vec![member_id(2), member_id(3), colluder.clone()],
+            vec![member_id(0), member_id(1), member_id(2), colluder.clone()],
+            vec![member_id(1), member_id(2), member_id(3), colluder.clone()],
         );
+        let shown_a = [member_id(0), member_id(1)];
         let (la, lb) = (a.clone(), b.clone());
         adv.masked_input(move |viewer, _| {
-            if la.contains(&viewer.to_owned()) {
+            if shown_a.iter().any(|v| v == viewer) {
                 la.clone()
             } else {
                 lb.clone()
@@ -408,17 +417,43 @@ async fn f_conflicting_survivor_lists_with_a_colluder() {
         adv.confirm(fedcredit_tests::adversary::same_list).await;
         adv.unmask(Some(&a), |_| {}, End::Complete).await;
         finish(&mut adv, honest).await;
+
+        let at = &adv.attempts[0];
+        // The attack was mounted: every honest member masked its input and
+        // signed the list it was shown; the colluder signed both.
+        assert_eq!(at.masked.len(), 5, "{}", adv.summary());
+        for list in [&a, &b] {
+            let signers: BTreeSet<&String> = at
+                .confirmations
+                .iter()
+                .filter(|(_, l, _)| l == list)
+                .map(|(id, _, _)| id)
+                .collect();
+            assert!(
+                signers.contains(&colluder) && signers.len() == 3 && signers.len() < t,
+                "list {list:?} signed by {signers:?} (t = {t})\n{}",
+                adv.summary()
+            );
+        }
+        let honest_reveals: Vec<&String> =
+            at.reveals.keys().filter(|id| **id != colluder).collect();
+        assert!(
+            honest_reveals.is_empty(),
+            "honest members {honest_reveals:?} revealed shares for a list with fewer than t = {t} confirmations\n{}",
+            adv.summary()
+        );
         assert_private(&adv, &inputs(&members));
     })
     .await;
 }
 
 /// Attack g: a colluding member (bank-d) reveals a corrupted self-mask
-/// share of bank-a during unmask. The shared unmasking code must either
-/// finish with the correct sum without that share, or name bank-d as the
-/// bad sender (not fail blaming bank-a, whose secret it could not rebuild).
+/// share of bank-a during unmask. As the coordinator's Unmasking phase
+/// does, the adversary's own unmasking (`Unmasker::accept`) checks each
+/// revealed share against its dealer's signed commitment: the bad reveal
+/// is refused naming bank-d (not bank-a, whose secret it is), and the round
+/// completes with the exact sum from the three good reveals (t = 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until revealed shares are checked against per-share commitments: today unmasking fails naming the owner (bank-a), not the sender"]
 async fn g_a_corrupted_revealed_share_is_attributed() {
     guarded(async {
         let c = secure_sum_consortium(4, "", DIM, 16, 1e6).unwrap();
@@ -454,22 +489,45 @@ async fn g_a_corrupted_revealed_share_is_attributed() {
                 End::Complete,
             )
             .await;
-        finish(&mut adv, honest).await;
-        let result = results.get(&everyone).cloned().unwrap();
-        // Also the unmasking over the same records in any other order.
-        let again = unmask_sum(&adv, 0, &everyone, false);
+        adv.finish(&honest_ids).await;
+        let mut reports = Vec::new();
+        for h in honest {
+            let (r, _) = h.join().await;
+            reports.push(r.unwrap_or_else(|e| panic!("an honest member failed: {e}")));
+        }
         let expected = sum_of(&members.map(input));
-        for r in [result, again] {
-            match r {
-                Ok(words) => assert!(
-                    close(&decoded(&adv, 0, &words), &expected),
-                    "the round completed with a wrong sum"
-                ),
-                Err(e) => assert!(
-                    e.contains(&colluder) || e.contains(&format!("{}", adv.index(&colluder))),
-                    "unmasking failed without naming the bad sender {colluder}: {e}"
-                ),
-            }
+        let bad = format!("{}", adv.index(&colluder));
+        // What the adversary (as the coordinator) published.
+        let words = results
+            .get(&everyone)
+            .cloned()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("unmasking failed despite t good reveals: {e}"));
+        assert!(
+            close(&decoded(&adv, 0, &words), &expected),
+            "the round completed with a wrong sum"
+        );
+        let refused = &adv.attempts[0].refused_reveals;
+        assert_eq!(
+            refused.keys().collect::<Vec<_>>(),
+            [&colluder],
+            "the bad reveal must be refused, attributed to its revealer"
+        );
+        assert!(
+            refused[&colluder].contains(&bad) && refused[&colluder].contains("revealed"),
+            "the refusal does not name the revealer {colluder} ({bad}): {}",
+            refused[&colluder]
+        );
+        // The same unmasking over the records again: same attribution, same sum.
+        let at = &adv.attempts[0];
+        let (again, refused_again) =
+            unmask_attributed(&adv, 0, &at.signed_announcement, &everyone, false).unwrap();
+        assert_eq!(again, words);
+        assert_eq!(refused_again.keys().collect::<Vec<_>>(), [&colluder]);
+        // Every honest member got that outcome.
+        for r in &reports {
+            assert_eq!(r.rounds.len(), 1);
+            assert!(close(&r.rounds[0].sum, &expected), "{:?}", r.rounds[0].sum);
         }
         assert_private(&adv, &inputs(&members));
     })
@@ -506,6 +564,118 @@ async fn h_replayed_announcement_is_refused() {
                 replayed.adverts.is_empty(),
                 "members advertised keys for a replayed announcement: {:?}",
                 replayed.adverts.keys().collect::<Vec<_>>()
+            );
+        }
+        assert_private(&adv, &inputs(&members));
+    })
+    .await;
+}
+
+/// Attack i: equivocated announcements. The adversary signs two
+/// announcements for the same round attempt that differ only in their
+/// `departed` list and sends one to each group of members, hoping to get
+/// one sum over members that took part in different announcements (in
+/// general: different tasks). The session id binds the signed announcement,
+/// so the groups are in different sessions.
+/// Attempt 0 (groups {a, b} and {c, d}, every dealer's shares relayed to
+/// everyone, as the honest coordinator does): every member gets shares it
+/// cannot decrypt, and nobody masks. Attempt 1 (groups {a, b, c} and {d},
+/// the first group's shares relayed within it): {a, b, c} is a round of
+/// its own, bank-d cannot decrypt their shares and masks nothing; no sum
+/// over the mixed group can be unmasked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i_equivocated_announcements_do_not_mix_tasks() {
+    guarded(async {
+        let c = secure_sum_consortium(4, "", DIM, 16, 1e6).unwrap();
+        let members = [0, 1, 2, 3];
+        let (mut adv, honest) = secure_sum(&c, &members, None).await;
+        let all = ids(4);
+        let x = adv.secure_sum_announcement();
+        let mut y = x.clone();
+        y.departed.push(pb::Departure {
+            participant: member_id(3),
+            code: pb::ReasonCode::ReasonShuttingDown as i32,
+        });
+
+        // Attempt 0: two groups of two, full relay.
+        let (ga, gb) = (all[..2].to_vec(), all[2..].to_vec());
+        adv.announce_split(0, 0, vec![(x.clone(), ga.clone()), (y.clone(), gb.clone())])
+            .await;
+        adv.advertise(&all).await;
+        adv.share_keys().await;
+        adv.masked_input(|_, senders| senders.to_vec()).await;
+
+        // Attempt 1: {a, b, c} and {d}; the adversary keeps the groups'
+        // shares apart for the first group, and gives bank-d everything.
+        let (ga1, gb1) = (all[..3].to_vec(), all[3..].to_vec());
+        adv.announce_split(0, 1, vec![(x, ga1.clone()), (y, gb1.clone())])
+            .await;
+        adv.advertise(&all).await;
+        let first: Vec<String> = ga1.clone();
+        adv.share_keys_relaying(move |viewer, dealer| {
+            !first.iter().any(|f| f == viewer) || first.iter().any(|f| f == dealer)
+        })
+        .await;
+        adv.masked_input(|_, senders| senders.to_vec()).await;
+        adv.confirm(fedcredit_tests::adversary::same_list).await;
+        let results = adv.unmask(None, |_| {}, End::Complete).await;
+        finish(&mut adv, honest).await;
+
+        for (i, groups) in [(0, [&ga, &gb]), (1, [&ga1, &gb1])] {
+            let at = &adv.attempts[i];
+            let announcements = at.announcements();
+            assert_eq!(announcements.len(), 2, "attempt {i} was not equivocated");
+            // The two groups computed different session ids.
+            let (sx, _) = session(&adv, at, at.announcement_of(&groups[0][0]));
+            let (sy, _) = session(&adv, at, at.announcement_of(&groups[1][0]));
+            assert_ne!(sx, sy, "attempt {i}: one session id for two announcements");
+            // Every member advertised and dealt shares: the attack was mounted.
+            assert_eq!(at.shares.len(), 4, "attempt {i}\n{}", adv.summary());
+            // No sum over the mixed group, in either session.
+            for a in &announcements {
+                let r = unmask_attributed(&adv, i, a, &all, true);
+                assert!(
+                    r.is_err(),
+                    "attempt {i}: a sum over the mixed group was unmasked\n{}",
+                    adv.summary()
+                );
+            }
+        }
+        // Attempt 0: every member refused after phase 2 (shares from the
+        // other session do not decrypt): no masked input at all.
+        let at0 = &adv.attempts[0];
+        assert!(at0.masked.is_empty(), "{}", adv.summary());
+        for id in &all {
+            assert_eq!(
+                at0.gave_up.get(id),
+                Some(&Rpc::SubmitMaskedInput),
+                "{id} in attempt 0\n{}",
+                adv.summary()
+            );
+        }
+        // Attempt 1: the first group ran a round of its own; bank-d, shown
+        // the other announcement, masked nothing.
+        let at1 = &adv.attempts[1];
+        assert_eq!(
+            at1.masked.keys().collect::<Vec<_>>(),
+            ga1.iter().collect::<Vec<_>>(),
+            "{}",
+            adv.summary()
+        );
+        assert_eq!(at1.gave_up.get(&all[3]), Some(&Rpc::SubmitMaskedInput));
+        let words = results
+            .get(&ga1)
+            .cloned()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}\n{}", adv.summary()));
+        assert!(close(
+            &decoded(&adv, 1, &words),
+            &sum_of(&[0, 1, 2].map(input))
+        ));
+        for (i, set, _) in computable_sums(&adv) {
+            assert!(
+                !set.contains(&all[3]),
+                "attempt {i}: a computable sum over {set:?} holds bank-d"
             );
         }
         assert_private(&adv, &inputs(&members));
