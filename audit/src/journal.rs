@@ -14,11 +14,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::envelope;
 use fedcredit_proto::journal::JournalEntry;
 use fedcredit_proto::roundlog;
 use fedcredit_proto::v1::log_body;
+use fedcredit_referee::consortium::Consortium;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

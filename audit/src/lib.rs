@@ -24,7 +24,7 @@
 //! ```
 //! use std::path::Path;
 //! use fedcredit_audit::{Check, verify};
-//! use fedcredit_proto::consortium::Consortium;
+//! use fedcredit_referee::consortium::Consortium;
 //! # let key = |s: u8| fedcredit_crypto::identity::IdentityKey::from_secret_bytes(&[s; 32]).public().to_hex();
 //! let toml = format!(
 //!     "[coordinator]\nlisten = \"127.0.0.1:50051\"\npublic_key = \"{}\"\n\

@@ -17,12 +17,12 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::Settings;
 use fedcredit_participant::contribution::VectorInput;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::ParticipantId;
 use fedcredit_proto::roundlog;
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, log_body, message::Body};
+use fedcredit_referee::consortium::Consortium;
 use prost::Message as _;
 
 const IDS: [&str; 4] = ["bank-a", "bank-b", "bank-c", "bank-d"];

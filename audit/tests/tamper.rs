@@ -466,7 +466,7 @@ fn a_log_checked_against_another_consortium_fails_at_its_first_record() {
     }
     // Another job spec.
     let mut other = f.consortium.clone();
-    if let fedcredit_proto::consortium::JobKind::SecureSum { clip, .. } = &mut other.job.kind {
+    if let fedcredit_referee::consortium::JobKind::SecureSum { clip, .. } = &mut other.job.kind {
         *clip = 2e9;
     }
     let report = verify(&f.log, &other);

@@ -13,8 +13,8 @@ use fedcredit_model::Metrics;
 use fedcredit_model::job::{FittedModel, ModelJobSpec};
 use fedcredit_participant::Settings;
 use fedcredit_participant::credit::CreditData;
-use fedcredit_proto::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use fedcredit_proto::roster::{ParticipantId, Roster};
+use fedcredit_referee::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use rand::rngs::OsRng;
 use serde::Serialize;
 

@@ -10,7 +10,7 @@ use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::Settings;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::VectorInput;
-use fedcredit_proto::consortium::Consortium;
+use fedcredit_referee::consortium::Consortium;
 use rand::{Rng, SeedableRng};
 
 use crate::{keys, say, secure_sum_driver};

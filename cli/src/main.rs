@@ -21,7 +21,7 @@ use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
 use fedcredit_participant::{CrashPoint, Settings};
-use fedcredit_proto::consortium::{Consortium, JobKind};
+use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
 
 /// Federated credit-risk models on secure aggregation.

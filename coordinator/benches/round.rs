@@ -23,8 +23,8 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::Settings;
 use fedcredit_participant::contribution::VectorInput;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::roster::ParticipantId;
+use fedcredit_referee::consortium::Consortium;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
 

@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::Settings;
 use fedcredit_participant::contribution::VectorInput;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::roster::ParticipantId;
+use fedcredit_referee::consortium::Consortium;
 use rand::{Rng, SeedableRng};
 
 const N: u8 = 10;

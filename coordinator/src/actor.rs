@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::secagg::{PartyIndex, Phase};
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body};
 use fedcredit_proto::{envelope, words};
+use fedcredit_referee::consortium::Consortium;
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};

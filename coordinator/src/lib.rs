@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::v1::coordinator_server::CoordinatorServer;
+use fedcredit_referee::consortium::Consortium;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 

@@ -1,8 +1,8 @@
 //! Builders of the coordinator's own round-log records.
 
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::v1::{self as pb, log_body};
+use fedcredit_referee::consortium::Consortium;
 
 use crate::round::{Abort, Attempt};
 

@@ -8,10 +8,10 @@ use std::path::Path;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::secagg::{PartyIndex, Phase};
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::roundlog::Entry;
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body, message};
 use fedcredit_proto::{envelope, words};
+use fedcredit_referee::consortium::Consortium;
 
 use crate::error::CoordinatorError;
 use crate::job::{JobDriver, RoundResult};

@@ -12,13 +12,13 @@ use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
 };
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::{Member, ParticipantId};
 use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
 use fedcredit_proto::words;
+use fedcredit_referee::consortium::Consortium;
 use rand::rngs::OsRng;
 use tokio::time::{Instant, sleep};
 use tonic::transport::{Channel, Endpoint};

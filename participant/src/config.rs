@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fedcredit_proto::WireError;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::roster::ParticipantId;
+use fedcredit_referee::consortium::Consortium;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,6 @@
 //!
 //! - [`v1`]: tonic/prost code generated at build time from `proto/fedcredit.proto`;
 //! - [`envelope`]: signing and verifying `Signed` envelopes against the roster;
-//! - [`consortium`]: the consortium file (members, keys, thresholds, deadlines, the job);
 //! - [`roster`]: participant ids, their Shamir indices and identity keys;
 //! - [`roundlog`]: the round log's framing, hash chain and signatures;
 //! - [`shares`]: a dealer's phase-2 message (commitments, ciphertexts) to and from domain types;
@@ -18,7 +17,6 @@ pub mod v1 {
 }
 
 pub mod codec;
-pub mod consortium;
 pub mod envelope;
 pub mod journal;
 pub mod roster;

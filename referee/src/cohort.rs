@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use fedcredit_crypto::secagg::PartyIndex;
 use fedcredit_proto::roster::Roster;
 
-pub use fedcredit_proto::consortium::CohortPolicy;
+pub use crate::consortium::CohortPolicy;
 
 use crate::RefereeError;
 

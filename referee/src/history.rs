@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::consortium::Consortium;
 use fedcredit_crypto::secagg::PartyIndex;
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::v1::{self as pb, coordinator_message, round_announcement::Task};
 use fedcredit_proto::{envelope, words};
 

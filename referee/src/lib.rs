@@ -11,6 +11,8 @@
 //! number, codec, dimension, bin count, clip or fraction-bits value.
 //!
 //! Layout:
+//! - [`consortium`]: the consortium file (members, keys, thresholds,
+//!   deadlines, the job spec), the trust anchor every party reads alike;
 //! - [`plan`]: [`JobRules`], the job as a deterministic sequence of
 //!   [`RoundPlan`]s (secure sum: one round; credit model: statistics,
 //!   optimization, evaluation), and the [`task_digest`] that names a task
@@ -21,7 +23,7 @@
 //! - [`error`]: [`RefereeError`], why the referee refuses.
 //!
 //! ```
-//! use fedcredit_proto::consortium::{CohortPolicy, JobKind, JobSpec};
+//! use crate::consortium::{CohortPolicy, JobKind, JobSpec};
 //! use fedcredit_referee::JobRules;
 //!
 //! let spec = JobSpec {
@@ -39,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cohort;
+pub mod consortium;
 pub mod error;
 pub mod history;
 pub mod plan;

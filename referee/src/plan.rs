@@ -2,11 +2,11 @@
 //! [`RoundPlan`] comes next and absorbs each published sum. Pure: the same
 //! spec and sums give the same plans everywhere, bit for bit.
 
+use crate::consortium::{JobKind, JobSpec};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelTask};
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::consortium::{JobKind, JobSpec};
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
 use sha2::{Digest, Sha256};
 
@@ -209,7 +209,7 @@ pub fn task_digest(spec: &JobSpec, plan: &RoundPlan) -> TaskDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fedcredit_proto::consortium::CohortPolicy;
+    use crate::consortium::CohortPolicy;
 
     fn secure_sum(clip: f64) -> JobSpec {
         JobSpec {

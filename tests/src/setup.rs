@@ -6,8 +6,8 @@ use std::time::Duration;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::contribution::Contributor;
 use fedcredit_participant::{ParticipantError, Report, Settings};
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::roster::ParticipantId;
+use fedcredit_referee::consortium::Consortium;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -24,9 +24,9 @@ use fedcredit_participant::contribution::VectorInput;
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::consortium::{Consortium, JobKind, JobSpec};
 use fedcredit_proto::v1::round_announcement::Task;
 use fedcredit_proto::v1::{self as pb};
+use fedcredit_referee::consortium::{Consortium, JobKind, JobSpec};
 use fedcredit_tests::adversary::Rpc;
 use fedcredit_tests::knowledge::{assert_private, computable_sums, session, unmask_attributed};
 use fedcredit_tests::setup::{

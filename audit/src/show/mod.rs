@@ -17,10 +17,10 @@
 
 use fedcredit_model::Metrics;
 use fedcredit_model::job::{FittedModel, ModelTask, Progress};
-use fedcredit_proto::consortium::{JobKind, JobSpec};
 use fedcredit_proto::roundlog::{self, End};
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body, round_announcement::Task};
+use fedcredit_referee::consortium::{JobKind, JobSpec};
 use prost::Message as _;
 use serde::Serialize;
 

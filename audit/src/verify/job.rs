@@ -7,8 +7,8 @@
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelTask, Progress};
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::consortium::{JobKind, JobSpec};
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
+use fedcredit_referee::consortium::{JobKind, JobSpec};
 use serde_json::Value;
 
 use crate::report::Check;

@@ -14,11 +14,11 @@ mod job;
 
 use std::collections::BTreeMap;
 
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::roundlog::{self, End, Entry};
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::v1::{self as pb, log_body};
 use fedcredit_proto::{envelope, words};
+use fedcredit_referee::consortium::Consortium;
 use prost::Message as _;
 
 use fedcredit_crypto::secagg::Phase;

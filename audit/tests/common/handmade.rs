@@ -13,12 +13,12 @@ use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{self, PartyIndex, Phase, SessionBinding};
-use fedcredit_proto::consortium::Consortium;
 use fedcredit_proto::v1::{
     self as pb, CoordinatorMessage, LogBody, Message, coordinator_message, log_body, message::Body,
     round_announcement::Task,
 };
 use fedcredit_proto::{envelope, shares, words};
+use fedcredit_referee::consortium::Consortium;
 use rand::rngs::OsRng;
 
 use super::reseal;

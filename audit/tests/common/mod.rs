@@ -24,10 +24,10 @@ use fedcredit_participant::Settings;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
-use fedcredit_proto::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use fedcredit_proto::roster::{ParticipantId, Roster};
 use fedcredit_proto::roundlog::{self, GENESIS};
 use fedcredit_proto::v1::{LogBody, Message, Signed, log_body, message::Body};
+use fedcredit_referee::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use prost::Message as _;
 
 /// A finished job's log and everything needed to check and tamper with it.

@@ -48,8 +48,8 @@ use fedcredit_model::job::ModelJobSpec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::WireError;
-use crate::roster::{ParticipantId, Roster};
+use fedcredit_proto::WireError;
+use fedcredit_proto::roster::{ParticipantId, Roster};
 
 /// The file as written.
 #[derive(Clone, Debug, Deserialize)]
