@@ -23,7 +23,7 @@
 //! - [`error`]: [`RefereeError`], why the referee refuses.
 //!
 //! ```
-//! use crate::consortium::{CohortPolicy, JobKind, JobSpec};
+//! use fedcredit_referee::consortium::{CohortPolicy, JobKind, JobSpec};
 //! use fedcredit_referee::JobRules;
 //!
 //! let spec = JobSpec {
