@@ -203,6 +203,32 @@ impl Verifier<'_> {
                 }
             }
         }
+        // The history the announcement shows participants is the logged one.
+        let shown: Vec<&[u8]> = a
+            .previous_outcomes
+            .iter()
+            .map(|o| o.payload.as_ref())
+            .collect();
+        let logged: Vec<&[u8]> = self.outcomes.iter().map(|o| o.payload.as_ref()).collect();
+        if shown != logged {
+            return Err(fail(
+                Check::Announcement,
+                format!(
+                    "shows participants {} published outcomes that differ from the {} logged ones",
+                    shown.len(),
+                    logged.len()
+                ),
+            ));
+        }
+        // Exactly the check every participant runs before taking part.
+        if let Some(referee) = &self.referee {
+            referee.check_announcement(round, a).map_err(|e| {
+                fail(
+                    Check::Task,
+                    format!("the participants' referee refuses it: {e}"),
+                )
+            })?;
+        }
         self.job
             .plan(a, c.roster.len())
             .map_err(|(check, why)| fail(check, why))

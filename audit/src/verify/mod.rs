@@ -115,6 +115,12 @@ struct Verifier<'c> {
     /// Attempts that published nothing although at least t members revealed
     /// shares: the coordinator could unmask their sum privately.
     exposed: Vec<Exposure>,
+    /// The participants' own referee, fed the logged signed outcomes: every
+    /// announcement must pass the very check each participant runs. `None`
+    /// once it cannot follow the log (the failure is reported once).
+    referee: Option<fedcredit_referee::Referee<'c>>,
+    /// The coordinator-signed outcomes of the completed rounds, as logged.
+    outcomes: Vec<pb::Signed>,
     attempts: Vec<AttemptReport>,
     departures: Vec<Departure>,
     problems: Vec<Failure>,
@@ -154,6 +160,8 @@ impl<'c> Verifier<'c> {
             task_sets: BTreeMap::new(),
             published_sets: Vec::new(),
             exposed: Vec::new(),
+            referee: fedcredit_referee::Referee::new(consortium).ok(),
+            outcomes: Vec::new(),
             attempts: Vec::new(),
             departures: Vec::new(),
             problems: Vec::new(),
@@ -573,6 +581,29 @@ impl<'c> Verifier<'c> {
         }
         // A completed round is the next round, whatever its checks say.
         self.next_round = rc.round + 1;
+        match &rc.outcome {
+            Some(outcome) => {
+                self.outcomes.push(outcome.clone());
+                if let Some(referee) = &mut self.referee
+                    && let Err(e) = referee.absorb_signed(outcome)
+                {
+                    self.referee = None;
+                    self.problem(
+                        seq,
+                        Check::Task,
+                        format!("the participants' referee refuses the published outcome: {e}"),
+                    );
+                }
+            }
+            None => {
+                self.referee = None;
+                self.problem(
+                    seq,
+                    Check::Outcome,
+                    "a completed round without its signed outcome",
+                );
+            }
+        }
         if let Some(digest) = open.digest {
             let mut set = rc.contributors.clone();
             set.sort();
