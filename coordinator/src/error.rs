@@ -1,4 +1,5 @@
-use fedcredit_crypto::secagg::{Phase, SecAggError};
+use fedcredit_crypto::secagg::admission::AdmissionError;
+use fedcredit_crypto::secagg::{PartyIndex, Phase, SecAggError};
 use fedcredit_proto::WireError;
 
 /// Why the coordinator rejected a message; mapped to a gRPC status in one place.
@@ -78,6 +79,9 @@ pub enum Rejection {
         /// What is wrong.
         problem: String,
     },
+    /// The message breaks an admission rule no other variant names.
+    #[error(transparent)]
+    Inadmissible(AdmissionError),
     /// The round attempt was aborted before this phase completed.
     #[error("round aborted: {0}")]
     Aborted(String),
@@ -105,9 +109,108 @@ impl From<Rejection> for tonic::Status {
             | Rejection::WrongPhase { .. }
             | Rejection::NotInCohort { .. }
             | Rejection::Duplicate { .. }
-            | Rejection::Protocol { .. } => tonic::Status::failed_precondition(msg),
+            | Rejection::Protocol { .. }
+            | Rejection::Inadmissible(_) => tonic::Status::failed_precondition(msg),
             Rejection::Aborted(_) | Rejection::Superseded => tonic::Status::aborted(msg),
             Rejection::ShuttingDown => tonic::Status::unavailable(msg),
+        }
+    }
+}
+
+impl Rejection {
+    /// A broken admission rule ([`fedcredit_crypto::secagg::admission`]),
+    /// naming parties by `who` (their roster id).
+    pub(crate) fn admission(e: AdmissionError, who: impl Fn(PartyIndex) -> String) -> Self {
+        let invalid = |party: PartyIndex, problem: String| Rejection::Invalid {
+            who: who(party),
+            problem,
+        };
+        match e {
+            AdmissionError::NotInCohort { phase, party } => Rejection::NotInCohort {
+                who: who(party),
+                phase,
+            },
+            AdmissionError::Duplicate { phase, party } => Rejection::Duplicate {
+                who: who(party),
+                phase,
+            },
+            AdmissionError::Excluded { party } => Rejection::Protocol {
+                who: who(party),
+                source: SecAggError::ExcludedRevealer(party),
+            },
+            AdmissionError::ShareToSelf { dealer } => invalid(
+                dealer,
+                "a share addressed to itself is not one per other member of U1".into(),
+            ),
+            AdmissionError::ShareNotForU1 { dealer, recipient } => invalid(
+                dealer,
+                format!(
+                    "share addressed to {}, who is not in U1, is not one per other member of U1",
+                    who(recipient)
+                ),
+            ),
+            AdmissionError::ShareTwice { dealer, recipient } => invalid(
+                dealer,
+                format!(
+                    "two shares addressed to {} are not one per other member of U1",
+                    who(recipient)
+                ),
+            ),
+            AdmissionError::SharesMissing {
+                dealer,
+                got,
+                expected,
+                missing,
+            } => invalid(
+                dealer,
+                format!(
+                    "sent {got} share ciphertexts, expected one for each of the {expected} other members of U1 (none for {})",
+                    missing
+                        .iter()
+                        .map(|p| who(*p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            AdmissionError::CommitmentsNotForU1 {
+                dealer,
+                got,
+                expected,
+            } => Rejection::Protocol {
+                who: who(dealer),
+                source: SecAggError::ShareCommitmentsNotForU1 {
+                    dealer,
+                    got,
+                    expected,
+                },
+            },
+            AdmissionError::WrongLength {
+                party,
+                expected,
+                got,
+            } => invalid(
+                party,
+                format!("masked input: {got} words, the round aggregates {expected} words"),
+            ),
+            AdmissionError::PartialRingValue {
+                party,
+                words,
+                limbs,
+            } => invalid(
+                party,
+                format!(
+                    "masked input: {words} words is not a whole number of ring values of {limbs} u64 limbs each"
+                ),
+            ),
+            AdmissionError::WrongSession { party } => Rejection::Protocol {
+                who: who(party),
+                source: SecAggError::SessionMismatch(party),
+            },
+            AdmissionError::SurvivorListMismatch { party, .. } => invalid(
+                party,
+                "signed a survivor list that differs from the one announced".into(),
+            ),
+            e => Rejection::Inadmissible(e),
         }
     }
 }

@@ -11,6 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
+use fedcredit_crypto::secagg::admission::{
+    AdmissionError, admit_advert, admit_confirmation, admit_masked_input, admit_reveal,
+    admit_shares,
+};
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
     self, Advertisement, Dealt, PartyIndex, Phase, SecAggError, SessionBinding, Thresholds,
@@ -79,6 +83,11 @@ fn who(roster: &Roster, p: PartyIndex) -> String {
         .map_or_else(|| p.to_string(), ToString::to_string)
 }
 
+/// A broken admission rule, naming parties by roster id.
+fn refuse(roster: &Roster, e: AdmissionError) -> Rejection {
+    Rejection::admission(e, |p| who(roster, p))
+}
+
 /// Answers every waiter with the abort reason.
 fn abort_all<T>(waiters: impl IntoIterator<Item = Reply<T>>, abort: &Abort) {
     for w in waiters {
@@ -129,20 +138,8 @@ impl Advertising {
         ad: Advertisement,
         reply: Reply<pb::AdvertisedKeys>,
     ) -> bool {
-        if let Some(allowed) = &self.attempt.allowed
-            && !allowed.contains(&from)
-        {
-            let _ = reply.send(Err(Rejection::NotInCohort {
-                who: who(roster, from),
-                phase: Phase::AdvertiseKeys,
-            }));
-            return false;
-        }
-        if self.adverts.contains_key(&from) {
-            let _ = reply.send(Err(Rejection::Duplicate {
-                who: who(roster, from),
-                phase: Phase::AdvertiseKeys,
-            }));
+        if let Err(e) = admit_advert(&self.adverts, self.attempt.allowed.as_ref(), from) {
+            let _ = reply.send(Err(refuse(roster, e)));
             return false;
         }
         self.expected.insert(from);
@@ -243,49 +240,16 @@ impl SharingKeys {
         ciphertexts: Vec<(PartyIndex, Bytes)>,
         signed: pb::Signed,
     ) -> Result<(), Rejection> {
-        if !self.cohort.contains_key(&from) {
-            return Err(Rejection::NotInCohort {
-                who: who(roster, from),
-                phase: Phase::ShareKeys,
-            });
-        }
-        if self.shares.contains_key(&from) {
-            return Err(Rejection::Duplicate {
-                who: who(roster, from),
-                phase: Phase::ShareKeys,
-            });
-        }
-        let mut by_recipient = BTreeMap::new();
-        for (to, ct) in ciphertexts {
-            if to == from || !self.cohort.contains_key(&to) || by_recipient.insert(to, ct).is_some()
-            {
-                return Err(Rejection::Invalid {
-                    who: who(roster, from),
-                    problem: format!(
-                        "share addressed to {} is not one per other member of U1",
-                        who(roster, to)
-                    ),
-                });
-            }
-        }
-        if by_recipient.len() + 1 != self.cohort.len() {
-            return Err(Rejection::Invalid {
-                who: who(roster, from),
-                problem: format!(
-                    "sent {} share ciphertexts, expected one for each of the {} other members of U1",
-                    by_recipient.len(),
-                    self.cohort.len() - 1
-                ),
-            });
-        }
-        // One pair of share commitments per member of U1 (ciphertext lengths
-        // were checked when the message was decoded).
-        dealt
-            .check(from, &self.cohort)
-            .map_err(|source| Rejection::Protocol {
-                who: who(roster, from),
-                source,
-            })?;
+        // Ciphertext lengths were checked when the message was decoded.
+        admit_shares(
+            &self.cohort,
+            &self.shares,
+            from,
+            ciphertexts.iter().map(|(to, _)| *to),
+            &dealt,
+        )
+        .map_err(|e| refuse(roster, e))?;
+        let by_recipient = ciphertexts.into_iter().collect();
         self.shares.insert(from, (dealt, signed, by_recipient));
         Ok(())
     }
@@ -380,20 +344,18 @@ impl CollectingInputs {
         from: PartyIndex,
         values: &[u8],
     ) -> Result<(), Rejection> {
-        if !self.u2.contains_key(&from) {
-            return Err(Rejection::NotInCohort {
-                who: who(roster, from),
-                phase: Phase::MaskedInput,
-            });
-        }
-        if self.u3.contains(&from) {
-            return Err(Rejection::Duplicate {
-                who: who(roster, from),
-                phase: Phase::MaskedInput,
-            });
-        }
-        // add_le_bytes checks the length before touching the sum, so a rejected
-        // input leaves the inputs already accepted intact.
+        admit_masked_input(
+            &self.u2,
+            &self.u3,
+            from,
+            values.len() / 8,
+            self.attempt.dimension,
+            self.attempt.ring,
+        )
+        .map_err(|e| refuse(roster, e))?;
+        // add_le_bytes also refuses a trailing partial word, and checks the
+        // length before touching the sum, so a rejected input leaves the
+        // inputs already accepted intact.
         fedcredit_proto::words::add_le_bytes(
             "masked input",
             self.attempt.ring,
@@ -496,37 +458,21 @@ impl Confirming {
         signed: pb::Signed,
         reply: Reply<pb::SurvivorSignatures>,
     ) -> bool {
-        let result = if !self.u3.contains(&from) {
-            Err(Rejection::NotInCohort {
-                who: who(roster, from),
-                phase: Phase::ConsistencyCheck,
-            })
-        } else if self.confirmations.contains_key(&from) {
-            Err(Rejection::Duplicate {
-                who: who(roster, from),
-                phase: Phase::ConsistencyCheck,
-            })
-        } else if *session != self.session {
-            Err(Rejection::Protocol {
-                who: who(roster, from),
-                source: SecAggError::SessionMismatch(from),
-            })
-        } else if *survivors != self.u3 {
-            Err(Rejection::Invalid {
-                who: who(roster, from),
-                problem: "signed a survivor list that differs from the one announced".into(),
-            })
-        } else {
-            Ok(())
-        };
-        match result {
+        match admit_confirmation(
+            &self.u3,
+            &self.confirmations,
+            from,
+            survivors,
+            session.as_bytes(),
+            &self.session,
+        ) {
             Ok(()) => {
                 self.confirmations.insert(from, signed);
                 self.waiters.push(reply);
                 true
             }
-            Err(r) => {
-                let _ = reply.send(Err(r));
+            Err(e) => {
+                let _ = reply.send(Err(refuse(roster, e)));
                 false
             }
         }
@@ -607,11 +553,8 @@ impl Unmasking {
         keys: Vec<(PartyIndex, Share)>,
         reply: Reply<pb::Signed>,
     ) -> bool {
-        if !self.u4.contains(&from) {
-            let _ = reply.send(Err(Rejection::NotInCohort {
-                who: who(roster, from),
-                phase: Phase::Unmask,
-            }));
+        if let Err(e) = admit_reveal(&self.u4, &self.revealed, self.unmasker.excluded(), from) {
+            let _ = reply.send(Err(refuse(roster, e)));
             return false;
         }
         match self.unmasker.accept(from, self_mask, keys) {

@@ -13,6 +13,7 @@
 //! and reveal shares. Each transition consumes its state, so a participant
 //! cannot mask twice with the same keys or reveal twice.
 
+pub mod admission;
 pub mod client;
 pub mod server;
 

@@ -1,24 +1,104 @@
-//! The participant messages of one attempt: each must come from the
-//! cohort of the phase before, once, and be well formed; shares must be
-//! addressed to exactly the other members of U1, survivor lists must equal
-//! U3, masked inputs are summed, and reveals go through the same
-//! `Unmasker::accept` rules the coordinator is bound by.
-
-use std::collections::BTreeSet;
+//! The participant messages of one attempt: each must be well formed and
+//! pass the same admission rules the coordinator is bound by
+//! (`fedcredit_crypto::secagg::admission`: from the cohort of the phase
+//! before, once; shares addressed to exactly the other members of U1;
+//! masked inputs of the round's length; survivor lists equal to U3);
+//! masked inputs are summed, and reveals go through the same
+//! `Unmasker::accept` rules.
 
 use fedcredit_crypto::kx::AgreementPublic;
-use fedcredit_crypto::secagg::{Advertisement, PartyIndex, SecAggError};
+use fedcredit_crypto::secagg::admission::{
+    AdmissionError, admit_advert, admit_confirmation, admit_masked_input, admit_reveal,
+    admit_shares,
+};
+use fedcredit_crypto::secagg::{Advertisement, Phase, SecAggError};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::roster::Member;
+use fedcredit_proto::roster::{Member, Roster};
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::words;
 
-use super::{AttemptState, Stage, body_name, body_phase, names, parse_ids};
+use super::{AttemptState, Stage, body_name, body_phase, name, names, parse_ids};
 use crate::report::{Check, Failure};
 use crate::verify::Context;
+
+/// A broken admission rule as an audit failure of record `seq`: `who`
+/// sent a `kind` message the coordinator should have refused.
+fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) -> Failure {
+    let (check, reason) = match &e {
+        AdmissionError::NotInCohort { phase, .. } => (
+            Check::Cohort,
+            format!(
+                "{who} sent a {kind} message but is not in {}",
+                match phase {
+                    Phase::AdvertiseKeys => "the job's cohort",
+                    Phase::ShareKeys => "U1 (advertised keys)",
+                    Phase::MaskedInput => "U2 (sent shares)",
+                    Phase::ConsistencyCheck => "U3 (sent a masked input)",
+                    Phase::Unmask => "U4 (confirmed the survivors)",
+                }
+            ),
+        ),
+        AdmissionError::Duplicate { .. } | AdmissionError::Excluded { .. } => {
+            (Check::Cohort, format!("{who} sent a second {kind} message"))
+        }
+        AdmissionError::ShareToSelf { .. } => (
+            Check::Shares,
+            format!("{who}'s share ciphertexts: one is addressed to itself"),
+        ),
+        AdmissionError::ShareNotForU1 { recipient, .. } => (
+            Check::Shares,
+            format!(
+                "{who}'s share ciphertexts: one is addressed to {}, who is not in U1",
+                name(roster, *recipient)
+            ),
+        ),
+        AdmissionError::ShareTwice { recipient, .. } => (
+            Check::Shares,
+            format!(
+                "{who}'s share ciphertexts: two are addressed to {}",
+                name(roster, *recipient)
+            ),
+        ),
+        AdmissionError::SharesMissing {
+            got,
+            expected,
+            missing,
+            ..
+        } => (
+            Check::Shares,
+            format!(
+                "{who} sent {got} share ciphertexts, one is needed for each of the {expected} other members of U1 (none for {})",
+                names(roster, missing)
+            ),
+        ),
+        AdmissionError::CommitmentsNotForU1 { .. } => {
+            (Check::Shares, format!("{who}'s share commitments: {e}"))
+        }
+        AdmissionError::WrongLength { expected, got, .. } => (
+            Check::Message,
+            format!("{who}'s masked input: {got} words, the round aggregates {expected}"),
+        ),
+        AdmissionError::PartialRingValue { words, limbs, .. } => (
+            Check::Message,
+            format!(
+                "{who}'s masked input: {words} words is not a whole number of ring values of {limbs} u64 limbs each"
+            ),
+        ),
+        AdmissionError::SurvivorListMismatch { signed, u3, .. } => (
+            Check::Survivors,
+            format!(
+                "{who} signed the survivor list [{}], but U3 is [{}]",
+                names(roster, signed),
+                names(roster, u3)
+            ),
+        ),
+        _ => (Check::Message, format!("{who}'s {kind} message: {e}")),
+    };
+    Failure::new(seq, check, reason)
+}
 
 impl AttemptState {
     /// A participant message of this attempt, already verified under its
@@ -67,28 +147,13 @@ impl AttemptState {
             ));
         }
         let me = sender.index;
-        let outside = |set: &str| {
-            Failure::new(
-                seq,
-                Check::Cohort,
-                format!("{who} sent a {kind} message but is not in {set}"),
-            )
-        };
-        let twice = || {
-            Failure::new(
-                seq,
-                Check::Cohort,
-                format!("{who} sent a second {kind} message"),
-            )
-        };
+        let refuse = |e| refused(roster, seq, who, kind, e);
         let malformed = |what: &str, e: String| {
             Failure::new(seq, Check::Message, format!("{who}'s {what}: {e}"))
         };
         match body {
             Body::Advertise(k) => {
-                if self.u1.contains_key(&me) {
-                    return Err(twice());
-                }
+                admit_advert(&self.u1, None, me).map_err(refuse)?;
                 let ad = Advertisement {
                     share_enc: AgreementPublic::from_bytes(&k.share_enc_public)
                         .map_err(|e| malformed("share-encryption key", e.to_string()))?,
@@ -98,88 +163,31 @@ impl AttemptState {
                 self.u1.insert(me, ad);
             }
             Body::Shares(s) => {
-                if !self.u1.contains_key(&me) {
-                    return Err(outside("U1 (advertised keys)"));
-                }
-                if self.u2.contains_key(&me) {
-                    return Err(twice());
-                }
-                // Commitment and ciphertext lengths, once for every role.
-                let DealtShares { dealt, .. } = DealtShares::from_pb(roster, me, s)
+                // Commitment and ciphertext lengths and recipient ids, once
+                // for every role.
+                let DealtShares { dealt, ciphertexts } = DealtShares::from_pb(roster, me, s)
                     .map_err(|e| malformed("shares", e.to_string()))?;
-                dealt.check(me, &self.u1).map_err(|e| {
-                    Failure::new(
-                        seq,
-                        Check::Shares,
-                        format!("{who}'s share commitments: {e}"),
-                    )
-                })?;
-                let mut to = BTreeSet::new();
-                for c in &s.shares {
-                    let shares = |why: String| {
-                        Failure::new(
-                            seq,
-                            Check::Shares,
-                            format!("{who}'s share ciphertexts: {why}"),
-                        )
-                    };
-                    let peer = roster.get(&c.peer).ok_or_else(|| {
-                        shares(format!("one is addressed to {:?}, not a member", c.peer))
-                    })?;
-                    if peer.index == me {
-                        return Err(shares("one is addressed to itself".into()));
-                    }
-                    if !self.u1.contains_key(&peer.index) {
-                        return Err(shares(format!(
-                            "one is addressed to {}, who is not in U1",
-                            peer.id
-                        )));
-                    }
-                    if !to.insert(peer.index) {
-                        return Err(shares(format!("two are addressed to {}", peer.id)));
-                    }
-                }
-                let others: BTreeSet<PartyIndex> =
-                    self.u1.keys().filter(|p| **p != me).copied().collect();
-                if to != others {
-                    let missing: BTreeSet<PartyIndex> = others.difference(&to).copied().collect();
-                    return Err(Failure::new(
-                        seq,
-                        Check::Shares,
-                        format!(
-                            "{who} sent {} share ciphertexts, one is needed for each of the {} other members of U1 (none for {})",
-                            to.len(),
-                            others.len(),
-                            names(roster, &missing)
-                        ),
-                    ));
-                }
+                admit_shares(
+                    &self.u1,
+                    &self.u2,
+                    me,
+                    ciphertexts.iter().map(|(to, _)| *to),
+                    &dealt,
+                )
+                .map_err(refuse)?;
                 self.u2.insert(me, dealt);
             }
             Body::MaskedInput(m) => {
-                if !self.u2.contains_key(&me) {
-                    return Err(outside("U2 (sent shares)"));
-                }
-                if self.u3.contains(&me) {
-                    return Err(twice());
-                }
-                let values = words::from_bytes("masked input", &m.values)
-                    .map_err(|e| malformed("masked input", e.to_string()))?;
-                if values.len() != self.words {
-                    return Err(malformed(
-                        "masked input",
-                        format!(
-                            "{} words, the round aggregates {}",
-                            values.len(),
-                            self.words
-                        ),
-                    ));
-                }
                 // Summed as elements of the codec's ring, as the coordinator does.
                 let ring =
                     self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
                         malformed("masked input", "no codec was announced".into())
                     })?;
+                admit_masked_input(&self.u2, &self.u3, me, m.values.len() / 8, self.words, ring)
+                    .map_err(refuse)?;
+                // Refuses a trailing partial word.
+                let values = words::from_bytes("masked input", &m.values)
+                    .map_err(|e| malformed("masked input", e.to_string()))?;
                 if self.masked.is_empty() {
                     self.masked = values;
                 } else {
@@ -189,12 +197,6 @@ impl AttemptState {
                 self.u3.insert(me);
             }
             Body::Consistency(list) => {
-                if !self.u3.contains(&me) {
-                    return Err(outside("U3 (sent a masked input)"));
-                }
-                if self.u4.contains(&me) {
-                    return Err(twice());
-                }
                 let signed = parse_ids(
                     roster,
                     &list.survivors,
@@ -202,10 +204,8 @@ impl AttemptState {
                     Check::Survivors,
                     &format!("{who}'s survivor list"),
                 )?;
-                if Some(list.session_id.as_ref())
-                    != self.session.as_ref().map(|s| &s.as_bytes()[..])
-                {
-                    return Err(Failure::new(
+                let wrong_session = || {
+                    Failure::new(
                         seq,
                         Check::Survivors,
                         format!(
@@ -213,28 +213,25 @@ impl AttemptState {
                             hex::encode(&list.session_id),
                             self.session.map_or_else(|| "none".into(), |s| s.to_hex())
                         ),
-                    ));
-                }
-                if signed != self.u3 {
-                    return Err(Failure::new(
-                        seq,
-                        Check::Survivors,
-                        format!(
-                            "{who} signed the survivor list [{}], but U3 is [{}]",
-                            names(roster, &signed),
-                            names(roster, &self.u3)
-                        ),
-                    ));
+                    )
+                };
+                let session = self.session.ok_or_else(wrong_session)?;
+                match admit_confirmation(
+                    &self.u3,
+                    &self.u4,
+                    me,
+                    &signed,
+                    &list.session_id,
+                    &session,
+                ) {
+                    Ok(()) => {}
+                    Err(AdmissionError::WrongSession { .. }) => return Err(wrong_session()),
+                    Err(e) => return Err(refuse(e)),
                 }
                 self.u4.insert(me);
             }
             Body::Unmask(u) => {
-                if !self.u4.contains(&me) {
-                    return Err(outside("U4 (confirmed the survivors)"));
-                }
-                if self.u5.contains(&me) || self.excluded().contains(&me) {
-                    return Err(twice());
-                }
+                admit_reveal(&self.u4, &self.u5, &self.excluded(), me).map_err(refuse)?;
                 let parse = |list: &[pb::RevealedShare], kind: &str| {
                     list.iter()
                         .map(|s| {
