@@ -220,10 +220,7 @@ impl Actor {
     }
 
     fn name(&self, p: PartyIndex) -> String {
-        self.consortium
-            .roster
-            .id_of(p)
-            .map_or_else(|| p.to_string(), ToString::to_string)
+        self.consortium.roster.name_of(p)
     }
 
     fn need(&self) -> usize {

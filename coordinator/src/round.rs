@@ -77,15 +77,9 @@ pub(crate) struct Outcome {
     pub waiters: Vec<Reply<pb::Signed>>,
 }
 
-fn who(roster: &Roster, p: PartyIndex) -> String {
-    roster
-        .id_of(p)
-        .map_or_else(|| p.to_string(), ToString::to_string)
-}
-
 /// A broken admission rule, naming parties by roster id.
 fn refuse(roster: &Roster, e: AdmissionError) -> Rejection {
-    Rejection::admission(e, |p| who(roster, p))
+    Rejection::admission(e, |p| roster.name_of(p))
 }
 
 /// Answers every waiter with the abort reason.
@@ -363,7 +357,7 @@ impl CollectingInputs {
             values,
         )
         .map_err(|e| Rejection::Invalid {
-            who: who(roster, from),
+            who: roster.name_of(from),
             problem: format!(
                 "{e} (the round aggregates {} words)",
                 self.attempt.dimension
@@ -400,7 +394,9 @@ impl CollectingInputs {
             && *exact != self.u3
         {
             let names = |set: &mut dyn Iterator<Item = &PartyIndex>| {
-                set.map(|p| who(roster, *p)).collect::<Vec<_>>().join(", ")
+                set.map(|p| roster.name_of(*p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let a = Abort {
                 phase: Phase::MaskedInput,
@@ -416,7 +412,7 @@ impl CollectingInputs {
             abort_all(self.waiters, &a);
             return Err(a);
         }
-        let survivors: Vec<String> = self.u3.iter().map(|p| who(roster, *p)).collect();
+        let survivors: Vec<String> = self.u3.iter().map(|p| roster.name_of(*p)).collect();
         for w in self.waiters {
             let _ = w.send(Ok(pb::Survivors {
                 survivors: survivors.clone(),
@@ -566,16 +562,16 @@ impl Unmasking {
             Err(source @ SecAggError::BadRevealedShare { .. }) => {
                 // Signed evidence of who sent the bad share: logged, so the
                 // auditor can name the revealer and check the exclusion.
-                tracing::warn!(revealer = %who(roster, from), error = %source, "excluded a revealer for a bad share");
+                tracing::warn!(revealer = %roster.name_of(from), error = %source, "excluded a revealer for a bad share");
                 let _ = reply.send(Err(Rejection::Protocol {
-                    who: who(roster, from),
+                    who: roster.name_of(from),
                     source,
                 }));
                 true
             }
             Err(source) => {
                 let _ = reply.send(Err(Rejection::Protocol {
-                    who: who(roster, from),
+                    who: roster.name_of(from),
                     source,
                 }));
                 false
@@ -683,7 +679,7 @@ impl Round {
         )
         .map_err(|mut abort| {
             if !excluded.is_empty() {
-                let names: Vec<String> = excluded.iter().map(|p| who(roster, *p)).collect();
+                let names: Vec<String> = excluded.iter().map(|p| roster.name_of(*p)).collect();
                 abort.reason.push_str(&format!(
                     "; excluded for revealing bad shares: {}",
                     names.join(", ")

@@ -636,7 +636,7 @@ impl Participant {
         let ids: Vec<String> = state
             .survivors()
             .iter()
-            .map(|p| id_of(roster, *p))
+            .map(|p| roster.name_of(*p))
             .collect();
         let body = Body::Consistency(pb::SurvivorList {
             survivors: ids,
@@ -678,7 +678,7 @@ impl Participant {
         let to_pb = |list: Vec<(PartyIndex, fedcredit_crypto::shamir::Share)>| {
             list.into_iter()
                 .map(|(owner, s)| pb::RevealedShare {
-                    owner: id_of(roster, owner),
+                    owner: roster.name_of(owner),
                     share: s.to_bytes().to_vec().into(),
                 })
                 .collect()
@@ -721,15 +721,9 @@ impl Participant {
     }
 }
 
-fn id_of(roster: &fedcredit_proto::roster::Roster, p: PartyIndex) -> String {
-    roster
-        .id_of(p)
-        .map_or_else(|| p.to_string(), ToString::to_string)
-}
-
 /// Member ids of a set, sorted (the journal's form of a contributor set).
 fn ids_of(roster: &fedcredit_proto::roster::Roster, set: &BTreeSet<PartyIndex>) -> Vec<String> {
-    let mut ids: Vec<String> = set.iter().map(|p| id_of(roster, *p)).collect();
+    let mut ids: Vec<String> = set.iter().map(|p| roster.name_of(*p)).collect();
     ids.sort();
     ids
 }

@@ -126,6 +126,13 @@ impl Roster {
         self.by_index.get(&index)
     }
 
+    /// The id at this index as text for messages and logs, or `#n` for an
+    /// index outside the roster: the one party-name lookup every crate uses.
+    pub fn name_of(&self, index: PartyIndex) -> String {
+        self.id_of(index)
+            .map_or_else(|| index.to_string(), ToString::to_string)
+    }
+
     /// All members in index order.
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.by_index.values().filter_map(|id| self.by_id.get(id))

@@ -81,11 +81,7 @@ pub fn to_pb(
     ciphertexts: Vec<(PartyIndex, Vec<u8>)>,
     dealt: &Dealt,
 ) -> pb::EncryptedShares {
-    let id = |p: PartyIndex| {
-        roster
-            .id_of(p)
-            .map_or_else(|| p.to_string(), ToString::to_string)
-    };
+    let id = |p: PartyIndex| roster.name_of(p);
     pb::EncryptedShares {
         shares: ciphertexts
             .into_iter()

@@ -70,14 +70,7 @@ pub fn check(
 
 /// `[bank-a, bank-b]`, for messages.
 pub fn names(roster: &Roster, set: &BTreeSet<PartyIndex>) -> String {
-    let ids: Vec<String> = set
-        .iter()
-        .map(|p| {
-            roster
-                .id_of(*p)
-                .map_or_else(|| p.to_string(), ToString::to_string)
-        })
-        .collect();
+    let ids: Vec<String> = set.iter().map(|p| roster.name_of(*p)).collect();
     format!("[{}]", ids.join(", "))
 }
 

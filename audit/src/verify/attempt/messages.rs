@@ -20,7 +20,7 @@ use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::words;
 
-use super::{AttemptState, Stage, body_name, body_phase, name, names, parse_ids};
+use super::{AttemptState, Stage, body_name, body_phase, names, parse_ids};
 use crate::report::{Check, Failure};
 use crate::verify::Context;
 
@@ -52,14 +52,14 @@ fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) 
             Check::Shares,
             format!(
                 "{who}'s share ciphertexts: one is addressed to {}, who is not in U1",
-                name(roster, *recipient)
+                roster.name_of(*recipient)
             ),
         ),
         AdmissionError::ShareTwice { recipient, .. } => (
             Check::Shares,
             format!(
                 "{who}'s share ciphertexts: two are addressed to {}",
-                name(roster, *recipient)
+                roster.name_of(*recipient)
             ),
         ),
         AdmissionError::SharesMissing {

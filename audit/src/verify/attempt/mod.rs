@@ -102,18 +102,12 @@ pub(crate) struct AttemptState {
     bad_reveals: Vec<(u64, PartyIndex, PartyIndex, ShareKind)>,
 }
 
-fn name(roster: &Roster, p: PartyIndex) -> String {
-    roster
-        .id_of(p)
-        .map_or_else(|| p.to_string(), ToString::to_string)
-}
-
 fn names(roster: &Roster, set: &BTreeSet<PartyIndex>) -> String {
     if set.is_empty() {
         return "nobody".into();
     }
     set.iter()
-        .map(|p| name(roster, *p))
+        .map(|p| roster.name_of(*p))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -176,8 +170,8 @@ impl AttemptState {
             .iter()
             .map(|(record, revealer, owner, kind)| BadReveal {
                 record: *record,
-                revealer: name(roster, *revealer),
-                owner: name(roster, *owner),
+                revealer: roster.name_of(*revealer),
+                owner: roster.name_of(*owner),
                 kind: kind.to_string(),
             })
             .collect()
@@ -197,7 +191,7 @@ impl AttemptState {
 
     /// U3 by id, sorted (empty before the masked-input phase closed).
     pub fn survivor_ids(&self, roster: &Roster) -> Vec<String> {
-        let mut ids: Vec<String> = self.u3.iter().map(|p| name(roster, *p)).collect();
+        let mut ids: Vec<String> = self.u3.iter().map(|p| roster.name_of(*p)).collect();
         ids.sort();
         ids
     }
@@ -211,13 +205,13 @@ impl AttemptState {
         self.u1
             .keys()
             .filter(|p| !self.u3.contains(p))
-            .map(|p| name(roster, *p))
+            .map(|p| roster.name_of(*p))
             .collect()
     }
 
     /// U3 by id, in index order.
     pub fn contributors(&self, roster: &Roster) -> Vec<String> {
-        self.u3.iter().map(|p| name(roster, *p)).collect()
+        self.u3.iter().map(|p| roster.name_of(*p)).collect()
     }
 
     fn at(&self) -> String {
@@ -325,7 +319,7 @@ impl AttemptState {
                 Check::Cohort,
                 format!(
                     "{} is listed as missing from the {open} phase, but its message is logged",
-                    name(roster, *p)
+                    roster.name_of(*p)
                 ),
             ));
         }
