@@ -191,19 +191,21 @@ impl<'c> Verifier<'c> {
     /// shares, the coordinator could still unmask its sum. That is harmless
     /// only if the same task is published over the very same contributors
     /// (the same sum); [`Self::finish`] checks that once the log is read.
-    fn note_unpublished(&mut self, seq: u64, open: &Open) {
+    fn note_unpublished(&mut self, seq: u64) {
         let t = self.ctx.consortium.protocol.thresholds.threshold();
+        let Some(open) = &self.open else { return };
         if let Some(digest) = open.digest
             && open.state.revealers() >= t
         {
-            self.exposed.push(Exposure {
+            let exposure = Exposure {
                 seq,
                 round: open.state.round,
                 attempt: open.state.attempt,
                 revealers: open.state.revealers(),
                 digest,
                 contributors: open.state.survivor_ids(&self.ctx.consortium.roster),
-            });
+            };
+            self.exposed.push(exposure);
         }
     }
 
@@ -335,11 +337,8 @@ impl<'c> Verifier<'c> {
                 ),
             );
         }
-        if let Some(open) = self.open.take() {
-            self.note_unpublished(seq, &open);
-            self.open = Some(open);
-            self.close_open(AttemptStatus::Interrupted { record: seq });
-        }
+        self.note_unpublished(seq);
+        self.close_open(AttemptStatus::Interrupted { record: seq });
         self.open = None;
         if self.ended.is_some() {
             return;
@@ -404,10 +403,7 @@ impl<'c> Verifier<'c> {
                 ),
             )
         });
-        if let Some(open) = self.open.take() {
-            self.note_unpublished(seq, &open);
-            self.open = Some(open);
-        }
+        self.note_unpublished(seq);
         if let Some(open) = &self.open
             && !open.failed
         {
@@ -643,6 +639,7 @@ impl<'c> Verifier<'c> {
     }
 
     fn round_aborted(&mut self, seq: u64, ra: &pb::RoundAborted) {
+        self.note_unpublished(seq);
         let Some(mut open) = self.open.take() else {
             self.problem(
                 seq,
@@ -654,7 +651,6 @@ impl<'c> Verifier<'c> {
             );
             return;
         };
-        self.note_unpublished(seq, &open);
         if open.failed {
             return;
         }
@@ -671,10 +667,7 @@ impl<'c> Verifier<'c> {
 
     fn job_ended(&mut self, seq: u64, je: &pb::JobEnded) {
         self.ended = Some(seq);
-        if let Some(open) = self.open.take() {
-            self.note_unpublished(seq, &open);
-            self.open = Some(open);
-        }
+        self.note_unpublished(seq);
         if let Some(open) = &self.open
             && !open.failed
         {
@@ -718,10 +711,7 @@ impl<'c> Verifier<'c> {
     }
 
     fn finish(mut self, log_end: LogEnd, records: u64, good: u64, total: u64) -> Report {
-        if let Some(open) = self.open.take() {
-            self.note_unpublished(records, &open);
-            self.open = Some(open);
-        }
+        self.note_unpublished(records);
         for e in std::mem::take(&mut self.exposed) {
             let republished = self
                 .published_sets
