@@ -194,10 +194,7 @@ impl Participant {
         };
         let signed = envelope::seal(&self.key, &message);
         if let Some(phase) = phase {
-            let mut journal = self.journal.lock().map_err(|_| ParticipantError::Refused {
-                rpc: "journal",
-                status: "the journal lock is poisoned".into(),
-            })?;
+            let mut journal = self.journal()?;
             journal.record(
                 &message.job_id,
                 round,
@@ -211,6 +208,14 @@ impl Participant {
         Ok(signed)
     }
 
+    /// The journal, locked.
+    fn journal(&self) -> Result<std::sync::MutexGuard<'_, Journal>, ParticipantError> {
+        self.journal.lock().map_err(|_| ParticipantError::Refused {
+            rpc: "journal",
+            status: "the journal lock is poisoned".into(),
+        })
+    }
+
     fn advertised_before(&self, round: u64, attempt: u32) -> bool {
         self.journal.lock().map_or(true, |j| {
             j.advertised(&self.settings.consortium.job.id, round, attempt)
@@ -219,10 +224,7 @@ impl Participant {
 
     /// The contributor set this participant confirmed for `task`, if any.
     fn confirmed_for(&self, task: &TaskDigest) -> Result<Option<Vec<String>>, ParticipantError> {
-        let journal = self.journal.lock().map_err(|_| ParticipantError::Refused {
-            rpc: "journal",
-            status: "the journal lock is poisoned".into(),
-        })?;
+        let journal = self.journal()?;
         Ok(journal
             .confirmed(&self.settings.consortium.job.id, task)
             .map(<[String]>::to_vec))
