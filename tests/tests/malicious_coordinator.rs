@@ -108,6 +108,25 @@ fn close(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3)
 }
 
+/// The attack attempt `i` really reached `to` (each received its signed
+/// announcement), and none of them confirmed a survivor list or revealed a
+/// share for it: refused by the honest participants, not never sent.
+fn assert_mounted_and_refused(adv: &Adversary, i: usize, to: &[String]) {
+    let at = &adv.attempts[i];
+    for id in to {
+        assert!(
+            at.announced.contains_key(id),
+            "attempt {i} never reached {id}: the attack was not mounted\n{}",
+            adv.summary()
+        );
+    }
+    assert!(
+        at.confirmations.is_empty() && at.reveals.is_empty(),
+        "attempt {i}: honest members confirmed or revealed\n{}",
+        adv.summary()
+    );
+}
+
 /// Attack a: re-run a finished task with the target dropped. Round 0 sums
 /// all four banks (S); round 1 announces the same secure-sum task and keeps
 /// the target out of the survivor list (S'), so S − S' is the target's
@@ -130,6 +149,7 @@ async fn a_rerun_of_a_finished_task_without_the_target() {
         adv.run_attempt(1, 0, ann, &all, &[member_id(3)], End::Complete)
             .await;
         finish(&mut adv, honest).await;
+        assert_mounted_and_refused(&adv, 1, &all);
         assert_private(&adv, &inputs(&members));
     })
     .await;
@@ -153,6 +173,7 @@ async fn b_retry_after_an_abort_without_the_target() {
         adv.run_attempt(0, 1, ann, &all[..3], &[], End::Complete)
             .await;
         finish(&mut adv, honest).await;
+        assert_mounted_and_refused(&adv, 1, &all[..3]);
         assert_private(&adv, &inputs(&members));
     })
     .await;
@@ -181,6 +202,7 @@ async fn c_repeat_after_a_restart_without_the_target() {
         adv.run_attempt(0, 1, ann, &all[..3], &[], End::Complete)
             .await;
         finish(&mut adv, honest).await;
+        assert_mounted_and_refused(&adv, 1, &all[..3]);
         assert_private(&adv, &inputs(&members));
     })
     .await;
