@@ -7,10 +7,10 @@ use std::path::Path;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::secagg::{PartyIndex, Phase};
-use fedcredit_proto::codec::Codec;
+use fedcredit_proto::envelope;
 use fedcredit_proto::roundlog::Entry;
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body, message};
-use fedcredit_proto::{envelope, words};
+use fedcredit_referee::Referee;
 use fedcredit_referee::consortium::Consortium;
 
 use crate::error::CoordinatorError;
@@ -58,7 +58,7 @@ impl Replay {
             },
             ended: None,
         };
-        let mut codecs: BTreeMap<(u64, u32), Codec> = BTreeMap::new();
+        let mut referee = Referee::new(consortium).map_err(|e| bad(0, e.to_string()))?;
         let mut highest_attempt: BTreeMap<u64, u32> = BTreeMap::new();
         // The first survivor list announced for each round.
         let mut survivor_lists: BTreeMap<u64, BTreeSet<PartyIndex>> = BTreeMap::new();
@@ -86,45 +86,46 @@ impl Replay {
                 Some(log_body::Entry::Announcement(signed)) => {
                     let (m, _) = envelope::open_coordinator(signed, &key.public())
                         .map_err(|e| bad(seq, e.to_string()))?;
-                    if let Some(coordinator_message::Body::Announce(a)) = &m.body {
-                        let spec = a.fixed_point.unwrap_or_default();
-                        let codec =
-                            Codec::from_pb(&spec, a.limbs).map_err(|e| bad(seq, e.to_string()))?;
-                        codecs.insert((m.round, m.attempt), codec);
+                    if matches!(m.body, Some(coordinator_message::Body::Announce(_))) {
                         let h = highest_attempt.entry(m.round).or_insert(0);
                         *h = (*h).max(m.attempt);
                     }
                 }
                 Some(log_body::Entry::RoundCompleted(rc)) => {
-                    let codec = codecs.get(&(rc.round, rc.attempt)).ok_or_else(|| {
-                        bad(seq, "a completed round that was never announced".into())
+                    // The same check every participant runs on the outcomes
+                    // an announcement carries: a log the referee refuses is
+                    // not resumed.
+                    let outcome = rc.outcome.clone().ok_or_else(|| {
+                        bad(seq, "a completed round without its signed outcome".into())
                     })?;
-                    let words = words::from_bytes("logged sum", &rc.sum)
-                        .map_err(|e| bad(seq, e.to_string()))?;
-                    let sum = codec.decode(&words).map_err(|e| bad(seq, e.to_string()))?;
+                    let published = referee
+                        .absorb_signed(&outcome)
+                        .map_err(|e| bad(seq, e.to_string()))?
+                        .clone();
+                    if (published.round, published.attempt) != (rc.round, rc.attempt) {
+                        return Err(bad(
+                            seq,
+                            format!(
+                                "the record completes round {} attempt {}, its signed outcome is for round {} attempt {}",
+                                rc.round, rc.attempt, published.round, published.attempt
+                            ),
+                        ));
+                    }
                     let result = RoundResult {
                         round: rc.round,
                         attempt: rc.attempt,
-                        sum,
+                        sum: published.sum,
                         contributors: rc.contributors.clone(),
                     };
                     let progress = driver.finish_round(&result).map_err(|e| bad(seq, e))?;
-                    if progress != rc.progress_json {
+                    if progress != rc.progress_json || progress != published.progress {
                         return Err(bad(
                             seq,
                             "replaying the round does not give the logged result (was the job spec changed?)".into(),
                         ));
                     }
-                    let set = rc
-                        .contributors
-                        .iter()
-                        .map(|id| index_of(id, seq))
-                        .collect::<Result<BTreeSet<_>, _>>()?;
-                    let outcome = rc.outcome.clone().ok_or_else(|| {
-                        bad(seq, "a completed round without its signed outcome".into())
-                    })?;
                     replay.published.push(outcome);
-                    replay.contributor_sets.push(set);
+                    replay.contributor_sets.push(published.contributors);
                     replay.results.push(result);
                 }
                 Some(log_body::Entry::Participant(signed)) => {

@@ -1,13 +1,15 @@
-//! The job replayed from the consortium's job spec: which round each
-//! announcement must ask for, what each sum must make of the job
-//! (`progress_json`), and the model it must publish. A model job is replayed
-//! with `fedcredit_model::job::ModelJob`, which is deterministic, so the
-//! published model must be identical, bit for bit.
+//! The job replayed from the consortium's job spec with the participants'
+//! own rules (`fedcredit_referee::JobRules`): which round each announcement
+//! must ask for, what each sum must make of the job (`progress_json`), and
+//! the model it must publish. The rules are deterministic, so the published
+//! model must be identical, bit for bit. This module only adds what an
+//! auditor needs beyond a participant: following a log past a failed round,
+//! and saying where a published value differs.
 
-use fedcredit_crypto::fixed_point::FixedPoint;
-use fedcredit_model::job::{FittedModel, ModelJob, ModelTask, Progress};
+use fedcredit_model::job::{FittedModel, ModelTask, Progress};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
+use fedcredit_referee::JobRules;
 use fedcredit_referee::consortium::{JobKind, JobSpec};
 use serde_json::Value;
 
@@ -24,25 +26,11 @@ pub(crate) struct Planned {
 
 /// The job as replayed so far.
 #[derive(Debug)]
-pub(crate) enum JobReplay {
-    /// One round of `dimension` values in a narrow codec.
-    SecureSum {
-        /// Values per participant.
-        dimension: usize,
-        /// The job's codec.
-        codec: Result<Codec, String>,
-        /// Whether its one round completed.
-        done: bool,
-    },
-    /// A credit model.
-    Model {
-        /// The replayed job.
-        job: Box<ModelJob>,
-        /// Set once the replay cannot follow the log any more.
-        lost: Option<String>,
-    },
-    /// The job spec cannot be replayed.
-    Invalid(String),
+pub(crate) struct JobReplay {
+    /// The job's rules, or why the spec cannot be replayed.
+    rules: Result<JobRules, String>,
+    /// Set once the replay cannot follow the log any more.
+    lost: Option<String>,
 }
 
 /// A check failure without its record number.
@@ -51,27 +39,9 @@ pub(crate) type Mismatch = (Check, String);
 impl JobReplay {
     /// Starts the replay of `spec`.
     pub fn new(spec: &JobSpec) -> Self {
-        match &spec.kind {
-            JobKind::SecureSum {
-                dimension,
-                frac_bits,
-                clip,
-            } => JobReplay::SecureSum {
-                dimension: *dimension,
-                codec: FixedPoint::new(*frac_bits, *clip)
-                    .map(Codec::Narrow)
-                    .map_err(|e| e.to_string()),
-                done: false,
-            },
-            JobKind::LogisticRegression(model) => {
-                match ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash())) {
-                    Ok(job) => JobReplay::Model {
-                        job: Box::new(job),
-                        lost: None,
-                    },
-                    Err(e) => JobReplay::Invalid(format!("the job spec cannot be replayed: {e}")),
-                }
-            }
+        Self {
+            rules: JobRules::new(spec).map_err(|e| format!("the job spec cannot be replayed: {e}")),
+            lost: None,
         }
     }
 
@@ -81,6 +51,11 @@ impl JobReplay {
             JobKind::SecureSum { .. } => "secure-sum",
             JobKind::LogisticRegression(_) => "logistic-regression",
         }
+    }
+
+    /// The next task's name, for messages.
+    fn next_name(rules: &JobRules) -> &'static str {
+        rules.next_model_task().map_or("further", |t| t.name())
     }
 
     /// Checks an announcement's codec, dimension and task against the
@@ -96,208 +71,201 @@ impl JobReplay {
             .map_err(|e| bad(format!("codec: {e}")))?;
         let dimension = usize::try_from(a.dimension)
             .map_err(|_| bad(format!("dimension {} is impossible", a.dimension)))?;
-        match self {
-            JobReplay::SecureSum {
-                dimension: d,
-                codec: c,
-                done,
-            } => {
-                if *done {
-                    return Err((
-                        Check::Sequence,
-                        "a secure-sum job has one round, and it already completed".into(),
-                    ));
-                }
-                let c = c.as_ref().map_err(|e| bad(e.clone()))?;
-                if codec != *c {
-                    return Err(bad(format!(
-                        "announces codec {codec:?}, the job spec gives {c:?}"
-                    )));
-                }
-                if dimension != *d {
-                    return Err(bad(format!(
-                        "announces {dimension} values, the job spec gives {d}"
-                    )));
-                }
-                if !matches!(a.task, Some(Task::SecureSum(_))) {
-                    return Err((
-                        Check::Task,
-                        "the task of a secure-sum job must be a secure sum".into(),
-                    ));
-                }
-            }
-            JobReplay::Model { job, lost } => {
-                if !matches!(codec, Codec::Wide(_)) {
-                    return Err(bad(
-                        "a model round must use the wide codec (values are never clipped)".into(),
-                    ));
-                }
-                let Some(Task::ModelTask(bytes)) = &a.task else {
-                    return Err((
-                        Check::Task,
-                        "the task of a model job must be a model task".into(),
-                    ));
-                };
-                let task = ModelTask::from_bytes(bytes)
-                    .map_err(|e| (Check::Task, format!("the announced task: {e}")))?;
-                if lost.is_none() {
-                    let Some(expected) = job.next_task() else {
-                        return Err((
-                            Check::Sequence,
-                            format!(
-                                "announces a {} round, but the replayed job is already finished",
-                                task.name()
-                            ),
-                        ));
-                    };
-                    // Byte-identical to the replay's encoding, or else equal
-                    // values (only the formatting differs).
-                    if expected.to_bytes() != bytes.as_ref() && task != expected {
-                        let detail = first_difference(&to_value(&task), &to_value(&expected))
-                            .map(|d| format!(" (at {d})"))
-                            .unwrap_or_default();
-                        return Err((
-                            Check::Task,
-                            format!(
-                                "announces a {} task, but the replayed job asks for a {} task{detail}",
-                                task.name(),
-                                expected.name()
-                            ),
-                        ));
-                    }
-                }
-                // Once the replay is lost the task is unverified: its size
-                // is not computed from it (a hostile one could overflow).
-                if lost.is_none() {
-                    let values = task.dimension(job.width());
-                    if dimension != values {
-                        return Err(bad(format!(
-                            "announces {dimension} values, a {} task has {values}",
-                            task.name()
-                        )));
-                    }
-                }
-            }
-            JobReplay::Invalid(why) => return Err((Check::Task, why.clone())),
-        }
-        Ok(Planned {
+        let rules = self.rules.as_ref().map_err(|e| (Check::Task, e.clone()))?;
+        let secure_sum = matches!(rules, JobRules::SecureSum { .. });
+        let planned = Planned {
             words: codec.words_for(dimension),
             codec,
-        })
+        };
+        if self.lost.is_some() {
+            if secure_sum {
+                return Err((
+                    Check::Sequence,
+                    "a secure-sum job has one round, and it already completed".into(),
+                ));
+            }
+            // The task is unverified: its size is not computed from it (a
+            // hostile one could overflow); only its form is checked.
+            if !matches!(codec, Codec::Wide(_)) {
+                return Err(bad(
+                    "a model round must use the wide codec (values are never clipped)".into(),
+                ));
+            }
+            let Some(Task::ModelTask(bytes)) = &a.task else {
+                return Err((
+                    Check::Task,
+                    "the task of a model job must be a model task".into(),
+                ));
+            };
+            ModelTask::from_bytes(bytes)
+                .map_err(|e| (Check::Task, format!("the announced task: {e}")))?;
+            return Ok(planned);
+        }
+        let Some(expected) = rules.next_plan() else {
+            return Err((
+                Check::Sequence,
+                if secure_sum {
+                    "a secure-sum job has one round, and it already completed".into()
+                } else {
+                    "announces a round, but the replayed job is already finished".into()
+                },
+            ));
+        };
+        if codec != expected.codec {
+            return Err(bad(format!(
+                "announces codec {codec:?}, the job gives {:?}",
+                expected.codec
+            )));
+        }
+        match (&a.task, &expected.task) {
+            (Some(Task::SecureSum(_)), Task::SecureSum(_)) => {}
+            (Some(Task::ModelTask(bytes)), Task::ModelTask(wanted)) => {
+                let task = ModelTask::from_bytes(bytes)
+                    .map_err(|e| (Check::Task, format!("the announced task: {e}")))?;
+                let replayed = ModelTask::from_bytes(wanted)
+                    .map_err(|e| (Check::Task, format!("the replayed task: {e}")))?;
+                // Byte-identical to the replay's encoding, or else equal
+                // values (only the formatting differs).
+                if bytes != wanted && task != replayed {
+                    let detail = first_difference(&to_value(&task), &to_value(&replayed))
+                        .map(|d| format!(" (at {d})"))
+                        .unwrap_or_default();
+                    return Err((
+                        Check::Task,
+                        format!(
+                            "announces a {} task, but the replayed job asks for a {} task{detail}",
+                            task.name(),
+                            replayed.name()
+                        ),
+                    ));
+                }
+            }
+            (_, Task::SecureSum(_)) => {
+                return Err((
+                    Check::Task,
+                    "the task of a secure-sum job must be a secure sum".into(),
+                ));
+            }
+            (_, Task::ModelTask(_)) => {
+                return Err((
+                    Check::Task,
+                    "the task of a model job must be a model task".into(),
+                ));
+            }
+        }
+        if dimension != expected.dimension {
+            return Err(bad(format!(
+                "announces {dimension} values, the job gives {}",
+                expected.dimension
+            )));
+        }
+        Ok(planned)
     }
 
     /// Takes a verified round's decoded sum and checks the logged progress.
     pub fn absorb(&mut self, sum: &[f64], progress_json: &str) -> Result<(), Mismatch> {
-        match self {
-            JobReplay::SecureSum { done, .. } => {
-                *done = true;
-                if progress_json.trim() != "null" {
-                    return Err((
-                        Check::Progress,
-                        format!("a secure-sum round logs progress \"null\", not {progress_json:?}"),
-                    ));
-                }
-                Ok(())
-            }
-            JobReplay::Model { job, lost } => {
-                if let Some(why) = lost {
-                    return Err((Check::Progress, why.clone()));
-                }
-                let progress = match job.absorb(sum) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let why = format!("the replayed job cannot absorb the sum: {e}");
-                        *lost = Some(why.clone());
-                        return Err((Check::Progress, why));
-                    }
-                };
-                compare_progress(&progress, progress_json)
-            }
-            JobReplay::Invalid(why) => Err((Check::Progress, why.clone())),
+        if let Some(why) = &self.lost {
+            return Err((Check::Progress, why.clone()));
         }
+        let rules = self
+            .rules
+            .as_mut()
+            .map_err(|e| (Check::Progress, e.clone()))?;
+        let secure_sum = matches!(rules, JobRules::SecureSum { .. });
+        let progress = match rules.absorb(sum) {
+            Ok(p) => p,
+            Err(e) => {
+                let why = format!("the replayed job cannot absorb the sum: {e}");
+                self.lost = Some(why.clone());
+                return Err((Check::Progress, why));
+            }
+        };
+        if progress == progress_json || (secure_sum && progress_json.trim() == progress) {
+            return Ok(());
+        }
+        if secure_sum {
+            return Err((
+                Check::Progress,
+                format!("a secure-sum round logs progress \"null\", not {progress_json:?}"),
+            ));
+        }
+        compare_progress(&progress, progress_json)
     }
 
     /// After a round that failed a check but was published anyway: follow
     /// the published sum so that later rounds can still be checked.
     pub fn follow_unverified(&mut self, sum: Option<Vec<f64>>) {
-        match self {
-            JobReplay::SecureSum { done, .. } => *done = true,
-            JobReplay::Model { job, lost } => {
-                if lost.is_some() {
-                    return;
-                }
-                let followed = sum.is_some_and(|s| job.absorb(&s).is_ok());
-                if !followed {
-                    *lost = Some(
-                        "the replay stopped at an earlier round that failed its checks".into(),
-                    );
-                }
-            }
-            JobReplay::Invalid(_) => {}
+        if self.lost.is_some() {
+            return;
+        }
+        let Ok(rules) = self.rules.as_mut() else {
+            return;
+        };
+        let followed = sum.is_some_and(|s| rules.absorb(&s).is_ok());
+        if !followed {
+            self.lost =
+                Some("the replay stopped at an earlier round that failed its checks".into());
         }
     }
 
     /// Checks the job's end. Returns whether a published model was verified.
     pub fn end(&self, ok: bool, model_json: &str) -> Result<bool, Mismatch> {
-        match self {
-            JobReplay::SecureSum { done, .. } => {
-                if !model_json.is_empty() {
-                    return Err((Check::Model, "a secure-sum job publishes no model".into()));
-                }
-                if ok && !done {
-                    return Err((
-                        Check::End,
-                        "the job is declared finished, but its round never completed".into(),
-                    ));
-                }
-                if !ok && *done {
-                    return Err((
-                        Check::End,
-                        "the job is declared failed, but its one round completed".into(),
-                    ));
-                }
-                Ok(false)
+        let rules = self.rules.as_ref().map_err(|e| (Check::Model, e.clone()))?;
+        if let JobRules::SecureSum { .. } = rules {
+            let done = self.lost.is_some() || rules.next_plan().is_none();
+            if !model_json.is_empty() {
+                return Err((Check::Model, "a secure-sum job publishes no model".into()));
             }
-            JobReplay::Model { job, lost } => {
-                if let Some(why) = lost
-                    && (ok || !model_json.is_empty())
-                {
-                    return Err((
-                        Check::Model,
-                        format!("the published model cannot be checked: {why}"),
-                    ));
-                }
-                if !ok && job.model().is_some() {
-                    return Err((
-                        Check::End,
-                        "the job is declared failed, but its logged rounds finished it".into(),
-                    ));
-                }
-                match (job.model(), model_json.is_empty()) {
-                    (Some(model), false) => compare_model(model, model_json).map(|()| true),
-                    (Some(_), true) if ok => Err((
-                        Check::Model,
-                        "the job is declared finished but publishes no model".into(),
-                    )),
-                    (Some(_), true) => Ok(false),
-                    (None, false) => Err((
-                        Check::Model,
-                        format!(
-                            "a model is published, but the logged rounds do not finish the job (it still asks for a {} round)",
-                            job.next_task().map_or("further", |t| t.name())
-                        ),
-                    )),
-                    (None, true) if ok => Err((
-                        Check::End,
-                        format!(
-                            "the job is declared finished, but it still asks for a {} round",
-                            job.next_task().map_or("further", |t| t.name())
-                        ),
-                    )),
-                    (None, true) => Ok(false),
-                }
+            if ok && !done {
+                return Err((
+                    Check::End,
+                    "the job is declared finished, but its round never completed".into(),
+                ));
             }
-            JobReplay::Invalid(why) => Err((Check::Model, why.clone())),
+            if !ok && done {
+                return Err((
+                    Check::End,
+                    "the job is declared failed, but its one round completed".into(),
+                ));
+            }
+            return Ok(false);
+        }
+        if let Some(why) = &self.lost
+            && (ok || !model_json.is_empty())
+        {
+            return Err((
+                Check::Model,
+                format!("the published model cannot be checked: {why}"),
+            ));
+        }
+        if !ok && rules.model().is_some() {
+            return Err((
+                Check::End,
+                "the job is declared failed, but its logged rounds finished it".into(),
+            ));
+        }
+        match (rules.model(), model_json.is_empty()) {
+            (Some(model), false) => compare_model(model, model_json).map(|()| true),
+            (Some(_), true) if ok => Err((
+                Check::Model,
+                "the job is declared finished but publishes no model".into(),
+            )),
+            (Some(_), true) => Ok(false),
+            (None, false) => Err((
+                Check::Model,
+                format!(
+                    "a model is published, but the logged rounds do not finish the job (it still asks for a {} round)",
+                    Self::next_name(rules)
+                ),
+            )),
+            (None, true) if ok => Err((
+                Check::End,
+                format!(
+                    "the job is declared finished, but it still asks for a {} round",
+                    Self::next_name(rules)
+                ),
+            )),
+            (None, true) => Ok(false),
         }
     }
 }
@@ -308,21 +276,19 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 
 /// The logged progress must be the replayed one: byte-identical JSON, or
 /// (if only the formatting differs) equal values.
-fn compare_progress(progress: &Progress, logged: &str) -> Result<(), Mismatch> {
-    let ours = serde_json::to_string(progress).map_err(|e| (Check::Progress, e.to_string()))?;
-    if ours == logged {
-        return Ok(());
-    }
+fn compare_progress(ours: &str, logged: &str) -> Result<(), Mismatch> {
+    let progress: Progress =
+        serde_json::from_str(ours).map_err(|e| (Check::Progress, e.to_string()))?;
     let parsed: Progress = serde_json::from_str(logged).map_err(|e| {
         (
             Check::Progress,
             format!("the logged progress is not readable: {e}"),
         )
     })?;
-    if parsed == *progress {
+    if parsed == progress {
         return Ok(());
     }
-    let detail = first_difference(&to_value(&parsed), &to_value(progress))
+    let detail = first_difference(&to_value(&parsed), &to_value(&progress))
         .unwrap_or_else(|| "values".into());
     Err((
         Check::Progress,
