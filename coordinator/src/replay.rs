@@ -62,13 +62,6 @@ impl Replay {
         let mut highest_attempt: BTreeMap<u64, u32> = BTreeMap::new();
         // The first survivor list announced for each round.
         let mut survivor_lists: BTreeMap<u64, BTreeSet<PartyIndex>> = BTreeMap::new();
-        let index_of = |id: &str, seq: u64| {
-            consortium
-                .roster
-                .get(id)
-                .map(|m| m.index)
-                .ok_or_else(|| bad(seq, format!("{id:?} is not a consortium member")))
-        };
         for e in entries {
             let seq = e.body.seq;
             match &e.body.entry {
@@ -142,10 +135,10 @@ impl Replay {
                         survivor_lists.entry(pc.round)
                     {
                         slot.insert(
-                            pc.cohort
-                                .iter()
-                                .map(|id| index_of(id, seq))
-                                .collect::<Result<BTreeSet<_>, _>>()?,
+                            consortium
+                                .roster
+                                .indices("survivor list", &pc.cohort)
+                                .map_err(|e| bad(seq, e.to_string()))?,
                         );
                     }
                 }

@@ -2,10 +2,9 @@
 //! roster, convert the body to domain types once, and hand it to the actor;
 //! they hold no round state.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use fedcredit_crypto::kx::{AgreementPublic, SessionId};
+use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::WireError;
@@ -144,12 +143,7 @@ impl pb::coordinator_server::Coordinator for Service {
         let Some(Body::Advertise(a)) = &o.message.body else {
             return Err(wrong_rpc("AdvertiseKeys", &o.message.body));
         };
-        let ad = Advertisement {
-            share_enc: AgreementPublic::from_bytes(&a.share_enc_public)
-                .map_err(|e| field("share_enc_public", e.to_string()))?,
-            mask_agree: AgreementPublic::from_bytes(&a.mask_agree_public)
-                .map_err(|e| field("mask_agree_public", e.to_string()))?,
-        };
+        let ad = Advertisement::try_from(a).map_err(Rejection::Wire)?;
         self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Advertise { ad, reply }))
             .await
     }
@@ -203,12 +197,10 @@ impl pb::coordinator_server::Coordinator for Service {
         let Some(Body::Consistency(c)) = &o.message.body else {
             return Err(wrong_rpc("ConfirmSurvivors", &o.message.body));
         };
-        let mut survivors = BTreeSet::new();
-        for id in &c.survivors {
-            if !survivors.insert(self.index(id, "survivor")?) {
-                return Err(field("survivors", format!("{id} is listed twice")).into());
-            }
-        }
+        let survivors = self
+            .roster
+            .indices("survivors", &c.survivors)
+            .map_err(Rejection::Wire)?;
         let session = SessionId(
             c.session_id
                 .as_ref()

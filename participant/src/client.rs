@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_crypto::kx::{AgreementPublic, SessionId};
+use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
@@ -505,12 +505,7 @@ impl Participant {
             let Some(Body::Advertise(k)) = &o.message.body else {
                 return Err(bad_relay("advertisement list", &o.sender.id).into());
             };
-            let ad = Advertisement {
-                share_enc: AgreementPublic::from_bytes(&k.share_enc_public)
-                    .map_err(|e| ParticipantError::Wire(e.into()))?,
-                mask_agree: AgreementPublic::from_bytes(&k.mask_agree_public)
-                    .map_err(|e| ParticipantError::Wire(e.into()))?,
-            };
+            let ad = Advertisement::try_from(k)?;
             if cohort.insert(o.sender.index, ad).is_some() {
                 return Err(bad_relay("advertisement list (duplicate)", &o.sender.id).into());
             }
@@ -609,7 +604,7 @@ impl Participant {
         let mut grpc = self.grpc.clone();
         let call = grpc.submit_masked_input(signed);
         let survivors = self.within("SubmitMaskedInput", call).await?;
-        let u3 = indices(roster, &survivors.get_ref().survivors)?;
+        let u3 = roster.indices("survivor list", &survivors.get_ref().survivors)?;
 
         // Phase 4: consistency check — sign U3, verify the others' signatures
         // on it. U3 is the set the sum will be over: it must follow the job's
@@ -669,7 +664,7 @@ impl Participant {
             confirmations.push(Confirmation {
                 signer: o.sender.index,
                 session,
-                survivors: indices(roster, &list.survivors)?,
+                survivors: roster.indices("survivor list", &list.survivors)?,
                 checked: o.checked,
             });
         }
@@ -728,19 +723,6 @@ fn ids_of(roster: &fedcredit_proto::roster::Roster, set: &BTreeSet<PartyIndex>) 
     let mut ids: Vec<String> = set.iter().map(|p| roster.name_of(*p)).collect();
     ids.sort();
     ids
-}
-
-fn indices(
-    roster: &fedcredit_proto::roster::Roster,
-    ids: &[String],
-) -> Result<BTreeSet<PartyIndex>, ParticipantError> {
-    let mut out = BTreeSet::new();
-    for id in ids {
-        if !out.insert(roster.member(id)?.index) {
-            return Err(bad_relay("survivor list (duplicate)", id));
-        }
-    }
-    Ok(out)
 }
 
 fn check_binding(

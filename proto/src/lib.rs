@@ -27,6 +27,26 @@ pub mod words;
 mod error;
 pub use error::WireError;
 
+impl TryFrom<&v1::KeyAdvertisement> for fedcredit_crypto::secagg::Advertisement {
+    type Error = WireError;
+
+    /// A member's two advertised public keys; a key of the wrong length is
+    /// refused with the field's name.
+    fn try_from(k: &v1::KeyAdvertisement) -> Result<Self, WireError> {
+        use fedcredit_crypto::kx::AgreementPublic;
+        let key = |what: &'static str, bytes: &[u8]| {
+            AgreementPublic::from_bytes(bytes).map_err(|e| WireError::Field {
+                what,
+                problem: e.to_string(),
+            })
+        };
+        Ok(Self {
+            share_enc: key("share_enc_public", &k.share_enc_public)?,
+            mask_agree: key("mask_agree_public", &k.mask_agree_public)?,
+        })
+    }
+}
+
 impl v1::message::Body {
     /// The protocol step this message belongs to, as logs, errors and the
     /// participant journal name it (`poll`, `advertise-keys`, … `leave`).

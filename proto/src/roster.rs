@@ -2,7 +2,7 @@
 //! positions in id order, so every party derives the same ones) and their
 //! Ed25519 identity keys, plus the coordinator's key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fedcredit_crypto::identity::IdentityPublic;
 use fedcredit_crypto::secagg::PartyIndex;
@@ -119,6 +119,29 @@ impl Roster {
     pub fn member(&self, id: &str) -> Result<&Member, WireError> {
         self.get(id)
             .ok_or_else(|| WireError::UnknownSender(id.to_owned()))
+    }
+
+    /// The members a list of ids names, as a set of indices: an id that is
+    /// not a member, or one named twice, is refused (`what` says which list).
+    pub fn indices(
+        &self,
+        what: &'static str,
+        ids: &[String],
+    ) -> Result<BTreeSet<PartyIndex>, WireError> {
+        let mut set = BTreeSet::new();
+        for id in ids {
+            let m = self.get(id).ok_or_else(|| WireError::Field {
+                what,
+                problem: format!("{id:?} is not a consortium member"),
+            })?;
+            if !set.insert(m.index) {
+                return Err(WireError::Field {
+                    what,
+                    problem: format!("{id} is named twice"),
+                });
+            }
+        }
+        Ok(set)
     }
 
     /// The id at this index.

@@ -155,7 +155,11 @@ impl<'c> Referee<'c> {
                 sum_words.len()
             )));
         }
-        let contributors = self.indices(&outcome.contributors).map_err(bad)?;
+        let contributors = self
+            .consortium
+            .roster
+            .indices("contributors", &outcome.contributors)
+            .map_err(|e| bad(e.to_string()))?;
         let t = self.consortium.protocol.thresholds;
         let need = t.need();
         if contributors.len() < need {
@@ -185,21 +189,6 @@ impl<'c> Referee<'c> {
             progress,
         });
         Ok(&self.history[self.history.len() - 1])
-    }
-
-    fn indices(&self, ids: &[String]) -> Result<BTreeSet<PartyIndex>, String> {
-        let mut out = BTreeSet::new();
-        for id in ids {
-            let m = self
-                .consortium
-                .roster
-                .get(id)
-                .ok_or_else(|| format!("contributor {id:?} is not a consortium member"))?;
-            if !out.insert(m.index) {
-                return Err(format!("contributor {id} is listed twice"));
-            }
-        }
-        Ok(out)
     }
 
     /// Checks an announcement of (`round`, any attempt) against the job spec,

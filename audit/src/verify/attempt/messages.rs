@@ -6,7 +6,6 @@
 //! masked inputs are summed, and reveals go through the same
 //! `Unmasker::accept` rules.
 
-use fedcredit_crypto::kx::AgreementPublic;
 use fedcredit_crypto::secagg::admission::{
     AdmissionError, admit_advert, admit_confirmation, admit_masked_input, admit_reveal,
     admit_shares,
@@ -154,12 +153,8 @@ impl AttemptState {
         match body {
             Body::Advertise(k) => {
                 admit_advert(&self.u1, None, me).map_err(refuse)?;
-                let ad = Advertisement {
-                    share_enc: AgreementPublic::from_bytes(&k.share_enc_public)
-                        .map_err(|e| malformed("share-encryption key", e.to_string()))?,
-                    mask_agree: AgreementPublic::from_bytes(&k.mask_agree_public)
-                        .map_err(|e| malformed("mask-agreement key", e.to_string()))?,
-                };
+                let ad = Advertisement::try_from(k)
+                    .map_err(|e| malformed("key advertisement", e.to_string()))?;
                 self.u1.insert(me, ad);
             }
             Body::Shares(s) => {

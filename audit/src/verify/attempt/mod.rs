@@ -120,20 +120,13 @@ fn parse_ids(
     check: Check,
     what: &str,
 ) -> Result<BTreeSet<PartyIndex>, Failure> {
-    let mut set = BTreeSet::new();
-    for id in ids {
-        let m = roster.get(id).ok_or_else(|| {
-            Failure::new(
-                seq,
-                check,
-                format!("{what} names {id:?}, who is not a consortium member"),
-            )
-        })?;
-        if !set.insert(m.index) {
-            return Err(Failure::new(seq, check, format!("{what} names {id} twice")));
-        }
-    }
-    Ok(set)
+    roster.indices("ids", ids).map_err(|e| {
+        let problem = match e {
+            fedcredit_proto::WireError::Field { problem, .. } => problem,
+            other => other.to_string(),
+        };
+        Failure::new(seq, check, format!("{what}: {problem}"))
+    })
 }
 
 impl AttemptState {
