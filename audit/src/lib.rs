@@ -58,7 +58,8 @@ mod verify;
 
 pub use error::{AuditError, Result};
 pub use report::{
-    AttemptReport, AttemptStatus, Check, Departure, Failure, JobEnd, LogEnd, Report, Summary,
+    AttemptReport, AttemptStatus, Check, Departure, Failure, JobEnd, LogEnd, Report, Resumed,
+    Summary,
 };
 pub use show::{Timeline, show};
 pub use verify::verify;

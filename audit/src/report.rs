@@ -349,10 +349,23 @@ pub struct Report {
     pub problems: Vec<Failure>,
     /// How the file ends.
     pub log_end: LogEnd,
+    /// Failures for want of members that a later coordinator start resumed.
+    pub resumed: Vec<Resumed>,
     /// How the job ended.
     pub job_end: JobEnd,
     /// Counts.
     pub summary: Summary,
+}
+
+/// A job that failed for want of members and was resumed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resumed {
+    /// The `JobEnded` record of the failure.
+    pub failed_at: u64,
+    /// Why it failed.
+    pub reason: String,
+    /// The `CoordinatorStarted` record that resumed it.
+    pub resumed_at: u64,
 }
 
 impl Report {
@@ -501,6 +514,13 @@ impl fmt::Display for Report {
                 f,
                 "  log: BROKEN at record {record} (byte {offset}): {problem}; nothing from there on is trusted"
             )?,
+        }
+        for r in &self.resumed {
+            writeln!(
+                f,
+                "  job failed at record {} ({}) and was resumed at record {}",
+                r.failed_at, r.reason, r.resumed_at
+            )?;
         }
         match &self.job_end {
             JobEnd::Ended {

@@ -198,6 +198,7 @@ fn a_failed_job_is_reported_and_its_log_still_verifies() {
         ok: true,
         reason: String::new(),
         model_json: String::new(),
+        resumable: false,
     }));
     let report = verify(&h.bytes(), &h.consortium);
     let first = report.first_failure().expect("a failure");

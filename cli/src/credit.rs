@@ -14,6 +14,7 @@ use fedcredit_model::job::{FittedModel, ModelJobSpec};
 use fedcredit_participant::Settings;
 use fedcredit_participant::credit::CreditData;
 use fedcredit_proto::roster::{ParticipantId, Roster};
+use fedcredit_referee::Membership;
 use fedcredit_referee::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
 use rand::rngs::OsRng;
 use serde::Serialize;
@@ -34,6 +35,8 @@ pub struct Outcome {
     pub model: FittedModel,
     /// Each party's own metrics on its own held-out rows, and its training rows.
     pub parties: Vec<PartySummary>,
+    /// Whose rows are in the model.
+    pub membership: Membership,
 }
 
 /// One party's view, for metrics.json.
@@ -87,6 +90,8 @@ pub async fn run(
     let job = JobSpec {
         id: job_id.to_owned(),
         cohort: CohortPolicy::Fixed,
+        // One owner, all its data: a model without one of its files is not the job asked for.
+        require_all_members: true,
         kind: JobKind::LogisticRegression(spec.clone()),
     };
     let spec_hash = hex::encode(job.hash());
@@ -165,6 +170,7 @@ pub async fn run(
     Ok(Outcome {
         model,
         parties: summaries,
+        membership: report.membership,
     })
 }
 
@@ -208,22 +214,49 @@ pub struct MetricsFile<'a> {
     pub rounds: usize,
     /// Whether the optimizer converged.
     pub converged: bool,
-    /// Per party: training rows and the joint model on its own held-out rows.
+    /// Whose rows trained the model: contributors, dropouts, absentees.
+    pub membership: &'a Membership,
+    /// Per party: training rows and the joint model on its own held-out rows
+    /// (only the parties this process ran).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub parties: &'a [PartySummary],
+}
+
+/// model.json: the fitted model and the statement of whose rows trained it
+/// (`score` reads the model and ignores the statement).
+#[derive(Debug, Serialize)]
+pub struct ModelFile<'a> {
+    /// The model.
+    #[serde(flatten)]
+    pub model: &'a FittedModel,
+    /// Whose rows trained it.
+    pub membership: &'a Membership,
 }
 
 /// Writes model.json and metrics.json into `dir`.
 pub fn write_outputs(dir: &std::path::Path, outcome: &Outcome) -> Result<()> {
+    write_model(dir, &outcome.model, &outcome.membership, &outcome.parties)
+}
+
+/// Writes model.json and metrics.json for `model` into `dir`; `parties` are
+/// the per-party summaries this process may show (its own).
+pub fn write_model(
+    dir: &std::path::Path,
+    model: &FittedModel,
+    membership: &Membership,
+    parties: &[PartySummary],
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let model = serde_json::to_string_pretty(&outcome.model)?;
-    std::fs::write(dir.join("model.json"), model + "\n")
+    let file = serde_json::to_string_pretty(&ModelFile { model, membership })?;
+    std::fs::write(dir.join("model.json"), file + "\n")
         .with_context(|| format!("writing {}/model.json", dir.display()))?;
     let metrics = MetricsFile {
-        job_id: &outcome.model.job_id,
-        pooled: outcome.model.metrics,
-        rounds: outcome.model.rounds,
-        converged: outcome.model.converged,
-        parties: &outcome.parties,
+        job_id: &model.job_id,
+        pooled: model.metrics,
+        rounds: model.rounds,
+        converged: model.converged,
+        membership,
+        parties,
     };
     std::fs::write(
         dir.join("metrics.json"),

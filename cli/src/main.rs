@@ -56,6 +56,11 @@ enum Command {
         /// `<job id>.rounds.log` beside it). An existing log is replayed.
         #[arg(long)]
         log: Option<PathBuf>,
+        /// Do not run: end the job in its round log for good, with this
+        /// reason. A job that failed for want of members is otherwise
+        /// resumed by the next coordinator start.
+        #[arg(long, value_name = "REASON")]
+        abandon: Option<String>,
     },
     /// Run a participant daemon (dials out to the coordinator).
     Participant {
@@ -188,9 +193,12 @@ fn run(cli: Cli) -> Result<()> {
             say(&public.to_hex());
             Ok(())
         }
-        Command::Coordinator { config, out, log } => {
-            runtime()?.block_on(coordinator(&config, out, log))
-        }
+        Command::Coordinator {
+            config,
+            out,
+            log,
+            abandon,
+        } => runtime()?.block_on(coordinator(&config, out, log, abandon)),
         Command::Participant { config, crash_at } => {
             runtime()?.block_on(participant(&config, crash_at))
         }
@@ -321,7 +329,12 @@ fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, usize)> {
     }
 }
 
-async fn coordinator(config: &Path, out: Option<PathBuf>, log: Option<PathBuf>) -> Result<()> {
+async fn coordinator(
+    config: &Path,
+    out: Option<PathBuf>,
+    log: Option<PathBuf>,
+    abandon: Option<String>,
+) -> Result<()> {
     let consortium = Consortium::load(config)?;
     let key_file = consortium.coordinator_key_file.clone().with_context(|| {
         format!(
@@ -345,6 +358,14 @@ async fn coordinator(config: &Path, out: Option<PathBuf>, log: Option<PathBuf>) 
             .map_err(anyhow::Error::msg)?,
         ),
     };
+    if let Some(reason) = abandon {
+        fedcredit_coordinator::abandon(consortium, key, driver, &log_path, &reason)?;
+        say(&format!(
+            "job {job_id} abandoned; {} keeps its finished rounds for the auditor",
+            log_path.display()
+        ));
+        return Ok(());
+    }
     let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
         &consortium.job.kind,
     ));
@@ -384,19 +405,8 @@ async fn coordinator(config: &Path, out: Option<PathBuf>, log: Option<PathBuf>) 
             tracing::info!(result = %path.display(), "result written");
         }
         Some(model) => {
-            let path = out.join("model.json");
-            std::fs::write(&path, serde_json::to_string_pretty(model)? + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
-            let metrics = serde_json::json!({
-                "job_id": job_id,
-                "pooled": model.metrics,
-                "rounds": model.rounds,
-                "converged": model.converged,
-                "departed": report.departed,
-            });
-            let mpath = out.join("metrics.json");
-            std::fs::write(&mpath, serde_json::to_string_pretty(&metrics)? + "\n")
-                .with_context(|| format!("writing {}", mpath.display()))?;
+            credit::write_model(&out, model, &report.membership, &[])?;
+            let (path, mpath) = (out.join("model.json"), out.join("metrics.json"));
             say(&format!(
                 "model: {}  metrics: {}",
                 path.display(),
@@ -408,8 +418,20 @@ async fn coordinator(config: &Path, out: Option<PathBuf>, log: Option<PathBuf>) 
 }
 
 async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
+    // Local checks first (config, consortium file, key, every data row), so
+    // that a local error is reported at once, before any network wait.
     let cfg = ParticipantConfig::load(config)?;
     let key = keys::load(&cfg.key_file)?;
+    let me = cfg.consortium.roster.member(cfg.id.as_str())?;
+    if me.key != key.public() {
+        // Nothing can be told to the coordinator: it would not trust a
+        // message signed with this key.
+        return Err(fedcredit_participant::ParticipantError::KeyMismatch {
+            id: cfg.id.to_string(),
+            consortium: cfg.consortium.path.clone(),
+        }
+        .into());
+    }
     let settings = Settings {
         id: cfg.id.clone(),
         coordinator: cfg.coordinator.clone(),
@@ -422,50 +444,50 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         }),
         journal: Some(cfg.journal.clone()),
     };
-    let mut contributor: Box<dyn Contributor> = match &cfg.consortium.job.kind {
-        JobKind::SecureSum { .. } => {
-            let path = cfg.input.as_ref().with_context(|| {
-                format!(
-                    "{}: `input`: a secure-sum job needs the file of values to contribute",
-                    config.display()
-                )
-            })?;
-            Box::new(VectorInput::from_file(path)?)
-        }
-        JobKind::LogisticRegression(spec) => {
-            let path = cfg.data.as_ref().with_context(|| {
-                format!(
-                    "{}: `data`: a credit-model job needs the CSV file of training rows",
-                    config.display()
-                )
-            })?;
-            // Check every row before any round; on a bad row, tell the
-            // coordinator why this member leaves, then stop.
-            let loaded = load_csv(path, &spec.schema).and_then(|train| {
-                let test = cfg
-                    .test
-                    .as_ref()
-                    .map(|t| load_csv(t, &spec.schema))
-                    .transpose()?;
-                Ok(CreditData::new(train, test))
-            });
-            match loaded {
-                Ok(data) => {
-                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
-                    Box::new(data)
-                }
-                Err(e) => {
-                    // Only the reason code leaves this machine: the error
-                    // names a cell value, which is row data.
-                    tracing::error!(error = %e, "the data fails the job schema; leaving the job");
-                    if let Err(l) =
-                        fedcredit_participant::leave(&settings, &key, e.reason_code()).await
-                    {
-                        tracing::warn!(error = %l, "could not tell the coordinator");
-                    }
-                    return Err(e.into());
-                }
+    let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> =
+        match &cfg.consortium.job.kind {
+            JobKind::SecureSum { .. } => {
+                let path = cfg.input.as_ref().with_context(|| {
+                    format!(
+                        "{}: `input`: a secure-sum job needs the file of values to contribute",
+                        config.display()
+                    )
+                })?;
+                VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
             }
+            JobKind::LogisticRegression(spec) => {
+                let path = cfg.data.as_ref().with_context(|| {
+                    format!(
+                        "{}: `data`: a credit-model job needs the CSV file of training rows",
+                        config.display()
+                    )
+                })?;
+                load_csv(path, &spec.schema).and_then(|train| {
+                    let test = cfg
+                        .test
+                        .as_ref()
+                        .map(|t| load_csv(t, &spec.schema))
+                        .transpose()?;
+                    let data = CreditData::new(train, test);
+                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
+                    Ok(Box::new(data) as Box<dyn Contributor>)
+                })
+            }
+        };
+    let mut contributor = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            // The error names a cell value (row data): it stays here. Only
+            // the reason code goes to the coordinator, if it answers soon.
+            tracing::error!(error = %e, "the data fails the job's checks; leaving the job");
+            let patience = std::time::Duration::from_secs(5);
+            tracing::info!(coordinator = %settings.coordinator, ?patience, "telling the coordinator why this member leaves");
+            if let Err(l) =
+                fedcredit_participant::leave(&settings, &key, e.reason_code(), patience).await
+            {
+                tracing::warn!(error = %l, "could not tell the coordinator");
+            }
+            return Err(e.into());
         }
     };
     let report =
@@ -477,6 +499,36 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
             values = r.sum.len(),
             "round published"
         );
+    }
+    let result = report
+        .result
+        .context("the job finished without a result to replay")?;
+    let out = &cfg.results;
+    match (&result.model, result.published.last()) {
+        (Some(model), _) => {
+            credit::write_model(out, model, &result.membership, &[])?;
+            tracing::info!(results = %out.display(), "model.json and metrics.json written (replayed from the published rounds)");
+        }
+        (None, Some(last)) => {
+            let contributors: Vec<String> = last
+                .contributors
+                .iter()
+                .map(|p| cfg.consortium.roster.name_of(*p))
+                .collect();
+            let json = serde_json::to_string_pretty(&SumReport {
+                job: &cfg.consortium.job.id,
+                round: last.round,
+                attempt: last.attempt,
+                contributors: &contributors,
+                sum: &last.sum,
+            })?;
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            let path = out.join("result.json");
+            std::fs::write(&path, json + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(result = %path.display(), "result written (replayed from the published round)");
+        }
+        (None, None) => anyhow::bail!("the job finished without a published round"),
     }
     Ok(())
 }

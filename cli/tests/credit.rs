@@ -152,18 +152,36 @@ fn daemons_train_a_model_and_a_member_with_bad_data_leaves_cleanly() {
     );
 
     let metrics = json(&d.join("out/metrics.json"));
-    let departed = metrics["departed"].to_string();
-    // Only the reason code leaves the member: never the offending cell value.
-    assert!(
-        departed.contains("platform") && departed.contains("invalid-data"),
-        "{departed}"
+    // Who is in the model is stated: three contributors, and the member
+    // that never joined, with its reason code.
+    let membership = &metrics["membership"];
+    assert_eq!(
+        membership["contributed"],
+        serde_json::json!(["bank-a", "bank-b", "bank-c"]),
+        "{metrics}"
     );
+    assert_eq!(
+        membership["never_joined"],
+        serde_json::json!([{"id": "platform", "reason": "invalid-data"}]),
+        "{metrics}"
+    );
+    let departed = membership.to_string();
+    // Only the reason code leaves the member: never the offending cell value.
     assert!(
         !departed.contains("spaceship"),
         "row data left the member: {departed}"
     );
     let model = json(&d.join("out/model.json"));
     assert!(model["converged"].as_bool().unwrap());
+    assert_eq!(model["membership"], *membership);
+    // Every member that trained wrote the model it replayed itself from the
+    // published sums: the very model the coordinator published.
+    for id in &ids[..3] {
+        let own = json(&d.join(format!("{id}-results/model.json")));
+        assert_eq!(own, model, "{id}'s replayed model differs");
+        assert!(d.join(format!("{id}-results/metrics.json")).exists());
+    }
+    assert!(!d.join("platform-results").exists());
     let log = String::from_utf8_lossy(&members[0].stderr).into_owned();
     assert!(
         log.contains("a member left the job") && log.contains("invalid-data"),

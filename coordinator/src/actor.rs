@@ -122,6 +122,13 @@ impl Actor {
                 "replayed the round log"
             );
         }
+        if let Some(why) = &replay.failed_before {
+            warn!(
+                failure = %why,
+                resume_round = replay.resume.round,
+                "the job failed for want of members; resuming it from its first unfinished round"
+            );
+        }
         let deadline = Instant::now() + consortium.protocol.join_deadline;
         let mut actor = Self {
             consortium,
@@ -186,17 +193,17 @@ impl Actor {
                 }
             }
         }
-        let departed = self
-            .departed
-            .iter()
-            .map(|(p, code)| (self.name(*p), pb::ReasonCode::label_of(*code).to_owned()))
-            .collect();
+        let membership = fedcredit_referee::Membership::new(
+            &self.consortium.roster,
+            &self.contributor_sets,
+            &self.departed,
+        );
         match self.failure {
             Some(e) => Err(e),
             None => Ok(JobReport {
                 model: self.driver.model(),
                 rounds: self.results,
-                departed,
+                membership,
             }),
         }
     }
@@ -245,11 +252,67 @@ impl Actor {
         let _ = reply.send(Ok(pb::LeaveAck {}));
         if let Stage::Lobby { joined, .. } = &mut self.stage {
             joined.remove(&from);
-            if !joined.is_empty()
-                && joined.len() + self.departed.len() == self.consortium.roster.len()
-            {
-                self.start_next_round();
+            self.decide_lobby(false);
+        }
+    }
+
+    /// In the lobby: starts once every member is accounted for (here, or
+    /// left with a reason) or, at the join deadline, with those here; fails
+    /// (resumably) when too few are here. Every member left out is logged.
+    fn decide_lobby(&mut self, deadline_passed: bool) {
+        let Stage::Lobby { joined, .. } = &self.stage else {
+            return;
+        };
+        let roster = &self.consortium.roster;
+        let members = roster.len();
+        let need = if self.consortium.job.require_all_members {
+            members
+        } else {
+            self.need()
+        };
+        let left: Vec<(String, String)> = self
+            .departed
+            .iter()
+            .filter(|(p, _)| !joined.contains(p))
+            .map(|(p, code)| {
+                (
+                    roster.name_of(*p),
+                    pb::ReasonCode::label_of(*code).to_owned(),
+                )
+            })
+            .collect();
+        let absent: Vec<String> = roster
+            .members()
+            .map(|m| m.index)
+            .filter(|p| !joined.contains(p) && !self.departed.contains_key(p))
+            .map(|p| roster.name_of(p))
+            .collect();
+        let have = joined.len();
+        if !deadline_passed && !absent.is_empty() {
+            return;
+        }
+        if have >= need && have > 0 {
+            for id in &absent {
+                warn!(participant = %id, "never arrived before the join deadline; the job starts without it");
             }
+            for (id, why) in &left {
+                warn!(participant = %id, reason = %why, "left before the first round; the job starts without it");
+            }
+            if deadline_passed {
+                info!(
+                    joined = have,
+                    "join deadline passed; starting with those present"
+                );
+            }
+            self.start_next_round();
+        } else {
+            self.finish(Err(CoordinatorError::TooFewJoined {
+                have,
+                members,
+                need,
+                left,
+                absent,
+            }));
         }
     }
 
@@ -268,9 +331,7 @@ impl Actor {
                 joined.insert(from);
                 info!(participant = %name, joined = joined.len(), "participant joined");
                 self.polls.push((from, seen, reply));
-                if joined.len() + self.departed.len() == self.consortium.roster.len() {
-                    self.start_next_round();
-                }
+                self.decide_lobby(false);
             }
             Stage::Running {
                 round,
@@ -385,23 +446,7 @@ impl Actor {
 
     fn on_deadline(&mut self) {
         match &self.stage {
-            Stage::Lobby { joined, .. } => {
-                let need = self.need();
-                if joined.len() >= need {
-                    info!(
-                        joined = joined.len(),
-                        "join deadline passed; starting with those present"
-                    );
-                    self.start_next_round();
-                } else {
-                    let e = CoordinatorError::TooFewJoined {
-                        have: joined.len(),
-                        members: self.consortium.roster.len(),
-                        need,
-                    };
-                    self.finish(Err(e));
-                }
-            }
+            Stage::Lobby { .. } => self.decide_lobby(true),
             Stage::Running { round, .. } => {
                 let missing = round.missing();
                 for p in &missing {
@@ -605,14 +650,7 @@ impl Actor {
                 dimension: plan.dimension as u64,
                 fixed_point: Some(codec_spec),
                 limbs,
-                departed: self
-                    .departed
-                    .iter()
-                    .map(|(p, code)| pb::Departure {
-                        participant: self.name(*p),
-                        code: *code,
-                    })
-                    .collect(),
+                departed: self.departures(),
                 job_spec_hash: spec_hash.to_vec().into(),
                 task: Some(plan.task.clone()),
                 previous_outcomes: self.published.clone(),
@@ -625,15 +663,14 @@ impl Actor {
             return;
         }
         let policy_allowed =
-            fedcredit_referee::cohort::allowed(c.job.cohort, &self.contributor_sets).cloned();
+            fedcredit_referee::cohort::allowed(&c.job, &c.roster, &self.contributor_sets);
         let pinned = self
             .pinned
             .as_ref()
             .filter(|(r, _)| *r == round)
             .map(|(_, set)| set.clone());
-        let exact = pinned.or_else(|| match c.job.cohort {
-            fedcredit_referee::CohortPolicy::Fixed => policy_allowed.clone(),
-            _ => None,
+        let exact = pinned.or_else(|| {
+            fedcredit_referee::cohort::exact(&c.job, &c.roster, &self.contributor_sets)
         });
         let allowed = match (&exact, policy_allowed) {
             (Some(e), _) => Some(e.clone()),
@@ -673,15 +710,53 @@ impl Actor {
         };
     }
 
+    /// Records that the operator abandoned the job (see [`crate::abandon`]).
+    pub fn abandon(mut self, reason: &str) -> Result<(), CoordinatorError> {
+        if let Stage::Finished { .. } = self.stage {
+            return Err(CoordinatorError::Job(
+                "the job already ended (see `fedcredit audit show`); there is nothing to abandon"
+                    .into(),
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(CoordinatorError::Job(
+                "say why the job is abandoned (it goes into the signed log)".into(),
+            ));
+        }
+        self.finish(Err(CoordinatorError::Abandoned(reason.to_owned())));
+        warn!(
+            rounds = self.results.len(),
+            "job abandoned; its log keeps the finished rounds"
+        );
+        match self.failure {
+            Some(CoordinatorError::Abandoned(_)) => Ok(()),
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The members that left with a signed departure, for announcements and
+    /// the job's end.
+    fn departures(&self) -> Vec<pb::Departure> {
+        self.departed
+            .iter()
+            .map(|(p, code)| pb::Departure {
+                participant: self.name(*p),
+                code: *code,
+            })
+            .collect()
+    }
+
     /// Ends the job: logs it, then tells everyone waiting.
     fn finish(&mut self, result: Result<(), CoordinatorError>) {
         self.enter_finished(result, true);
     }
 
     fn enter_finished(&mut self, result: Result<(), CoordinatorError>, write: bool) {
-        let (ok, reason) = match &result {
-            Ok(()) => (true, String::new()),
-            Err(e) => (false, e.to_string()),
+        let (ok, reason, resumable) = match &result {
+            Ok(()) => (true, String::new(), false),
+            Err(e) => (false, e.to_string(), e.resumable()),
         };
         if write {
             let model_json = self
@@ -697,6 +772,7 @@ impl Actor {
                         ok,
                         reason: reason.clone(),
                         model_json,
+                        resumable,
                     }),
                 )
                 .and_then(|()| self.log.sync());
@@ -705,7 +781,11 @@ impl Actor {
             }
         }
         if let Err(e) = result {
-            warn!(error = %e, "job failed");
+            if resumable {
+                warn!(error = %e, "job failed; its finished rounds are kept: restart the coordinator to resume once enough members are back");
+            } else {
+                warn!(error = %e, "job failed");
+            }
             self.failure = Some(e);
         } else {
             info!(job = %self.consortium.job.id, rounds = self.results.len(), "job finished");
@@ -718,6 +798,8 @@ impl Actor {
             body: Some(coordinator_message::Body::Finished(pb::JobFinished {
                 ok,
                 reason,
+                outcomes: self.published.clone(),
+                departed: self.departures(),
             })),
         };
         let signed = envelope::seal_coordinator(&self.key, &message);

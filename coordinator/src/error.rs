@@ -222,17 +222,19 @@ pub enum CoordinatorError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
-    /// Too few participants arrived before the join deadline.
-    #[error(
-        "join: only {have} of {members} participants arrived before the deadline, {need} are needed"
-    )]
+    /// Too few members are present to start (or the job needs them all).
+    #[error("join: {have} of {members} members are here, {need} are needed{}{}", left_part(.left), absent_part(.absent))]
     TooFewJoined {
-        /// How many arrived.
+        /// How many are here.
         have: usize,
         /// Members of the consortium.
         members: usize,
         /// How many are needed.
         need: usize,
+        /// Members that arrived, then left: (id, reason code).
+        left: Vec<(String, String)>,
+        /// Members never heard from.
+        absent: Vec<String>,
     },
     /// Every attempt of a round was aborted.
     #[error("round {round} failed after {attempts} attempt(s); last: {reason}")]
@@ -253,4 +255,36 @@ pub enum CoordinatorError {
     /// Shut down before the job finished.
     #[error("shut down before the job finished")]
     ShutDown,
+    /// The operator abandoned the job: it is never resumed.
+    #[error("abandoned by the operator: {0}")]
+    Abandoned(String),
+}
+
+impl CoordinatorError {
+    /// The job failed for want of members, not for its data, its settings or
+    /// its log: a restarted coordinator resumes it once they are back.
+    pub fn resumable(&self) -> bool {
+        matches!(
+            self,
+            CoordinatorError::TooFewJoined { .. } | CoordinatorError::RoundFailed { .. }
+        )
+    }
+}
+
+fn left_part(left: &[(String, String)]) -> String {
+    if left.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = left
+        .iter()
+        .map(|(id, why)| format!("{id} ({why})"))
+        .collect();
+    format!("; arrived, then left: {}", each.join(", "))
+}
+
+fn absent_part(absent: &[String]) -> String {
+    if absent.is_empty() {
+        return String::new();
+    }
+    format!("; never arrived: {}", absent.join(", "))
 }

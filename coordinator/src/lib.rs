@@ -47,8 +47,9 @@ pub struct JobReport {
     pub rounds: Vec<RoundResult>,
     /// The fitted model of a model job.
     pub model: Option<fedcredit_model::job::FittedModel>,
-    /// Members that left the job, and why.
-    pub departed: Vec<(String, String)>,
+    /// Whose rows are in the result: contributors, dropouts (from which
+    /// round, why), members that never joined (why).
+    pub membership: fedcredit_referee::Membership,
 }
 
 /// Runs one job on an already-bound listener until it finishes, fails, or
@@ -108,6 +109,32 @@ pub async fn run(
         tracing::warn!("the gRPC server did not stop within 10 s");
     }
     outcome
+}
+
+/// Ends a job that will not be resumed: replays the round log at
+/// `log_path` and records, signed, that the operator abandoned it
+/// (`reason`), keeping every finished round for the auditor. A job that
+/// already ended (finished, or abandoned before) is refused.
+pub fn abandon(
+    consortium: Consortium,
+    key: IdentityKey,
+    driver: Box<dyn JobDriver>,
+    log_path: &std::path::Path,
+    reason: &str,
+) -> Result<(), CoordinatorError> {
+    if key.public() != *consortium.roster.coordinator() {
+        return Err(CoordinatorError::Job(format!(
+            "the coordinator key does not match coordinator.public_key in {}",
+            consortium.path.display()
+        )));
+    }
+    if !log_path.exists() {
+        return Err(CoordinatorError::Log(format!(
+            "{}: no round log to abandon",
+            log_path.display()
+        )));
+    }
+    actor::Actor::new(Arc::new(consortium), key, driver, log_path)?.abandon(reason)
 }
 
 /// The largest message a round of `words` u64 words needs, with room for the envelope.

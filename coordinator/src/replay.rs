@@ -31,8 +31,10 @@ pub(crate) struct Replay {
     pub departed: BTreeMap<PartyIndex, i32>,
     /// Where the job resumes: the next round, with an unused attempt number.
     pub resume: At,
-    /// The job's end, if the log records it.
+    /// The job's end, if the log records it (a resumable failure is not).
     pub ended: Option<pb::JobEnded>,
+    /// The reason of a resumable failure the log ends with: this run resumes it.
+    pub failed_before: Option<String>,
 }
 
 impl Replay {
@@ -57,6 +59,7 @@ impl Replay {
                 attempt: 0,
             },
             ended: None,
+            failed_before: None,
         };
         let mut referee = Referee::new(consortium).map_err(|e| bad(0, e.to_string()))?;
         let mut highest_attempt: BTreeMap<u64, u32> = BTreeMap::new();
@@ -80,6 +83,7 @@ impl Replay {
                     let (m, _) = envelope::open_coordinator(signed, &key.public())
                         .map_err(|e| bad(seq, e.to_string()))?;
                     if matches!(m.body, Some(coordinator_message::Body::Announce(_))) {
+                        replay.failed_before = None;
                         let h = highest_attempt.entry(m.round).or_insert(0);
                         *h = (*h).max(m.attempt);
                     }
@@ -142,7 +146,13 @@ impl Replay {
                         );
                     }
                 }
-                Some(log_body::Entry::JobEnded(j)) => replay.ended = Some(j.clone()),
+                // A job that failed for want of members resumes; a
+                // finished or abandoned one stays ended.
+                Some(log_body::Entry::JobEnded(j)) => {
+                    replay.ended = (j.ok || !j.resumable).then(|| j.clone());
+                    replay.failed_before = (!j.ok && j.resumable).then(|| j.reason.clone());
+                }
+                Some(log_body::Entry::CoordinatorStarted(_)) => {}
                 _ => {}
             }
         }

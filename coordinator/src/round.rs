@@ -97,8 +97,22 @@ fn check_count(
 ) -> Result<(), Abort> {
     thresholds.check(phase, have).map_err(|e| Abort {
         phase,
-        reason: format!("{e} ({have} of {cohort} answered before the deadline)"),
+        reason: format!(
+            "{} ({have} of {cohort} answered before the deadline)",
+            without_phase(e)
+        ),
     })
+}
+
+/// A protocol error's text without the phase it names: the abort says the
+/// phase once.
+fn without_phase(e: SecAggError) -> String {
+    match e {
+        SecAggError::TooFewParties { have, need, .. } => {
+            format!("only {have} parties remain, {need} are needed")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Phase 1: collecting signed key advertisements.
@@ -514,7 +528,7 @@ impl Confirming {
         };
         let unmasker = Unmasker::new(view).map_err(|e| Abort {
             phase: Phase::Unmask,
-            reason: e.to_string(),
+            reason: without_phase(e),
         })?;
         Ok(Unmasking {
             attempt: self.attempt,

@@ -82,8 +82,23 @@ pub struct RoundSeen {
 /// What a participant saw of the job.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
-    /// Completed rounds in order.
+    /// Completed rounds this participant took part in, in order.
     pub rounds: Vec<RoundSeen>,
+    /// The job's result as this participant replayed it from the signed
+    /// outcomes of every round (set when the job finished).
+    pub result: Option<JobResult>,
+}
+
+/// The job's result, derived by the participant itself (the referee's
+/// replay of every published round), never taken from the coordinator.
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    /// Every published round, replayed.
+    pub published: Vec<fedcredit_referee::Published>,
+    /// The fitted model of a model job.
+    pub model: Option<fedcredit_model::job::FittedModel>,
+    /// Whose rows are in it.
+    pub membership: fedcredit_referee::Membership,
 }
 
 /// Runs the participant until the job finishes, fails, or `shutdown` resolves.
@@ -161,7 +176,17 @@ impl From<fedcredit_proto::WireError> for RoundEnd {
     }
 }
 
-fn refused(rpc: &'static str, s: Status) -> ParticipantError {
+/// An RPC's failure: a coordinator that crashed or cannot be reached is
+/// "unreachable" (the call never got an answer), not "refused".
+fn refused(url: &str, rpc: &'static str, s: Status) -> ParticipantError {
+    let transport = matches!(s.code(), Code::Unavailable | Code::Cancelled)
+        || (s.code() == Code::Unknown && s.message().contains("transport error"));
+    if transport {
+        return ParticipantError::Unreachable {
+            url: url.to_owned(),
+            reason: format!("{rpc}: {}", s.message()),
+        };
+    }
     ParticipantError::Refused {
         rpc,
         status: format!("{:?}: {}", s.code(), s.message()),
@@ -261,7 +286,7 @@ impl Participant {
     ) -> Result<tonic::Response<T>, ParticipantError> {
         let limit = self.settings.consortium.protocol.phase_deadline * 2 + Duration::from_secs(30);
         match tokio::time::timeout(limit, call).await {
-            Ok(r) => r.map_err(|s| refused(rpc, s)),
+            Ok(r) => r.map_err(|s| refused(&self.settings.coordinator, rpc, s)),
             Err(_) => Err(ParticipantError::Refused {
                 rpc,
                 status: format!("no answer within {} s", limit.as_secs()),
@@ -277,6 +302,7 @@ impl Participant {
         let mut told_departures = BTreeSet::new();
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(50);
+        let mut last_said: Option<Instant> = None;
         loop {
             let (round, attempt) = seen.unwrap_or((0, 0));
             let poll = self.seal(
@@ -288,6 +314,9 @@ impl Participant {
             )?;
             let signed = match self.grpc.poll(poll).await {
                 Ok(r) => {
+                    if last_said.take().is_some() {
+                        info!(coordinator = %self.settings.coordinator, "the coordinator is reachable again");
+                    }
                     last_contact = Instant::now();
                     backoff = Duration::from_millis(50);
                     r.into_inner()
@@ -298,17 +327,31 @@ impl Participant {
                         Code::Unavailable | Code::Unknown | Code::Cancelled
                     ) =>
                 {
-                    if last_contact.elapsed() > self.settings.connect_timeout {
+                    let waited = last_contact.elapsed();
+                    if waited > self.settings.connect_timeout {
                         return Err(ParticipantError::Unreachable {
                             url: self.settings.coordinator.clone(),
                             reason: s.message().to_owned(),
                         });
                     }
+                    // Said at the default level, once at first and then every
+                    // 10 s: an operator sees what it waits for and until when.
+                    if last_said.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10)) {
+                        last_said = Some(Instant::now());
+                        warn!(
+                            coordinator = %self.settings.coordinator,
+                            error = %s.message(),
+                            next_attempt_in = ?backoff,
+                            gives_up_in = ?self.settings.connect_timeout.saturating_sub(waited),
+                            "the coordinator is unreachable; retrying (connect_timeout_secs = {} without contact)",
+                            self.settings.connect_timeout.as_secs_f64()
+                        );
+                    }
                     sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     continue;
                 }
-                Err(s) => return Err(refused("Poll", s)),
+                Err(s) => return Err(refused(&self.settings.coordinator, "Poll", s)),
             };
             let (message, _checked) =
                 envelope::open_coordinator(&signed, self.settings.consortium.roster.coordinator())?;
@@ -320,7 +363,8 @@ impl Participant {
             }
             match message.body {
                 Some(coordinator_message::Body::Finished(f)) if f.ok => {
-                    info!(job = %message.job_id, rounds = report.rounds.len(), "job finished");
+                    report.result = Some(self.replay_result(&f, &report)?);
+                    info!(job = %message.job_id, rounds = report.rounds.len(), "job finished; its result replayed and checked");
                     return Ok(report);
                 }
                 Some(coordinator_message::Body::Finished(f)) => {
@@ -413,6 +457,53 @@ impl Participant {
                 }
             }
         }
+    }
+
+    /// Replays the finished job from the signed outcomes its end carries:
+    /// they must hold the very outcomes this participant received, follow the
+    /// job's rules, and finish the job; the model is the replay's own.
+    fn replay_result(
+        &self,
+        f: &pb::JobFinished,
+        report: &Report,
+    ) -> Result<JobResult, ParticipantError> {
+        let c = &self.settings.consortium;
+        let bad = |reason: String| {
+            ParticipantError::JobFailed(format!(
+                "the coordinator declares the job finished, but {reason}"
+            ))
+        };
+        for r in &report.rounds {
+            let same = f
+                .outcomes
+                .get(r.round as usize)
+                .is_some_and(|o| o.payload == r.signed_outcome.payload);
+            if !same {
+                return Err(bad(format!(
+                    "its list of published rounds does not hold the outcome of round {} this participant received",
+                    r.round
+                )));
+            }
+        }
+        let referee = Referee::replay(c, &f.outcomes)
+            .map_err(|e| bad(format!("the referee refuses its published rounds: {e}")))?;
+        if referee.next_plan().is_some() {
+            return Err(bad(format!(
+                "the job's rules still ask for round {} after the {} published",
+                referee.history().len(),
+                f.outcomes.len()
+            )));
+        }
+        let mut departures = BTreeMap::new();
+        for d in &f.departed {
+            let m = c.roster.member(&d.participant)?;
+            departures.insert(m.index, d.code);
+        }
+        Ok(JobResult {
+            published: referee.history().to_vec(),
+            model: referee.rules().model().cloned(),
+            membership: referee.membership(&departures),
+        })
     }
 
     fn crash(&self, point: CrashPoint) {
@@ -753,11 +844,14 @@ fn bad_relay(what: &str, who: &(impl std::fmt::Display + ?Sized)) -> Participant
 
 /// Tells the coordinator that this participant leaves the job, and why
 /// (e.g. its data fails the schema), before taking part in any round.
-/// Retries an unreachable coordinator for up to `settings.connect_timeout`.
+/// Retries an unreachable coordinator for up to `patience`: a member that
+/// failed its local checks says why it leaves if it can, but does not wait
+/// for the network to report its own error.
 pub async fn leave(
     settings: &Settings,
     key: &IdentityKey,
     code: pb::ReasonCode,
+    patience: Duration,
 ) -> Result<(), ParticipantError> {
     let message = pb::Message {
         job_id: settings.consortium.job.id.clone(),
@@ -784,20 +878,18 @@ pub async fn leave(
     };
     let endpoint = Endpoint::from_shared(settings.coordinator.clone())
         .map_err(|e| unreachable(e.to_string()))?
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(patience.min(Duration::from_secs(5)));
     let mut grpc = CoordinatorClient::new(endpoint.connect_lazy());
     let start = Instant::now();
     let mut backoff = Duration::from_millis(50);
     loop {
         match grpc.leave(signed.clone()).await {
             Ok(_) => return Ok(()),
-            Err(s)
-                if s.code() == Code::Unavailable && start.elapsed() < settings.connect_timeout =>
-            {
+            Err(s) if s.code() == Code::Unavailable && start.elapsed() + backoff < patience => {
                 sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
-            Err(s) => return Err(refused("Leave", s)),
+            Err(s) => return Err(refused(&settings.coordinator, "Leave", s)),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! data = "bank-a-loans.csv"          # credit-model jobs: training rows (CSV with a header)
 //! test = "bank-a-holdout.csv"        # credit-model jobs, optional: held-out rows for evaluation
 //! journal = "bank-a.journal"         # optional: what this participant signed (default <id>.journal)
+//! results = "bank-a-results"         # optional: where it writes model.json and metrics.json (default <id>-results)
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
 //! ```
 
@@ -32,6 +33,7 @@ struct Raw {
     data: Option<PathBuf>,
     test: Option<PathBuf>,
     journal: Option<PathBuf>,
+    results: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
 }
 
@@ -58,6 +60,9 @@ pub struct ParticipantConfig {
     pub journal: PathBuf,
     /// How long to keep trying to reach the coordinator.
     pub connect_timeout: Duration,
+    /// Where this participant writes the result it helped make, once it has
+    /// replayed and checked it (default `<id>-results`).
+    pub results: PathBuf,
 }
 
 impl ParticipantConfig {
@@ -110,6 +115,10 @@ impl ParticipantConfig {
             raw.journal
                 .unwrap_or_else(|| PathBuf::from(format!("{id}.journal"))),
         );
+        let results = dir.join(
+            raw.results
+                .unwrap_or_else(|| PathBuf::from(format!("{id}-results"))),
+        );
         Ok(Self {
             path: path.to_owned(),
             id,
@@ -120,6 +129,7 @@ impl ParticipantConfig {
             data: raw.data.map(|p| dir.join(p)),
             test: raw.test.map(|p| dir.join(p)),
             journal,
+            results,
             connect_timeout,
         })
     }

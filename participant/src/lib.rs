@@ -19,5 +19,5 @@ pub mod data;
 mod error;
 pub mod journal;
 
-pub use client::{CrashPoint, Report, RoundSeen, Settings, leave, run};
+pub use client::{CrashPoint, JobResult, Report, RoundSeen, Settings, leave, run};
 pub use error::ParticipantError;

@@ -211,6 +211,7 @@ mod tests {
                     ok: true,
                     reason: format!("r{seq}"),
                     model_json: String::new(),
+                    resumable: false,
                 })),
             };
             let (framed, hash) = seal_record(key, &body);

@@ -21,6 +21,7 @@
 //! [job]
 //! id = "exposure-2026q4"
 //! cohort = "fixed"                   # fixed (default) | shrink | open: see CohortPolicy
+//! require_all_members = false        # true: fail (resumably) rather than publish without every member
 //! kind = "secure-sum"
 //! dimension = 3
 //! frac_bits = 16
@@ -150,6 +151,11 @@ pub struct JobSpec {
     /// How contributors may change between the job's tasks.
     #[serde(default)]
     pub cohort: CohortPolicy,
+    /// Every round must include every member: the job fails (and can be
+    /// resumed) rather than publish a result without someone. Left out of
+    /// the spec's canonical JSON when false, so older specs keep their hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_all_members: bool,
     /// What it computes.
     #[serde(flatten)]
     pub kind: JobKind,
@@ -247,8 +253,14 @@ impl Consortium {
             members.push((id, key));
         }
         let n = members.len();
-        let roster = Roster::new(members, coordinator)
-            .map_err(|e| invalid("participants".into(), e.to_string()))?;
+        let roster = Roster::new(members, coordinator).map_err(|e| {
+            // The key is named once, by `invalid`.
+            let problem = match e {
+                WireError::Field { problem, .. } => problem,
+                other => other.to_string(),
+            };
+            invalid("participants".into(), problem)
+        })?;
 
         let p = raw.protocol;
         let min_cohort = p.min_cohort.unwrap_or(3);

@@ -105,8 +105,17 @@ impl<'c> Referee<'c> {
 
     /// Members allowed to contribute to the next round under the job's
     /// cohort policy; `None` means any member.
-    pub fn allowed(&self) -> Option<&BTreeSet<PartyIndex>> {
-        cohort::allowed(self.consortium.job.cohort, &self.sets)
+    pub fn allowed(&self) -> Option<BTreeSet<PartyIndex>> {
+        cohort::allowed(&self.consortium.job, &self.consortium.roster, &self.sets)
+    }
+
+    /// Whose rows are in the published rounds, given the reason codes of
+    /// the members' signed departures.
+    pub fn membership(
+        &self,
+        departures: &std::collections::BTreeMap<PartyIndex, i32>,
+    ) -> crate::Membership {
+        crate::Membership::new(&self.consortium.roster, &self.sets, departures)
     }
 
     /// Checks that `contributors` may contribute to the next round.
@@ -115,7 +124,7 @@ impl<'c> Referee<'c> {
         contributors: &BTreeSet<PartyIndex>,
     ) -> Result<(), RefereeError> {
         cohort::check(
-            self.consortium.job.cohort,
+            &self.consortium.job,
             &self.sets,
             contributors,
             &self.consortium.roster,

@@ -20,6 +20,7 @@
 //! - [`cohort`]: how contributor sets may change between tasks
 //!   ([`CohortPolicy`]);
 //! - [`history`]: [`Referee`], the job replayed from signed outcomes;
+//! - [`membership`]: [`Membership`], whose rows are in the result;
 //! - [`error`]: [`RefereeError`], why the referee refuses.
 //!
 //! ```
@@ -29,6 +30,7 @@
 //! let spec = JobSpec {
 //!     id: "exposure".into(),
 //!     cohort: CohortPolicy::Fixed,
+//!     require_all_members: false,
 //!     kind: JobKind::SecureSum { dimension: 3, frac_bits: 16, clip: 1e6 },
 //! };
 //! let mut rules = JobRules::new(&spec)?;
@@ -44,9 +46,11 @@ pub mod cohort;
 pub mod consortium;
 pub mod error;
 pub mod history;
+pub mod membership;
 pub mod plan;
 
 pub use cohort::CohortPolicy;
 pub use error::RefereeError;
 pub use history::{Published, Referee};
+pub use membership::Membership;
 pub use plan::{JobRules, RoundPlan, TaskDigest, max_words, task_digest};

@@ -215,6 +215,7 @@ mod tests {
         JobSpec {
             id: "j".into(),
             cohort: CohortPolicy::Fixed,
+            require_all_members: false,
             kind: JobKind::SecureSum {
                 dimension: 2,
                 frac_bits: 16,

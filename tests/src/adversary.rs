@@ -1059,6 +1059,8 @@ impl Adversary {
             body: Some(coordinator_message::Body::Finished(pb::JobFinished {
                 ok: true,
                 reason: String::new(),
+                outcomes: self.published.clone(),
+                departed: Vec::new(),
             })),
         };
         let signed = envelope::seal_coordinator(&self.key, &message);

@@ -270,6 +270,7 @@ async fn d_crafted_evaluation_task_reads_single_rows() {
         c.job = JobSpec {
             id: "credit-job".into(),
             cohort: Default::default(),
+            require_all_members: false,
             kind: JobKind::LogisticRegression(spec),
         };
         let adv = Adversary::start(c.clone(), coordinator_key()).await;

@@ -25,7 +25,8 @@ use fedcredit_crypto::secagg::Phase;
 use fedcredit_referee::TaskDigest;
 
 use crate::report::{
-    AttemptReport, AttemptStatus, Check, Departure, Failure, JobEnd, LogEnd, Report, Summary,
+    AttemptReport, AttemptStatus, Check, Departure, Failure, JobEnd, LogEnd, Report, Resumed,
+    Summary,
 };
 use attempt::{AttemptState, body_name};
 use job::JobReplay;
@@ -107,6 +108,11 @@ struct Verifier<'c> {
     departed: BTreeMap<String, String>,
     /// The `JobEnded` record, once seen.
     ended: Option<u64>,
+    /// The job ended for want of members: the next coordinator start
+    /// resumes it (record, reason).
+    resumable: Option<(u64, String)>,
+    /// Resumed failures.
+    resumed: Vec<Resumed>,
     /// The first survivor list (by id, sorted) announced for each task, and
     /// where: a task is contributed to by one contributor set, ever.
     task_sets: BTreeMap<TaskDigest, (u64, Vec<String>)>,
@@ -157,6 +163,8 @@ impl<'c> Verifier<'c> {
             resume: None,
             departed: BTreeMap::new(),
             ended: None,
+            resumable: None,
+            resumed: Vec::new(),
             task_sets: BTreeMap::new(),
             published_sets: Vec::new(),
             exposed: Vec::new(),
@@ -230,6 +238,18 @@ impl<'c> Verifier<'c> {
                 _ => self.problem(0, Check::JobStarted, "the first record must be JobStarted"),
             }
             return;
+        }
+        if let (Some(_), log_body::Entry::CoordinatorStarted(_)) = (self.ended, entry)
+            && let Some((failed_at, reason)) = self.resumable.take()
+        {
+            // A failure for want of members: this start resumes the job.
+            self.ended = None;
+            self.job_end = JobEnd::Unfinished;
+            self.resumed.push(Resumed {
+                failed_at,
+                reason,
+                resumed_at: seq,
+            });
         }
         if self.ended.is_some() {
             // A coordinator restarted after the end only says so; a member
@@ -667,6 +687,13 @@ impl<'c> Verifier<'c> {
 
     fn job_ended(&mut self, seq: u64, je: &pb::JobEnded) {
         self.ended = Some(seq);
+        if je.resumable {
+            if je.ok {
+                self.problem(seq, Check::End, "a finished job cannot be marked resumable");
+            } else {
+                self.resumable = Some((seq, je.reason.clone()));
+            }
+        }
         self.note_unpublished(seq);
         if let Some(open) = &self.open
             && !open.failed
@@ -781,6 +808,7 @@ impl<'c> Verifier<'c> {
             departures: self.departures,
             problems: self.problems,
             log_end,
+            resumed: self.resumed,
             job_end: self.job_end,
             summary,
         };

@@ -491,6 +491,7 @@ impl Handmade {
             ok,
             reason: reason.into(),
             model_json: String::new(),
+            resumable: false,
         }));
     }
 

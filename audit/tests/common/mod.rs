@@ -245,6 +245,7 @@ pub fn credit_model() -> &'static Fixture {
         let job = JobSpec {
             id: "german-credit-test".into(),
             cohort: CohortPolicy::Fixed,
+            require_all_members: false,
             kind: JobKind::LogisticRegression(spec.clone()),
         };
         let coordinator = IdentityKey::from_secret_bytes(&[COORDINATOR_SEED; 32]);
