@@ -393,6 +393,34 @@ impl CollectingInputs {
             .collect()
     }
 
+    /// The survivor list must be the exact set the job or an earlier
+    /// attempt of the task fixes. Checked before the phase's closing is
+    /// logged, so a list that goes to nobody is never logged as announced.
+    fn check_exact(&self, roster: &Roster) -> Result<(), Abort> {
+        let Some(exact) = &self.attempt.exact else {
+            return Ok(());
+        };
+        if *exact == self.u3 {
+            return Ok(());
+        }
+        let names = |set: &mut dyn Iterator<Item = &PartyIndex>| {
+            set.map(|p| roster.name_of(*p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(Abort {
+            phase: Phase::MaskedInput,
+            reason: format!(
+                "this round must end with exactly the contributors [{}] (the job's cohort \
+                 policy, or the survivor list of an earlier attempt of the same task, which \
+                 members never change); missing [{}], extra [{}]",
+                names(&mut exact.iter()),
+                names(&mut exact.difference(&self.u3)),
+                names(&mut self.u3.difference(exact)),
+            ),
+        })
+    }
+
     pub fn close(self, roster: &Roster) -> Result<Confirming, Abort> {
         let have = self.u3.len();
         if let Err(a) = check_count(
@@ -404,25 +432,7 @@ impl CollectingInputs {
             abort_all(self.waiters, &a);
             return Err(a);
         }
-        if let Some(exact) = &self.attempt.exact
-            && *exact != self.u3
-        {
-            let names = |set: &mut dyn Iterator<Item = &PartyIndex>| {
-                set.map(|p| roster.name_of(*p))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let a = Abort {
-                phase: Phase::MaskedInput,
-                reason: format!(
-                    "this round must end with exactly the contributors [{}] (the job's cohort \
-                     policy, or the survivor list of an earlier attempt of the same task, which \
-                     members never change); missing [{}], extra [{}]",
-                    names(&mut exact.iter()),
-                    names(&mut exact.difference(&self.u3)),
-                    names(&mut self.u3.difference(exact)),
-                ),
-            };
+        if let Err(a) = self.check_exact(roster) {
             abort_all(self.waiters, &a);
             return Err(a);
         }
@@ -691,6 +701,10 @@ impl Round {
             have,
             have + self.missing().len() + excluded.len(),
         )
+        .and_then(|()| match self {
+            Round::CollectingInputs(p) => p.check_exact(roster),
+            _ => Ok(()),
+        })
         .map_err(|mut abort| {
             if !excluded.is_empty() {
                 let names: Vec<String> = excluded.iter().map(|p| roster.name_of(*p)).collect();

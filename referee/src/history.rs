@@ -118,6 +118,12 @@ impl<'c> Referee<'c> {
         crate::Membership::new(&self.consortium.roster, &self.sets, departures)
     }
 
+    /// The exact contributor set the next round must have, if the job fixes
+    /// one (see [`cohort::exact`]).
+    pub fn exact(&self) -> Option<BTreeSet<PartyIndex>> {
+        cohort::exact(&self.consortium.job, &self.consortium.roster, &self.sets)
+    }
+
     /// Checks that `contributors` may contribute to the next round.
     pub fn check_contributors(
         &self,

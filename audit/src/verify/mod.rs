@@ -472,15 +472,18 @@ impl<'c> Verifier<'c> {
                     }
                     _ => None,
                 };
+                let mut state =
+                    AttemptState::new(round, attempt, announcement, Some(plan.codec), plan.words);
+                // The list an earlier attempt of this task announced, else
+                // the one the job's cohort rules fix.
+                let roster = &c.roster;
+                state.exact = digest
+                    .and_then(|d| self.task_sets.get(&d))
+                    .and_then(|(_, ids)| roster.indices("survivor list", ids).ok())
+                    .or_else(|| self.referee.as_ref().and_then(|r| r.exact()));
                 self.open = Some(Open {
                     line,
-                    state: AttemptState::new(
-                        round,
-                        attempt,
-                        announcement,
-                        Some(plan.codec),
-                        plan.words,
-                    ),
+                    state,
                     digest,
                     failed: false,
                 });

@@ -100,6 +100,10 @@ pub(crate) struct AttemptState {
     /// Logged reveals with a share that fails its dealer's commitment:
     /// (record, revealer, owner, kind). Their senders are out of U5.
     bad_reveals: Vec<(u64, PartyIndex, PartyIndex, ShareKind)>,
+    /// The exact survivor list this attempt must reach (the job's cohort
+    /// rules, or the list an earlier attempt of the same task announced):
+    /// an abort at the masked-input close for any other list is justified.
+    pub exact: Option<BTreeSet<PartyIndex>>,
 }
 
 fn names(roster: &Roster, set: &BTreeSet<PartyIndex>) -> String {
@@ -154,6 +158,7 @@ impl AttemptState {
             unmasker: None,
             u5: BTreeSet::new(),
             bad_reveals: Vec::new(),
+            exact: None,
         }
     }
 
@@ -415,6 +420,22 @@ impl AttemptState {
                     ));
                 }
                 let have = self.cohort(open).len();
+                let roster = &ctx.consortium.roster;
+                if open == Phase::MaskedInput
+                    && have >= ctx.need
+                    && let Some(exact) = &self.exact
+                    && *exact != self.u3
+                {
+                    return Ok(Justified {
+                        phase: open.to_string(),
+                        justification: format!(
+                            "the survivor list must be exactly {} (cohort rules or an earlier \
+                             attempt of the task); {} answered",
+                            names(roster, exact),
+                            names(roster, &self.u3)
+                        ),
+                    });
+                }
                 if have < ctx.need {
                     let of = self
                         .expected(open)
