@@ -725,3 +725,61 @@ fn wait_any(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A job that failed for want of members can be abandoned for good: the
+/// reason is signed into the log, a later start does not run it again, and
+/// the log still verifies.
+#[test]
+fn an_abandoned_job_is_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ids = ["bank-a", "bank-b", "bank-c"];
+    split(d, ids.len());
+    write_consortium(d, &ids, "join_deadline_secs = 2\nphase_deadline_secs = 2");
+    // bank-c never starts: the job fails, resumably.
+    let coordinator = spawn_coordinator(d, "out");
+    let members: Vec<Child> = ids[..2].iter().map(|id| spawn_participant(d, id)).collect();
+    let c = wait(coordinator, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&c.stderr).into_owned();
+    assert!(!c.status.success());
+    assert!(err.contains("never arrived: bank-c"), "{err}");
+    for m in members {
+        let _ = wait(m, Duration::from_secs(60));
+    }
+    let abandon = Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(d.join("consortium.toml"))
+        .args(["--abandon", "bank-c left the consortium"])
+        .output()
+        .unwrap();
+    assert!(
+        abandon.status.success(),
+        "{}",
+        String::from_utf8_lossy(&abandon.stderr)
+    );
+    // Abandoning twice is refused; starting again does not run the job.
+    let again = Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(d.join("consortium.toml"))
+        .args(["--abandon", "again"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let c = wait(spawn_coordinator(d, "out"), Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&c.stderr).into_owned();
+    assert!(!c.status.success());
+    assert!(
+        err.contains("abandoned by the operator: bank-c left the consortium"),
+        "{err}"
+    );
+    let o = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(d.join("rounds.log"))
+        .arg("--consortium")
+        .arg(d.join("consortium.toml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("abandoned by the operator"), "{out}");
+}
