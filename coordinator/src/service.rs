@@ -25,6 +25,9 @@ pub(crate) struct Service {
     roster: Arc<Roster>,
     job_id: Arc<str>,
     tx: mpsc::Sender<Request>,
+    /// Members whose key did not verify a message, already logged (once
+    /// each: the set is bounded by the roster).
+    bad_keys: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Service {
@@ -33,12 +36,24 @@ impl Service {
             roster,
             job_id: job_id.into(),
             tx,
+            bad_keys: Arc::default(),
         }
     }
 
     /// Opens the envelope and checks the job.
     fn open<'a>(&'a self, signed: &pb::Signed) -> Result<Opened<'a>, Rejection> {
-        let opened = envelope::open(signed, &self.roster)?;
+        let opened = envelope::open(signed, &self.roster).inspect_err(|e| {
+            // A member whose key file does not match its roster entry can
+            // sign nothing the coordinator may trust: say so, once per id.
+            if let WireError::BadSignature { who } = e
+                && self
+                    .bad_keys
+                    .lock()
+                    .is_ok_and(|mut seen| seen.insert(who.clone()))
+            {
+                tracing::warn!(participant = %who, "a message signed in this member's name does not verify under its roster key (its key file does not match consortium.toml, or someone else sent it); it cannot join");
+            }
+        })?;
         if opened.message.job_id != *self.job_id {
             return Err(Rejection::WrongJob {
                 expected: self.job_id.to_string(),
