@@ -601,12 +601,14 @@ fn a_key_mismatch_is_reported_before_contacting_anyone() {
     assert!(!err.contains("unreachable"), "{err}");
 }
 
-/// Chaos: a five-member German-credit job as separate processes, with
-/// SIGKILLs of random processes (members and the coordinator) at random
-/// points of the log, each restarted at once; a job that fails for want of
-/// members is resumed by restarting whoever stopped. Every seed must end
-/// with the uninterrupted run's model, bit for bit, and a log that
-/// `audit verify` passes together with every member's journal.
+/// Chaos: a five-member German-credit job (`require_all_members`) as
+/// separate processes, with SIGKILLs of random processes (members and the
+/// coordinator) at random points of the log, each restarted at once; a job
+/// that fails for want of members is resumed by restarting whoever stopped.
+/// Every seed must end with the uninterrupted run's model, bit for bit, and
+/// a log that `audit verify` passes together with every member's journal.
+/// (Without `require_all_members` a member killed in the first round is
+/// left out of the job, and the model says so in its membership.)
 /// `FEDCREDIT_CHAOS_SEEDS=20` runs twenty seeds (default 2; CI time).
 #[test]
 fn chaos_kills_and_restarts_end_in_the_same_model() {
@@ -617,6 +619,13 @@ fn chaos_kills_and_restarts_end_in_the_same_model() {
         let dir = tempfile::tempdir().unwrap();
         split(dir.path(), ids.len());
         write_consortium(dir.path(), &ids, protocol);
+        let path = dir.path().join("consortium.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "[job]\nid = \"german-credit\"\n",
+            "[job]\nid = \"german-credit\"\nrequire_all_members = true\n",
+        );
+        assert!(text.contains("require_all_members = true"));
+        std::fs::write(&path, text).unwrap();
         dir
     };
     // Process 0 is the coordinator, i > 0 member i - 1.
