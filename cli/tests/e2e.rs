@@ -3,7 +3,7 @@
 //! Dropouts are real process deaths: `--crash-at` aborts the process at an
 //! exact protocol point, and one test SIGKILLs a participant. Two processes
 //! that would share a round log or a journal are really started side by
-//! side.
+//! side, and SIGTERM is really sent (with `kill -TERM`).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -212,6 +212,16 @@ fn wait_for_owner(file: &Path, child: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Sends SIGTERM, as a service manager stopping the daemon would.
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {}", child.id());
 }
 
 #[test]
@@ -461,4 +471,74 @@ fn a_second_participant_on_the_same_journal_is_refused_naming_the_first() {
     );
     first.kill().unwrap();
     let _ = first.wait();
+}
+
+/// Waits until `member`'s journal holds a message of `phase`.
+fn wait_for_journaled(c: &Consortium, member: &str, phase: &str) {
+    let path = c.path(&format!("{member}.journal"));
+    let needle = format!("\"phase\":\"{phase}\"");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .contains(&needle)
+    {
+        assert!(start.elapsed() < LIMIT, "{member} never journaled {phase}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM stops a coordinator and a participant as SIGINT does: each exits
+/// by itself with status 0 and logs where it left the job (round, attempt
+/// and phase; its log or journal synced), instead of dying with status 143
+/// and no word. The stop comes mid-round: bank-d dies before revealing, so
+/// the coordinator waits in the unmask phase for it.
+#[test]
+fn sigterm_stops_coordinator_and_participant_saying_where_they_left_off() {
+    let c = Consortium::new(
+        4,
+        10,
+        "phase_deadline_secs = 120\njoin_deadline_secs = 60\nmax_attempts = 1",
+    );
+    let coordinator = c.coordinator();
+    let live: Vec<Child> = (0..3).map(|i| c.participant(i, None)).collect();
+    let doomed = wait(c.participant(3, Some("unmask")), LIMIT);
+    assert!(!doomed.status.success(), "bank-d should have died");
+    for id in &c.ids[..3] {
+        wait_for_journaled(&c, id, "unmask");
+    }
+
+    for (i, p) in live.into_iter().enumerate() {
+        sigterm(&p);
+        let o = wait(p, LIMIT);
+        let err = stderr(&o);
+        assert!(o.status.success(), "{}: {:?}\n{err}", c.ids[i], o.status);
+        assert!(err.contains("received SIGTERM; shutting down"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "stopped before the job finished; journal {} (synced): last signed job e2e round 0 attempt 0 (unmask)",
+                c.path(&format!("{}.journal", c.ids[i])).display()
+            )),
+            "{err}"
+        );
+    }
+
+    sigterm(&coordinator);
+    let o = wait(coordinator, LIMIT);
+    let err = stderr(&o);
+    assert!(o.status.success(), "coordinator: {:?}\n{err}", o.status);
+    assert!(err.contains("received SIGTERM; shutting down"), "{err}");
+    assert!(
+        err.contains(
+            "stopped before the job finished: round 0 attempt 0 is in phase unmask; the round log is synced"
+        ),
+        "{err}"
+    );
+    assert!(!c.path("out/result.json").exists(), "nothing was published");
+    // The log it left ends cleanly: the auditor reads it whole.
+    let show = Command::new(BIN)
+        .args(["audit", "show"])
+        .arg(c.path("e2e.rounds.log"))
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
 }

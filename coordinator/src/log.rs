@@ -135,6 +135,16 @@ impl RoundLog {
         Ok(())
     }
 
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many records the log holds.
+    pub fn records(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), CoordinatorError> {
         if self.dirty {

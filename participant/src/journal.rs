@@ -49,6 +49,9 @@ pub struct Journal {
     advertised: BTreeSet<(String, u64, u32)>,
     /// (job, task) → the survivor list confirmed for it.
     confirmed: BTreeMap<(String, TaskDigest), Vec<String>>,
+    /// The last message signed (read back or recorded): where this member
+    /// stands, for the line it logs when stopped.
+    last: Option<JournalEntry>,
 }
 
 fn io(path: &Path, e: std::io::Error) -> ParticipantError {
@@ -87,10 +90,12 @@ impl Journal {
             file: None,
             advertised: BTreeSet::new(),
             confirmed: BTreeMap::new(),
+            last: None,
         }
     }
 
     fn remember(&mut self, entry: &JournalEntry) {
+        self.last = Some(entry.clone());
         match entry.phase.as_str() {
             "advertise-keys" => {
                 self.advertised
@@ -120,6 +125,25 @@ impl Journal {
         self.confirmed
             .get(&(job.to_owned(), *task))
             .map(Vec::as_slice)
+    }
+
+    /// Where this member stands, for a log line: the journal and the last
+    /// message in it (every record is synced before it is sent, so this is
+    /// all a restart needs).
+    pub fn summary(&self) -> String {
+        let last = self.last.as_ref().map_or_else(
+            || "nothing signed yet".to_owned(),
+            |e| {
+                format!(
+                    "last signed job {} round {} attempt {} ({})",
+                    e.job, e.round, e.attempt, e.phase
+                )
+            },
+        );
+        match &self.file {
+            Some((path, _, _)) => format!("journal {} (synced): {last}", path.display()),
+            None => format!("journal in memory: {last}"),
+        }
     }
 
     /// Records a signed message; durable when this returns. `contribution`
@@ -190,6 +214,12 @@ mod tests {
             .expect("record");
         drop(j);
         let j = Journal::open(&path).expect("reopen");
+        assert!(
+            j.summary()
+                .ends_with("(synced): last signed job job round 2 attempt 1 (share-keys)"),
+            "{}",
+            j.summary()
+        );
         assert!(j.advertised("job", 2, 1));
         assert!(!j.advertised("job", 2, 2));
         let entries = read(&path).expect("read");
