@@ -158,7 +158,9 @@ fn a_coordinator_killed_mid_attempt_and_restarted_leaves_a_verifiable_log() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The crash: every task of the first coordinator, and its sockets, gone.
+    // The crash: every task of the first coordinator, its sockets and its
+    // hold on the round log, gone. (A dead process loses them at once; a
+    // runtime shut down in the background drops its tasks a moment later.)
     first.shutdown_background();
 
     let second = runtime();
@@ -171,6 +173,10 @@ fn a_coordinator_killed_mid_attempt_and_restarted_leaves_a_verifiable_log() {
             }
         }
     };
+    while let Err(e) = fedcredit_proto::owner::OwnerLock::acquire(&log) {
+        assert!(start.elapsed() < Duration::from_secs(30), "relock: {e}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let coordinator = start_coordinator(&second, listener, &consortium, &log);
     tasks.push(start_participant(&parties, 3, &consortium));
     let report = second

@@ -306,11 +306,32 @@ struct SumReport<'a> {
     sum: &'a [f64],
 }
 
-async fn shutdown_signal() {
-    // If the signal handler cannot be installed, never resolve: the job still ends by itself.
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
+/// The signal that asked this process to stop, once one has: a daemon
+/// stopped on request exits cleanly (status 0) rather than with an error.
+static STOPPED_BY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Installs the SIGINT and SIGTERM handlers now, so that from here on either
+/// signal stops the daemon gracefully (a service manager stops it with
+/// SIGTERM), and returns a future that resolves on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    Ok(async move {
+        let name = tokio::select! {
+            Some(()) = interrupt.recv() => "SIGINT",
+            Some(()) = terminate.recv() => "SIGTERM",
+            else => std::future::pending().await,
+        };
+        let _ = STOPPED_BY.set(name);
+        tracing::info!("received {name}; shutting down");
+    })
+}
+
+/// Whether a [`shutdown_signal`] fired: then a "shut down" error is the
+/// requested outcome, not a failure.
+fn stopped_on_request() -> bool {
+    STOPPED_BY.get().is_some()
 }
 
 fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, usize)> {
@@ -335,6 +356,7 @@ async fn coordinator(
     log: Option<PathBuf>,
     abandon: Option<String>,
 ) -> Result<()> {
+    let shutdown = shutdown_signal()?;
     let consortium = Consortium::load(config)?;
     let key_file = consortium.coordinator_key_file.clone().with_context(|| {
         format!(
@@ -373,16 +395,23 @@ async fn coordinator(
         .await
         .with_context(|| format!("binding {}", consortium.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "coordinator listening");
-    let report = fedcredit_coordinator::run(
+    let report = match fedcredit_coordinator::run(
         listener,
         consortium,
         key,
         driver,
         max_bytes,
         log_path.clone(),
-        shutdown_signal(),
+        shutdown,
     )
-    .await?;
+    .await
+    {
+        // The coordinator has logged where it left the job.
+        Err(fedcredit_coordinator::CoordinatorError::ShutDown) if stopped_on_request() => {
+            return Ok(());
+        }
+        r => r?,
+    };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     match &report.model {
         None => {
@@ -418,6 +447,7 @@ async fn coordinator(
 }
 
 async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
+    let shutdown = shutdown_signal()?;
     // Local checks first (config, consortium file, key, every data row), so
     // that a local error is reported at once, before any network wait.
     let cfg = ParticipantConfig::load(config)?;
@@ -491,7 +521,13 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         }
     };
     let report =
-        fedcredit_participant::run(settings, key, contributor.as_mut(), shutdown_signal()).await?;
+        match fedcredit_participant::run(settings, key, contributor.as_mut(), shutdown).await {
+            // The participant has logged where it left the job.
+            Err(fedcredit_participant::ParticipantError::ShutDown) if stopped_on_request() => {
+                return Ok(());
+            }
+            r => r?,
+        };
     for r in &report.rounds {
         tracing::info!(
             round = r.round,

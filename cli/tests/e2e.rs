@@ -1,7 +1,9 @@
 //! End-to-end: the real `fedcredit` binary as one coordinator process and
 //! several participant processes on loopback, in a temporary folder.
 //! Dropouts are real process deaths: `--crash-at` aborts the process at an
-//! exact protocol point, and one test SIGKILLs a participant.
+//! exact protocol point, and one test SIGKILLs a participant. Two processes
+//! that would share a round log or a journal are really started side by
+//! side, and SIGTERM is really sent (with `kill -TERM`).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -180,6 +182,48 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Waits until `child` owns `file`: its pid is in `<file>.lock`, which the
+/// owner writes once it holds the lock.
+fn wait_for_owner(file: &Path, child: &mut Child) {
+    let mut lock = file.as_os_str().to_owned();
+    lock.push(".lock");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+            }
+            panic!(
+                "process {} exited ({status}) before owning {}:\n{err}",
+                child.id(),
+                file.display()
+            );
+        }
+        let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+        if holder.trim() == child.id().to_string() {
+            return;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "process {} never took {}",
+            child.id(),
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM, as a service manager stopping the daemon would.
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
+
 #[test]
 fn five_participants_publish_the_exact_sum() {
     let c = Consortium::new(5, 1000, FAST);
@@ -334,4 +378,167 @@ fn a_participant_with_a_malformed_input_says_where() {
         err.contains("bank-a.txt:2") && err.contains("\"x4\""),
         "{err}"
     );
+}
+
+/// Regression: two coordinators given one round log both ran, and one
+/// overwrote the other's records. The second now stops at once, naming the
+/// first by pid, leaves the log as it was, and an auditor still reads the
+/// log while the first holds it.
+#[test]
+fn a_second_coordinator_on_the_same_log_is_refused_naming_the_first() {
+    let c = Consortium::new(3, 4, "join_deadline_secs = 120");
+    let log = c.path("e2e.rounds.log");
+    let mut first = c.coordinator();
+    wait_for_owner(&log, &mut first);
+    let before = std::fs::read(&log).unwrap();
+
+    // Its own port (any free one), so the log is all the two share.
+    let config = std::fs::read_to_string(c.path("consortium.toml")).unwrap();
+    let listen = config
+        .lines()
+        .find(|l| l.starts_with("listen = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        c.path("second.toml"),
+        config.replace(&listen, "listen = \"127.0.0.1:0\""),
+    )
+    .unwrap();
+    let second = Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(c.path("second.toml"))
+        .arg("--log")
+        .arg(&log)
+        .arg("--out")
+        .arg(c.path("out-second"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first waits 120 s for its members; the second must not wait at all.
+    let second = wait(second, LIMIT);
+    assert!(!second.status.success(), "the second coordinator ran");
+    let err = stderr(&second);
+    assert!(
+        err.contains(&format!(
+            "round log {} is in use by another coordinator (pid {})",
+            log.display(),
+            first.id()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        before,
+        "the refused coordinator changed the log"
+    );
+
+    let show = Command::new(BIN)
+        .args(["audit", "show"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        show.status.success(),
+        "audit show while a coordinator holds the log:\n{}",
+        stderr(&show)
+    );
+    first.kill().unwrap();
+    let _ = first.wait();
+}
+
+/// Regression: two participants started with one config shared one
+/// journal (and could each confirm a different contributor set for one
+/// task). The second now stops at once, naming the first by pid.
+#[test]
+fn a_second_participant_on_the_same_journal_is_refused_naming_the_first() {
+    let c = Consortium::new(3, 4, FAST);
+    let journal = c.path("bank-a.journal");
+    // No coordinator is needed: a participant holds its journal from the
+    // start, while it dials (and keeps redialling) the coordinator.
+    let mut first = c.participant(0, None);
+    wait_for_owner(&journal, &mut first);
+    let second = wait(c.participant(0, None), LIMIT);
+    assert!(!second.status.success(), "the second participant ran");
+    let err = stderr(&second);
+    assert!(
+        err.contains(&format!(
+            "journal {} is in use by another participant (pid {})",
+            journal.display(),
+            first.id()
+        )),
+        "{err}"
+    );
+    first.kill().unwrap();
+    let _ = first.wait();
+}
+
+/// Waits until `member`'s journal holds a message of `phase`.
+fn wait_for_journaled(c: &Consortium, member: &str, phase: &str) {
+    let path = c.path(&format!("{member}.journal"));
+    let needle = format!("\"phase\":\"{phase}\"");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .contains(&needle)
+    {
+        assert!(start.elapsed() < LIMIT, "{member} never journaled {phase}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM stops a coordinator and a participant as SIGINT does: each exits
+/// by itself with status 0 and logs where it left the job (round, attempt
+/// and phase; its log or journal synced), instead of dying with status 143
+/// and no word. The stop comes mid-round: bank-d dies before revealing, so
+/// the coordinator waits in the unmask phase for it.
+#[test]
+fn sigterm_stops_coordinator_and_participant_saying_where_they_left_off() {
+    let c = Consortium::new(
+        4,
+        10,
+        "phase_deadline_secs = 120\njoin_deadline_secs = 60\nmax_attempts = 1",
+    );
+    let coordinator = c.coordinator();
+    let live: Vec<Child> = (0..3).map(|i| c.participant(i, None)).collect();
+    let doomed = wait(c.participant(3, Some("unmask")), LIMIT);
+    assert!(!doomed.status.success(), "bank-d should have died");
+    for id in &c.ids[..3] {
+        wait_for_journaled(&c, id, "unmask");
+    }
+
+    for (i, p) in live.into_iter().enumerate() {
+        sigterm(&p);
+        let o = wait(p, LIMIT);
+        let err = stderr(&o);
+        assert!(o.status.success(), "{}: {:?}\n{err}", c.ids[i], o.status);
+        assert!(err.contains("received SIGTERM; shutting down"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "stopped before the job finished; journal {} (synced): last signed job e2e round 0 attempt 0 (unmask)",
+                c.path(&format!("{}.journal", c.ids[i])).display()
+            )),
+            "{err}"
+        );
+    }
+
+    sigterm(&coordinator);
+    let o = wait(coordinator, LIMIT);
+    let err = stderr(&o);
+    assert!(o.status.success(), "coordinator: {:?}\n{err}", o.status);
+    assert!(err.contains("received SIGTERM; shutting down"), "{err}");
+    assert!(
+        err.contains(
+            "stopped before the job finished: round 0 attempt 0 is in phase unmask; the round log is synced"
+        ),
+        "{err}"
+    );
+    assert!(!c.path("out/result.json").exists(), "nothing was published");
+    // The log it left ends cleanly: the auditor reads it whole.
+    let show = Command::new(BIN)
+        .args(["audit", "show"])
+        .arg(c.path("e2e.rounds.log"))
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
 }

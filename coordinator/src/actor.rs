@@ -163,11 +163,14 @@ impl Actor {
     }
 
     /// Runs until the job is finished and every active member was told (or the
-    /// linger deadline passed), or until the request channel closes.
+    /// linger deadline passed), until the request channel closes, or until
+    /// `shutdown` resolves (see [`Actor::shut_down`]).
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<Request>,
+        shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<JobReport, CoordinatorError> {
+        tokio::pin!(shutdown);
         info!(job = %self.consortium.job.id, members = self.consortium.roster.len(), "waiting for participants");
         loop {
             if let Stage::Finished { told, .. } = &self.stage
@@ -190,6 +193,14 @@ impl Actor {
                         break;
                     }
                     self.on_deadline();
+                }
+                () = &mut shutdown => {
+                    if matches!(self.stage, Stage::Finished { .. }) {
+                        // The job has ended: return its result rather than lose it.
+                        info!("shutdown requested after the job ended; publishing its result");
+                        break;
+                    }
+                    return Err(self.shut_down());
                 }
             }
         }
@@ -816,6 +827,27 @@ impl Actor {
             told,
             deadline,
         };
+    }
+
+    /// Stops an unfinished job on request: makes the log durable, tells the
+    /// members waiting on a poll, and logs where the job was left, which is
+    /// where a restart with the same log resumes (with a fresh attempt).
+    fn shut_down(mut self) -> CoordinatorError {
+        if let Err(e) = self.log.sync() {
+            return e;
+        }
+        for (_, _, reply) in self.polls.drain(..) {
+            let _ = reply.send(Err(Rejection::ShuttingDown));
+        }
+        info!(
+            job = %self.consortium.job.id,
+            rounds_published = self.results.len(),
+            log = %self.log.path().display(),
+            records = self.log.records(),
+            "stopped before the job finished: {}; the round log is synced, and starting again with it resumes the job",
+            self.open_description()
+        );
+        CoordinatorError::ShutDown
     }
 
     /// The log cannot be written: nothing more may happen. Every waiting

@@ -252,6 +252,19 @@ pub enum CoordinatorError {
     /// The round log cannot be read, trusted or written.
     #[error("round log: {0}")]
     Log(String),
+    /// Another process holds the round log: two coordinators writing one log
+    /// would overwrite each other's records.
+    #[error(
+        "round log {} is in use by another coordinator{}; stop that one first, or give this one its own log (`--log`)",
+        log.display(),
+        pid.map_or_else(String::new, |pid| format!(" (pid {pid})"))
+    )]
+    LogInUse {
+        /// The round log.
+        log: std::path::PathBuf,
+        /// The holder's process id, when it could be read.
+        pid: Option<u32>,
+    },
     /// Shut down before the job finished.
     #[error("shut down before the job finished")]
     ShutDown,

@@ -78,12 +78,11 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let service = service::Service::new(roster, &consortium.job.id, tx);
+    // The actor hears of `shutdown` and stops the job; the server stops
+    // after it, so that the actor's last replies still go out.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
-        tokio::select! {
-            () = shutdown => {}
-            _ = done_rx => {}
-        }
+        let _ = done_rx.await;
     };
     let server = tonic::transport::Server::builder()
         .add_service(
@@ -98,7 +97,7 @@ pub async fn run(
             stop,
         );
     let server = tokio::spawn(server);
-    let outcome = actor.run(rx).await;
+    let outcome = actor.run(rx, shutdown).await;
     // Shut down gracefully so that replies already handed to the server (the
     // job's end, told to the last participants) still reach their callers.
     let _ = done_tx.send(());

@@ -6,6 +6,10 @@
 //! before the coordinator acts on them: before any reply, phase change or
 //! publication. A crash can therefore lose only records nobody has seen
 //! the consequences of.
+//!
+//! One coordinator owns a log: [`RoundLog::open`] takes the exclusive lock
+//! on `<log>.lock` ([`fedcredit_proto::owner`]) before reading, and holds it
+//! as long as the log is open. The auditor reads without a lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -13,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fedcredit_crypto::identity::{IdentityKey, IdentityPublic};
+use fedcredit_proto::owner::{OwnerLock, OwnerLockError};
 use fedcredit_proto::roundlog::{self, End, Entry};
 use fedcredit_proto::v1::{LogBody, log_body};
 use tracing::warn;
@@ -27,6 +32,8 @@ pub(crate) struct RoundLog {
     next_seq: u64,
     prev_hash: [u8; 32],
     dirty: bool,
+    /// This process's exclusive right to write the log, held while it is open.
+    _owner: OwnerLock,
 }
 
 fn io(path: &Path, what: &str, e: std::io::Error) -> CoordinatorError {
@@ -42,6 +49,14 @@ impl RoundLog {
         path: &Path,
         coordinator: &IdentityPublic,
     ) -> Result<(Self, Vec<Entry>), CoordinatorError> {
+        // Lock before reading: another coordinator may be appending.
+        let owner = OwnerLock::acquire(path).map_err(|e| match e {
+            OwnerLockError::Held { pid, .. } => CoordinatorError::LogInUse {
+                log: path.to_owned(),
+                pid,
+            },
+            e => CoordinatorError::Log(e.to_string()),
+        })?;
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -85,6 +100,7 @@ impl RoundLog {
             next_seq: log.entries.len() as u64,
             prev_hash: log.entries.last().map_or(roundlog::GENESIS, |e| e.hash),
             dirty: false,
+            _owner: owner,
         };
         use std::io::Seek;
         this.file
@@ -119,6 +135,16 @@ impl RoundLog {
         Ok(())
     }
 
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many records the log holds.
+    pub fn records(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), CoordinatorError> {
         if self.dirty {
@@ -128,5 +154,37 @@ impl RoundLog {
             self.dirty = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_opener_of_a_log_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rounds.log");
+        let key = IdentityKey::generate(&mut rand::rngs::OsRng);
+        let (held, _) = RoundLog::open(&path, &key.public()).expect("first opener");
+        let err = RoundLog::open(&path, &key.public()).expect_err("a second opener");
+        match &err {
+            CoordinatorError::LogInUse { log, pid } => {
+                assert_eq!(log, &path);
+                assert_eq!(*pid, Some(std::process::id()));
+            }
+            other => panic!("expected LogInUse, got {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("rounds.log")
+                && message.contains("another coordinator")
+                && message.contains(&format!("(pid {})", std::process::id())),
+            "{message}"
+        );
+        // An auditor reads the log while the coordinator holds it.
+        std::fs::read(&path).expect("readers take no lock");
+        drop(held);
+        RoundLog::open(&path, &key.public()).expect("free once the first closed it");
     }
 }

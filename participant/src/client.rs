@@ -141,10 +141,19 @@ pub async fn run(
         grpc,
         journal: std::sync::Mutex::new(journal),
     };
-    tokio::select! {
+    let result = tokio::select! {
         r = p.run(contributor) => r,
         () = shutdown => Err(ParticipantError::ShutDown),
+    };
+    if matches!(result, Err(ParticipantError::ShutDown))
+        && let Ok(journal) = p.journal()
+    {
+        info!(
+            "stopped before the job finished; {}; starting again with it carries on",
+            journal.summary()
+        );
     }
+    result
 }
 
 struct Participant {

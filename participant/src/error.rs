@@ -121,6 +121,23 @@ pub enum ParticipantError {
         /// The set asked for now.
         asked: String,
     },
+    /// Another process holds this participant's journal: two processes
+    /// journaling as one member could each confirm a different contributor
+    /// set for one task, which the journal exists to prevent.
+    #[error(
+        "journal {} is in use by another participant{}; run one process per member, or give each config its own `journal`",
+        journal.display(),
+        pid.map_or_else(String::new, |pid| format!(" (pid {pid})"))
+    )]
+    JournalInUse {
+        /// The journal.
+        journal: PathBuf,
+        /// The holder's process id, when it could be read.
+        pid: Option<u32>,
+    },
+    /// The journal's lock file cannot be created or locked.
+    #[error(transparent)]
+    JournalLock(fedcredit_proto::owner::OwnerLockError),
     /// The job finished without success.
     #[error("the coordinator ended the job: {0}")]
     JobFailed(String),
@@ -139,9 +156,10 @@ impl ParticipantError {
             ParticipantError::BadInput { .. } | ParticipantError::Data { .. } => {
                 ReasonCode::ReasonInvalidData
             }
-            ParticipantError::Wire(_) | ParticipantError::ReadInput { .. } => {
-                ReasonCode::ReasonLocalConfig
-            }
+            ParticipantError::Wire(_)
+            | ParticipantError::ReadInput { .. }
+            | ParticipantError::JournalInUse { .. }
+            | ParticipantError::JournalLock(_) => ReasonCode::ReasonLocalConfig,
             ParticipantError::RefusedRound { .. }
             | ParticipantError::Referee { .. }
             | ParticipantError::ContributorSetChanged { .. } => ReasonCode::ReasonRefusedTask,

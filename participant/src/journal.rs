@@ -10,6 +10,11 @@
 //!   [`fedcredit_referee::TaskDigest`]): it never confirms another set for
 //!   the same task, so no two sums of one task over different sets can be
 //!   unmasked, and their difference can never be one member's vector.
+//!
+//! It only keeps those promises with one writer: [`Journal::open`] takes the
+//! exclusive lock on `<journal>.lock` ([`fedcredit_proto::owner`]) before
+//! reading, held while the journal is open, so a second process of the same
+//! member fails at once, naming the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -17,6 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fedcredit_proto::owner::{OwnerLock, OwnerLockError};
 use fedcredit_referee::TaskDigest;
 use sha2::{Digest, Sha256};
 
@@ -38,10 +44,14 @@ pub struct TaskContributors {
 /// benchmarks, which pass no path) memory that lasts as long as the process.
 #[derive(Debug)]
 pub struct Journal {
-    file: Option<(PathBuf, File)>,
+    /// The file, and this process's exclusive right to write it.
+    file: Option<(PathBuf, File, OwnerLock)>,
     advertised: BTreeSet<(String, u64, u32)>,
     /// (job, task) → the survivor list confirmed for it.
     confirmed: BTreeMap<(String, TaskDigest), Vec<String>>,
+    /// The last message signed (read back or recorded): where this member
+    /// stands, for the line it logs when stopped.
+    last: Option<JournalEntry>,
 }
 
 fn io(path: &Path, e: std::io::Error) -> ParticipantError {
@@ -54,6 +64,13 @@ fn io(path: &Path, e: std::io::Error) -> ParticipantError {
 impl Journal {
     /// Opens (or creates) the journal and reads what it already holds.
     pub fn open(path: &Path) -> Result<Self, ParticipantError> {
+        let owner = OwnerLock::acquire(path).map_err(|e| match e {
+            OwnerLockError::Held { pid, .. } => ParticipantError::JournalInUse {
+                journal: path.to_owned(),
+                pid,
+            },
+            e => ParticipantError::JournalLock(e),
+        })?;
         let mut journal = Self::in_memory();
         for entry in read(path)? {
             journal.remember(&entry);
@@ -63,7 +80,7 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(|e| io(path, e))?;
-        journal.file = Some((path.to_owned(), file));
+        journal.file = Some((path.to_owned(), file, owner));
         Ok(journal)
     }
 
@@ -73,10 +90,12 @@ impl Journal {
             file: None,
             advertised: BTreeSet::new(),
             confirmed: BTreeMap::new(),
+            last: None,
         }
     }
 
     fn remember(&mut self, entry: &JournalEntry) {
+        self.last = Some(entry.clone());
         match entry.phase.as_str() {
             "advertise-keys" => {
                 self.advertised
@@ -108,6 +127,25 @@ impl Journal {
             .map(Vec::as_slice)
     }
 
+    /// Where this member stands, for a log line: the journal and the last
+    /// message in it (every record is synced before it is sent, so this is
+    /// all a restart needs).
+    pub fn summary(&self) -> String {
+        let last = self.last.as_ref().map_or_else(
+            || "nothing signed yet".to_owned(),
+            |e| {
+                format!(
+                    "last signed job {} round {} attempt {} ({})",
+                    e.job, e.round, e.attempt, e.phase
+                )
+            },
+        );
+        match &self.file {
+            Some((path, _, _)) => format!("journal {} (synced): {last}", path.display()),
+            None => format!("journal in memory: {last}"),
+        }
+    }
+
     /// Records a signed message; durable when this returns. `contribution`
     /// goes with a masked input or a confirmation.
     #[allow(clippy::too_many_arguments)]
@@ -134,7 +172,7 @@ impl Journal {
             task: contribution.map(|c| c.task.to_hex()),
             contributors: contribution.map(|c| c.contributors.clone()),
         };
-        if let Some((path, file)) = &mut self.file {
+        if let Some((path, file, _)) = &mut self.file {
             let mut line =
                 serde_json::to_string(&entry).map_err(|e| io(path, std::io::Error::other(e)))?;
             line.push('\n');
@@ -176,6 +214,12 @@ mod tests {
             .expect("record");
         drop(j);
         let j = Journal::open(&path).expect("reopen");
+        assert!(
+            j.summary()
+                .ends_with("(synced): last signed job job round 2 attempt 1 (share-keys)"),
+            "{}",
+            j.summary()
+        );
         assert!(j.advertised("job", 2, 1));
         assert!(!j.advertised("job", 2, 2));
         let entries = read(&path).expect("read");
@@ -211,6 +255,32 @@ mod tests {
         assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
         assert_eq!(j.confirmed("job", &other), None);
         assert_eq!(j.confirmed("other-job", &task), None);
+    }
+
+    #[test]
+    fn a_second_opener_of_a_journal_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bank-a.journal");
+        let held = Journal::open(&path).expect("first opener");
+        let err = Journal::open(&path).expect_err("a second opener");
+        match &err {
+            ParticipantError::JournalInUse { journal, pid } => {
+                assert_eq!(journal, &path);
+                assert_eq!(*pid, Some(std::process::id()));
+            }
+            other => panic!("expected JournalInUse, got {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("bank-a.journal")
+                && message.contains("another participant")
+                && message.contains(&format!("(pid {})", std::process::id())),
+            "{message}"
+        );
+        // The auditor cross-checks a journal while its participant runs.
+        read(&path).expect("readers take no lock");
+        drop(held);
+        Journal::open(&path).expect("free once the first closed it");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`envelope`]: signing and verifying `Signed` envelopes against the roster;
 //! - [`roster`]: participant ids, their Shamir indices and identity keys;
 //! - [`roundlog`]: the round log's framing, hash chain and signatures;
+//! - [`owner`]: the one-writer lock on the round log and on a participant's journal;
 //! - [`shares`]: a dealer's phase-2 message (commitments, ciphertexts) to and from domain types;
 //! - [`words`]: u64 vectors as little-endian bytes on the wire;
 //! - [`codec`]: how a round's values become words (narrow or wide fixed point).
@@ -19,6 +20,7 @@ pub mod v1 {
 pub mod codec;
 pub mod envelope;
 pub mod journal;
+pub mod owner;
 pub mod roster;
 pub mod roundlog;
 pub mod shares;
