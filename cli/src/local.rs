@@ -80,16 +80,16 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
 #[derive(Debug)]
 pub struct LocalArgs {
     pub data: Vec<PathBuf>,
-    pub label: String,
-    pub positive: String,
+    /// The label column and its positive and negative values.
+    pub label: LabelSpec,
     pub test: Option<PathBuf>,
     pub l2: f64,
     pub out: PathBuf,
 }
 
-/// Runs `fedcredit local`.
+/// Runs `fedcredit local`. Every label value must be declared.
 pub async fn run(args: LocalArgs) -> Result<()> {
-    let label = LabelSpec::new(&args.label, &args.positive);
+    let label = args.label.clone();
     let mut files = args.data.clone();
     if let Some(t) = &args.test {
         files.push(t.clone());

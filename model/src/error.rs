@@ -80,19 +80,19 @@ pub enum ModelError {
     },
 
     /// The label cell is empty (or only whitespace).
-    #[error(
-        "label column `{column}`: empty cell, expected `{positive}` (positive) or a negative-class value"
-    )]
+    #[error("label column `{column}`: empty cell, expected {expected}")]
     EmptyLabel {
         /// The label column.
         column: String,
-        /// The value that marks the positive (default) class.
-        positive: String,
+        /// The accepted values, as [`crate::LabelSpec::accepted`] words them.
+        expected: String,
     },
 
     /// The label cell is neither the positive value nor the declared negative value.
     #[error(
-        "label column `{column}`: value `{value}` is neither `{positive}` (positive) nor `{negative}` (negative)"
+        "label column `{column}`: value `{value}` is neither `{positive}` (positive) nor \
+         `{negative}` (negative){}",
+        case_hint(value, positive, negative)
     )]
     UnexpectedLabel {
         /// The label column.
@@ -103,6 +103,20 @@ pub enum ModelError {
         positive: String,
         /// The value the schema declares for the negative class.
         negative: String,
+    },
+
+    /// The label spec does not say which values are negative.
+    #[error(
+        "invalid schema: label column `{column}`: say which values are negative: add \
+         `negative = \"<value>\"` (the one negative value; any other value is then an error) \
+         or `negatives = \"all-others\"` (every non-empty value other than `{positive}` is \
+         negative)"
+    )]
+    NegativesUnstated {
+        /// The label column.
+        column: String,
+        /// The declared positive value.
+        positive: String,
     },
 
     /// Two features of the schema share a name.
@@ -143,7 +157,7 @@ pub enum ModelError {
         value: String,
     },
 
-    /// The schema's label column is also listed as a feature, or its positive value is empty.
+    /// The schema's label column is also listed as a feature, or its label values are unusable.
     #[error("invalid schema: label column `{column}`: {reason}")]
     InvalidLabelSpec {
         /// The label column.
@@ -242,6 +256,15 @@ fn pivot_name(pivot: usize) -> String {
     match pivot {
         0 => "the intercept".to_owned(),
         j => format!("encoded feature {}", j - 1),
+    }
+}
+
+/// A hint when a label differs from a declared value only in letter case.
+fn case_hint(value: &str, positive: &str, negative: &str) -> &'static str {
+    if value.eq_ignore_ascii_case(positive) || value.eq_ignore_ascii_case(negative) {
+        " (label values are case-sensitive)"
+    } else {
+        ""
     }
 }
 

@@ -34,7 +34,8 @@ pub struct Dataset {
     /// Encoded features, `rows × schema.encoded_width()`, not standardized
     /// when loaded (a [`crate::credit::CreditData`] standardizes in place).
     pub x: Array2<f64>,
-    /// Labels: 1 for the schema's positive (default) value, else 0.
+    /// Labels: 1 for the schema's positive (default) value, 0 for a negative one
+    /// (a value the schema does not declare is refused when loading).
     pub y: Array1<f64>,
     /// The file the rows came from, for messages.
     pub path: PathBuf,
@@ -249,7 +250,7 @@ mod tests {
 
     fn schema() -> Schema {
         Schema {
-            label: LabelSpec::new("y", "bad"),
+            label: LabelSpec::binary("y", "bad", "good"),
             features: vec![
                 Feature::Numeric { name: "age".into() },
                 Feature::Categorical {
@@ -331,6 +332,27 @@ mod tests {
             (11, 7),
         ] {
             assert_eq!(count_lines(&path, byte).expect("read"), line, "byte {byte}");
+        }
+    }
+
+    #[test]
+    fn undeclared_labels_name_file_line_column_and_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, value) in [("upper.csv", "BAD"), ("coded.csv", "0")] {
+            let text = format!("age,housing,y\n30,own,bad\n31,own,good\n\n32,own,{value}\n");
+            let err = load_csv(&write(dir.path(), name, &text), &schema()).expect_err("label");
+            assert!(
+                err.to_string().ends_with(&format!(
+                    "{name}:5: label column `y`: value `{value}` is neither `bad` (positive) nor \
+                     `good` (negative){}",
+                    if value == "BAD" {
+                        " (label values are case-sensitive)"
+                    } else {
+                        ""
+                    }
+                )),
+                "{err}"
+            );
         }
     }
 

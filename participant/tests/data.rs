@@ -10,7 +10,7 @@ use ndarray::array;
 
 fn schema() -> Schema {
     Schema {
-        label: LabelSpec::new("default", "yes"),
+        label: LabelSpec::binary("default", "yes", "no"),
         features: vec![
             Feature::Numeric { name: "age".into() },
             Feature::Categorical {
@@ -248,7 +248,7 @@ fn million_rows_peak_memory() {
     const ROWS: usize = 1_000_000;
     const P: usize = 50;
     let schema = Schema {
-        label: LabelSpec::new("y", "1"),
+        label: LabelSpec::binary("y", "1", "0"),
         features: (0..P)
             .map(|j| Feature::Numeric {
                 name: format!("f{j}"),

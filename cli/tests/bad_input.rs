@@ -1,0 +1,134 @@
+//! Nothing silent: the real `fedcredit` binary on files whose labels do
+//! not fit. Every refusal names the file, line, column and value.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
+
+/// The bundled German credit data: header and records.
+fn german() -> (Vec<String>, Vec<Vec<String>>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/german_credit.csv");
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
+    // Flexible: some tests write short rows on purpose.
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
+    w.write_record(header).unwrap();
+    for r in rows {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// Writes the German credit rows, mapped by `f`, as `k` contiguous files.
+fn parts(dir: &Path, k: usize, f: impl Fn(usize, &mut Vec<String>)) -> Vec<PathBuf> {
+    let (header, mut rows) = german();
+    for (i, r) in rows.iter_mut().enumerate() {
+        f(i, r);
+    }
+    let per = rows.len().div_ceil(k);
+    rows.chunks(per)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let path = dir.join(format!("part-{i}.csv"));
+            write_csv(&path, &header, chunk);
+            path
+        })
+        .collect()
+}
+
+/// Runs `fedcredit local` on `files` with the label arguments `label`.
+fn local(files: &[PathBuf], label: &[&str], out: &Path) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["local", "--label", "creditability"])
+        .args(label)
+        .arg("--out")
+        .arg(out);
+    for f in files {
+        cmd.arg("--data").arg(f);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `BAD` where `bad` and `good` are declared: the run stops at that cell
+/// (it used to count as a good applicant).
+#[test]
+fn local_refuses_an_undeclared_label_naming_file_line_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    // Row 410 overall is the 77th row of the second file: line 78.
+    let files = parts(dir.path(), 3, |i, r| {
+        if i == 410 {
+            *r.last_mut().unwrap() = "BAD".into();
+        }
+    });
+    let out = dir.path().join("out");
+    let o = local(&files, &["--positive", "bad", "--negative", "good"], &out);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "part-1.csv:78: label column `creditability`: value `BAD` is neither `bad` \
+             (positive) nor `good` (negative) (label values are case-sensitive)"
+        ),
+        "{err}"
+    );
+    assert!(!out.join("model.json").exists());
+}
+
+/// 0/1 labels where `bad` and `good` are declared: refused at the first row.
+#[test]
+fn local_refuses_0_1_labels_when_bad_and_good_are_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = parts(dir.path(), 3, |_, r| {
+        let label = r.last_mut().unwrap();
+        *label = if label == "bad" { "1" } else { "0" }.into();
+    });
+    let out = dir.path().join("out");
+    let o = local(&files, &["--positive", "bad", "--negative", "good"], &out);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("part-0.csv:2: label column `creditability`: value `0` is neither `bad`"),
+        "{err}"
+    );
+    // The same files train once the coding is declared.
+    let o = local(&files, &["--positive", "1", "--negative", "0"], &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("model.json").exists());
+}
+
+/// The label spec must say what is negative; clap names both ways.
+#[test]
+fn local_needs_the_negative_class_stated() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = parts(dir.path(), 3, |_, _| {});
+    let o = local(&files, &["--positive", "bad"], &dir.path().join("out"));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--negative <NEGATIVE>") && err.contains("--negatives <NEGATIVES>"),
+        "{err}"
+    );
+}
