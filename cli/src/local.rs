@@ -87,7 +87,8 @@ pub struct LocalArgs {
     pub out: PathBuf,
 }
 
-/// Runs `fedcredit local`. Every label value must be declared.
+/// Runs `fedcredit local`. Every label value must be declared, and the job
+/// stops after its statistics round if the pooled rows lack either class.
 pub async fn run(args: LocalArgs) -> Result<()> {
     let label = args.label.clone();
     let mut files = args.data.clone();

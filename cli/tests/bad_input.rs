@@ -132,3 +132,59 @@ fn local_needs_the_negative_class_stated() {
         "{err}"
     );
 }
+
+/// `--positive yes` matches no row: with every other value declared
+/// negative, the pooled statistics round shows no positive row and the job
+/// stops there, before any optimization round, with a non-zero exit.
+#[test]
+fn local_stops_after_the_statistics_round_when_the_pool_lacks_a_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = parts(dir.path(), 3, |_, _| {});
+    let out = dir.path().join("out");
+    let o = local(
+        &files,
+        &["--positive", "yes", "--negatives", "all-others"],
+        &out,
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "the pooled data has no positive rows (label `yes` in column `creditability`)"
+        ),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!stdout.contains("optimization"), "{stdout}");
+    assert!(!out.join("model.json").exists());
+
+    // Only bad applicants: no negative rows.
+    let dir = tempfile::tempdir().unwrap();
+    let (header, rows) = german();
+    let bad: Vec<Vec<String>> = rows
+        .into_iter()
+        .filter(|r| r.last().unwrap() == "bad")
+        .collect();
+    let files: Vec<PathBuf> = bad
+        .chunks(100)
+        .enumerate()
+        .map(|(i, c)| {
+            let p = dir.path().join(format!("bad-{i}.csv"));
+            write_csv(&p, &header, c);
+            p
+        })
+        .collect();
+    let o = local(
+        &files,
+        &["--positive", "bad", "--negative", "good"],
+        &dir.path().join("out"),
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "the pooled data has no negative rows (label `good` in column `creditability`)"
+        ),
+        "{err}"
+    );
+}

@@ -119,6 +119,20 @@ pub enum ModelError {
         positive: String,
     },
 
+    /// The pooled training rows (over all parties) hold only one label class.
+    #[error(
+        "the pooled data has no {class} rows ({values} in column `{column}`), so no model \
+         can be fitted; check the label spec against the data"
+    )]
+    PooledClassMissing {
+        /// "positive" or "negative".
+        class: &'static str,
+        /// The label value(s) of that class, e.g. "label `bad`".
+        values: String,
+        /// The label column.
+        column: String,
+    },
+
     /// Two features of the schema share a name.
     #[error("invalid schema: feature `{name}` is listed more than once")]
     DuplicateFeature {
