@@ -13,8 +13,11 @@ use fedcredit_participant::data::load_csv;
 use crate::credit::{self, Party};
 use crate::say;
 
-/// Reads a whole CSV file as strings: (header, rows).
-pub fn read_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+/// Reads a whole CSV file as strings: (header, rows). The header must hold
+/// the `label` column; that is checked before any row is read, so that a
+/// semicolon- or tab-separated file is named as such rather than failing
+/// on its first row.
+pub fn read_table(path: &Path, label: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let header: Vec<String> = reader
@@ -23,6 +26,10 @@ pub fn read_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
         .iter()
         .map(str::to_owned)
         .collect();
+    if !header.iter().any(|h| h == label) {
+        let e = fedcredit_model::encoder::missing_column(&header, label, "the label");
+        bail!("{}:1: {e}", path.display());
+    }
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.with_context(|| format!("{}: malformed CSV", path.display()))?;
@@ -37,7 +44,7 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
     let mut header: Option<Vec<String>> = None;
     let mut all = Vec::new();
     for f in files {
-        let (h, rows) = read_table(f)?;
+        let (h, rows) = read_table(f, &label.column)?;
         match &header {
             None => {
                 all.extend(rows);

@@ -1,5 +1,6 @@
-//! Nothing silent: the real `fedcredit` binary on files whose labels do
-//! not fit. Every refusal names the file, line, column and value.
+//! Nothing silent: the real `fedcredit` binary on files whose labels or
+//! separators do not fit. Every refusal names the file, line, column and
+//! value.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -187,4 +188,34 @@ fn local_stops_after_the_statistics_round_when_the_pool_lacks_a_class() {
         ),
         "{err}"
     );
+}
+
+/// A file exported with semicolons or tabs is named as such, with a way to
+/// convert it, not reported as a missing label column.
+#[test]
+fn local_names_a_semicolon_or_tab_separated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sep, what) in [("semi.csv", ";", "semicolon"), ("tabs.csv", "\t", "tab")] {
+        let path = dir.path().join(name);
+        let text = ["age", "amount", "creditability"].join(sep)
+            + "\n"
+            + &["30", "1200,5", "bad"].join(sep)
+            + "\n";
+        std::fs::write(&path, text).unwrap();
+        let o = local(
+            std::slice::from_ref(&path),
+            &["--positive", "bad", "--negative", "good"],
+            &dir.path().join("out"),
+        );
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("{name}:1: the header is a single column"))
+                && err.contains(&format!(
+                    "which looks {what}-separated; fedcredit reads comma-separated CSV. \
+                     Convert it, e.g.: python3 -c"
+                )),
+            "{err}"
+        );
+    }
 }

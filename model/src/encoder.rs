@@ -88,10 +88,9 @@ impl Encoder {
                 .enumerate()
                 .filter(|(_, h)| h.as_ref() == name)
                 .map(|(i, _)| i);
-            let first = hits.next().ok_or_else(|| ModelError::MissingColumn {
-                column: name.to_owned(),
-                role,
-            })?;
+            let first = hits
+                .next()
+                .ok_or_else(|| missing_column(header, name, role))?;
             let extra = hits.count();
             if extra > 0 {
                 return Err(ModelError::DuplicateColumn {
@@ -244,6 +243,40 @@ impl Encoder {
             }),
             Negatives::Value(_) | Negatives::AllOthers => Ok(0.0),
         }
+    }
+}
+
+/// The error for a column `column` (needed as `role`) that is not in
+/// `header`: [`ModelError::NotCommaSeparated`] when the header is a single
+/// field holding `;` or a tab (a semicolon- or tab-separated file, the usual
+/// cause), else [`ModelError::MissingColumn`].
+///
+/// ```
+/// use fedcredit_model::encoder::missing_column;
+///
+/// let e = missing_column(&["age;housing;y"], "y", "the label");
+/// assert!(e.to_string().contains("looks semicolon-separated"));
+/// let e = missing_column(&["age", "housing"], "y", "the label");
+/// assert!(e.to_string().starts_with("column `y` is missing"));
+/// ```
+pub fn missing_column<H: AsRef<str>>(header: &[H], column: &str, role: &'static str) -> ModelError {
+    if let [only] = header {
+        let only = only.as_ref();
+        let (semicolons, tabs) = (only.matches(';').count(), only.matches('\t').count());
+        if semicolons + tabs > 0 {
+            return ModelError::NotCommaSeparated {
+                header: only.to_owned(),
+                separator: if tabs > semicolons {
+                    "tab"
+                } else {
+                    "semicolon"
+                },
+            };
+        }
+    }
+    ModelError::MissingColumn {
+        column: column.to_owned(),
+        role,
     }
 }
 
@@ -425,5 +458,32 @@ mod tests {
                 .ends_with("expected `bad` (positive) or any other non-empty value (negative)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_semicolon_or_tab_header_is_named_as_such() {
+        let err = Encoder::new(&schema(), &["y;n;one;c"]).expect_err("must fail");
+        assert_eq!(
+            err,
+            ModelError::NotCommaSeparated {
+                header: "y;n;one;c".into(),
+                separator: "semicolon"
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("looks semicolon-separated; fedcredit reads comma-separated CSV")
+                && text.contains("delimiter=';'"),
+            "{text}"
+        );
+        let err = Encoder::for_scoring(&schema(), &["n\tone\tc"]).expect_err("must fail");
+        let text = err.to_string();
+        assert!(
+            text.contains("looks tab-separated") && text.contains(r"delimiter='\t'"),
+            "{text}"
+        );
+        // One comma-separated column that happens to be wrong is just missing.
+        let err = Encoder::new(&schema(), &["y"]).expect_err("must fail");
+        assert!(matches!(err, ModelError::MissingColumn { .. }), "{err}");
     }
 }

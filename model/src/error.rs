@@ -22,6 +22,21 @@ pub enum ModelError {
         role: &'static str,
     },
 
+    /// A needed column is missing and the header is a single field that
+    /// looks semicolon- or tab-separated: the file is not comma-separated.
+    #[error(
+        "the header is a single column `{}`, which looks {separator}-separated; fedcredit reads \
+         comma-separated CSV. Convert it, e.g.: {}",
+        shortened(header, 60),
+        convert_hint(separator)
+    )]
+    NotCommaSeparated {
+        /// The header line as one field.
+        header: String,
+        /// "semicolon" or "tab".
+        separator: &'static str,
+    },
+
     /// A column the schema needs appears more than once in the header.
     #[error("column `{column}` appears {count} times in the header, expected exactly once")]
     DuplicateColumn {
@@ -270,6 +285,24 @@ fn pivot_name(pivot: usize) -> String {
     match pivot {
         0 => "the intercept".to_owned(),
         j => format!("encoded feature {}", j - 1),
+    }
+}
+
+/// A one-line conversion of a `separator`-separated file to comma-separated CSV
+/// that keeps quoted cells intact (unlike replacing characters).
+fn convert_hint(separator: &str) -> String {
+    let delimiter = if separator == "tab" { "\\t" } else { ";" };
+    format!(
+        "python3 -c \"import csv,sys; csv.writer(sys.stdout).writerows(csv.reader(sys.stdin, \
+         delimiter='{delimiter}'))\" < in.csv > out.csv"
+    )
+}
+
+/// At most `max` characters of `s`, with an ellipsis when cut.
+fn shortened(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
     }
 }
 

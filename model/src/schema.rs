@@ -377,10 +377,11 @@ impl Schema {
             }
         }
         if !names.contains(&label.column.as_str()) {
-            return Err(ModelError::MissingColumn {
-                column: label.column.clone(),
-                role: "the label",
-            });
+            return Err(crate::encoder::missing_column(
+                &names,
+                &label.column,
+                "the label",
+            ));
         }
         if let Some(r) = rows.iter().find(|r| r.as_ref().len() != names.len()) {
             return Err(ModelError::RecordLength {

@@ -357,6 +357,20 @@ mod tests {
     }
 
     #[test]
+    fn a_semicolon_header_says_so_at_line_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "semi.csv", "age;housing;y\n30;own;bad\n");
+        let err = load_csv(&path, &schema()).expect_err("separator");
+        assert!(
+            err.to_string().contains(
+                "semi.csv:1: the header is a single column `age;housing;y`, which looks \
+                 semicolon-separated; fedcredit reads comma-separated CSV. Convert it, e.g.: python3"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn empty_and_header_only_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = load_csv(&write(dir.path(), "e.csv", ""), &schema()).expect_err("empty");
