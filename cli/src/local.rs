@@ -1,12 +1,11 @@
-//! `fedcredit local` (train on your own CSV files as if each were a
-//! consortium member) and `fedcredit score` (apply a model.json to new rows).
+//! `fedcredit local`: train on your own CSV files as if each were a
+//! consortium member.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use fedcredit_model::job::{FittedModel, ModelJobSpec};
-use fedcredit_model::{Encoder, LabelSpec, Schema};
+use fedcredit_model::job::ModelJobSpec;
+use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
 
@@ -161,47 +160,5 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         args.out.join("metrics.json").display(),
         log_path.display()
     ));
-    Ok(())
-}
-
-/// Runs `fedcredit score`: one probability per data row, in input order.
-pub fn score(model_path: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
-    let text = std::fs::read_to_string(model_path)
-        .with_context(|| format!("{}: cannot read", model_path.display()))?;
-    let model: FittedModel = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a fedcredit model file", model_path.display()))?;
-    let mut reader =
-        csv::Reader::from_path(data).with_context(|| format!("{}: cannot open", data.display()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{}: cannot read the header", data.display()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let encoder = Encoder::for_scoring(&model.schema, &header).with_context(|| {
-        format!(
-            "{}:1: the header does not fit the model's schema",
-            data.display()
-        )
-    })?;
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    writeln!(sink, "row,probability")?;
-    let mut row = vec![0.0; encoder.width()];
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.with_context(|| format!("{}:{line}: malformed CSV", data.display()))?;
-        let cells: Vec<&str> = record.iter().collect();
-        encoder
-            .encode_features_into(&cells, &mut row)
-            .with_context(|| format!("{}:{line}", data.display()))?;
-        let p = model.probability(&row)?;
-        writeln!(sink, "{},{p}", i + 1)?;
-    }
-    sink.flush()?;
     Ok(())
 }

@@ -8,6 +8,7 @@ mod demo;
 mod demo_sum;
 mod keys;
 mod local;
+mod score;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,17 +110,7 @@ enum Command {
         out: PathBuf,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
-    Score {
-        /// The model file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Applicants: a CSV file with the model's feature columns (the label column is not needed).
-        #[arg(long)]
-        data: PathBuf,
-        /// Output CSV (row,probability); default: standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Score(score::ScoreArgs),
     /// Benchmark the federated credit model against a central fit and scikit-learn on synthetic rows.
     BenchCredit(bench::BenchArgs),
     /// Audit a coordinator's round log, offline.
@@ -247,7 +238,7 @@ fn run(cli: Cli) -> Result<()> {
                 out,
             }))
         }
-        Command::Score { model, data, out } => local::score(&model, &data, out.as_deref()),
+        Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),
         Command::Audit { command } => audit(command),
     }

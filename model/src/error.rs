@@ -278,6 +278,37 @@ pub enum ModelError {
     InconsistentAggregate(String),
 }
 
+impl ModelError {
+    /// The data column an error is about, if any (for reports of bad rows
+    /// that keep column and value apart, e.g. `score --on-error skip`).
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            ModelError::MissingColumn { column, .. }
+            | ModelError::DuplicateColumn { column, .. }
+            | ModelError::UnknownCategory { column, .. }
+            | ModelError::EmptyNumeric { column }
+            | ModelError::NotANumber { column, .. }
+            | ModelError::NonFiniteValue { column, .. }
+            | ModelError::EmptyLabel { column, .. }
+            | ModelError::UnexpectedLabel { column, .. } => Some(column),
+            _ => None,
+        }
+    }
+
+    /// The offending cell value, if the error is about one cell (`""` for an
+    /// empty one).
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            ModelError::UnknownCategory { value, .. }
+            | ModelError::NotANumber { value, .. }
+            | ModelError::NonFiniteValue { value, .. }
+            | ModelError::UnexpectedLabel { value, .. } => Some(value),
+            ModelError::EmptyNumeric { .. } | ModelError::EmptyLabel { .. } => Some(""),
+            _ => None,
+        }
+    }
+}
+
 /// Convenience alias.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
