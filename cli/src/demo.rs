@@ -42,7 +42,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let files = split(&dir)?;
 
-    let label = LabelSpec::new("creditability", "bad");
+    let label = LabelSpec::binary("creditability", "bad", "good");
     let schema = {
         let mut reader = csv::Reader::from_reader(GERMAN_CREDIT.as_bytes());
         let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();

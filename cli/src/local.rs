@@ -1,20 +1,22 @@
-//! `fedcredit local` (train on your own CSV files as if each were a
-//! consortium member) and `fedcredit score` (apply a model.json to new rows).
+//! `fedcredit local`: train on your own CSV files as if each were a
+//! consortium member.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use fedcredit_model::job::{FittedModel, ModelJobSpec};
-use fedcredit_model::{Encoder, LabelSpec, Schema};
+use fedcredit_model::job::ModelJobSpec;
+use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
 
 use crate::credit::{self, Party};
 use crate::say;
 
-/// Reads a whole CSV file as strings: (header, rows).
-pub fn read_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+/// Reads a whole CSV file as strings: (header, rows). The header must hold
+/// the `label` column; that is checked before any row is read, so that a
+/// semicolon- or tab-separated file is named as such rather than failing
+/// on its first row.
+pub fn read_table(path: &Path, label: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let header: Vec<String> = reader
@@ -23,6 +25,10 @@ pub fn read_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
         .iter()
         .map(str::to_owned)
         .collect();
+    if !header.iter().any(|h| h == label) {
+        let e = fedcredit_model::encoder::missing_column(&header, label, "the label");
+        bail!("{}:1: {e}", path.display());
+    }
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.with_context(|| format!("{}: malformed CSV", path.display()))?;
@@ -37,7 +43,7 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
     let mut header: Option<Vec<String>> = None;
     let mut all = Vec::new();
     for f in files {
-        let (h, rows) = read_table(f)?;
+        let (h, rows) = read_table(f, &label.column)?;
         match &header {
             None => {
                 all.extend(rows);
@@ -80,16 +86,17 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
 #[derive(Debug)]
 pub struct LocalArgs {
     pub data: Vec<PathBuf>,
-    pub label: String,
-    pub positive: String,
+    /// The label column and its positive and negative values.
+    pub label: LabelSpec,
     pub test: Option<PathBuf>,
     pub l2: f64,
     pub out: PathBuf,
 }
 
-/// Runs `fedcredit local`.
+/// Runs `fedcredit local`. Every label value must be declared, and the job
+/// stops after its statistics round if the pooled rows lack either class.
 pub async fn run(args: LocalArgs) -> Result<()> {
-    let label = LabelSpec::new(&args.label, &args.positive);
+    let label = args.label.clone();
     let mut files = args.data.clone();
     if let Some(t) = &args.test {
         files.push(t.clone());
@@ -153,47 +160,5 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         args.out.join("metrics.json").display(),
         log_path.display()
     ));
-    Ok(())
-}
-
-/// Runs `fedcredit score`: one probability per data row, in input order.
-pub fn score(model_path: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
-    let text = std::fs::read_to_string(model_path)
-        .with_context(|| format!("{}: cannot read", model_path.display()))?;
-    let model: FittedModel = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a fedcredit model file", model_path.display()))?;
-    let mut reader =
-        csv::Reader::from_path(data).with_context(|| format!("{}: cannot open", data.display()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{}: cannot read the header", data.display()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let encoder = Encoder::for_scoring(&model.schema, &header).with_context(|| {
-        format!(
-            "{}:1: the header does not fit the model's schema",
-            data.display()
-        )
-    })?;
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    writeln!(sink, "row,probability")?;
-    let mut row = vec![0.0; encoder.width()];
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.with_context(|| format!("{}:{line}: malformed CSV", data.display()))?;
-        let cells: Vec<&str> = record.iter().collect();
-        encoder
-            .encode_features_into(&cells, &mut row)
-            .with_context(|| format!("{}:{line}", data.display()))?;
-        let p = model.probability(&row)?;
-        writeln!(sink, "{},{p}", i + 1)?;
-    }
-    sink.flush()?;
     Ok(())
 }

@@ -8,14 +8,16 @@ mod demo;
 mod demo_sum;
 mod keys;
 mod local;
+mod score;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use fedcredit_coordinator::{RoundResult, SecureSum};
 use fedcredit_crypto::fixed_point::FixedPoint;
+use fedcredit_model::LabelSpec;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
@@ -81,6 +83,10 @@ enum Command {
         secure_sum: bool,
     },
     /// Train a credit model on your own CSV files, each file acting as one consortium member.
+    ///
+    /// Say which label values are negative with exactly one of `--negative VALUE`
+    /// (any other value is then an error) or `--negatives all-others`.
+    #[command(group(ArgGroup::new("negative-class").required(true).args(["negative", "negatives"])))]
     Local {
         /// A CSV file with a header; repeat for each member (one participant per file).
         #[arg(long = "data", required = true)]
@@ -91,6 +97,13 @@ enum Command {
         /// The label value of the positive (default) event, e.g. `bad`.
         #[arg(long)]
         positive: String,
+        /// The label value of the negative event, e.g. `good`; any value that is
+        /// neither this nor --positive is an error naming its file, line and value.
+        #[arg(long)]
+        negative: Option<String>,
+        /// `all-others`: every non-empty label value other than --positive is negative.
+        #[arg(long, value_enum)]
+        negatives: Option<AllOthers>,
         /// Held-out rows for the pooled evaluation (evaluated by the first member).
         #[arg(long)]
         test: Option<PathBuf>,
@@ -102,17 +115,7 @@ enum Command {
         out: PathBuf,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
-    Score {
-        /// The model file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Applicants: a CSV file with the model's feature columns (the label column is not needed).
-        #[arg(long)]
-        data: PathBuf,
-        /// Output CSV (row,probability); default: standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Score(score::ScoreArgs),
     /// Benchmark the federated credit model against a central fit and scikit-learn on synthetic rows.
     BenchCredit(bench::BenchArgs),
     /// Audit a coordinator's round log, offline.
@@ -145,6 +148,13 @@ enum AuditCommand {
         /// The round log.
         log: PathBuf,
     },
+}
+
+/// The one value of `local --negatives`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AllOthers {
+    /// Every non-empty label value other than the positive one is negative.
+    AllOthers,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -214,18 +224,29 @@ fn run(cli: Cli) -> Result<()> {
             data,
             label,
             positive,
+            negative,
+            negatives,
             test,
             l2,
             out,
-        } => runtime()?.block_on(local::run(local::LocalArgs {
-            data,
-            label,
-            positive,
-            test,
-            l2,
-            out,
-        })),
-        Command::Score { model, data, out } => local::score(&model, &data, out.as_deref()),
+        } => {
+            let label = match (negative, negatives) {
+                (Some(negative), None) => LabelSpec::binary(label, positive, negative),
+                (None, Some(AllOthers::AllOthers)) => LabelSpec::all_others(label, positive),
+                // clap's group takes exactly one of the two.
+                _ => {
+                    anyhow::bail!("give exactly one of --negative VALUE or --negatives all-others")
+                }
+            };
+            runtime()?.block_on(local::run(local::LocalArgs {
+                data,
+                label,
+                test,
+                l2,
+                out,
+            }))
+        }
+        Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),
         Command::Audit { command } => audit(command),
     }

@@ -68,6 +68,8 @@ fn local_matches_scikit_learn_on_german_credit() {
         "creditability",
         "--positive",
         "bad",
+        "--negative",
+        "good",
         "--l2",
         "1",
         "--out",
@@ -210,6 +212,8 @@ fn score_writes_a_probability_per_row_and_refuses_a_wrong_schema() {
         "creditability",
         "--positive",
         "bad",
+        "--negative",
+        "good",
         "--out",
     ])
     .arg(&out);
@@ -305,7 +309,7 @@ fn write_consortium(d: &Path, ids: &[&str], protocol: &str) {
     let schema = fedcredit_model::Schema::infer(
         &header,
         &rows,
-        fedcredit_model::LabelSpec::new("creditability", "bad"),
+        fedcredit_model::LabelSpec::binary("creditability", "bad", "good"),
     )
     .unwrap();
     #[derive(serde::Serialize)]

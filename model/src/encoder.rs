@@ -11,7 +11,7 @@
 //! use fedcredit_model::schema::{Feature, LabelSpec, Schema};
 //!
 //! let schema = Schema {
-//!     label: LabelSpec::new("y", "bad"),
+//!     label: LabelSpec::binary("y", "bad", "good"),
 //!     features: vec![
 //!         Feature::Numeric { name: "age".into() },
 //!         Feature::Categorical {
@@ -28,12 +28,15 @@
 //!
 //! let err = enc.encode(&["18", "boat", "good", "40"]).unwrap_err();
 //! assert!(err.to_string().contains("`housing`: value `boat`"));
+//! // A label value the schema does not declare is an error, never a negative.
+//! let err = enc.encode(&["19", "own", "BAD", "40"]).unwrap_err();
+//! assert!(err.to_string().contains("value `BAD` is neither `bad` (positive) nor `good`"));
 //! ```
 
 use std::collections::HashMap;
 
 use crate::error::{ModelError, Result};
-use crate::schema::{Feature, Schema};
+use crate::schema::{Feature, LabelSpec, Negatives, Schema};
 
 #[derive(Debug, Clone)]
 enum Slot {
@@ -58,9 +61,7 @@ pub struct Encoder {
     slots: Vec<Slot>,
     /// `None` for an encoder made by [`Encoder::for_scoring`] on data without labels.
     label_col: Option<usize>,
-    label_name: String,
-    positive: String,
-    negative: Option<String>,
+    label: LabelSpec,
     header_len: usize,
     width: usize,
 }
@@ -87,10 +88,9 @@ impl Encoder {
                 .enumerate()
                 .filter(|(_, h)| h.as_ref() == name)
                 .map(|(i, _)| i);
-            let first = hits.next().ok_or_else(|| ModelError::MissingColumn {
-                column: name.to_owned(),
-                role,
-            })?;
+            let first = hits
+                .next()
+                .ok_or_else(|| missing_column(header, name, role))?;
             let extra = hits.count();
             if extra > 0 {
                 return Err(ModelError::DuplicateColumn {
@@ -136,9 +136,7 @@ impl Encoder {
         Ok(Self {
             slots,
             label_col,
-            label_name: schema.label.column.clone(),
-            positive: schema.label.positive.clone(),
-            negative: schema.label.negative.clone(),
+            label: schema.label.clone(),
             header_len: header.len(),
             width: offset,
         })
@@ -168,7 +166,7 @@ impl Encoder {
         }
         let Some(label_col) = self.label_col else {
             return Err(ModelError::MissingColumn {
-                column: self.label_name.clone(),
+                column: self.label.column.clone(),
                 role: "the label",
             });
         };
@@ -223,26 +221,62 @@ impl Encoder {
         Ok(())
     }
 
+    /// 1 for the positive value, 0 for a negative one; an empty or
+    /// undeclared value is an error naming it.
     fn label(&self, cell: &str) -> Result<f64> {
         let value = cell.trim();
         if value.is_empty() {
             return Err(ModelError::EmptyLabel {
-                column: self.label_name.clone(),
-                positive: self.positive.clone(),
+                column: self.label.column.clone(),
+                expected: self.label.accepted(),
             });
         }
-        if value == self.positive {
+        if value == self.label.positive {
             return Ok(1.0);
         }
-        match &self.negative {
-            Some(neg) if value != neg => Err(ModelError::UnexpectedLabel {
-                column: self.label_name.clone(),
+        match &self.label.negatives {
+            Negatives::Value(neg) if value != neg => Err(ModelError::UnexpectedLabel {
+                column: self.label.column.clone(),
                 value: value.to_owned(),
-                positive: self.positive.clone(),
+                positive: self.label.positive.clone(),
                 negative: neg.clone(),
             }),
-            _ => Ok(0.0),
+            Negatives::Value(_) | Negatives::AllOthers => Ok(0.0),
         }
+    }
+}
+
+/// The error for a column `column` (needed as `role`) that is not in
+/// `header`: [`ModelError::NotCommaSeparated`] when the header is a single
+/// field holding `;` or a tab (a semicolon- or tab-separated file, the usual
+/// cause), else [`ModelError::MissingColumn`].
+///
+/// ```
+/// use fedcredit_model::encoder::missing_column;
+///
+/// let e = missing_column(&["age;housing;y"], "y", "the label");
+/// assert!(e.to_string().contains("looks semicolon-separated"));
+/// let e = missing_column(&["age", "housing"], "y", "the label");
+/// assert!(e.to_string().starts_with("column `y` is missing"));
+/// ```
+pub fn missing_column<H: AsRef<str>>(header: &[H], column: &str, role: &'static str) -> ModelError {
+    if let [only] = header {
+        let only = only.as_ref();
+        let (semicolons, tabs) = (only.matches(';').count(), only.matches('\t').count());
+        if semicolons + tabs > 0 {
+            return ModelError::NotCommaSeparated {
+                header: only.to_owned(),
+                separator: if tabs > semicolons {
+                    "tab"
+                } else {
+                    "semicolon"
+                },
+            };
+        }
+    }
+    ModelError::MissingColumn {
+        column: column.to_owned(),
+        role,
     }
 }
 
@@ -273,7 +307,7 @@ mod tests {
 
     fn schema() -> Schema {
         Schema {
-            label: LabelSpec::new("y", "bad"),
+            label: LabelSpec::binary("y", "bad", "good"),
             features: vec![
                 Feature::Categorical {
                     name: "c".into(),
@@ -304,7 +338,7 @@ mod tests {
             e.encode(&["good", "-1", "only", "c"]).expect("ok"),
             (vec![0.0, 1.0, -1.0], 0.0)
         );
-        let owned: Vec<String> = ["x", "0", "only", "b"].map(String::from).to_vec();
+        let owned: Vec<String> = ["good", "0", "only", "b"].map(String::from).to_vec();
         assert_eq!(e.encode(&owned).expect("ok"), (vec![1.0, 0.0, 0.0], 0.0));
     }
 
@@ -372,15 +406,84 @@ mod tests {
     }
 
     #[test]
-    fn strict_negative_label() {
-        let mut s = schema();
-        s.label.negative = Some("good".into());
-        let e = Encoder::new(&s, &["y", "n", "one", "c"]).expect("encoder");
+    fn undeclared_label_values_are_errors() {
+        let e = enc();
         assert_eq!(e.encode(&["good", "1", "only", "a"]).expect("ok").1, 0.0);
-        let err = e
-            .encode(&["gdoo", "1", "only", "a"])
-            .expect_err("must fail");
-        assert!(matches!(err, ModelError::UnexpectedLabel { .. }));
-        assert!(err.to_string().contains("`gdoo`"));
+        for (value, case) in [
+            ("BAD", true),
+            ("Good", true),
+            ("0", false),
+            ("1", false),
+            ("gdoo", false),
+        ] {
+            let err = e.encode(&[value, "1", "only", "a"]).expect_err("must fail");
+            assert_eq!(
+                err,
+                ModelError::UnexpectedLabel {
+                    column: "y".into(),
+                    value: value.into(),
+                    positive: "bad".into(),
+                    negative: "good".into(),
+                }
+            );
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "label column `y`: value `{value}` is neither `bad` (positive) nor `good` (negative)"
+                )),
+                "{text}"
+            );
+            assert_eq!(text.contains("case-sensitive"), case, "{text}");
+        }
+        let err = e.encode(&["", "1", "only", "a"]).expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "label column `y`: empty cell, expected `bad` (positive) or `good` (negative)"
+        );
+    }
+
+    #[test]
+    fn all_others_negative_label() {
+        let mut s = schema();
+        s.label = LabelSpec::all_others("y", "bad");
+        let e = Encoder::new(&s, &["y", "n", "one", "c"]).expect("encoder");
+        assert_eq!(e.encode(&["bad", "1", "only", "a"]).expect("ok").1, 1.0);
+        // Declared explicitly: any other non-empty value is negative.
+        for value in ["good", "BAD", "0"] {
+            assert_eq!(e.encode(&[value, "1", "only", "a"]).expect("ok").1, 0.0);
+        }
+        let err = e.encode(&[" ", "1", "only", "a"]).expect_err("must fail");
+        assert!(
+            err.to_string()
+                .ends_with("expected `bad` (positive) or any other non-empty value (negative)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_semicolon_or_tab_header_is_named_as_such() {
+        let err = Encoder::new(&schema(), &["y;n;one;c"]).expect_err("must fail");
+        assert_eq!(
+            err,
+            ModelError::NotCommaSeparated {
+                header: "y;n;one;c".into(),
+                separator: "semicolon"
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("looks semicolon-separated; fedcredit reads comma-separated CSV")
+                && text.contains("delimiter=';'"),
+            "{text}"
+        );
+        let err = Encoder::for_scoring(&schema(), &["n\tone\tc"]).expect_err("must fail");
+        let text = err.to_string();
+        assert!(
+            text.contains("looks tab-separated") && text.contains(r"delimiter='\t'"),
+            "{text}"
+        );
+        // One comma-separated column that happens to be wrong is just missing.
+        let err = Encoder::new(&schema(), &["y"]).expect_err("must fail");
+        assert!(matches!(err, ModelError::MissingColumn { .. }), "{err}");
     }
 }

@@ -22,6 +22,21 @@ pub enum ModelError {
         role: &'static str,
     },
 
+    /// A needed column is missing and the header is a single field that
+    /// looks semicolon- or tab-separated: the file is not comma-separated.
+    #[error(
+        "the header is a single column `{}`, which looks {separator}-separated; fedcredit reads \
+         comma-separated CSV. Convert it, e.g.: {}",
+        shortened(header, 60),
+        convert_hint(separator)
+    )]
+    NotCommaSeparated {
+        /// The header line as one field.
+        header: String,
+        /// "semicolon" or "tab".
+        separator: &'static str,
+    },
+
     /// A column the schema needs appears more than once in the header.
     #[error("column `{column}` appears {count} times in the header, expected exactly once")]
     DuplicateColumn {
@@ -80,19 +95,19 @@ pub enum ModelError {
     },
 
     /// The label cell is empty (or only whitespace).
-    #[error(
-        "label column `{column}`: empty cell, expected `{positive}` (positive) or a negative-class value"
-    )]
+    #[error("label column `{column}`: empty cell, expected {expected}")]
     EmptyLabel {
         /// The label column.
         column: String,
-        /// The value that marks the positive (default) class.
-        positive: String,
+        /// The accepted values, as [`crate::LabelSpec::accepted`] words them.
+        expected: String,
     },
 
     /// The label cell is neither the positive value nor the declared negative value.
     #[error(
-        "label column `{column}`: value `{value}` is neither `{positive}` (positive) nor `{negative}` (negative)"
+        "label column `{column}`: value `{value}` is neither `{positive}` (positive) nor \
+         `{negative}` (negative){}",
+        case_hint(value, positive, negative)
     )]
     UnexpectedLabel {
         /// The label column.
@@ -103,6 +118,34 @@ pub enum ModelError {
         positive: String,
         /// The value the schema declares for the negative class.
         negative: String,
+    },
+
+    /// The label spec does not say which values are negative.
+    #[error(
+        "invalid schema: label column `{column}`: say which values are negative: add \
+         `negative = \"<value>\"` (the one negative value; any other value is then an error) \
+         or `negatives = \"all-others\"` (every non-empty value other than `{positive}` is \
+         negative)"
+    )]
+    NegativesUnstated {
+        /// The label column.
+        column: String,
+        /// The declared positive value.
+        positive: String,
+    },
+
+    /// The pooled training rows (over all parties) hold only one label class.
+    #[error(
+        "the pooled data has no {class} rows ({values} in column `{column}`), so no model \
+         can be fitted; check the label spec against the data"
+    )]
+    PooledClassMissing {
+        /// "positive" or "negative".
+        class: &'static str,
+        /// The label value(s) of that class, e.g. "label `bad`".
+        values: String,
+        /// The label column.
+        column: String,
     },
 
     /// Two features of the schema share a name.
@@ -143,7 +186,7 @@ pub enum ModelError {
         value: String,
     },
 
-    /// The schema's label column is also listed as a feature, or its positive value is empty.
+    /// The schema's label column is also listed as a feature, or its label values are unusable.
     #[error("invalid schema: label column `{column}`: {reason}")]
     InvalidLabelSpec {
         /// The label column.
@@ -235,6 +278,37 @@ pub enum ModelError {
     InconsistentAggregate(String),
 }
 
+impl ModelError {
+    /// The data column an error is about, if any (for reports of bad rows
+    /// that keep column and value apart, e.g. `score --on-error skip`).
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            ModelError::MissingColumn { column, .. }
+            | ModelError::DuplicateColumn { column, .. }
+            | ModelError::UnknownCategory { column, .. }
+            | ModelError::EmptyNumeric { column }
+            | ModelError::NotANumber { column, .. }
+            | ModelError::NonFiniteValue { column, .. }
+            | ModelError::EmptyLabel { column, .. }
+            | ModelError::UnexpectedLabel { column, .. } => Some(column),
+            _ => None,
+        }
+    }
+
+    /// The offending cell value, if the error is about one cell (`""` for an
+    /// empty one).
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            ModelError::UnknownCategory { value, .. }
+            | ModelError::NotANumber { value, .. }
+            | ModelError::NonFiniteValue { value, .. }
+            | ModelError::UnexpectedLabel { value, .. } => Some(value),
+            ModelError::EmptyNumeric { .. } | ModelError::EmptyLabel { .. } => Some(""),
+            _ => None,
+        }
+    }
+}
+
 /// Convenience alias.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
@@ -242,6 +316,33 @@ fn pivot_name(pivot: usize) -> String {
     match pivot {
         0 => "the intercept".to_owned(),
         j => format!("encoded feature {}", j - 1),
+    }
+}
+
+/// A one-line conversion of a `separator`-separated file to comma-separated CSV
+/// that keeps quoted cells intact (unlike replacing characters).
+fn convert_hint(separator: &str) -> String {
+    let delimiter = if separator == "tab" { "\\t" } else { ";" };
+    format!(
+        "python3 -c \"import csv,sys; csv.writer(sys.stdout).writerows(csv.reader(sys.stdin, \
+         delimiter='{delimiter}'))\" < in.csv > out.csv"
+    )
+}
+
+/// At most `max` characters of `s`, with an ellipsis when cut.
+fn shortened(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// A hint when a label differs from a declared value only in letter case.
+fn case_hint(value: &str, positive: &str, negative: &str) -> &'static str {
+    if value.eq_ignore_ascii_case(positive) || value.eq_ignore_ascii_case(negative) {
+        " (label values are case-sensitive)"
+    } else {
+        ""
     }
 }
 

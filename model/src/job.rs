@@ -5,11 +5,14 @@
 //!
 //! ```text
 //! Moments ─▶ CenteredSquares ─▶ Newton (or FedAvg) × k ─▶ Evaluate ─▶ done
-//!  [n, Σx]     [Σ(x−mean)²]       until max|Δβ| < tol       histograms
+//! [n, Σx, Σy]  [Σ(x−mean)²]       until max|Δβ| < tol       histograms
 //! ```
 //!
 //! The statistics take two passes (sums, then centered squares) so that the
-//! variance of columns in the millions keeps full precision.
+//! variance of columns in the millions keeps full precision. The first pass
+//! also counts the pooled positive rows: a job whose pooled rows hold only
+//! one label class stops there ([`ModelError::PooledClassMissing`]), before
+//! any optimization round, and only the pooled count is ever seen.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +22,7 @@ use crate::logistic::newton::{NewtonTerms, newton_step, newton_terms_len};
 use crate::logistic::to_original_units;
 use crate::metrics::{Metrics, ScoreHistogram};
 use crate::schema::Schema;
-use crate::stats::{Standardizer, mean_from_sums};
+use crate::stats::{Standardizer, check_both_classes, mean_from_sums};
 
 /// Most encoded columns a job may have: a Newton round aggregates
 /// (p + 1)(p + 2)/2 + p + 2 values per party, about 2.1 million at this bound.
@@ -153,7 +156,8 @@ impl ModelJobSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ModelTask {
-    /// `[n, Σx_j …]` over the training rows.
+    /// `[n, Σx_1 … Σx_p, Σy]` over the training rows (Σy: the positive rows;
+    /// layout of [`crate::stats::local_sums_and_positives`]).
     Moments,
     /// `[Σ(x_j − mean_j)² …]` over the training rows.
     CenteredSquares {
@@ -193,7 +197,7 @@ impl ModelTask {
     /// Number of values each participant contributes, for `p` encoded columns.
     pub fn dimension(&self, p: usize) -> usize {
         match self {
-            ModelTask::Moments => p + 1,
+            ModelTask::Moments => p + 2,
             ModelTask::CenteredSquares { .. } => p,
             ModelTask::Newton { .. } => newton_terms_len(p),
             ModelTask::FedAvg { .. } => p + 2,
@@ -432,14 +436,18 @@ impl ModelJob {
         let (stage, progress) = match std::mem::replace(&mut self.stage, Stage::Moments) {
             Stage::Moments => {
                 let restore = Stage::Moments;
-                match mean_from_sums(sum[0], &sum[1..]) {
+                let (count, positives) = (sum[0], sum[p + 1]);
+                let checked = mean_from_sums(count, &sum[1..=p]).and_then(|mean| {
+                    check_both_classes(count, positives, &self.spec.schema.label).map(|()| mean)
+                });
+                match checked {
                     Ok(mean) => (
                         Stage::CenteredSquares {
-                            count: sum[0],
-                            sums: sum[1..].to_vec(),
+                            count,
+                            sums: sum[1..=p].to_vec(),
                             mean,
                         },
-                        Progress::Standardized { rows: sum[0] },
+                        Progress::Standardized { rows: count },
                     ),
                     Err(e) => {
                         self.stage = restore;
@@ -589,5 +597,64 @@ impl ModelJob {
             Stage::Done(m) => Some(m),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Feature, LabelSpec};
+
+    fn job(label: LabelSpec) -> ModelJob {
+        let spec = ModelJobSpec {
+            schema: Schema {
+                label,
+                features: vec![Feature::Numeric { name: "x".into() }],
+            },
+            l2: 1.0,
+            tol: 1e-8,
+            max_rounds: 25,
+            optimizer: OptimizerKind::Newton,
+            fedavg: FedAvgSettings::default(),
+            bins: crate::metrics::DEFAULT_BINS,
+        };
+        ModelJob::new(spec, "j", "h").expect("job")
+    }
+
+    /// The statistics round's pooled label count stops a one-class job
+    /// before any optimization round; the state is left as it was.
+    #[test]
+    fn a_one_class_pool_stops_at_the_statistics_round() {
+        let mut j = job(LabelSpec::binary("y", "yes", "no"));
+        assert_eq!(j.next_task().map(|t| t.dimension(1)), Some(3));
+        let err = j.absorb(&[10.0, 55.0, 0.0]).expect_err("no positives");
+        assert_eq!(
+            err.to_string(),
+            "the pooled data has no positive rows (label `yes` in column `y`), so no model can \
+             be fitted; check the label spec against the data"
+        );
+        assert_eq!(j.next_task(), Some(ModelTask::Moments));
+        let err = j.absorb(&[10.0, 55.0, 10.0]).expect_err("no negatives");
+        assert!(
+            err.to_string()
+                .starts_with("the pooled data has no negative rows (label `no` in column `y`)"),
+            "{err}"
+        );
+        let mut all = job(LabelSpec::all_others("y", "yes"));
+        let err = all.absorb(&[10.0, 55.0, 10.0]).expect_err("no negatives");
+        assert!(
+            err.to_string()
+                .contains("no negative rows (any label other than `yes` in column `y`)"),
+            "{err}"
+        );
+        // Both classes present: the job moves on to the centered squares.
+        assert_eq!(
+            j.absorb(&[10.0, 55.0, 3.0]).expect("both classes"),
+            Progress::Standardized { rows: 10.0 }
+        );
+        assert_eq!(
+            j.next_task(),
+            Some(ModelTask::CenteredSquares { mean: vec![5.5] })
+        );
     }
 }

@@ -43,5 +43,5 @@ pub mod synthetic;
 pub use encoder::Encoder;
 pub use error::{ModelError, Result};
 pub use metrics::{Metrics, ScoreHistogram};
-pub use schema::{Feature, LabelSpec, Schema};
+pub use schema::{Feature, LabelSpec, Negatives, Schema};
 pub use stats::Standardizer;

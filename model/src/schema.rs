@@ -1,5 +1,5 @@
 //! The job schema: which columns are features, how they are encoded, and
-//! which label value is the positive (default) event.
+//! which label values are the positive (default) event and the negative one.
 //!
 //! A schema is written by hand in the job's TOML (this crate only derives
 //! `Serialize`/`Deserialize`) or inferred from a CSV by [`Schema::infer`]
@@ -15,7 +15,7 @@
 //! use fedcredit_model::schema::Schema;
 //!
 //! let schema: Schema = serde_json::from_str(r#"{
-//!     "label": { "column": "creditability", "positive": "bad" },
+//!     "label": { "column": "creditability", "positive": "bad", "negative": "good" },
 //!     "features": [
 //!         { "kind": "numeric", "name": "duration_in_month" },
 //!         { "kind": "categorical", "name": "purpose",
@@ -37,32 +37,157 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ModelError, Result};
 
-/// Which column holds the label and which of its values is the positive
-/// (default) event.
+/// Which column holds the label, which of its values is the positive
+/// (default) event, and which values are negative.
 ///
-/// Every other non-empty value is the negative class, unless `negative` is
-/// set, in which case any value other than `positive` and `negative` is an
-/// error. An empty label cell is always an error.
+/// The spec must say how negatives are recognised, so that a typo (`BAD`
+/// for `bad`) or another coding (`0`/`1`) is never silently counted as
+/// negative. In TOML, exactly one of:
+///
+/// ```toml
+/// [job.schema.label]
+/// column = "creditability"
+/// positive = "bad"
+/// negative = "good"              # the one negative value: any other value is an error
+/// # negatives = "all-others"     # or: every non-empty value other than `bad` is negative
+/// ```
+///
+/// An empty label cell is always an error.
+///
+/// ```
+/// use fedcredit_model::schema::{LabelSpec, Negatives};
+///
+/// let spec: LabelSpec = toml::from_str(
+///     "column = \"y\"\npositive = \"bad\"\nnegative = \"good\"",
+/// ).unwrap();
+/// assert_eq!(spec, LabelSpec::binary("y", "bad", "good"));
+/// let spec: LabelSpec = toml::from_str(
+///     "column = \"y\"\npositive = \"bad\"\nnegatives = \"all-others\"",
+/// ).unwrap();
+/// assert_eq!(spec.negatives, Negatives::AllOthers);
+/// // Saying neither is refused, with the two ways to say it.
+/// let err = toml::from_str::<LabelSpec>("column = \"y\"\npositive = \"bad\"").unwrap_err();
+/// assert!(err.to_string().contains("negatives = \"all-others\""));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawLabelSpec", into = "RawLabelSpec")]
 pub struct LabelSpec {
     /// Name of the label column in the CSV header.
     pub column: String,
     /// The value that marks the positive class (label 1), e.g. `"bad"`.
     pub positive: String,
-    /// Optional strict negative value (label 0); without it, anything
-    /// non-empty other than `positive` is negative.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub negative: Option<String>,
+    /// Which values mark the negative class (label 0).
+    pub negatives: Negatives,
+}
+
+/// Which label values are negative (label 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Negatives {
+    /// Exactly this value (`negative = "good"`); any value that is neither
+    /// it nor the positive value is an error.
+    Value(String),
+    /// Every non-empty value other than the positive one
+    /// (`negatives = "all-others"`), stated explicitly in the spec.
+    AllOthers,
 }
 
 impl LabelSpec {
-    /// A label spec without a strict negative value.
-    pub fn new(column: impl Into<String>, positive: impl Into<String>) -> Self {
+    /// Two declared values: `positive` is label 1, `negative` label 0, anything else an error.
+    pub fn binary(
+        column: impl Into<String>,
+        positive: impl Into<String>,
+        negative: impl Into<String>,
+    ) -> Self {
         Self {
             column: column.into(),
             positive: positive.into(),
-            negative: None,
+            negatives: Negatives::Value(negative.into()),
+        }
+    }
+
+    /// One declared value: `positive` is label 1, every other non-empty value label 0.
+    pub fn all_others(column: impl Into<String>, positive: impl Into<String>) -> Self {
+        Self {
+            column: column.into(),
+            positive: positive.into(),
+            negatives: Negatives::AllOthers,
+        }
+    }
+
+    /// The accepted values, for messages: "`bad` (positive) or `good` (negative)".
+    pub fn accepted(&self) -> String {
+        match &self.negatives {
+            Negatives::Value(neg) => {
+                format!("`{}` (positive) or `{neg}` (negative)", self.positive)
+            }
+            Negatives::AllOthers => format!(
+                "`{}` (positive) or any other non-empty value (negative)",
+                self.positive
+            ),
+        }
+    }
+}
+
+/// The label spec as written: `negative` and `negatives` are both optional
+/// here, and [`LabelSpec::try_from`] insists on exactly one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabelSpec {
+    column: String,
+    positive: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    negative: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    negatives: Option<NegativesKeyword>,
+}
+
+/// The only keyword `negatives` takes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum NegativesKeyword {
+    AllOthers,
+}
+
+impl TryFrom<RawLabelSpec> for LabelSpec {
+    type Error = ModelError;
+
+    fn try_from(raw: RawLabelSpec) -> Result<Self> {
+        let negatives = match (raw.negative, raw.negatives) {
+            (Some(value), None) => Negatives::Value(value),
+            (None, Some(NegativesKeyword::AllOthers)) => Negatives::AllOthers,
+            (None, None) => {
+                return Err(ModelError::NegativesUnstated {
+                    column: raw.column,
+                    positive: raw.positive,
+                });
+            }
+            (Some(_), Some(_)) => {
+                return Err(ModelError::InvalidLabelSpec {
+                    column: raw.column,
+                    reason: "give either `negative = \"<value>\"` or `negatives = \"all-others\"`, \
+                             not both",
+                });
+            }
+        };
+        Ok(Self {
+            column: raw.column,
+            positive: raw.positive,
+            negatives,
+        })
+    }
+}
+
+impl From<LabelSpec> for RawLabelSpec {
+    fn from(spec: LabelSpec) -> Self {
+        let (negative, negatives) = match spec.negatives {
+            Negatives::Value(v) => (Some(v), None),
+            Negatives::AllOthers => (None, Some(NegativesKeyword::AllOthers)),
+        };
+        Self {
+            column: spec.column,
+            positive: spec.positive,
+            negative,
+            negatives,
         }
     }
 }
@@ -135,7 +260,7 @@ impl Schema {
 
     /// Lower-case hex SHA-256 of the canonical serialisation, which is
     /// `serde_json::to_vec(self)` (fields in declaration order, no
-    /// whitespace, `negative` omitted when unset).
+    /// whitespace; the label has `negative` or `negatives`, as written).
     pub fn hash(&self) -> String {
         hex::encode(Sha256::digest(self.canonical_json()))
     }
@@ -148,7 +273,8 @@ impl Schema {
     }
 
     /// Check internal consistency: unique feature names, label not a feature,
-    /// non-empty positive value, at least one unique category per
+    /// non-empty positive value, a non-empty negative value other than the
+    /// positive one (when one is declared), at least one unique category per
     /// categorical feature, no values with surrounding whitespace (cells are
     /// trimmed before they are compared).
     pub fn validate(&self) -> Result<()> {
@@ -160,7 +286,7 @@ impl Schema {
             });
         }
         untrimmed(&label.column, "positive label", &label.positive)?;
-        if let Some(neg) = &label.negative {
+        if let Negatives::Value(neg) = &label.negatives {
             if neg.trim().is_empty() {
                 return Err(ModelError::InvalidLabelSpec {
                     column: label.column.clone(),
@@ -225,7 +351,7 @@ impl Schema {
     ///
     /// let header = ["age", "housing", "y"];
     /// let rows = [["30", "rent", "good"], ["41", "own", "bad"], ["25", "free", "good"]];
-    /// let s = Schema::infer(&header, &rows, LabelSpec::new("y", "bad")).unwrap();
+    /// let s = Schema::infer(&header, &rows, LabelSpec::binary("y", "bad", "good")).unwrap();
     /// assert_eq!(s.features[0], Feature::Numeric { name: "age".into() });
     /// assert_eq!(s.encoded_names(), ["age", "housing=own", "housing=rent"]);
     /// ```
@@ -251,10 +377,11 @@ impl Schema {
             }
         }
         if !names.contains(&label.column.as_str()) {
-            return Err(ModelError::MissingColumn {
-                column: label.column.clone(),
-                role: "the label",
-            });
+            return Err(crate::encoder::missing_column(
+                &names,
+                &label.column,
+                "the label",
+            ));
         }
         if let Some(r) = rows.iter().find(|r| r.as_ref().len() != names.len()) {
             return Err(ModelError::RecordLength {
@@ -311,7 +438,7 @@ mod tests {
 
     fn sample() -> Schema {
         Schema {
-            label: LabelSpec::new("y", "bad"),
+            label: LabelSpec::binary("y", "bad", "good"),
             features: vec![
                 Feature::Numeric { name: "age".into() },
                 Feature::Categorical {
@@ -328,6 +455,7 @@ mod tests {
             [label]
             column = "y"
             positive = "bad"
+            negative = "good"
 
             [[features]]
             kind = "numeric"
@@ -354,6 +482,52 @@ mod tests {
         assert!(toml::from_str::<Schema>(text).is_err());
     }
 
+    /// A label spec must say which values are negative: one value, or
+    /// explicitly every other value; saying neither or both is refused with
+    /// the way to write it.
+    #[test]
+    fn label_negatives_must_be_stated() {
+        let parse = |extra: &str| {
+            toml::from_str::<Schema>(&format!(
+                "features = []\n[label]\ncolumn = \"y\"\npositive = \"bad\"\n{extra}"
+            ))
+        };
+        let s = parse("negatives = \"all-others\"").expect("all-others");
+        assert_eq!(s.label, LabelSpec::all_others("y", "bad"));
+        assert_eq!(
+            s.canonical_json(),
+            br#"{"label":{"column":"y","positive":"bad","negatives":"all-others"},"features":[]}"#
+        );
+        let back: Schema = toml::from_str(&toml::to_string(&s).expect("ser")).expect("parse");
+        assert_eq!(back, s);
+        assert_ne!(
+            s.hash(),
+            parse("negative = \"good\"").expect("value").hash()
+        );
+
+        let err = parse("").expect_err("neither").to_string();
+        assert!(
+            err.contains(
+                "label column `y`: say which values are negative: add `negative = \"<value>\"` \
+                 (the one negative value; any other value is then an error) or \
+                 `negatives = \"all-others\"` (every non-empty value other than `bad` is negative)"
+            ),
+            "{err}"
+        );
+        let err = parse("negative = \"good\"\nnegatives = \"all-others\"")
+            .expect_err("both")
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = parse("negatives = \"all\"")
+            .expect_err("keyword")
+            .to_string();
+        assert!(err.contains("all-others"), "{err}");
+        let err = serde_json::from_str::<LabelSpec>(r#"{"column":"y","positive":"bad"}"#)
+            .expect_err("json too")
+            .to_string();
+        assert!(err.contains("say which values are negative"), "{err}");
+    }
+
     #[test]
     fn names_and_width() {
         let s = sample();
@@ -372,7 +546,7 @@ mod tests {
         assert_ne!(s.hash(), t.hash());
         assert_eq!(
             s.canonical_json(),
-            br#"{"label":{"column":"y","positive":"bad"},"features":[{"kind":"numeric","name":"age"},{"kind":"categorical","name":"housing","categories":["free","own","rent"]}]}"#
+            br#"{"label":{"column":"y","positive":"bad","negative":"good"},"features":[{"kind":"numeric","name":"age"},{"kind":"categorical","name":"housing","categories":["free","own","rent"]}]}"#
         );
     }
 
@@ -426,6 +600,27 @@ mod tests {
             Err(ModelError::InvalidLabelSpec { .. })
         ));
 
+        for (negative, what) in [
+            ("", "the negative value is empty"),
+            ("bad", "the negative value equals the positive value"),
+        ] {
+            let mut s = sample();
+            s.label.negatives = Negatives::Value(negative.into());
+            assert_eq!(
+                s.validate(),
+                Err(ModelError::InvalidLabelSpec {
+                    column: "y".into(),
+                    reason: what
+                })
+            );
+        }
+        let mut s = sample();
+        s.label.negatives = Negatives::Value(" good".into());
+        assert!(matches!(
+            s.validate(),
+            Err(ModelError::UntrimmedSchemaValue { .. })
+        ));
+
         assert_eq!(sample().validate(), Ok(()));
     }
 
@@ -437,7 +632,8 @@ mod tests {
             [" 2 ", "a", "good", "x", "NaN"],
             ["-3e2", "b", "good", "4", "2"],
         ];
-        let s = Schema::infer(&header, &rows, LabelSpec::new("y", "bad")).expect("infer");
+        let s =
+            Schema::infer(&header, &rows, LabelSpec::binary("y", "bad", "good")).expect("infer");
         assert_eq!(
             s.features,
             vec![
@@ -462,20 +658,24 @@ mod tests {
     fn infer_errors() {
         let rows = [["1", "bad"]];
         assert!(matches!(
-            Schema::infer(&["a", "b"], &rows, LabelSpec::new("y", "bad")),
+            Schema::infer(&["a", "b"], &rows, LabelSpec::binary("y", "bad", "good")),
             Err(ModelError::MissingColumn { .. })
         ));
         assert!(matches!(
-            Schema::infer(&["a", "a"], &rows, LabelSpec::new("a", "bad")),
+            Schema::infer(&["a", "a"], &rows, LabelSpec::binary("a", "bad", "good")),
             Err(ModelError::DuplicateColumn { count: 2, .. })
         ));
         let empty: [[&str; 2]; 0] = [];
         assert!(matches!(
-            Schema::infer(&["a", "y"], &empty, LabelSpec::new("y", "bad")),
+            Schema::infer(&["a", "y"], &empty, LabelSpec::binary("y", "bad", "good")),
             Err(ModelError::Empty { .. })
         ));
         assert!(matches!(
-            Schema::infer(&["a", "y"], &[vec!["1"]], LabelSpec::new("y", "bad")),
+            Schema::infer(
+                &["a", "y"],
+                &[vec!["1"]],
+                LabelSpec::binary("y", "bad", "good")
+            ),
             Err(ModelError::RecordLength {
                 expected: 2,
                 found: 1

@@ -31,10 +31,11 @@
 //! assert_eq!(s.zero_variance(), [1]);
 //! ```
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result, check_finite, check_len};
+use crate::schema::{LabelSpec, Negatives};
 
 /// One pass: a column is treated as constant when `var ≤ 0` or
 /// `var ≤ ONE_PASS_REL_TOL · E[x²]` (i.e. std ≤ 1e-5 · RMS). The one-pass
@@ -74,6 +75,58 @@ pub fn local_sums(x: ArrayView2<'_, f64>) -> Vec<f64> {
     out.push(x.nrows() as f64);
     out.extend(x.sum_axis(Axis(0)));
     out
+}
+
+/// First pass of a model job's statistics round: `[n, Σx_1 … Σx_p, Σy]`
+/// for 0/1 labels `y`, so that the pooled sum also counts the positive rows
+/// (see [`check_both_classes`]).
+///
+/// ```
+/// use fedcredit_model::stats::local_sums_and_positives;
+/// use ndarray::array;
+///
+/// let x = array![[1.0, 5.0], [3.0, 7.0]];
+/// let y = array![1.0, 0.0];
+/// assert_eq!(local_sums_and_positives(x.view(), y.view()).unwrap(), [2.0, 4.0, 12.0, 1.0]);
+/// ```
+pub fn local_sums_and_positives(
+    x: ArrayView2<'_, f64>,
+    y: ArrayView1<'_, f64>,
+) -> Result<Vec<f64>> {
+    check_len("labels", x.nrows(), y.len())?;
+    let mut out = local_sums(x);
+    out.push(y.sum());
+    Ok(out)
+}
+
+/// Refuses pooled training rows that hold only one label class: no model
+/// separates one class from nothing (the intercept would run off to
+/// infinity). Takes only the pooled counts of the statistics round, never
+/// a party's own.
+pub fn check_both_classes(count: f64, positives: f64, label: &LabelSpec) -> Result<()> {
+    if !(positives.is_finite() && (0.0..=count).contains(&positives)) {
+        return Err(ModelError::InconsistentAggregate(format!(
+            "the pooled positive count is {positives}, expected 0 to the row count {count}"
+        )));
+    }
+    let missing = |class, values| ModelError::PooledClassMissing {
+        class,
+        values,
+        column: label.column.clone(),
+    };
+    if positives == 0.0 {
+        return Err(missing("positive", format!("label `{}`", label.positive)));
+    }
+    if positives == count {
+        return Err(missing(
+            "negative",
+            match &label.negatives {
+                Negatives::Value(neg) => format!("label `{neg}`"),
+                Negatives::AllOthers => format!("any label other than `{}`", label.positive),
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// The global mean from an aggregated `[n, Σx_j…]` split into count and sums.
@@ -367,6 +420,28 @@ mod tests {
             Err(ModelError::DimensionMismatch { .. })
         ));
         assert!(Standardizer::from_mean_std(1.0, vec![0.0], vec![0.0]).is_err());
+    }
+
+    #[test]
+    fn one_class_pools_are_refused() {
+        let label = LabelSpec::binary("y", "bad", "good");
+        assert_eq!(check_both_classes(5.0, 2.0, &label), Ok(()));
+        for (positives, class) in [(0.0, "positive"), (5.0, "negative")] {
+            match check_both_classes(5.0, positives, &label) {
+                Err(ModelError::PooledClassMissing { class: c, .. }) => assert_eq!(c, class),
+                other => panic!("{positives}: {other:?}"),
+            }
+        }
+        for bad in [-1.0, 6.0, f64::NAN] {
+            assert!(matches!(
+                check_both_classes(5.0, bad, &label),
+                Err(ModelError::InconsistentAggregate(_))
+            ));
+        }
+        assert!(matches!(
+            local_sums_and_positives(array![[1.0]].view(), array![1.0, 0.0].view()),
+            Err(ModelError::DimensionMismatch { .. })
+        ));
     }
 
     #[test]

@@ -54,8 +54,12 @@ fn load() -> Loaded {
 
     // The category lists are the sorted unique values, reference = first,
     // which is exactly what `Schema::infer` does.
-    let schema = Schema::infer(&header, &rows, LabelSpec::new("creditability", "bad"))
-        .expect("infer schema");
+    let schema = Schema::infer(
+        &header,
+        &rows,
+        LabelSpec::binary("creditability", "bad", "good"),
+    )
+    .expect("infer schema");
     let numeric = schema
         .features
         .iter()

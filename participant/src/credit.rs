@@ -4,7 +4,7 @@
 //!
 //! | task | vector (`p` encoded columns) |
 //! | --- | --- |
-//! | `Moments` | `[n, Σx_1 … Σx_p]` over the training rows |
+//! | `Moments` | `[n, Σx_1 … Σx_p, Σy]` over the training rows (Σy: its positive rows) |
 //! | `CenteredSquares{mean}` | `[Σ(x_j − mean_j)² …]` over the training rows |
 //! | `Newton{standardizer, beta}` | Newton terms on the standardized training rows |
 //! | `FedAvg{standardizer, beta, sgd}` | `[n·β_k …, n]` after local SGD |
@@ -18,7 +18,7 @@
 use fedcredit_model::job::ModelTask;
 use fedcredit_model::logistic::{fedavg_local_terms, local_newton_terms, local_sgd, predict_proba};
 use fedcredit_model::metrics::metrics_exact;
-use fedcredit_model::stats::{local_centered_squares, local_sums};
+use fedcredit_model::stats::{local_centered_squares, local_sums_and_positives};
 use fedcredit_model::{Metrics, ScoreHistogram, Standardizer};
 use fedcredit_proto::v1::round_announcement::Task;
 
@@ -216,7 +216,8 @@ impl Contributor for CreditData {
         match &task {
             ModelTask::Moments => {
                 self.not_yet_standardized(&task)?;
-                Ok(local_sums(self.train.x.view()))
+                local_sums_and_positives(self.train.x.view(), self.train.y.view())
+                    .map_err(|e| format!("statistics: {e}"))
             }
             ModelTask::CenteredSquares { mean } => {
                 self.not_yet_standardized(&task)?;
@@ -287,9 +288,10 @@ mod tests {
         let mut c = party();
         assert_eq!(c.train_rows(), 4);
         let v = c
-            .contribute(1, &wire(&ModelTask::Moments), 3)
+            .contribute(1, &wire(&ModelTask::Moments), 4)
             .expect("moments");
-        assert_eq!(v, [4.0, 12.0, 120.0]);
+        // Row count, column sums, and the positive rows (labels 0, 1, 0, 1).
+        assert_eq!(v, [4.0, 12.0, 120.0, 2.0]);
         let task = ModelTask::CenteredSquares {
             mean: vec![3.0, 30.0],
         };
@@ -328,7 +330,7 @@ mod tests {
 
         // Statistics after standardization would be wrong: refused.
         let err = c
-            .contribute(5, &wire(&ModelTask::Moments), 3)
+            .contribute(5, &wire(&ModelTask::Moments), 4)
             .expect_err("late moments");
         assert!(err.contains("statistics rounds must come first"), "{err}");
     }
@@ -409,7 +411,7 @@ mod tests {
             .contribute(1, &wire(&ModelTask::Moments), 5)
             .expect_err("dimension");
         assert!(
-            err.contains("aggregates 5 values") && err.contains("has 3"),
+            err.contains("aggregates 5 values") && err.contains("has 4"),
             "{err}"
         );
         let err = c

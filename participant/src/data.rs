@@ -34,7 +34,8 @@ pub struct Dataset {
     /// Encoded features, `rows × schema.encoded_width()`, not standardized
     /// when loaded (a [`crate::credit::CreditData`] standardizes in place).
     pub x: Array2<f64>,
-    /// Labels: 1 for the schema's positive (default) value, else 0.
+    /// Labels: 1 for the schema's positive (default) value, 0 for a negative one
+    /// (a value the schema does not declare is refused when loading).
     pub y: Array1<f64>,
     /// The file the rows came from, for messages.
     pub path: PathBuf,
@@ -171,28 +172,82 @@ fn line_of(path: &Path, pos: Option<&csv::Position>) -> u64 {
 }
 
 fn count_lines(path: &Path, byte: u64) -> std::io::Result<u64> {
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut offset, mut line, mut after_cr) = (0u64, 1u64, false);
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => return Ok(line),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        for &b in &buf[..n] {
-            match b {
-                b'\n' if after_cr => after_cr = false,
-                b'\n' => line += 1,
-                b'\r' => {
-                    line += 1;
-                    after_cr = true;
-                }
-                _ if offset >= byte => return Ok(line),
-                _ => after_cr = false,
+    LineCounter::new(File::open(path)?).line_at(byte)
+}
+
+/// Maps the byte offsets csv reports for records to 1-based file lines
+/// (header = line 1), reading the file once, forward only: for reporting
+/// many rows of one file (e.g. `fedcredit score --on-error skip`) without
+/// rereading it for each.
+///
+/// ```
+/// use fedcredit_participant::data::LineCounter;
+///
+/// let text = "h\r\na\r\n\r\nc\n";
+/// let mut lines = LineCounter::new(text.as_bytes());
+/// // csv puts a record's offset at the end of the previous one (here 1 and 4).
+/// assert_eq!(lines.line_at(1).unwrap(), 2);
+/// assert_eq!(lines.line_at(4).unwrap(), 4);
+/// ```
+#[derive(Debug)]
+pub struct LineCounter<R> {
+    reader: std::io::BufReader<R>,
+    /// Bytes consumed so far.
+    offset: u64,
+    /// The line of the byte at `offset`.
+    line: u64,
+    /// The last byte consumed was a `\r` (so a `\n` after it ends no new line).
+    after_cr: bool,
+}
+
+impl<R: Read> LineCounter<R> {
+    /// Starts at the beginning of `reader`.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader: std::io::BufReader::with_capacity(64 * 1024, reader),
+            offset: 0,
+            line: 1,
+            after_cr: false,
+        }
+    }
+
+    /// The line of the first byte at or after `byte` that is not a line
+    /// break (`\n`, `\r\n` or a lone `\r`, as csv accepts), or of the end of
+    /// input. Offsets must not decrease between calls; an earlier one gets
+    /// the current line.
+    pub fn line_at(&mut self, byte: u64) -> std::io::Result<u64> {
+        use std::io::BufRead;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                return Ok(self.line);
             }
-            offset += 1;
+            let (mut used, mut found) = (0, false);
+            for &b in buf {
+                match b {
+                    b'\n' if self.after_cr => self.after_cr = false,
+                    b'\n' => self.line += 1,
+                    b'\r' => {
+                        self.line += 1;
+                        self.after_cr = true;
+                    }
+                    _ if self.offset >= byte => {
+                        found = true;
+                        break;
+                    }
+                    _ => self.after_cr = false,
+                }
+                self.offset += 1;
+                used += 1;
+            }
+            self.reader.consume(used);
+            if found {
+                return Ok(self.line);
+            }
         }
     }
 }
@@ -249,7 +304,7 @@ mod tests {
 
     fn schema() -> Schema {
         Schema {
-            label: LabelSpec::new("y", "bad"),
+            label: LabelSpec::binary("y", "bad", "good"),
             features: vec![
                 Feature::Numeric { name: "age".into() },
                 Feature::Categorical {
@@ -332,6 +387,56 @@ mod tests {
         ] {
             assert_eq!(count_lines(&path, byte).expect("read"), line, "byte {byte}");
         }
+    }
+
+    #[test]
+    fn one_counter_answers_increasing_offsets_like_fresh_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "h\r\na\r\n\r\nc\rd\n\ne";
+        let path = write(dir.path(), "l.csv", text);
+        let mut counter = LineCounter::new(text.as_bytes());
+        for byte in 0..=12 {
+            assert_eq!(
+                counter.line_at(byte).expect("read"),
+                count_lines(&path, byte).expect("read"),
+                "byte {byte}"
+            );
+        }
+    }
+
+    #[test]
+    fn undeclared_labels_name_file_line_column_and_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, value) in [("upper.csv", "BAD"), ("coded.csv", "0")] {
+            let text = format!("age,housing,y\n30,own,bad\n31,own,good\n\n32,own,{value}\n");
+            let err = load_csv(&write(dir.path(), name, &text), &schema()).expect_err("label");
+            assert!(
+                err.to_string().ends_with(&format!(
+                    "{name}:5: label column `y`: value `{value}` is neither `bad` (positive) nor \
+                     `good` (negative){}",
+                    if value == "BAD" {
+                        " (label values are case-sensitive)"
+                    } else {
+                        ""
+                    }
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_semicolon_header_says_so_at_line_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "semi.csv", "age;housing;y\n30;own;bad\n");
+        let err = load_csv(&path, &schema()).expect_err("separator");
+        assert!(
+            err.to_string().contains(
+                "semi.csv:1: the header is a single column `age;housing;y`, which looks \
+                 semicolon-separated; fedcredit reads comma-separated CSV. Convert it, e.g.: python3"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

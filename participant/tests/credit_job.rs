@@ -56,8 +56,12 @@ fn setup() -> Setup {
         .map(|r| r.expect("record").iter().map(str::to_owned).collect())
         .collect();
     assert_eq!(rows.len(), 1000);
-    let schema = Schema::infer(&header, &rows, LabelSpec::new("creditability", "bad"))
-        .expect("infer schema");
+    let schema = Schema::infer(
+        &header,
+        &rows,
+        LabelSpec::binary("creditability", "bad", "good"),
+    )
+    .expect("infer schema");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let n = rows.len();

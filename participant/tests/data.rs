@@ -10,7 +10,7 @@ use ndarray::array;
 
 fn schema() -> Schema {
     Schema {
-        label: LabelSpec::new("default", "yes"),
+        label: LabelSpec::binary("default", "yes", "no"),
         features: vec![
             Feature::Numeric { name: "age".into() },
             Feature::Categorical {
@@ -248,7 +248,7 @@ fn million_rows_peak_memory() {
     const ROWS: usize = 1_000_000;
     const P: usize = 50;
     let schema = Schema {
-        label: LabelSpec::new("y", "1"),
+        label: LabelSpec::binary("y", "1", "0"),
         features: (0..P)
             .map(|j| Feature::Numeric {
                 name: format!("f{j}"),
@@ -290,5 +290,27 @@ fn million_rows_peak_memory() {
     assert!(
         (peak - before) as f64 <= 1.5 * matrix_kb as f64,
         "peak {peak} kB"
+    );
+}
+
+/// A file exported with `;` or tabs reads as one header column: the error
+/// says what the file looks like, not just that a column is missing, even
+/// when its rows have decimal commas that split them into several cells.
+#[test]
+fn semicolon_and_tab_separated_files_are_named_as_such() {
+    let (_, msg) = error_of("age;housing;income;default\n30;own;1200,5;yes\n");
+    assert!(
+        msg.contains(
+            "bank-a.csv:1: the header is a single column `age;housing;income;default`, which \
+             looks semicolon-separated; fedcredit reads comma-separated CSV. Convert it, e.g.: "
+        ) && msg.contains("delimiter=';'"),
+        "{msg}"
+    );
+    let (_, msg) = error_of("age\thousing\tincome\tdefault\n30\town\t1200.5\tyes\n");
+    assert!(
+        msg.contains("bank-a.csv:1: the header is a single column")
+            && msg.contains("looks tab-separated; fedcredit reads comma-separated CSV")
+            && msg.contains(r"delimiter='\t'"),
+        "{msg}"
     );
 }

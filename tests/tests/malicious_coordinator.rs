@@ -256,7 +256,8 @@ async fn d_crafted_evaluation_task_reads_single_rows() {
             .iter()
             .map(|(m, a, l)| vec![m.to_string(), a.to_string(), l.to_string()])
             .collect();
-        let schema = Schema::infer(&header, &strings, LabelSpec::new("label", "bad")).unwrap();
+        let schema =
+            Schema::infer(&header, &strings, LabelSpec::binary("label", "bad", "good")).unwrap();
         let spec = ModelJobSpec {
             schema: schema.clone(),
             l2: 1.0,

@@ -218,8 +218,12 @@ pub fn credit_model() -> &'static Fixture {
             .records()
             .map(|r| r.expect("record").iter().map(str::to_owned).collect())
             .collect();
-        let schema =
-            Schema::infer(&header, &rows, LabelSpec::new("creditability", "bad")).expect("schema");
+        let schema = Schema::infer(
+            &header,
+            &rows,
+            LabelSpec::binary("creditability", "bad", "good"),
+        )
+        .expect("schema");
         let n = rows.len();
         let mut parts: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
         for k in 0..ids.len() {

@@ -147,8 +147,11 @@ pub(super) fn memory_run(
         "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\n\n\
          [protocol]\njoin_deadline_secs = 1800\nphase_deadline_secs = 1800\nmax_attempts = 1\n\n\
          [job]\nid = \"{JOB_ID}\"\nkind = \"logistic-regression\"\nl2 = {:?}\ntol = {:?}\nmax_rounds = {}\n\n\
-         [job.schema.label]\ncolumn = \"{}\"\npositive = \"{}\"\n",
-        spec.l2, spec.tol, spec.max_rounds, spec.schema.label.column, spec.schema.label.positive
+         [job.schema.label]\n{}",
+        spec.l2,
+        spec.tol,
+        spec.max_rounds,
+        toml::to_string(&spec.schema.label).context("writing the label spec")?
     );
     for f in &spec.schema.features {
         let _ = write!(

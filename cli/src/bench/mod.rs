@@ -101,7 +101,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let (mut x, y) = generate(n, d, &known_beta(d), args.seed)?;
     let spec = ModelJobSpec {
         schema: Schema {
-            label: LabelSpec::new("default", "1"),
+            label: LabelSpec::binary("default", "1", "0"),
             features: (1..=d)
                 .map(|j| Feature::Numeric {
                     name: format!("x{j}"),
