@@ -158,6 +158,18 @@ fn local_stops_after_the_statistics_round_when_the_pool_lacks_a_class() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(!stdout.contains("optimization"), "{stdout}");
     assert!(!out.join("model.json").exists());
+    // The refused sum is published and logged, and the job's failure
+    // follows from it: the auditor verifies the log (no hidden work).
+    let v = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(out.join("rounds.log"))
+        .arg("--consortium")
+        .arg(out.join("consortium.toml"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{report}");
+    assert!(report.contains("no positive rows"), "{report}");
 
     // Only bad applicants: no negative rows.
     let dir = tempfile::tempdir().unwrap();

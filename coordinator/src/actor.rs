@@ -583,12 +583,12 @@ impl Actor {
             sum,
             contributors: contributors.clone(),
         };
-        let progress = match self.driver.finish_round(&result) {
-            Ok(p) => p,
-            Err(e) => {
-                self.finish(Err(CoordinatorError::Job(e)));
-                return;
-            }
+        // A sum the job refuses (e.g. a pooled class count of zero) is still
+        // published and logged, with no progress: the coordinator unmasked
+        // it, so hiding it would be hidden work. The job then ends.
+        let (progress, refused) = match self.driver.finish_round(&result) {
+            Ok(p) => (p, None),
+            Err(e) => (String::new(), Some(e)),
         };
         log_or_fail!(
             self,
@@ -607,6 +607,10 @@ impl Actor {
         }
         for w in outcome.waiters {
             let _ = w.send(Ok(signed.clone()));
+        }
+        if let Some(e) = refused {
+            self.finish(Err(CoordinatorError::Job(e)));
+            return;
         }
         self.published.push(signed);
         self.contributor_sets.push(contributor_set);

@@ -128,10 +128,13 @@ impl JobDriver for ModelFit {
     }
 
     fn finish_round(&mut self, result: &RoundResult) -> Result<String, String> {
-        let json = self
-            .rules
-            .absorb(&result.sum)
-            .map_err(|e| format!("round {}: {e}", result.round))?;
+        let json = self.rules.absorb(&result.sum).map_err(|e| match e {
+            // Said with the round's own number, once.
+            fedcredit_referee::RefereeError::Absorb { message, .. } => {
+                format!("round {}: {message}", result.round)
+            }
+            other => other.to_string(),
+        })?;
         let progress: Progress = serde_json::from_str(&json).map_err(|e| e.to_string())?;
         match &progress {
             Progress::Standardized { rows } => {

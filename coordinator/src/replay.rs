@@ -88,6 +88,10 @@ impl Replay {
                         *h = (*h).max(m.attempt);
                     }
                 }
+                // A sum the job refused ends the job (its JobEnded follows);
+                // a coordinator killed before logging that end retries the
+                // round and is refused again.
+                Some(log_body::Entry::RoundCompleted(rc)) if rc.progress_json.is_empty() => {}
                 Some(log_body::Entry::RoundCompleted(rc)) => {
                     // The same check every participant runs on the outcomes
                     // an announcement carries: a log the referee refuses is

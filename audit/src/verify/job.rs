@@ -31,6 +31,9 @@ pub(crate) struct JobReplay {
     rules: Result<JobRules, String>,
     /// Set once the replay cannot follow the log any more.
     lost: Option<String>,
+    /// The job refused a published sum (its rules cannot absorb it): only
+    /// the job's failure may follow.
+    refused: Option<String>,
 }
 
 /// A check failure without its record number.
@@ -42,6 +45,7 @@ impl JobReplay {
         Self {
             rules: JobRules::new(spec).map_err(|e| format!("the job spec cannot be replayed: {e}")),
             lost: None,
+            refused: None,
         }
     }
 
@@ -72,6 +76,14 @@ impl JobReplay {
         let dimension = usize::try_from(a.dimension)
             .map_err(|_| bad(format!("dimension {} is impossible", a.dimension)))?;
         let rules = self.rules.as_ref().map_err(|e| (Check::Task, e.clone()))?;
+        if let Some(why) = &self.refused {
+            return Err((
+                Check::Sequence,
+                format!(
+                    "announces a round after the job refused a sum ({why}); only its end may follow"
+                ),
+            ));
+        }
         let secure_sum = matches!(rules, JobRules::SecureSum { .. });
         let planned = Planned {
             words: codec.words_for(dimension),
@@ -172,6 +184,21 @@ impl JobReplay {
             .as_mut()
             .map_err(|e| (Check::Progress, e.clone()))?;
         let secure_sum = matches!(rules, JobRules::SecureSum { .. });
+        if progress_json.is_empty() {
+            // The coordinator says the job refused this sum: the rules must
+            // refuse it too (they are left unchanged by a refusal).
+            return match rules.clone().absorb(sum) {
+                Err(e) => {
+                    self.refused = Some(e.to_string());
+                    Ok(())
+                }
+                Ok(_) => Err((
+                    Check::Progress,
+                    "the round logs no progress (a refused sum), but the job's rules accept the sum"
+                        .into(),
+                )),
+            };
+        }
         let progress = match rules.absorb(sum) {
             Ok(p) => p,
             Err(e) => {
@@ -211,6 +238,17 @@ impl JobReplay {
     /// Checks the job's end. Returns whether a published model was verified.
     pub fn end(&self, ok: bool, model_json: &str) -> Result<bool, Mismatch> {
         let rules = self.rules.as_ref().map_err(|e| (Check::Model, e.clone()))?;
+        if let Some(why) = &self.refused {
+            if ok || !model_json.is_empty() {
+                return Err((
+                    Check::End,
+                    format!(
+                        "the job refused a published sum ({why}), so it must end failed, without a model"
+                    ),
+                ));
+            }
+            return Ok(false);
+        }
         if let JobRules::SecureSum { .. } = rules {
             let done = self.lost.is_some() || rules.next_plan().is_none();
             if !model_json.is_empty() {

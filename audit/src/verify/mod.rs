@@ -601,6 +601,8 @@ impl<'c> Verifier<'c> {
         // A completed round is the next round, whatever its checks say.
         self.next_round = rc.round + 1;
         match &rc.outcome {
+            // A sum the job refused is published but absorbed by nobody.
+            Some(_) if rc.progress_json.is_empty() => {}
             Some(outcome) => {
                 self.outcomes.push(outcome.clone());
                 if let Some(referee) = &mut self.referee
