@@ -213,8 +213,11 @@ pub struct AttemptRecord {
     /// The coordinator-signed announcement (the first one, if the attempt
     /// was announced differently to different members).
     pub signed_announcement: pb::Signed,
-    /// The signed announcement each member was sent.
+    /// The signed announcement each member was sent (queued for it).
     pub announced: BTreeMap<String, pb::Signed>,
+    /// Members whose poll was actually answered with this attempt's
+    /// announcement: an attack counts as mounted only for them.
+    pub delivered: BTreeSet<String>,
     /// Phase 1: signed adverts and their keys.
     pub adverts: BTreeMap<String, (pb::Signed, Advertisement)>,
     /// Phase 2: each dealer's signed commitments and ciphertexts.
@@ -281,6 +284,7 @@ impl AttemptRecord {
             announcement,
             signed_announcement: signed,
             announced: BTreeMap::new(),
+            delivered: BTreeSet::new(),
             adverts: BTreeMap::new(),
             shares: BTreeMap::new(),
             relayed: BTreeMap::new(),
@@ -561,6 +565,7 @@ impl Adversary {
             if let Some(reply) = self.polls.remove(id)
                 && reply.send(Ok(Answer::Signed(signed.clone()))).is_ok()
             {
+                self.current().delivered.insert(id.clone());
                 self.trace.push(format!("delivered to {id}"));
             } else {
                 self.pending.insert(id.clone(), signed.clone());
@@ -594,8 +599,10 @@ impl Adversary {
                 let id = call.message.sender.clone();
                 match self.pending.remove(&id) {
                     Some(signed) => {
-                        let _ = call.reply.send(Ok(Answer::Signed(signed)));
-                        self.trace.push(format!("delivered to {id}"));
+                        if call.reply.send(Ok(Answer::Signed(signed))).is_ok() {
+                            self.current().delivered.insert(id.clone());
+                            self.trace.push(format!("delivered to {id}"));
+                        }
                     }
                     None => {
                         self.polls.insert(id, call.reply);

@@ -115,7 +115,7 @@ fn assert_mounted_and_refused(adv: &Adversary, i: usize, to: &[String]) {
     let at = &adv.attempts[i];
     for id in to {
         assert!(
-            at.announced.contains_key(id),
+            at.delivered.contains(id),
             "attempt {i} never reached {id}: the attack was not mounted\n{}",
             adv.summary()
         );
@@ -584,6 +584,13 @@ async fn h_replayed_announcement_is_refused() {
         adv.run_phases(&all[..3], &[], End::Complete).await;
         finish(&mut adv, honest).await;
         for replayed in &adv.attempts[1..] {
+            for id in &all[..3] {
+                assert!(
+                    replayed.delivered.contains(id),
+                    "the replayed announcement never reached {id}: the attack was not mounted\n{}",
+                    adv.summary()
+                );
+            }
             assert!(
                 replayed.adverts.is_empty(),
                 "members advertised keys for a replayed announcement: {:?}",
