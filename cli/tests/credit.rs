@@ -423,19 +423,8 @@ fn a_coordinator_killed_repeatedly_resumes_to_the_same_model() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut verify = Command::new(BIN);
-    verify
-        .args(["audit", "verify"])
-        .arg(&log)
-        .arg("--consortium")
-        .arg(dir.path().join("consortium.toml"));
-    for id in ids {
-        // Each participant's journal of what it signed must agree with the log.
-        verify
-            .arg("--participant-journal")
-            .arg(dir.path().join(format!("{id}.journal")));
-    }
-    let o = verify.output().unwrap();
+    // Each participant's journal of what it signed must agree with the log.
+    let o = audit_verify(dir.path(), &ids);
     println!("{}", String::from_utf8_lossy(&o.stdout));
     assert!(
         o.status.success(),
@@ -529,18 +518,7 @@ fn a_job_that_lost_too_many_members_resumes_when_they_return() {
     for id in ids {
         assert_eq!(json(&d.join(format!("{id}-results/model.json"))), model);
     }
-    let mut verify = Command::new(BIN);
-    verify
-        .args(["audit", "verify"])
-        .arg(d.join("rounds.log"))
-        .arg("--consortium")
-        .arg(d.join("consortium.toml"));
-    for id in ids {
-        verify
-            .arg("--participant-journal")
-            .arg(d.join(format!("{id}.journal")));
-    }
-    let o = verify.output().unwrap();
+    let o = audit_verify(d, &ids);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -700,18 +678,7 @@ fn chaos_kills_and_restarts_end_in_the_same_model() {
         }
         let model = json(&d.join("out/model.json"));
         assert_eq!(model, reference, "seed {seed}: kills {kills:?}");
-        let mut verify = Command::new(BIN);
-        verify
-            .args(["audit", "verify"])
-            .arg(d.join("rounds.log"))
-            .arg("--consortium")
-            .arg(d.join("consortium.toml"));
-        for id in ids {
-            verify
-                .arg("--participant-journal")
-                .arg(d.join(format!("{id}.journal")));
-        }
-        let o = verify.output().unwrap();
+        let o = audit_verify(d, &ids);
         assert!(
             o.status.success(),
             "seed {seed}: kills {kills:?}: audit verify failed:\n{}\n{}",
@@ -785,14 +752,25 @@ fn an_abandoned_job_is_not_resumed() {
         err.contains("abandoned by the operator: bank-c left the consortium"),
         "{err}"
     );
-    let o = Command::new(BIN)
-        .args(["audit", "verify"])
-        .arg(d.join("rounds.log"))
-        .arg("--consortium")
-        .arg(d.join("consortium.toml"))
-        .output()
-        .unwrap();
+    let o = audit_verify(d, &[]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{out}");
     assert!(out.contains("abandoned by the operator"), "{out}");
+}
+
+/// `fedcredit audit verify` of `d`'s rounds.log against its consortium file,
+/// cross-checking the journal of each of `ids`.
+fn audit_verify(d: &Path, ids: &[&str]) -> Output {
+    let mut verify = Command::new(BIN);
+    verify
+        .args(["audit", "verify"])
+        .arg(d.join("rounds.log"))
+        .arg("--consortium")
+        .arg(d.join("consortium.toml"));
+    for id in ids {
+        verify
+            .arg("--participant-journal")
+            .arg(d.join(format!("{id}.journal")));
+    }
+    verify.output().unwrap()
 }
