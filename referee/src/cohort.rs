@@ -61,7 +61,8 @@ pub fn check(
     let Some(allowed_set) = allowed(job, roster, history) else {
         return Ok(());
     };
-    let ok = if exact(job, roster, history).is_some() {
+    // The set is exact under `require_all_members` and the fixed policy.
+    let ok = if job.require_all_members || job.cohort == CohortPolicy::Fixed {
         *contributors == allowed_set
     } else {
         contributors.is_subset(&allowed_set)
