@@ -542,3 +542,44 @@ fn sigterm_stops_coordinator_and_participant_saying_where_they_left_off() {
         .unwrap();
     assert!(show.status.success(), "{}", stderr(&show));
 }
+
+/// A member that dies in a round and comes back (a new process) takes part
+/// in the retry that finishes the job: the coordinator must count it as
+/// present again and tell it the job's end, so that it writes its result,
+/// instead of finishing as soon as the members it still believed alive
+/// were told.
+#[test]
+fn a_member_restarted_mid_round_is_told_the_end_of_the_job() {
+    let c = Consortium::new(
+        5,
+        3,
+        "phase_deadline_secs = 3\njoin_deadline_secs = 20\nmax_attempts = 2",
+    );
+    // Every member in every round: the attempt without bank-e aborts and is
+    // retried with the restarted bank-e.
+    let path = c.path("consortium.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("clip = 1e6\n", "clip = 1e6\nrequire_all_members = true\n"),
+    )
+    .unwrap();
+    let coordinator = c.coordinator();
+    let others: Vec<Child> = (0..4).map(|i| c.participant(i, None)).collect();
+    let crashed = wait(c.participant(4, Some("share-keys")), LIMIT);
+    assert!(!crashed.status.success());
+    let restarted = c.participant(4, None);
+    let coordinator = wait(coordinator, LIMIT);
+    assert!(coordinator.status.success(), "{}", stderr(&coordinator));
+    for p in others {
+        let o = wait(p, LIMIT);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = wait(restarted, LIMIT);
+    assert!(o.status.success(), "the restarted member: {}", stderr(&o));
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors.len(), 5);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2, 3, 4]));
+    let own = std::fs::read_to_string(c.path("bank-e-results/result.json")).unwrap();
+    assert!(own.contains("\"sum\""), "{own}");
+}

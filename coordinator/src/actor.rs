@@ -708,6 +708,10 @@ impl Actor {
         let mut waiting = Vec::new();
         for (from, seen, reply) in self.polls.drain(..) {
             if is_newer(at, seen) {
+                // A member answered with an announcement is alive again,
+                // even if an earlier deadline counted it as dropped: it must
+                // be told the job's end before the coordinator stops.
+                self.active.insert(from);
                 adv.expect(from);
                 let _ = reply.send(Ok(announcement.clone()));
             } else {
