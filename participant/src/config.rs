@@ -67,7 +67,14 @@ impl ParticipantConfig {
             file: path.to_owned(),
             source,
         })?;
-        let raw: Raw = toml::from_str(&text).map_err(|e| WireError::ParseConfig {
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates participant TOML as if read from `path` (its
+    /// folder resolves the relative paths; the consortium file it names is
+    /// read from there).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, WireError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| WireError::ParseConfig {
             file: path.to_owned(),
             message: e.to_string(),
         })?;
