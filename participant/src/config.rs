@@ -72,7 +72,14 @@ impl ParticipantConfig {
             file: path.to_owned(),
             source,
         })?;
-        let raw: Raw = toml::from_str(&text).map_err(|e| WireError::ParseConfig {
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates participant TOML as if read from `path` (its
+    /// folder resolves the relative paths; the consortium file it names is
+    /// read from there).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, WireError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| WireError::ParseConfig {
             file: path.to_owned(),
             message: e.to_string(),
         })?;
@@ -102,15 +109,18 @@ impl ParticipantConfig {
                 ),
             ));
         }
-        let connect_timeout = match raw.connect_timeout_secs.unwrap_or(120.0) {
-            s if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
-            s => {
-                return Err(invalid(
+        // `try_from`: a finite number too large for a `Duration` (1e300)
+        // is refused here, not a panic in `Duration::from_secs_f64`.
+        let secs = raw.connect_timeout_secs.unwrap_or(120.0);
+        let connect_timeout = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|_| secs > 0.0)
+            .ok_or_else(|| {
+                invalid(
                     "connect_timeout_secs",
-                    format!("a positive number of seconds, got {s}"),
-                ));
-            }
-        };
+                    format!("a positive number of seconds a duration can hold, got {secs}"),
+                )
+            })?;
         let journal = dir.join(
             raw.journal
                 .unwrap_or_else(|| PathBuf::from(format!("{id}.journal"))),
@@ -132,5 +142,67 @@ impl ParticipantConfig {
             results,
             connect_timeout,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedcredit_crypto::identity::IdentityKey;
+
+    /// A folder with a three-member consortium file beside `bank-a.toml`.
+    fn folder() -> tempfile::TempDir {
+        let key = |seed: u8| {
+            IdentityKey::from_secret_bytes(&[seed; 32])
+                .public()
+                .to_hex()
+        };
+        let mut text = format!(
+            "[coordinator]\nlisten = \"127.0.0.1:50051\"\npublic_key = \"{}\"\n\
+             [job]\nid = \"j\"\nkind = \"secure-sum\"\ndimension = 2\nfrac_bits = 16\nclip = 1e6\n",
+            key(9)
+        );
+        for (id, seed) in [("bank-a", 1), ("bank-b", 2), ("bank-c", 3)] {
+            text.push_str(&format!(
+                "[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
+                key(seed)
+            ));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("consortium.toml"), text).expect("write");
+        dir
+    }
+
+    fn parse(dir: &Path, extra: &str) -> Result<ParticipantConfig, WireError> {
+        let text = format!(
+            "id = \"bank-a\"\nkey_file = \"bank-a.key\"\ncoordinator = \"http://127.0.0.1:50051\"\n\
+             consortium = \"consortium.toml\"\n{extra}"
+        );
+        ParticipantConfig::parse(&dir.join("bank-a.toml"), &text)
+    }
+
+    #[test]
+    fn parses_and_resolves_paths_against_the_folder() {
+        let dir = folder();
+        let cfg = parse(dir.path(), "connect_timeout_secs = 2.5\n").expect("valid");
+        assert_eq!(cfg.connect_timeout, Duration::from_millis(2500));
+        assert_eq!(cfg.key_file, dir.path().join("bank-a.key"));
+        assert_eq!(cfg.journal, dir.path().join("bank-a.journal"));
+    }
+
+    /// Regression (found writing the participant_toml fuzz target): a
+    /// finite timeout too large for a `Duration` panicked in
+    /// `Duration::from_secs_f64`.
+    #[test]
+    fn a_timeout_no_duration_can_hold_is_refused_by_name() {
+        let dir = folder();
+        for bad in ["1e300", "1.8446744073709552e19", "0", "-1", "nan", "inf"] {
+            let err = parse(dir.path(), &format!("connect_timeout_secs = {bad}\n")).expect_err(bad);
+            let msg = err.to_string();
+            assert!(
+                msg.contains("bank-a.toml") && msg.contains("`connect_timeout_secs`"),
+                "{bad}: {msg}"
+            );
+        }
     }
 }
