@@ -19,7 +19,7 @@ use libfuzzer_sys::fuzz_target;
 /// The small credit jobs' schema (as in the fuzz fixtures).
 fn schema() -> Schema {
     Schema {
-        label: LabelSpec::new("creditability", "bad"),
+        label: LabelSpec::binary("creditability", "bad", "good"),
         features: vec![
             Feature::Numeric {
                 name: "duration_in_month".into(),

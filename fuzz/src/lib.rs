@@ -62,6 +62,7 @@ const CREDIT_SCHEMA: &str = r#"
 [job.schema.label]
 column = "creditability"
 positive = "bad"
+negative = "good"
 
 [[job.schema.features]]
 name = "duration_in_month"

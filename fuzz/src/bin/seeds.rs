@@ -79,6 +79,7 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
 
     let mut kinds_seen = std::collections::BTreeSet::new();
     let mut relayed: [Vec<pb::Signed>; 3] = Default::default();
+    let mut outcomes: Vec<pb::Signed> = Vec::new();
     for e in &file.entries {
         match &e.body.entry {
             Some(Entry::Participant(signed)) => {
@@ -138,6 +139,7 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
             }
             Some(Entry::RoundCompleted(rc)) => {
                 if let Some(signed) = &rc.outcome {
+                    outcomes.push(signed.clone());
                     s.with_mode("envelope", "signed-outcome", 0, &signed.encode_to_vec())?;
                     s.with_mode("envelope", "payload-outcome", 2, &signed.payload)?;
                     let m = pb::CoordinatorMessage::decode(signed.payload.clone())?;
@@ -173,6 +175,8 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
         body: Some(coordinator_message::Body::Finished(pb::JobFinished {
             ok: true,
             reason: String::new(),
+            outcomes,
+            departed: Vec::new(),
         })),
     };
     s.with_mode("envelope", "payload-finished", 2, &finished.encode_to_vec())?;
