@@ -67,7 +67,7 @@ fn start_coordinator(
     Result<fedcredit_coordinator::JobReport, fedcredit_coordinator::CoordinatorError>,
 > {
     rt.spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, None),
         consortium.clone(),
         IdentityKey::from_secret_bytes(&[common::COORDINATOR_SEED; 32]),
         Box::new(SecureSum::new(3, FixedPoint::new(16, 1e6).expect("fp"))),
@@ -89,6 +89,7 @@ fn start_participant(
         connect_timeout: Duration::from_secs(60),
         crash_at: None,
         journal: None,
+        tls: None,
     };
     rt.spawn(async move {
         let mut input = VectorInput::new(vec![i as f64, 10.0 * i as f64, 0.25]);
@@ -138,7 +139,7 @@ fn a_coordinator_killed_mid_attempt_and_restarted_leaves_a_verifiable_log() {
             round: 0,
             attempt: 0,
             sender: "bank-d".into(),
-            body: Some(Body::Poll(pb::Poll { fresh: true })),
+            body: Some(Body::Poll(pb::Poll::now(true))),
         },
     );
     parties.spawn(async move {

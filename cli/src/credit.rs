@@ -15,7 +15,9 @@ use fedcredit_participant::Settings;
 use fedcredit_participant::credit::CreditData;
 use fedcredit_proto::roster::{ParticipantId, Roster};
 use fedcredit_referee::Membership;
-use fedcredit_referee::consortium::{CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings};
+use fedcredit_referee::consortium::{
+    CohortPolicy, Consortium, JobKind, JobSpec, ProtocolSettings, TlsSettings,
+};
 use rand::rngs::OsRng;
 use serde::Serialize;
 
@@ -109,6 +111,8 @@ pub async fn run(
             max_attempts: 1,
         },
         job,
+        // Mutual TLS on loopback too: the tested path is the deployed path.
+        tls: TlsSettings::default(),
     };
     // The consortium file an auditor checks the round log against.
     let dir = log_path.parent().unwrap_or(std::path::Path::new("."));
@@ -122,8 +126,9 @@ pub async fn run(
         .map_err(anyhow::Error::msg)?
         .on_progress(on_progress);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let tls = fedcredit_transport::setup::coordinator(&consortium, &coordinator_key)?;
     let coordinator = tokio::spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, tls),
         consortium.clone(),
         coordinator_key,
         Box::new(driver),
@@ -135,13 +140,16 @@ pub async fn run(
     ));
     let mut tasks = Vec::with_capacity(n);
     for (party, key) in parties.into_iter().zip(keys) {
+        let id = ParticipantId::new(&party.id)?;
+        let tls = fedcredit_transport::setup::member(&consortium, &id, &key, None, None)?;
         let settings = Settings {
-            id: ParticipantId::new(&party.id)?,
-            coordinator: format!("http://{addr}"),
+            id,
+            coordinator: format!("https://{addr}"),
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(60),
             crash_at: None,
             journal: None,
+            tls: Some(tls),
         };
         let mut data = party.data;
         let id = party.id;

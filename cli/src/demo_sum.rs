@@ -82,7 +82,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         std::fs::write(
             dir.join(format!("{id}.toml")),
             format!(
-                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://{addr}\"\nconsortium = \"consortium.toml\"\ninput = \"{id}.exposure.txt\"\n"
+                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"https://{addr}\"\nconsortium = \"consortium.toml\"\ninput = \"{id}.exposure.txt\"\n"
             ),
         )?;
     }
@@ -108,10 +108,13 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let consortium = Consortium::load(&consortium_path)?;
     let (driver, dimension) = secure_sum_driver(&consortium)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Mutual TLS on loopback too: the demo runs the deployed path.
+    let coordinator_key = keys::load(&dir.join("coordinator.key"))?;
+    let tls = fedcredit_transport::setup::coordinator(&consortium, &coordinator_key)?;
     let coordinator = tokio::spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, tls),
         consortium,
-        keys::load(&dir.join("coordinator.key"))?,
+        coordinator_key,
         Box::new(driver),
         fedcredit_coordinator::max_message_bytes(dimension),
         fresh_log(&dir.join("rounds.log"))?,
@@ -124,6 +127,13 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         let cfg = ParticipantConfig::load(&dir.join(format!("{id}.toml")))?;
         let key = keys::load(&cfg.key_file)?;
         let mut input = VectorInput::from_file(cfg.input.as_deref().context("demo input")?)?;
+        let tls = fedcredit_transport::setup::member(
+            &cfg.consortium,
+            &cfg.id,
+            &key,
+            cfg.cert_file.as_deref(),
+            cfg.tls_key_file.as_deref(),
+        )?;
         let settings = Settings {
             id: cfg.id.clone(),
             coordinator: cfg.coordinator.clone(),
@@ -131,6 +141,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             connect_timeout: cfg.connect_timeout,
             crash_at: None,
             journal: None,
+            tls: Some(tls),
         };
         participants.push(tokio::spawn(async move {
             fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await

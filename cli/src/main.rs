@@ -412,12 +412,20 @@ async fn coordinator(
     let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
         &consortium.job.kind,
     ));
+    let tls = fedcredit_transport::setup::coordinator(&consortium, &key)?;
     let listener = tokio::net::TcpListener::bind(consortium.listen)
         .await
         .with_context(|| format!("binding {}", consortium.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "coordinator listening");
+    match &tls {
+        Some(_) => {
+            tracing::info!(listen = %listener.local_addr()?, trust = consortium.tls.trust_name(), "coordinator listening (mutual TLS 1.3)")
+        }
+        None => {
+            tracing::warn!(listen = %listener.local_addr()?, "coordinator listening in PLAINTEXT (coordinator.plaintext = true; loopback only); never for a deployment")
+        }
+    }
     let report = match fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, tls),
         consortium,
         key,
         driver,
@@ -483,11 +491,29 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         }
         .into());
     }
+    let tls = if cfg.plaintext {
+        tracing::warn!(coordinator = %cfg.coordinator, "PLAINTEXT: no TLS to the coordinator (allowed on loopback by plaintext = true in this config and in consortium.toml); never for a deployment");
+        None
+    } else {
+        let tls = fedcredit_transport::setup::member(
+            &cfg.consortium,
+            &cfg.id,
+            &key,
+            cfg.cert_file.as_deref(),
+            cfg.tls_key_file.as_deref(),
+        )?;
+        tracing::info!(
+            trust = cfg.consortium.tls.trust_name(),
+            "mutual TLS 1.3 with the coordinator"
+        );
+        Some(tls)
+    };
     let settings = Settings {
         id: cfg.id.clone(),
         coordinator: cfg.coordinator.clone(),
         consortium: cfg.consortium.clone(),
         connect_timeout: cfg.connect_timeout,
+        tls,
         crash_at: crash_at.map(|c| match c {
             CrashAt::ShareKeys => CrashPoint::ShareKeys,
             CrashAt::MaskedInput => CrashPoint::MaskedInput,

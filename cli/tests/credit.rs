@@ -333,7 +333,7 @@ fn write_consortium(d: &Path, ids: &[&str], protocol: &str) {
         std::fs::write(
             d.join(format!("{id}.toml")),
             format!(
-                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\nconsortium = \"consortium.toml\"\ndata = \"part-{i}.csv\"\nconnect_timeout_secs = 60\n"
+                "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"https://127.0.0.1:{port}\"\nconsortium = \"consortium.toml\"\ndata = \"part-{i}.csv\"\nconnect_timeout_secs = 60\n"
             ),
         )
         .unwrap();

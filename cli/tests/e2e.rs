@@ -63,7 +63,7 @@ impl Consortium {
             std::fs::write(
                 dir.path().join(format!("{id}.toml")),
                 format!(
-                    "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\n\
+                    "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"https://127.0.0.1:{port}\"\n\
                      consortium = \"consortium.toml\"\ninput = \"{id}.txt\"\nconnect_timeout_secs = 30\n"
                 ),
             )

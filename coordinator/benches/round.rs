@@ -111,7 +111,7 @@ async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
         Consortium::parse(Path::new("bench.toml"), &consortium_toml(addr, dimension)).unwrap();
     let driver = SecureSum::new(dimension, FixedPoint::new(FRAC_BITS, CLIP).unwrap());
     let coordinator = tokio::spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, None),
         consortium.clone(),
         parties.coordinator,
         Box::new(driver),
@@ -128,6 +128,7 @@ async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
             connect_timeout: Duration::from_secs(30),
             crash_at: None,
             journal: None,
+            tls: None,
         };
         tasks.push(tokio::spawn(async move {
             fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await

@@ -267,6 +267,7 @@ fn run_once(bin: &Path, dimension: usize, inputs: &[Vec<f64>], expected: &[f64])
                 connect_timeout: Duration::from_secs(30),
                 crash_at: None,
                 journal: None,
+                tls: None,
             };
             let key = IdentityKey::from_secret_bytes(&[i; 32]);
             (settings, key, VectorInput::new(values.clone()))

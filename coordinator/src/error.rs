@@ -89,6 +89,27 @@ pub enum Rejection {
     /// poll per member).
     #[error("superseded by a newer poll from the same member")]
     Superseded,
+    /// The message's sender is not the member whose certificate
+    /// authenticated the connection: one member relaying another's
+    /// signed messages.
+    #[error(
+        "a message from {sender} arrived on {connection}'s connection; members send only their own messages"
+    )]
+    NotTheConnectionsMember {
+        /// Whose certificate the connection presented.
+        connection: String,
+        /// The message's signed sender.
+        sender: String,
+    },
+    /// A poll that is not fresh: its time is outside the window around the
+    /// coordinator's clock, or its nonce was seen before (a replay).
+    #[error("{who}: stale poll: {problem}")]
+    StalePoll {
+        /// The sender.
+        who: String,
+        /// Why.
+        problem: String,
+    },
     /// The coordinator is shutting down.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
@@ -98,9 +119,9 @@ impl From<Rejection> for tonic::Status {
     fn from(r: Rejection) -> Self {
         let msg = r.to_string();
         match r {
-            Rejection::Wire(WireError::BadSignature { .. } | WireError::UnknownSender(_)) => {
-                tonic::Status::permission_denied(msg)
-            }
+            Rejection::Wire(WireError::BadSignature { .. } | WireError::UnknownSender(_))
+            | Rejection::NotTheConnectionsMember { .. } => tonic::Status::permission_denied(msg),
+            Rejection::StalePoll { .. } => tonic::Status::invalid_argument(msg),
             Rejection::Wire(_) | Rejection::WrongRpc { .. } | Rejection::Invalid { .. } => {
                 tonic::Status::invalid_argument(msg)
             }

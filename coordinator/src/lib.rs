@@ -19,6 +19,7 @@
 
 mod actor;
 mod error;
+mod freshness;
 pub mod job;
 mod log;
 mod records;
@@ -34,10 +35,11 @@ use std::time::Duration;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_proto::v1::coordinator_server::CoordinatorServer;
 use fedcredit_referee::consortium::Consortium;
-use tokio::net::TcpListener;
+use fedcredit_transport::server::Limits;
 use tokio::sync::mpsc;
 
 pub use error::{CoordinatorError, Rejection};
+pub use fedcredit_transport::server::Listener;
 pub use job::{JobDriver, ModelFit, ProgressLine, RoundPlan, RoundResult, SecureSum, max_words};
 
 /// What a finished job published.
@@ -53,11 +55,12 @@ pub struct JobReport {
 }
 
 /// Runs one job on an already-bound listener until it finishes, fails, or
-/// `shutdown` resolves. The round log at `log_path` is the coordinator's
+/// `shutdown` resolves. On a TLS listener every connection is mutual TLS
+/// from a member and each message must come from the connection's member. The round log at `log_path` is the coordinator's
 /// state: if it exists, it is replayed and the job carries on from it.
 /// Returns every round's published result.
 pub async fn run(
-    listener: TcpListener,
+    listener: Listener,
     consortium: Consortium,
     key: IdentityKey,
     driver: Box<dyn JobDriver>,
@@ -77,23 +80,27 @@ pub async fn run(
     let actor = actor::Actor::new(Arc::clone(&consortium), key, driver, &log_path)?;
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
-    let service = service::Service::new(roster, &consortium.job.id, tx);
+    let limits = Limits::for_members(consortium.roster.len());
+    let service = service::Service::new(roster, &consortium.job.id, tx, listener.is_tls());
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = done_rx.await;
     };
+    // A member makes one call at a time (and a Leave); a few streams per
+    // connection are plenty, and bound what one connection can queue.
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(8))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(
             CoordinatorServer::new(service)
                 .max_decoding_message_size(max_message_bytes)
                 .max_encoding_message_size(max_message_bytes),
         )
         .serve_with_incoming_shutdown(
-            // tonic ignores `tcp_nodelay` for a caller's listener; without it
-            // every long-poll reply waits ~40 ms for a delayed ACK.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            fedcredit_transport::server::incoming(listener, limits),
             stop,
         );
     let server = tokio::spawn(server);

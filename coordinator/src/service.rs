@@ -15,7 +15,10 @@ use fedcredit_proto::v1::{self as pb, message::Body};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
+use fedcredit_transport::Peer;
+
 use crate::error::Rejection;
+use crate::freshness::Freshness;
 use crate::requests::{At, Request, RoundMsg};
 use crate::round::Reply;
 
@@ -28,20 +31,43 @@ pub(crate) struct Service {
     /// Members whose key did not verify a message, already logged (once
     /// each: the set is bounded by the roster).
     bad_keys: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Connections are mutual TLS: every message must come from the member
+    /// whose certificate the connection presented.
+    authenticated: bool,
+    /// Polls seen recently (replays are refused).
+    freshness: Arc<Freshness>,
+}
+
+/// The connection's peer (set by the transport on every request) and the envelope.
+fn unpack(req: GrpcRequest<pb::Signed>) -> (Option<Peer>, pb::Signed) {
+    let peer = req.extensions().get::<Peer>().cloned();
+    (peer, req.into_inner())
 }
 
 impl Service {
-    pub fn new(roster: Arc<Roster>, job_id: &str, tx: mpsc::Sender<Request>) -> Self {
+    pub fn new(
+        roster: Arc<Roster>,
+        job_id: &str,
+        tx: mpsc::Sender<Request>,
+        authenticated: bool,
+    ) -> Self {
         Self {
             roster,
             job_id: job_id.into(),
             tx,
             bad_keys: Arc::default(),
+            authenticated,
+            freshness: Arc::default(),
         }
     }
 
-    /// Opens the envelope and checks the job.
-    fn open<'a>(&'a self, signed: &pb::Signed) -> Result<Opened<'a>, Rejection> {
+    /// Opens the envelope, checks that the connection's member sent it
+    /// (mutual TLS), and checks the job.
+    fn open<'a>(
+        &'a self,
+        peer: Option<&Peer>,
+        signed: &pb::Signed,
+    ) -> Result<Opened<'a>, Rejection> {
         let opened = envelope::open(signed, &self.roster).inspect_err(|e| {
             // A member whose key file does not match its roster entry can
             // sign nothing the coordinator may trust: say so, once per id.
@@ -54,6 +80,18 @@ impl Service {
                 tracing::warn!(participant = %who, "a message signed in this member's name does not verify under its roster key (its key file does not match consortium.toml, or someone else sent it); it cannot join");
             }
         })?;
+        if self.authenticated {
+            let connection = peer.and_then(|p| p.member.as_ref());
+            if connection.map(|m| m.as_str()) != Some(opened.message.sender.as_str()) {
+                let e = Rejection::NotTheConnectionsMember {
+                    connection: connection
+                        .map_or_else(|| "an unauthenticated".into(), |m| m.to_string()),
+                    sender: opened.message.sender.clone(),
+                };
+                tracing::warn!(peer = ?peer.map(|p| p.addr), "{e}");
+                return Err(e);
+            }
+        }
         if opened.message.job_id != *self.job_id {
             return Err(Rejection::WrongJob {
                 expected: self.job_id.to_string(),
@@ -136,11 +174,17 @@ fn field(what: &'static str, problem: impl Into<String>) -> Rejection {
 #[tonic::async_trait]
 impl pb::coordinator_server::Coordinator for Service {
     async fn poll(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::Poll(p)) = &o.message.body else {
             return Err(wrong_rpc("Poll", &o.message.body));
         };
+        self.freshness
+            .admit(o.sender.index, p.sent_unix_ms, &p.nonce)
+            .map_err(|problem| Rejection::StalePoll {
+                who: o.sender.id.to_string(),
+                problem,
+            })?;
         let seen = (!p.fresh).then_some(At {
             round: o.message.round,
             attempt: o.message.attempt,
@@ -153,8 +197,8 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<pb::AdvertisedKeys>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::Advertise(a)) = &o.message.body else {
             return Err(wrong_rpc("AdvertiseKeys", &o.message.body));
         };
@@ -167,8 +211,8 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<pb::SharesForYou>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::Shares(s)) = &o.message.body else {
             return Err(wrong_rpc("ShareKeys", &o.message.body));
         };
@@ -192,8 +236,8 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<pb::Survivors>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::MaskedInput(m)) = &o.message.body else {
             return Err(wrong_rpc("SubmitMaskedInput", &o.message.body));
         };
@@ -207,8 +251,8 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<pb::SurvivorSignatures>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::Consistency(c)) = &o.message.body else {
             return Err(wrong_rpc("ConfirmSurvivors", &o.message.body));
         };
@@ -237,8 +281,8 @@ impl pb::coordinator_server::Coordinator for Service {
     }
 
     async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::Unmask(u)) = &o.message.body else {
             return Err(wrong_rpc("Unmask", &o.message.body));
         };
@@ -259,8 +303,8 @@ impl pb::coordinator_server::Coordinator for Service {
     }
 
     async fn leave(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
-        let signed = req.into_inner();
-        let o = self.open(&signed)?;
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
         let Some(Body::Leave(l)) = &o.message.body else {
             return Err(wrong_rpc("Leave", &o.message.body));
         };

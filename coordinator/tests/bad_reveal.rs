@@ -54,7 +54,7 @@ async fn member(
 ) -> Result<pb::Signed, tonic::Status> {
     let me = c.roster.member(IDS[i]).unwrap().index;
     let announced = client
-        .poll(seal(i, 0, 0, Body::Poll(pb::Poll { fresh: true })))
+        .poll(seal(i, 0, 0, Body::Poll(pb::Poll::now(true))))
         .await?
         .into_inner();
     let (m, _) = envelope::open_coordinator(&announced, c.roster.coordinator()).unwrap();
@@ -228,7 +228,7 @@ async fn a_bad_revealed_share_is_attributed_and_the_round_completes_without_it()
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = Box::new(SecureSum::new(DIMENSION, FixedPoint::new(16, 1e6).unwrap()));
     tokio::spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, None),
         consortium.clone(),
         coordinator,
         driver,

@@ -50,7 +50,7 @@ async fn start() -> Running {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
     tokio::spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, None),
         consortium,
         coordinator,
         driver,
@@ -84,7 +84,7 @@ fn message(sender: &str, job: &str, round: u64, attempt: u32, body: Body) -> pb:
 }
 
 fn poll(fresh: bool) -> Body {
-    Body::Poll(pb::Poll { fresh })
+    Body::Poll(pb::Poll::now(fresh))
 }
 
 fn advert() -> Body {

@@ -67,6 +67,21 @@ impl IdentityKey {
         let signed = context.signed_bytes(message);
         Signature(self.0.sign(&signed).to_bytes())
     }
+
+    /// The key as PKCS#8 DER (RFC 8410), for TLS: in the consortium's pinned
+    /// trust mode each party's certificate carries its identity key, and TLS
+    /// 1.3 signs its handshake with it. That never collides with a fedcredit
+    /// signature: those sign `"fedcredit/v1/…"`, TLS signs 64 spaces and a
+    /// TLS context string, and certificates a DER `SEQUENCE` (first bytes
+    /// `0x66`, `0x20`, `0x30`), so no signature is valid in two domains.
+    pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let doc = self
+            .0
+            .to_pkcs8_der()
+            .unwrap_or_else(|_| unreachable!("an Ed25519 key always has a PKCS#8 encoding"));
+        Zeroizing::new(doc.as_bytes().to_vec())
+    }
 }
 
 impl fmt::Debug for IdentityKey {
@@ -116,6 +131,16 @@ impl IdentityPublic {
     /// The 32-byte RFC 8032 encoding.
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
+    }
+
+    /// The key as an X.509 SubjectPublicKeyInfo (DER, RFC 8410): what a
+    /// certificate pinned to this identity must carry.
+    pub fn to_spki_der(&self) -> Vec<u8> {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        self.0
+            .to_public_key_der()
+            .map(|doc| doc.as_bytes().to_vec())
+            .unwrap_or_else(|_| unreachable!("an Ed25519 key always has an SPKI encoding"))
     }
 
     /// The encoding as 64 lowercase hex digits.
@@ -267,6 +292,23 @@ mod tests {
         let key = IdentityKey::from_secret_bytes(&unhex(RFC8032_SECRET));
         assert_eq!(key.public().to_hex(), RFC8032_PUBLIC);
         assert_eq!(*key.secret_bytes(), unhex::<32>(RFC8032_SECRET));
+    }
+
+    /// RFC 8410 §10.1 (SPKI) and §7 (PKCS#8 v2, OneAsymmetricKey with the
+    /// public key, which ring requires) encodings of the RFC 8032 key.
+    #[test]
+    fn rfc8410_encodings_carry_the_raw_key() {
+        let key = IdentityKey::from_secret_bytes(&unhex(RFC8032_SECRET));
+        let spki = key.public().to_spki_der();
+        assert_eq!(hex::encode(&spki[..12]), "302a300506032b6570032100");
+        assert_eq!(spki[12..], unhex::<32>(RFC8032_PUBLIC));
+        let pkcs8 = key.to_pkcs8_der();
+        assert_eq!(
+            hex::encode(&pkcs8[..16]),
+            "3051020101300506032b657004220420"
+        );
+        assert_eq!(pkcs8[16..48], unhex::<32>(RFC8032_SECRET));
+        assert_eq!(pkcs8[pkcs8.len() - 32..], unhex::<32>(RFC8032_PUBLIC));
     }
 
     /// Known answer computed independently (Python `cryptography`'s Ed25519

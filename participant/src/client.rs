@@ -21,7 +21,7 @@ use fedcredit_proto::words;
 use fedcredit_referee::consortium::Consortium;
 use rand::rngs::OsRng;
 use tokio::time::{Instant, sleep};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -61,6 +61,9 @@ pub struct Settings {
     /// promises (one contributor set per task, keys never reused) hold for
     /// this process only. The daemon always gives a file.
     pub journal: Option<std::path::PathBuf>,
+    /// Mutual TLS with the coordinator (`https://` URL); `None` dials
+    /// plaintext (`http://`, which the config allows only on loopback).
+    pub tls: Option<fedcredit_transport::client::ClientTls>,
 }
 
 /// A round this participant completed.
@@ -119,14 +122,15 @@ pub async fn run(
             consortium: settings.consortium.path.clone(),
         });
     }
-    let endpoint = Endpoint::from_shared(settings.coordinator.clone())
-        .map_err(|e| ParticipantError::Unreachable {
-            url: settings.coordinator.clone(),
-            reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    let channel = endpoint.connect_lazy();
+    let channel = fedcredit_transport::client::channel(
+        &settings.coordinator,
+        settings.tls.clone(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| ParticipantError::Unreachable {
+        url: settings.coordinator.clone(),
+        reason: e.to_string(),
+    })?;
     let grpc = CoordinatorClient::new(channel)
         .max_decoding_message_size(1 << 30)
         .max_encoding_message_size(1 << 30);
@@ -188,6 +192,9 @@ impl From<fedcredit_proto::WireError> for RoundEnd {
 /// An RPC's failure: a coordinator that crashed or cannot be reached is
 /// "unreachable" (the call never got an answer), not "refused".
 fn refused(url: &str, rpc: &'static str, s: Status) -> ParticipantError {
+    if let Some(e) = tls_refused(url, &s) {
+        return e;
+    }
     let transport = matches!(s.code(), Code::Unavailable | Code::Cancelled)
         || (s.code() == Code::Unknown && s.message().contains("transport error"));
     if transport {
@@ -200,6 +207,15 @@ fn refused(url: &str, rpc: &'static str, s: Status) -> ParticipantError {
         rpc,
         status: format!("{:?}: {}", s.code(), s.message()),
     }
+}
+
+/// A failed TLS handshake behind a status, as an error that says what to
+/// fix. Not retried: a certificate that was refused stays refused.
+fn tls_refused(url: &str, s: &Status) -> Option<ParticipantError> {
+    fedcredit_transport::tls_failure(s).map(|f| ParticipantError::Tls {
+        url: url.to_owned(),
+        failure: f.to_string(),
+    })
 }
 
 impl Participant {
@@ -314,13 +330,7 @@ impl Participant {
         let mut last_said: Option<Instant> = None;
         loop {
             let (round, attempt) = seen.unwrap_or((0, 0));
-            let poll = self.seal(
-                round,
-                attempt,
-                Body::Poll(pb::Poll {
-                    fresh: seen.is_none(),
-                }),
-            )?;
+            let poll = self.seal(round, attempt, Body::Poll(pb::Poll::now(seen.is_none())))?;
             let signed = match self.grpc.poll(poll).await {
                 Ok(r) => {
                     if last_said.take().is_some() {
@@ -329,6 +339,9 @@ impl Participant {
                     last_contact = Instant::now();
                     backoff = Duration::from_millis(50);
                     r.into_inner()
+                }
+                Err(s) if tls_refused(&self.settings.coordinator, &s).is_some() => {
+                    return Err(refused(&self.settings.coordinator, "Poll", s));
                 }
                 Err(s)
                     if matches!(
@@ -885,10 +898,13 @@ pub async fn leave(
         url: settings.coordinator.clone(),
         reason,
     };
-    let endpoint = Endpoint::from_shared(settings.coordinator.clone())
-        .map_err(|e| unreachable(e.to_string()))?
-        .connect_timeout(patience.min(Duration::from_secs(5)));
-    let mut grpc = CoordinatorClient::new(endpoint.connect_lazy());
+    let channel = fedcredit_transport::client::channel(
+        &settings.coordinator,
+        settings.tls.clone(),
+        patience.min(Duration::from_secs(5)),
+    )
+    .map_err(|e| unreachable(e.to_string()))?;
+    let mut grpc = CoordinatorClient::new(channel);
     let start = Instant::now();
     let mut backoff = Duration::from_millis(50);
     loop {

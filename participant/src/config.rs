@@ -4,7 +4,10 @@
 //! ```toml
 //! id = "bank-a"
 //! key_file = "bank-a.key"
-//! coordinator = "http://127.0.0.1:50051"
+//! coordinator = "https://127.0.0.1:50051"  # TLS is required (see `plaintext`)
+//! cert_file = "bank-a.crt"           # its TLS certificate (PEM); pinned trust: made from key_file when absent
+//! tls_key_file = "bank-a.tls.key"    # trust = "ca" only: the certificate's private key (PEM)
+//! plaintext = false                  # true: an http:// loopback URL, only if consortium.toml says plaintext too
 //! consortium = "consortium.toml"     # the operator's file: roster, keys, thresholds, job
 //! input = "bank-a-exposure.txt"      # secure-sum jobs: the vector to contribute
 //! data = "bank-a-loans.csv"          # credit-model jobs: training rows (CSV with a header)
@@ -35,6 +38,10 @@ struct Raw {
     journal: Option<PathBuf>,
     results: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
+    cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    plaintext: bool,
 }
 
 /// A validated participant config.
@@ -46,8 +53,15 @@ pub struct ParticipantConfig {
     pub id: ParticipantId,
     /// Its Ed25519 identity key file.
     pub key_file: PathBuf,
-    /// The coordinator's URL (`http://host:port`).
+    /// The coordinator's URL (`https://host:port`).
     pub coordinator: String,
+    /// This member's TLS certificate; in pinned mode, made from the key
+    /// when `None`.
+    pub cert_file: Option<PathBuf>,
+    /// The certificate's private key (CA mode).
+    pub tls_key_file: Option<PathBuf>,
+    /// No TLS: allowed by both this file and the consortium's, on loopback.
+    pub plaintext: bool,
     /// The consortium file, parsed.
     pub consortium: Consortium,
     /// The input vector file of a secure-sum job.
@@ -90,16 +104,8 @@ impl ParticipantConfig {
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let id = ParticipantId::new(&raw.id).map_err(|e| invalid("id", e.to_string()))?;
-        if !(raw.coordinator.starts_with("http://") || raw.coordinator.starts_with("https://")) {
-            return Err(invalid(
-                "coordinator",
-                format!(
-                    "a URL like http://127.0.0.1:50051, got {:?}",
-                    raw.coordinator
-                ),
-            ));
-        }
         let consortium = Consortium::load(&dir.join(&raw.consortium))?;
+        check_transport(&raw, &consortium, &invalid)?;
         if consortium.roster.get(id.as_str()).is_none() {
             return Err(invalid(
                 "id",
@@ -134,6 +140,9 @@ impl ParticipantConfig {
             id,
             key_file: dir.join(raw.key_file),
             coordinator: raw.coordinator,
+            cert_file: raw.cert_file.map(|p| dir.join(p)),
+            tls_key_file: raw.tls_key_file.map(|p| dir.join(p)),
+            plaintext: raw.plaintext,
             consortium,
             input: raw.input.map(|p| dir.join(p)),
             data: raw.data.map(|p| dir.join(p)),
@@ -143,6 +152,87 @@ impl ParticipantConfig {
             connect_timeout,
         })
     }
+}
+
+/// TLS is required: an `https://` URL. Plaintext only when this file and
+/// the consortium's both say so and the coordinator is on loopback; CA
+/// trust needs this member's certificate and key.
+fn check_transport(
+    raw: &Raw,
+    consortium: &Consortium,
+    invalid: &dyn Fn(&str, String) -> WireError,
+) -> Result<(), WireError> {
+    let url = &raw.coordinator;
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
+        .filter(|authority| !authority.is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "coordinator",
+                format!("a URL like https://coordinator.example:50051, got {url:?}"),
+            )
+        })?;
+    if url.starts_with("https://") {
+        if raw.plaintext {
+            return Err(invalid(
+                "plaintext",
+                format!("plaintext = true with an https:// coordinator URL ({url}): remove one"),
+            ));
+        }
+    } else {
+        if !raw.plaintext {
+            return Err(invalid(
+                "coordinator",
+                format!(
+                    "an https:// URL: connections are TLS ({url} would be plaintext; for a test on \
+                     loopback only, set plaintext = true here and in consortium.toml)"
+                ),
+            ));
+        }
+        if !consortium.tls.plaintext {
+            return Err(invalid(
+                "plaintext",
+                format!(
+                    "the consortium's agreement: {} does not allow plaintext (coordinator.plaintext)",
+                    consortium.path.display()
+                ),
+            ));
+        }
+        let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let hostname = hostname.trim_start_matches('[').trim_end_matches(']');
+        let loopback = hostname == "localhost"
+            || hostname
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(invalid(
+                "coordinator",
+                format!(
+                    "an https:// URL: plaintext is allowed only to a loopback address, not {hostname}"
+                ),
+            ));
+        }
+    }
+    if let fedcredit_referee::consortium::TrustSetting::Ca { .. } = consortium.tls.trust {
+        for (key, value) in [
+            ("cert_file", &raw.cert_file),
+            ("tls_key_file", &raw.tls_key_file),
+        ] {
+            if value.is_none() {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "a PEM file: {} sets trust = \"ca\", so this member presents a certificate \
+                         issued by the CA",
+                        consortium.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -174,11 +264,67 @@ mod tests {
     }
 
     fn parse(dir: &Path, extra: &str) -> Result<ParticipantConfig, WireError> {
+        parse_url(dir, "https://127.0.0.1:50051", extra)
+    }
+
+    fn parse_url(dir: &Path, url: &str, extra: &str) -> Result<ParticipantConfig, WireError> {
         let text = format!(
-            "id = \"bank-a\"\nkey_file = \"bank-a.key\"\ncoordinator = \"http://127.0.0.1:50051\"\n\
+            "id = \"bank-a\"\nkey_file = \"bank-a.key\"\ncoordinator = \"{url}\"\n\
              consortium = \"consortium.toml\"\n{extra}"
         );
         ParticipantConfig::parse(&dir.join("bank-a.toml"), &text)
+    }
+
+    /// Lets the consortium file allow plaintext (its coordinator section).
+    fn allow_plaintext(dir: &Path) {
+        let path = dir.join("consortium.toml");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let text = text.replacen("[coordinator]\n", "[coordinator]\nplaintext = true\n", 1);
+        std::fs::write(&path, text).expect("write");
+    }
+
+    #[test]
+    fn plaintext_needs_both_files_to_say_so_and_a_loopback_address() {
+        let dir = folder();
+        let url = "http://127.0.0.1:50051";
+        let e = parse_url(dir.path(), url, "").expect_err("no plaintext flag");
+        assert!(e.to_string().contains("an https:// URL"), "{e}");
+        let e = parse_url(dir.path(), url, "plaintext = true\n").expect_err("consortium silent");
+        assert!(e.to_string().contains("does not allow plaintext"), "{e}");
+        allow_plaintext(dir.path());
+        let cfg = parse_url(dir.path(), url, "plaintext = true\n").expect("both agree");
+        assert!(cfg.plaintext);
+        parse_url(dir.path(), "http://localhost:50051", "plaintext = true\n").expect("localhost");
+        let e = parse_url(dir.path(), "http://10.0.0.5:50051", "plaintext = true\n")
+            .expect_err("not loopback");
+        assert!(e.to_string().contains("not 10.0.0.5"), "{e}");
+        let e = parse_url(dir.path(), "https://127.0.0.1:50051", "plaintext = true\n")
+            .expect_err("https and plaintext");
+        assert!(e.to_string().contains("remove one"), "{e}");
+        let e = parse_url(dir.path(), "ftp://x", "").expect_err("scheme");
+        assert!(e.to_string().contains("a URL like https://"), "{e}");
+    }
+
+    #[test]
+    fn ca_trust_needs_a_certificate_and_its_key() {
+        let dir = folder();
+        let path = dir.path().join("consortium.toml");
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(
+            &path,
+            format!("{text}[tls]\ntrust = \"ca\"\nca_file = \"ca.pem\"\n"),
+        )
+        .expect("write");
+        let e = parse(dir.path(), "").expect_err("no certificate");
+        assert!(e.to_string().contains("`cert_file`"), "{e}");
+        let e = parse(dir.path(), "cert_file = \"a.crt\"\n").expect_err("no key");
+        assert!(e.to_string().contains("`tls_key_file`"), "{e}");
+        let cfg = parse(
+            dir.path(),
+            "cert_file = \"a.crt\"\ntls_key_file = \"a.key.pem\"\n",
+        )
+        .expect("valid");
+        assert_eq!(cfg.cert_file, Some(dir.path().join("a.crt")));
     }
 
     #[test]

@@ -55,6 +55,15 @@ pub enum ParticipantError {
         /// The last error.
         reason: String,
     },
+    /// The TLS handshake with the coordinator failed: retrying cannot help
+    /// until a certificate, key or consortium file is fixed.
+    #[error("TLS with the coordinator at {url}: {failure}")]
+    Tls {
+        /// Its address.
+        url: String,
+        /// What failed, and what to check.
+        failure: String,
+    },
     /// The coordinator answered with an error this participant cannot recover from.
     #[error("coordinator refused {rpc}: {status}")]
     Refused {
@@ -159,7 +168,8 @@ impl ParticipantError {
             ParticipantError::Wire(_)
             | ParticipantError::ReadInput { .. }
             | ParticipantError::JournalInUse { .. }
-            | ParticipantError::JournalLock(_) => ReasonCode::ReasonLocalConfig,
+            | ParticipantError::JournalLock(_)
+            | ParticipantError::Tls { .. } => ReasonCode::ReasonLocalConfig,
             ParticipantError::RefusedRound { .. }
             | ParticipantError::Referee { .. }
             | ParticipantError::ContributorSetChanged { .. } => ReasonCode::ReasonRefusedTask,

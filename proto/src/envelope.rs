@@ -118,7 +118,7 @@ mod tests {
             round: 1,
             attempt: 0,
             sender: sender.into(),
-            body: Some(Body::Poll(Poll { fresh: true })),
+            body: Some(Body::Poll(Poll::now(true))),
         }
     }
 

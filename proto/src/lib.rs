@@ -49,6 +49,27 @@ impl TryFrom<&v1::KeyAdvertisement> for fedcredit_crypto::secagg::Advertisement 
     }
 }
 
+impl v1::Poll {
+    /// A poll sent now: this clock's time and a random nonce (see the
+    /// proto's `Poll`). `fresh`: the sender has seen no round yet.
+    pub fn now(fresh: bool) -> Self {
+        use rand_core::RngCore as _;
+        let mut nonce = [0u8; POLL_NONCE_LEN];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        let sent_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            fresh,
+            sent_unix_ms,
+            nonce: nonce.to_vec().into(),
+        }
+    }
+}
+
+/// Length of a poll's nonce.
+pub const POLL_NONCE_LEN: usize = 16;
+
 impl v1::message::Body {
     /// The protocol step this message belongs to, as logs, errors and the
     /// participant journal name it (`poll`, `advertise-keys`, … `leave`).

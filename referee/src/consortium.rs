@@ -9,6 +9,13 @@
 //! public_key = "3b6a27bc…"          # hex Ed25519 key; `fedcredit keygen` prints it
 //! key_file = "coordinator.key"       # operator only: the matching secret key
 //! log_file = "rounds.log"            # operator only: the round log (default <job id>.rounds.log)
+//! cert_file = "coordinator.crt"      # operator only: its TLS certificate (PEM); pinned: made from key_file when absent
+//! tls_key_file = "coordinator.tls.key" # operator only, trust = "ca": the certificate's private key (PEM)
+//! plaintext = false                  # true: no TLS, only on a loopback address, and every participant says so too
+//!
+//! [tls]                              # optional
+//! trust = "pinned"                   # pinned (default): certificates carry the keys below | ca: a PKI's
+//! ca_file = "consortium-ca.pem"      # trust = "ca": the CA certificates (PEM) that issue every certificate
 //!
 //! [protocol]                         # all optional
 //! max_colluders = 1                  # c: members that may collude with the coordinator; default ⌊n/3⌋, below n
@@ -61,6 +68,15 @@ struct RawConsortium {
     protocol: RawProtocol,
     job: JobSpec,
     participants: Vec<RawParticipant>,
+    #[serde(default)]
+    tls: RawTls,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    trust: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -70,6 +86,10 @@ struct RawCoordinator {
     public_key: String,
     key_file: Option<PathBuf>,
     log_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    plaintext: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -183,6 +203,56 @@ pub struct ProtocolSettings {
     pub max_attempts: u32,
 }
 
+/// How parties recognise each other's TLS certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustSetting {
+    /// Certificates carry the identity keys of this file (no CA).
+    Pinned,
+    /// Certificates are issued by the CAs in this PEM file and name the member.
+    Ca {
+        /// The CA certificates, resolved against the file's folder.
+        ca_file: PathBuf,
+    },
+}
+
+/// Transport security settings, validated. The default is the file's
+/// default: pinned certificates made from the keys, no plaintext.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// The trust mode.
+    pub trust: TrustSetting,
+    /// The coordinator's certificate (operator only), resolved.
+    pub coordinator_cert_file: Option<PathBuf>,
+    /// The coordinator certificate's private key in CA mode (operator only).
+    pub coordinator_tls_key_file: Option<PathBuf>,
+    /// No TLS at all: only on a loopback address, and only if every
+    /// participant's config says so too.
+    pub plaintext: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            trust: TrustSetting::Pinned,
+            coordinator_cert_file: None,
+            coordinator_tls_key_file: None,
+            plaintext: false,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// The trust mode's name as written in the file (`pinned`, `ca`), or
+    /// `plaintext`.
+    pub fn trust_name(&self) -> &'static str {
+        match (&self.trust, self.plaintext) {
+            (_, true) => "plaintext",
+            (TrustSetting::Pinned, false) => "pinned",
+            (TrustSetting::Ca { .. }, false) => "ca",
+        }
+    }
+}
+
 /// The consortium file, validated.
 #[derive(Clone, Debug)]
 pub struct Consortium {
@@ -202,6 +272,8 @@ pub struct Consortium {
     pub protocol: ProtocolSettings,
     /// The job.
     pub job: JobSpec,
+    /// Transport security.
+    pub tls: TlsSettings,
 }
 
 impl Consortium {
@@ -354,6 +426,53 @@ impl Consortium {
                 .log_file
                 .unwrap_or_else(|| PathBuf::from(format!("{}.rounds.log", job.id))),
         );
+        let trust = match (raw.tls.trust.as_deref(), raw.tls.ca_file) {
+            (None | Some("pinned"), None) => TrustSetting::Pinned,
+            (Some("ca"), Some(ca)) => TrustSetting::Ca {
+                ca_file: dir.join(ca),
+            },
+            (Some("ca"), None) => {
+                return Err(invalid(
+                    "tls.ca_file".into(),
+                    "the CA certificates (PEM) that issue every party's certificate, with trust = \"ca\"".into(),
+                ));
+            }
+            (None | Some("pinned"), Some(_)) => {
+                return Err(invalid(
+                    "tls.ca_file".into(),
+                    "no ca_file with pinned certificates (set trust = \"ca\" to use a CA)".into(),
+                ));
+            }
+            (Some(other), _) => {
+                return Err(invalid(
+                    "tls.trust".into(),
+                    format!("\"pinned\" or \"ca\", got {other:?}"),
+                ));
+            }
+        };
+        if raw.coordinator.plaintext {
+            if !listen.ip().is_loopback() {
+                return Err(invalid(
+                    "coordinator.plaintext".into(),
+                    format!(
+                        "plaintext only on a loopback address (127.0.0.1, ::1); {listen} is reachable \
+                         from other hosts: remove plaintext to use TLS"
+                    ),
+                ));
+            }
+            if trust != TrustSetting::Pinned {
+                return Err(invalid(
+                    "coordinator.plaintext".into(),
+                    "plaintext or trust = \"ca\", not both".into(),
+                ));
+            }
+        }
+        let tls = TlsSettings {
+            trust,
+            coordinator_cert_file: raw.coordinator.cert_file.map(|f| dir.join(f)),
+            coordinator_tls_key_file: raw.coordinator.tls_key_file.map(|f| dir.join(f)),
+            plaintext: raw.coordinator.plaintext,
+        };
         Ok(Self {
             path: path.to_owned(),
             listen,
@@ -362,6 +481,7 @@ impl Consortium {
             roster,
             protocol,
             job,
+            tls,
         })
     }
 }

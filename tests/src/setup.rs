@@ -84,6 +84,9 @@ pub fn spawn_honest<C: Contributor + 'static>(
         connect_timeout: Duration::from_secs(30),
         crash_at: None,
         journal,
+        // The adversary is a gRPC server of its own; what it attacks is
+        // the protocol, not the transport.
+        tls: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let ended = adversary.ended_notifier(&id);

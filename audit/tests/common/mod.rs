@@ -87,7 +87,7 @@ async fn run_job(
         &consortium.job.kind,
     ));
     let coordinator = tokio::spawn(fedcredit_coordinator::run(
-        listener,
+        fedcredit_coordinator::Listener::new(listener, None),
         consortium.clone(),
         key,
         driver,
@@ -104,6 +104,7 @@ async fn run_job(
             connect_timeout: Duration::from_secs(60),
             crash_at: None,
             journal: None,
+            tls: None,
         };
         let key = IdentityKey::from_secret_bytes(&member_seed(i));
         tasks.push(tokio::spawn(async move {
@@ -283,6 +284,7 @@ pub fn credit_model() -> &'static Fixture {
                     max_attempts: 1,
                 },
                 job: job.clone(),
+                tls: Default::default(),
             };
             let driver = Box::new(
                 ModelFit::new(spec, &job.id, &hex::encode(job.hash())).expect("model driver"),

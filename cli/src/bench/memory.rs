@@ -162,7 +162,7 @@ pub(super) fn memory_run(
     }
     let participant_toml = |id: &str, data: &str| {
         format!(
-            "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"http://127.0.0.1:{port}\"\n\
+            "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"https://127.0.0.1:{port}\"\n\
              consortium = \"consortium.toml\"\ndata = \"{data}\"\nconnect_timeout_secs = 1800\n"
         )
     };

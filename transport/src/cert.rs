@@ -1,0 +1,253 @@
+//! Certificates and keys: the pinned mode's self-signed certificates over
+//! identity keys, and PEM files for the CA mode.
+
+use std::path::Path;
+
+use fedcredit_crypto::identity::{IdentityKey, IdentityPublic};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::TransportError;
+
+/// The SAN URI prefix that names a member in a CA-issued certificate
+/// (`urn:fedcredit:member:bank-a`); a SAN DNS name equal to the id also does.
+pub const MEMBER_URI_PREFIX: &str = "urn:fedcredit:member:";
+
+/// What a party presents in the handshake: its certificate chain (end
+/// entity first) and the private key of the first certificate.
+#[derive(Debug)]
+pub struct Credentials {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
+}
+
+impl Clone for Credentials {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl Credentials {
+    /// Pinned mode: a certificate that carries `identity`'s public key, and
+    /// the identity key to sign the handshake. `cert_file` (PEM), when
+    /// given, must carry that key (`fedcredit provision` writes it);
+    /// otherwise the certificate is made in memory, as `fedcredit demo` does.
+    /// `name` is the certificate's subject (the member id, or `coordinator`).
+    pub fn pinned(
+        identity: &IdentityKey,
+        name: &str,
+        cert_file: Option<&Path>,
+    ) -> Result<Self, TransportError> {
+        let chain = match cert_file {
+            Some(path) => {
+                let chain = read_certificates(path)?;
+                check_carries(path, &chain[0], &identity.public())?;
+                chain
+            }
+            None => vec![pinned_certificate(identity, name)?.der().clone()],
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.to_pkcs8_der().to_vec()));
+        Ok(Self { chain, key })
+    }
+
+    /// CA mode: the certificate chain (PEM, end entity first) and its
+    /// private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem_files(cert_file: &Path, key_file: &Path) -> Result<Self, TransportError> {
+        let chain = read_certificates(cert_file)?;
+        let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TransportError::Key {
+            file: key_file.to_owned(),
+            problem: format!("no usable PEM private key: {e}"),
+        })?;
+        // A key that does not match the certificate would fail only in the
+        // peer's handshake; say it here, naming both files.
+        let signer = crate::provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| TransportError::Key {
+                file: key_file.to_owned(),
+                problem: format!("not a key rustls can sign with: {e}"),
+            })?;
+        let spki = signer.public_key().ok_or_else(|| TransportError::Key {
+            file: key_file.to_owned(),
+            problem: "its public key cannot be derived".into(),
+        })?;
+        let ee = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| bad(cert_file, e))?;
+        if ee.subject_public_key_info().as_ref() != spki.as_ref() {
+            return Err(TransportError::Key {
+                file: key_file.to_owned(),
+                problem: format!(
+                    "it is not the key of the certificate in {}",
+                    cert_file.display()
+                ),
+            });
+        }
+        Ok(Self { chain, key })
+    }
+
+    /// The end-entity certificate.
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+}
+
+/// A self-signed certificate over `identity`'s key, as PEM: what `fedcredit
+/// provision` writes beside each party's key for the pinned mode.
+pub fn pinned_certificate_pem(
+    identity: &IdentityKey,
+    name: &str,
+) -> Result<String, TransportError> {
+    Ok(pinned_certificate(identity, name)?.pem())
+}
+
+fn pinned_certificate(
+    identity: &IdentityKey,
+    name: &str,
+) -> Result<rcgen::Certificate, TransportError> {
+    let pkcs8 = identity.to_pkcs8_der();
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
+        &rcgen::PKCS_ED25519,
+    )
+    .map_err(|e| TransportError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationName,
+        "fedcredit consortium (pinned identity key)",
+    );
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params
+        .self_signed(&key)
+        .map_err(|e| TransportError::Generate(e.to_string()))
+}
+
+/// Every certificate in a PEM file, in order; at least one.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let bytes = std::fs::read(path).map_err(|source| TransportError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransportError::Certificate {
+            file: path.to_owned(),
+            problem: format!("not PEM certificates: {e}"),
+        })?;
+    if chain.is_empty() {
+        return Err(TransportError::Certificate {
+            file: path.to_owned(),
+            problem: "no CERTIFICATE section in the file".into(),
+        });
+    }
+    for c in &chain {
+        webpki::EndEntityCert::try_from(c).map_err(|e| bad(path, e))?;
+    }
+    Ok(chain)
+}
+
+/// Checks that `cert` carries `key` (pinned mode).
+fn check_carries(
+    path: &Path,
+    cert: &CertificateDer<'_>,
+    key: &IdentityPublic,
+) -> Result<(), TransportError> {
+    let ee = webpki::EndEntityCert::try_from(cert).map_err(|e| bad(path, e))?;
+    if ee.subject_public_key_info().as_ref() != key.to_spki_der().as_slice() {
+        return Err(TransportError::Certificate {
+            file: path.to_owned(),
+            problem: format!(
+                "it does not carry the identity key {key} (pinned mode: the certificate must be \
+                 made from the party's own key file; `fedcredit provision` writes one)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn bad(path: &Path, e: webpki::Error) -> TransportError {
+    TransportError::Certificate {
+        file: path.to_owned(),
+        problem: format!("not a valid X.509 certificate: {e:?}"),
+    }
+}
+
+/// The member ids a CA-issued certificate names: its SAN DNS names and its
+/// `urn:fedcredit:member:<id>` URIs. The caller decides which are members.
+pub fn member_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = ee.valid_dns_names().map(str::to_owned).collect();
+    names.extend(
+        ee.valid_uri_names()
+            .filter_map(|u| u.strip_prefix(MEMBER_URI_PREFIX))
+            .map(str::to_owned),
+    );
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> IdentityKey {
+        IdentityKey::from_secret_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn a_pinned_certificate_carries_the_identity_key() {
+        let k = key(1);
+        let c = Credentials::pinned(&k, "bank-a", None).expect("certificate");
+        let ee = webpki::EndEntityCert::try_from(c.certificate()).expect("parses");
+        assert_eq!(
+            ee.subject_public_key_info().as_ref(),
+            k.public().to_spki_der().as_slice()
+        );
+    }
+
+    #[test]
+    fn a_certificate_file_of_another_key_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bank-a.crt");
+        std::fs::write(
+            &path,
+            pinned_certificate_pem(&key(2), "bank-a").expect("pem"),
+        )
+        .expect("write");
+        let e = Credentials::pinned(&key(1), "bank-a", Some(&path)).expect_err("refused");
+        let text = e.to_string();
+        assert!(text.contains("bank-a.crt"), "{text}");
+        assert!(text.contains("does not carry the identity key"), "{text}");
+        // Its own file is accepted.
+        std::fs::write(
+            &path,
+            pinned_certificate_pem(&key(1), "bank-a").expect("pem"),
+        )
+        .expect("write");
+        Credentials::pinned(&key(1), "bank-a", Some(&path)).expect("accepted");
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("empty.crt");
+        std::fs::write(&path, "not pem\n").expect("write");
+        let e = read_certificates(&path).expect_err("refused").to_string();
+        assert!(
+            e.contains("empty.crt") && e.contains("no CERTIFICATE"),
+            "{e}"
+        );
+    }
+}

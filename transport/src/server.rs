@@ -1,0 +1,441 @@
+//! The coordinator's side: accepts TCP connections, runs each TLS handshake
+//! under limits, and hands tonic only streams from authenticated members,
+//! each tagged with its [`Peer`].
+//!
+//! What an unauthenticated client can make the coordinator hold is bounded
+//! before any handshake work: at most [`Limits::max_handshakes`] handshakes
+//! in flight (and [`Limits::max_handshakes_per_address`] from one address),
+//! each for at most [`Limits::handshake_timeout`]; a connection beyond
+//! either cap is closed at once. Members' established connections are not
+//! affected, so a flood delays no running round. Only a member gets a
+//! connection slot ([`Limits::max_connections`]).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use fedcredit_proto::roster::{ParticipantId, Roster};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, warn};
+
+use crate::verify::{MemberVerifier, Members};
+use crate::{ALPN_H2, Credentials, TransportError, Trust};
+
+/// Who is at the other end of a connection; tonic puts it in every
+/// request's extensions.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The remote address.
+    pub addr: SocketAddr,
+    /// The member its certificate authenticated; `None` on a plaintext
+    /// (loopback, explicitly allowed) connection.
+    pub member: Option<ParticipantId>,
+}
+
+/// Bounds on what connecting clients can make the coordinator hold.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// A handshake not finished in this time is dropped.
+    pub handshake_timeout: Duration,
+    /// Handshakes in flight at once, from everyone.
+    pub max_handshakes: usize,
+    /// Handshakes in flight at once from one IP address.
+    pub max_handshakes_per_address: usize,
+    /// Authenticated connections held at once.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// Defaults for a consortium of `members`: a member needs one
+    /// connection (two while it reconnects), so four each and a margin.
+    pub fn for_members(members: usize) -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 64,
+            max_handshakes_per_address: 8,
+            max_connections: 4 * members + 8,
+        }
+    }
+}
+
+/// The coordinator's TLS: its credentials, and the members it accepts.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    config: Arc<rustls::ServerConfig>,
+    members: Arc<Members>,
+}
+
+impl ServerTls {
+    /// A TLS 1.3 server that requires a client certificate of a member of
+    /// `roster`, recognised by `trust`.
+    pub fn new(
+        credentials: Credentials,
+        trust: &Trust,
+        roster: &Roster,
+    ) -> Result<Self, TransportError> {
+        let members = Arc::new(Members::new(trust, roster));
+        let verifier = MemberVerifier::new(trust, Arc::clone(&members))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(crate::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TransportError::Config(e.to_string()))?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(credentials.chain, credentials.key)
+            .map_err(|e| TransportError::Config(format!("the coordinator's certificate: {e}")))?;
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // No resumption: every connection proves its certificate afresh,
+        // so a member removed from the roster cannot resume a session.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        Ok(Self {
+            config: Arc::new(config),
+            members,
+        })
+    }
+}
+
+/// A bound listener and how its connections are secured.
+#[derive(Debug)]
+pub struct Listener {
+    tcp: TcpListener,
+    tls: Option<ServerTls>,
+}
+
+impl Listener {
+    /// Mutual TLS on `tcp`.
+    pub fn tls(tcp: TcpListener, tls: ServerTls) -> Self {
+        Self {
+            tcp,
+            tls: Some(tls),
+        }
+    }
+
+    /// `tls`, or plaintext when `None` (which the caller has checked is
+    /// allowed: a loopback address that both sides agreed on, or a test).
+    pub fn new(tcp: TcpListener, tls: Option<ServerTls>) -> Self {
+        Self { tcp, tls }
+    }
+
+    /// Whether connections are mutual TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A connection tonic serves: TLS from a member, or plaintext on loopback.
+#[derive(Debug)]
+pub struct Conn {
+    io: Io,
+    peer: Peer,
+    _slot: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Handshakes in flight per source address.
+#[derive(Debug, Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// Releases a per-address handshake slot when the handshake ends.
+struct AddressSlot<'a> {
+    table: &'a PerAddress,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn take(&self, ip: IpAddr, max: usize) -> Option<AddressSlot<'_>> {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = t.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { table: self, ip })
+    }
+}
+
+impl Drop for AddressSlot<'_> {
+    fn drop(&mut self) {
+        let mut t = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Says refused connections at the default level, at most a few per 10 s,
+/// so that a flood cannot fill the operator's log.
+#[derive(Debug)]
+struct Quiet(Mutex<(Instant, u64, u64)>);
+
+impl Quiet {
+    fn new() -> Self {
+        Self(Mutex::new((Instant::now(), 0, 0)))
+    }
+
+    /// Whether to say this one; returns also how many were held back since.
+    fn allow(&self) -> (bool, u64) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0.elapsed() >= Duration::from_secs(10) {
+            let held = s.2;
+            *s = (Instant::now(), 1, 0);
+            return (true, held);
+        }
+        if s.1 < 5 {
+            s.1 += 1;
+            (true, 0)
+        } else {
+            s.2 += 1;
+            (false, 0)
+        }
+    }
+}
+
+struct Shared {
+    tls: Option<ServerTls>,
+    limits: Limits,
+    handshakes: Arc<Semaphore>,
+    per_address: PerAddress,
+    connections: Arc<Semaphore>,
+    quiet: Quiet,
+}
+
+/// The connections tonic serves: `serve_with_incoming(incoming(…))`.
+/// The accept loop stops when the stream is dropped.
+pub fn incoming(listener: Listener, limits: Limits) -> ReceiverStream<std::io::Result<Conn>> {
+    let Listener { tcp: listener, tls } = listener;
+    let (tx, rx) = mpsc::channel(16);
+    let shared = Arc::new(Shared {
+        handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
+        connections: Arc::new(Semaphore::new(limits.max_connections)),
+        per_address: PerAddress::default(),
+        quiet: Quiet::new(),
+        tls,
+        limits,
+    });
+    tokio::spawn(accept_loop(listener, shared, tx));
+    ReceiverStream::new(rx)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<std::io::Result<Conn>>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = tx.closed() => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Without it every long-poll reply waits ~40 ms for a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let Ok(handshake) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
+            say(
+                &shared,
+                addr,
+                "too many handshakes in flight; connection closed",
+            );
+            continue;
+        };
+        let shared2 = Arc::clone(&shared);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _handshake = handshake;
+            if let Some(conn) = handshake_one(&shared2, tcp, addr).await {
+                let _ = tx.send(Ok(conn)).await;
+            }
+        });
+    }
+}
+
+/// A handshake error in words: a refused certificate says why.
+fn reason(e: &std::io::Error) -> String {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) => {
+            format!("the client's certificate: {}", o.0)
+        }
+        Some(rustls::Error::InvalidCertificate(c)) => format!("the client's certificate: {c:?}"),
+        Some(t) => t.to_string(),
+        None => e.to_string(),
+    }
+}
+
+fn say(shared: &Shared, addr: SocketAddr, what: &str) {
+    let (yes, held) = shared.quiet.allow();
+    if held > 0 {
+        warn!(
+            held_back = held,
+            "more connections were refused in the last 10 s"
+        );
+    }
+    if yes {
+        warn!(peer = %addr, "{what}");
+    } else {
+        debug!(peer = %addr, "{what}");
+    }
+}
+
+async fn handshake_one(shared: &Shared, tcp: TcpStream, addr: SocketAddr) -> Option<Conn> {
+    let Some(_per_address) = shared
+        .per_address
+        .take(addr.ip(), shared.limits.max_handshakes_per_address)
+    else {
+        say(
+            shared,
+            addr,
+            "too many handshakes in flight from this address; connection closed",
+        );
+        return None;
+    };
+    let (io, member) = match &shared.tls {
+        None => (Io::Plain(tcp), None),
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+            let stream =
+                match tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        say(
+                            shared,
+                            addr,
+                            &format!("TLS handshake refused: {}", reason(&e)),
+                        );
+                        return None;
+                    }
+                    Err(_) => {
+                        say(
+                            shared,
+                            addr,
+                            &format!(
+                                "TLS handshake not finished within {} s; connection closed",
+                                shared.limits.handshake_timeout.as_secs_f64()
+                            ),
+                        );
+                        return None;
+                    }
+                };
+            let member = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| tls.members.identify(c));
+            match member {
+                Some(Ok(m)) => (Io::Tls(Box::new(stream)), Some(m)),
+                // The verifier accepted it, so this does not happen; refuse anyway.
+                _ => return None,
+            }
+        }
+    };
+    let Ok(slot) = Arc::clone(&shared.connections).try_acquire_owned() else {
+        say(
+            shared,
+            addr,
+            &format!(
+                "{} connections are open, the most allowed; connection closed",
+                shared.limits.max_connections
+            ),
+        );
+        return None;
+    };
+    debug!(peer = %addr, member = ?member, "connection accepted");
+    Some(Conn {
+        io,
+        peer: Peer { addr, member },
+        _slot: slot,
+    })
+}

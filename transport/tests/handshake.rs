@@ -1,0 +1,363 @@
+//! Handshakes on loopback, mounted for real: a listed member gets through
+//! tagged with its id; an unlisted certificate, a server that is not the
+//! coordinator, plaintext to the TLS port, an unknown CA and an expired
+//! certificate all fail during the handshake, before any byte of gRPC.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_proto::roster::{ParticipantId, Roster};
+use fedcredit_transport::client::{ClientTls, handshake};
+use fedcredit_transport::server::{Conn, Limits, Listener, ServerTls, incoming};
+use fedcredit_transport::{Credentials, TlsFailure, Trust, tls_failure};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::StreamExt;
+use tonic::transport::server::Connected;
+
+fn key(seed: u8) -> IdentityKey {
+    IdentityKey::from_secret_bytes(&[seed; 32])
+}
+
+const COORDINATOR: u8 = 9;
+const MEMBERS: [(&str, u8); 3] = [("bank-a", 1), ("bank-b", 2), ("bank-c", 3)];
+
+fn roster() -> Roster {
+    Roster::new(
+        MEMBERS
+            .iter()
+            .map(|(id, seed)| (ParticipantId::new(id).expect("id"), key(*seed).public()))
+            .collect(),
+        key(COORDINATOR).public(),
+    )
+    .expect("roster")
+}
+
+/// A coordinator-side listener: the stream of authenticated connections
+/// and the address to dial.
+async fn serve(
+    tls: ServerTls,
+) -> (
+    tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
+    std::net::SocketAddr,
+) {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let mut limits = Limits::for_members(3);
+    limits.handshake_timeout = Duration::from_secs(2);
+    (incoming(Listener::tls(tcp, tls), limits), addr)
+}
+
+fn pinned_server() -> ServerTls {
+    let creds = Credentials::pinned(&key(COORDINATOR), "coordinator", None).expect("creds");
+    ServerTls::new(creds, &Trust::Pinned, &roster()).expect("server tls")
+}
+
+fn pinned_client(seed: u8, name: &str) -> ClientTls {
+    let creds = Credentials::pinned(&key(seed), name, None).expect("creds");
+    ClientTls::new(creds, &Trust::Pinned, &key(COORDINATOR).public()).expect("client tls")
+}
+
+/// Dials, handshakes, writes a line and reads one back through the server.
+async fn exchange(client: &ClientTls, addr: std::net::SocketAddr) -> std::io::Result<Vec<u8>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let mut tls = handshake(client, "127.0.0.1", tcp).await?;
+    tls.write_all(b"ping").await?;
+    let mut buf = [0u8; 4];
+    tls.read_exact(&mut buf).await?;
+    Ok(buf.to_vec())
+}
+
+/// Echoes the first 4 bytes of every accepted connection; sends who it was.
+fn echo(
+    mut conns: tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
+) -> tokio::sync::mpsc::Receiver<Option<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(Ok(mut c)) = conns.next().await {
+            let who = c.connect_info().member.map(|m| m.to_string());
+            let _ = tx.send(who).await;
+            let mut buf = [0u8; 4];
+            if c.read_exact(&mut buf).await.is_ok() {
+                let _ = c.write_all(&buf).await;
+                let _ = c.flush().await;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn a_listed_member_connects_and_is_named_by_its_key() {
+    let (conns, addr) = serve(pinned_server()).await;
+    let mut accepted = echo(conns);
+    let got = exchange(&pinned_client(2, "bank-b"), addr)
+        .await
+        .expect("bank-b gets through");
+    assert_eq!(got, b"ping");
+    assert_eq!(accepted.recv().await, Some(Some("bank-b".to_owned())));
+}
+
+#[tokio::test]
+async fn an_unlisted_certificate_fails_in_the_handshake() {
+    let (conns, addr) = serve(pinned_server()).await;
+    let mut accepted = echo(conns);
+    // A key that is in no roster, under a member's name.
+    let e = exchange(&pinned_client(77, "bank-a"), addr)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
+        "{e}"
+    );
+    // Nothing reached the server's side: no connection was handed on.
+    let none = tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await;
+    assert!(none.is_err(), "an unlisted client was accepted: {none:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_the_coordinator_is_refused_by_the_member() {
+    // Someone with a valid-looking certificate of its own key answers.
+    let impostor = ServerTls::new(
+        Credentials::pinned(&key(55), "coordinator", None).expect("creds"),
+        &Trust::Pinned,
+        &roster(),
+    )
+    .expect("server");
+    let (conns, addr) = serve(impostor).await;
+    let _accepted = echo(conns);
+    let e = exchange(&pinned_client(1, "bank-a"), addr)
+        .await
+        .expect_err("refused");
+    match tls_failure(&e) {
+        Some(TlsFailure::NotTheCoordinator(why)) => {
+            assert!(why.contains("coordinator.public_key"), "{why}")
+        }
+        other => panic!("expected NotTheCoordinator, got {other:?} ({e})"),
+    }
+}
+
+#[tokio::test]
+async fn plaintext_to_the_tls_port_gets_nothing() {
+    let (conns, addr) = serve(pinned_server()).await;
+    let mut accepted = echo(conns);
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    // The HTTP/2 preface a plaintext gRPC client sends first.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    // The server answers with at most a TLS alert record (content type 21)
+    // and closes: no HTTP/2 byte comes back.
+    let read = read.expect("the server closes the connection");
+    assert!(
+        read.is_err() || buf.is_empty() || buf[0] == 21,
+        "unexpected answer to plaintext: {buf:?}"
+    );
+    let none = tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await;
+    assert!(none.is_err(), "a plaintext client was accepted");
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_is_dropped_and_does_not_block_members() {
+    let (conns, addr) = serve(pinned_server()).await;
+    let mut accepted = echo(conns);
+    // Connections that never send a byte, from another loopback address
+    // (the per-address cap would otherwise also cover the member).
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.2:0".parse().expect("addr"))
+            .expect("bind 127.0.0.2");
+        if let Ok(s) = socket.connect(addr).await {
+            idle.push(s);
+        }
+    }
+    let got = exchange(&pinned_client(3, "bank-c"), addr)
+        .await
+        .expect("a member gets through beside a hundred idle connections");
+    assert_eq!(got, b"ping");
+    assert_eq!(accepted.recv().await, Some(Some("bank-c".to_owned())));
+    // Every idle connection is closed: at once beyond the caps, the rest
+    // at the handshake timeout (2 s here).
+    let mut closed = 0;
+    for mut s in idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 100, "idle connections left open");
+}
+
+/// A small PKI: a CA, and member and coordinator certificates it issues.
+struct Pki {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    ca_pem: String,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().expect("ca key");
+        let cert = params.self_signed(&key).expect("ca cert");
+        Self {
+            ca_pem: cert.pem(),
+            ca: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate for `names` (SAN DNS names), valid from `from` to `to`
+    /// (days from now), written as PEM files; returns their credentials.
+    fn issue(
+        &self,
+        dir: &std::path::Path,
+        file: &str,
+        names: &[&str],
+        from: i64,
+        to: i64,
+    ) -> Credentials {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let now = time_now();
+        params.not_before = now + time::Duration::days(from);
+        params.not_after = now + time::Duration::days(to);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.ca).expect("issue");
+        let crt = dir.join(format!("{file}.crt"));
+        let pem = dir.join(format!("{file}.key.pem"));
+        std::fs::write(&crt, cert.pem()).expect("write cert");
+        std::fs::write(&pem, key.serialize_pem()).expect("write key");
+        Credentials::from_pem_files(&crt, &pem).expect("credentials")
+    }
+
+    fn trust(&self, dir: &std::path::Path) -> Trust {
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write ca");
+        Trust::ca_from_pem_file(&path).expect("trust")
+    }
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn ca_client(creds: Credentials, trust: &Trust) -> ClientTls {
+    // In CA mode the coordinator key plays no part in the handshake.
+    ClientTls::new(creds, trust, &key(COORDINATOR).public()).expect("client tls")
+}
+
+async fn ca_server(
+    pki: &Pki,
+    dir: &std::path::Path,
+) -> (
+    tokio::sync::mpsc::Receiver<Option<String>>,
+    std::net::SocketAddr,
+) {
+    let trust = pki.trust(dir);
+    let creds = pki.issue(dir, "coordinator", &["127.0.0.1", "localhost"], -1, 30);
+    let tls = ServerTls::new(creds, &trust, &roster()).expect("server");
+    let (conns, addr) = serve(tls).await;
+    (echo(conns), addr)
+}
+
+#[tokio::test]
+async fn ca_mode_accepts_a_member_named_in_its_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new("Consortium CA");
+    let (mut accepted, addr) = ca_server(&pki, dir.path()).await;
+    let trust = pki.trust(dir.path());
+    let creds = pki.issue(dir.path(), "bank-a", &["bank-a"], -1, 30);
+    let got = exchange(&ca_client(creds, &trust), addr)
+        .await
+        .expect("bank-a");
+    assert_eq!(got, b"ping");
+    assert_eq!(accepted.recv().await, Some(Some("bank-a".to_owned())));
+}
+
+#[tokio::test]
+async fn ca_mode_refuses_an_unknown_ca_an_expired_certificate_and_a_non_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new("Consortium CA");
+    let (mut accepted, addr) = ca_server(&pki, dir.path()).await;
+    let trust = pki.trust(dir.path());
+
+    // Issued by another CA, for a listed member.
+    let other = Pki::new("Someone else's CA");
+    let foreign = other.issue(dir.path(), "foreign", &["bank-a"], -1, 30);
+    let e = exchange(&ca_client(foreign, &trust), addr)
+        .await
+        .expect_err("unknown CA");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
+        "{e}"
+    );
+
+    // Issued by the CA, expired yesterday.
+    let expired = pki.issue(dir.path(), "expired", &["bank-b"], -30, -1);
+    let e = exchange(&ca_client(expired, &trust), addr)
+        .await
+        .expect_err("expired");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
+        "{e}"
+    );
+
+    // Issued by the CA, naming no member.
+    let stranger = pki.issue(dir.path(), "stranger", &["mallory"], -1, 30);
+    let e = exchange(&ca_client(stranger, &trust), addr)
+        .await
+        .expect_err("not a member");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
+        "{e}"
+    );
+
+    let none = tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await;
+    assert!(none.is_err(), "a refused client was accepted");
+}
+
+#[tokio::test]
+async fn ca_mode_member_refuses_a_coordinator_certificate_for_another_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new("Consortium CA");
+    let trust = pki.trust(dir.path());
+    let creds = pki.issue(dir.path(), "coordinator", &["coordinator.example"], -1, 30);
+    let tls = ServerTls::new(creds, &trust, &roster()).expect("server");
+    let (conns, addr) = serve(tls).await;
+    let _accepted = echo(conns);
+    let member = pki.issue(dir.path(), "bank-a", &["bank-a"], -1, 30);
+    let e = exchange(&ca_client(member, &trust), addr)
+        .await
+        .expect_err("wrong host");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::NotTheCoordinator(_))),
+        "{e}"
+    );
+}
+
+#[test]
+fn limits_scale_with_the_roster() {
+    let l = Limits::for_members(10);
+    assert_eq!(l.max_connections, 48);
+    assert!(l.max_handshakes_per_address < l.max_handshakes);
+    let _ = Arc::new(l);
+}
