@@ -583,3 +583,282 @@ fn a_member_restarted_mid_round_is_told_the_end_of_the_job() {
     let own = std::fs::read_to_string(c.path("bank-e-results/result.json")).unwrap();
     assert!(own.contains("\"sum\""), "{own}");
 }
+
+/// Runs every member of `c` to the end beside a running coordinator, and
+/// returns the coordinator's output.
+fn run_all(c: &Consortium) -> Output {
+    let coordinator = c.coordinator();
+    let members: Vec<Child> = (0..c.ids.len()).map(|i| c.participant(i, None)).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    for m in members {
+        let out = wait(m, LIMIT);
+        assert!(
+            out.status.success(),
+            "participant failed:\n{}",
+            stderr(&out)
+        );
+    }
+    coordinator
+}
+
+/// Key rotation, as README "Rotating a member's key" says: the operator
+/// replaces bank-a's key in consortium.toml; bank-a still running with the
+/// old key is refused in the TLS handshake (and says so), the new key joins.
+#[test]
+fn a_rotated_key_is_refused_at_the_handshake_and_the_new_one_joins() {
+    let c = Consortium::new(3, 50, FAST);
+    // The old key stays with a copy of the old consortium file, as on a
+    // member's host that was not updated.
+    std::fs::copy(c.path("bank-a.key"), c.path("old.key")).unwrap();
+    std::fs::copy(c.path("consortium.toml"), c.path("old-consortium.toml")).unwrap();
+    std::fs::write(
+        c.path("old.toml"),
+        std::fs::read_to_string(c.path("bank-a.toml"))
+            .unwrap()
+            .replace("bank-a.key", "old.key")
+            .replace("\"consortium.toml\"", "\"old-consortium.toml\"")
+            + "journal = \"old.journal\"\n",
+    )
+    .unwrap();
+    let old_pk = std::fs::read_to_string(c.path("consortium.toml")).unwrap();
+    std::fs::remove_file(c.path("bank-a.key")).unwrap();
+    let new_pk = keygen(&c.path("bank-a.key"));
+    let old_line = old_pk
+        .lines()
+        .skip_while(|l| *l != "id = \"bank-a\"")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        c.path("consortium.toml"),
+        old_pk.replace(&old_line, &format!("public_key = \"{new_pk}\"")),
+    )
+    .unwrap();
+
+    let coordinator = c.coordinator();
+    let stale = Command::new(BIN)
+        .args(["participant", "--config"])
+        .arg(c.path("old.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stale = wait(stale, LIMIT);
+    let said = stderr(&stale);
+    assert!(!stale.status.success(), "the old key got in:\n{said}");
+    assert!(
+        said.contains("the coordinator refused this participant's certificate"),
+        "{said}"
+    );
+    // The members with current keys, bank-a's new one among them, finish.
+    let members: Vec<Child> = (0..3).map(|i| c.participant(i, None)).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    for m in members {
+        let out = wait(m, LIMIT);
+        assert!(
+            out.status.success(),
+            "participant failed:\n{}",
+            stderr(&out)
+        );
+    }
+    let log = stderr(&coordinator);
+    assert!(coordinator.status.success(), "{log}");
+    assert!(
+        log.contains("its key is not the identity key of any member"),
+        "the coordinator did not log the refused handshake:\n{log}"
+    );
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2]));
+}
+
+/// The same consortium run over mutual TLS (the default) and, on loopback
+/// with both sides' explicit consent, in plaintext: the published sums are
+/// the same bit for bit (TLS changes the transport, nothing else).
+#[test]
+fn mutual_tls_and_plaintext_publish_the_same_sum_bit_for_bit() {
+    let c = Consortium::new(3, 300, FAST);
+    let tls = run_all(&c);
+    assert!(tls.status.success(), "{}", stderr(&tls));
+    assert!(stderr(&tls).contains("mutual TLS 1.3"), "{}", stderr(&tls));
+    let (_, over_tls) = c.result();
+
+    // Plaintext: both the consortium file and every member config say so.
+    let consortium = std::fs::read_to_string(c.path("consortium.toml")).unwrap();
+    std::fs::write(
+        c.path("consortium.toml"),
+        consortium.replacen("[coordinator]\n", "[coordinator]\nplaintext = true\n", 1),
+    )
+    .unwrap();
+    for id in &c.ids {
+        let path = c.path(&format!("{id}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("https://", "http://") + "plaintext = true\n",
+        )
+        .unwrap();
+    }
+    std::fs::remove_dir_all(c.path("out")).unwrap();
+    std::fs::remove_file(c.path("e2e.rounds.log")).unwrap();
+    for id in &c.ids {
+        let _ = std::fs::remove_file(c.path(&format!("{id}.journal")));
+    }
+    let plain = run_all(&c);
+    let log = stderr(&plain);
+    assert!(plain.status.success(), "{log}");
+    assert!(log.contains("PLAINTEXT"), "no plaintext warning:\n{log}");
+    let (_, over_plaintext) = c.result();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&over_tls), bits(&over_plaintext));
+    assert_eq!(over_tls, c.sum_of(&[0, 1, 2]));
+}
+
+/// The coordinator's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A flood from an unlisted client (from 127.0.0.2: connections that never
+/// speak, and full TLS handshakes with a key in no roster), before and
+/// during a job: the coordinator's memory stays flat and the job publishes
+/// the exact sum.
+#[test]
+fn a_connection_flood_from_an_unlisted_client_neither_grows_memory_nor_stops_the_round() {
+    let c = Consortium::new(3, 2000, FAST);
+    let mut coordinator = c.coordinator();
+    let pid = coordinator.id();
+    // Listening: a member-less probe connects.
+    let port: u16 = std::fs::read_to_string(c.path("consortium.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+        .unwrap()
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(start.elapsed() < LIMIT, "the coordinator never listened");
+        if let Some(s) = coordinator.try_wait().unwrap() {
+            panic!("coordinator exited: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = rss_kib(pid);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = std::sync::Arc::clone(&stop);
+        let consortium =
+            fedcredit_referee::consortium::Consortium::load(&c.path("consortium.toml")).unwrap();
+        std::thread::spawn(move || flood(addr, &consortium, &stop))
+    };
+    // Let the flood run alone for a while, then start the members.
+    let mut peak = baseline;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let members: Vec<Child> = (0..3).map(|i| c.participant(i, None)).collect();
+    while coordinator.try_wait().unwrap().is_none() {
+        peak = peak.max(rss_kib(pid));
+        assert!(
+            start.elapsed() < LIMIT * 2,
+            "the job did not finish under the flood"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (attempts, handshakes) = flood.join().unwrap();
+    let coordinator = wait(coordinator, LIMIT);
+    for m in members {
+        let out = wait(m, LIMIT);
+        assert!(
+            out.status.success(),
+            "participant failed:\n{}",
+            stderr(&out)
+        );
+    }
+    assert!(coordinator.status.success(), "{}", stderr(&coordinator));
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2]));
+    println!(
+        "flood: {attempts} connections ({handshakes} TLS handshakes with an unlisted key); \
+         coordinator RSS {baseline} KiB before, peak {peak} KiB"
+    );
+    assert!(
+        attempts >= 500,
+        "the flood did not run: {attempts} connections"
+    );
+    assert!(
+        peak.saturating_sub(baseline) < 48 * 1024,
+        "coordinator memory grew from {baseline} KiB to {peak} KiB under the flood"
+    );
+}
+
+/// Opens connections from 127.0.0.2 until `stop`: up to 200 at a time, every
+/// other one a TLS handshake with a key in no roster, the rest silent.
+/// Returns (connections opened, handshakes attempted).
+fn flood(
+    addr: std::net::SocketAddr,
+    consortium: &fedcredit_referee::consortium::Consortium,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outsider = fedcredit_crypto::identity::IdentityKey::from_secret_bytes(&[201; 32]);
+    let id = fedcredit_proto::roster::ParticipantId::new("bank-a").unwrap();
+    let tls = fedcredit_transport::setup::member(consortium, &id, &outsider, None, None).unwrap();
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        let (mut attempts, mut handshakes) = (0u64, 0u64);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while tasks.len() < 200 {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+                attempts += 1;
+                let speak = attempts % 2 == 0;
+                handshakes += u64::from(speak);
+                let tls = tls.clone();
+                tasks.spawn(async move {
+                    let Ok(tcp) = socket.connect(addr).await else {
+                        return;
+                    };
+                    if speak {
+                        if let Ok(mut s) =
+                            fedcredit_transport::client::handshake(&tls, "127.0.0.1", tcp).await
+                        {
+                            use tokio::io::AsyncReadExt;
+                            let mut b = [0u8; 1];
+                            let _ = s.read(&mut b).await;
+                        }
+                    } else {
+                        // Silent: holds a handshake slot until the server's
+                        // handshake timeout closes it (or is closed at once
+                        // beyond the caps).
+                        use tokio::io::AsyncReadExt;
+                        let mut tcp = tcp;
+                        let mut b = [0u8; 1];
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(15), tcp.read(&mut b)).await;
+                    }
+                });
+            }
+            let _ = tasks.join_next().await;
+        }
+        tasks.abort_all();
+        (attempts, handshakes)
+    })
+}

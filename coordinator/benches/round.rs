@@ -1,5 +1,7 @@
 //! One full secure-sum round on loopback, in-process: a coordinator and
-//! n = 10 participants over real gRPC, for d = 10,000 and 100,000 values.
+//! n = 10 participants over real gRPC, for d = 10,000 and 100,000 values,
+//! in plaintext and over mutual TLS 1.3 (pinned certificates, as deployed),
+//! so that TLS's cost is a ratio taken in one run.
 //! Target: d = 100,000 in ≤ 0.1 s on a 2-core machine.
 //!
 //! ```text
@@ -102,16 +104,22 @@ fn parties(inputs: &[Vec<f64>]) -> Parties {
     }
 }
 
-/// One full round; returns the coordinator's published sum.
-async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
+/// One full round; returns the coordinator's published sum. With `tls`,
+/// every connection is mutual TLS 1.3 (handshakes included in the time).
+async fn round(dimension: usize, parties: Parties, tls: bool) -> Vec<f64> {
     let log_dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let consortium =
         Consortium::parse(Path::new("bench.toml"), &consortium_toml(addr, dimension)).unwrap();
     let driver = SecureSum::new(dimension, FixedPoint::new(FRAC_BITS, CLIP).unwrap());
+    let server_tls = tls.then(|| {
+        fedcredit_transport::setup::coordinator(&consortium, &parties.coordinator)
+            .unwrap()
+            .unwrap()
+    });
     let coordinator = tokio::spawn(fedcredit_coordinator::run(
-        fedcredit_coordinator::Listener::new(listener, None),
+        fedcredit_coordinator::Listener::new(listener, server_tls),
         consortium.clone(),
         parties.coordinator,
         Box::new(driver),
@@ -121,14 +129,18 @@ async fn round(dimension: usize, parties: Parties) -> Vec<f64> {
     ));
     let mut tasks = Vec::with_capacity(usize::from(N));
     for (i, (key, mut input)) in (1..=N).zip(parties.members) {
+        let id = ParticipantId::new(&member_id(i)).unwrap();
+        let client_tls = tls.then(|| {
+            fedcredit_transport::setup::member(&consortium, &id, &key, None, None).unwrap()
+        });
         let settings = Settings {
-            id: ParticipantId::new(&member_id(i)).unwrap(),
-            coordinator: format!("http://{addr}"),
+            id,
+            coordinator: format!("{}://{addr}", if tls { "https" } else { "http" }),
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(30),
             crash_at: None,
             journal: None,
-            tls: None,
+            tls: client_tls,
         };
         tasks.push(tokio::spawn(async move {
             fedcredit_participant::run(settings, key, &mut input, std::future::pending()).await
@@ -159,16 +171,22 @@ fn bench_round(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(6));
     for dimension in [10_000usize, 100_000] {
         let (inputs, expected) = inputs(dimension);
-        // Correctness once, outside the timing.
-        let sum = rt.block_on(round(dimension, parties(&inputs)));
-        assert_eq!(sum, expected, "the published sum is wrong");
-        group.bench_function(format!("n{N}_d{dimension}"), |b| {
-            b.iter_batched(
-                || parties(&inputs),
-                |p| rt.block_on(round(dimension, p)),
-                BatchSize::PerIteration,
+        for tls in [false, true] {
+            // Correctness once, outside the timing.
+            let sum = rt.block_on(round(dimension, parties(&inputs), tls));
+            assert_eq!(sum, expected, "the published sum is wrong");
+            let name = format!(
+                "n{N}_d{dimension}_{}",
+                if tls { "mtls" } else { "plaintext" }
             );
-        });
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || parties(&inputs),
+                    |p| rt.block_on(round(dimension, p, tls)),
+                    BatchSize::PerIteration,
+                );
+            });
+        }
     }
     group.finish();
 }

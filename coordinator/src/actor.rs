@@ -365,8 +365,11 @@ impl Actor {
             }
             Stage::Running { .. } => self.polls.push((from, seen, reply)),
             Stage::Finished { message, told, .. } => {
-                told.insert(from);
-                let _ = reply.send(Ok(message.clone()));
+                // Told only if the caller still waits (a poll held too long
+                // is answered by the service and its reply dropped).
+                if reply.send(Ok(message.clone())).is_ok() {
+                    told.insert(from);
+                }
             }
         }
     }

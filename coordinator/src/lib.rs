@@ -92,6 +92,12 @@ pub async fn run(
     // connection are plenty, and bound what one connection can queue.
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(8))
+        // No call outlives this (a held poll is answered after POLL_HOLD;
+        // phase calls within the phase deadline): a backstop.
+        .timeout(
+            service::POLL_HOLD + consortium.protocol.phase_deadline * 2 + Duration::from_secs(30),
+        )
+        .http2_max_header_list_size(Some(16 * 1024))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(

@@ -38,6 +38,9 @@ pub(crate) struct Service {
     freshness: Arc<Freshness>,
 }
 
+/// How long a poll is held waiting for an announcement.
+pub(crate) const POLL_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The connection's peer (set by the transport on every request) and the envelope.
 fn unpack(req: GrpcRequest<pb::Signed>) -> (Option<Peer>, pb::Signed) {
     let peer = req.extensions().get::<Peer>().cloned();
@@ -190,7 +193,21 @@ impl pb::coordinator_server::Coordinator for Service {
             attempt: o.message.attempt,
         });
         let from = o.sender.index;
-        self.ask(|reply| Request::Poll { from, seen, reply }).await
+        // A poll is held at most POLL_HOLD, then answered "poll again": no
+        // call stays open indefinitely, and the member learns the
+        // coordinator is alive.
+        match tokio::time::timeout(
+            POLL_HOLD,
+            self.ask(|reply| Request::Poll { from, seen, reply }),
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "nothing to announce within {} s; poll again",
+                POLL_HOLD.as_secs()
+            ))),
+        }
     }
 
     async fn advertise_keys(

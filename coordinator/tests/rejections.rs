@@ -269,3 +269,136 @@ async fn a_malformed_key_is_refused_naming_the_field() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("share_enc_public"), "{status:?}");
 }
+
+/// A coordinator over mutual TLS (pinned), and a channel per member, each
+/// presenting that member's certificate.
+async fn start_tls() -> (Vec<CoordinatorClient<Channel>>, Running) {
+    let log_dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let coordinator = IdentityKey::from_secret_bytes(&[9; 32]);
+    let mut toml = format!(
+        "[coordinator]\nlisten = \"{addr}\"\npublic_key = \"{}\"\n[protocol]\nphase_deadline_secs = 30\njoin_deadline_secs = 30\n\
+         [job]\nid = \"job-1\"\nkind = \"secure-sum\"\ndimension = 4\nfrac_bits = 16\nclip = 1e6\n",
+        coordinator.public().to_hex()
+    );
+    for (i, id) in IDS.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
+            member_key(i).public().to_hex()
+        ));
+    }
+    let consortium = Consortium::parse(Path::new("test.toml"), &toml).unwrap();
+    let server_tls = fedcredit_transport::setup::coordinator(&consortium, &coordinator)
+        .unwrap()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
+    tokio::spawn(fedcredit_coordinator::run(
+        fedcredit_coordinator::Listener::tls(listener, server_tls),
+        consortium.clone(),
+        coordinator,
+        driver,
+        1 << 20,
+        log_dir.path().join("rounds.log"),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let clients = IDS
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let id = fedcredit_proto::roster::ParticipantId::new(id).unwrap();
+            let tls =
+                fedcredit_transport::setup::member(&consortium, &id, &member_key(i), None, None)
+                    .unwrap();
+            let channel = fedcredit_transport::client::channel(
+                &format!("https://{addr}"),
+                Some(tls),
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap();
+            CoordinatorClient::new(channel)
+        })
+        .collect::<Vec<_>>();
+    let running = Running {
+        client: clients[0].clone(),
+        _log_dir: log_dir,
+        _stop: stop,
+    };
+    (clients, running)
+}
+
+/// Over mutual TLS, bank-b's connection cannot carry bank-a's signed
+/// messages (one member relaying, or replaying, another's): refused before
+/// the coordinator acts on them. bank-a's own connection is let through to
+/// the job check.
+#[tokio::test]
+async fn a_members_connection_carries_only_its_own_messages() {
+    let (mut clients, _running) = start_tls().await;
+    let of_a = envelope::seal(
+        &member_key(0),
+        &message("bank-a", "other-job", 0, 0, poll(true)),
+    );
+    let status = loop {
+        match clients[1].poll(of_a.clone()).await {
+            Err(s) if s.code() == Code::Unavailable => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            r => break r.unwrap_err(),
+        }
+    };
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("a message from bank-a arrived on bank-b's connection"),
+        "{status:?}"
+    );
+    // The same message on bank-a's own connection passes the identity check
+    // and fails only the job check.
+    let status = clients[0].poll(of_a).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("other-job"), "{status:?}");
+}
+
+/// A recorded poll, sent again, is refused: it would make an absent member
+/// look present (or supersede the member's own waiting poll).
+#[tokio::test]
+async fn a_replayed_poll_is_refused() {
+    let r = start().await;
+    let signed = envelope::seal(
+        &member_key(0),
+        &message("bank-a", "job-1", 0, 0, poll(true)),
+    );
+    // The original waits in the lobby for the other members.
+    let mut c = r.client.clone();
+    let original = signed.clone();
+    let waiting = tokio::spawn(async move { c.poll(original).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut c = r.client.clone();
+    let status = c.poll(signed).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("seen before"), "{status:?}");
+    // The replay did not supersede the waiting original.
+    assert!(
+        !waiting.is_finished(),
+        "the original poll was answered: {:?}",
+        waiting.await
+    );
+
+    // A poll whose clock is ten minutes old is refused too.
+    let mut old = pb::Poll::now(true);
+    old.sent_unix_ms -= 600_000;
+    let stale = envelope::seal(
+        &member_key(1),
+        &message("bank-b", "job-1", 0, 0, Body::Poll(old)),
+    );
+    let status = c.poll(stale).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains(" s behind the coordinator"),
+        "{status:?}"
+    );
+}

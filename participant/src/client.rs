@@ -340,6 +340,12 @@ impl Participant {
                     backoff = Duration::from_millis(50);
                     r.into_inner()
                 }
+                Err(s) if s.code() == Code::DeadlineExceeded => {
+                    // The coordinator held the poll and had nothing to
+                    // announce: it is alive; poll again at once.
+                    last_contact = Instant::now();
+                    continue;
+                }
                 Err(s) if tls_refused(&self.settings.coordinator, &s).is_some() => {
                     return Err(refused(&self.settings.coordinator, "Poll", s));
                 }
