@@ -8,6 +8,7 @@ mod demo;
 mod demo_sum;
 mod keys;
 mod local;
+mod provision;
 mod score;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write a new consortium's startup kit: keys, certificates and configs for the coordinator and each member.
+    Provision(provision::ProvisionArgs),
     /// Run the coordinator of a consortium's job (the gRPC server).
     Coordinator {
         /// The consortium file.
@@ -203,6 +206,7 @@ fn run(cli: Cli) -> Result<()> {
             say(&public.to_hex());
             Ok(())
         }
+        Command::Provision(args) => provision::run(args),
         Command::Coordinator {
             config,
             out,
