@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod check;
 mod credit;
 mod demo;
 mod demo_sum;
@@ -48,6 +49,12 @@ enum Command {
     },
     /// Write a new consortium's startup kit: keys, certificates and configs for the coordinator and each member.
     Provision(provision::ProvisionArgs),
+    /// Check a consortium file or a participant config (keys, certificates, data) without starting anything.
+    Check {
+        /// The coordinator's consortium.toml, or a participant's config.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the coordinator of a consortium's job (the gRPC server).
     Coordinator {
         /// The consortium file.
@@ -207,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Provision(args) => provision::run(args),
+        Command::Check { config } => check::run(&config),
         Command::Coordinator {
             config,
             out,
