@@ -31,11 +31,23 @@ pub fn save(key: &IdentityKey, path: &Path, force: bool) -> Result<()> {
             path.display()
         )
     })?;
-    let hex = Zeroizing::new(hex::encode(key.secret_bytes().as_ref()));
-    file.write_all(hex.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
+    file.write_all(file_text(key).as_bytes())
         .with_context(|| format!("{}: cannot write the key", path.display()))?;
     Ok(())
+}
+
+/// The text of a key file for `key` (the secret key in hex, one line), for
+/// writers that place the file themselves (`fedcredit provision`).
+pub fn file_text(key: &IdentityKey) -> Zeroizing<String> {
+    use std::fmt::Write as _;
+    // Sized once, so that no reallocation leaves a copy of the key behind.
+    let mut text = Zeroizing::new(String::with_capacity(65));
+    for byte in key.secret_bytes().iter() {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{byte:02x}");
+    }
+    text.push('\n');
+    text
 }
 
 /// Reads a key file.

@@ -3,11 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod check;
 mod credit;
 mod demo;
 mod demo_sum;
 mod keys;
 mod local;
+mod provision;
 mod score;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +46,14 @@ enum Command {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+    },
+    /// Write a new consortium's startup kit: keys, certificates and configs for the coordinator and each member.
+    Provision(provision::ProvisionArgs),
+    /// Check a consortium file or a participant config (keys, certificates, data) without starting anything.
+    Check {
+        /// The coordinator's consortium.toml, or a participant's config.
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Run the coordinator of a consortium's job (the gRPC server).
     Coordinator {
@@ -203,6 +213,8 @@ fn run(cli: Cli) -> Result<()> {
             say(&public.to_hex());
             Ok(())
         }
+        Command::Provision(args) => provision::run(args),
+        Command::Check { config } => check::run(&config),
         Command::Coordinator {
             config,
             out,
