@@ -72,6 +72,12 @@ pub struct ProvisionArgs {
     /// job spec's own id].
     #[arg(long, value_name = "ID")]
     job_id: Option<String>,
+    /// A member that made its own key (`fedcredit keygen`) and sent only its
+    /// public key: ID=PUBLIC_KEY (64 hex digits). Its folder then holds no
+    /// secret key, so the operator can never sign as it. Repeat per member;
+    /// each ID must also be given with --member.
+    #[arg(long = "member-key", value_name = "ID=PUBLIC_KEY")]
+    member_keys: Vec<String>,
     /// Replace the files of an existing kit in DIR (new keys for everyone).
     #[arg(long)]
     force: bool,
@@ -300,10 +306,14 @@ fn job_spec(path: &Path, job_id: Option<&str>) -> Result<(String, String)> {
     Ok((toml, id))
 }
 
-/// One party's fresh identity key and its pinned certificate.
-struct Party {
-    key: IdentityKey,
-    certificate: String,
+/// One party: a fresh identity key and its pinned certificate, or only the
+/// public key of a member that made its own (`--member-key`).
+enum Party {
+    Fresh {
+        key: IdentityKey,
+        certificate: String,
+    },
+    OwnKey(IdentityPublic),
 }
 
 impl Party {
@@ -311,12 +321,44 @@ impl Party {
         let key = IdentityKey::generate(&mut rand::rngs::OsRng);
         let certificate = fedcredit_transport::pinned_certificate_pem(&key, name)
             .with_context(|| format!("making {name}'s certificate"))?;
-        Ok(Self { key, certificate })
+        Ok(Self::Fresh { key, certificate })
     }
 
     fn public(&self) -> IdentityPublic {
-        self.key.public()
+        match self {
+            Party::Fresh { key, .. } => key.public(),
+            Party::OwnKey(public) => *public,
+        }
     }
+
+    fn own_key(&self) -> bool {
+        matches!(self, Party::OwnKey(_))
+    }
+}
+
+/// `--member-key ID=PUBLIC_KEY` values, checked against the members.
+fn member_keys(
+    given: &[String],
+    ids: &[ParticipantId],
+) -> Result<Vec<(ParticipantId, IdentityPublic)>> {
+    let mut out: Vec<(ParticipantId, IdentityPublic)> = Vec::new();
+    for raw in given {
+        let (id, hex) = raw
+            .split_once('=')
+            .with_context(|| format!("--member-key {raw:?}: expected ID=PUBLIC_KEY"))?;
+        let id = ids
+            .iter()
+            .find(|m| m.as_str() == id)
+            .with_context(|| format!("--member-key {raw:?}: {id:?} is not given with --member"))?;
+        let public = IdentityPublic::from_hex(hex.trim()).with_context(|| {
+            format!("--member-key {id}: a 64-hex-digit public key as `fedcredit keygen` prints it")
+        })?;
+        if out.iter().any(|(m, _)| m == id) {
+            bail!("--member-key {id} is given twice");
+        }
+        out.push((id.clone(), public));
+    }
+    Ok(out)
 }
 
 /// consortium.toml: the operator's copy (`operator`) names the
@@ -384,7 +426,7 @@ fn consortium_toml(
 }
 
 /// A member's config: everything but the line of its own data.
-fn member_toml(id: &ParticipantId, address: &Address, job: &Job) -> String {
+fn member_toml(id: &ParticipantId, address: &Address, job: &Job, own_key: bool) -> String {
     let fill_in = match job.input_key {
         "input" => format!(
             "# FILL IN: the file of numbers this member contributes (separated by commas, spaces\n\
@@ -403,13 +445,24 @@ fn member_toml(id: &ParticipantId, address: &Address, job: &Job) -> String {
          # Check it with `fedcredit check --config {id}.toml`; run it with\n\
          # `fedcredit participant --config {id}.toml`.\n\
          id = \"{id}\"\n\
-         key_file = \"{id}.key\"              # secret: this member's identity key; it signs as {id}\n\
-         cert_file = \"{id}.crt\"             # its TLS certificate, made from that key\n\
+         {key_lines}\
          coordinator = \"https://{dial}\"\n\
          consortium = \"consortium.toml\"     # the operator's roster, keys and job\n\
          \n{fill_in}",
         job_id = job.id,
         dial = address.dial,
+        key_lines = if own_key {
+            format!(
+                "# This member's own key, made with `fedcredit keygen --out {id}.key`; only its\n\
+                 # public key is in consortium.toml. Its TLS certificate is made from it at start.\n\
+                 key_file = \"{id}.key\"              # secret: put the key file here\n"
+            )
+        } else {
+            format!(
+                "key_file = \"{id}.key\"              # secret: this member's identity key; it signs as {id}\n\
+                 cert_file = \"{id}.crt\"             # its TLS certificate, made from that key\n"
+            )
+        },
     )
 }
 
@@ -446,10 +499,30 @@ pub fn run(args: ProvisionArgs) -> Result<()> {
     let ids = member_ids(&args.members)?;
     let job = job(&args)?;
 
+    let own = member_keys(&args.member_keys, &ids)?;
     let coordinator = Party::new("coordinator")?;
     let mut members = Vec::with_capacity(ids.len());
     for id in &ids {
-        members.push((id.clone(), Party::new(id.as_str())?));
+        let party = match own.iter().find(|(m, _)| m == id) {
+            Some((_, public)) => Party::OwnKey(*public),
+            None => Party::new(id.as_str())?,
+        };
+        members.push((id.clone(), party));
+    }
+    let Party::Fresh {
+        key: coordinator_key,
+        certificate: coordinator_certificate,
+    } = &coordinator
+    else {
+        bail!("the coordinator's key is always made here");
+    };
+    {
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, party) in &members {
+            if !seen.insert(party.public()) || party.public() == coordinator.public() {
+                bail!("{id}'s public key is another party's too: every party needs its own key");
+            }
+        }
     }
     let roster: Vec<(ParticipantId, IdentityPublic)> = members
         .iter()
@@ -477,23 +550,25 @@ pub fn run(args: ProvisionArgs) -> Result<()> {
 
     let mut files = vec![
         KitFile::public(consortium_path.clone(), operator_toml),
-        KitFile::key(coordinator_dir.join("coordinator.key"), &coordinator.key),
+        KitFile::key(coordinator_dir.join("coordinator.key"), coordinator_key),
         KitFile::public(
             coordinator_dir.join("coordinator.crt"),
-            coordinator.certificate.clone(),
+            coordinator_certificate.clone(),
         ),
     ];
     for (id, party) in &members {
         let dir = out.join(id.as_str());
         files.push(KitFile::public(
             dir.join(format!("{id}.toml")),
-            member_toml(id, &address, &job),
+            member_toml(id, &address, &job, party.own_key()),
         ));
-        files.push(KitFile::key(dir.join(format!("{id}.key")), &party.key));
-        files.push(KitFile::public(
-            dir.join(format!("{id}.crt")),
-            party.certificate.clone(),
-        ));
+        if let Party::Fresh { key, certificate } = party {
+            files.push(KitFile::key(dir.join(format!("{id}.key")), key));
+            files.push(KitFile::public(
+                dir.join(format!("{id}.crt")),
+                certificate.clone(),
+            ));
+        }
         files.push(KitFile::public(
             dir.join("consortium.toml"),
             member_copy.clone(),
@@ -519,7 +594,12 @@ pub fn run(args: ProvisionArgs) -> Result<()> {
         sync_folder(folder)?;
     }
 
-    validate(out, &ids).with_context(|| {
+    let fresh: Vec<ParticipantId> = members
+        .iter()
+        .filter(|(_, p)| !p.own_key())
+        .map(|(id, _)| id.clone())
+        .collect();
+    validate(out, &ids, &fresh).with_context(|| {
         format!(
             "the kit written in {} does not load as the daemons would load it",
             out.display()
@@ -612,7 +692,8 @@ fn sync_folder(folder: &Path) -> Result<()> {
 /// Loads the written kit as the daemons will: the consortium file, the
 /// coordinator's key and TLS, each member's config, key and TLS, and that
 /// every member's copy of the consortium is the operator's.
-fn validate(out: &Path, ids: &[ParticipantId]) -> Result<()> {
+/// Members in `fresh` have their key in the kit; the others bring their own.
+fn validate(out: &Path, ids: &[ParticipantId], fresh: &[ParticipantId]) -> Result<()> {
     let consortium = Consortium::load(&out.join("coordinator").join("consortium.toml"))?;
     let key_file = consortium
         .coordinator_key_file
@@ -651,6 +732,9 @@ fn validate(out: &Path, ids: &[ParticipantId]) -> Result<()> {
         if copy.coordinator_key_file.is_some() || copy.tls.coordinator_cert_file.is_some() {
             bail!("{}: names the coordinator's own files", copy.path.display());
         }
+        if !fresh.contains(id) {
+            continue;
+        }
         let key = keys::load(&cfg.key_file)?;
         if key.public() != copy.roster.member(id.as_str())?.key {
             bail!("{}: not the key listed for {id}", cfg.key_file.display());
@@ -687,10 +771,17 @@ fn summary(
         coordinator.public().to_hex()
     ));
     for (id, party) in members {
-        say(&format!(
-            "  {id}/  {id}.toml, {id}.key (secret), {id}.crt, consortium.toml   key {}",
-            party.public().to_hex()
-        ));
+        if party.own_key() {
+            say(&format!(
+                "  {id}/  {id}.toml, consortium.toml (its own key, not in the kit)   key {}",
+                party.public().to_hex()
+            ));
+        } else {
+            say(&format!(
+                "  {id}/  {id}.toml, {id}.key (secret), {id}.crt, consortium.toml   key {}",
+                party.public().to_hex()
+            ));
+        }
     }
     match &address.by_name {
         Some(host) => say(&format!(
@@ -709,7 +800,9 @@ fn summary(
     say("next:");
     say(
         "  1. hand each member its folder over a channel only it can read, then delete your copy: \
-         whoever holds <ID>.key can sign as that member; keep coordinator/ on the coordinator's host",
+         whoever holds <ID>.key can sign as that member; keep coordinator/ on the coordinator's host \
+         (a member that makes its own key with `fedcredit keygen` and sends only the public key, \
+         --member-key ID=KEY, never needs that trust)",
     );
     say(&format!(
         "  2. each member fills in the line marked FILL IN in <ID>.toml: {fill}"

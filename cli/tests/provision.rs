@@ -579,3 +579,71 @@ fn a_kit_runs_a_secure_sum_job_as_separate_processes_over_tls() {
     ]);
     assert!(out.status.success(), "audit:\n{}", text(&out));
 }
+
+/// A member that makes its own key and sends only the public key gets a
+/// kit folder with no secret in it: the operator can never sign as it.
+/// Once it puts its own key file in place, `check` passes; before that, it
+/// fails naming the key file; a wrong public key is refused up front.
+#[test]
+fn a_member_with_its_own_key_gets_no_secret_from_the_kit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let own = tmp.path().join("bank-c-own.key");
+    let out = fedcredit(&["keygen", "--out", own.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let public = stdout(&out).trim().to_owned();
+    let kit = tmp.path().join("kit");
+    let pair = format!("bank-c={public}");
+    let out = provision(&kit, "127.0.0.1:50999", 2, &["--member-key", &pair]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("its own key, not in the kit"),
+        "{}",
+        text(&out)
+    );
+    let folder = kit.join("bank-c");
+    assert!(
+        !folder.join("bank-c.key").exists(),
+        "the kit holds bank-c's secret"
+    );
+    assert!(!folder.join("bank-c.crt").exists());
+    let roster = std::fs::read_to_string(folder.join("consortium.toml")).unwrap();
+    assert!(
+        roster.contains(&public),
+        "bank-c's own key is not in the roster"
+    );
+    fill_inputs(&kit, 2);
+    let before = check(&member_config(&kit, "bank-c"));
+    assert!(!before.status.success(), "{}", text(&before));
+    assert!(
+        failure(&before, "key").contains("bank-c.key"),
+        "{}",
+        text(&before)
+    );
+    std::fs::copy(&own, folder.join("bank-c.key")).unwrap();
+    let after = check(&member_config(&kit, "bank-c"));
+    assert!(after.status.success(), "{}", text(&after));
+
+    // Not a member, and not a key: refused, nothing written.
+    let kit2 = tmp.path().join("kit2");
+    let out = provision(
+        &kit2,
+        "127.0.0.1:50999",
+        2,
+        &["--member-key", &format!("mallory={public}")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not given with --member"),
+        "{}",
+        text(&out)
+    );
+    let out = provision(
+        &kit2,
+        "127.0.0.1:50999",
+        2,
+        &["--member-key", "bank-c=00ff"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--member-key bank-c"), "{}", text(&out));
+    assert!(!kit2.exists(), "a refused provision wrote files");
+}
