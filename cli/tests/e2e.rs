@@ -862,3 +862,91 @@ fn flood(
         (attempts, handshakes)
     })
 }
+
+/// CA trust mode with separate processes: a consortium CA issues the
+/// coordinator's certificate (for 127.0.0.1) and each member's (naming its
+/// id); the daemons read them from the config files and the job publishes
+/// the exact sum. A member whose certificate names another member is
+/// refused in the handshake.
+#[test]
+fn a_job_under_a_consortium_ca_publishes_the_exact_sum() {
+    let c = Consortium::new(3, 40, FAST);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Consortium test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(c.path("ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let issue = |name: &str, sans: &[&str]| {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(c.path(&format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(c.path(&format!("{name}.tls.key")), key.serialize_pem()).unwrap();
+    };
+    issue("coordinator", &["127.0.0.1"]);
+    for id in &c.ids {
+        issue(id, &[id.as_str()]);
+        let path = c.path(&format!("{id}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{text}cert_file = \"{id}.crt\"\ntls_key_file = \"{id}.tls.key\"\n"),
+        )
+        .unwrap();
+    }
+    let consortium = std::fs::read_to_string(c.path("consortium.toml")).unwrap();
+    std::fs::write(
+        c.path("consortium.toml"),
+        consortium.replacen(
+            "[coordinator]\n",
+            "[tls]\ntrust = \"ca\"\nca_file = \"ca.pem\"\n\n[coordinator]\n\
+             cert_file = \"coordinator.crt\"\ntls_key_file = \"coordinator.tls.key\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+
+    // bank-a's config presenting bank-b's certificate: it names bank-b, so
+    // bank-a's own check refuses it before dialling.
+    let text = std::fs::read_to_string(c.path("bank-a.toml")).unwrap();
+    std::fs::write(
+        c.path("swapped.toml"),
+        text.replace("bank-a.crt", "bank-b.crt")
+            .replace("bank-a.tls.key", "bank-b.tls.key")
+            + "journal = \"swapped.journal\"\n",
+    )
+    .unwrap();
+    let swapped = Command::new(BIN)
+        .args(["participant", "--config"])
+        .arg(c.path("swapped.toml"))
+        .output()
+        .unwrap();
+    assert!(!swapped.status.success());
+    assert!(
+        stderr(&swapped).contains("it does not name bank-a"),
+        "{}",
+        stderr(&swapped)
+    );
+
+    let coordinator = run_all(&c);
+    let log = stderr(&coordinator);
+    assert!(coordinator.status.success(), "{log}");
+    assert!(log.contains("trust=\"ca\""), "{log}");
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&[0, 1, 2]));
+}
