@@ -26,10 +26,13 @@
 //!
 //! * [`sampler`]: [`DiscreteGaussian`], Bernoulli(exp(−γ)), discrete Laplace,
 //!   uniform integers; integer arithmetic only.
+//! * [`accountant`]: zCDP ρ, composition, conversion to (ε, δ), [`Ledger`].
 #![forbid(unsafe_code)]
 
+pub mod accountant;
 mod error;
 pub mod sampler;
 
+pub use accountant::{Budget, Ledger};
 pub use error::PrivacyError;
 pub use sampler::DiscreteGaussian;
