@@ -26,13 +26,17 @@
 //!
 //! * [`sampler`]: [`DiscreteGaussian`], Bernoulli(exp(−γ)), discrete Laplace,
 //!   uniform integers; integer arithmetic only.
+//! * [`distributed`]: each member's share of the variance, and the KLS21 ρ
+//!   bound for the sum of the honest members' shares.
 //! * [`accountant`]: zCDP ρ, composition, conversion to (ε, δ), [`Ledger`].
 #![forbid(unsafe_code)]
 
 pub mod accountant;
+pub mod distributed;
 mod error;
 pub mod sampler;
 
 pub use accountant::{Budget, Ledger};
+pub use distributed::{DistributedNoise, member_variance, rho_distributed_discrete_gaussian};
 pub use error::PrivacyError;
 pub use sampler::DiscreteGaussian;
