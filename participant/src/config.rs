@@ -195,7 +195,8 @@ fn check_transport(
             return Err(invalid(
                 "plaintext",
                 format!(
-                    "the consortium's agreement: {} does not allow plaintext (coordinator.plaintext)",
+                    "allowed only when the consortium file allows it too, and {} does not \
+                     ([coordinator] plaintext = true, on a loopback address)",
                     consortium.path.display()
                 ),
             ));
@@ -290,7 +291,11 @@ mod tests {
         let e = parse_url(dir.path(), url, "").expect_err("no plaintext flag");
         assert!(e.to_string().contains("an https:// URL"), "{e}");
         let e = parse_url(dir.path(), url, "plaintext = true\n").expect_err("consortium silent");
-        assert!(e.to_string().contains("does not allow plaintext"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("allowed only when the consortium file"),
+            "{e}"
+        );
         allow_plaintext(dir.path());
         let cfg = parse_url(dir.path(), url, "plaintext = true\n").expect("both agree");
         assert!(cfg.plaintext);
