@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use fedcredit_model::job::ModelJobSpec;
+use fedcredit_model::schema::SchemaInference;
 use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
@@ -12,11 +13,10 @@ use fedcredit_participant::data::load_csv;
 use crate::credit::{self, Party};
 use crate::say;
 
-/// Reads a whole CSV file as strings: (header, rows). The header must hold
-/// the `label` column; that is checked before any row is read, so that a
-/// semicolon- or tab-separated file is named as such rather than failing
-/// on its first row.
-pub fn read_table(path: &Path, label: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+/// Opens a CSV file and reads its header, which must hold the `label`
+/// column; that is checked before any row is read, so that a semicolon- or
+/// tab-separated file is named as such rather than failing on its first row.
+fn open_table(path: &Path, label: &str) -> Result<(csv::Reader<std::fs::File>, Vec<String>)> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let header: Vec<String> = reader
@@ -29,57 +29,62 @@ pub fn read_table(path: &Path, label: &str) -> Result<(Vec<String>, Vec<Vec<Stri
         let e = fedcredit_model::encoder::missing_column(&header, label, "the label");
         bail!("{}:1: {e}", path.display());
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.with_context(|| format!("{}: malformed CSV", path.display()))?;
-        rows.push(record.iter().map(str::to_owned).collect());
-    }
-    Ok((header, rows))
+    Ok((reader, header))
 }
 
 /// Infers one schema from several files: any non-numeric column is
-/// categorical, its categories the union over all files.
+/// categorical, its categories the union over all files. The files are
+/// streamed record by record (never held in memory as strings).
 pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
-    let mut header: Option<Vec<String>> = None;
-    let mut all = Vec::new();
+    let first_file = files.first().context("no data files given")?;
+    let (_, first) = open_table(first_file, &label.column)?;
+    let mut inference = SchemaInference::new(&first, label.clone())
+        .with_context(|| format!("{}: inferring the schema", first_file.display()))?;
+    let mut record = csv::StringRecord::new();
+    let mut cells: Vec<String> = Vec::new();
     for f in files {
-        let (h, rows) = read_table(f, &label.column)?;
-        match &header {
-            None => {
-                all.extend(rows);
-                header = Some(h);
-            }
-            Some(first) => {
-                // Same columns in any order: reorder to the first file's.
-                let mut pos = Vec::with_capacity(first.len());
-                for c in first {
-                    pos.push(h.iter().position(|x| x == c).with_context(|| {
-                        format!(
-                            "{}: column `{c}` is missing (it is in {})",
-                            f.display(),
-                            files[0].display()
-                        )
-                    })?);
-                }
-                if h.len() != first.len() {
-                    bail!(
-                        "{}: has {} columns, {} has {}",
-                        f.display(),
-                        h.len(),
-                        files[0].display(),
-                        first.len()
-                    );
-                }
-                all.extend(rows.into_iter().map(|r| {
+        let (mut reader, h) = open_table(f, &label.column)?;
+        if h.len() != first.len() {
+            bail!(
+                "{}: has {} columns, {} has {}",
+                f.display(),
+                h.len(),
+                first_file.display(),
+                first.len()
+            );
+        }
+        // Same columns in any order: read in the first file's order.
+        let mut pos = Vec::with_capacity(first.len());
+        for c in &first {
+            pos.push(h.iter().position(|x| x == c).with_context(|| {
+                format!(
+                    "{}: column `{c}` is missing (it is in {})",
+                    f.display(),
+                    first_file.display()
+                )
+            })?);
+        }
+        let in_order = pos.iter().enumerate().all(|(i, &p)| i == p);
+        while reader
+            .read_record(&mut record)
+            .with_context(|| format!("{}: malformed CSV", f.display()))?
+        {
+            let line = record.position().map_or(0, csv::Position::line);
+            let observed = if in_order {
+                let row: Vec<&str> = record.iter().collect();
+                inference.observe(&row)
+            } else {
+                cells.clear();
+                cells.extend(
                     pos.iter()
-                        .map(|&i| r.get(i).cloned().unwrap_or_default())
-                        .collect()
-                }));
-            }
+                        .map(|&i| record.get(i).unwrap_or_default().to_owned()),
+                );
+                inference.observe(&cells)
+            };
+            observed.with_context(|| format!("{}:{line}: inferring the schema", f.display()))?;
         }
     }
-    let header = header.context("no data files given")?;
-    Schema::infer(&header, &all, label).context("inferring the schema")
+    inference.finish().context("inferring the schema")
 }
 
 /// Options of `fedcredit local`.

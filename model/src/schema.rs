@@ -361,60 +361,139 @@ impl Schema {
         R: AsRef<[C]>,
         C: AsRef<str>,
     {
-        if rows.is_empty() {
-            return Err(ModelError::Empty {
-                what: "schema inference needs at least one row",
-            });
+        let mut inference = SchemaInference::new(header, label)?;
+        for r in rows {
+            inference.observe(r.as_ref())?;
         }
-        let names: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
+        inference.finish()
+    }
+}
+
+/// [`Schema::infer`] one record at a time, so that a file is never held in
+/// memory as strings: per column it keeps whether every cell so far was a
+/// finite number, and its distinct trimmed values up to a cap (a
+/// categorical column wider than a job allows is refused anyway), so
+/// memory is bounded by the header, not the rows.
+#[derive(Debug)]
+pub struct SchemaInference {
+    names: Vec<String>,
+    label: LabelSpec,
+    columns: Vec<ColumnSeen>,
+    rows: usize,
+}
+
+#[derive(Debug)]
+struct ColumnSeen {
+    numeric: bool,
+    /// `None` once more than [`MAX_CATEGORIES`] distinct values were seen.
+    distinct: Option<BTreeSet<String>>,
+}
+
+/// More distinct values than a categorical column can have: its encoding
+/// alone would exceed the widest job (`job::MAX_ENCODED_WIDTH` columns).
+const MAX_CATEGORIES: usize = crate::job::MAX_ENCODED_WIDTH + 1;
+
+impl SchemaInference {
+    /// Starts from the header: names must be unique and include the label.
+    pub fn new<H: AsRef<str>>(header: &[H], label: LabelSpec) -> Result<Self> {
+        let names: Vec<String> = header.iter().map(|h| h.as_ref().to_owned()).collect();
         let mut seen = HashSet::new();
         for n in &names {
-            if !seen.insert(*n) {
+            if !seen.insert(n.as_str()) {
                 return Err(ModelError::DuplicateColumn {
-                    column: (*n).to_owned(),
+                    column: n.clone(),
                     count: names.iter().filter(|m| *m == n).count(),
                 });
             }
         }
-        if !names.contains(&label.column.as_str()) {
+        if !names.contains(&label.column) {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             return Err(crate::encoder::missing_column(
-                &names,
+                &refs,
                 &label.column,
                 "the label",
             ));
         }
-        if let Some(r) = rows.iter().find(|r| r.as_ref().len() != names.len()) {
+        let columns = names
+            .iter()
+            .map(|_| ColumnSeen {
+                numeric: true,
+                distinct: Some(BTreeSet::new()),
+            })
+            .collect();
+        Ok(Self {
+            names,
+            label,
+            columns,
+            rows: 0,
+        })
+    }
+
+    /// Takes one record, in header order.
+    pub fn observe<C: AsRef<str>>(&mut self, record: &[C]) -> Result<()> {
+        if record.len() != self.names.len() {
             return Err(ModelError::RecordLength {
-                expected: names.len(),
-                found: r.as_ref().len(),
+                expected: self.names.len(),
+                found: record.len(),
             });
         }
-        let mut features = Vec::with_capacity(names.len().saturating_sub(1));
-        for (j, name) in names.iter().enumerate() {
-            if *name == label.column {
+        for ((cell, column), name) in record.iter().zip(&mut self.columns).zip(&self.names) {
+            if *name == self.label.column {
                 continue;
             }
-            let numeric = rows.iter().all(|r| {
-                r.as_ref()[j]
-                    .as_ref()
-                    .trim()
-                    .parse::<f64>()
-                    .is_ok_and(f64::is_finite)
-            });
-            if numeric {
-                features.push(Feature::Numeric {
-                    name: (*name).to_owned(),
-                });
-            } else {
-                let set: BTreeSet<&str> =
-                    rows.iter().map(|r| r.as_ref()[j].as_ref().trim()).collect();
-                features.push(Feature::Categorical {
-                    name: (*name).to_owned(),
-                    categories: set.into_iter().map(str::to_owned).collect(),
-                });
+            let value = cell.as_ref().trim();
+            if column.numeric && !value.parse::<f64>().is_ok_and(f64::is_finite) {
+                column.numeric = false;
+            }
+            if let Some(set) = &mut column.distinct
+                && !set.contains(value)
+            {
+                if set.len() >= MAX_CATEGORIES {
+                    column.distinct = None;
+                } else {
+                    set.insert(value.to_owned());
+                }
             }
         }
-        let schema = Schema { label, features };
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The schema: every column but the label a feature, in header order;
+    /// numeric if every cell was a finite number, else categorical with
+    /// its sorted distinct values.
+    pub fn finish(self) -> Result<Schema> {
+        if self.rows == 0 {
+            return Err(ModelError::Empty {
+                what: "schema inference needs at least one row",
+            });
+        }
+        let mut features = Vec::with_capacity(self.names.len().saturating_sub(1));
+        for (name, column) in self.names.into_iter().zip(self.columns) {
+            if name == self.label.column {
+                continue;
+            }
+            if column.numeric {
+                features.push(Feature::Numeric { name });
+                continue;
+            }
+            let Some(set) = column.distinct else {
+                return Err(ModelError::InvalidSetting(format!(
+                    "column `{name}` is not numeric and has more than {MAX_CATEGORIES} distinct \
+                     values: as a categorical feature it would exceed the {} encoded columns a \
+                     job allows (an id column? leave it out of the files)",
+                    crate::job::MAX_ENCODED_WIDTH
+                )));
+            };
+            features.push(Feature::Categorical {
+                name,
+                categories: set.into_iter().collect(),
+            });
+        }
+        let schema = Schema {
+            label: self.label,
+            features,
+        };
         schema.validate()?;
         Ok(schema)
     }
@@ -435,6 +514,51 @@ fn untrimmed(column: &str, what: &'static str, value: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An id-like text column would become thousands of categories: the
+    /// streaming inference stops keeping its values past the cap and
+    /// refuses it by name, instead of holding every value in memory.
+    #[test]
+    fn a_text_column_with_too_many_values_is_refused_by_name() {
+        let label = LabelSpec::binary("y", "bad", "good");
+        let mut inference = SchemaInference::new(&["customer", "age", "y"], label).expect("header");
+        for i in 0..(crate::job::MAX_ENCODED_WIDTH + 10) {
+            let id = format!("C{i:06}");
+            inference
+                .observe(&[id.as_str(), "41", "good"])
+                .expect("row");
+        }
+        let e = inference.finish().expect_err("too wide").to_string();
+        assert!(
+            e.contains("column `customer`") && e.contains("distinct"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn streaming_inference_sees_a_late_non_number() {
+        let label = LabelSpec::binary("y", "bad", "good");
+        let mut inference = SchemaInference::new(&["a", "y"], label).expect("header");
+        inference.observe(&["1.5", "good"]).expect("row");
+        inference.observe(&[" 2 ", "bad"]).expect("row");
+        inference.observe(&["n/a", "good"]).expect("row");
+        let schema = inference.finish().expect("schema");
+        assert_eq!(
+            schema.features,
+            vec![Feature::Categorical {
+                name: "a".into(),
+                categories: vec!["1.5".into(), "2".into(), "n/a".into()],
+            }]
+        );
+        let e = SchemaInference::new(&["a", "y"], LabelSpec::binary("y", "bad", "good"))
+            .expect("header")
+            .observe(&["1"])
+            .expect_err("short row");
+        assert!(
+            e.to_string().contains("record has 1 cells, expected 2"),
+            "{e}"
+        );
+    }
 
     fn sample() -> Schema {
         Schema {
