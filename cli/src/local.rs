@@ -116,17 +116,35 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         fedavg: Default::default(),
         bins: fedcredit_model::metrics::DEFAULT_BINS,
     };
-    let mut parties = Vec::with_capacity(args.data.len());
-    for (i, path) in args.data.iter().enumerate() {
-        let train = load_csv(path, &schema)?;
-        // The held-out file is evaluated by the first participant.
-        let test = match (&args.test, i) {
-            (Some(t), 0) => Some(load_csv(t, &schema)?),
-            _ => None,
+    // Every file is read and checked on its own thread: parsing is most of
+    // the time before the first round, and the files are independent.
+    let loaded = std::thread::scope(|scope| {
+        let train: Vec<_> = args
+            .data
+            .iter()
+            .map(|path| scope.spawn(|| load_csv(path, &schema)))
+            .collect();
+        let test = args
+            .test
+            .as_ref()
+            .map(|t| scope.spawn(|| load_csv(t, &schema)));
+        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         };
+        (
+            train.into_iter().map(join).collect::<Vec<_>>(),
+            test.map(join),
+        )
+    });
+    let (train, test) = loaded;
+    // The held-out file is evaluated by the first participant.
+    let mut test = test.transpose()?;
+    let mut parties = Vec::with_capacity(args.data.len());
+    for (i, train) in train.into_iter().enumerate() {
         parties.push(Party {
             id: format!("party-{}", i + 1),
-            data: CreditData::new(train, test),
+            data: CreditData::new(train?, test.take()),
         });
     }
     say(&format!(

@@ -71,14 +71,17 @@ pub fn load_csv(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantErro
     let mut reader = open(path)?;
     let header = read_header(&mut reader, path)?;
     let encoder = Encoder::new(schema, &header).map_err(|e| data_error(path, 1, e.to_string()))?;
-    let mut record = csv::StringRecord::new();
+    // Counting needs the record structure only: bytes, not UTF-8 (pass 2
+    // checks the text of every cell it encodes).
+    let mut counted = csv::ByteRecord::new();
     let mut rows = 0usize;
     while reader
-        .read_record(&mut record)
+        .read_byte_record(&mut counted)
         .map_err(|e| csv_error(path, &header, e))?
     {
         rows += 1;
     }
+    let mut record = csv::StringRecord::new();
     if rows == 0 {
         return Err(data_error(
             path,

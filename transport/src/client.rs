@@ -92,15 +92,10 @@ struct Connector {
     tls: ClientTls,
 }
 
-type Connecting = Pin<
-    Box<
-        dyn Future<Output = std::io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>>
-            + Send,
-    >,
->;
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TokioIo<Prefixed>>> + Send>>;
 
 impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+    type Response = TokioIo<Prefixed>;
     type Error = std::io::Error;
     type Future = Connecting;
 
@@ -119,8 +114,107 @@ impl tower_service::Service<Uri> for Connector {
                 .to_owned();
             let port = uri.port_u16().unwrap_or(443);
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            Ok(TokioIo::new(handshake(&tls, &host, tcp).await?))
+            let stream = handshake(&tls, &host, tcp).await?;
+            Ok(TokioIo::new(verdict(stream).await?))
         })
+    }
+}
+
+/// Waits for the coordinator's first bytes after the handshake. In TLS 1.3
+/// the server checks this side's certificate only after this side has
+/// finished; a refusal then arrives as an alert, which HTTP/2 would report
+/// only as a broken pipe or a bare "transport error" (timing decides
+/// which). An HTTP/2 server speaks first (its SETTINGS frame), so the first
+/// read is either that, kept for hyper, or the alert, classified here.
+async fn verdict(mut stream: TlsStream) -> std::io::Result<Prefixed> {
+    use tokio::io::AsyncReadExt;
+    let mut first = vec![0u8; 512];
+    match tokio::time::timeout(VERDICT_WAIT, stream.read(&mut first)).await {
+        Ok(Ok(0)) => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the coordinator closed the connection right after the TLS handshake",
+        )),
+        Ok(Ok(n)) => {
+            first.truncate(n);
+            Ok(Prefixed {
+                prefix: first,
+                pos: 0,
+                inner: stream,
+            })
+        }
+        Ok(Err(e)) => Err(
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(t) => std::io::Error::other(HandshakeError(classify(t))),
+                None => e,
+            },
+        ),
+        // Nothing yet (a slow server): go on; a refusal then shows later.
+        Err(_) => Ok(Prefixed {
+            prefix: Vec::new(),
+            pos: 0,
+            inner: stream,
+        }),
+    }
+}
+
+/// How long [`verdict`] waits for the server's first bytes.
+const VERDICT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// A TLS stream whose first bytes were already read: they are read again
+/// first.
+#[derive(Debug)]
+struct Prefixed {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: TlsStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
