@@ -8,7 +8,8 @@
 //! each for at most [`Limits::handshake_timeout`]; a connection beyond
 //! either cap is closed at once. Members' established connections are not
 //! affected, so a flood delays no running round. Only a member gets a
-//! connection slot ([`Limits::max_connections`]).
+//! connection slot ([`Limits::max_connections`]), and at most
+//! [`Limits::max_connections_per_member`] of them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +50,9 @@ pub struct Limits {
     pub max_handshakes_per_address: usize,
     /// Authenticated connections held at once.
     pub max_connections: usize,
+    /// Connections one member may hold at once (a member needs one, two
+    /// while it reconnects): no member can take the others' slots.
+    pub max_connections_per_member: usize,
 }
 
 impl Limits {
@@ -60,6 +64,7 @@ impl Limits {
             max_handshakes: 64,
             max_handshakes_per_address: 8,
             max_connections: 4 * members + 8,
+            max_connections_per_member: 4,
         }
     }
 }
@@ -138,6 +143,7 @@ pub struct Conn {
     io: Io,
     peer: Peer,
     _slot: OwnedSemaphorePermit,
+    _member_slot: Option<KeySlot<ParticipantId>>,
 }
 
 #[derive(Debug)]
@@ -212,35 +218,46 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// Handshakes in flight per source address.
-#[derive(Debug, Default)]
-struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+/// Counts held per key (handshakes per source address, connections per
+/// member), each at most a cap.
+#[derive(Debug)]
+struct PerKey<K: std::hash::Hash + Eq + Clone>(Mutex<HashMap<K, usize>>);
 
-/// Releases a per-address handshake slot when the handshake ends.
-struct AddressSlot<'a> {
-    table: &'a PerAddress,
-    ip: IpAddr,
+impl<K: std::hash::Hash + Eq + Clone> Default for PerKey<K> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
 }
 
-impl PerAddress {
-    fn take(&self, ip: IpAddr, max: usize) -> Option<AddressSlot<'_>> {
+/// One count of a [`PerKey`], given back when dropped.
+#[derive(Debug)]
+struct KeySlot<K: std::hash::Hash + Eq + Clone> {
+    table: Arc<PerKey<K>>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> PerKey<K> {
+    fn take(self: &Arc<Self>, key: K, max: usize) -> Option<KeySlot<K>> {
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = t.entry(ip).or_insert(0);
+        let n = t.entry(key.clone()).or_insert(0);
         if *n >= max {
             return None;
         }
         *n += 1;
-        Some(AddressSlot { table: self, ip })
+        Some(KeySlot {
+            table: Arc::clone(self),
+            key,
+        })
     }
 }
 
-impl Drop for AddressSlot<'_> {
+impl<K: std::hash::Hash + Eq + Clone> Drop for KeySlot<K> {
     fn drop(&mut self) {
         let mut t = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
+        if let Some(n) = t.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                t.remove(&self.ip);
+                t.remove(&self.key);
             }
         }
     }
@@ -278,7 +295,8 @@ struct Shared {
     tls: Option<ServerTls>,
     limits: Limits,
     handshakes: Arc<Semaphore>,
-    per_address: PerAddress,
+    per_address: Arc<PerKey<IpAddr>>,
+    per_member: Arc<PerKey<ParticipantId>>,
     connections: Arc<Semaphore>,
     quiet: Quiet,
 }
@@ -291,7 +309,8 @@ pub fn incoming(listener: Listener, limits: Limits) -> ReceiverStream<std::io::R
     let shared = Arc::new(Shared {
         handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
         connections: Arc::new(Semaphore::new(limits.max_connections)),
-        per_address: PerAddress::default(),
+        per_address: Arc::default(),
+        per_member: Arc::default(),
         quiet: Quiet::new(),
         tls,
         limits,
@@ -421,6 +440,26 @@ async fn handshake_one(shared: &Shared, tcp: TcpStream, addr: SocketAddr) -> Opt
             }
         }
     };
+    let member_slot = match &member {
+        None => None,
+        Some(m) => {
+            let Some(slot) = shared
+                .per_member
+                .take(m.clone(), shared.limits.max_connections_per_member)
+            else {
+                say(
+                    shared,
+                    addr,
+                    &format!(
+                        "{m} already holds {} connections, the most one member may; connection closed",
+                        shared.limits.max_connections_per_member
+                    ),
+                );
+                return None;
+            };
+            Some(slot)
+        }
+    };
     let Ok(slot) = Arc::clone(&shared.connections).try_acquire_owned() else {
         say(
             shared,
@@ -437,5 +476,6 @@ async fn handshake_one(shared: &Shared, tcp: TcpStream, addr: SocketAddr) -> Opt
         io,
         peer: Peer { addr, member },
         _slot: slot,
+        _member_slot: member_slot,
     })
 }

@@ -78,11 +78,16 @@ fn echo(
         while let Some(Ok(mut c)) = conns.next().await {
             let who = c.connect_info().member.map(|m| m.to_string());
             let _ = tx.send(who).await;
-            let mut buf = [0u8; 4];
-            if c.read_exact(&mut buf).await.is_ok() {
-                let _ = c.write_all(&buf).await;
-                let _ = c.flush().await;
-            }
+            // Each connection is served (and held) until its client closes.
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4];
+                if c.read_exact(&mut buf).await.is_ok() {
+                    let _ = c.write_all(&buf).await;
+                    let _ = c.flush().await;
+                    let mut rest = Vec::new();
+                    let _ = c.read_to_end(&mut rest).await;
+                }
+            });
         }
     });
     rx
@@ -360,4 +365,48 @@ fn limits_scale_with_the_roster() {
     assert_eq!(l.max_connections, 48);
     assert!(l.max_handshakes_per_address < l.max_handshakes);
     let _ = Arc::new(l);
+}
+
+/// A member (it holds a listed key) that opens connection after connection
+/// gets at most its share; the fifth is closed at once, and another member
+/// still gets through.
+#[tokio::test]
+async fn one_member_cannot_take_every_connection_slot() {
+    let (conns, addr) = serve(pinned_server()).await;
+    let mut accepted = echo(conns);
+    let greedy = pinned_client(1, "bank-a");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut tls = handshake(&greedy, "127.0.0.1", tcp)
+            .await
+            .expect("handshake");
+        tls.write_all(b"ping").await.expect("write");
+        let mut b = [0u8; 4];
+        tls.read_exact(&mut b).await.expect("echo");
+        assert_eq!(accepted.recv().await, Some(Some("bank-a".to_owned())));
+        held.push(tls);
+    }
+    let e = exchange(&greedy, addr)
+        .await
+        .expect_err("a fifth connection");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        "{e:?}"
+    );
+    let got = exchange(&pinned_client(2, "bank-b"), addr)
+        .await
+        .expect("another member");
+    assert_eq!(got, b"ping");
+    // Once one is closed, bank-a may connect again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    exchange(&greedy, addr)
+        .await
+        .expect("a slot was given back");
 }
