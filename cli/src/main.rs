@@ -193,10 +193,25 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: many errors
+/// already include their source in their own message (`file: cannot read:
+/// {source}`), and `{:#}` would repeat it.
+fn describe(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -626,4 +641,18 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         (None, None) => anyhow::bail!("the job finished without a published round"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(io).context("x.txt: cannot read: No such file");
+        assert_eq!(describe(&e), "x.txt: cannot read: No such file");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&e), "outer: inner");
+    }
 }
