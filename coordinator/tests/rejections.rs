@@ -30,7 +30,16 @@ struct Running {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start() -> Running {
+/// A coordinator of a 3-member secure-sum job on loopback, over mutual TLS
+/// (pinned) when `tls`; returns its consortium, address and log folder.
+async fn launch(
+    tls: bool,
+) -> (
+    Consortium,
+    std::net::SocketAddr,
+    tempfile::TempDir,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let log_dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -47,11 +56,16 @@ async fn start() -> Running {
         ));
     }
     let consortium = Consortium::parse(Path::new("test.toml"), &toml).unwrap();
+    let server_tls = tls.then(|| {
+        fedcredit_transport::setup::coordinator(&consortium, &coordinator)
+            .unwrap()
+            .unwrap()
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
     tokio::spawn(fedcredit_coordinator::run(
-        fedcredit_coordinator::Listener::new(listener, None),
-        consortium,
+        fedcredit_coordinator::Listener::new(listener, server_tls),
+        consortium.clone(),
         coordinator,
         driver,
         1 << 20,
@@ -60,6 +74,11 @@ async fn start() -> Running {
             let _ = stopped.await;
         },
     ));
+    (consortium, addr, log_dir, stop)
+}
+
+async fn start() -> Running {
+    let (_, addr, log_dir, stop) = launch(false).await;
     let client = loop {
         match CoordinatorClient::connect(format!("http://{addr}")).await {
             Ok(c) => break c,
@@ -273,38 +292,7 @@ async fn a_malformed_key_is_refused_naming_the_field() {
 /// A coordinator over mutual TLS (pinned), and a channel per member, each
 /// presenting that member's certificate.
 async fn start_tls() -> (Vec<CoordinatorClient<Channel>>, Running) {
-    let log_dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let coordinator = IdentityKey::from_secret_bytes(&[9; 32]);
-    let mut toml = format!(
-        "[coordinator]\nlisten = \"{addr}\"\npublic_key = \"{}\"\n[protocol]\nphase_deadline_secs = 30\njoin_deadline_secs = 30\n\
-         [job]\nid = \"job-1\"\nkind = \"secure-sum\"\ndimension = 4\nfrac_bits = 16\nclip = 1e6\n",
-        coordinator.public().to_hex()
-    );
-    for (i, id) in IDS.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[participants]]\nid = \"{id}\"\npublic_key = \"{}\"\n",
-            member_key(i).public().to_hex()
-        ));
-    }
-    let consortium = Consortium::parse(Path::new("test.toml"), &toml).unwrap();
-    let server_tls = fedcredit_transport::setup::coordinator(&consortium, &coordinator)
-        .unwrap()
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
-    tokio::spawn(fedcredit_coordinator::run(
-        fedcredit_coordinator::Listener::tls(listener, server_tls),
-        consortium.clone(),
-        coordinator,
-        driver,
-        1 << 20,
-        log_dir.path().join("rounds.log"),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (consortium, addr, log_dir, stop) = launch(true).await;
     let clients = IDS
         .iter()
         .enumerate()
