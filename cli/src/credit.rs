@@ -122,7 +122,12 @@ pub async fn run(
     let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
         &consortium.job.kind,
     ));
-    let driver = ModelFit::new(spec, job_id, &spec_hash)
+    let driver = ModelFit::new(
+        spec,
+        job_id,
+        &spec_hash,
+        fedcredit_referee::plan::noise_cohort(&consortium),
+    )
         .map_err(anyhow::Error::msg)?
         .on_progress(on_progress);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -330,4 +335,59 @@ pub fn consortium_toml(c: &Consortium) -> Result<String> {
          # fedcredit audit verify rounds.log --consortium consortium.toml\n{}",
         toml::to_string(&file).context("writing the consortium file")?
     ))
+}
+
+/// A private job's settings with every numeric feature's bounds taken from
+/// `data` (its smallest and largest value). Only for `fedcredit local` and
+/// benchmarks: bounds read from the rows are themselves about the rows, so
+/// a real consortium fixes them in the job spec from public knowledge.
+pub fn privacy_from_rows(
+    schema: &fedcredit_model::Schema,
+    data: &[&ndarray::Array2<f64>],
+    epsilon: f64,
+    delta: f64,
+) -> fedcredit_model::privacy::PrivacySpec {
+    use fedcredit_model::Feature;
+    let mut bounds = std::collections::BTreeMap::new();
+    let mut col = 0;
+    for f in &schema.features {
+        if let Feature::Numeric { name } = f {
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for x in data {
+                for v in x.column(col) {
+                    lo = lo.min(*v);
+                    hi = hi.max(*v);
+                }
+            }
+            if !(lo.is_finite() && hi.is_finite()) {
+                (lo, hi) = (0.0, 1.0);
+            }
+            if hi <= lo {
+                (lo, hi) = (lo - 0.5, hi + 0.5);
+            }
+            bounds.insert(name.clone(), [lo, hi]);
+        }
+        col += f.encoded_width();
+    }
+    fedcredit_model::privacy::PrivacySpec {
+        epsilon,
+        delta,
+        rounds: fedcredit_model::privacy::DEFAULT_PRIVATE_ROUNDS,
+        clip_norm: None,
+        loss_clip: fedcredit_model::privacy::DEFAULT_LOSS_CLIP,
+        bins: fedcredit_model::privacy::DEFAULT_PRIVATE_BINS,
+        split: Default::default(),
+        bounds,
+    }
+}
+
+/// "ε 0.98 of 1 spent (δ 1e-6)", or "no differential privacy".
+pub fn describe_privacy(model: &FittedModel) -> String {
+    match model.privacy {
+        Some(p) => format!(
+            "differential privacy: ε {:.3} of {} spent (δ {:e}) over {} noisy rounds",
+            p.epsilon_spent, p.epsilon, p.delta, p.rounds
+        ),
+        None => "no differential privacy (privacy = \"none\"): exact sums and histograms".into(),
+    }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use fedcredit_model::job::ModelJobSpec;
+use fedcredit_model::privacy::{PrivacySetting, PrivacySpec};
 use fedcredit_model::logistic::newton::fit_newton_central;
 use fedcredit_model::logistic::predict_proba;
 use fedcredit_model::metrics::metrics_exact;
@@ -33,8 +34,51 @@ const PARTIES: [(&str, f64, f64); 4] = [
     ("platform", 0.22, 0.34),
 ];
 
-/// Runs the demo; keeps its files in `dir` (default: a fresh temporary folder).
-pub async fn run(dir: Option<PathBuf>) -> Result<()> {
+/// ε of the demo's private job when none is given.
+pub const DEFAULT_EPSILON: f64 = 2.0;
+
+/// Public bounds of the German credit numeric features, as a consortium would
+/// fix them from the product's terms (never read from the rows).
+const BOUNDS: [(&str, [f64; 2]); 7] = [
+    ("duration_in_month", [0.0, 72.0]),
+    ("credit_amount", [0.0, 20_000.0]),
+    ("installment_rate_in_percentage_of_disposable_income", [1.0, 4.0]),
+    ("present_residence_since", [1.0, 4.0]),
+    ("age_in_years", [18.0, 80.0]),
+    ("number_of_existing_credits_at_this_bank", [1.0, 4.0]),
+    ("number_of_people_being_liable_to_provide_maintenance_for", [1.0, 2.0]),
+];
+
+/// The demo's privacy setting: (ε, δ) over the public bounds, or none.
+fn privacy(schema: &Schema, budget: Option<(f64, f64)>) -> Result<PrivacySetting> {
+    let Some((epsilon, delta)) = budget else {
+        return Ok(PrivacySetting::None);
+    };
+    let mut bounds = std::collections::BTreeMap::new();
+    for f in &schema.features {
+        if let fedcredit_model::Feature::Numeric { name } = f {
+            let b = BOUNDS
+                .iter()
+                .find(|(n, _)| n == name)
+                .with_context(|| format!("no public bounds for the numeric feature `{name}`"))?;
+            bounds.insert(name.clone(), b.1);
+        }
+    }
+    Ok(PrivacySetting::Private(PrivacySpec {
+        epsilon,
+        delta,
+        rounds: fedcredit_model::privacy::DEFAULT_PRIVATE_ROUNDS,
+        clip_norm: None,
+        loss_clip: fedcredit_model::privacy::DEFAULT_LOSS_CLIP,
+        bins: fedcredit_model::privacy::DEFAULT_PRIVATE_BINS,
+        split: Default::default(),
+        bounds,
+    }))
+}
+
+/// Runs the demo; keeps its files in `dir` (default: a fresh temporary
+/// folder). `budget` is the private job's (ε, δ); `None` trains exactly.
+pub async fn run(dir: Option<PathBuf>, budget: Option<(f64, f64)>) -> Result<()> {
     let dir = match dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("fedcredit-demo-{}", std::process::id())),
@@ -60,6 +104,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         optimizer: Default::default(),
         fedavg: Default::default(),
         bins: fedcredit_model::metrics::DEFAULT_BINS,
+        privacy: Some(privacy(&schema, budget)?),
     };
 
     say(
@@ -118,6 +163,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         fmt_opt(pooled.and_then(|m| m.auc)),
         fmt_opt(pooled.and_then(|m| m.ks))
     ));
+    say(&format!("    {}", credit::describe_privacy(&outcome.model)));
     for ((id, _, _), train) in PARTIES.iter().zip(&trains) {
         if id.starts_with("platform") {
             continue;

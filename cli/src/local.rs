@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use fedcredit_model::job::ModelJobSpec;
+use fedcredit_model::privacy::PrivacySetting;
 use fedcredit_model::schema::SchemaInference;
 use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
@@ -96,6 +97,8 @@ pub struct LocalArgs {
     pub test: Option<PathBuf>,
     pub l2: f64,
     pub out: PathBuf,
+    /// (ε, δ) of a private job; `None` runs exact.
+    pub privacy: Option<(f64, f64)>,
 }
 
 /// Runs `fedcredit local`. Every label value must be declared, and the job
@@ -107,15 +110,6 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         files.push(t.clone());
     }
     let schema = infer_schema(&files, label)?;
-    let spec = ModelJobSpec {
-        schema: schema.clone(),
-        l2: args.l2,
-        tol: 1e-8,
-        max_rounds: 25,
-        optimizer: Default::default(),
-        fedavg: Default::default(),
-        bins: fedcredit_model::metrics::DEFAULT_BINS,
-    };
     // Every file is read and checked on its own thread: parsing is most of
     // the time before the first round, and the files are independent.
     let loaded = std::thread::scope(|scope| {
@@ -140,11 +134,37 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     let (train, test) = loaded;
     // The held-out file is evaluated by the first participant.
     let mut test = test.transpose()?;
-    let mut parties = Vec::with_capacity(args.data.len());
+    let train = train.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let privacy = match args.privacy {
+        None => PrivacySetting::None,
+        Some((epsilon, delta)) => {
+            let mut xs: Vec<&ndarray::Array2<f64>> = train.iter().map(|d| &d.x).collect();
+            xs.extend(test.as_ref().map(|t| &t.x));
+            let spec = credit::privacy_from_rows(&schema, &xs, epsilon, delta);
+            say(&format!(
+                "  private job: ε = {epsilon}, δ = {delta}; feature bounds taken from these files \
+                 ({} numeric features). A real consortium fixes them in the job spec \
+                 ([job.privacy.bounds]) from public knowledge, never from the rows.",
+                spec.bounds.len()
+            ));
+            PrivacySetting::Private(spec)
+        }
+    };
+    let spec = ModelJobSpec {
+        schema: schema.clone(),
+        l2: args.l2,
+        tol: 1e-8,
+        max_rounds: 25,
+        optimizer: Default::default(),
+        fedavg: Default::default(),
+        bins: fedcredit_model::metrics::DEFAULT_BINS,
+        privacy: Some(privacy),
+    };
+    let mut parties = Vec::with_capacity(train.len());
     for (i, train) in train.into_iter().enumerate() {
         parties.push(Party {
             id: format!("party-{}", i + 1),
-            data: CreditData::new(train?, test.take()),
+            data: CreditData::new(train, test.take()),
         });
     }
     say(&format!(
@@ -167,6 +187,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         "  model: {} optimization rounds, converged: {}, intercept {:.6}",
         m.rounds, m.converged, m.original.intercept
     ));
+    say(&format!("  {}", credit::describe_privacy(m)));
     if let Some(p) = m.metrics {
         say(&format!(
             "  held-out ({} rows): AUC {}  KS {}  log-loss {:.4}  default rate {:.3}",

@@ -91,6 +91,16 @@ enum Command {
         /// Run the secure-sum demo instead (five lenders total their exposure per sector).
         #[arg(long)]
         secure_sum: bool,
+        /// ε of the whole private job (statistics, training and evaluation).
+        #[arg(long, default_value_t = demo::DEFAULT_EPSILON)]
+        epsilon: f64,
+        /// δ of the private job.
+        #[arg(long, default_value_t = 1e-6)]
+        delta: f64,
+        /// Train without differential privacy (exact sums, a 10,000-bin
+        /// evaluation that can single out applicants).
+        #[arg(long, conflicts_with_all = ["epsilon", "delta"])]
+        exact: bool,
     },
     /// Train a credit model on your own CSV files, each file acting as one consortium member.
     ///
@@ -123,6 +133,13 @@ enum Command {
         /// Where to write model.json and metrics.json.
         #[arg(long, default_value = "fedcredit-out")]
         out: PathBuf,
+        /// Run a differentially private job with this ε for the whole job
+        /// (bounds are read from the files; a consortium fixes them in its job spec).
+        #[arg(long, requires = "delta")]
+        epsilon: Option<f64>,
+        /// δ of the private job (with --epsilon), e.g. 1e-6.
+        #[arg(long, requires = "epsilon")]
+        delta: Option<f64>,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
     Score(score::ScoreArgs),
@@ -242,11 +259,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo {
             dir,
             secure_sum: true,
+            ..
         } => runtime()?.block_on(demo_sum::run(dir)),
         Command::Demo {
             dir,
             secure_sum: false,
-        } => runtime()?.block_on(demo::run(dir)),
+            epsilon,
+            delta,
+            exact,
+        } => runtime()?.block_on(demo::run(dir, (!exact).then_some((epsilon, delta)))),
         Command::Local {
             data,
             label,
@@ -256,6 +277,8 @@ fn run(cli: Cli) -> Result<()> {
             test,
             l2,
             out,
+            epsilon,
+            delta,
         } => {
             let label = match (negative, negatives) {
                 (Some(negative), None) => LabelSpec::binary(label, positive, negative),
@@ -271,6 +294,7 @@ fn run(cli: Cli) -> Result<()> {
                 test,
                 l2,
                 out,
+                privacy: epsilon.zip(delta),
             }))
         }
         Command::Score(args) => score::run(args),
@@ -424,6 +448,7 @@ async fn coordinator(
                 spec.clone(),
                 &job_id,
                 &hex::encode(consortium.job.hash()),
+                fedcredit_referee::plan::noise_cohort(&consortium),
             )
             .map_err(anyhow::Error::msg)?,
         ),

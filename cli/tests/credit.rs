@@ -323,7 +323,7 @@ fn write_consortium(d: &Path, ids: &[&str], protocol: &str) {
     let mut consortium = format!(
         "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\nlog_file = \"rounds.log\"\n\n\
          [protocol]\n{protocol}\n\n\
-         [job]\nid = \"german-credit\"\nkind = \"logistic-regression\"\nl2 = 1.0\n\n{schema_toml}\n"
+         [job]\nid = \"german-credit\"\nkind = \"logistic-regression\"\nl2 = 1.0\nprivacy = \"none\"\n\n{schema_toml}\n"
     );
     for (i, id) in ids.iter().enumerate() {
         let pk = keygen(id);

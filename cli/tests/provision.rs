@@ -396,7 +396,7 @@ fn a_credit_model_kit_from_a_job_spec_checks_every_row() {
     let spec = dir.path().join("job.toml");
     std::fs::write(
         &spec,
-        "[job]\nl2 = 1.0\n\n[job.schema.label]\ncolumn = \"y\"\npositive = \"bad\"\nnegative = \"good\"\n\n\
+        "[job]\nl2 = 1.0\nprivacy = \"none\"\n\n[job.schema.label]\ncolumn = \"y\"\npositive = \"bad\"\nnegative = \"good\"\n\n\
          [[job.schema.features]]\nname = \"amount\"\nkind = \"numeric\"\n\n\
          [[job.schema.features]]\nname = \"purpose\"\nkind = \"categorical\"\ncategories = [\"car\", \"home\"]\n",
     )

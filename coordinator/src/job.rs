@@ -7,6 +7,7 @@
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelJobSpec, Progress};
+use fedcredit_model::privacy::NoiseCohort;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1 as pb;
 use fedcredit_referee::JobRules;
@@ -102,12 +103,20 @@ impl std::fmt::Debug for ModelFit {
 }
 
 impl ModelFit {
-    /// A job fitting `spec`; values travel in the wide codec (never clipped).
-    pub fn new(spec: ModelJobSpec, job_id: &str, job_spec_hash: &str) -> Result<Self, String> {
+    /// A job fitting `spec`; values travel in the wide codec (never
+    /// clipped; a private round's codec has the noise's grid). `cohort`
+    /// sizes a private job's noise ([`fedcredit_referee::plan::noise_cohort`]).
+    pub fn new(
+        spec: ModelJobSpec,
+        job_id: &str,
+        job_spec_hash: &str,
+        cohort: NoiseCohort,
+    ) -> Result<Self, String> {
         Ok(Self {
             rules: JobRules::Model {
                 job: Box::new(
-                    ModelJob::new(spec, job_id, job_spec_hash).map_err(|e| e.to_string())?,
+                    ModelJob::new(spec, job_id, job_spec_hash, cohort)
+                        .map_err(|e| e.to_string())?,
                 ),
                 codec: Codec::Wide(WideFixed::model_default()),
             },

@@ -57,6 +57,22 @@ impl IdentityKey {
         Zeroizing::new(self.0.to_bytes())
     }
 
+    /// A 32-byte secret derived from this key for `context` (HKDF-SHA256,
+    /// salt `fedcredit/v1/derived-seed`, info = `context`): the same key and
+    /// context always give the same seed, which nobody without the key can
+    /// predict. A participant seeds its differential-privacy noise for a
+    /// task with it, so a retried task carries the same noise and retries
+    /// cannot be averaged to shrink it.
+    pub fn derive_seed(&self, context: &[u8]) -> Zeroizing<[u8; 32]> {
+        let secret = self.secret_bytes();
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"fedcredit/v1/derived-seed"), &secret[..]);
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's 255·32-byte limit.
+        hk.expand(context, &mut out[..])
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
     /// The matching public key.
     pub fn public(&self) -> IdentityPublic {
         IdentityPublic(self.0.verifying_key())

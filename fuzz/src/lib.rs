@@ -57,6 +57,7 @@ l2 = 1.0
 tol = 1e-8
 max_rounds = 6
 bins = 1000
+privacy = "none"
 "#;
 const CREDIT_SCHEMA: &str = r#"
 [job.schema.label]

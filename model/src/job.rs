@@ -18,9 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::logistic::fedavg::{SgdConfig, fedavg_from_aggregate};
-use crate::logistic::newton::{NewtonTerms, newton_step, newton_terms_len};
+use crate::logistic::newton::{NewtonTerms, newton_step, newton_step_damped, newton_terms_len};
 use crate::logistic::to_original_units;
 use crate::metrics::{Metrics, ScoreHistogram};
+use crate::privacy::{
+    NoiseCohort, PrivacyPlan, PrivacyReport, PrivacySetting, TaskNoise, epsilon_spent,
+};
 use crate::schema::Schema;
 use crate::stats::{Standardizer, check_both_classes, mean_from_sums};
 
@@ -101,6 +104,10 @@ pub struct ModelJobSpec {
     /// Score-histogram bins of the evaluation round (≥ 1000).
     #[serde(default = "default_bins")]
     pub bins: usize,
+    /// Differential privacy: a `[job.privacy]` table, or `"none"`. A job
+    /// must say which; there is no silent default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacySetting>,
 }
 
 impl ModelJobSpec {
@@ -135,6 +142,28 @@ impl ModelJobSpec {
             );
         }
         ScoreHistogram::new(self.bins)?;
+        match &self.privacy {
+            None => {
+                return bad(
+                    "privacy",
+                    "a credit-model job must state its privacy: a [job.privacy] table \
+                     (epsilon, delta, [job.privacy.bounds] for every numeric feature) or \
+                     privacy = \"none\" (exact sums and a 10,000-bin evaluation that can single \
+                     out applicants)"
+                        .into(),
+                );
+            }
+            Some(PrivacySetting::None) => {}
+            Some(PrivacySetting::Private(p)) => {
+                p.validate(&self.schema)?;
+                if self.optimizer != OptimizerKind::Newton {
+                    return bad(
+                        "privacy",
+                        "a private job trains with Newton rounds (optimizer = \"newton\")".into(),
+                    );
+                }
+            }
+        }
         if self.optimizer == OptimizerKind::Fedavg {
             let f = &self.fedavg;
             if f.epochs == 0
@@ -158,11 +187,18 @@ impl ModelJobSpec {
 pub enum ModelTask {
     /// `[n, Σx_1 … Σx_p, Σy]` over the training rows (Σy: the positive rows;
     /// layout of [`crate::stats::local_sums_and_positives`]).
-    Moments,
+    Moments {
+        /// Private jobs: clipping, scaling and each member's noise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise: Option<TaskNoise>,
+    },
     /// `[Σ(x_j − mean_j)² …]` over the training rows.
     CenteredSquares {
         /// The global means.
         mean: Vec<f64>,
+        /// Private jobs: clipping, scaling and each member's noise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise: Option<TaskNoise>,
     },
     /// Newton terms at `beta` on the standardized training rows
     /// (layout of [`crate::logistic::newton::local_newton_terms`]).
@@ -171,6 +207,9 @@ pub enum ModelTask {
         standardizer: Standardizer,
         /// The current model, intercept first.
         beta: Vec<f64>,
+        /// Private jobs: clipping, scaling and each member's noise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise: Option<TaskNoise>,
     },
     /// `[n_k·β_k …, n_k]` after local training from `beta`.
     FedAvg {
@@ -190,6 +229,9 @@ pub enum ModelTask {
         beta: Vec<f64>,
         /// Histogram bins.
         bins: usize,
+        /// Private jobs: clipping, scaling and each member's noise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise: Option<TaskNoise>,
     },
 }
 
@@ -197,7 +239,7 @@ impl ModelTask {
     /// Number of values each participant contributes, for `p` encoded columns.
     pub fn dimension(&self, p: usize) -> usize {
         match self {
-            ModelTask::Moments => p + 2,
+            ModelTask::Moments { .. } => p + 2,
             ModelTask::CenteredSquares { .. } => p,
             ModelTask::Newton { .. } => newton_terms_len(p),
             ModelTask::FedAvg { .. } => p + 2,
@@ -208,11 +250,22 @@ impl ModelTask {
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            ModelTask::Moments => "moments",
+            ModelTask::Moments { .. } => "moments",
             ModelTask::CenteredSquares { .. } => "centered-squares",
             ModelTask::Newton { .. } => "newton",
             ModelTask::FedAvg { .. } => "fedavg",
             ModelTask::Evaluate { .. } => "evaluate",
+        }
+    }
+
+    /// The noise of a private round (`None` for an exact one).
+    pub fn noise(&self) -> Option<&TaskNoise> {
+        match self {
+            ModelTask::Moments { noise }
+            | ModelTask::CenteredSquares { noise, .. }
+            | ModelTask::Newton { noise, .. }
+            | ModelTask::Evaluate { noise, .. } => noise.as_ref(),
+            ModelTask::FedAvg { .. } => None,
         }
     }
 
@@ -282,6 +335,10 @@ pub struct FittedModel {
     pub history: Vec<RoundRecord>,
     /// Pooled metrics on the participants' held-out rows, if any.
     pub metrics: Option<Metrics>,
+    /// The (ε, δ) the model was trained and evaluated under; absent for a
+    /// job with `privacy = "none"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacyReport>,
 }
 
 impl FittedModel {
@@ -351,13 +408,32 @@ pub struct ModelJob {
     width: usize,
     stage: Stage,
     history: Vec<RoundRecord>,
+    /// Private jobs: the budget's split over the rounds.
+    privacy: Option<PrivacyPlan>,
+    /// Private jobs: the noise of the next task (planned when its stage begins).
+    next_noise: Option<TaskNoise>,
+    /// zCDP ρ of the rounds absorbed so far, and how many.
+    spent_rho: f64,
+    charged_rounds: u64,
 }
 
 impl ModelJob {
-    /// Starts a job; the spec is validated. The id and hash are recorded in the model.
-    pub fn new(spec: ModelJobSpec, job_id: &str, job_spec_hash: &str) -> Result<Self> {
+    /// Starts a job; the spec is validated. The id and hash are recorded in
+    /// the model; `cohort` says who adds noise in a private job (the
+    /// consortium's n and t − c).
+    pub fn new(
+        spec: ModelJobSpec,
+        job_id: &str,
+        job_spec_hash: &str,
+        cohort: NoiseCohort,
+    ) -> Result<Self> {
         spec.validate()?;
         let width = spec.schema.encoded_width();
+        let privacy = match spec.privacy.as_ref().and_then(PrivacySetting::spec) {
+            Some(p) => Some(PrivacyPlan::new(p, &spec.schema, cohort)?),
+            None => None,
+        };
+        let next_noise = privacy.as_ref().map(PrivacyPlan::moments).transpose()?;
         Ok(Self {
             spec,
             job_id: job_id.to_owned(),
@@ -365,6 +441,10 @@ impl ModelJob {
             width,
             stage: Stage::Moments,
             history: Vec::new(),
+            privacy,
+            next_noise,
+            spent_rho: 0.0,
+            charged_rounds: 0,
         })
     }
 
@@ -378,17 +458,47 @@ impl ModelJob {
         self.width
     }
 
+    /// The privacy spent so far, for a private job.
+    pub fn privacy_report(&self) -> Option<PrivacyReport> {
+        let plan = self.privacy.as_ref()?;
+        Some(PrivacyReport {
+            epsilon: plan.spec.epsilon,
+            delta: plan.spec.delta,
+            epsilon_spent: epsilon_spent(self.spent_rho, plan.spec.delta).ok()?,
+            rho_spent: self.spent_rho,
+            rounds: self.charged_rounds,
+        })
+    }
+
+    /// Whether the next task would keep the job within its budget: the
+    /// check a participant makes before it adds anything to a round.
+    pub fn check_budget(&self) -> Result<()> {
+        let (Some(plan), Some(noise)) = (&self.privacy, &self.next_noise) else {
+            return Ok(());
+        };
+        let budget = plan.spec.budget()?;
+        let mut ledger = fedcredit_privacy::Ledger::new(budget);
+        ledger
+            .charge(self.spent_rho)
+            .and_then(|_| ledger.check(noise.rho))
+            .map(|_| ())
+            .map_err(|e| ModelError::InvalidSetting(format!("privacy: {e}")))
+    }
+
     /// The next round's task, or `None` when the job is done.
     pub fn next_task(&self) -> Option<ModelTask> {
+        let noise = self.next_noise.clone();
         match &self.stage {
-            Stage::Moments => Some(ModelTask::Moments),
-            Stage::CenteredSquares { mean, .. } => {
-                Some(ModelTask::CenteredSquares { mean: mean.clone() })
-            }
+            Stage::Moments => Some(ModelTask::Moments { noise }),
+            Stage::CenteredSquares { mean, .. } => Some(ModelTask::CenteredSquares {
+                mean: mean.clone(),
+                noise,
+            }),
             Stage::Optimize { standardizer, beta } => Some(match self.spec.optimizer {
                 OptimizerKind::Newton => ModelTask::Newton {
                     standardizer: standardizer.clone(),
                     beta: beta.clone(),
+                    noise,
                 },
                 OptimizerKind::Fedavg => {
                     let f = self.spec.fedavg;
@@ -412,15 +522,228 @@ impl ModelJob {
             } => Some(ModelTask::Evaluate {
                 standardizer: standardizer.clone(),
                 beta: beta.clone(),
-                bins: self.spec.bins,
+                bins: self.privacy.as_ref().map_or(self.spec.bins, |p| p.spec.bins),
+                noise,
             }),
             Stage::Done(_) => None,
         }
     }
 
+    /// The noise of the task that follows `stage` (private jobs).
+    fn plan_noise(&self, stage: &Stage) -> Result<Option<TaskNoise>> {
+        let Some(plan) = &self.privacy else {
+            return Ok(None);
+        };
+        Ok(match stage {
+            Stage::Moments => Some(plan.moments()?),
+            Stage::CenteredSquares { mean, .. } => Some(plan.centered_squares(mean)?),
+            Stage::Optimize { .. } => Some(plan.newton(self.width)?),
+            Stage::Evaluate { .. } => Some(plan.evaluate()?),
+            Stage::Done(_) => None,
+        })
+    }
+
     /// Takes the decoded sum of the current task's contributions and moves on.
     /// On error the state is unchanged.
     pub fn absorb(&mut self, sum: &[f64]) -> Result<Progress> {
+        let Some(noise) = self.next_noise.clone() else {
+            return self.absorb_exact(sum);
+        };
+        let before = (self.stage.clone(), self.history.clone());
+        let result = self.absorb_private(sum, &noise).and_then(|progress| {
+            let next = self.plan_noise(&self.stage)?;
+            Ok((progress, next))
+        });
+        match result {
+            Ok((progress, next)) => {
+                self.spent_rho += noise.rho;
+                self.charged_rounds += 1;
+                self.next_noise = next;
+                let report = self.privacy_report();
+                if let Stage::Done(model) = &mut self.stage {
+                    model.privacy = report;
+                }
+                Ok(progress)
+            }
+            Err(e) => {
+                (self.stage, self.history) = before;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`ModelJob::absorb`] of a private round: the sum is unscaled, then
+    /// read as noisy (post-processing only: clamps, floors, a ridge).
+    fn absorb_private(&mut self, sum: &[f64], noise: &TaskNoise) -> Result<Progress> {
+        let Some(plan) = self.privacy.clone() else {
+            return Err(ModelError::InvalidSetting("internal: no privacy plan".into()));
+        };
+        let task = self
+            .next_task()
+            .ok_or_else(|| ModelError::InvalidSetting("the job is already finished".into()))?;
+        let p = self.width;
+        let expected = task.dimension(p);
+        if sum.len() != expected || noise.dimension() != expected {
+            return Err(ModelError::InvalidSetting(format!(
+                "the {} aggregate has {} values, expected {expected}",
+                task.name(),
+                sum.len()
+            )));
+        }
+        crate::error::check_finite("aggregate", sum)?;
+        let mut v = sum.to_vec();
+        noise.unscale(&mut v);
+        let (stage, progress) = match self.stage.clone() {
+            Stage::Moments => {
+                let (count, positives) = (v[0], v[p + 1]);
+                if count < 1.0 {
+                    return Err(ModelError::Empty {
+                        what: "the noisy pooled row count is below 1",
+                    });
+                }
+                check_both_classes(count, positives, &self.spec.schema.label)?;
+                let mean = plan
+                    .columns
+                    .iter()
+                    .zip(&v[1..=p])
+                    .map(|(c, s)| match c {
+                        Some((lo, hi)) => ((lo + hi) / 2.0 + s / count).clamp(*lo, *hi),
+                        None => (s / count).clamp(0.0, 1.0),
+                    })
+                    .collect();
+                (
+                    Stage::CenteredSquares {
+                        count,
+                        sums: v[1..=p].to_vec(),
+                        mean,
+                    },
+                    Progress::Standardized { rows: count },
+                )
+            }
+            Stage::CenteredSquares { count, mean, .. } => {
+                let std = plan
+                    .columns
+                    .iter()
+                    .zip(&v)
+                    .zip(&mean)
+                    .map(|((c, q), m)| match c {
+                        Some((lo, hi)) => {
+                            let r = hi - lo;
+                            (q / count).clamp((r * 1e-3).powi(2), (r / 2.0).powi(2)).sqrt()
+                        }
+                        // A one-hot column's variance follows from its mean.
+                        None => (m * (1.0 - m)).max(1e-4).sqrt(),
+                    })
+                    .collect();
+                let standardizer = Standardizer::from_mean_std(count, mean, std)?;
+                (
+                    Stage::Optimize {
+                        standardizer,
+                        beta: vec![0.0; p + 1],
+                    },
+                    Progress::Standardized { rows: count },
+                )
+            }
+            Stage::Optimize { standardizer, beta } => {
+                // The count is only reported; keep it positive for the unpacking.
+                let n = newton_terms_len(p);
+                v[n - 2] = v[n - 2].max(1.0);
+                let terms = NewtonTerms::from_aggregate(&v, p)?;
+                // A symmetric matrix of independent N(0, s²) entries has
+                // spectral norm about 2s√m; 3s√m keeps H + ridge·I positive
+                // definite with overwhelming probability, and the step is
+                // retried with twice the ridge if it is not.
+                let s = noise.raw_std(1, noise.members);
+                let mut ridge = 3.0 * s * ((p + 1) as f64).sqrt();
+                let mut tries = 0;
+                let step = loop {
+                    match newton_step_damped(&terms, &beta, self.spec.l2, ridge) {
+                        Err(ModelError::NotPositiveDefinite { .. }) if tries < 40 => {
+                            ridge = (ridge * 2.0).max(1e-6);
+                            tries += 1;
+                        }
+                        other => break other?,
+                    }
+                };
+                let record = RoundRecord {
+                    round: self.history.len() + 1,
+                    rows: terms.count,
+                    objective: step.objective.is_finite().then_some(step.objective),
+                    step_max_norm: step.step_max_norm,
+                };
+                self.history.push(record.clone());
+                let beta = step.new_beta;
+                let stage = if self.history.len() >= plan.spec.rounds {
+                    Stage::Evaluate {
+                        standardizer,
+                        beta,
+                        converged: false,
+                    }
+                } else {
+                    Stage::Optimize { standardizer, beta }
+                };
+                (stage, Progress::Step(record))
+            }
+            Stage::Evaluate {
+                standardizer,
+                beta,
+                converged,
+            } => {
+                let metrics = match ScoreHistogram::private(plan.spec.bins)
+                    .and_then(|h| h.pooled_noisy(&v))
+                {
+                    Ok(m) => Some(m),
+                    Err(ModelError::Empty { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                let model = self.fitted(standardizer, beta, converged, metrics)?;
+                (Stage::Done(Box::new(model)), Progress::Evaluated(metrics))
+            }
+            Stage::Done(_) => {
+                return Err(ModelError::InvalidSetting(
+                    "the job is already finished".into(),
+                ));
+            }
+        };
+        self.stage = stage;
+        Ok(progress)
+    }
+
+    fn fitted(
+        &self,
+        standardizer: Standardizer,
+        beta: Vec<f64>,
+        converged: bool,
+        metrics: Option<Metrics>,
+    ) -> Result<FittedModel> {
+        let original = to_original_units(&beta, &standardizer)?;
+        Ok(FittedModel {
+            format: "fedcredit-model/1".into(),
+            job_id: self.job_id.clone(),
+            job_spec_hash: self.job_spec_hash.clone(),
+            features: self.spec.schema.encoded_names(),
+            schema: self.spec.schema.clone(),
+            standardized: Coefficients {
+                intercept: beta[0],
+                coefficients: beta[1..].to_vec(),
+            },
+            original: Coefficients {
+                intercept: original[0],
+                coefficients: original[1..].to_vec(),
+            },
+            standardization: standardizer,
+            l2: self.spec.l2,
+            optimizer: self.spec.optimizer,
+            rounds: self.history.len(),
+            converged,
+            history: self.history.clone(),
+            metrics,
+            privacy: None,
+        })
+    }
+
+    /// [`ModelJob::absorb`] of an exact (non-private) round.
+    fn absorb_exact(&mut self, sum: &[f64]) -> Result<Progress> {
         let task = self
             .next_task()
             .ok_or_else(|| ModelError::InvalidSetting("the job is already finished".into()))?;
@@ -577,6 +900,7 @@ impl ModelJob {
                     converged,
                     history: self.history.clone(),
                     metrics,
+                    privacy: None,
                 };
                 (Stage::Done(Box::new(model)), Progress::Evaluated(metrics))
             }
@@ -617,8 +941,9 @@ mod tests {
             optimizer: OptimizerKind::Newton,
             fedavg: FedAvgSettings::default(),
             bins: crate::metrics::DEFAULT_BINS,
+            privacy: Some(PrivacySetting::None),
         };
-        ModelJob::new(spec, "j", "h").expect("job")
+        ModelJob::new(spec, "j", "h", NoiseCohort::single()).expect("job")
     }
 
     /// The statistics round's pooled label count stops a one-class job
@@ -633,7 +958,7 @@ mod tests {
             "the pooled data has no positive rows (label `yes` in column `y`), so no model can \
              be fitted; check the label spec against the data"
         );
-        assert_eq!(j.next_task(), Some(ModelTask::Moments));
+        assert_eq!(j.next_task(), Some(ModelTask::Moments { noise: None }));
         let err = j.absorb(&[10.0, 55.0, 10.0]).expect_err("no negatives");
         assert!(
             err.to_string()
@@ -654,7 +979,10 @@ mod tests {
         );
         assert_eq!(
             j.next_task(),
-            Some(ModelTask::CenteredSquares { mean: vec![5.5] })
+            Some(ModelTask::CenteredSquares {
+                mean: vec![5.5],
+                noise: None
+            })
         );
     }
 }

@@ -35,6 +35,7 @@ pub mod job;
 pub mod linalg;
 pub mod logistic;
 pub mod metrics;
+pub mod privacy;
 pub mod rows;
 pub mod schema;
 pub mod stats;

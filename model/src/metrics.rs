@@ -87,6 +87,20 @@ impl ScoreHistogram {
         Ok(Self { bins })
     }
 
+    /// A histogram for a private evaluation: fewer bins are allowed
+    /// ([`crate::privacy::MIN_PRIVATE_BINS`] up to [`MAX_BINS`]), since
+    /// noise, not binning, limits its accuracy.
+    pub fn private(bins: usize) -> Result<Self> {
+        let min = crate::privacy::MIN_PRIVATE_BINS;
+        if !(min..=MAX_BINS).contains(&bins) {
+            return Err(ModelError::InvalidParameter {
+                name: "bins",
+                reason: format!("{bins} (a private evaluation needs {min} to {MAX_BINS})"),
+            });
+        }
+        Ok(Self { bins })
+    }
+
     /// Number of bins.
     pub fn bins(&self) -> usize {
         self.bins
@@ -104,6 +118,17 @@ impl ScoreHistogram {
 
     /// One party's evaluation-round vector (layout in the module docs).
     pub fn local_terms(&self, scores: &[f64], labels: &[f64]) -> Result<Vec<f64>> {
+        self.local_terms_clipped(scores, labels, f64::INFINITY)
+    }
+
+    /// [`ScoreHistogram::local_terms`] with each row's log-loss clipped to
+    /// `loss_clip` (private evaluation: one row moves the loss sum by at most that).
+    pub fn local_terms_clipped(
+        &self,
+        scores: &[f64],
+        labels: &[f64],
+        loss_clip: f64,
+    ) -> Result<Vec<f64>> {
         check_len("labels (one per score)", scores.len(), labels.len())?;
         check_labels(ArrayView1::from(labels))?;
         let b = self.bins;
@@ -122,7 +147,7 @@ impl ScoreHistogram {
                 out[b + k] += 1.0;
                 n_neg += 1.0;
             }
-            loss += prob_logloss(s, y);
+            loss += prob_logloss(s, y).min(loss_clip);
         }
         out[2 * b] = loss;
         out[2 * b + 1] = n_pos;
@@ -170,6 +195,42 @@ impl ScoreHistogram {
             ks,
             logloss: loss / n,
             default_rate: n_pos / n,
+            n,
+        })
+    }
+}
+
+impl ScoreHistogram {
+    /// Metrics from a *noisy* evaluation-round vector (private evaluation).
+    /// Bins keep their signed noisy counts: AUC and the cumulative
+    /// distributions are linear in them, so zero-mean noise stays zero-mean
+    /// (clamping each bin at 0 would bias sparse histograms upward). The
+    /// class totals are the histograms' sums; AUC and KS are clamped to
+    /// [0, 1], the loss floored at 0. Post-processing only.
+    pub fn pooled_noisy(&self, terms: &[f64]) -> Result<Metrics> {
+        check_len("evaluation-round vector", self.terms_len(), terms.len())?;
+        check_finite("evaluation-round vector", terms)?;
+        let b = self.bins;
+        let (pos, rest) = terms.split_at(b);
+        let neg = &rest[..b];
+        let (tp, tn) = (pos.iter().sum::<f64>(), neg.iter().sum::<f64>());
+        let n = tp.max(0.0) + tn.max(0.0);
+        if n < 1.0 {
+            return Err(ModelError::Empty {
+                what: "the noisy evaluation histograms hold no rows",
+            });
+        }
+        let (auc, ks) = if tp >= 1.0 && tn >= 1.0 {
+            let (a, k) = auc_ks_from_groups(pos.iter().copied().zip(neg.iter().copied()), tp, tn);
+            (Some(a.clamp(0.0, 1.0)), Some(k.clamp(0.0, 1.0)))
+        } else {
+            (None, None)
+        };
+        Ok(Metrics {
+            auc,
+            ks,
+            logloss: terms[2 * b].max(0.0) / n,
+            default_rate: (tp.max(0.0) / n).clamp(0.0, 1.0),
             n,
         })
     }

@@ -19,6 +19,7 @@ use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
 use fedcredit_proto::words;
 use fedcredit_referee::consortium::Consortium;
+use rand::SeedableRng;
 use rand::rngs::OsRng;
 use tokio::time::{Instant, sleep};
 use tonic::transport::Channel;
@@ -594,12 +595,39 @@ impl Participant {
                 ),
             }));
         }
-        let encoded = codec.encode(&values, c.roster.len()).map_err(|e| {
-            RoundEnd::Fatal(ParticipantError::Contribution {
-                round,
-                reason: e.to_string(),
-            })
-        })?;
+        let contribution_error = |reason: String| {
+            RoundEnd::Fatal(ParticipantError::Contribution { round, reason })
+        };
+        let mut encoded = codec
+            .encode(&values, c.roster.len())
+            .map_err(|e| contribution_error(e.to_string()))?;
+        // A private round: add this member's share of the noise in the ring,
+        // before masking, so no party ever sees a noise-free sum. The noise is
+        // seeded from the identity key and the task, so a retried task sends
+        // the same noise (retries cannot be averaged away).
+        if let Some(noise) = referee
+            .rules()
+            .next_model_task()
+            .and_then(|t| t.noise().cloned())
+        {
+            let seed = self
+                .key
+                .derive_seed(&[b"fedcredit/v1/dp-noise\0".as_slice(), digest.as_bytes()].concat());
+            let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
+            let share = noise
+                .sample_share(&mut rng)
+                .map_err(|e| contribution_error(e.to_string()))?;
+            let grid = 2f64.powi(-(noise.grid_bits as i32));
+            // |z| < 2^41 (the sampler stops at 2^16·σ, σ < 2^24): exact in f64.
+            let share: Vec<f64> = share.iter().map(|z| *z as f64 * grid).collect();
+            let words = codec
+                .encode(&share, c.roster.len())
+                .map_err(|e| contribution_error(e.to_string()))?;
+            codec
+                .ring()
+                .add_assign(&mut encoded, &words)
+                .map_err(|e| contribution_error(e.to_string()))?;
+        }
         let protocol = |source| ParticipantError::Protocol {
             round,
             attempt,

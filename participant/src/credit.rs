@@ -16,7 +16,9 @@
 //! top of the first.
 
 use fedcredit_model::job::ModelTask;
-use fedcredit_model::logistic::{fedavg_local_terms, local_newton_terms, local_sgd, predict_proba};
+use fedcredit_model::logistic::newton::local_newton_terms_clipped;
+use fedcredit_model::logistic::{fedavg_local_terms, local_sgd, predict_proba};
+use fedcredit_model::privacy::{Clipping, TaskNoise, clip_columns, clip_row_norms};
 use fedcredit_model::metrics::metrics_exact;
 use fedcredit_model::stats::{local_centered_squares, local_sums_and_positives};
 use fedcredit_model::{Metrics, ScoreHistogram, Standardizer};
@@ -144,8 +146,14 @@ impl CreditData {
         beta: &[f64],
         bins: usize,
         dimension: usize,
+        noise: Option<&TaskNoise>,
     ) -> Result<Vec<f64>, String> {
-        let histogram = ScoreHistogram::new(bins).map_err(|e| e.to_string())?;
+        let (histogram, loss_clip) = match noise.map(|n| &n.clip) {
+            None => (ScoreHistogram::new(bins), f64::INFINITY),
+            Some(Clipping::Loss { loss }) => (ScoreHistogram::private(bins), *loss),
+            Some(other) => return Err(format!("an evaluation cannot use the clipping {other:?}")),
+        };
+        let histogram = histogram.map_err(|e| e.to_string())?;
         if let Some(test) = &self.test
             && test.width() != self.train.width()
         {
@@ -168,7 +176,7 @@ impl CreditData {
             .to_vec();
         let labels = test.y.to_vec();
         let terms = histogram
-            .local_terms(&scores, &labels)
+            .local_terms_clipped(&scores, &labels, loss_clip)
             .map_err(|e| format!("evaluation histograms: {e}"))?;
         match metrics_exact(&scores, &labels) {
             Ok(m) => {
@@ -213,21 +221,56 @@ impl Contributor for CreditData {
         }
         let span = tracing::info_span!("contribute", round, task = task.name());
         let _entered = span.enter();
-        match &task {
-            ModelTask::Moments => {
+        let mut values = match &task {
+            ModelTask::Moments { noise } => {
                 self.not_yet_standardized(&task)?;
-                local_sums_and_positives(self.train.x.view(), self.train.y.view())
-                    .map_err(|e| format!("statistics: {e}"))
+                let y = self.train.y.view();
+                match noise.as_ref().map(|n| &n.clip) {
+                    None => local_sums_and_positives(self.train.x.view(), y),
+                    Some(Clipping::Columns { bounds, centre }) => {
+                        let mut x = self.train.x.clone();
+                        clip_columns(&mut x, bounds, *centre);
+                        local_sums_and_positives(x.view(), y)
+                    }
+                    Some(other) => return Err(wrong_clipping(&task, other)),
+                }
+                .map_err(|e| format!("statistics: {e}"))
             }
-            ModelTask::CenteredSquares { mean } => {
+            ModelTask::CenteredSquares { mean, noise } => {
                 self.not_yet_standardized(&task)?;
-                local_centered_squares(self.train.x.view(), mean)
-                    .map_err(|e| format!("centered squares: {e}"))
+                match noise.as_ref().map(|n| &n.clip) {
+                    None => local_centered_squares(self.train.x.view(), mean),
+                    Some(Clipping::Columns { bounds, centre }) => {
+                        let mut x = self.train.x.clone();
+                        clip_columns(&mut x, bounds, *centre);
+                        local_centered_squares(x.view(), mean)
+                    }
+                    Some(other) => return Err(wrong_clipping(&task, other)),
+                }
+                .map_err(|e| format!("centered squares: {e}"))
             }
-            ModelTask::Newton { standardizer, beta } => {
+            ModelTask::Newton {
+                standardizer,
+                beta,
+                noise,
+            } => {
                 self.standardize_train(standardizer)?;
-                local_newton_terms(self.train.x.view(), self.train.y.view(), beta)
-                    .map_err(|e| format!("Newton terms: {e}"))
+                let loss_clip = match noise.as_ref().map(|n| &n.clip) {
+                    None => f64::INFINITY,
+                    Some(Clipping::RowNorm { norm, loss }) => {
+                        // Idempotent: rows clipped for an earlier round stay as they are.
+                        clip_row_norms(&mut self.train.x, *norm);
+                        *loss
+                    }
+                    Some(other) => return Err(wrong_clipping(&task, other)),
+                };
+                local_newton_terms_clipped(
+                    self.train.x.view(),
+                    self.train.y.view(),
+                    beta,
+                    loss_clip,
+                )
+                .map_err(|e| format!("Newton terms: {e}"))
             }
             ModelTask::FedAvg {
                 standardizer,
@@ -244,9 +287,25 @@ impl Contributor for CreditData {
                 standardizer,
                 beta,
                 bins,
-            } => self.evaluate(standardizer, beta, *bins, dimension),
+                noise,
+            } => self.evaluate(standardizer, beta, *bins, dimension, noise.as_ref()),
+        }?;
+        if let Some(noise) = task.noise() {
+            if noise.dimension() != values.len() {
+                return Err(format!(
+                    "the task's noise covers {} values, the round has {}",
+                    noise.dimension(),
+                    values.len()
+                ));
+            }
+            noise.scale(&mut values);
         }
+        Ok(values)
     }
+}
+
+fn wrong_clipping(task: &ModelTask, clip: &Clipping) -> String {
+    format!("a {} task cannot use the clipping {clip:?}", task.name())
 }
 
 #[cfg(test)]
@@ -288,12 +347,13 @@ mod tests {
         let mut c = party();
         assert_eq!(c.train_rows(), 4);
         let v = c
-            .contribute(1, &wire(&ModelTask::Moments), 4)
+            .contribute(1, &wire(&ModelTask::Moments { noise: None }), 4)
             .expect("moments");
         // Row count, column sums, and the positive rows (labels 0, 1, 0, 1).
         assert_eq!(v, [4.0, 12.0, 120.0, 2.0]);
         let task = ModelTask::CenteredSquares {
             mean: vec![3.0, 30.0],
+            noise: None,
         };
         let v = c.contribute(2, &wire(&task), 2).expect("squares");
         assert_eq!(v, [10.0, 1400.0]);
@@ -307,6 +367,7 @@ mod tests {
         let task = ModelTask::Newton {
             standardizer: s.clone(),
             beta: vec![0.0; 3],
+            noise: None,
         };
         let dim = newton_terms_len(2);
         let first = c.contribute(3, &wire(&task), dim).expect("newton");
@@ -316,13 +377,14 @@ mod tests {
         let mut z = raw.clone();
         s.apply(&mut z).expect("apply");
         assert_eq!(c.train.x, z);
-        let direct = local_newton_terms(z.view(), c.train.y.view(), &[0.0; 3]).expect("direct");
+        let direct = fedcredit_model::logistic::local_newton_terms(z.view(), c.train.y.view(), &[0.0; 3]).expect("direct");
         assert_eq!(first, direct);
 
         let other = Standardizer::from_mean_std(4.0, vec![0.0, 0.0], vec![1.0, 2.0]).expect("s");
         let task = ModelTask::Newton {
             standardizer: other,
             beta: vec![0.0; 3],
+            noise: None,
         };
         let err = c.contribute(4, &wire(&task), dim).expect_err("different");
         assert!(err.contains("refusing to standardize twice"), "{err}");
@@ -330,7 +392,7 @@ mod tests {
 
         // Statistics after standardization would be wrong: refused.
         let err = c
-            .contribute(5, &wire(&ModelTask::Moments), 4)
+            .contribute(5, &wire(&ModelTask::Moments { noise: None }), 4)
             .expect_err("late moments");
         assert!(err.contains("statistics rounds must come first"), "{err}");
     }
@@ -361,6 +423,7 @@ mod tests {
             standardizer: s,
             beta: vec![0.0; 3],
             bins: 1000,
+            noise: None,
         };
         let v = c.contribute(9, &wire(&task), 2003).expect("evaluate");
         assert_eq!(v.len(), 2003);
@@ -387,6 +450,7 @@ mod tests {
             standardizer: s,
             beta: vec![0.0, 2.0],
             bins: 1000,
+            noise: None,
         };
         let v = c.contribute(9, &wire(&task), 2003).expect("evaluate");
         assert_eq!(v[2000..], [v[2000], 2.0, 1.0]);
@@ -408,7 +472,7 @@ mod tests {
             "this participant runs a credit-model job, not a secure sum"
         );
         let err = c
-            .contribute(1, &wire(&ModelTask::Moments), 5)
+            .contribute(1, &wire(&ModelTask::Moments { noise: None }), 5)
             .expect_err("dimension");
         assert!(
             err.contains("aggregates 5 values") && err.contains("has 4"),

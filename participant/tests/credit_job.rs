@@ -133,6 +133,7 @@ fn spec(schema: Schema, optimizer: OptimizerKind, max_rounds: usize) -> ModelJob
         optimizer,
         fedavg: Default::default(),
         bins: 10_000,
+        privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
     }
 }
 
@@ -171,6 +172,7 @@ fn four_csv_parties_reach_the_sklearn_model() {
         spec(s.schema.clone(), OptimizerKind::Newton, 25),
         "german-credit",
         "test",
+        fedcredit_model::privacy::NoiseCohort::single(),
     )
     .expect("job");
     let rounds = drive(&mut job, &mut parties);
@@ -242,6 +244,7 @@ fn four_csv_parties_run_fedavg_rounds() {
         spec(s.schema.clone(), OptimizerKind::Fedavg, 3),
         "german-credit-fedavg",
         "test",
+        fedcredit_model::privacy::NoiseCohort::single(),
     )
     .expect("job");
     let rounds = drive(&mut job, &mut parties);

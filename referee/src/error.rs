@@ -62,6 +62,14 @@ pub enum RefereeError {
         /// What the policy requires.
         why: String,
     },
+    /// The round would take the job over its privacy budget.
+    #[error("round {round}: refused by the privacy budget: {message}")]
+    Budget {
+        /// The round.
+        round: u64,
+        /// The accountant's reason.
+        message: String,
+    },
     /// A published sum could not be absorbed by the job.
     #[error("round {round}: the published sum cannot be used: {message}")]
     Absorb {

@@ -10,6 +10,8 @@ use fedcredit_proto::v1::{self as pb, coordinator_message, round_announcement::T
 use fedcredit_proto::{envelope, words};
 
 use crate::plan::{JobRules, RoundPlan, TaskDigest, task_digest};
+use fedcredit_model::job::ModelTask;
+use fedcredit_model::privacy::TaskNoise;
 use crate::{RefereeError, cohort};
 
 /// A published round, as every party replays it.
@@ -59,12 +61,26 @@ fn describe_task(task: &Task) -> String {
     }
 }
 
+fn describe_noise(n: Option<&TaskNoise>) -> String {
+    match n {
+        None => "none (an exact sum)".into(),
+        Some(n) => format!(
+            "σ² {} per member at 2^-{} over {} honest members, clipping {}, ρ {:.3e}",
+            n.sigma2_member,
+            n.grid_bits,
+            n.honest,
+            abridged(&serde_json::to_string(&n.clip).unwrap_or_default()),
+            n.rho
+        ),
+    }
+}
+
 impl<'c> Referee<'c> {
     /// The job before any round.
     pub fn new(consortium: &'c Consortium) -> Result<Self, RefereeError> {
         Ok(Self {
             consortium,
-            rules: JobRules::new(&consortium.job)?,
+            rules: JobRules::new(&consortium.job, crate::plan::noise_cohort(consortium))?,
             history: Vec::new(),
             sets: Vec::new(),
         })
@@ -298,12 +314,26 @@ impl<'c> Referee<'c> {
             .as_ref()
             .ok_or_else(|| mismatch("task", "none".into(), describe_task(&plan.task)))?;
         if *task != plan.task {
+            // Name a weaker noise or clipping as such, not as "a different task".
+            if let (Task::ModelTask(a), Task::ModelTask(b)) = (task, &plan.task)
+                && let (Ok(a), Ok(b)) = (ModelTask::from_bytes(a), ModelTask::from_bytes(b))
+                && a.noise() != b.noise()
+            {
+                return Err(mismatch(
+                    "noise and clipping",
+                    describe_noise(a.noise()),
+                    describe_noise(b.noise()),
+                ));
+            }
             return Err(mismatch(
                 "task",
                 describe_task(task),
                 describe_task(&plan.task),
             ));
         }
+        self.rules
+            .check_budget()
+            .map_err(|message| RefereeError::Budget { round, message })?;
         Ok(plan)
     }
 }

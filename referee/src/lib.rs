@@ -33,7 +33,9 @@
 //!     require_all_members: false,
 //!     kind: JobKind::SecureSum { dimension: 3, frac_bits: 16, clip: 1e6 },
 //! };
-//! let mut rules = JobRules::new(&spec)?;
+//! // A secure sum adds no noise; a private model job sizes it for n and t − c.
+//! let cohort = fedcredit_model::privacy::NoiseCohort::single();
+//! let mut rules = JobRules::new(&spec, cohort)?;
 //! let plan = rules.next_plan().expect("one round");
 //! assert_eq!(plan.dimension, 3);
 //! rules.absorb(&[1.0, 2.0, 3.0])?;

@@ -6,6 +6,7 @@ use crate::consortium::{JobKind, JobSpec};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelTask};
+use fedcredit_model::privacy::{NoiseCohort, TaskNoise};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
 use sha2::{Digest, Sha256};
@@ -44,9 +45,29 @@ pub enum JobRules {
     },
 }
 
+/// Who adds noise in the consortium's private rounds: n members, and t − c
+/// honest contributors in any decoded sum.
+pub fn noise_cohort(consortium: &crate::consortium::Consortium) -> NoiseCohort {
+    let t = consortium.protocol.thresholds;
+    NoiseCohort {
+        members: consortium.roster.len() as u64,
+        honest: (t.threshold().saturating_sub(t.max_colluders())).max(1) as u64,
+    }
+}
+
+/// The codec of a private round: the wide ring with the noise's grid as its
+/// fractional bits, so noise and values are integers in the same units.
+pub fn noise_codec(noise: &TaskNoise) -> Codec {
+    // TaskNoise::plan keeps grid_bits ≤ 120, within 3 limbs' 158.
+    Codec::Wide(
+        WideFixed::new(WideFixed::model_default().limbs(), noise.grid_bits)
+            .unwrap_or_else(|_| WideFixed::model_default()),
+    )
+}
+
 impl JobRules {
-    /// The rules of `spec` (validated).
-    pub fn new(spec: &JobSpec) -> Result<Self, RefereeError> {
+    /// The rules of `spec` (validated); `cohort` sizes a private job's noise.
+    pub fn new(spec: &JobSpec, cohort: NoiseCohort) -> Result<Self, RefereeError> {
         match &spec.kind {
             JobKind::SecureSum {
                 dimension,
@@ -65,7 +86,7 @@ impl JobRules {
                 })
             }
             JobKind::LogisticRegression(model) => {
-                let job = ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash()))
+                let job = ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash()), cohort)
                     .map_err(|e| RefereeError::Spec(e.to_string()))?;
                 Ok(JobRules::Model {
                     job: Box::new(job),
@@ -81,7 +102,7 @@ impl JobRules {
             JobRules::SecureSum { plan, done } => (!done).then(|| plan.clone()),
             JobRules::Model { job, codec } => job.next_task().map(|task| RoundPlan {
                 dimension: task.dimension(job.width()),
-                codec: *codec,
+                codec: task.noise().map_or(*codec, noise_codec),
                 task: Task::ModelTask(task.to_bytes().into()),
             }),
         }
@@ -132,6 +153,22 @@ impl JobRules {
         }
     }
 
+    /// Whether the next round keeps the job within its privacy budget.
+    pub fn check_budget(&self) -> Result<(), String> {
+        match self {
+            JobRules::Model { job, .. } => job.check_budget().map_err(|e| e.to_string()),
+            JobRules::SecureSum { .. } => Ok(()),
+        }
+    }
+
+    /// The privacy spent by the absorbed rounds (private model jobs).
+    pub fn privacy_report(&self) -> Option<fedcredit_model::privacy::PrivacyReport> {
+        match self {
+            JobRules::Model { job, .. } => job.privacy_report(),
+            JobRules::SecureSum { .. } => None,
+        }
+    }
+
     /// The fitted model of a model job, once done.
     pub fn model(&self) -> Option<&FittedModel> {
         match self {
@@ -163,6 +200,11 @@ pub fn max_words(kind: &JobKind) -> usize {
 pub struct TaskDigest([u8; 32]);
 
 impl TaskDigest {
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Lower-case hex, as the participant journal stores it.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -226,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_secure_sum_has_exactly_one_round() {
-        let mut rules = JobRules::new(&secure_sum(1e6)).expect("valid");
+        let mut rules = JobRules::new(&secure_sum(1e6), NoiseCohort::single()).expect("valid");
         assert!(rules.next_plan().is_some());
         assert!(rules.absorb(&[1.0]).is_err(), "wrong length is refused");
         assert!(rules.next_plan().is_some(), "a refused sum changes nothing");
@@ -239,8 +281,8 @@ mod tests {
     fn digest_depends_on_settings_not_on_round() {
         let a = secure_sum(1e6);
         let b = secure_sum(2e6);
-        let pa = JobRules::new(&a).expect("a").next_plan().expect("plan");
-        let pb_ = JobRules::new(&b).expect("b").next_plan().expect("plan");
+        let pa = JobRules::new(&a, NoiseCohort::single()).expect("a").next_plan().expect("plan");
+        let pb_ = JobRules::new(&b, NoiseCohort::single()).expect("b").next_plan().expect("plan");
         assert_eq!(task_digest(&a, &pa), task_digest(&a, &pa.clone()));
         assert_ne!(task_digest(&a, &pa), task_digest(&b, &pb_));
         let d = task_digest(&a, &pa);

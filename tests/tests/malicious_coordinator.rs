@@ -266,6 +266,7 @@ async fn d_crafted_evaluation_task_reads_single_rows() {
             optimizer: OptimizerKind::Newton,
             fedavg: Default::default(),
             bins: 10_000,
+            privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
         };
         let mut c = secure_sum_consortium(4, "", 1, 16, 1e6).unwrap();
         c.job = JobSpec {
@@ -297,6 +298,7 @@ async fn d_crafted_evaluation_task_reads_single_rows() {
             standardizer: Standardizer::from_mean_std(1.0, vec![0.0; p], vec![1.0; p]).unwrap(),
             beta,
             bins: CRAFTED_BINS,
+            noise: None,
         };
         let dimension = task.dimension(p);
         let ann = adv.announcement(

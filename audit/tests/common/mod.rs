@@ -246,6 +246,7 @@ pub fn credit_model() -> &'static Fixture {
             optimizer: OptimizerKind::Newton,
             fedavg: Default::default(),
             bins: 1_000,
+            privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
         };
         let job = JobSpec {
             id: "german-credit-test".into(),
@@ -287,7 +288,13 @@ pub fn credit_model() -> &'static Fixture {
                 tls: Default::default(),
             };
             let driver = Box::new(
-                ModelFit::new(spec, &job.id, &hex::encode(job.hash())).expect("model driver"),
+                ModelFit::new(
+                    spec,
+                    &job.id,
+                    &hex::encode(job.hash()),
+                    fedcredit_referee::plan::noise_cohort(&consortium),
+                )
+                .expect("model driver"),
             );
             let contributors = ids
                 .iter()

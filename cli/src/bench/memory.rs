@@ -146,7 +146,7 @@ pub(super) fn memory_run(
     let mut toml = format!(
         "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{coordinator_pk}\"\nkey_file = \"coordinator.key\"\n\n\
          [protocol]\njoin_deadline_secs = 1800\nphase_deadline_secs = 1800\nmax_attempts = 1\n\n\
-         [job]\nid = \"{JOB_ID}\"\nkind = \"logistic-regression\"\nl2 = {:?}\ntol = {:?}\nmax_rounds = {}\n\n\
+         [job]\nid = \"{JOB_ID}\"\nkind = \"logistic-regression\"\nprivacy = \"none\"\nl2 = {:?}\ntol = {:?}\nmax_rounds = {}\n\n\
          [job.schema.label]\n{}",
         spec.l2,
         spec.tol,

@@ -114,6 +114,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         optimizer: OptimizerKind::Newton,
         fedavg: Default::default(),
         bins: DEFAULT_BINS,
+        privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
     };
     let parts = split_rows(x.view(), y.view(), k)?;
     let rows: Vec<usize> = parts.iter().map(|(px, _)| px.nrows()).collect();

@@ -66,6 +66,17 @@ pub fn local_newton_terms(
     y: ArrayView1<'_, f64>,
     beta: &[f64],
 ) -> Result<Vec<f64>> {
+    local_newton_terms_clipped(x, y, beta, f64::INFINITY)
+}
+
+/// [`local_newton_terms`] with each row's log-loss clipped to `loss_clip`
+/// (private rounds: one row then moves the loss sum by at most that).
+pub fn local_newton_terms_clipped(
+    x: ArrayView2<'_, f64>,
+    y: ArrayView1<'_, f64>,
+    beta: &[f64],
+    loss_clip: f64,
+) -> Result<Vec<f64>> {
     let (n, p) = x.dim();
     check_len("labels (one per row)", n, y.len())?;
     check_beta(beta, p)?;
@@ -102,7 +113,7 @@ pub fn local_newton_terms(
             w_c[i] = wi;
             g0 += r_c[i];
             h00 += wi;
-            loss += li;
+            loss += li.min(loss_clip);
         }
         // gradient and first Hessian row: Xᵀr, Xᵀw
         general_mat_vec_mul(1.0, &xc.t(), &r_c, 1.0, &mut g);
@@ -200,6 +211,19 @@ pub fn penalized_objective(loss_sum: f64, beta: &[f64], l2: f64) -> f64 {
 /// penalized Hessian is singular (e.g. `l2 = 0` with a constant or collinear
 /// column).
 pub fn newton_step(terms: &NewtonTerms, beta: &[f64], l2: f64) -> Result<NewtonStep> {
+    newton_step_damped(terms, beta, l2, 0.0)
+}
+
+/// [`newton_step`] with `ridge` added to the whole Hessian diagonal (the
+/// intercept's too) but not to the gradient: the step is damped, the
+/// optimum it heads for is unchanged. Private Newton rounds use it to keep
+/// a noisy Hessian positive definite.
+pub fn newton_step_damped(
+    terms: &NewtonTerms,
+    beta: &[f64],
+    l2: f64,
+    ridge: f64,
+) -> Result<NewtonStep> {
     let p = terms.width();
     check_beta(beta, p)?;
     if !(l2.is_finite() && l2 >= 0.0) {
@@ -213,6 +237,9 @@ pub fn newton_step(terms: &NewtonTerms, beta: &[f64], l2: f64) -> Result<NewtonS
     for j in 1..=p {
         g[j] += l2 * beta[j];
         h[[j, j]] += l2;
+    }
+    for j in 0..=p {
+        h[[j, j]] += ridge;
     }
     let l = cholesky(&h)?;
     let delta = cholesky_solve(&l, &g)?;
