@@ -147,7 +147,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
                  ([job.privacy.bounds]) from public knowledge, never from the rows.",
                 spec.bounds.len()
             ));
-            PrivacySetting::Private(spec)
+            PrivacySetting::Private(Box::new(spec))
         }
     };
     let spec = ModelJobSpec {

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = c.job.hash();
     let _ = max_words(&c.job.kind);
     let _ = c.roster.members().count();
-    if let Ok(rules) = JobRules::new(&c.job)
+    if let Ok(rules) = JobRules::new(&c.job, fedcredit_referee::plan::noise_cohort(&c))
         && let Some(plan) = rules.next_plan()
     {
         let _ = plan.codec.check(c.roster.len());

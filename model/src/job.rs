@@ -522,7 +522,10 @@ impl ModelJob {
             } => Some(ModelTask::Evaluate {
                 standardizer: standardizer.clone(),
                 beta: beta.clone(),
-                bins: self.privacy.as_ref().map_or(self.spec.bins, |p| p.spec.bins),
+                bins: self
+                    .privacy
+                    .as_ref()
+                    .map_or(self.spec.bins, |p| p.spec.bins),
                 noise,
             }),
             Stage::Done(_) => None,
@@ -576,7 +579,9 @@ impl ModelJob {
     /// read as noisy (post-processing only: clamps, floors, a ridge).
     fn absorb_private(&mut self, sum: &[f64], noise: &TaskNoise) -> Result<Progress> {
         let Some(plan) = self.privacy.clone() else {
-            return Err(ModelError::InvalidSetting("internal: no privacy plan".into()));
+            return Err(ModelError::InvalidSetting(
+                "internal: no privacy plan".into(),
+            ));
         };
         let task = self
             .next_task()
@@ -629,7 +634,9 @@ impl ModelJob {
                     .map(|((c, q), m)| match c {
                         Some((lo, hi)) => {
                             let r = hi - lo;
-                            (q / count).clamp((r * 1e-3).powi(2), (r / 2.0).powi(2)).sqrt()
+                            (q / count)
+                                .clamp((r * 1e-3).powi(2), (r / 2.0).powi(2))
+                                .sqrt()
                         }
                         // A one-hot column's variance follows from its mean.
                         None => (m * (1.0 - m)).max(1e-4).sqrt(),

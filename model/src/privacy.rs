@@ -228,8 +228,8 @@ impl PrivacySpec {
 pub enum PrivacySetting {
     /// `privacy = "none"`.
     None,
-    /// `[job.privacy]`.
-    Private(PrivacySpec),
+    /// `[job.privacy]` (boxed: it holds a table of bounds).
+    Private(Box<PrivacySpec>),
 }
 
 impl PrivacySetting {
@@ -268,9 +268,12 @@ impl<'de> Deserialize<'de> for PrivacySetting {
                     )))
                 }
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
                 PrivacySpec::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(PrivacySetting::Private)
+                    .map(|s| PrivacySetting::Private(Box::new(s)))
             }
         }
         d.deserialize_any(V)
@@ -456,11 +459,9 @@ impl TaskNoise {
                 self.grid_bits, self.sigma2_member
             )));
         }
-        if let Some(b) = self
-            .blocks
-            .iter()
-            .find(|b| !(b.bound.is_finite() && b.bound >= 0.0 && b.scale.is_finite() && b.scale >= 0.0))
-        {
+        if let Some(b) = self.blocks.iter().find(|b| {
+            !(b.bound.is_finite() && b.bound >= 0.0 && b.scale.is_finite() && b.scale >= 0.0)
+        }) {
             return Err(invalid(format!("noise block {b:?}")));
         }
         let l2 = 2f64.powi(self.grid_bits as i32) * self.scaled_sensitivity() + (dim as f64).sqrt();
@@ -578,9 +579,9 @@ impl PrivacyPlan {
             .chain(std::iter::repeat_n(plan.rho_training, spec.rounds))
             .chain(std::iter::once(plan.rho_evaluation));
         for r in rounds {
-            ledger.charge(r).map_err(|e| {
-                invalid(format!("the planned rounds exceed the budget: {e}"))
-            })?;
+            ledger
+                .charge(r)
+                .map_err(|e| invalid(format!("the planned rounds exceed the budget: {e}")))?;
         }
         Ok(plan)
     }
@@ -678,7 +679,11 @@ impl PrivacyPlan {
 
     fn numeric_bounds(&self, group: usize) -> (f64, f64) {
         let col: usize = self.groups[..group].iter().map(|g| g.0).sum();
-        self.columns.get(col).copied().flatten().unwrap_or((0.0, 1.0))
+        self.columns
+            .get(col)
+            .copied()
+            .flatten()
+            .unwrap_or((0.0, 1.0))
     }
 }
 
@@ -696,7 +701,11 @@ pub fn clip_columns(x: &mut ndarray::Array2<f64>, columns: &[Option<[f64; 2]>], 
             *v = match c {
                 Some([lo, hi]) => {
                     let clipped = v.clamp(*lo, *hi);
-                    if centre { clipped - (lo + hi) / 2.0 } else { clipped }
+                    if centre {
+                        clipped - (lo + hi) / 2.0
+                    } else {
+                        clipped
+                    }
                 }
                 None => v.clamp(0.0, 1.0),
             };
@@ -726,7 +735,9 @@ mod tests {
         Schema {
             label: LabelSpec::binary("y", "bad", "good"),
             features: vec![
-                Feature::Numeric { name: "amount".into() },
+                Feature::Numeric {
+                    name: "amount".into(),
+                },
                 Feature::Categorical {
                     name: "purpose".into(),
                     categories: vec!["a".into(), "b".into(), "c".into()],
@@ -782,7 +793,10 @@ mod tests {
         let mut s = spec();
         s.bounds.clear();
         let e = s.validate(&schema()).expect_err("no bounds");
-        assert!(e.to_string().contains("`amount` has no public bounds"), "{e}");
+        assert!(
+            e.to_string().contains("`amount` has no public bounds"),
+            "{e}"
+        );
         let mut s = spec();
         s.split.training = 0.9;
         let e = s.validate(&schema()).expect_err("split");
@@ -798,9 +812,9 @@ mod tests {
         assert_eq!(none, PrivacySetting::None);
         let e = serde_json::from_str::<PrivacySetting>("\"off\"").expect_err("off");
         assert!(e.to_string().contains("privacy = \"off\""), "{e}");
-        let json = serde_json::to_string(&PrivacySetting::Private(spec())).expect("json");
+        let json = serde_json::to_string(&PrivacySetting::Private(Box::new(spec()))).expect("json");
         let back: PrivacySetting = serde_json::from_str(&json).expect("back");
-        assert_eq!(back, PrivacySetting::Private(spec()));
+        assert_eq!(back, PrivacySetting::Private(Box::new(spec())));
     }
 
     #[test]
@@ -817,6 +831,54 @@ mod tests {
         assert_eq!(v[2], 0.0, "a block of weight 0 is not sent");
         n.unscale(&mut v);
         assert!((v[0] - 5.0).abs() < 1e-12 && (v[3] - 1.0).abs() < 1e-12);
+    }
+
+    /// Two held-out sets that differ in one row (added, or changed): their
+    /// scaled evaluation vectors differ by at most the scaled sensitivity
+    /// the accountant charged, far inside the noise every bin receives.
+    #[test]
+    fn one_held_out_row_moves_the_histograms_within_the_noise() {
+        let cohort = NoiseCohort {
+            members: 4,
+            honest: 2,
+        };
+        let plan = PrivacyPlan::new(&spec(), &schema(), cohort).expect("plan");
+        let noise = plan.evaluate().expect("evaluate");
+        let h = crate::ScoreHistogram::private(plan.spec.bins).expect("bins");
+        let loss = plan.spec.loss_clip;
+        let scores: Vec<f64> = (0..300).map(|i| (i as f64 + 0.5) / 300.0).collect();
+        let labels: Vec<f64> = (0..300).map(|i| f64::from(i % 3 == 0)).collect();
+        let base = h
+            .local_terms_clipped(&scores, &labels, loss)
+            .expect("terms");
+        // A confident wrong prediction: its log-loss (≈ 36.7) is clipped to 10.
+        let mut added = (scores.clone(), labels.clone());
+        added.0.push(0.0);
+        added.1.push(1.0);
+        let mut changed = (scores.clone(), labels.clone());
+        changed.0[7] = 1.0 - 1e-16;
+        changed.1[7] = 0.0;
+        let sigma = noise.raw_std(0, noise.honest) * noise.blocks[0].scale;
+        for (what, (s, l), allowed) in [("added", added, 1.0), ("changed", changed, 2.0)] {
+            let other = h.local_terms_clipped(&s, &l, loss).expect("terms");
+            let (mut a, mut b) = (base.clone(), other);
+            noise.scale(&mut a);
+            noise.scale(&mut b);
+            let d2: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum();
+            // A change is a removal and an addition: twice the sensitivity.
+            assert!(
+                d2.sqrt() <= allowed * noise.scaled_sensitivity() + 1e-12,
+                "{what}: moved {} > {}",
+                d2.sqrt(),
+                allowed * noise.scaled_sensitivity()
+            );
+            // At this budget the noise on every value is over 5 times that move.
+            assert!(
+                sigma > 5.0 * d2.sqrt(),
+                "{what}: σ {sigma} vs move {}",
+                d2.sqrt()
+            );
+        }
     }
 
     #[test]

@@ -595,9 +595,8 @@ impl Participant {
                 ),
             }));
         }
-        let contribution_error = |reason: String| {
-            RoundEnd::Fatal(ParticipantError::Contribution { round, reason })
-        };
+        let contribution_error =
+            |reason: String| RoundEnd::Fatal(ParticipantError::Contribution { round, reason });
         let mut encoded = codec
             .encode(&values, c.roster.len())
             .map_err(|e| contribution_error(e.to_string()))?;

@@ -18,8 +18,8 @@
 use fedcredit_model::job::ModelTask;
 use fedcredit_model::logistic::newton::local_newton_terms_clipped;
 use fedcredit_model::logistic::{fedavg_local_terms, local_sgd, predict_proba};
-use fedcredit_model::privacy::{Clipping, TaskNoise, clip_columns, clip_row_norms};
 use fedcredit_model::metrics::metrics_exact;
+use fedcredit_model::privacy::{Clipping, TaskNoise, clip_columns, clip_row_norms};
 use fedcredit_model::stats::{local_centered_squares, local_sums_and_positives};
 use fedcredit_model::{Metrics, ScoreHistogram, Standardizer};
 use fedcredit_proto::v1::round_announcement::Task;
@@ -377,7 +377,9 @@ mod tests {
         let mut z = raw.clone();
         s.apply(&mut z).expect("apply");
         assert_eq!(c.train.x, z);
-        let direct = fedcredit_model::logistic::local_newton_terms(z.view(), c.train.y.view(), &[0.0; 3]).expect("direct");
+        let direct =
+            fedcredit_model::logistic::local_newton_terms(z.view(), c.train.y.view(), &[0.0; 3])
+                .expect("direct");
         assert_eq!(first, direct);
 
         let other = Standardizer::from_mean_std(4.0, vec![0.0, 0.0], vec![1.0, 2.0]).expect("s");

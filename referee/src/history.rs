@@ -10,9 +10,9 @@ use fedcredit_proto::v1::{self as pb, coordinator_message, round_announcement::T
 use fedcredit_proto::{envelope, words};
 
 use crate::plan::{JobRules, RoundPlan, TaskDigest, task_digest};
+use crate::{RefereeError, cohort};
 use fedcredit_model::job::ModelTask;
 use fedcredit_model::privacy::TaskNoise;
-use crate::{RefereeError, cohort};
 
 /// A published round, as every party replays it.
 #[derive(Debug, Clone)]
@@ -65,12 +65,8 @@ fn describe_noise(n: Option<&TaskNoise>) -> String {
     match n {
         None => "none (an exact sum)".into(),
         Some(n) => format!(
-            "σ² {} per member at 2^-{} over {} honest members, clipping {}, ρ {:.3e}",
-            n.sigma2_member,
-            n.grid_bits,
-            n.honest,
-            abridged(&serde_json::to_string(&n.clip).unwrap_or_default()),
-            n.rho
+            "σ² {} per member (grid 2^-{}, {} honest members), ρ {:.3e}",
+            n.sigma2_member, n.grid_bits, n.honest, n.rho
         ),
     }
 }
@@ -319,8 +315,16 @@ impl<'c> Referee<'c> {
                 && let (Ok(a), Ok(b)) = (ModelTask::from_bytes(a), ModelTask::from_bytes(b))
                 && a.noise() != b.noise()
             {
+                let clip = |n: Option<&TaskNoise>| n.map(|n| n.clip.clone());
+                if a.noise().is_some() && clip(a.noise()) != clip(b.noise()) {
+                    return Err(mismatch(
+                        "clipping",
+                        abridged(&serde_json::to_string(&clip(a.noise())).unwrap_or_default()),
+                        abridged(&serde_json::to_string(&clip(b.noise())).unwrap_or_default()),
+                    ));
+                }
                 return Err(mismatch(
-                    "noise and clipping",
+                    "noise",
                     describe_noise(a.noise()),
                     describe_noise(b.noise()),
                 ));

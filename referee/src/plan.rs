@@ -281,8 +281,14 @@ mod tests {
     fn digest_depends_on_settings_not_on_round() {
         let a = secure_sum(1e6);
         let b = secure_sum(2e6);
-        let pa = JobRules::new(&a, NoiseCohort::single()).expect("a").next_plan().expect("plan");
-        let pb_ = JobRules::new(&b, NoiseCohort::single()).expect("b").next_plan().expect("plan");
+        let pa = JobRules::new(&a, NoiseCohort::single())
+            .expect("a")
+            .next_plan()
+            .expect("plan");
+        let pb_ = JobRules::new(&b, NoiseCohort::single())
+            .expect("b")
+            .next_plan()
+            .expect("plan");
         assert_eq!(task_digest(&a, &pa), task_digest(&a, &pa.clone()));
         assert_ne!(task_digest(&a, &pa), task_digest(&b, &pb_));
         let d = task_digest(&a, &pa);

@@ -156,7 +156,10 @@ impl<'c> Verifier<'c> {
                 spec_hash: consortium.job.hash(),
                 need: t.need(),
             },
-            job: JobReplay::new(&consortium.job, fedcredit_referee::plan::noise_cohort(&consortium)),
+            job: JobReplay::new(
+                &consortium.job,
+                fedcredit_referee::plan::noise_cohort(consortium),
+            ),
             next_round: 0,
             highest: BTreeMap::new(),
             open: None,
