@@ -227,6 +227,9 @@ pub struct MetricsFile<'a> {
     pub rounds: usize,
     /// Whether the optimizer converged.
     pub converged: bool,
+    /// The (ε, δ) the model was trained and evaluated under; `null` for a
+    /// job with `privacy = "none"` (exact sums and histograms).
+    pub privacy: Option<fedcredit_model::privacy::PrivacyReport>,
     /// Whose rows trained the model: contributors, dropouts, absentees.
     pub membership: &'a Membership,
     /// Per party: training rows and the joint model on its own held-out rows
@@ -268,6 +271,7 @@ pub fn write_model(
         pooled: model.metrics,
         rounds: model.rounds,
         converged: model.converged,
+        privacy: model.privacy,
         membership,
         parties,
     };
