@@ -43,7 +43,8 @@ impl JobReplay {
     /// Starts the replay of `spec`.
     pub fn new(spec: &JobSpec, cohort: fedcredit_model::privacy::NoiseCohort) -> Self {
         Self {
-            rules: JobRules::new(spec, cohort).map_err(|e| format!("the job spec cannot be replayed: {e}")),
+            rules: JobRules::new(spec, cohort)
+                .map_err(|e| format!("the job spec cannot be replayed: {e}")),
             lost: None,
             refused: None,
         }
