@@ -166,7 +166,7 @@ impl<'c> Verifier<'c> {
             },
             job: JobReplay::new(
                 &consortium.job,
-                fedcredit_referee::plan::noise_cohort(&consortium),
+                fedcredit_referee::plan::noise_cohort(consortium),
             ),
             next_round: 0,
             highest: BTreeMap::new(),
