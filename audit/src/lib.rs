@@ -19,7 +19,10 @@
 //!    must be the published sum, and the coordinator-signed outcome must say
 //!    the same; aborts must be justified by the log;
 //! 6. a model job is replayed from its spec: each announced task, each
-//!    round's progress and the published model must be the replay's, exactly.
+//!    round's progress and the published model must be the replay's, exactly;
+//! 7. a private job's budget, in a pass of its own: each published round's
+//!    ρ is recomputed from its announced noise, and the sum, as ε at the
+//!    job's δ, must be within the job's ε ([`Report::privacy`]).
 //!
 //! ```
 //! use std::path::Path;

@@ -18,6 +18,7 @@
 
 use std::fmt;
 
+use fedcredit_model::privacy::PrivacyReport;
 use serde::Serialize;
 
 /// Which check failed. Serialized in kebab-case (`"masked-input"`, ...).
@@ -74,6 +75,9 @@ pub enum Check {
     /// contributed to by two contributor sets, an unpublished attempt whose
     /// reveals let the coordinator unmask a sum.
     HiddenWork,
+    /// A private job's published rounds: ρ recomputed from each announced
+    /// noise (never the logged ρ), and their ε over the job's.
+    PrivacyBudget,
 }
 
 impl Check {
@@ -103,6 +107,7 @@ impl Check {
             Check::Model => "model",
             Check::End => "end",
             Check::HiddenWork => "hidden-work",
+            Check::PrivacyBudget => "privacy-budget",
         }
     }
 }
@@ -353,6 +358,10 @@ pub struct Report {
     pub resumed: Vec<Resumed>,
     /// How the job ended.
     pub job_end: JobEnd,
+    /// A private job's budget (ε, δ) and what its published rounds spent,
+    /// recomputed from their announced noise; `null` for a job without
+    /// differential privacy (`privacy = "none"`, or a secure sum).
+    pub privacy: Option<PrivacyReport>,
     /// Counts.
     pub summary: Summary,
 }
@@ -542,6 +551,13 @@ impl fmt::Display for Report {
                 writeln!(f, "  job ended at record {record}: {how}{model}")?;
             }
             JobEnd::Unfinished => writeln!(f, "  job UNFINISHED: the log has no JobEnded record")?,
+        }
+        if let Some(p) = &self.privacy {
+            writeln!(
+                f,
+                "  privacy: spent (ε = {:.6}, δ = {:e}) over {} published round(s) (ρ = {:.6e}); the job's budget is ε = {}",
+                p.epsilon_spent, p.delta, p.rounds, p.rho_spent, p.epsilon
+            )?;
         }
         let s = &self.summary;
         let mut parts = vec![format!("{} OK", s.ok)];

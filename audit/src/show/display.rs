@@ -61,6 +61,13 @@ impl fmt::Display for Timeline {
                         "record {:>4}  round {} attempt {}: {} task, {} values",
                         a.announcement, a.round, a.attempt, a.task, a.dimension
                     )?;
+                    if let Some(n) = &a.noise {
+                        writeln!(
+                            f,
+                            "{pad}{:<18} σ² {} per member (grid 2^-{}), ρ {:.3e} as announced",
+                            "noise", n.sigma2_member, n.grid_bits, n.rho
+                        )?;
+                    }
                     for p in &a.phases {
                         let mut dropped = if p.missing.is_empty() {
                             String::new()

@@ -107,11 +107,25 @@ pub struct AttemptLine {
     pub task: String,
     /// Values per participant.
     pub dimension: u64,
+    /// A private round's noise, as announced (not checked here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseLine>,
     /// The closed phases, in order.
     pub phases: Vec<PhaseLine>,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: AttemptOutcome,
+}
+
+/// A private round's noise, as its task announces it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NoiseLine {
+    /// Each member's discrete Gaussian variance, in grid units.
+    pub sigma2_member: u64,
+    /// Values are multiples of 2^-grid_bits.
+    pub grid_bits: u32,
+    /// The round's zCDP ρ, as logged (`verify` recomputes it).
+    pub rho: f64,
 }
 
 /// The published model, in brief.
@@ -289,6 +303,7 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                             attempt,
                             task: task_name(a.task.as_ref()),
                             dimension: a.dimension,
+                            noise: task_noise(a.task.as_ref()),
                             phases: Vec::new(),
                             outcome: AttemptOutcome::Open,
                         }));
@@ -457,6 +472,19 @@ fn task_name(task: Option<&Task>) -> String {
             .map_or_else(|_| "unreadable model".into(), |t| t.name().into()),
         None => "no".into(),
     }
+}
+
+/// A private model task's noise, if the task is readable and has one.
+fn task_noise(task: Option<&Task>) -> Option<NoiseLine> {
+    let Some(Task::ModelTask(bytes)) = task else {
+        return None;
+    };
+    let task = ModelTask::from_bytes(bytes).ok()?;
+    task.noise().map(|n| NoiseLine {
+        sigma2_member: n.sigma2_member,
+        grid_bits: n.grid_bits,
+        rho: n.rho,
+    })
 }
 
 /// A model job's logged progress in words; `None` for a secure sum.

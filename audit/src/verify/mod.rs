@@ -11,6 +11,7 @@
 mod anchor;
 mod attempt;
 mod job;
+mod privacy;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ use fedcredit_referee::consortium::Consortium;
 use prost::Message as _;
 
 use fedcredit_crypto::secagg::Phase;
+use fedcredit_model::privacy::PrivacyReport;
 use fedcredit_referee::TaskDigest;
 
 use crate::report::{
@@ -53,6 +55,11 @@ pub fn verify(log_bytes: &[u8], consortium: &Consortium) -> Report {
     for entry in &file.entries {
         v.record(entry);
     }
+    // The budget is its own pass: named even when the replay fails.
+    let privacy = privacy::audit(&file.entries, consortium).map(|(spent, failures)| {
+        v.problems.extend(failures);
+        spent
+    });
     let log_end = match &file.end {
         End::Clean => LogEnd::Clean,
         End::Truncated {
@@ -76,6 +83,7 @@ pub fn verify(log_bytes: &[u8], consortium: &Consortium) -> Report {
     };
     v.finish(
         log_end,
+        privacy,
         file.entries.len() as u64,
         file.good_len,
         log_bytes.len() as u64,
@@ -745,7 +753,14 @@ impl<'c> Verifier<'c> {
         };
     }
 
-    fn finish(mut self, log_end: LogEnd, records: u64, good: u64, total: u64) -> Report {
+    fn finish(
+        mut self,
+        log_end: LogEnd,
+        privacy: Option<PrivacyReport>,
+        records: u64,
+        good: u64,
+        total: u64,
+    ) -> Report {
         self.note_unpublished(records);
         for e in std::mem::take(&mut self.exposed) {
             let republished = self
@@ -818,6 +833,7 @@ impl<'c> Verifier<'c> {
             log_end,
             resumed: self.resumed,
             job_end: self.job_end,
+            privacy,
             summary,
         };
         report.verified = report.ok();

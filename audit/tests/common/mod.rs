@@ -10,6 +10,7 @@
 
 pub mod handmade;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,6 +20,8 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::secagg::Thresholds;
 use fedcredit_model::job::{ModelJobSpec, OptimizerKind};
+use fedcredit_model::privacy::{PrivacySetting, PrivacySpec};
+use fedcredit_model::schema::Feature;
 use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::Settings;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
@@ -205,124 +208,173 @@ fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
 /// also hold held-out rows.
 pub fn credit_model() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let ids = ["lender-1", "lender-2", "lender-3"];
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut reader = csv::Reader::from_path(GERMAN).expect("german_credit.csv");
-        let header: Vec<String> = reader
-            .headers()
-            .expect("header")
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        let rows: Vec<Vec<String>> = reader
-            .records()
-            .map(|r| r.expect("record").iter().map(str::to_owned).collect())
-            .collect();
-        let schema = Schema::infer(
-            &header,
-            &rows,
-            LabelSpec::binary("creditability", "bad", "good"),
-        )
-        .expect("schema");
-        let n = rows.len();
-        let mut parts: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
-        for k in 0..ids.len() {
-            let part = &rows[k * n / ids.len()..(k + 1) * n / ids.len()];
-            let train = dir.path().join(format!("part-{k}.csv"));
-            write_csv(&train, &header, part);
-            let test = (k < 2).then(|| {
-                let test = dir.path().join(format!("part-{k}-test.csv"));
-                write_csv(&test, &header, &part[part.len() - 80..]);
-                test
-            });
-            parts.push((train, test));
-        }
-        let spec = ModelJobSpec {
-            schema: schema.clone(),
-            l2: 1.0,
-            tol: 1e-8,
-            max_rounds: 25,
-            optimizer: OptimizerKind::Newton,
-            fedavg: Default::default(),
-            bins: 1_000,
-            privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
+    F.get_or_init(|| credit_job("german-credit-test", None))
+}
+
+/// The same job with differential privacy: ε = `PRIVATE_EPSILON`, δ = 1e-6,
+/// two Newton rounds, each numeric feature's public bounds taken as its
+/// range in the data.
+pub fn private_credit_model() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| credit_job("german-credit-private-test", Some(PRIVATE_EPSILON)))
+}
+
+/// ε of [`private_credit_model`].
+pub const PRIVATE_EPSILON: f64 = 2.0;
+
+/// Runs the credit job, private at ε if `epsilon` is given.
+fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
+    let ids = ["lender-1", "lender-2", "lender-3"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut reader = csv::Reader::from_path(GERMAN).expect("german_credit.csv");
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("record").iter().map(str::to_owned).collect())
+        .collect();
+    let schema = Schema::infer(
+        &header,
+        &rows,
+        LabelSpec::binary("creditability", "bad", "good"),
+    )
+    .expect("schema");
+    let n = rows.len();
+    let mut parts: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    for k in 0..ids.len() {
+        let part = &rows[k * n / ids.len()..(k + 1) * n / ids.len()];
+        let train = dir.path().join(format!("part-{k}.csv"));
+        write_csv(&train, &header, part);
+        let test = (k < 2).then(|| {
+            let test = dir.path().join(format!("part-{k}-test.csv"));
+            write_csv(&test, &header, &part[part.len() - 80..]);
+            test
+        });
+        parts.push((train, test));
+    }
+    let spec = ModelJobSpec {
+        schema: schema.clone(),
+        l2: 1.0,
+        tol: 1e-8,
+        max_rounds: 25,
+        optimizer: OptimizerKind::Newton,
+        fedavg: Default::default(),
+        bins: 1_000,
+        privacy: Some(match epsilon {
+            None => PrivacySetting::None,
+            Some(epsilon) => PrivacySetting::Private(PrivacySpec {
+                epsilon,
+                delta: 1e-6,
+                rounds: 2,
+                clip_norm: None,
+                loss_clip: 10.0,
+                bins: 100,
+                split: Default::default(),
+                bounds: numeric_ranges(&schema, &header, &rows),
+            }),
+        }),
+    };
+    let job = JobSpec {
+        id: job_id.into(),
+        cohort: CohortPolicy::Fixed,
+        require_all_members: false,
+        kind: JobKind::LogisticRegression(spec.clone()),
+    };
+    let coordinator = IdentityKey::from_secret_bytes(&[COORDINATOR_SEED; 32]);
+    let members = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            (
+                ParticipantId::new(id).expect("id"),
+                IdentityKey::from_secret_bytes(&member_seed(i)).public(),
+            )
+        })
+        .collect();
+    let roster = Roster::new(members, coordinator.public()).expect("roster");
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let log_path = dir.path().join("rounds.log");
+        let consortium = Consortium {
+            path: dir.path().join("consortium.toml"),
+            listen: listener.local_addr().expect("addr"),
+            coordinator_key_file: None,
+            coordinator_log_file: log_path.clone(),
+            roster,
+            protocol: ProtocolSettings {
+                thresholds: Thresholds::new(ids.len(), 3, 0, 3).expect("thresholds"),
+                join_deadline: Duration::from_secs(60),
+                phase_deadline: Duration::from_secs(120),
+                max_attempts: 1,
+            },
+            job: job.clone(),
+            tls: Default::default(),
         };
-        let job = JobSpec {
-            id: "german-credit-test".into(),
-            cohort: CohortPolicy::Fixed,
-            require_all_members: false,
-            kind: JobKind::LogisticRegression(spec.clone()),
-        };
-        let coordinator = IdentityKey::from_secret_bytes(&[COORDINATOR_SEED; 32]);
-        let members = ids
+        let driver = Box::new(
+            ModelFit::new(
+                spec,
+                &job.id,
+                &hex::encode(job.hash()),
+                fedcredit_referee::plan::noise_cohort(&consortium),
+            )
+            .expect("model driver"),
+        );
+        let contributors = ids
             .iter()
-            .enumerate()
-            .map(|(i, id)| {
+            .zip(&parts)
+            .map(|(id, (train, test))| {
+                let train = load_csv(train, &schema).expect("train rows");
+                let test = test
+                    .as_ref()
+                    .map(|t| load_csv(t, &schema).expect("test rows"));
                 (
-                    ParticipantId::new(id).expect("id"),
-                    IdentityKey::from_secret_bytes(&member_seed(i)).public(),
+                    id.to_string(),
+                    Box::new(CreditData::new(train, test)) as Box<dyn Contributor>,
                 )
             })
             .collect();
-        let roster = Roster::new(members, coordinator.public()).expect("roster");
-        let rt = runtime();
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let log_path = dir.path().join("rounds.log");
-            let consortium = Consortium {
-                path: dir.path().join("consortium.toml"),
-                listen: listener.local_addr().expect("addr"),
-                coordinator_key_file: None,
-                coordinator_log_file: log_path.clone(),
-                roster,
-                protocol: ProtocolSettings {
-                    thresholds: Thresholds::new(ids.len(), 3, 0, 3).expect("thresholds"),
-                    join_deadline: Duration::from_secs(60),
-                    phase_deadline: Duration::from_secs(120),
-                    max_attempts: 1,
-                },
-                job: job.clone(),
-                tls: Default::default(),
-            };
-            let driver = Box::new(
-                ModelFit::new(
-                    spec,
-                    &job.id,
-                    &hex::encode(job.hash()),
-                    fedcredit_referee::plan::noise_cohort(&consortium),
-                )
-                .expect("model driver"),
-            );
-            let contributors = ids
+        let log = run_job(listener, &consortium, driver, contributors, &log_path).await;
+        Fixture {
+            log,
+            consortium,
+            coordinator: [COORDINATOR_SEED; 32],
+            members: ids
                 .iter()
-                .zip(&parts)
-                .map(|(id, (train, test))| {
-                    let train = load_csv(train, &schema).expect("train rows");
-                    let test = test
-                        .as_ref()
-                        .map(|t| load_csv(t, &schema).expect("test rows"));
-                    (
-                        id.to_string(),
-                        Box::new(CreditData::new(train, test)) as Box<dyn Contributor>,
-                    )
-                })
-                .collect();
-            let log = run_job(listener, &consortium, driver, contributors, &log_path).await;
-            Fixture {
-                log,
-                consortium,
-                coordinator: [COORDINATOR_SEED; 32],
-                members: ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, id)| (id.to_string(), member_seed(i)))
-                    .collect(),
-            }
-        })
+                .enumerate()
+                .map(|(i, id)| (id.to_string(), member_seed(i)))
+                .collect(),
+        }
     })
+}
+
+/// Each numeric feature's `[min, max]` over `rows`: the public bounds of
+/// the private fixture.
+fn numeric_ranges(
+    schema: &Schema,
+    header: &[String],
+    rows: &[Vec<String>],
+) -> BTreeMap<String, [f64; 2]> {
+    let mut out = BTreeMap::new();
+    for f in &schema.features {
+        if let Feature::Numeric { name } = f {
+            let col = header.iter().position(|h| h == name).expect("column");
+            let (lo, hi) = rows
+                .iter()
+                .map(|r| r[col].trim().parse::<f64>().expect("number"))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                });
+            out.insert(name.clone(), [lo, if hi > lo { hi } else { lo + 1.0 }]);
+        }
+    }
+    out
 }
 
 /// The log's record bodies (chain and signatures checked).
