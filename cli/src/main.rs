@@ -332,9 +332,13 @@ fn audit(command: AuditCommand) -> Result<()> {
                     .iter()
                     .map(|(p, r)| serde_json::json!({ "file": p, "ok": r.ok(), "report": r }))
                     .collect();
-                say(&serde_json::to_string_pretty(
-                    &serde_json::json!({ "log": report, "journals": journals }),
-                )?);
+                // The privacy ledger also at the top level, where a
+                // compliance script looks first (`privacy.epsilon_spent`).
+                say(&serde_json::to_string_pretty(&serde_json::json!({
+                    "privacy": report.privacy,
+                    "log": report,
+                    "journals": journals,
+                }))?);
             } else {
                 say(&report.to_string());
                 for (path, r) in &checks {

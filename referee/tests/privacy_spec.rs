@@ -24,9 +24,14 @@ fn a_private_job_plans_noisy_rounds_in_the_noise_codec() {
         panic!("a model task")
     };
     let task = ModelTask::from_bytes(bytes).expect("task");
-    let noise = task.noise().expect("the first round of a private job is noisy");
+    let noise = task
+        .noise()
+        .expect("the first round of a private job is noisy");
     let (fp, _) = plan.codec.to_pb();
-    assert_eq!(fp.frac_bits, noise.grid_bits, "values and noise share one grid");
+    assert_eq!(
+        fp.frac_bits, noise.grid_bits,
+        "values and noise share one grid"
+    );
     assert_eq!(noise.recompute_rho().expect("rho"), noise.rho);
 }
 
@@ -65,5 +70,8 @@ fn bounds_must_cover_every_numeric_feature() {
     let e = parse(&text)
         .and_then(|c| Referee::new(&c).map(|_| ()).map_err(|e| e.to_string()))
         .expect_err("no bounds");
-    assert!(e.contains("`duration_in_month` has no public bounds"), "{e}");
+    assert!(
+        e.contains("`duration_in_month` has no public bounds"),
+        "{e}"
+    );
 }

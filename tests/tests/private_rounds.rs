@@ -87,7 +87,11 @@ fn rows(dir: &Path, i: usize) -> Dataset {
     for r in 0..20 {
         let amount = 50 * (r + 1) + 7 * i + if r == 3 { 5000 } else { 0 };
         let sector = (i * 37 + r * 11) % CATEGORIES;
-        let label = if (r + i).is_multiple_of(3) { "bad" } else { "good" };
+        let label = if (r + i).is_multiple_of(3) {
+            "bad"
+        } else {
+            "good"
+        };
         text.push_str(&format!("{amount},s{sector},{label}\n"));
     }
     let path = dir.join(format!("{}.csv", member_id(i)));
