@@ -266,7 +266,7 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
         bins: 1_000,
         privacy: Some(match epsilon {
             None => PrivacySetting::None,
-            Some(epsilon) => PrivacySetting::Private(PrivacySpec {
+            Some(epsilon) => PrivacySetting::Private(Box::new(PrivacySpec {
                 epsilon,
                 delta: 1e-6,
                 rounds: 2,
@@ -275,7 +275,7 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
                 bins: 100,
                 split: Default::default(),
                 bounds: numeric_ranges(&schema, &header, &rows),
-            }),
+            })),
         }),
     };
     let job = JobSpec {
