@@ -128,8 +128,8 @@ pub async fn run(
         &spec_hash,
         fedcredit_referee::plan::noise_cohort(&consortium),
     )
-        .map_err(anyhow::Error::msg)?
-        .on_progress(on_progress);
+    .map_err(anyhow::Error::msg)?
+    .on_progress(on_progress);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let tls = fedcredit_transport::setup::coordinator(&consortium, &coordinator_key)?;
     let coordinator = tokio::spawn(fedcredit_coordinator::run(

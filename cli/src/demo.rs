@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use fedcredit_model::job::ModelJobSpec;
-use fedcredit_model::privacy::{PrivacySetting, PrivacySpec};
 use fedcredit_model::logistic::newton::fit_newton_central;
 use fedcredit_model::logistic::predict_proba;
 use fedcredit_model::metrics::metrics_exact;
+use fedcredit_model::privacy::{PrivacySetting, PrivacySpec};
 use fedcredit_model::stats::local_moments;
 use fedcredit_model::{LabelSpec, Schema, Standardizer};
 use fedcredit_participant::credit::CreditData;
@@ -42,11 +42,17 @@ pub const DEFAULT_EPSILON: f64 = 2.0;
 const BOUNDS: [(&str, [f64; 2]); 7] = [
     ("duration_in_month", [0.0, 72.0]),
     ("credit_amount", [0.0, 20_000.0]),
-    ("installment_rate_in_percentage_of_disposable_income", [1.0, 4.0]),
+    (
+        "installment_rate_in_percentage_of_disposable_income",
+        [1.0, 4.0],
+    ),
     ("present_residence_since", [1.0, 4.0]),
     ("age_in_years", [18.0, 80.0]),
     ("number_of_existing_credits_at_this_bank", [1.0, 4.0]),
-    ("number_of_people_being_liable_to_provide_maintenance_for", [1.0, 2.0]),
+    (
+        "number_of_people_being_liable_to_provide_maintenance_for",
+        [1.0, 2.0],
+    ),
 ];
 
 /// The demo's privacy setting: (ε, δ) over the public bounds, or none.
