@@ -37,7 +37,7 @@ use crate::schema::{Feature, Schema};
 /// Newton rounds of a private job when the spec does not say.
 pub const DEFAULT_PRIVATE_ROUNDS: usize = 4;
 /// Score-histogram bins of a private evaluation when the spec does not say.
-pub const DEFAULT_PRIVATE_BINS: usize = 100;
+pub const DEFAULT_PRIVATE_BINS: usize = 50;
 /// Fewest bins a private evaluation may use.
 pub const MIN_PRIVATE_BINS: usize = 10;
 /// Per-row log-loss clip when the spec does not say (a probability of e^-10).
@@ -268,7 +268,10 @@ impl<'de> Deserialize<'de> for PrivacySetting {
                     )))
                 }
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
                 PrivacySpec::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(PrivacySetting::Private)
             }
@@ -456,11 +459,9 @@ impl TaskNoise {
                 self.grid_bits, self.sigma2_member
             )));
         }
-        if let Some(b) = self
-            .blocks
-            .iter()
-            .find(|b| !(b.bound.is_finite() && b.bound >= 0.0 && b.scale.is_finite() && b.scale >= 0.0))
-        {
+        if let Some(b) = self.blocks.iter().find(|b| {
+            !(b.bound.is_finite() && b.bound >= 0.0 && b.scale.is_finite() && b.scale >= 0.0)
+        }) {
             return Err(invalid(format!("noise block {b:?}")));
         }
         let l2 = 2f64.powi(self.grid_bits as i32) * self.scaled_sensitivity() + (dim as f64).sqrt();
@@ -578,9 +579,9 @@ impl PrivacyPlan {
             .chain(std::iter::repeat_n(plan.rho_training, spec.rounds))
             .chain(std::iter::once(plan.rho_evaluation));
         for r in rounds {
-            ledger.charge(r).map_err(|e| {
-                invalid(format!("the planned rounds exceed the budget: {e}"))
-            })?;
+            ledger
+                .charge(r)
+                .map_err(|e| invalid(format!("the planned rounds exceed the budget: {e}")))?;
         }
         Ok(plan)
     }
@@ -633,15 +634,17 @@ impl PrivacyPlan {
     }
 
     /// The noise of a Newton round on `p` columns: gradient (row norm ≤ C),
-    /// Hessian (≤ C²/4), count and clipped loss.
+    /// Hessian (≤ C²/4), count and clipped loss. The step uses only the
+    /// gradient and the Hessian; the count and the loss are only reported,
+    /// so they get 1% of the weight each.
     pub fn newton(&self, p: usize) -> Result<TaskNoise> {
         let c = self.spec.clip_norm_for(p);
         let m = p + 1;
         let blocks = [
-            (m, c, 0.45),
-            (m * (m + 1) / 2, c * c / 4.0, 0.45),
-            (1, 1.0, 0.05),
-            (1, self.spec.loss_clip, 0.05),
+            (m, c, 0.49),
+            (m * (m + 1) / 2, c * c / 4.0, 0.49),
+            (1, 1.0, 0.01),
+            (1, self.spec.loss_clip, 0.01),
         ];
         let clip = Clipping::RowNorm {
             norm: c,
@@ -651,13 +654,14 @@ impl PrivacyPlan {
     }
 
     /// The noise of the evaluation round: both histograms (a row adds 1 to
-    /// one bin), the clipped loss and the two counts.
+    /// one bin) and the clipped loss. The two counts are not sent (weight
+    /// 0): the decoding takes the class totals from the histograms.
     pub fn evaluate(&self) -> Result<TaskNoise> {
         let b = self.spec.bins;
         let blocks = [
-            (2 * b, 1.0, 0.94),
-            (1, self.spec.loss_clip, 0.04),
-            (2, std::f64::consts::SQRT_2, 0.02),
+            (2 * b, 1.0, 0.98),
+            (1, self.spec.loss_clip, 0.02),
+            (2, std::f64::consts::SQRT_2, 0.0),
         ];
         let clip = Clipping::Loss {
             loss: self.spec.loss_clip,
@@ -678,7 +682,11 @@ impl PrivacyPlan {
 
     fn numeric_bounds(&self, group: usize) -> (f64, f64) {
         let col: usize = self.groups[..group].iter().map(|g| g.0).sum();
-        self.columns.get(col).copied().flatten().unwrap_or((0.0, 1.0))
+        self.columns
+            .get(col)
+            .copied()
+            .flatten()
+            .unwrap_or((0.0, 1.0))
     }
 }
 
@@ -696,7 +704,11 @@ pub fn clip_columns(x: &mut ndarray::Array2<f64>, columns: &[Option<[f64; 2]>], 
             *v = match c {
                 Some([lo, hi]) => {
                     let clipped = v.clamp(*lo, *hi);
-                    if centre { clipped - (lo + hi) / 2.0 } else { clipped }
+                    if centre {
+                        clipped - (lo + hi) / 2.0
+                    } else {
+                        clipped
+                    }
                 }
                 None => v.clamp(0.0, 1.0),
             };
@@ -726,7 +738,9 @@ mod tests {
         Schema {
             label: LabelSpec::binary("y", "bad", "good"),
             features: vec![
-                Feature::Numeric { name: "amount".into() },
+                Feature::Numeric {
+                    name: "amount".into(),
+                },
                 Feature::Categorical {
                     name: "purpose".into(),
                     categories: vec!["a".into(), "b".into(), "c".into()],
@@ -782,7 +796,10 @@ mod tests {
         let mut s = spec();
         s.bounds.clear();
         let e = s.validate(&schema()).expect_err("no bounds");
-        assert!(e.to_string().contains("`amount` has no public bounds"), "{e}");
+        assert!(
+            e.to_string().contains("`amount` has no public bounds"),
+            "{e}"
+        );
         let mut s = spec();
         s.split.training = 0.9;
         let e = s.validate(&schema()).expect_err("split");
