@@ -31,6 +31,11 @@ use crate::stats::{Standardizer, check_both_classes, mean_from_sums};
 /// (p + 1)(p + 2)/2 + p + 2 values per party, about 2.1 million at this bound.
 pub const MAX_ENCODED_WIDTH: usize = 2048;
 
+/// A private Newton step adds `RIDGE_FACTOR·s·√m` to the noisy Hessian's
+/// diagonal (s the std of its noise, m its size): the noise matrix has
+/// spectral norm about 2s√m.
+const RIDGE_FACTOR: f64 = 3.0;
+
 /// How the coordinator optimizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -606,7 +611,10 @@ impl ModelJob {
                         what: "the noisy pooled row count is below 1",
                     });
                 }
-                check_both_classes(count, positives, &self.spec.schema.label)?;
+                // The noisy label sum is not checked against the count: at
+                // small ε its noise (σ in the hundreds of rows) would fail
+                // jobs whose pool has both classes. It is only reported.
+                let _ = positives;
                 let mean = plan
                     .columns
                     .iter()
@@ -661,7 +669,7 @@ impl ModelJob {
                 // definite with overwhelming probability, and the step is
                 // retried with twice the ridge if it is not.
                 let s = noise.raw_std(1, noise.members);
-                let mut ridge = 3.0 * s * ((p + 1) as f64).sqrt();
+                let mut ridge = RIDGE_FACTOR * s * ((p + 1) as f64).sqrt();
                 let mut tries = 0;
                 let step = loop {
                     match newton_step_damped(&terms, &beta, self.spec.l2, ridge) {
@@ -696,9 +704,7 @@ impl ModelJob {
                 beta,
                 converged,
             } => {
-                let metrics = match ScoreHistogram::private(plan.spec.bins)
-                    .and_then(|h| h.pooled_noisy(&v))
-                {
+                let metrics = match private_metrics(&v, plan.spec.bins) {
                     Ok(m) => Some(m),
                     Err(ModelError::Empty { .. }) => None,
                     Err(e) => return Err(e),
@@ -928,6 +934,82 @@ impl ModelJob {
             Stage::Done(m) => Some(m),
             _ => None,
         }
+    }
+}
+
+/// Metrics from a decoded, unscaled private evaluation vector: each class's
+/// noisy cumulative histogram is made non-decreasing
+/// ([`monotone_histograms`]), then read by
+/// [`ScoreHistogram::pooled_noisy`]. Post-processing only.
+pub fn private_metrics(v: &[f64], bins: usize) -> Result<Metrics> {
+    let mut v = v.to_vec();
+    monotone_histograms(&mut v, bins);
+    ScoreHistogram::private(bins).and_then(|h| h.pooled_noisy(&v))
+}
+
+/// Post-processing of a noisy evaluation vector: each class's cumulative
+/// histogram (non-decreasing in truth) is replaced by its least-squares
+/// non-decreasing fit (pool-adjacent-violators), floored at 0, and the bins
+/// are its differences (so every bin is ≥ 0 and the class total is the
+/// fitted cumulative's last value).
+fn monotone_histograms(v: &mut [f64], bins: usize) {
+    for class in 0..2 {
+        let Some(h) = v.get_mut(class * bins..(class + 1) * bins) else {
+            return;
+        };
+        let mut cum = 0.0;
+        let cumulative: Vec<f64> = h
+            .iter()
+            .map(|c| {
+                cum += c;
+                cum
+            })
+            .collect();
+        let fitted = isotonic(&cumulative);
+        let mut prev = 0.0;
+        for (b, f) in h.iter_mut().zip(fitted) {
+            let f = f.max(prev);
+            *b = f - prev;
+            prev = f;
+        }
+    }
+}
+
+/// Least-squares non-decreasing fit (pool adjacent violators).
+fn isotonic(y: &[f64]) -> Vec<f64> {
+    let mut blocks: Vec<(f64, usize)> = Vec::with_capacity(y.len());
+    for &v in y {
+        blocks.push((v, 1));
+        while blocks.len() > 1 {
+            let (b, nb) = blocks[blocks.len() - 1];
+            let (a, na) = blocks[blocks.len() - 2];
+            if a <= b {
+                break;
+            }
+            blocks.pop();
+            let last = blocks.len() - 1;
+            blocks[last] = ((a * na as f64 + b * nb as f64) / (na + nb) as f64, na + nb);
+        }
+    }
+    blocks
+        .into_iter()
+        .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+        .collect()
+}
+
+#[cfg(test)]
+mod monotone_tests {
+    use super::*;
+
+    #[test]
+    fn noisy_histograms_become_non_negative_with_monotone_cumulatives() {
+        assert_eq!(isotonic(&[1.0, 3.0, 2.0, 4.0]), [1.0, 2.5, 2.5, 4.0]);
+        // bins = 3: positives, negatives, then the loss (untouched).
+        let mut v = vec![-2.0, 5.0, 1.0, 4.0, -1.0, 3.0, 7.0];
+        monotone_histograms(&mut v, 3);
+        assert!(v[..6].iter().all(|b| *b >= 0.0), "{v:?}");
+        assert_eq!(v[6], 7.0);
+        assert!((v[..3].iter().sum::<f64>() - 4.0).abs() < 1e-12);
     }
 }
 

@@ -37,7 +37,7 @@ use crate::schema::{Feature, Schema};
 /// Newton rounds of a private job when the spec does not say.
 pub const DEFAULT_PRIVATE_ROUNDS: usize = 4;
 /// Score-histogram bins of a private evaluation when the spec does not say.
-pub const DEFAULT_PRIVATE_BINS: usize = 100;
+pub const DEFAULT_PRIVATE_BINS: usize = 50;
 /// Fewest bins a private evaluation may use.
 pub const MIN_PRIVATE_BINS: usize = 10;
 /// Per-row log-loss clip when the spec does not say (a probability of e^-10).
@@ -634,15 +634,17 @@ impl PrivacyPlan {
     }
 
     /// The noise of a Newton round on `p` columns: gradient (row norm ≤ C),
-    /// Hessian (≤ C²/4), count and clipped loss.
+    /// Hessian (≤ C²/4), count and clipped loss. The step uses only the
+    /// gradient and the Hessian; the count and the loss are only reported,
+    /// so they get 1% of the weight each.
     pub fn newton(&self, p: usize) -> Result<TaskNoise> {
         let c = self.spec.clip_norm_for(p);
         let m = p + 1;
         let blocks = [
-            (m, c, 0.45),
-            (m * (m + 1) / 2, c * c / 4.0, 0.45),
-            (1, 1.0, 0.05),
-            (1, self.spec.loss_clip, 0.05),
+            (m, c, 0.49),
+            (m * (m + 1) / 2, c * c / 4.0, 0.49),
+            (1, 1.0, 0.01),
+            (1, self.spec.loss_clip, 0.01),
         ];
         let clip = Clipping::RowNorm {
             norm: c,
@@ -652,13 +654,14 @@ impl PrivacyPlan {
     }
 
     /// The noise of the evaluation round: both histograms (a row adds 1 to
-    /// one bin), the clipped loss and the two counts.
+    /// one bin) and the clipped loss. The two counts are not sent (weight
+    /// 0): the decoding takes the class totals from the histograms.
     pub fn evaluate(&self) -> Result<TaskNoise> {
         let b = self.spec.bins;
         let blocks = [
-            (2 * b, 1.0, 0.94),
-            (1, self.spec.loss_clip, 0.04),
-            (2, std::f64::consts::SQRT_2, 0.02),
+            (2 * b, 1.0, 0.98),
+            (1, self.spec.loss_clip, 0.02),
+            (2, std::f64::consts::SQRT_2, 0.0),
         ];
         let clip = Clipping::Loss {
             loss: self.spec.loss_clip,

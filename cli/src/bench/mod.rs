@@ -43,6 +43,7 @@ use crate::credit::{self, Party};
 use crate::say;
 
 mod memory;
+mod private;
 mod report;
 mod sklearn;
 
@@ -85,6 +86,24 @@ pub struct BenchArgs {
     /// Also run the consortium as separate processes and report each participant's peak memory.
     #[arg(long)]
     memory: bool,
+    /// Train privately: ε of the whole job (features bounded by [-6, 6], public
+    /// for the generator's standard normals); without it the job is exact.
+    #[arg(long)]
+    epsilon: Option<f64>,
+    /// δ of the private job (and of --eval-epsilon).
+    #[arg(long, default_value_t = 1e-6)]
+    delta: f64,
+    /// Held-out rows (same model, another seed), given to the first party and
+    /// scored exactly with the federated and the central model.
+    #[arg(long, default_value_t = 0)]
+    test_rows: usize,
+    /// Also a private evaluation round alone at this ε (on the held-out rows,
+    /// scored with the federated model), against the exact AUC and KS.
+    #[arg(long, requires = "test_rows")]
+    eval_epsilon: Option<f64>,
+    /// Independent draws of the --eval-epsilon evaluation noise.
+    #[arg(long, default_value_t = 1)]
+    eval_repeats: usize,
 }
 
 /// Runs the benchmark and prints its tables.
@@ -116,6 +135,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bins: DEFAULT_BINS,
         privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
     };
+    let mut spec = spec;
+    if let Some(eps) = args.epsilon {
+        let p = private::spec(&spec.schema, eps, args.delta, Default::default());
+        spec.privacy = Some(fedcredit_model::privacy::PrivacySetting::Private(p));
+    }
+    let test = if args.test_rows > 0 {
+        progress(&format!("generating {} held-out rows", args.test_rows));
+        Some(generate(
+            args.test_rows,
+            d,
+            &known_beta(d),
+            args.seed.wrapping_add(1_000_003),
+        )?)
+    } else {
+        None
+    };
     let parts = split_rows(x.view(), y.view(), k)?;
     let rows: Vec<usize> = parts.iter().map(|(px, _)| px.nrows()).collect();
     let ids: Vec<String> = (1..=k).map(|i| format!("party-{i:02}")).collect();
@@ -128,7 +163,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let parties: Vec<Party> = ids
         .iter()
         .zip(&parts)
-        .map(|(id, (px, py))| Party {
+        .enumerate()
+        .map(|(i, (id, (px, py)))| Party {
             id: id.clone(),
             data: CreditData::new(
                 Dataset {
@@ -136,7 +172,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     y: py.to_owned(),
                     path: PathBuf::from(format!("<{id}: synthetic rows>")),
                 },
-                None,
+                test.as_ref().filter(|_| i == 0).map(|(tx, ty)| Dataset {
+                    x: tx.clone(),
+                    y: ty.clone(),
+                    path: PathBuf::from("<held-out synthetic rows>"),
+                }),
             ),
         })
         .collect();
@@ -162,6 +202,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "fedcredit bench-credit: {n} rows x {d} features, {k} parties, seed {}, l2 {L2}, tol {TOL:e}\n",
         args.seed
     ));
+    if let Some((tx, ty)) = &test {
+        held_out(&args, &spec.schema, &fed, &central, tx, ty.view())?;
+    }
     print_fits(&fed, &central, &sklearn);
     fed.rounds().print(central.fit.iterations, central.t_fit);
     say("");
@@ -170,6 +213,81 @@ pub fn run(args: BenchArgs) -> Result<()> {
         say("");
         m.print(d);
     }
+    Ok(())
+}
+
+/// The federated and the central model scored exactly on the held-out rows,
+/// the job's pooled (private or exact) metrics, and `--eval-epsilon`.
+fn held_out(
+    args: &BenchArgs,
+    schema: &Schema,
+    fed: &Federated,
+    central: &Central,
+    tx: &Array2<f64>,
+    ty: ArrayView1<'_, f64>,
+) -> Result<()> {
+    let f_scores = private::scores(
+        tx,
+        &fed.model.standardization,
+        &private::beta_of(&fed.model),
+    )?;
+    let f = private::exact(&f_scores, ty)?;
+    let c = private::exact(
+        &private::scores(tx, &central.standardizer, &central.fit.beta)?,
+        ty,
+    )?;
+    let o = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.5}"));
+    say(&format!(
+        "held-out ({} rows), {}:",
+        ty.len(),
+        credit::describe_privacy(&fed.model)
+    ));
+    say(&format!(
+        "  central fit, exact:        AUC {}  KS {}",
+        o(c.auc),
+        o(c.ks)
+    ));
+    say(&format!(
+        "  federated model, exact:    AUC {}  KS {}  (AUC − central {:+.5})",
+        o(f.auc),
+        o(f.ks),
+        f.auc.zip(c.auc).map_or(f64::NAN, |(a, b)| a - b)
+    ));
+    if let Some(m) = fed.model.metrics {
+        say(&format!(
+            "  federated model, pooled:   AUC {}  KS {}  (job's evaluation round)",
+            o(m.auc),
+            o(m.ks)
+        ));
+    }
+    if let Some(eps) = args.eval_epsilon {
+        let (mut da, mut dk) = (Vec::new(), Vec::new());
+        for _ in 0..args.eval_repeats.max(1) {
+            let m = private::private_evaluation(
+                schema,
+                &f_scores,
+                ty,
+                eps,
+                args.delta,
+                private::cohort(args.parties),
+            )?;
+            da.push(m.auc.zip(f.auc).map_or(f64::NAN, |(a, b)| a - b));
+            dk.push(m.ks.zip(f.ks).map_or(f64::NAN, |(a, b)| a - b));
+        }
+        let rms = |v: &[f64]| (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
+        let max = |v: &[f64]| v.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+        say(&format!(
+            "  private evaluation alone at ε {eps} (δ {:e}), {} draws: pooled − exact AUC \
+             rms {:.5} max {:.5}; KS rms {:.5} max {:.5}",
+            args.delta,
+            da.len(),
+            rms(&da),
+            max(&da),
+            rms(&dk),
+            max(&dk)
+        ));
+    }
+    say("");
     Ok(())
 }
 
