@@ -193,8 +193,10 @@ pub fn describe(line: &ProgressLine) -> String {
     match &line.progress {
         Progress::Standardized { rows } => {
             format!(
-                "  round {:>2}  statistics      {} participants, {rows} rows",
-                line.round, line.contributors
+                "  round {:>2}  statistics      {} participants, {} rows",
+                line.round,
+                line.contributors,
+                count(*rows)
             )
         }
         Progress::Step(r) => format!(
@@ -211,8 +213,18 @@ pub fn describe(line: &ProgressLine) -> String {
             "  round {:>2}  evaluation      {} participants, {} held-out rows",
             line.round,
             line.contributors,
-            m.map_or(0.0, |m| m.n)
+            count(m.map_or(0.0, |m| m.n))
         ),
+    }
+}
+
+/// A row count: exact counts print as integers; a noisy (private) one is
+/// marked as approximate.
+fn count(rows: f64) -> String {
+    if rows.fract() == 0.0 {
+        format!("{rows}")
+    } else {
+        format!("≈{rows:.0}")
     }
 }
 

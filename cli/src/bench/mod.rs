@@ -138,7 +138,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut spec = spec;
     if let Some(eps) = args.epsilon {
         let p = private::spec(&spec.schema, eps, args.delta, Default::default());
-        spec.privacy = Some(fedcredit_model::privacy::PrivacySetting::Private(p));
+        spec.privacy = Some(fedcredit_model::privacy::PrivacySetting::Private(Box::new(
+            p,
+        )));
     }
     let test = if args.test_rows > 0 {
         progress(&format!("generating {} held-out rows", args.test_rows));
