@@ -272,8 +272,11 @@ impl<'de> Deserialize<'de> for PrivacySetting {
                 self,
                 map: A,
             ) -> std::result::Result<Self::Value, A::Error> {
+                // Name the table: inside a flattened [job] the parser's
+                // position is the table's start, not the key's.
                 PrivacySpec::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(|s| PrivacySetting::Private(Box::new(s)))
+                    .map_err(|e| de::Error::custom(format!("[job.privacy]: {e}")))
             }
         }
         d.deserialize_any(V)
@@ -815,6 +818,11 @@ mod tests {
         assert_eq!(none, PrivacySetting::None);
         let e = serde_json::from_str::<PrivacySetting>("\"off\"").expect_err("off");
         assert!(e.to_string().contains("privacy = \"off\""), "{e}");
+        let e = serde_json::from_str::<PrivacySetting>(r#"{"epsilon": "lots"}"#).expect_err("bad");
+        assert!(
+            e.to_string().starts_with("[job.privacy]: invalid type"),
+            "{e}"
+        );
         let json = serde_json::to_string(&PrivacySetting::Private(Box::new(spec()))).expect("json");
         let back: PrivacySetting = serde_json::from_str(&json).expect("back");
         assert_eq!(back, PrivacySetting::Private(Box::new(spec())));
