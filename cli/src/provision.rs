@@ -243,8 +243,8 @@ fn job(args: &ProvisionArgs) -> Result<Job> {
             }
             let path = args.job_spec.as_deref().context(
                 "--job-kind logistic-regression needs --job-spec FILE: a TOML file with the job's \
-                 [job] table (id, l2, optimizer, [job.schema.label], [[job.schema.features]]), \
-                 as in the README's consortium.toml",
+                 [job] table (id, l2, optimizer, [job.privacy] or privacy = \"none\", \
+                 [job.schema.label], [[job.schema.features]]), as in the README's consortium.toml",
             )?;
             let (toml, id) = job_spec(path, args.job_id.as_deref())?;
             Ok(Job {
