@@ -385,16 +385,7 @@ pub fn privacy_from_rows(
         }
         col += f.encoded_width();
     }
-    fedcredit_model::privacy::PrivacySpec {
-        epsilon,
-        delta,
-        rounds: fedcredit_model::privacy::DEFAULT_PRIVATE_ROUNDS,
-        clip_norm: None,
-        loss_clip: fedcredit_model::privacy::DEFAULT_LOSS_CLIP,
-        bins: fedcredit_model::privacy::DEFAULT_PRIVATE_BINS,
-        split: Default::default(),
-        bounds,
-    }
+    fedcredit_model::privacy::PrivacySpec::with_defaults(epsilon, delta, bounds)
 }
 
 /// "ε 0.98 of 1 spent (δ 1e-6)", or "no differential privacy".

@@ -70,16 +70,9 @@ fn privacy(schema: &Schema, budget: Option<(f64, f64)>) -> Result<PrivacySetting
             bounds.insert(name.clone(), b.1);
         }
     }
-    Ok(PrivacySetting::Private(Box::new(PrivacySpec {
-        epsilon,
-        delta,
-        rounds: fedcredit_model::privacy::DEFAULT_PRIVATE_ROUNDS,
-        clip_norm: None,
-        loss_clip: fedcredit_model::privacy::DEFAULT_LOSS_CLIP,
-        bins: fedcredit_model::privacy::DEFAULT_PRIVATE_BINS,
-        split: Default::default(),
-        bounds,
-    })))
+    Ok(PrivacySetting::Private(Box::new(
+        PrivacySpec::with_defaults(epsilon, delta, bounds),
+    )))
 }
 
 /// Runs the demo; keeps its files in `dir` (default: a fresh temporary

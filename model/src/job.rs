@@ -709,7 +709,7 @@ impl ModelJob {
                     Err(ModelError::Empty { .. }) => None,
                     Err(e) => return Err(e),
                 };
-                let model = self.fitted(standardizer, beta, converged, metrics)?;
+                let model = self.fitted(&standardizer, &beta, converged, metrics)?;
                 (Stage::Done(Box::new(model)), Progress::Evaluated(metrics))
             }
             Stage::Done(_) => {
@@ -722,14 +722,15 @@ impl ModelJob {
         Ok(progress)
     }
 
+    /// The published model of a finished job (exact or private).
     fn fitted(
         &self,
-        standardizer: Standardizer,
-        beta: Vec<f64>,
+        standardizer: &Standardizer,
+        beta: &[f64],
         converged: bool,
         metrics: Option<Metrics>,
     ) -> Result<FittedModel> {
-        let original = to_original_units(&beta, &standardizer)?;
+        let original = to_original_units(beta, standardizer)?;
         Ok(FittedModel {
             format: "fedcredit-model/1".into(),
             job_id: self.job_id.clone(),
@@ -744,7 +745,7 @@ impl ModelJob {
                 intercept: original[0],
                 coefficients: original[1..].to_vec(),
             },
-            standardization: standardizer,
+            standardization: standardizer.clone(),
             l2: self.spec.l2,
             optimizer: self.spec.optimizer,
             rounds: self.history.len(),
@@ -881,8 +882,8 @@ impl ModelJob {
                         return Err(e);
                     }
                 };
-                let original = match to_original_units(&beta, &standardizer) {
-                    Ok(o) => o,
+                let model = match self.fitted(&standardizer, &beta, converged, metrics) {
+                    Ok(m) => m,
                     Err(e) => {
                         self.stage = Stage::Evaluate {
                             standardizer,
@@ -891,29 +892,6 @@ impl ModelJob {
                         };
                         return Err(e);
                     }
-                };
-                let model = FittedModel {
-                    format: "fedcredit-model/1".into(),
-                    job_id: self.job_id.clone(),
-                    job_spec_hash: self.job_spec_hash.clone(),
-                    features: self.spec.schema.encoded_names(),
-                    schema: self.spec.schema.clone(),
-                    standardized: Coefficients {
-                        intercept: beta[0],
-                        coefficients: beta[1..].to_vec(),
-                    },
-                    original: Coefficients {
-                        intercept: original[0],
-                        coefficients: original[1..].to_vec(),
-                    },
-                    standardization: standardizer,
-                    l2: self.spec.l2,
-                    optimizer: self.spec.optimizer,
-                    rounds: self.history.len(),
-                    converged,
-                    history: self.history.clone(),
-                    metrics,
-                    privacy: None,
                 };
                 (Stage::Done(Box::new(model)), Progress::Evaluated(metrics))
             }

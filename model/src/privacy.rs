@@ -111,6 +111,20 @@ pub struct PrivacySpec {
 }
 
 impl PrivacySpec {
+    /// (ε, δ) over `bounds` with every other setting at its default.
+    pub fn with_defaults(epsilon: f64, delta: f64, bounds: BTreeMap<String, [f64; 2]>) -> Self {
+        Self {
+            epsilon,
+            delta,
+            rounds: DEFAULT_PRIVATE_ROUNDS,
+            clip_norm: None,
+            loss_clip: DEFAULT_LOSS_CLIP,
+            bins: DEFAULT_PRIVATE_BINS,
+            split: BudgetSplit::default(),
+            bounds,
+        }
+    }
+
     /// The job's (ε, δ).
     pub fn budget(&self) -> Result<Budget> {
         Budget::new(self.epsilon, self.delta).map_err(|e| invalid(format!("budget: {e}")))

@@ -11,10 +11,7 @@ use fedcredit_crypto::secagg::Thresholds;
 use fedcredit_model::job::FittedModel;
 use fedcredit_model::logistic::predict_proba;
 use fedcredit_model::metrics::{Metrics, ScoreHistogram, metrics_exact};
-use fedcredit_model::privacy::{
-    BudgetSplit, DEFAULT_LOSS_CLIP, DEFAULT_PRIVATE_BINS, DEFAULT_PRIVATE_ROUNDS, NoiseCohort,
-    PrivacyPlan, PrivacySpec,
-};
+use fedcredit_model::privacy::{BudgetSplit, NoiseCohort, PrivacyPlan, PrivacySpec};
 use fedcredit_model::{Schema, Standardizer};
 use ndarray::{Array2, ArrayView1};
 use rand::rngs::OsRng;
@@ -24,19 +21,14 @@ pub const SYNTHETIC_BOUNDS: [f64; 2] = [-6.0, 6.0];
 
 /// A private job's settings over the synthetic schema.
 pub fn spec(schema: &Schema, epsilon: f64, delta: f64, split: BudgetSplit) -> PrivacySpec {
+    let bounds = schema
+        .features
+        .iter()
+        .map(|f| (f.name().to_owned(), SYNTHETIC_BOUNDS))
+        .collect();
     PrivacySpec {
-        epsilon,
-        delta,
-        rounds: DEFAULT_PRIVATE_ROUNDS,
-        clip_norm: None,
-        loss_clip: DEFAULT_LOSS_CLIP,
-        bins: DEFAULT_PRIVATE_BINS,
         split,
-        bounds: schema
-            .features
-            .iter()
-            .map(|f| (f.name().to_owned(), SYNTHETIC_BOUNDS))
-            .collect(),
+        ..PrivacySpec::with_defaults(epsilon, delta, bounds)
     }
 }
 
