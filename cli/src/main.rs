@@ -145,6 +145,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Benchmark the federated credit model against a central fit and scikit-learn on synthetic rows.
     BenchCredit(bench::BenchArgs),
+    /// Benchmark secure-sum rounds as separate processes on a grid of member counts and vector lengths.
+    BenchSecagg(bench::secagg::SecAggArgs),
     /// Audit a coordinator's round log, offline.
     Audit {
         #[command(subcommand)]
@@ -299,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),
+        Command::BenchSecagg(args) => bench::secagg::run(args),
         Command::Audit { command } => audit(command),
     }
 }

@@ -5,13 +5,14 @@
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fedcredit_model::job::{FittedModel, ModelJobSpec};
 use ndarray::{ArrayView1, ArrayView2};
 
+use super::procs::{Children, proc_memory, spawn};
 use super::{JOB_ID, finish, max_abs_diff, progress};
 
 /// Each party's rows as `party-NN.csv` in `dir` (shortest round-trip
@@ -75,46 +76,6 @@ pub(super) struct MemoryReport {
 }
 
 /// `VmRSS` and `VmHWM` of a running process, in bytes.
-fn proc_memory(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// Children killed and reaped on drop, unless they exited.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            if matches!(c.try_wait(), Ok(None)) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-fn spawn(exe: &Path, dir: &Path, args: &[&str], log: &str) -> Result<Child> {
-    let log = std::fs::File::create(dir.join(log))?;
-    Command::new(exe)
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {} {}", exe.display(), args.join(" ")))
-}
-
 fn keygen(exe: &Path, dir: &Path, name: &str) -> Result<String> {
     let out = Command::new(exe)
         .args(["keygen", "--out", &format!("{name}.key")])

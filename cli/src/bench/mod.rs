@@ -44,7 +44,9 @@ use crate::say;
 
 mod memory;
 mod private;
+mod procs;
 mod report;
+pub mod secagg;
 mod sklearn;
 
 use memory::{memory_run, write_party_csvs};
@@ -447,13 +449,24 @@ fn progress(line: &str) {
 
 /// User + system CPU seconds of this process so far (`/proc/self/stat`, USER_HZ = 100).
 fn cpu_seconds() -> Option<f64> {
+    // After the command name: state is field 3, utime 14, stime 15.
+    stat_seconds(11)
+}
+
+/// User + system CPU seconds of this process's children that have exited
+/// and been waited for (cutime and cstime of `/proc/self/stat`).
+fn children_cpu_seconds() -> Option<f64> {
+    stat_seconds(13)
+}
+
+/// Fields `at` and `at + 1` of `/proc/self/stat` after the command name, in seconds.
+fn stat_seconds(at: usize) -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command name: state is field 3, utime 14, stime 15.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    let user: f64 = fields.get(at)?.parse().ok()?;
+    let system: f64 = fields.get(at + 1)?.parse().ok()?;
+    Some((user + system) / 100.0)
 }
 
 /// A temporary folder, removed on drop.
