@@ -18,7 +18,7 @@
 //! - [`aead`]: ChaCha20-Poly1305 for encrypting Shamir shares.
 //! - [`shamir`]: t-of-n sharing of 32-byte secrets over the Curve25519
 //!   scalar field.
-//! - [`prg`]: the ChaCha20 keystream as `u64` words.
+//! - [`prg`]: the AES-256-CTR keystream as `u64` words.
 //! - [`mask`]: adding and removing masks with wrapping arithmetic.
 //! - [`ring`]: the ring Z_(2^(64·L)) of multi-limb values (carries between
 //!   the limbs of a value): masks, inputs and sums of the wide codec.

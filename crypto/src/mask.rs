@@ -67,20 +67,12 @@ impl fmt::Debug for MaskSeed {
 
 /// `acc[i] = acc[i].wrapping_add(keystream[i])`, streaming the keystream in
 /// 4 KiB blocks (no full-length temporary).
-///
-/// # Panics
-///
-/// If `acc` has more than 2^35 elements (ChaCha20's 32-bit counter).
 pub fn add_mask(acc: &mut [u64], seed: &MaskSeed) {
     fold_keystream(seed.as_bytes(), acc, u64::wrapping_add);
 }
 
 /// `acc[i] = acc[i].wrapping_sub(keystream[i])`; the inverse of
 /// [`add_mask`].
-///
-/// # Panics
-///
-/// If `acc` has more than 2^35 elements (ChaCha20's 32-bit counter).
 pub fn sub_mask(acc: &mut [u64], seed: &MaskSeed) {
     fold_keystream(seed.as_bytes(), acc, u64::wrapping_sub);
 }

@@ -111,19 +111,8 @@ impl Ring {
     ///
     /// Errors: [`CryptoError::PartialRingValue`] (and `acc` untouched) if
     /// `acc` is not a whole number of values.
-    ///
-    /// # Panics
-    ///
-    /// If `acc` has more than 2^35 words (ChaCha20's 32-bit counter).
     pub fn add_mask(self, acc: &mut [u64], seed: &MaskSeed) -> Result<(), CryptoError> {
-        self.check_len(acc.len())?;
-        match self.limbs {
-            1 => mask_values::<1>(acc, seed, add_value),
-            2 => mask_values::<2>(acc, seed, add_value),
-            3 => mask_values::<3>(acc, seed, add_value),
-            _ => mask_values::<4>(acc, seed, add_value),
-        }
-        Ok(())
+        self.apply_masks(acc, &[(MaskSign::Add, seed)])
     }
 
     /// Subtracts the mask of `seed` from every value of `acc`; the inverse
@@ -131,19 +120,61 @@ impl Ring {
     ///
     /// Errors: [`CryptoError::PartialRingValue`] (and `acc` untouched) if
     /// `acc` is not a whole number of values.
-    ///
-    /// # Panics
-    ///
-    /// If `acc` has more than 2^35 words (ChaCha20's 32-bit counter).
     pub fn sub_mask(self, acc: &mut [u64], seed: &MaskSeed) -> Result<(), CryptoError> {
+        self.apply_masks(acc, &[(MaskSign::Sub, seed)])
+    }
+
+    /// Adds or subtracts the mask of every seed in `masks` to or from every
+    /// value of `acc`: a party's own masking, or the coordinator's
+    /// unmasking, in one call. Large vectors are cut into one piece per
+    /// core, and each piece takes every mask from its own position in the
+    /// keystream, so the result is the same as applying the masks one by
+    /// one, whatever the number of cores.
+    ///
+    /// Errors: [`CryptoError::PartialRingValue`] (and `acc` untouched) if
+    /// `acc` is not a whole number of values.
+    pub fn apply_masks(
+        self,
+        acc: &mut [u64],
+        masks: &[(MaskSign, &MaskSeed)],
+    ) -> Result<(), CryptoError> {
         self.check_len(acc.len())?;
-        match self.limbs {
-            1 => mask_values::<1>(acc, seed, sub_value),
-            2 => mask_values::<2>(acc, seed, sub_value),
-            3 => mask_values::<3>(acc, seed, sub_value),
-            _ => mask_values::<4>(acc, seed, sub_value),
+        let pieces = pieces_for(acc.len().saturating_mul(masks.len()));
+        // Whole values and whole 8-word runs of AES blocks per piece.
+        let align = 8 * self.limbs as usize;
+        let per = acc.len().div_ceil(pieces).div_ceil(align) * align;
+        if pieces <= 1 || per == 0 || per >= acc.len() {
+            self.apply_masks_at(acc, 0, masks);
+            return Ok(());
         }
+        std::thread::scope(|scope| {
+            let mut chunks = acc.chunks_mut(per).enumerate();
+            // The first piece stays on this thread.
+            let first = chunks.next();
+            for (k, chunk) in chunks {
+                scope.spawn(move || self.apply_masks_at(chunk, k * per, masks));
+            }
+            if let Some((_, chunk)) = first {
+                self.apply_masks_at(chunk, 0, masks);
+            }
+        });
         Ok(())
+    }
+
+    /// [`Ring::apply_masks`] on a piece of a vector that starts at word `start`.
+    fn apply_masks_at(self, acc: &mut [u64], start: usize, masks: &[(MaskSign, &MaskSeed)]) {
+        for (sign, seed) in masks {
+            match (self.limbs, sign) {
+                (1, MaskSign::Add) => mask_values::<1>(acc, start, seed, add_value),
+                (1, MaskSign::Sub) => mask_values::<1>(acc, start, seed, sub_value),
+                (2, MaskSign::Add) => mask_values::<2>(acc, start, seed, add_value),
+                (2, MaskSign::Sub) => mask_values::<2>(acc, start, seed, sub_value),
+                (3, MaskSign::Add) => mask_values::<3>(acc, start, seed, add_value),
+                (3, MaskSign::Sub) => mask_values::<3>(acc, start, seed, sub_value),
+                (_, MaskSign::Add) => mask_values::<4>(acc, start, seed, add_value),
+                (_, MaskSign::Sub) => mask_values::<4>(acc, start, seed, sub_value),
+            }
+        }
     }
 
     /// `acc ← acc + x`, value by value (mod 2^(64·limbs)).
@@ -188,6 +219,29 @@ impl Ring {
     }
 }
 
+/// Whether a mask is added to a vector or subtracted from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskSign {
+    /// `acc ← acc + mask`.
+    Add,
+    /// `acc ← acc − mask`.
+    Sub,
+}
+
+/// Keystream words below which masking stays on one thread (starting a
+/// thread costs about as much as expanding this many words).
+const PARALLEL_WORDS: usize = 1 << 17;
+
+/// How many pieces to cut masking work of `words` keystream words into: one
+/// per core, or one for small work.
+fn pieces_for(words: usize) -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if words < PARALLEL_WORDS {
+        return 1;
+    }
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// `a ← a + b mod 2^(64·L)`, carrying from limb to limb.
 #[inline(always)]
 fn add_value<const L: usize>(a: &mut [u64; L], b: &[u64; L]) {
@@ -213,14 +267,16 @@ fn sub_value<const L: usize>(a: &mut [u64; L], b: &[u64; L]) {
 }
 
 /// Applies `op(value, mask value)` to every value of `acc` (whose length is
-/// a multiple of `L`), the mask being the keystream of `seed`.
+/// a multiple of `L`), the mask being the keystream of `seed` from word
+/// `start` on.
 #[inline(always)]
 fn mask_values<const L: usize>(
     acc: &mut [u64],
+    start: usize,
     seed: &MaskSeed,
     op: impl Fn(&mut [u64; L], &[u64; L]),
 ) {
-    fold_keystream_blocks(seed.as_bytes(), acc, L, |chunk, words| {
+    fold_keystream_blocks(seed.as_bytes(), acc, start, L, |chunk, words| {
         let (values, _) = chunk.as_chunks_mut::<L>();
         let (masks, _) = words.as_chunks::<L>();
         for (v, m) in values.iter_mut().zip(masks) {

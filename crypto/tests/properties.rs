@@ -8,7 +8,7 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::{IdentityKey, SignContext};
 use fedcredit_crypto::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
 use fedcredit_crypto::mask::MaskSeed;
-use fedcredit_crypto::ring::Ring;
+use fedcredit_crypto::ring::{MaskSign, Ring};
 use fedcredit_crypto::shamir::{Share, reconstruct, split};
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -316,5 +316,48 @@ proptest! {
         let mut bad = msg.clone();
         bad[flip.index(msg.len())] ^= 1 << bit;
         prop_assert_eq!(public.verify(contexts[ctx], &bad, &sig).err(), Some(CryptoError::BadSignature));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Applying many masks in one call (cut into a piece per core once the
+    /// work is large) gives exactly what applying them one by one does, for
+    /// every ring and lengths around the piece boundaries.
+    #[test]
+    fn apply_masks_equals_one_by_one(
+        ring in any_ring(),
+        values in prop_oneof![1usize..64, 20_000usize..70_000],
+        signs in proptest::collection::vec(any::<bool>(), 1..6),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let len = ring.words_for(values);
+        let start: Vec<u64> = (0..len).map(|_| rng.r#gen()).collect();
+        let seeds: Vec<MaskSeed> = signs.iter().map(|_| MaskSeed::generate(&mut rng)).collect();
+        let masks: Vec<(MaskSign, &MaskSeed)> = signs
+            .iter()
+            .zip(&seeds)
+            .map(|(&add, s)| (if add { MaskSign::Add } else { MaskSign::Sub }, s))
+            .collect();
+        let mut together = start.clone();
+        ring.apply_masks(&mut together, &masks).expect("whole values");
+        let mut one_by_one = start.clone();
+        for (sign, seed) in &masks {
+            match sign {
+                MaskSign::Add => ring.add_mask(&mut one_by_one[..], seed),
+                MaskSign::Sub => ring.sub_mask(&mut one_by_one[..], seed),
+            }
+            .expect("whole values");
+        }
+        prop_assert!(together == one_by_one);
+        // And the masks come off again.
+        let inverse: Vec<(MaskSign, &MaskSeed)> = masks
+            .iter()
+            .map(|(sign, seed)| (if *sign == MaskSign::Add { MaskSign::Sub } else { MaskSign::Add }, *seed))
+            .collect();
+        ring.apply_masks(&mut together, &inverse).expect("whole values");
+        prop_assert!(together == start);
     }
 }

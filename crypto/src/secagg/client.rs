@@ -17,7 +17,7 @@ use crate::aead;
 use crate::identity::SignatureChecked;
 use crate::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
 use crate::mask::MaskSeed;
-use crate::ring::Ring;
+use crate::ring::{MaskSign, Ring};
 use crate::shamir::{SHARE_LEN, Share, split};
 
 /// Length of a share plaintext: sender (4) ‖ recipient (4) ‖ key share ‖ self-mask share.
@@ -288,8 +288,9 @@ impl ShareKeys {
         }
         self.thresholds.check(Phase::MaskedInput, u2.len())?;
 
-        let mut masked = input.to_vec();
-        ring.add_mask(&mut masked, &self.self_seed)?;
+        // The self mask, then each pairwise mask: added toward higher
+        // indices, subtracted toward lower ones.
+        let mut pairs = Vec::with_capacity(u2.len());
         for peer in u2.iter().filter(|p| **p != self.me) {
             let ad = &self.cohort[peer];
             let seed = pair_seed(
@@ -299,12 +300,18 @@ impl ShareKeys {
                 &ad.mask_agree,
                 &self.session,
             )?;
-            if *peer > self.me {
-                ring.add_mask(&mut masked, &seed)?;
+            let sign = if *peer > self.me {
+                MaskSign::Add
             } else {
-                ring.sub_mask(&mut masked, &seed)?;
-            }
+                MaskSign::Sub
+            };
+            pairs.push((sign, seed));
         }
+        let masks: Vec<(MaskSign, &MaskSeed)> = std::iter::once((MaskSign::Add, &self.self_seed))
+            .chain(pairs.iter().map(|(sign, seed)| (*sign, seed)))
+            .collect();
+        let mut masked = input.to_vec();
+        ring.apply_masks(&mut masked, &masks)?;
         Ok((
             MaskedInputSent {
                 me: self.me,

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::kx::{AgreementSecret, SessionId};
 use crate::mask::MaskSeed;
-use crate::ring::Ring;
+use crate::ring::{MaskSign, Ring};
 use crate::shamir::{Share, reconstruct};
 
 /// Everything the aggregator knows about one round attempt when it unmasks.
@@ -208,6 +208,9 @@ impl Unmasker {
         let ring = self.view.ring;
         ring.check_len(masked_sum.len())?;
         let t = self.view.thresholds.threshold();
+        // Every seed first (checking each against its commitment or public
+        // key), then all masks in one pass over the sum.
+        let mut seeds: Vec<(MaskSign, MaskSeed)> = Vec::new();
         // Self masks of the survivors.
         for owner in &self.view.u3 {
             let shares = self.self_mask.get(owner).map(Vec::as_slice).unwrap_or(&[]);
@@ -222,7 +225,7 @@ impl Unmasker {
             {
                 return Err(SecAggError::CommitmentMismatch(*owner));
             }
-            ring.sub_mask(masked_sum, &seed)?;
+            seeds.push((MaskSign::Sub, seed));
         }
         // Pairwise masks between survivors and the dropouts of U2 \ U3.
         for (dropped, _) in self
@@ -251,13 +254,17 @@ impl Unmasker {
                     &self.view.session,
                 )?;
                 // The survivor added the mask if the dropout is higher, subtracted it if lower.
-                if dropped > survivor {
-                    ring.sub_mask(masked_sum, &seed)?;
+                let sign = if dropped > survivor {
+                    MaskSign::Sub
                 } else {
-                    ring.add_mask(masked_sum, &seed)?;
-                }
+                    MaskSign::Add
+                };
+                seeds.push((sign, seed));
             }
         }
+        let masks: Vec<(MaskSign, &MaskSeed)> =
+            seeds.iter().map(|(sign, seed)| (*sign, seed)).collect();
+        ring.apply_masks(masked_sum, &masks)?;
         Ok(())
     }
 }
