@@ -15,7 +15,7 @@ use super::{
 };
 use crate::aead;
 use crate::identity::SignatureChecked;
-use crate::kx::{AgreementSecret, KeyPurpose, SessionId, derive_key};
+use crate::kx::{AgreementSecret, KeyPurpose, SessionId, SharedSecret, derive_key};
 use crate::mask::MaskSeed;
 use crate::ring::{MaskSign, Ring};
 use crate::shamir::{SHARE_LEN, Share, split};
@@ -109,6 +109,7 @@ impl AdvertiseKeys {
         )?;
 
         let mut ciphertexts = Vec::with_capacity(cohort.len().saturating_sub(1));
+        let mut share_secrets = BTreeMap::new();
         let mut commitments = BTreeMap::new();
         let mut own = None;
         for ((peer, ad), (key_share, seed_share)) in
@@ -149,6 +150,7 @@ impl AdvertiseKeys {
             );
             let ad_bytes = share_ad(&session, self.me, *peer);
             ciphertexts.push((*peer, aead::seal(&key, &ad_bytes, &plaintext)));
+            share_secrets.insert(*peer, shared);
         }
         let own = own.ok_or(SecAggError::OwnAdvertisementMismatch)?;
         let commitment = self_mask_commitment(&session, self.me, &self.self_seed);
@@ -161,6 +163,7 @@ impl AdvertiseKeys {
                 session,
                 cohort,
                 share_enc: self.share_enc,
+                share_secrets,
                 mask_agree: self.mask_agree,
                 self_seed: self.self_seed,
                 held,
@@ -189,6 +192,10 @@ pub struct ShareKeys {
     session: SessionId,
     cohort: BTreeMap<PartyIndex, Advertisement>,
     share_enc: AgreementSecret,
+    /// The X25519 outputs with each peer's share-encryption key, kept from
+    /// encrypting to it: decrypting from it needs the same value (the
+    /// derived keys differ by direction), so it is not computed twice.
+    share_secrets: BTreeMap<PartyIndex, SharedSecret>,
     mask_agree: AgreementSecret,
     self_seed: MaskSeed,
     held: BTreeMap<PartyIndex, HeldShares>,
@@ -244,7 +251,10 @@ impl ShareKeys {
                 return Err(SecAggError::Duplicate(from));
             }
             check_share_ciphertext(from, ciphertext.len())?;
-            let shared = self.share_enc.agree(&ad.share_enc)?;
+            let shared = match self.share_secrets.remove(&from) {
+                Some(shared) => shared,
+                None => self.share_enc.agree(&ad.share_enc)?,
+            };
             let key = derive_key(
                 &shared,
                 KeyPurpose::ShareEncryption,
