@@ -23,7 +23,7 @@ use fedcredit_model::LabelSpec;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::load_csv;
+use fedcredit_participant::data::load;
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -145,6 +145,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Benchmark the federated credit model against a central fit and scikit-learn on synthetic rows.
     BenchCredit(bench::BenchArgs),
+    /// Time reading training files as `local` does (schema inference, then loading), or write synthetic ones.
+    BenchRead(bench::read::ReadArgs),
     /// Audit a coordinator's round log, offline.
     Audit {
         #[command(subcommand)]
@@ -299,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),
+        Command::BenchRead(args) => bench::read::run(args),
         Command::Audit { command } => audit(command),
     }
 }
@@ -577,36 +580,39 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         }),
         journal: Some(cfg.journal.clone()),
     };
-    let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> =
-        match &cfg.consortium.job.kind {
-            JobKind::SecureSum { .. } => {
-                let path = cfg.input.as_ref().with_context(|| {
-                    format!(
-                        "{}: `input`: a secure-sum job needs the file of values to contribute",
-                        config.display()
-                    )
-                })?;
-                VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
-            }
-            JobKind::LogisticRegression(spec) => {
-                let path = cfg.data.as_ref().with_context(|| {
-                    format!(
-                        "{}: `data`: a credit-model job needs the CSV file of training rows",
-                        config.display()
-                    )
-                })?;
-                load_csv(path, &spec.schema).and_then(|train| {
-                    let test = cfg
-                        .test
-                        .as_ref()
-                        .map(|t| load_csv(t, &spec.schema))
-                        .transpose()?;
-                    let data = CreditData::new(train, test);
-                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
-                    Ok(Box::new(data) as Box<dyn Contributor>)
-                })
-            }
-        };
+    let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> = match &cfg
+        .consortium
+        .job
+        .kind
+    {
+        JobKind::SecureSum { .. } => {
+            let path = cfg.input.as_ref().with_context(|| {
+                format!(
+                    "{}: `input`: a secure-sum job needs the file of values to contribute",
+                    config.display()
+                )
+            })?;
+            VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
+        }
+        JobKind::LogisticRegression(spec) => {
+            let path = cfg.data.as_ref().with_context(|| {
+                format!(
+                    "{}: `data`: a credit-model job needs the CSV or Parquet file of training rows",
+                    config.display()
+                )
+            })?;
+            load(path, &spec.schema).and_then(|train| {
+                let test = cfg
+                    .test
+                    .as_ref()
+                    .map(|t| load(t, &spec.schema))
+                    .transpose()?;
+                let data = CreditData::new(train, test);
+                tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
+                Ok(Box::new(data) as Box<dyn Contributor>)
+            })
+        }
+    };
     let mut contributor = match loaded {
         Ok(c) => c,
         Err(e) => {

@@ -44,6 +44,7 @@ use crate::say;
 
 mod memory;
 mod private;
+pub mod read;
 mod report;
 mod sklearn;
 
