@@ -580,39 +580,36 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         }),
         journal: Some(cfg.journal.clone()),
     };
-    let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> = match &cfg
-        .consortium
-        .job
-        .kind
-    {
-        JobKind::SecureSum { .. } => {
-            let path = cfg.input.as_ref().with_context(|| {
-                format!(
-                    "{}: `input`: a secure-sum job needs the file of values to contribute",
-                    config.display()
-                )
-            })?;
-            VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
-        }
-        JobKind::LogisticRegression(spec) => {
-            let path = cfg.data.as_ref().with_context(|| {
+    let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> =
+        match &cfg.consortium.job.kind {
+            JobKind::SecureSum { .. } => {
+                let path = cfg.input.as_ref().with_context(|| {
+                    format!(
+                        "{}: `input`: a secure-sum job needs the file of values to contribute",
+                        config.display()
+                    )
+                })?;
+                VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
+            }
+            JobKind::LogisticRegression(spec) => {
+                let path = cfg.data.as_ref().with_context(|| {
                 format!(
                     "{}: `data`: a credit-model job needs the CSV or Parquet file of training rows",
                     config.display()
                 )
             })?;
-            load(path, &spec.schema).and_then(|train| {
-                let test = cfg
-                    .test
-                    .as_ref()
-                    .map(|t| load(t, &spec.schema))
-                    .transpose()?;
-                let data = CreditData::new(train, test);
-                tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
-                Ok(Box::new(data) as Box<dyn Contributor>)
-            })
-        }
-    };
+                load(path, &spec.schema).and_then(|train| {
+                    let test = cfg
+                        .test
+                        .as_ref()
+                        .map(|t| load(t, &spec.schema))
+                        .transpose()?;
+                    let data = CreditData::new(train, test);
+                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
+                    Ok(Box::new(data) as Box<dyn Contributor>)
+                })
+            }
+        };
     let mut contributor = match loaded {
         Ok(c) => c,
         Err(e) => {
