@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::VectorInput;
-use fedcredit_participant::data::load_csv;
+use fedcredit_participant::data::load;
 use fedcredit_referee::consortium::{Consortium, JobKind};
 
 use crate::{keys, say};
@@ -319,11 +319,11 @@ fn participant(config: &Path, report: &mut Report) {
             let rows = |key: &str, path: Option<&Path>| -> Result<String> {
                 let path = path.with_context(|| {
                     format!(
-                        "{}: `{key}`: a credit-model job needs the CSV file of training rows",
+                        "{}: `{key}`: a credit-model job needs the CSV or Parquet file of training rows",
                         config.display()
                     )
                 })?;
-                let data = load_csv(path, &spec.schema)?;
+                let data = load(path, &spec.schema)?;
                 Ok(format!(
                     "{}: {} rows checked against the job's schema",
                     path.display(),

@@ -9,10 +9,85 @@ use fedcredit_model::privacy::PrivacySetting;
 use fedcredit_model::schema::SchemaInference;
 use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::load_csv;
+use fedcredit_participant::data::blocks::{self, PlainCsv};
+use fedcredit_participant::data::parquet_file::{ParquetTable, is_parquet};
+use fedcredit_participant::data::{Dataset, load};
 
 use crate::credit::{self, Party};
 use crate::say;
+
+/// The column names of a CSV or Parquet file, which must hold the `label`
+/// column.
+fn header_of(path: &Path, label: &str) -> Result<Vec<String>> {
+    if !is_parquet(path) {
+        return Ok(open_table(path, label)?.1);
+    }
+    let header = ParquetTable::open(path)?.header().to_vec();
+    if !header.iter().any(|h| h == label) {
+        let e = fedcredit_model::encoder::missing_column(&header, label, "the label");
+        bail!("{}: {e}", path.display());
+    }
+    Ok(header)
+}
+
+/// Observes a Parquet file's rows: a column of numbers is numeric (its
+/// values are not read; a NaN or null in it is refused when the file is
+/// loaded), any other column's values are read as text. `pos` as for
+/// [`observe_plain`].
+fn observe_parquet(
+    path: &Path,
+    names: &[String],
+    pos: &[usize],
+    label: &str,
+    inference: &mut SchemaInference,
+) -> Result<()> {
+    use fedcredit_participant::data::parquet_file::{BATCH_ROWS, PieceReader, Use};
+    let table = ParquetTable::open(path)?;
+    let mut uses = Vec::new();
+    let mut slot = vec![None; pos.len()];
+    let mut part = inference.fork();
+    for (i, &c) in pos.iter().enumerate() {
+        if table.is_numeric(c) && names[i] != label {
+            part.forget_values(i);
+        } else {
+            slot[i] = Some(uses.len());
+            uses.push((c, Use::Text(uses.len())));
+        }
+    }
+    table.check(&uses)?;
+    let file = table.reader()?;
+    let mut texts = vec![Vec::new(); uses.len()];
+    for piece in table.pieces(usize::MAX) {
+        let mut reader = PieceReader::new(&table, &file, &piece, &uses)?;
+        let mut left = piece.rows.len();
+        while left > 0 {
+            let n = left.min(BATCH_ROWS);
+            reader.next_texts(n, &mut texts, path)?;
+            let mut cells: Vec<&str> = Vec::with_capacity(pos.len());
+            // One cell from each text column per row: indexing by row is the point.
+            #[allow(clippy::needless_range_loop)]
+            for row in 0..n {
+                cells.clear();
+                // A number's value does not matter: the column stays numeric.
+                cells.extend(
+                    slot.iter()
+                        .map(|s| s.map_or("0", |k| texts[k][row].as_str())),
+                );
+                part.observe(&cells).with_context(|| {
+                    format!(
+                        "{}: row {}: inferring the schema",
+                        path.display(),
+                        piece.first_row + piece.rows.len() - left + row + 1
+                    )
+                })?;
+            }
+            left -= n;
+        }
+    }
+    inference
+        .merge(part)
+        .with_context(|| format!("{}: inferring the schema", path.display()))
+}
 
 /// Opens a CSV file and reads its header, which must hold the `label`
 /// column; that is checked before any row is read, so that a semicolon- or
@@ -38,13 +113,13 @@ fn open_table(path: &Path, label: &str) -> Result<(csv::Reader<std::fs::File>, V
 /// streamed record by record (never held in memory as strings).
 pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
     let first_file = files.first().context("no data files given")?;
-    let (_, first) = open_table(first_file, &label.column)?;
+    let first = header_of(first_file, &label.column)?;
     let mut inference = SchemaInference::new(&first, label.clone())
         .with_context(|| format!("{}: inferring the schema", first_file.display()))?;
     let mut record = csv::StringRecord::new();
     let mut cells: Vec<String> = Vec::new();
     for f in files {
-        let (mut reader, h) = open_table(f, &label.column)?;
+        let h = header_of(f, &label.column)?;
         if h.len() != first.len() {
             bail!(
                 "{}: has {} columns, {} has {}",
@@ -65,7 +140,15 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
                 )
             })?);
         }
+        if is_parquet(f) {
+            observe_parquet(f, &first, &pos, &label.column, &mut inference)?;
+            continue;
+        }
+        if observe_plain(f, &pos, &mut inference) {
+            continue;
+        }
         let in_order = pos.iter().enumerate().all(|(i, &p)| i == p);
+        let (mut reader, _) = open_table(f, &label.column)?;
         while reader
             .read_record(&mut record)
             .with_context(|| format!("{}: malformed CSV", f.display()))?
@@ -86,6 +169,101 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
         }
     }
     inference.finish().context("inferring the schema")
+}
+
+/// Observes every row of `path`, a plain CSV file (see
+/// [`fedcredit_participant::data::blocks`]), on all cores; `pos[i]` is the
+/// position in this file of the first file's column `i`. `false`, with
+/// `inference` unchanged, if the file is not plain or a row does not fit:
+/// the `csv` reader then reads it and names the problem.
+fn observe_plain(path: &Path, pos: &[usize], inference: &mut SchemaInference) -> bool {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Ok(Some(plain)) = PlainCsv::scan(path) else {
+        return false;
+    };
+    let in_order = pos.iter().enumerate().all(|(i, &p)| i == p);
+    // Columns with more distinct values than a category list may hold, as
+    // soon as any block finds them: later blocks need not collect theirs.
+    let overflowed: Vec<AtomicBool> = (0..pos.len()).map(|_| AtomicBool::new(false)).collect();
+    for c in inference.overflowed() {
+        overflowed[c].store(true, Ordering::Relaxed);
+    }
+    let seen = Mutex::new(inference.fork());
+    let base = &*inference;
+    let jobs = vec![(); plain.blocks().len()];
+    let done = plain.par_blocks(
+        plain.blocks(),
+        jobs,
+        blocks::threads(),
+        |block, text, ()| {
+            let mut part = base.fork();
+            for (c, flag) in overflowed.iter().enumerate() {
+                if flag.load(Ordering::Relaxed) {
+                    part.forget_values(c);
+                }
+            }
+            let (mut cells, mut ordered) = (Vec::new(), Vec::new());
+            for (_, record) in block.records(text) {
+                blocks::split_cells(record, &mut cells);
+                if cells.len() != pos.len() {
+                    return false;
+                }
+                let row: &[&str] = if in_order {
+                    &cells
+                } else {
+                    ordered.clear();
+                    ordered.extend(pos.iter().map(|&i| cells[i]));
+                    &ordered
+                };
+                if part.observe(row).is_err() {
+                    return false;
+                }
+            }
+            let Ok(mut seen) = seen.lock() else {
+                return false;
+            };
+            if seen.merge(part).is_err() {
+                return false;
+            }
+            for c in seen.overflowed() {
+                overflowed[c].store(true, Ordering::Relaxed);
+            }
+            true
+        },
+    );
+    match (done, seen.into_inner()) {
+        (Ok(()), Ok(seen)) => inference.merge(seen).is_ok(),
+        _ => false,
+    }
+}
+
+/// Loads the training files and the held-out file with `schema`, every
+/// file on its own thread: parsing is most of the time before the first
+/// round, and the files are independent.
+pub fn load_all(
+    train: &[PathBuf],
+    test: Option<&PathBuf>,
+    schema: &Schema,
+) -> Result<(Vec<Dataset>, Option<Dataset>)> {
+    let (train, test) = std::thread::scope(|scope| {
+        let train: Vec<_> = train
+            .iter()
+            .map(|path| scope.spawn(|| load(path, schema)))
+            .collect();
+        let test = test.map(|t| scope.spawn(|| load(t, schema)));
+        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (
+            train.into_iter().map(join).collect::<Vec<_>>(),
+            test.map(join),
+        )
+    });
+    let test = test.transpose()?;
+    let train = train.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((train, test))
 }
 
 /// Options of `fedcredit local`.
@@ -110,31 +288,9 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         files.push(t.clone());
     }
     let schema = infer_schema(&files, label)?;
-    // Every file is read and checked on its own thread: parsing is most of
-    // the time before the first round, and the files are independent.
-    let loaded = std::thread::scope(|scope| {
-        let train: Vec<_> = args
-            .data
-            .iter()
-            .map(|path| scope.spawn(|| load_csv(path, &schema)))
-            .collect();
-        let test = args
-            .test
-            .as_ref()
-            .map(|t| scope.spawn(|| load_csv(t, &schema)));
-        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
-            h.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        };
-        (
-            train.into_iter().map(join).collect::<Vec<_>>(),
-            test.map(join),
-        )
-    });
-    let (train, test) = loaded;
+    let (train, test) = load_all(&args.data, args.test.as_ref(), &schema)?;
     // The held-out file is evaluated by the first participant.
-    let mut test = test.transpose()?;
-    let train = train.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut test = test;
     let privacy = match args.privacy {
         None => PrivacySetting::None,
         Some((epsilon, delta)) => {

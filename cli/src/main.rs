@@ -23,7 +23,7 @@ use fedcredit_model::LabelSpec;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::load_csv;
+use fedcredit_participant::data::load;
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -147,6 +147,8 @@ enum Command {
     BenchCredit(bench::BenchArgs),
     /// Benchmark secure-sum rounds as separate processes on a grid of member counts and vector lengths.
     BenchSecagg(bench::secagg::SecAggArgs),
+    /// Time reading training files as `local` does (schema inference, then loading), or write synthetic ones.
+    BenchRead(bench::read::ReadArgs),
     /// Audit a coordinator's round log, offline.
     Audit {
         #[command(subcommand)]
@@ -302,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),
         Command::BenchSecagg(args) => bench::secagg::run(args),
+        Command::BenchRead(args) => bench::read::run(args),
         Command::Audit { command } => audit(command),
     }
 }
@@ -593,16 +596,16 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
             }
             JobKind::LogisticRegression(spec) => {
                 let path = cfg.data.as_ref().with_context(|| {
-                    format!(
-                        "{}: `data`: a credit-model job needs the CSV file of training rows",
-                        config.display()
-                    )
-                })?;
-                load_csv(path, &spec.schema).and_then(|train| {
+                format!(
+                    "{}: `data`: a credit-model job needs the CSV or Parquet file of training rows",
+                    config.display()
+                )
+            })?;
+                load(path, &spec.schema).and_then(|train| {
                     let test = cfg
                         .test
                         .as_ref()
-                        .map(|t| load_csv(t, &spec.schema))
+                        .map(|t| load(t, &spec.schema))
                         .transpose()?;
                     let data = CreditData::new(train, test);
                     tracing::info!(rows = data.train_rows(), "training rows loaded and checked");

@@ -1,14 +1,23 @@
-//! `fedcredit score`: a model.json applied to a CSV file of applicants, one
-//! probability per row, in input order.
+//! `fedcredit score`: a model.json applied to a CSV or Parquet file of
+//! applicants, one probability per row, in input order, written as CSV
+//! (a file or standard output) or as Parquet (an `--out` ending in
+//! `.parquet` or `.pq`).
 //!
 //! By default the first row that does not fit the model stops the run with
-//! its file, line, column and value, and no output file is left behind.
-//! With `--on-error skip` every such row goes to an error file (`line,
-//! column,value,reason`) and the others are scored; the counts go to
-//! stderr. Output files are written beside their destination and renamed
-//! into place only when the run succeeds, so a file that exists is whole.
+//! its file, line (CSV) or row (Parquet), column and value, and no output
+//! file is left behind. With `--on-error skip` every such row goes to an
+//! error file (`line,column,value,reason`, or `row,...` for Parquet input)
+//! and the others are scored; the counts go to stderr. Output files are
+//! written beside their destination and renamed into place only when the
+//! run succeeds, so a file that exists is whole.
+//!
+//! Rows are scored on every core: a plain CSV file in blocks of lines, a
+//! Parquet file in pieces of row groups, a window of them at a time, and
+//! written in order. A CSV file with quoted cells is read by the `csv`
+//! crate, record by record.
 
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +25,10 @@ use clap::{Args, ValueEnum};
 use fedcredit_model::Encoder;
 use fedcredit_model::job::FittedModel;
 use fedcredit_participant::data::LineCounter;
+use fedcredit_participant::data::blocks::{self, PlainCsv};
+use fedcredit_participant::data::parquet_file::{
+    BATCH_ROWS, BatchOut, ParquetTable, PieceReader, RowProblem, Use, is_parquet,
+};
 
 /// Options of `fedcredit score`.
 #[derive(Debug, Args)]
@@ -23,10 +36,12 @@ pub struct ScoreArgs {
     /// The model file.
     #[arg(long)]
     model: PathBuf,
-    /// Applicants: a CSV file with the model's feature columns (the label column is not needed).
+    /// Applicants: a CSV or Parquet (`.parquet`, `.pq`) file with the model's feature columns
+    /// (the label column is not needed).
     #[arg(long)]
     data: PathBuf,
-    /// Output CSV (`row,probability`, after the id column if one is given); default: standard output.
+    /// Output (`row,probability`, after the id column if one is given): Parquet if the name ends
+    /// in `.parquet` or `.pq`, else CSV; default: CSV on standard output.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Copy this column of the data to the output, as its first column (e.g. an applicant id).
@@ -59,24 +74,13 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     let model: FittedModel = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a fedcredit model file", args.model.display()))?;
     let data = &args.data;
-    let file = File::open(data).with_context(|| format!("{}: cannot open", data.display()))?;
-    // As the participants read their rows: header names trimmed (cells are
-    // trimmed by the encoder); a short or long row is a bad row, not a CSV error.
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(csv::Trim::Headers)
-        .flexible(true)
-        .from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{}:1: cannot read the header", data.display()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let encoder = Encoder::for_scoring(&model.schema, &header).with_context(|| {
+    let input = Input::open(data)?;
+    let header = input.header();
+    let encoder = Encoder::for_scoring(&model.schema, header).with_context(|| {
         format!(
-            "{}:1: the header does not fit the model's schema",
-            data.display()
+            "{}{} the header does not fit the model's schema",
+            data.display(),
+            input.at_header()
         )
     })?;
     if encoder.width() != model.features.len() {
@@ -88,74 +92,64 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         );
     }
     let id = match &args.id_column {
-        Some(name) => Some((name.as_str(), id_position(&header, name, data)?)),
+        Some(name) => Some((
+            name.as_str(),
+            id_position(header, name, data, input.at_header())?,
+        )),
         None => None,
     };
-
-    let mut out = match &args.out {
-        Some(path) => Sink::File(Staged::create(path)?),
-        None => Sink::Stdout(csv::Writer::from_writer(std::io::stdout().lock())),
+    let format = match &args.out {
+        Some(path) if is_parquet(path) => Format::Parquet,
+        _ => Format::Csv,
     };
-    let mut titles = Vec::with_capacity(3);
-    titles.extend(id.map(|(name, _)| name));
-    titles.extend(["row", "probability"]);
-    out.write(&titles)?;
+    let mut out = Output::create(args.out.as_deref(), format, id.map(|(name, _)| name))?;
     let mut errors = match &errors_path {
         Some(path) => {
             let mut e = Staged::create(path)?;
-            e.writer
-                .write_record(["line", "column", "value", "reason"])?;
+            let place = if matches!(input, Input::Parquet(_)) {
+                "row"
+            } else {
+                "line"
+            };
+            e.write_all(&csv_line(&[place, "column", "value", "reason"])?)?;
             Some(e)
         }
         None => None,
     };
 
-    let mut lines = LineCounter::new(
-        File::open(data).with_context(|| format!("{}: cannot open", data.display()))?,
-    );
-    let mut record = csv::ByteRecord::new();
-    let mut row = vec![0.0; encoder.width()];
-    let (mut index, mut scored, mut skipped) = (0u64, 0u64, 0u64);
-    while reader
-        .read_byte_record(&mut record)
-        .with_context(|| format!("{}: cannot read", data.display()))?
-    {
-        index += 1;
-        // Invalid UTF-8 shows as U+FFFD: such a cell cannot be a number or
-        // a category, so it is reported with the replacement in its value.
-        let cells: Vec<std::borrow::Cow<'_, str>> =
-            record.iter().map(String::from_utf8_lossy).collect();
-        match encoder.encode_features_into(&cells, &mut row) {
-            Ok(()) => {
-                let p = model.probability(&row)?;
-                let (index, p) = (index.to_string(), p.to_string());
-                let mut fields = Vec::with_capacity(3);
-                if let Some((_, j)) = id {
-                    fields.push(cells.get(j).map_or("", |c| c.as_ref()));
-                }
-                fields.extend([index.as_str(), p.as_str()]);
-                out.write(&fields)?;
-                scored += 1;
-            }
-            Err(e) => {
-                let line = match record.position() {
-                    Some(pos) => lines
-                        .line_at(pos.byte())
-                        .with_context(|| format!("{}: cannot read", data.display()))?,
-                    None => 0,
-                };
-                let Some(errors) = errors.as_mut() else {
-                    bail!("{}:{line}: {e}", data.display());
-                };
-                errors.writer.write_record([
-                    line.to_string().as_str(),
-                    e.column().unwrap_or(""),
-                    e.value().unwrap_or(""),
-                    &e.to_string(),
-                ])?;
-                skipped += 1;
-            }
+    let job = Job {
+        model: &model,
+        encoder: &encoder,
+        id: id.map(|(_, j)| j),
+        format,
+    };
+    let (mut scored, mut skipped) = (0u64, 0u64);
+    let mut emit = |mut batch: Scored| -> Result<()> {
+        scored += batch.probs.len() as u64;
+        let csv = batch.csv_bytes()?;
+        out.write(csv, batch.rows, batch.ids, batch.probs)?;
+        for (place, problem) in batch.bad {
+            let Some(errors) = errors.as_mut() else {
+                bail!("{}{}: {}", data.display(), input.at(place), problem.message);
+            };
+            errors.write_all(&csv_line(&[
+                place.to_string().as_str(),
+                &problem.column,
+                &problem.value,
+                &problem.message,
+            ])?)?;
+            skipped += 1;
         }
+        Ok(())
+    };
+    match &input {
+        Input::Parquet(table) => score_parquet(table, &job, &mut emit)?,
+        Input::Csv(_) => match PlainCsv::scan(data)
+            .with_context(|| format!("{}: cannot read", data.display()))?
+        {
+            Some(plain) => score_plain(&plain, data, &job, &mut emit)?,
+            None => score_csv(data, &job, &mut emit)?,
+        },
     }
 
     let skipped_note = match (&errors_path, errors) {
@@ -177,6 +171,311 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         eprintln!("scored {scored} rows, skipped {skipped}{skipped_note}");
     } else {
         eprintln!("scored {scored} rows");
+    }
+    Ok(())
+}
+
+/// The applicants' file.
+enum Input {
+    /// A CSV file and its header (names trimmed).
+    Csv(Vec<String>),
+    /// A Parquet file's footer.
+    Parquet(ParquetTable),
+}
+
+impl Input {
+    fn open(data: &Path) -> Result<Self> {
+        if is_parquet(data) {
+            return Ok(Self::Parquet(ParquetTable::open(data)?));
+        }
+        let file = File::open(data).with_context(|| format!("{}: cannot open", data.display()))?;
+        let header = csv_reader(file)
+            .headers()
+            .with_context(|| format!("{}:1: cannot read the header", data.display()))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        Ok(Self::Csv(header))
+    }
+
+    fn header(&self) -> &[String] {
+        match self {
+            Self::Csv(h) => h,
+            Self::Parquet(t) => t.header(),
+        }
+    }
+
+    /// Where the header is, after the file name.
+    fn at_header(&self) -> &'static str {
+        match self {
+            Self::Csv(_) => ":1:",
+            Self::Parquet(_) => ":",
+        }
+    }
+
+    /// A row's place after the file name: its line in a CSV file, its row in a Parquet one.
+    fn at(&self, place: u64) -> String {
+        match self {
+            Self::Csv(_) => format!(":{place}"),
+            Self::Parquet(_) => format!(": row {place}"),
+        }
+    }
+}
+
+/// As the participants read their rows: header names trimmed (cells are
+/// trimmed by the encoder); a short or long row is a bad row, not a CSV error.
+fn csv_reader(file: File) -> csv::Reader<File> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::Headers)
+        .flexible(true)
+        .from_reader(file)
+}
+
+/// The output's format: Parquet for an `--out` ending in `.parquet` or `.pq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Parquet,
+}
+
+/// What scoring a run of rows needs.
+struct Job<'a> {
+    model: &'a FittedModel,
+    encoder: &'a Encoder,
+    /// The `--id-column`'s position.
+    id: Option<usize>,
+    format: Format,
+}
+
+/// A run of rows, scored: the output records (formatted CSV lines, or
+/// the columns of a Parquet output) and the rows that did not fit.
+struct Scored {
+    csv: csv::Writer<Vec<u8>>,
+    rows: Vec<i64>,
+    ids: Vec<String>,
+    probs: Vec<f64>,
+    /// Line (CSV) or row (Parquet) of each bad row, and what is wrong.
+    bad: Vec<(u64, RowProblem)>,
+    /// Formatting buffers for a row's number and probability.
+    text: (String, String),
+}
+
+impl Scored {
+    fn new() -> Self {
+        Self {
+            csv: Self::writer(),
+            rows: Vec::new(),
+            ids: Vec::new(),
+            probs: Vec::new(),
+            bad: Vec::new(),
+            text: (String::new(), String::new()),
+        }
+    }
+
+    fn writer() -> csv::Writer<Vec<u8>> {
+        csv::WriterBuilder::new()
+            .buffer_capacity(1 << 12)
+            .from_writer(Vec::new())
+    }
+
+    /// The formatted CSV records.
+    fn csv_bytes(&mut self) -> Result<Vec<u8>> {
+        std::mem::replace(&mut self.csv, Self::writer())
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("{}", e.error()))
+    }
+
+    /// Adds a scored row.
+    fn push(&mut self, job: &Job<'_>, row: u64, id: Option<&str>, p: f64) -> Result<()> {
+        use std::fmt::Write as _;
+        match job.format {
+            Format::Csv => {
+                let (r, q) = &mut self.text;
+                r.clear();
+                q.clear();
+                write!(r, "{row}")?;
+                write!(q, "{p}")?;
+                if job.id.is_some() {
+                    self.csv
+                        .write_record([id.unwrap_or(""), r.as_str(), q.as_str()])?;
+                } else {
+                    self.csv.write_record([r.as_str(), q.as_str()])?;
+                }
+            }
+            Format::Parquet => {
+                self.rows.push(i64::try_from(row)?);
+                if job.id.is_some() {
+                    self.ids.push(id.unwrap_or("").to_owned());
+                }
+            }
+        }
+        self.probs.push(p);
+        Ok(())
+    }
+}
+
+/// One CSV record, quoted where needed, with its line break.
+fn csv_line<S: AsRef<[u8]>>(fields: &[S]) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record(fields)?;
+    w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))
+}
+
+/// A plain CSV file (see `PlainCsv`), its blocks scored on every core a
+/// window at a time and emitted in file order.
+fn score_plain(
+    plain: &PlainCsv,
+    data: &Path,
+    job: &Job<'_>,
+    emit: &mut dyn FnMut(Scored) -> Result<()>,
+) -> Result<()> {
+    let threads = blocks::threads();
+    for window in plain.blocks().chunks(threads * 4) {
+        let mut slots: Vec<Option<Result<Scored>>> = window.iter().map(|_| None).collect();
+        let jobs: Vec<&mut Option<Result<Scored>>> = slots.iter_mut().collect();
+        plain
+            .par_blocks(window, jobs, threads, |block, text, slot| {
+                *slot = Some(score_block(block, text, job));
+                true
+            })
+            .map_err(|e| match e {
+                blocks::Stopped::Io(e) => {
+                    anyhow::Error::new(e).context(format!("{}: cannot read", data.display()))
+                }
+                _ => anyhow::anyhow!(
+                    "{}: the file changed while it was being read; score it again",
+                    data.display()
+                ),
+            })?;
+        for slot in slots {
+            emit(slot.context("internal: a block was not scored")??)?;
+        }
+    }
+    Ok(())
+}
+
+fn score_block(block: &blocks::Block, text: &str, job: &Job<'_>) -> Result<Scored> {
+    let mut out = Scored::new();
+    let mut row = vec![0.0; job.encoder.width()];
+    let mut cells: Vec<&str> = Vec::new();
+    for (k, (line, record)) in block.records(text).enumerate() {
+        blocks::split_cells(record, &mut cells);
+        match job.encoder.encode_features_into(&cells, &mut row) {
+            Ok(()) => {
+                let p = job.model.probability(&row)?;
+                let id = job.id.and_then(|j| cells.get(j).copied());
+                out.push(job, (block.first_row + k + 1) as u64, id, p)?;
+            }
+            Err(e) => out.bad.push((line, RowProblem::from(e))),
+        }
+    }
+    Ok(out)
+}
+
+/// Any CSV file, record by record with the `csv` crate (quoted cells may
+/// span lines; invalid UTF-8 shows as U+FFFD in a bad row's value).
+fn score_csv(data: &Path, job: &Job<'_>, emit: &mut dyn FnMut(Scored) -> Result<()>) -> Result<()> {
+    let open = || File::open(data).with_context(|| format!("{}: cannot open", data.display()));
+    let mut reader = csv_reader(open()?);
+    reader
+        .headers()
+        .with_context(|| format!("{}:1: cannot read the header", data.display()))?;
+    let mut lines = LineCounter::new(open()?);
+    let mut record = csv::ByteRecord::new();
+    let mut row = vec![0.0; job.encoder.width()];
+    let mut index = 0u64;
+    let mut batch = Scored::new();
+    while reader
+        .read_byte_record(&mut record)
+        .with_context(|| format!("{}: cannot read", data.display()))?
+    {
+        index += 1;
+        let cells: Vec<std::borrow::Cow<'_, str>> =
+            record.iter().map(String::from_utf8_lossy).collect();
+        match job.encoder.encode_features_into(&cells, &mut row) {
+            Ok(()) => {
+                let p = job.model.probability(&row)?;
+                let id = job.id.and_then(|j| cells.get(j)).map(AsRef::as_ref);
+                batch.push(job, index, id, p)?;
+            }
+            Err(e) => {
+                let line = match record.position() {
+                    Some(pos) => lines
+                        .line_at(pos.byte())
+                        .with_context(|| format!("{}: cannot read", data.display()))?,
+                    None => 0,
+                };
+                batch.bad.push((line, RowProblem::from(e)));
+            }
+        }
+        if batch.probs.len() + batch.bad.len() >= BATCH_ROWS {
+            emit(std::mem::replace(&mut batch, Scored::new()))?;
+        }
+    }
+    emit(batch)
+}
+
+/// A Parquet file, its pieces decoded and scored on every core a window at
+/// a time and emitted in file order.
+fn score_parquet(
+    table: &ParquetTable,
+    job: &Job<'_>,
+    emit: &mut dyn FnMut(Scored) -> Result<()>,
+) -> Result<()> {
+    let mut uses: Vec<(usize, Use<'_>)> = job
+        .encoder
+        .feature_columns()
+        .map(|f| (f.column, Use::Feature(f)))
+        .collect();
+    uses.extend(job.id.map(|j| (j, Use::Text(0))));
+    table.check(&uses)?;
+    let threads = blocks::threads();
+    let pieces = table.pieces(16 * BATCH_ROWS);
+    let width = job.encoder.width();
+    for window in pieces.chunks(threads * 2) {
+        let mut slots: Vec<Option<Scored>> = window.iter().map(|_| None).collect();
+        let jobs: Vec<_> = window.iter().zip(slots.iter_mut()).collect();
+        blocks::par_jobs(
+            jobs,
+            threads,
+            || Ok::<_, anyhow::Error>(table.reader()?),
+            |file, (piece, slot)| {
+                let mut reader = PieceReader::new(table, file, piece, &uses)?;
+                let mut scored = Scored::new();
+                let mut x = vec![0.0; BATCH_ROWS * width];
+                let mut texts = vec![vec![String::new(); BATCH_ROWS]];
+                let mut problems = vec![None; BATCH_ROWS];
+                let mut done = 0;
+                while done < piece.rows.len() {
+                    let n = (piece.rows.len() - done).min(BATCH_ROWS);
+                    let mut out = BatchOut {
+                        x: &mut x,
+                        y: None,
+                        texts: &mut texts,
+                        problems: &mut problems,
+                    };
+                    reader.next_batch(n, job.encoder, &mut out, table.path())?;
+                    for i in 0..n {
+                        let row = (piece.first_row + done + i + 1) as u64;
+                        match problems[i].take() {
+                            Some(p) => scored.bad.push((row, p)),
+                            None => {
+                                let p = job.model.probability(&x[i * width..(i + 1) * width])?;
+                                let id = job.id.map(|_| texts[0][i].as_str());
+                                scored.push(job, row, id, p)?;
+                            }
+                        }
+                    }
+                    done += n;
+                }
+                *slot = Some(scored);
+                Ok(())
+            },
+        )?;
+        for slot in slots {
+            emit(slot.context("internal: a piece was not scored")?)?;
+        }
     }
     Ok(())
 }
@@ -205,19 +504,19 @@ fn errors_path(args: &ScoreArgs) -> Result<Option<PathBuf>> {
 }
 
 /// The position of the `--id-column` in the header, which must hold it exactly once.
-fn id_position(header: &[String], name: &str, data: &Path) -> Result<usize> {
+fn id_position(header: &[String], name: &str, data: &Path, at: &str) -> Result<usize> {
     let mut hits = header.iter().enumerate().filter(|(_, h)| *h == name);
     match (hits.next(), hits.next()) {
         (Some((j, _)), None) => Ok(j),
         (Some(_), Some(_)) => bail!(
-            "{}:1: --id-column `{name}` appears more than once in the header",
+            "{}{at} --id-column `{name}` appears more than once in the header",
             data.display()
         ),
         (None, _) => {
             let shown: Vec<String> = header.iter().take(12).map(|h| format!("`{h}`")).collect();
             let more = if header.len() > 12 { ", …" } else { "" };
             bail!(
-                "{}:1: --id-column `{name}` is not in the header (it has {}{more})",
+                "{}{at} --id-column `{name}` is not in the header (it has {}{more})",
                 data.display(),
                 shown.join(", ")
             )
@@ -225,33 +524,167 @@ fn id_position(header: &[String], name: &str, data: &Path) -> Result<usize> {
     }
 }
 
-/// Where the scores go.
-enum Sink<'a> {
-    File(Staged),
-    Stdout(csv::Writer<std::io::StdoutLock<'a>>),
+/// Where the scores go: CSV (a file or standard output), or a Parquet
+/// file written when the run succeeds.
+enum Output<'a> {
+    Csv(Sink<'a>),
+    Parquet {
+        file: Staged,
+        id: Option<String>,
+        rows: Vec<i64>,
+        ids: Vec<String>,
+        probs: Vec<f64>,
+    },
 }
 
-impl Sink<'_> {
-    fn write<S: AsRef<[u8]>>(&mut self, fields: &[S]) -> Result<()> {
-        match self {
-            Sink::File(s) => s.writer.write_record(fields)?,
-            Sink::Stdout(w) => w.write_record(fields)?,
+enum Sink<'a> {
+    File(Staged),
+    Stdout(std::io::BufWriter<std::io::StdoutLock<'a>>),
+}
+
+impl Output<'_> {
+    fn create(path: Option<&Path>, format: Format, id: Option<&str>) -> Result<Self> {
+        if format == Format::Parquet {
+            let path = path.context("internal: Parquet output needs a file")?;
+            return Ok(Output::Parquet {
+                file: Staged::create(path)?,
+                id: id.map(str::to_owned),
+                rows: Vec::new(),
+                ids: Vec::new(),
+                probs: Vec::new(),
+            });
         }
-        Ok(())
+        let mut sink = match path {
+            Some(path) => Sink::File(Staged::create(path)?),
+            None => Sink::Stdout(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout().lock(),
+            )),
+        };
+        let mut titles = Vec::with_capacity(3);
+        titles.extend(id);
+        titles.extend(["row", "probability"]);
+        sink.write_all(&csv_line(&titles)?)?;
+        Ok(Output::Csv(sink))
+    }
+
+    fn write(&mut self, csv: Vec<u8>, r: Vec<i64>, i: Vec<String>, p: Vec<f64>) -> Result<()> {
+        match self {
+            Output::Csv(sink) => sink.write_all(&csv),
+            Output::Parquet {
+                rows, ids, probs, ..
+            } => {
+                rows.extend(r);
+                ids.extend(i);
+                probs.extend(p);
+                Ok(())
+            }
+        }
     }
 
     fn finish(self) -> Result<()> {
         match self {
-            Sink::File(s) => s.commit(),
-            Sink::Stdout(mut w) => Ok(w.flush()?),
+            Output::Csv(Sink::File(s)) => s.commit(),
+            Output::Csv(Sink::Stdout(mut w)) => Ok(w.flush()?),
+            Output::Parquet {
+                mut file,
+                id,
+                rows,
+                ids,
+                probs,
+            } => {
+                let w = file
+                    .file
+                    .take()
+                    .context("internal: output already written")?;
+                let w = write_parquet(w, id.as_deref(), &ids, &rows, &probs)
+                    .with_context(|| format!("{}: cannot write", file.tmp.display()))?;
+                file.file = Some(w);
+                file.commit()
+            }
         }
     }
 }
 
-/// A CSV file written under a temporary name beside `dest`, renamed to
+impl Sink<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::File(s) => s.write_all(bytes),
+            Sink::Stdout(w) => Ok(w.write_all(bytes)?),
+        }
+    }
+}
+
+/// Writes the scores as a Parquet file (snappy): the id column (text)
+/// if given, `row` (int64) and `probability` (double).
+fn write_parquet(
+    w: BufWriter<File>,
+    id: Option<&str>,
+    ids: &[String],
+    rows: &[i64],
+    probs: &[f64],
+) -> Result<BufWriter<File>> {
+    use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+    use std::sync::Arc;
+    let column = |name: &str, physical, logical| {
+        Type::primitive_type_builder(name, physical)
+            .with_repetition(Repetition::REQUIRED)
+            .with_logical_type(logical)
+            .build()
+            .map(Arc::new)
+    };
+    let mut fields = Vec::with_capacity(3);
+    if let Some(id) = id {
+        fields.push(column(id, Physical::BYTE_ARRAY, Some(LogicalType::String))?);
+    }
+    fields.push(column("row", Physical::INT64, None)?);
+    fields.push(column("probability", Physical::DOUBLE, None)?);
+    let schema = Arc::new(
+        Type::group_type_builder("scores")
+            .with_fields(fields)
+            .build()?,
+    );
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build(),
+    );
+    let mut writer = SerializedFileWriter::new(w, schema, props)?;
+    const GROUP: usize = 1 << 20;
+    for start in (0..probs.len()).step_by(GROUP) {
+        let end = (start + GROUP).min(probs.len());
+        let mut group = writer.next_row_group()?;
+        if id.is_some() {
+            let values: Vec<ByteArray> = ids[start..end]
+                .iter()
+                .map(|s| ByteArray::from(s.as_str()))
+                .collect();
+            let mut col = group.next_column()?.context("id column")?;
+            col.typed::<ByteArrayType>()
+                .write_batch(&values, None, None)?;
+            col.close()?;
+        }
+        let mut col = group.next_column()?.context("row column")?;
+        col.typed::<Int64Type>()
+            .write_batch(&rows[start..end], None, None)?;
+        col.close()?;
+        let mut col = group.next_column()?.context("probability column")?;
+        col.typed::<DoubleType>()
+            .write_batch(&probs[start..end], None, None)?;
+        col.close()?;
+        group.close()?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+/// A file written under a temporary name beside `dest`, renamed to
 /// `dest` by [`Staged::commit`]; dropped uncommitted, it is removed.
 struct Staged {
-    writer: csv::Writer<File>,
+    file: Option<BufWriter<File>>,
     tmp: PathBuf,
     dest: PathBuf,
     committed: bool,
@@ -269,17 +702,26 @@ impl Staged {
         let file =
             File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
         Ok(Self {
-            writer: csv::Writer::from_writer(file),
+            file: Some(BufWriter::with_capacity(1 << 16, file)),
             tmp,
             dest: dest.to_owned(),
             committed: false,
         })
     }
 
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .as_mut()
+            .context("internal: output already written")?
+            .write_all(bytes)
+            .with_context(|| format!("{}: cannot write", self.tmp.display()))
+    }
+
     fn commit(mut self) -> Result<()> {
-        self.writer
-            .flush()
-            .with_context(|| format!("{}: cannot write", self.tmp.display()))?;
+        if let Some(mut f) = self.file.take() {
+            f.flush()
+                .with_context(|| format!("{}: cannot write", self.tmp.display()))?;
+        }
         std::fs::rename(&self.tmp, &self.dest)
             .with_context(|| format!("{}: cannot write", self.dest.display()))?;
         self.committed = true;

@@ -43,6 +43,8 @@ enum Slot {
     Numeric {
         col: usize,
         name: String,
+        /// Its column in an encoded row.
+        out: usize,
     },
     Categorical {
         col: usize,
@@ -53,6 +55,23 @@ enum Slot {
         lookup: HashMap<String, usize>,
         categories: Vec<String>,
     },
+}
+
+/// One schema feature as a column-at-a-time reader sees it
+/// ([`Encoder::feature_columns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureColumn<'a> {
+    /// Its position in the schema's features.
+    pub feature: usize,
+    /// Its position in the header.
+    pub column: usize,
+    /// Its name.
+    pub name: &'a str,
+    /// Numeric (one encoded value) or categorical (one indicator per
+    /// non-reference category, see [`Encoder::category_into`]).
+    pub numeric: bool,
+    /// Its first encoded column.
+    pub out: usize,
 }
 
 /// Maps records of one CSV file (fixed header) to encoded rows and labels.
@@ -113,6 +132,7 @@ impl Encoder {
                     slots.push(Slot::Numeric {
                         col: find(name, "a numeric feature")?,
                         name: name.clone(),
+                        out: offset,
                     });
                     offset += 1;
                 }
@@ -145,6 +165,83 @@ impl Encoder {
     /// Number of encoded columns.
     pub fn width(&self) -> usize {
         self.width
+    }
+
+    /// The schema's features in order, each with its header column and
+    /// where it goes in an encoded row: for readers that go column by
+    /// column (Parquet) instead of record by record.
+    pub fn feature_columns(&self) -> impl Iterator<Item = FeatureColumn<'_>> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(feature, slot)| match slot {
+                Slot::Numeric { col, name, out } => FeatureColumn {
+                    feature,
+                    column: *col,
+                    name,
+                    numeric: true,
+                    out: *out,
+                },
+                Slot::Categorical {
+                    col, name, offset, ..
+                } => FeatureColumn {
+                    feature,
+                    column: *col,
+                    name,
+                    numeric: false,
+                    out: *offset,
+                },
+            })
+    }
+
+    /// The header column of the label (`None` for a scoring encoder).
+    pub fn label_column(&self) -> Option<usize> {
+        self.label_col
+    }
+
+    /// A numeric feature's value as read from a typed column: refused,
+    /// as in a CSV cell, when it is NaN or infinite.
+    pub fn number(&self, feature: &FeatureColumn<'_>, value: f64) -> Result<f64> {
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(ModelError::NonFiniteValue {
+                column: feature.name.to_owned(),
+                value: value.to_string(),
+            })
+        }
+    }
+
+    /// Encodes categorical `feature`'s `value` (trimmed, as a CSV cell)
+    /// into its columns of `row`.
+    pub fn category_into(&self, feature: usize, value: &str, row: &mut [f64]) -> Result<()> {
+        let Some(Slot::Categorical {
+            name,
+            offset,
+            lookup,
+            categories,
+            ..
+        }) = self.slots.get(feature)
+        else {
+            return Err(ModelError::InvalidSetting(format!(
+                "feature {feature} is not categorical"
+            )));
+        };
+        let value = value.trim();
+        let dst = &mut row[*offset..*offset + categories.len() - 1];
+        dst.fill(0.0);
+        match lookup.get(value) {
+            Some(0) => Ok(()),
+            Some(&i) => {
+                dst[i - 1] = 1.0;
+                Ok(())
+            }
+            None => Err(ModelError::UnknownCategory {
+                column: name.clone(),
+                value: value.to_owned(),
+                expected: categories.clone(),
+            }),
+        }
     }
 
     /// Encode one record into a new row; returns `(row, label)`.
@@ -185,35 +282,20 @@ impl Encoder {
         }
         crate::error::check_len("encoded row buffer", self.width, row.len())?;
         let mut out = 0;
-        for slot in &self.slots {
+        for (feature, slot) in self.slots.iter().enumerate() {
             match slot {
-                Slot::Numeric { col, name } => {
+                Slot::Numeric { col, name, .. } => {
                     row[out] = parse_numeric(name, record[*col].as_ref())?;
                     out += 1;
                 }
                 Slot::Categorical {
                     col,
-                    name,
                     offset,
-                    lookup,
                     categories,
+                    ..
                 } => {
-                    let value = record[*col].as_ref().trim();
-                    let k = categories.len() - 1;
-                    let dst = &mut row[*offset..*offset + k];
-                    dst.fill(0.0);
-                    match lookup.get(value) {
-                        Some(0) => {}
-                        Some(&i) => dst[i - 1] = 1.0,
-                        None => {
-                            return Err(ModelError::UnknownCategory {
-                                column: name.clone(),
-                                value: value.to_owned(),
-                                expected: categories.clone(),
-                            });
-                        }
-                    }
-                    out = offset + k;
+                    self.category_into(feature, record[*col].as_ref(), row)?;
+                    out = offset + categories.len() - 1;
                 }
             }
         }
@@ -222,8 +304,8 @@ impl Encoder {
     }
 
     /// 1 for the positive value, 0 for a negative one; an empty or
-    /// undeclared value is an error naming it.
-    fn label(&self, cell: &str) -> Result<f64> {
+    /// undeclared value is an error naming it. The cell is trimmed.
+    pub fn label(&self, cell: &str) -> Result<f64> {
         let value = cell.trim();
         if value.is_empty() {
             return Err(ModelError::EmptyLabel {
@@ -353,6 +435,39 @@ mod tests {
             e.encode_into(&["bad", "1", "only", "a"], &mut [0.0; 2]),
             Err(ModelError::DimensionMismatch { .. })
         ));
+    }
+
+    /// Column by column gives the rows record by record gives.
+    #[test]
+    fn column_wise_encoding_matches_records() {
+        let e = enc();
+        let cols: Vec<FeatureColumn<'_>> = e.feature_columns().collect();
+        assert_eq!(
+            cols.iter()
+                .map(|f| (f.column, f.name, f.numeric, f.out))
+                .collect::<Vec<_>>(),
+            [(3, "c", false, 0), (1, "n", true, 2), (2, "one", false, 3)]
+        );
+        assert_eq!(e.label_column(), Some(0));
+        let record = ["bad", "2.5", "only", "b"];
+        let mut by_column = [9.0; 3];
+        e.category_into(0, record[3], &mut by_column).expect("c");
+        by_column[cols[1].out] = e.number(&cols[1], 2.5).expect("n");
+        e.category_into(2, record[2], &mut by_column).expect("one");
+        let (by_record, label) = e.encode(&record).expect("record");
+        assert_eq!(by_column.to_vec(), by_record);
+        assert_eq!(e.label(" bad ").expect("label"), label);
+        assert_eq!(
+            e.number(&cols[1], f64::NAN).expect_err("nan").to_string(),
+            "column `n`: value `NaN` is not finite, expected a finite number"
+        );
+        assert!(e.category_into(1, "x", &mut by_column).is_err());
+        assert!(
+            e.category_into(0, "z", &mut by_column)
+                .expect_err("unknown")
+                .to_string()
+                .contains("value `z` is not a listed category")
+        );
     }
 
     #[test]

@@ -378,6 +378,8 @@ impl Schema {
 pub struct SchemaInference {
     names: Vec<String>,
     label: LabelSpec,
+    /// The label's position in `names` (its cells are not observed).
+    label_index: usize,
     columns: Vec<ColumnSeen>,
     rows: usize,
 }
@@ -406,14 +408,14 @@ impl SchemaInference {
                 });
             }
         }
-        if !names.contains(&label.column) {
+        let Some(label_index) = names.iter().position(|n| *n == label.column) else {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             return Err(crate::encoder::missing_column(
                 &refs,
                 &label.column,
                 "the label",
             ));
-        }
+        };
         let columns = names
             .iter()
             .map(|_| ColumnSeen {
@@ -424,6 +426,7 @@ impl SchemaInference {
         Ok(Self {
             names,
             label,
+            label_index,
             columns,
             rows: 0,
         })
@@ -437,12 +440,12 @@ impl SchemaInference {
                 found: record.len(),
             });
         }
-        for ((cell, column), name) in record.iter().zip(&mut self.columns).zip(&self.names) {
-            if *name == self.label.column {
+        for (i, (cell, column)) in record.iter().zip(&mut self.columns).enumerate() {
+            if i == self.label_index {
                 continue;
             }
             let value = cell.as_ref().trim();
-            if column.numeric && !value.parse::<f64>().is_ok_and(f64::is_finite) {
+            if column.numeric && !finite_number(value) {
                 column.numeric = false;
             }
             if let Some(set) = &mut column.distinct
@@ -457,6 +460,68 @@ impl SchemaInference {
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// A new inference over the same header, with no rows seen: for one
+    /// part of the rows, to be [`SchemaInference::merge`]d (e.g. per block
+    /// of a file read on several threads).
+    pub fn fork(&self) -> Self {
+        Self {
+            names: self.names.clone(),
+            label: self.label.clone(),
+            label_index: self.label_index,
+            columns: self
+                .columns
+                .iter()
+                .map(|_| ColumnSeen {
+                    numeric: true,
+                    distinct: Some(BTreeSet::new()),
+                })
+                .collect(),
+            rows: 0,
+        }
+    }
+
+    /// Adds what `other` (a [`SchemaInference::fork`] of this one) saw:
+    /// the result is what observing both parts' rows in one would give,
+    /// in any order.
+    pub fn merge(&mut self, other: Self) -> Result<()> {
+        if other.names != self.names {
+            return Err(ModelError::InvalidSetting(
+                "schema inference: merging parts with different headers".into(),
+            ));
+        }
+        for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
+            mine.numeric &= theirs.numeric;
+            mine.distinct = match (mine.distinct.take(), theirs.distinct) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    (a.len() <= MAX_CATEGORIES).then_some(a)
+                }
+                _ => None,
+            };
+        }
+        self.rows += other.rows;
+        Ok(())
+    }
+
+    /// Columns (by header position) with more distinct values than any
+    /// categorical feature may have: their values are no longer kept.
+    pub fn overflowed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.distinct.is_none())
+            .map(|(i, _)| i)
+    }
+
+    /// Stops keeping the values of `column` (by header position), known
+    /// to overflow from other rows: the merged result is the same, and a
+    /// part of the rows need not collect values that will be dropped.
+    pub fn forget_values(&mut self, column: usize) {
+        if let Some(c) = self.columns.get_mut(column) {
+            c.distinct = None;
+        }
     }
 
     /// The schema: every column but the label a feature, in header order;
@@ -499,6 +564,53 @@ impl SchemaInference {
     }
 }
 
+/// `value.parse::<f64>().is_ok_and(f64::is_finite)`, answered without
+/// computing the value for the common spellings (sign, digits, a point, an
+/// exponent, below 10^300 in magnitude), and by the parser for the rest:
+/// inference only needs to know that a cell is a number, which is most of
+/// its time on wide numeric files.
+fn finite_number(value: &str) -> bool {
+    let slow = || value.parse::<f64>().is_ok_and(f64::is_finite);
+    let b = value.as_bytes();
+    let digits = |mut i: usize| {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i, i - start)
+    };
+    let i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let (mut i, whole) = digits(i);
+    let mut fraction = 0;
+    if b.get(i) == Some(&b'.') {
+        (i, fraction) = digits(i + 1);
+    }
+    if whole + fraction == 0 {
+        return slow();
+    }
+    // Digits before the point bound the magnitude from above.
+    let mut magnitude = whole as i64;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let negative = b.get(i + 1) == Some(&b'-');
+        let sign = usize::from(matches!(b.get(i + 1), Some(b'+' | b'-')));
+        let (end, n) = digits(i + 1 + sign);
+        if n == 0 || n > 4 {
+            return slow();
+        }
+        let exp: i64 = value[i + 1 + sign..end].parse().unwrap_or(i64::MAX);
+        magnitude = if negative {
+            magnitude - exp
+        } else {
+            magnitude + exp
+        };
+        i = end;
+    }
+    if i != b.len() {
+        return slow();
+    }
+    magnitude < 300 || slow()
+}
+
 fn untrimmed(column: &str, what: &'static str, value: &str) -> Result<()> {
     if value.trim() == value {
         Ok(())
@@ -533,6 +645,96 @@ mod tests {
             e.contains("column `customer`") && e.contains("distinct"),
             "{e}"
         );
+    }
+
+    /// The quick numeric check agrees with the parser on every spelling.
+    #[test]
+    fn finite_number_agrees_with_the_parser() {
+        use proptest::prelude::*;
+        for v in [
+            "1",
+            "-1.5",
+            "+.5",
+            "5.",
+            ".",
+            "-",
+            "",
+            "e5",
+            "1e",
+            "1e+",
+            "1e-400",
+            "1e308",
+            "1e309",
+            "9e299",
+            "0.1e310",
+            "1_0",
+            "inf",
+            "NaN",
+            "1e99999",
+            "00001e299",
+        ] {
+            assert_eq!(
+                finite_number(v),
+                v.parse::<f64>().is_ok_and(f64::is_finite),
+                "{v}"
+            );
+        }
+        let long = "9".repeat(310);
+        assert!(!finite_number(&long));
+        proptest!(ProptestConfig::with_cases(4000), |(v in "[-+]?[0-9]{0,4}(\\.[0-9]{0,3})?([eE][-+]?[0-9]{0,5})?[x. ]?")| {
+            prop_assert_eq!(finite_number(&v), v.parse::<f64>().is_ok_and(f64::is_finite), "{}", v);
+        });
+    }
+
+    /// Any split of the rows into forked parts, merged in any order and
+    /// with overflowed columns forgotten early, infers the same schema (or
+    /// the same refusal) as observing every row in one.
+    #[test]
+    fn merged_parts_infer_what_one_pass_infers() {
+        use proptest::prelude::*;
+        // Mostly ids, so that long inputs overflow the category cap.
+        let cell = prop_oneof![
+            2 => (0u32..40).prop_map(|v| v.to_string()),
+            1 => Just("n/a".to_owned()),
+            1 => Just(" 2.5 ".to_owned()),
+            6 => (0u32..1_000_000).prop_map(|v| format!("id{v}")),
+        ];
+        let rows = proptest::collection::vec(proptest::collection::vec(cell, 2), 1..5000);
+        let cuts = proptest::collection::vec(0usize..5000, 0..6);
+        let config = ProptestConfig::with_cases(64);
+        proptest!(config, |(rows in rows, mut cuts in cuts, reverse: bool)| {
+            let label = LabelSpec::all_others("y", "bad");
+            let header = ["a", "b", "y"];
+            let full = |rows: &[Vec<String>]| {
+                let mut one = SchemaInference::new(&header, label.clone()).expect("header");
+                for r in rows {
+                    let r: Vec<&str> = r.iter().map(String::as_str).collect();
+                    one.observe(&[r[0], r[1], "good"]).expect("row");
+                }
+                one
+            };
+            let whole = full(&rows).finish().map_err(|e| e.to_string());
+            cuts.iter_mut().for_each(|c| *c = (*c).min(rows.len()));
+            cuts.push(0);
+            cuts.push(rows.len());
+            cuts.sort_unstable();
+            let mut parts: Vec<SchemaInference> = cuts
+                .windows(2)
+                .map(|w| full(&rows[w[0]..w[1]]))
+                .collect();
+            if reverse {
+                parts.reverse();
+            }
+            let mut merged = parts[0].fork();
+            for mut p in parts {
+                let seen: Vec<usize> = merged.overflowed().collect();
+                for c in seen {
+                    p.forget_values(c);
+                }
+                merged.merge(p).expect("same header");
+            }
+            prop_assert_eq!(merged.finish().map_err(|e| e.to_string()), whole);
+        });
     }
 
     #[test]

@@ -39,6 +39,18 @@ pub enum ParticipantError {
         /// What is wrong: the column, the value and what was expected.
         problem: String,
     },
+    /// A Parquet file does not fit the job's schema (a missing column, a
+    /// column of the wrong type) or holds a value it cannot take (null,
+    /// NaN, an undeclared label), found when the file is loaded.
+    #[error("{}: {}{problem}", file.display(), row.map_or_else(String::new, |r| format!("row {r}: ")))]
+    Table {
+        /// The file.
+        file: PathBuf,
+        /// 1-based data row, when one row is at fault.
+        row: Option<u64>,
+        /// What is wrong: the column, the value and what was expected.
+        problem: String,
+    },
     /// The identity key file does not match this member's roster entry.
     #[error("the key file does not match the public key listed for {id} in {}", consortium.display())]
     KeyMismatch {
@@ -162,9 +174,9 @@ impl ParticipantError {
     pub fn reason_code(&self) -> fedcredit_proto::v1::ReasonCode {
         use fedcredit_proto::v1::ReasonCode;
         match self {
-            ParticipantError::BadInput { .. } | ParticipantError::Data { .. } => {
-                ReasonCode::ReasonInvalidData
-            }
+            ParticipantError::BadInput { .. }
+            | ParticipantError::Data { .. }
+            | ParticipantError::Table { .. } => ReasonCode::ReasonInvalidData,
             ParticipantError::Wire(_)
             | ParticipantError::ReadInput { .. }
             | ParticipantError::JournalInUse { .. }

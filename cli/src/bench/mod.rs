@@ -45,6 +45,7 @@ use crate::say;
 mod memory;
 mod private;
 mod procs;
+pub mod read;
 mod report;
 pub mod secagg;
 mod sklearn;

@@ -1,0 +1,904 @@
+//! Parquet files as a participant's rows (and `score`'s applicants): the
+//! same schema checks and messages as CSV, read column by column with the
+//! `parquet` crate's typed column readers straight into the f64 matrix.
+//!
+//! A flat table is expected (no nested or repeated columns). Numeric
+//! features may be `DOUBLE`, `FLOAT`, `INT32` or `INT64` (plain integers,
+//! not decimals or dates); categorical features, the label and an id
+//! column may be strings, integers or booleans (compared with the schema's
+//! values as their decimal or `true`/`false` text). A null, NaN or
+//! infinite value is refused naming its column and 1-based data row:
+//!
+//! ```text
+//! bank-a.parquet: row 3: column `income`: null, expected a number
+//! bank-a.parquet: column `age` holds BYTE_ARRAY (String) values, expected numbers (a numeric feature)
+//! ```
+//!
+//! Rows are read in pieces (a row group, or part of one) on every core; a
+//! piece is decoded a batch of rows at a time, so memory beside the matrix
+//! is one decoded page per column per thread.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ::parquet::basic::{ConvertedType, LogicalType, Type as Physical};
+use ::parquet::column::reader::ColumnReader;
+use ::parquet::data_type::ByteArray;
+use ::parquet::errors::ParquetError;
+use ::parquet::file::reader::{FileReader, SerializedFileReader};
+use fedcredit_model::encoder::FeatureColumn;
+use fedcredit_model::{Encoder, ModelError, Schema};
+use ndarray::{Array1, Array2};
+
+use super::Dataset;
+use super::blocks::{par_jobs, threads};
+use crate::ParticipantError;
+
+/// Rows decoded at a time: a batch of the matrix stays in cache while
+/// each of its columns is written.
+pub const BATCH_ROWS: usize = 4096;
+
+/// Whether `path` names a Parquet file (by its extension, `.parquet` or `.pq`).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+}
+
+/// A Parquet file's footer: its columns and row groups.
+#[derive(Debug)]
+pub struct ParquetTable {
+    path: PathBuf,
+    header: Vec<String>,
+    /// Per column: physical type, logical type, whether it can hold nulls.
+    types: Vec<(Physical, Option<LogicalType>, ConvertedType, i16)>,
+    groups: Vec<usize>,
+}
+
+/// A run of rows inside one row group.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// The row group.
+    pub group: usize,
+    /// Rows within the group.
+    pub rows: Range<usize>,
+    /// Data rows of the file before this piece.
+    pub first_row: usize,
+}
+
+/// What one row holds that the model cannot take, as a CSV cell's error
+/// would say it: for error messages and `score`'s error file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProblem {
+    /// The column.
+    pub column: String,
+    /// The value as text (empty for a null).
+    pub value: String,
+    /// The whole message, naming column and value.
+    pub message: String,
+}
+
+impl From<ModelError> for RowProblem {
+    fn from(e: ModelError) -> Self {
+        Self {
+            column: e.column().unwrap_or_default().to_owned(),
+            value: e.value().unwrap_or_default().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl RowProblem {
+    fn null(column: &str, expected: &str) -> Self {
+        Self {
+            column: column.to_owned(),
+            value: String::new(),
+            message: format!("column `{column}`: null, expected {expected}"),
+        }
+    }
+}
+
+/// What a reader takes from a column.
+#[derive(Debug, Clone, Copy)]
+pub enum Use<'e> {
+    /// A schema feature, encoded into the row.
+    Feature(FeatureColumn<'e>),
+    /// The label.
+    Label,
+    /// A column copied as text (e.g. `score --id-column`), into text slot `k`.
+    Text(usize),
+}
+
+impl ParquetTable {
+    /// Reads the footer of `path`; refuses nested and repeated columns.
+    pub fn open(path: &Path) -> Result<Self, ParticipantError> {
+        let reader = reader(path)?;
+        let meta = reader.metadata();
+        let mut header = Vec::new();
+        let mut types = Vec::new();
+        for c in meta.file_metadata().schema_descr().columns() {
+            if c.path().parts().len() != 1 || c.max_rep_level() > 0 {
+                return Err(table_error(
+                    path,
+                    None,
+                    format!(
+                        "column `{}` is nested or repeated; fedcredit reads flat tables",
+                        c.path().string()
+                    ),
+                ));
+            }
+            header.push(c.name().to_owned());
+            types.push((
+                c.physical_type(),
+                c.logical_type_ref().cloned(),
+                c.converted_type(),
+                c.max_def_level(),
+            ));
+        }
+        let groups = meta
+            .row_groups()
+            .iter()
+            .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
+            .collect();
+        Ok(Self {
+            path: path.to_owned(),
+            header,
+            types,
+            groups,
+        })
+    }
+
+    /// Column names, in file order.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Data rows in the file.
+    pub fn rows(&self) -> usize {
+        self.groups.iter().sum()
+    }
+
+    /// Whether column `col` holds numbers (floats or plain integers): a
+    /// numeric feature when the schema is inferred.
+    pub fn is_numeric(&self, col: usize) -> bool {
+        self.types
+            .get(col)
+            .is_some_and(|(physical, _, converted, _)| {
+                matches!(physical, Physical::DOUBLE | Physical::FLOAT)
+                    || (matches!(physical, Physical::INT32 | Physical::INT64)
+                        && plain_int(converted))
+            })
+    }
+
+    /// Checks that every column `uses` reads holds values of a type it
+    /// can take, before any row is read.
+    pub fn check(&self, uses: &[(usize, Use<'_>)]) -> Result<(), ParticipantError> {
+        for &(col, u) in uses {
+            let (physical, logical, converted, _) = &self.types[col];
+            let plain_int = plain_int(converted);
+            let (ok, expected, role) = match u {
+                Use::Feature(f) if f.numeric => (
+                    match physical {
+                        Physical::DOUBLE | Physical::FLOAT => true,
+                        Physical::INT32 | Physical::INT64 => plain_int,
+                        _ => false,
+                    },
+                    "numbers",
+                    "a numeric feature",
+                ),
+                _ => (
+                    match physical {
+                        Physical::BYTE_ARRAY | Physical::BOOLEAN => true,
+                        Physical::INT32 | Physical::INT64 => plain_int,
+                        _ => false,
+                    },
+                    "text, integers or booleans",
+                    match u {
+                        Use::Label => "the label",
+                        Use::Text(_) => "copied to the output",
+                        Use::Feature(_) => "a categorical feature",
+                    },
+                ),
+            };
+            if !ok {
+                let logical = logical
+                    .as_ref()
+                    .map_or_else(String::new, |l| format!(" ({l:?})"));
+                return Err(table_error(
+                    &self.path,
+                    None,
+                    format!(
+                        "column `{}` holds {physical}{logical} values, expected {expected} ({role})",
+                        self.header[col]
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's rows cut into pieces of at most about `rows` rows, in
+    /// file order (a row group is never shared by two pieces' readers'
+    /// pages more than at the cut).
+    pub fn pieces(&self, rows: usize) -> Vec<Piece> {
+        let rows = rows.max(1);
+        let mut out = Vec::new();
+        let mut first_row = 0;
+        for (group, &n) in self.groups.iter().enumerate() {
+            let mut start = 0;
+            while start < n {
+                let end = start.saturating_add(rows).min(n);
+                out.push(Piece {
+                    group,
+                    rows: start..end,
+                    first_row: first_row + start,
+                });
+                start = end;
+            }
+            first_row += n;
+        }
+        out
+    }
+
+    /// Opens the file again (a reader per thread) for [`PieceReader::new`].
+    pub fn reader(&self) -> Result<SerializedFileReader<File>, ParticipantError> {
+        reader(&self.path)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads one [`Piece`], a batch of rows at a time.
+pub struct PieceReader<'e> {
+    columns: Vec<(Use<'e>, ColumnReader, i16)>,
+    left: usize,
+    scratch: Scratch,
+}
+
+impl std::fmt::Debug for PieceReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PieceReader")
+            .field("columns", &self.columns.len())
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    defs: Vec<i16>,
+    f64s: Vec<f64>,
+    f32s: Vec<f32>,
+    i32s: Vec<i32>,
+    i64s: Vec<i64>,
+    bools: Vec<bool>,
+    bytes: Vec<ByteArray>,
+    /// One text per row of the batch (reused), and whether it is present.
+    texts: Vec<String>,
+    present: Vec<bool>,
+}
+
+/// One batch's output: rows `× width` features, labels, texts, problems.
+#[derive(Debug)]
+pub struct BatchOut<'b> {
+    /// Encoded features, `n × width`.
+    pub x: &'b mut [f64],
+    /// Labels, when the label is read.
+    pub y: Option<&'b mut [f64]>,
+    /// Text slots (`Use::Text(k)` fills `texts[k][i]`).
+    pub texts: &'b mut [Vec<String>],
+    /// The first problem of each row (label first, then features in schema
+    /// order, as the CSV encoder checks them); `None` for a good row.
+    pub problems: &'b mut [Option<RowProblem>],
+}
+
+impl<'e> PieceReader<'e> {
+    /// Column readers for `uses` (`(column, use)`, read in this order),
+    /// positioned at the piece's first row.
+    pub fn new(
+        table: &ParquetTable,
+        file: &SerializedFileReader<File>,
+        piece: &Piece,
+        uses: &[(usize, Use<'e>)],
+    ) -> Result<Self, ParticipantError> {
+        let fail = |e: ParquetError| parquet_error(&table.path, &e);
+        let group = file.get_row_group(piece.group).map_err(fail)?;
+        let mut columns = Vec::with_capacity(uses.len());
+        for &(col, u) in uses {
+            let mut r = group.get_column_reader(col).map_err(fail)?;
+            let skip = piece.rows.start;
+            if skip > 0 && skip_records(&mut r, skip).map_err(fail)? != skip {
+                return Err(short(&table.path));
+            }
+            columns.push((u, r, table.types[col].3));
+        }
+        Ok(Self {
+            columns,
+            left: piece.rows.len(),
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// Reads the next `n` rows of a reader made with [`Use::Text`] columns
+    /// only into `texts` (a null as an empty text).
+    pub fn next_texts(
+        &mut self,
+        n: usize,
+        texts: &mut [Vec<String>],
+        path: &Path,
+    ) -> Result<(), ParticipantError> {
+        let n = n.min(self.left);
+        let s = &mut self.scratch;
+        for (u, reader, max_def) in &mut self.columns {
+            let Use::Text(k) = *u else {
+                return Err(table_error(
+                    path,
+                    None,
+                    "internal: not a text column".into(),
+                ));
+            };
+            read_texts(reader, n, *max_def, s).map_err(|e| parquet_error(path, &e))?;
+            let out = &mut texts[k];
+            out.resize(n, String::new());
+            for (i, slot) in out.iter_mut().enumerate() {
+                slot.clear();
+                if s.present[i] {
+                    slot.push_str(&s.texts[i]);
+                }
+            }
+        }
+        self.left -= n;
+        Ok(())
+    }
+
+    /// Reads the next `n` rows (at most what is left of the piece) into
+    /// `out`, whose slices hold at least `n` rows.
+    pub fn next_batch(
+        &mut self,
+        n: usize,
+        encoder: &Encoder,
+        out: &mut BatchOut<'_>,
+        path: &Path,
+    ) -> Result<(), ParticipantError> {
+        let n = n.min(self.left);
+        let width = encoder.width();
+        let fail = |e: ParquetError| parquet_error(path, &e);
+        for p in out.problems[..n].iter_mut() {
+            *p = None;
+        }
+        let s = &mut self.scratch;
+        for (u, reader, max_def) in &mut self.columns {
+            match *u {
+                Use::Feature(f) if f.numeric => {
+                    read_numbers(reader, n, s).map_err(fail)?;
+                    let mut values = s.f64s.iter();
+                    for i in 0..n {
+                        let present = *max_def == 0 || s.defs.get(i).copied() == Some(*max_def);
+                        let v = if present { values.next() } else { None };
+                        let cell = &mut out.x[i * width + f.out];
+                        match v {
+                            Some(&v) if v.is_finite() => *cell = v,
+                            Some(&v) => {
+                                *cell = 0.0;
+                                let problem = &mut out.problems[i];
+                                if problem.is_none() {
+                                    *problem = encoder.number(&f, v).err().map(RowProblem::from);
+                                }
+                            }
+                            None => {
+                                *cell = 0.0;
+                                out.problems[i]
+                                    .get_or_insert_with(|| RowProblem::null(f.name, "a number"));
+                            }
+                        }
+                    }
+                    if values.next().is_some() {
+                        return Err(short(path));
+                    }
+                }
+                _ => {
+                    read_texts(reader, n, *max_def, s).map_err(fail)?;
+                    for i in 0..n {
+                        let text = s.present[i].then(|| s.texts[i].as_str());
+                        match *u {
+                            Use::Feature(f) => {
+                                let row = &mut out.x[i * width..(i + 1) * width];
+                                let r = match text {
+                                    Some(t) => encoder
+                                        .category_into(f.feature, t, row)
+                                        .map_err(RowProblem::from),
+                                    None => Err(RowProblem::null(f.name, "a category")),
+                                };
+                                if let Err(p) = r {
+                                    out.problems[i].get_or_insert(p);
+                                }
+                            }
+                            Use::Label => {
+                                let r = match text {
+                                    Some(t) => encoder.label(t).map_err(RowProblem::from),
+                                    None => encoder.label("").map_err(RowProblem::from),
+                                };
+                                match (r, out.y.as_deref_mut()) {
+                                    (Ok(l), Some(y)) => y[i] = l,
+                                    (Ok(_), None) => {}
+                                    (Err(p), _) => {
+                                        out.problems[i].get_or_insert(p);
+                                    }
+                                }
+                            }
+                            Use::Text(k) => {
+                                let slot = &mut out.texts[k][i];
+                                slot.clear();
+                                slot.push_str(text.unwrap_or(""));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.left -= n;
+        Ok(())
+    }
+}
+
+/// Reads and encodes `path` with `schema`, as [`super::load_csv`] does
+/// for CSV; see the module docs for the types and errors.
+pub fn load_parquet(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
+    let table = ParquetTable::open(path)?;
+    let encoder =
+        Encoder::new(schema, table.header()).map_err(|e| table_error(path, None, e.to_string()))?;
+    // The label first, then the features: the order the CSV encoder checks a row in.
+    let mut uses = Vec::new();
+    if let Some(l) = encoder.label_column() {
+        uses.push((l, Use::Label));
+    }
+    uses.extend(
+        encoder
+            .feature_columns()
+            .map(|f| (f.column, Use::Feature(f))),
+    );
+    table.check(&uses)?;
+    let (rows, width) = (table.rows(), encoder.width());
+    if rows == 0 {
+        return Err(table_error(path, None, "the file has no data rows".into()));
+    }
+    let mut x = Array2::<f64>::zeros((rows, width));
+    let mut y = Array1::<f64>::zeros(rows);
+    let threads = threads();
+    let pieces = table.pieces(rows.div_ceil(threads * 4).max(8 * BATCH_ROWS));
+    let mut jobs = Vec::with_capacity(pieces.len());
+    {
+        let internal = || table_error(path, None, "internal: matrix is not contiguous".into());
+        let (mut xs, mut ys) = (
+            x.as_slice_mut().ok_or_else(internal)?,
+            y.as_slice_mut().ok_or_else(internal)?,
+        );
+        for p in &pieces {
+            let (xp, xr) = xs.split_at_mut(p.rows.len() * width);
+            let (yp, yr) = ys.split_at_mut(p.rows.len());
+            jobs.push((p, xp, yp));
+            (xs, ys) = (xr, yr);
+        }
+    }
+    // The first bad row over all pieces (they may finish in any order).
+    let first_bad: Mutex<Option<(u64, String)>> = Mutex::new(None);
+    let result = par_jobs(
+        jobs,
+        threads,
+        || table.reader(),
+        |file, (piece, xp, yp)| {
+            let mut reader = PieceReader::new(&table, file, piece, &uses)?;
+            let mut problems = vec![None; BATCH_ROWS];
+            let mut done = 0;
+            for (xb, yb) in xp
+                .chunks_mut(BATCH_ROWS * width)
+                .zip(yp.chunks_mut(BATCH_ROWS))
+            {
+                let n = yb.len();
+                let mut out = BatchOut {
+                    x: xb,
+                    y: Some(yb),
+                    texts: &mut [],
+                    problems: &mut problems,
+                };
+                reader.next_batch(n, &encoder, &mut out, path)?;
+                if let Some((i, p)) = problems[..n]
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+                {
+                    let row = (piece.first_row + done + i + 1) as u64;
+                    if let Ok(mut first) = first_bad.lock()
+                        && first.as_ref().is_none_or(|(r, _)| row < *r)
+                    {
+                        *first = Some((row, p.message.clone()));
+                    }
+                    // Later rows of this piece cannot be first.
+                    return Ok(());
+                }
+                done += n;
+            }
+            Ok(())
+        },
+    );
+    result?;
+    if let Some((row, message)) = first_bad.into_inner().ok().flatten() {
+        return Err(table_error(path, Some(row), message));
+    }
+    Ok(Dataset {
+        x,
+        y,
+        path: path.to_owned(),
+    })
+}
+
+/// Integers that mean their value (not decimals, dates or times).
+fn plain_int(converted: &ConvertedType) -> bool {
+    matches!(
+        converted,
+        ConvertedType::NONE
+            | ConvertedType::INT_8
+            | ConvertedType::INT_16
+            | ConvertedType::INT_32
+            | ConvertedType::INT_64
+            | ConvertedType::UINT_8
+            | ConvertedType::UINT_16
+            | ConvertedType::UINT_32
+            | ConvertedType::UINT_64
+    )
+}
+
+fn reader(path: &Path) -> Result<SerializedFileReader<File>, ParticipantError> {
+    let file = File::open(path).map_err(|source| ParticipantError::ReadInput {
+        file: path.to_owned(),
+        source,
+    })?;
+    SerializedFileReader::new(file).map_err(|e| parquet_error(path, &e))
+}
+
+fn skip_records(r: &mut ColumnReader, n: usize) -> Result<usize, ParquetError> {
+    match r {
+        ColumnReader::BoolColumnReader(r) => r.skip_records(n),
+        ColumnReader::Int32ColumnReader(r) => r.skip_records(n),
+        ColumnReader::Int64ColumnReader(r) => r.skip_records(n),
+        ColumnReader::Int96ColumnReader(r) => r.skip_records(n),
+        ColumnReader::FloatColumnReader(r) => r.skip_records(n),
+        ColumnReader::DoubleColumnReader(r) => r.skip_records(n),
+        ColumnReader::ByteArrayColumnReader(r) => r.skip_records(n),
+        ColumnReader::FixedLenByteArrayColumnReader(r) => r.skip_records(n),
+    }
+}
+
+/// `n` rows of a numeric column: its present values as f64 in
+/// `s.f64s`, its definition levels in `s.defs`.
+fn read_numbers(r: &mut ColumnReader, n: usize, s: &mut Scratch) -> Result<(), ParquetError> {
+    s.defs.clear();
+    s.f64s.clear();
+    let defs = Some(&mut s.defs);
+    let read = match r {
+        ColumnReader::DoubleColumnReader(r) => r.read_records(n, defs, None, &mut s.f64s)?.0,
+        ColumnReader::FloatColumnReader(r) => {
+            s.f32s.clear();
+            let k = r.read_records(n, defs, None, &mut s.f32s)?.0;
+            s.f64s.extend(s.f32s.iter().map(|&v| f64::from(v)));
+            k
+        }
+        ColumnReader::Int32ColumnReader(r) => {
+            s.i32s.clear();
+            let k = r.read_records(n, defs, None, &mut s.i32s)?.0;
+            s.f64s.extend(s.i32s.iter().map(|&v| f64::from(v)));
+            k
+        }
+        ColumnReader::Int64ColumnReader(r) => {
+            s.i64s.clear();
+            let k = r.read_records(n, defs, None, &mut s.i64s)?.0;
+            // Beyond 2^53 the nearest double, as pandas reads it.
+            #[allow(clippy::cast_precision_loss)]
+            s.f64s.extend(s.i64s.iter().map(|&v| v as f64));
+            k
+        }
+        _ => return Err(ParquetError::General("not a numeric column".into())),
+    };
+    if read == n {
+        Ok(())
+    } else {
+        Err(ParquetError::EOF(format!("{read} of {n} rows")))
+    }
+}
+
+/// `n` rows of a text-like column, as text, into `s.texts` / `s.present`.
+fn read_texts(
+    r: &mut ColumnReader,
+    n: usize,
+    max_def: i16,
+    s: &mut Scratch,
+) -> Result<(), ParquetError> {
+    use std::fmt::Write as _;
+    s.defs.clear();
+    let defs = Some(&mut s.defs);
+    if s.texts.len() < n {
+        s.texts.resize(n, String::new());
+    }
+    s.present.clear();
+    s.present.resize(n, true);
+    let read = match r {
+        ColumnReader::ByteArrayColumnReader(r) => {
+            s.bytes.clear();
+            r.read_records(n, defs, None, &mut s.bytes)?.0
+        }
+        ColumnReader::Int32ColumnReader(r) => {
+            s.i32s.clear();
+            r.read_records(n, defs, None, &mut s.i32s)?.0
+        }
+        ColumnReader::Int64ColumnReader(r) => {
+            s.i64s.clear();
+            r.read_records(n, defs, None, &mut s.i64s)?.0
+        }
+        ColumnReader::BoolColumnReader(r) => {
+            s.bools.clear();
+            r.read_records(n, defs, None, &mut s.bools)?.0
+        }
+        _ => return Err(ParquetError::General("not a text column".into())),
+    };
+    if read != n {
+        return Err(ParquetError::EOF(format!("{read} of {n} rows")));
+    }
+    let mut v = 0;
+    for i in 0..n {
+        if max_def > 0 && s.defs.get(i) != Some(&max_def) {
+            s.present[i] = false;
+            continue;
+        }
+        let t = &mut s.texts[i];
+        t.clear();
+        match r {
+            ColumnReader::ByteArrayColumnReader(_) => {
+                let b = s.bytes.get(v).map_or(&[][..], ByteArray::data);
+                // Invalid UTF-8 shows as U+FFFD, as `score` shows such CSV cells.
+                t.push_str(&String::from_utf8_lossy(b));
+            }
+            ColumnReader::Int32ColumnReader(_) => {
+                let _ = write!(t, "{}", s.i32s.get(v).copied().unwrap_or_default());
+            }
+            ColumnReader::Int64ColumnReader(_) => {
+                let _ = write!(t, "{}", s.i64s.get(v).copied().unwrap_or_default());
+            }
+            _ => {
+                let _ = write!(t, "{}", s.bools.get(v).copied().unwrap_or_default());
+            }
+        }
+        v += 1;
+    }
+    Ok(())
+}
+
+fn table_error(path: &Path, row: Option<u64>, problem: String) -> ParticipantError {
+    ParticipantError::Table {
+        file: path.to_owned(),
+        row,
+        problem,
+    }
+}
+
+fn parquet_error(path: &Path, e: &ParquetError) -> ParticipantError {
+    table_error(path, None, format!("not a readable Parquet file: {e}"))
+}
+
+fn short(path: &Path) -> ParticipantError {
+    table_error(
+        path,
+        None,
+        "a column holds fewer values than its row group's rows".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ::parquet::data_type::{ByteArrayType, DoubleType, Int64Type};
+    use ::parquet::file::properties::WriterProperties;
+    use ::parquet::file::writer::SerializedFileWriter;
+    use ::parquet::schema::parser::parse_message_type;
+    use fedcredit_model::{Feature, LabelSpec};
+
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema {
+            label: LabelSpec::binary("y", "bad", "good"),
+            features: vec![
+                Feature::Numeric { name: "age".into() },
+                Feature::Categorical {
+                    name: "housing".into(),
+                    categories: vec!["free".into(), "own".into(), "rent".into()],
+                },
+                Feature::Numeric {
+                    name: "income".into(),
+                },
+            ],
+        }
+    }
+
+    /// One row of the test table: `None` is a null.
+    type Row<'a> = (Option<f64>, &'a str, Option<i64>, &'a str);
+
+    /// Writes `rows` (columns `y, income, housing, age`: another order than
+    /// the schema's) in row groups of `group` rows with small pages.
+    fn write(path: &Path, rows: &[Row<'static>], group: usize) {
+        let message = "message t { required binary y (UTF8); optional int64 income; \
+                       required binary housing (UTF8); optional double age; }";
+        let schema = Arc::new(parse_message_type(message).expect("schema"));
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_data_page_row_count_limit(7)
+                .set_write_batch_size(7)
+                .build(),
+        );
+        let file = File::create(path).expect("create");
+        let mut w = SerializedFileWriter::new(file, schema, props).expect("writer");
+        for part in rows.chunks(group) {
+            let mut g = w.next_row_group().expect("group");
+            let text = |f: for<'r> fn(&'r Row<'static>) -> &'r str| -> Vec<ByteArray> {
+                part.iter().map(|r| ByteArray::from(f(r))).collect()
+            };
+            let levels =
+                |present: Vec<bool>| -> Vec<i16> { present.into_iter().map(i16::from).collect() };
+            let mut c = g.next_column().expect("col").expect("y");
+            c.typed::<ByteArrayType>()
+                .write_batch(&text(|r| r.3), None, None)
+                .expect("y");
+            c.close().expect("close");
+            let mut c = g.next_column().expect("col").expect("income");
+            let incomes: Vec<i64> = part.iter().filter_map(|r| r.2).collect();
+            let defs = levels(part.iter().map(|r| r.2.is_some()).collect());
+            c.typed::<Int64Type>()
+                .write_batch(&incomes, Some(&defs), None)
+                .expect("income");
+            c.close().expect("close");
+            let mut c = g.next_column().expect("col").expect("housing");
+            c.typed::<ByteArrayType>()
+                .write_batch(&text(|r| r.1), None, None)
+                .expect("housing");
+            c.close().expect("close");
+            let mut c = g.next_column().expect("col").expect("age");
+            let ages: Vec<f64> = part.iter().filter_map(|r| r.0).collect();
+            let defs = levels(part.iter().map(|r| r.0.is_some()).collect());
+            c.typed::<DoubleType>()
+                .write_batch(&ages, Some(&defs), None)
+                .expect("age");
+            c.close().expect("close");
+            g.close().expect("group");
+        }
+        w.close().expect("close");
+    }
+
+    fn good_rows(n: usize) -> Vec<Row<'static>> {
+        (0..n)
+            .map(|i| {
+                let housing = ["free", " own", "rent"][i % 3];
+                let label = if i % 4 == 0 { "bad" } else { "good" };
+                (Some(i as f64 * 0.5), housing, Some(i as i64 * 10), label)
+            })
+            .collect()
+    }
+
+    /// The CSV text of the same rows, loaded by the CSV reader.
+    fn csv_of(dir: &Path, rows: &[Row<'_>]) -> Dataset {
+        let mut text = String::from("age,housing,income,y\n");
+        for r in rows {
+            text.push_str(&format!(
+                "{},{},{},{}\n",
+                r.0.unwrap_or_default(),
+                r.1,
+                r.2.unwrap_or_default(),
+                r.3
+            ));
+        }
+        let path = dir.join("same.csv");
+        std::fs::write(&path, text).expect("write");
+        super::super::load_csv(&path, &schema()).expect("csv")
+    }
+
+    #[test]
+    fn loads_what_the_csv_of_the_same_rows_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows = good_rows(3000);
+        for group in [3000, 1000, 333] {
+            let path = dir.path().join("a.parquet");
+            write(&path, &rows, group);
+            assert!(is_parquet(&path));
+            let d = super::super::load(&path, &schema()).expect("load");
+            let c = csv_of(dir.path(), &rows);
+            assert_eq!(d.x, c.x, "group {group}");
+            assert_eq!(d.y, c.y);
+        }
+    }
+
+    #[test]
+    fn nulls_nan_and_bad_values_name_the_first_bad_row_and_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bank-a.parquet");
+        let cases: [(usize, Row<'static>, &str); 5] = [
+            (
+                1500,
+                (None, "own", Some(1), "good"),
+                "row 1501: column `age`: null, expected a number",
+            ),
+            (
+                20,
+                (Some(f64::NAN), "own", Some(1), "good"),
+                "row 21: column `age`: value `NaN` is not finite, expected a finite number",
+            ),
+            (
+                2500,
+                (Some(1.0), "boat", None, "good"),
+                "row 2501: column `housing`: value `boat` is not a listed category",
+            ),
+            (
+                7,
+                (Some(1.0), "own", None, "good"),
+                "row 8: column `income`: null, expected a number",
+            ),
+            (
+                0,
+                (None, "own", Some(1), "BAD"),
+                "row 1: label column `y`: value `BAD` is neither `bad` (positive) nor `good`",
+            ),
+        ];
+        for (at, bad, message) in cases {
+            let mut rows = good_rows(3000);
+            rows[at] = bad;
+            // A later bad row in another row group must not hide the first.
+            rows[2990].0 = Some(f64::INFINITY);
+            write(&path, &rows, 1000);
+            let e = load_parquet(&path, &schema())
+                .expect_err("bad row")
+                .to_string();
+            assert!(
+                e.starts_with(&format!("{}: {message}", path.display())),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_problems_are_named_before_any_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.parquet");
+        write(&path, &good_rows(10), 10);
+        let mut s = schema();
+        s.features.push(Feature::Numeric {
+            name: "debt".into(),
+        });
+        let e = load_parquet(&path, &s).expect_err("missing").to_string();
+        assert!(
+            e.ends_with("t.parquet: column `debt` is missing from the header (the schema needs it as a numeric feature)"),
+            "{e}"
+        );
+        let mut s = schema();
+        s.features[0] = Feature::Numeric {
+            name: "housing".into(),
+        };
+        s.features[1] = Feature::Categorical {
+            name: "age".into(),
+            categories: vec!["1".into(), "2".into()],
+        };
+        let e = load_parquet(&path, &s).expect_err("types").to_string();
+        assert!(
+            e.contains("t.parquet: column `housing` holds BYTE_ARRAY")
+                && e.ends_with("values, expected numbers (a numeric feature)"),
+            "{e}"
+        );
+        std::fs::write(&path, b"not parquet").expect("write");
+        let e = load_parquet(&path, &schema())
+            .expect_err("garbage")
+            .to_string();
+        assert!(e.contains("t.parquet: not a readable Parquet file"), "{e}");
+    }
+}
