@@ -20,7 +20,10 @@ first --warmup rounds (default 1) are left out, since the first one also
 waits for Ray to start and its actors to load the ClientApp. The figure
 reported is the median of the next --rounds rounds. After every round the
 aggregate is checked against the mean the clients' vectors should give, so a
-halted or wrong round is an error, not a fast figure.
+halted or wrong round is an error, not a fast figure. Beside the wall time,
+each round's CPU time over the simulation's whole process tree (driver, Ray,
+ClientApp actors; from /proc) is reported: on a machine other work shares,
+it moves much less than the wall time does.
 
 SecAgg+ parameters. Flower's SecAggPlusWorkflow has no defaults for them; the
 "example" graph uses those of Flower's own secure-aggregation example
@@ -133,6 +136,29 @@ def patch_polling(vce_api, poll_seconds):
     vce_api.add_messages_to_queue = add_messages_to_queue
 
 
+def tree_cpu_seconds(root_pid):
+    """User + system CPU seconds of root_pid and all its descendants so far
+    (the driver with its ServerApp thread, Ray's own processes and the
+    ClientApp actors), read from /proc."""
+    children, ticks = {}, {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime + stime
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += ticks.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return total / os.sysconf('SC_CLK_TCK')
+
+
 def client_vector(partition, dim):
     import numpy as np
     return np.random.default_rng(partition).uniform(-1.0, 1.0, dim).astype(np.float32)
@@ -178,6 +204,7 @@ def run_point(members, dim, graph, rounds, warmup, cpus, client_cpus, poll_secon
     expected = np.mean([client_vector(p, dim).astype(np.float64) for p in range(members)], axis=0)
     zeros = ndarrays_to_parameters([np.zeros(dim, dtype=np.float32)])
     round_seconds = []
+    cpu_seconds = []
     errors = []
     max_error = [0.0]
 
@@ -193,9 +220,11 @@ def run_point(members, dim, graph, rounds, warmup, cpus, client_cpus, poll_secon
             # zeros behind instead of the last round's (correct) mean.
             context.state.array_records[MAIN_PARAMS_RECORD] = \
                 compat.parameters_to_arrayrecord(zeros, keep_input=True)
+            cpu_start = tree_cpu_seconds(os.getpid())
             start = time.perf_counter()
             self.inner(grid, context)
             round_seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(tree_cpu_seconds(os.getpid()) - cpu_start)
             got = parameters_to_ndarrays(compat.arrayrecord_to_parameters(
                 context.state.array_records[MAIN_PARAMS_RECORD], keep_input=True))
             err = float(np.max(np.abs(got[0].astype(np.float64) - expected)))
@@ -240,6 +269,8 @@ def run_point(members, dim, graph, rounds, warmup, cpus, client_cpus, poll_secon
         'round_seconds': statistics.median(measured),
         'round_seconds_each': measured,
         'warmup_round_seconds': round_seconds[:warmup],
+        'cpu_seconds': statistics.median(cpu_seconds[warmup:]),
+        'cpu_seconds_each': cpu_seconds[warmup:],
         'job_seconds': job_seconds,
         'max_abs_error': max_error[0],
         'load_average': [load_before, os.getloadavg()[0]],
@@ -373,6 +404,12 @@ def print_table(flower, fedcredit, graphs):
                        "(Flower's secure-aggregation example; the workflow has no defaults)",
             'full': 'num_shares=N, reconstruction_threshold=N//2+1 (complete graph)',
         }[g])
+    with_cpu = any('cpu_seconds' in r for r in flower)
+    if with_cpu:
+        print('  CPU s/round: CPU time of the whole simulation (driver, Ray, ClientApp '
+              'actors) per round, median;')
+        print('  other load on the machine moves it much less than wall time, and on '
+              'idle CPUs a round takes at least CPU / CPUs')
     print()
 
     head = ['N', 'd']
@@ -382,6 +419,8 @@ def print_table(flower, fedcredit, graphs):
         head.append(f'Flower[{g}] s/round')
         if fedcredit is not None:
             head.append(f'ratio[{g}]')
+        if with_cpu:
+            head.append(f'Flower[{g}] CPU s/round')
     rows = []
     for key in keys:
         row = [str(key[0]), f'{key[1]:,}']
@@ -399,6 +438,8 @@ def print_table(flower, fedcredit, graphs):
             if fedcredit is not None:
                 ok = f and r and 'error' not in r and f['round_seconds'] > 0
                 row.append(f'{r["round_seconds"] / f["round_seconds"]:.1f}x' if ok else '-')
+            if with_cpu:
+                row.append(fmt_s(r.get('cpu_seconds')) if r else '-')
         rows.append(row)
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     print('| ' + ' | '.join(h.ljust(w) for h, w in zip(head, widths)) + ' |')
