@@ -8,8 +8,8 @@
   python3 scripts/flower-secagg.py --members 4,16 --dims 50 --rounds 3 --json out.json
 
 What is measured. For every N in --members and d in --dims, one Flower 1.41
-simulation (`flwr.simulation.run_simulation`, Ray backend, in this process's
-child) runs N virtual SuperNodes. The ServerApp is a `DefaultWorkflow` whose
+simulation (`flwr.simulation.run_simulation`, Ray backend, in a child process
+of this script) runs N virtual SuperNodes. The ServerApp is a `DefaultWorkflow` whose
 fit round is `SecAggPlusWorkflow`; the ClientApp carries `secaggplus_mod`, and
 each client's fit returns one float32 ndarray of length d (fixed, its own per
 client), so every round is one masked sum of N vectors of d values through
@@ -28,8 +28,9 @@ it moves much less than the wall time does.
 SecAgg+ parameters. Flower's SecAggPlusWorkflow has no defaults for them; the
 "example" graph uses those of Flower's own secure-aggregation example
 (num_shares=3, reconstruction_threshold=2: each member masks with 2
-neighbours). The "full" graph is Bonawitz's complete graph, as fedcredit runs
-it: num_shares=N, reconstruction_threshold=N//2+1. --graph picks one or both.
+neighbours). The "full" graph is Bonawitz's complete graph, the one fedcredit
+masks over: num_shares=N, with a majority reconstruction_threshold=N//2+1.
+--graph picks one or both.
 
 Polling, patched in Flower's favour. Flower's simulation waits on two polls of
 100 ms: the ServerApp's grid sleeps `InMemoryGrid.pull_interval` (0.1 s)
@@ -37,6 +38,10 @@ between pulls for replies, and the simulated fleet looks for new messages
 every 0.1 s (`add_messages_to_queue` in flwr/server/superlink/fleet/vce/
 vce_api.py). Both are set to 5 ms here at run time (nothing in site-packages
 is edited), so the stages are not charged up to 0.2 s each of sleeping.
+One caveat: each pass of the fleet poll checks every stored message once per
+node (N x N checks, each reading the clock and the federation), so at N=64 a
+5 ms poll keeps a thread of the driver busy and can cost Flower more than it
+saves; --poll-ms 100 runs Flower's polls as shipped, to compare.
 
 Resources. Ray is started with --cpus CPUs (default 2, this machine's cores)
 and each ClientApp asks for --client-cpus (default 1), so 2 clients run at
