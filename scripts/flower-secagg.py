@@ -49,7 +49,9 @@ once. Flower's telemetry and Ray's usage stats are switched off: the only
 network this script uses is pip's, in --setup.
 
 fedcredit's side. --fedcredit BIN runs `BIN bench-secagg --members ...
---dims ... --rounds R --json FILE` first; --fedcredit-json FILE reads such a
+--dims ... --jobs R --json FILE` first (R one-round jobs per cell, each a
+fresh consortium of processes; its round time is announcement to published
+sum from the round log); --fedcredit-json FILE reads such a
 file instead. Either gives the table its fedcredit column, the ratio
 Flower/fedcredit, and the targets: >= 20x at N=16 and N=64 with d=100,000,
 and <= 50 ms per round at N=64, d=50.
@@ -355,7 +357,9 @@ def run_fedcredit(args):
     cmd = [args.fedcredit, 'bench-secagg',
            '--members', ','.join(map(str, args.members)),
            '--dims', ','.join(map(str, args.dims)),
-           '--rounds', str(args.rounds), '--json', out]
+           # A fedcredit job is one round today (keys, shares, masked input,
+           # consistency check, unmask); --jobs R runs R of them per cell.
+           '--jobs', str(args.rounds), '--json', out]
     print('fedcredit: ' + ' '.join(cmd), file=sys.stderr, flush=True)
     try:
         code = subprocess.run(cmd).returncode
