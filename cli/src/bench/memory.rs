@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use fedcredit_model::job::{FittedModel, ModelJobSpec};
 use ndarray::{ArrayView1, ArrayView2};
 
-use super::procs::{Children, proc_memory, spawn};
+use super::procs::{Children, check_exits, proc_memory, spawn};
 use super::{JOB_ID, finish, max_abs_diff, progress};
 
 /// Each party's rows as `party-NN.csv` in `dir` (shortest round-trip
@@ -206,16 +206,7 @@ pub(super) fn memory_run(
     }
     let wall = t0.elapsed().as_secs_f64();
     let names = std::iter::once("coordinator").chain(ids.iter().map(String::as_str));
-    for (name, s) in names.zip(&status) {
-        if let Some(s) = s.filter(|s| !s.success()) {
-            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(10).collect();
-            bail!(
-                "{name} exited with {s}; its log ends:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
+    check_exits(dir, names, &status)?;
     let model: FittedModel = serde_json::from_str(
         &std::fs::read_to_string(dir.join("out/model.json"))
             .context("reading the coordinator's model.json")?,

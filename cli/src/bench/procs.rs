@@ -2,9 +2,9 @@
 //! with a log file each, reaping on drop, and reading peak memory.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// Current and peak resident set (`VmRSS`, `VmHWM`) of a process, bytes.
 pub(super) fn proc_memory(pid: u32) -> Option<(u64, u64)> {
@@ -46,4 +46,25 @@ pub(super) fn spawn(exe: &Path, dir: &Path, args: &[&str], log: &str) -> Result<
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {} {}", exe.display(), args.join(" ")))
+}
+
+/// Fails with the last lines of `dir/<name>.log` of the first child (named
+/// in `names`, in `status` order) that exited unsuccessfully.
+pub(super) fn check_exits<S: AsRef<str>>(
+    dir: &Path,
+    names: impl IntoIterator<Item = S>,
+    status: &[Option<ExitStatus>],
+) -> Result<()> {
+    for (name, s) in names.into_iter().zip(status) {
+        if let Some(s) = s.filter(|s| !s.success()) {
+            let name = name.as_ref();
+            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            bail!(
+                "{name} exited with {s}; its log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+    Ok(())
 }

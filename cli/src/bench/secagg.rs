@@ -24,7 +24,7 @@ use fedcredit_proto::roundlog;
 use fedcredit_proto::v1::log_body::Entry;
 use serde::Serialize;
 
-use super::procs::{Children, spawn};
+use super::procs::{Children, check_exits, spawn};
 use super::{Scratch, children_cpu_seconds, finish};
 use crate::{keys, say};
 
@@ -240,16 +240,7 @@ fn run_job(exe: &Path, dir: &Path, n: usize, d: usize) -> Result<JobTimes> {
         .zip(cpu0)
         .map_or(f64::NAN, |(after, before)| after - before);
     let names = std::iter::once("coordinator".to_owned()).chain((0..n).map(member_id));
-    for (name, s) in names.zip(&status) {
-        if let Some(s) = s.filter(|s| !s.success()) {
-            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(10).collect();
-            bail!(
-                "{name} exited with {s}; its log ends:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
+    check_exits(dir, names, &status)?;
     check_sum(&dir.join("out/result.json"), n, d)?;
     let (round, phases) = round_times(&dir.join(format!("{JOB_ID}.rounds.log")))?;
     Ok(JobTimes {
