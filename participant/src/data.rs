@@ -28,6 +28,7 @@
 //! same errors (tested on random files below).
 
 pub mod blocks;
+#[cfg(feature = "parquet")]
 pub mod parquet_file;
 
 use std::fs::File;
@@ -77,11 +78,27 @@ impl std::fmt::Debug for Dataset {
 /// Reads and encodes `path` with `schema`: a Parquet file by its extension
 /// (`.parquet`, `.pq`; see [`parquet_file`]), else CSV ([`load_csv`]).
 pub fn load(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
-    if parquet_file::is_parquet(path) {
-        parquet_file::load_parquet(path, schema)
-    } else {
-        load_csv(path, schema)
+    if is_parquet(path) {
+        #[cfg(feature = "parquet")]
+        return parquet_file::load_parquet(path, schema);
+        #[cfg(not(feature = "parquet"))]
+        return Err(data_error(
+            path,
+            0,
+            "a Parquet file, but this build has no Parquet support \
+             (the `parquet` feature of fedcredit-participant is off)"
+                .to_owned(),
+        ));
     }
+    load_csv(path, schema)
+}
+
+/// Whether `path` names a Parquet file: its extension is `.parquet` or `.pq`
+/// (any case). Everything else is read as CSV.
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
 /// Reads and encodes `path` with `schema`. The file must have a header row

@@ -41,11 +41,7 @@ use crate::ParticipantError;
 pub const BATCH_ROWS: usize = 4096;
 
 /// Whether `path` names a Parquet file (by its extension, `.parquet` or `.pq`).
-pub fn is_parquet(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
-}
+pub use super::is_parquet;
 
 /// A Parquet file's footer: its columns and row groups.
 #[derive(Debug)]
