@@ -7,6 +7,7 @@ mod check;
 mod credit;
 mod demo;
 mod demo_sum;
+mod graph;
 mod keys;
 mod local;
 mod provision;
@@ -147,6 +148,8 @@ enum Command {
     BenchCredit(bench::BenchArgs),
     /// Benchmark secure-sum rounds as separate processes on a grid of member counts and vector lengths.
     BenchSecagg(bench::secagg::SecAggArgs),
+    /// SecAgg+ analysis: the neighbours and threshold a consortium needs, or the bounds of a given (k, t).
+    SecaggGraph(graph::GraphArgs),
     /// Time reading training files as `local` does (schema inference, then loading), or write synthetic ones.
     BenchRead(bench::read::ReadArgs),
     /// Audit a coordinator's round log, offline.
@@ -304,6 +307,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),
         Command::BenchSecagg(args) => bench::secagg::run(args),
+        Command::SecaggGraph(args) => graph::run(args),
         Command::BenchRead(args) => bench::read::run(args),
         Command::Audit { command } => audit(command),
     }

@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod client;
+pub mod plus;
 pub mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
