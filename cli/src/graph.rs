@@ -36,7 +36,8 @@ pub struct GraphArgs {
     threshold: Option<usize>,
 }
 
-/// Runs `fedcredit secagg-graph`.
+/// Runs `fedcredit secagg-graph`; with `--neighbours` and `--threshold`,
+/// fails (exit 1) if that `(k, t)` does not meet the levels.
 #[allow(clippy::print_stdout)]
 pub fn run(args: GraphArgs) -> Result<()> {
     let n = args.members;
@@ -61,14 +62,14 @@ pub fn run(args: GraphArgs) -> Result<()> {
         let ok = b.privacy_log2 <= -f64::from(args.security_bits)
             && b.separation_log2 <= -f64::from(args.security_bits)
             && b.correctness_log2 <= -f64::from(args.correctness_bits);
-        println!(
-            "  {}",
-            if ok {
-                "meets both levels"
-            } else {
-                "does NOT meet the levels asked for"
-            }
-        );
+        if !ok {
+            anyhow::bail!(
+                "k = {k}, t = {t} does not meet the levels asked for (privacy 2^-{}, correctness 2^-{})",
+                args.security_bits,
+                args.correctness_bits
+            );
+        }
+        println!("  meets both levels");
         return Ok(());
     }
     match params.choose()? {

@@ -426,3 +426,43 @@ fn score_passes_ids_through_and_skips_bad_rows_into_an_error_file() {
     assert!(!d.join("none.csv").exists());
     assert!(d.join("none.errors.csv").exists());
 }
+
+#[test]
+fn secagg_graph_refuses_a_graph_that_misses_the_levels_and_bad_parameters() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("secagg-graph")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&["--members", "64"]);
+    assert!(ok && text.contains("complete graph"), "{text}");
+    let (ok, text) = run(&["--members", "1000"]);
+    assert!(ok && text.contains("k = 232 neighbours"), "{text}");
+    // Three shares, threshold two: exits 1 and says why.
+    let (ok, text) = run(&["--members", "64", "--neighbours", "2", "--threshold", "2"]);
+    assert!(!ok && text.contains("does not meet the levels"), "{text}");
+    assert!(text.contains("small-sum failure not bounded"), "{text}");
+    for (args, says) in [
+        (&["--members", "2"][..], "at least 3 members"),
+        (&["--members", "10", "--dropout", "1.5"][..], "dropout rate"),
+        (
+            &["--members", "10", "--colluders", "10"][..],
+            "fewer than n = 10",
+        ),
+        (
+            &["--members", "64", "--neighbours", "3", "--threshold", "2"][..],
+            "must be even",
+        ),
+    ] {
+        let (ok, text) = run(args);
+        assert!(!ok && text.contains(says), "{args:?}: {text}");
+    }
+}

@@ -139,14 +139,13 @@ impl PlusParams {
         Ok(())
     }
 
-    /// The bounds of one `(k, t)`: `k` even in `2..=n − 1`, `t` in `1..=k + 1`.
+    /// The bounds of one `(k, t)`: `k` even and below `n`, `t` in `1..=k + 1`.
     pub fn bounds(&self, neighbours: usize, threshold: usize) -> Result<Bounds, PlusError> {
         self.check()?;
         let n = self.members;
-        if neighbours == 0 || neighbours >= n {
+        if neighbours == 0 || neighbours >= n || !neighbours.is_multiple_of(2) {
             return Err(PlusError::Invalid(format!(
-                "k = {neighbours} neighbours must be in 1..={}",
-                n - 1
+                "k = {neighbours} neighbours must be even (k/2 on each side in the Harary graph) and below n = {n}"
             )));
         }
         if threshold == 0 || threshold > neighbours + 1 {
@@ -558,6 +557,7 @@ mod tests {
         assert!(params(10, 1, 1.0).choose().is_err());
         assert!(params(10, 1, 0.1).bounds(10, 2).is_err());
         assert!(params(10, 1, 0.1).bounds(4, 6).is_err());
+        assert!(params(10, 1, 0.1).bounds(3, 2).is_err());
         assert!(harary_graph(10, 3, &[0; 32]).is_err());
     }
 
