@@ -31,7 +31,7 @@
 //! assert_eq!(s.zero_variance(), [1]);
 //! ```
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result, check_finite, check_len};
