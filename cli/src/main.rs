@@ -20,10 +20,11 @@ use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use fedcredit_coordinator::{RoundResult, SecureSum};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_model::LabelSpec;
+use fedcredit_model::job::OptimizerKind;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::load;
+use fedcredit_participant::data::Rows;
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -601,14 +602,32 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
                     config.display()
                 )
             })?;
-                load(path, &spec.schema).and_then(|train| {
+                // Held in memory when the matrix fits `max_memory_mb`, else
+                // streamed from the (Parquet) file every round; checked either way.
+                Rows::open(path, &spec.schema, cfg.max_memory).and_then(|train| {
+                    if matches!(spec.optimizer, OptimizerKind::Fedavg)
+                        && !matches!(train, Rows::InMemory(_))
+                    {
+                        return Err(fedcredit_proto::WireError::InvalidConfig {
+                            file: config.to_owned(),
+                            key: "max_memory_mb".into(),
+                            expected: format!(
+                                "room for the training matrix of {} ({} rows): the job's FedAvg \
+                                 rounds shuffle the rows in memory, which a streamed file cannot",
+                                path.display(),
+                                train.rows()
+                            ),
+                        }
+                        .into());
+                    }
+                    let left = cfg.max_memory.minus(train.memory_bytes());
                     let test = cfg
                         .test
                         .as_ref()
-                        .map(|t| load(t, &spec.schema))
+                        .map(|t| Rows::open(t, &spec.schema, left))
                         .transpose()?;
-                    let data = CreditData::new(train, test);
-                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
+                    let data = CreditData::from_rows(train, test);
+                    tracing::info!(rows = data.train_rows(), "training rows checked");
                     Ok(Box::new(data) as Box<dyn Contributor>)
                 })
             }
