@@ -24,7 +24,7 @@ use fedcredit_model::job::OptimizerKind;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::Rows;
+use fedcredit_participant::data::{MemoryBudget, Rows};
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -141,6 +141,11 @@ enum Command {
         /// δ of the private job (with --epsilon), e.g. 1e-6.
         #[arg(long, requires = "epsilon")]
         delta: Option<f64>,
+        /// Memory for the rows of all files together, in MB: Parquet files
+        /// whose f64 matrices do not fit (taken in order, training files
+        /// first) are streamed from disk every round instead of loaded.
+        #[arg(long, default_value_t = MemoryBudget::DEFAULT_MB)]
+        max_memory_mb: u64,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
     Score(score::ScoreArgs),
@@ -284,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             epsilon,
             delta,
+            max_memory_mb,
         } => {
             let label = match (negative, negatives) {
                 (Some(negative), None) => LabelSpec::binary(label, positive, negative),
@@ -300,6 +306,7 @@ fn run(cli: Cli) -> Result<()> {
                 l2,
                 out,
                 privacy: epsilon.zip(delta),
+                max_memory: MemoryBudget::from_mb(max_memory_mb),
             }))
         }
         Command::Score(args) => score::run(args),
