@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(cfg.connect_timeout, Duration::from_millis(2500));
         assert_eq!(cfg.key_file, dir.path().join("bank-a.key"));
         assert_eq!(cfg.journal, dir.path().join("bank-a.journal"));
-        assert_eq!(cfg.max_memory, MemoryBudget::from_mb(MemoryBudget::DEFAULT_MB));
+        assert_eq!(
+            cfg.max_memory,
+            MemoryBudget::from_mb(MemoryBudget::DEFAULT_MB)
+        );
         let cfg = parse(dir.path(), "max_memory_mb = 1500\n").expect("valid");
         assert_eq!(cfg.max_memory.bytes(), 1_500_000_000);
         let e = parse(dir.path(), "max_memory_mb = -1\n").expect_err("negative");

@@ -519,9 +519,12 @@ mod tests {
         let mut z = raw.clone();
         s.apply(&mut z).expect("apply");
         assert_eq!(c.train_x(), &z);
-        let direct =
-            fedcredit_model::logistic::local_newton_terms(z.view(), ndarray::array![0.0, 1.0, 0.0, 1.0].view(), &[0.0; 3])
-                .expect("direct");
+        let direct = fedcredit_model::logistic::local_newton_terms(
+            z.view(),
+            ndarray::array![0.0, 1.0, 0.0, 1.0].view(),
+            &[0.0; 3],
+        )
+        .expect("direct");
         assert_eq!(first, direct);
 
         let other = Standardizer::from_mean_std(4.0, vec![0.0, 0.0], vec![1.0, 2.0]).expect("s");
@@ -689,9 +692,8 @@ mod streamed_tests {
                 .set_write_batch_size(500)
                 .build(),
         );
-        let mut w =
-            SerializedFileWriter::new(File::create(path).expect("create"), schema, props)
-                .expect("writer");
+        let mut w = SerializedFileWriter::new(File::create(path).expect("create"), schema, props)
+            .expect("writer");
         let mut first = 0;
         for &n in groups {
             let rows: Vec<_> = (first..first + n).map(|i| value(i, seed)).collect();
@@ -791,7 +793,11 @@ mod streamed_tests {
     fn exact_rounds_give_the_same_bits() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut memory, mut streamed) = pair(dir.path());
-        let sums = same(&mut memory, &mut streamed, &ModelTask::Moments { noise: None });
+        let sums = same(
+            &mut memory,
+            &mut streamed,
+            &ModelTask::Moments { noise: None },
+        );
         assert_eq!(sums[0], 15_500.0);
         let mean: Vec<f64> = sums[1..5].iter().map(|s| s / sums[0]).collect();
         let squares = same(

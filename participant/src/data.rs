@@ -139,7 +139,11 @@ impl Rows {
     /// Opens `path` with `schema`, loading it if its matrix fits `budget`
     /// (see [`MemoryBudget`]) and streaming it otherwise. Either way every
     /// row has been checked when this returns.
-    pub fn open(path: &Path, schema: &Schema, budget: MemoryBudget) -> Result<Self, ParticipantError> {
+    pub fn open(
+        path: &Path,
+        schema: &Schema,
+        budget: MemoryBudget,
+    ) -> Result<Self, ParticipantError> {
         #[cfg(feature = "parquet")]
         if is_parquet(path) {
             let (table, encoder) = parquet_file::open_for_schema(path, schema)?;

@@ -170,11 +170,7 @@ fn write_parquet(
     let mut w = parquet_writer(path, x.ncols())?;
     for start in (0..x.nrows()).step_by(1 << GROUP_BITS) {
         let end = (start + (1 << GROUP_BITS)).min(x.nrows());
-        write_group(
-            &mut w,
-            rows2(x, start..end),
-            rows1(y, start..end),
-        )?;
+        write_group(&mut w, rows2(x, start..end), rows1(y, start..end))?;
     }
     w.close()?;
     Ok(())

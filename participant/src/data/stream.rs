@@ -265,9 +265,7 @@ impl ParquetStream {
                     return Err(table_error(path, Some(row), p.message.clone()).into());
                 }
                 let mut view = ArrayViewMut2::from_shape((n, width), &mut b.x[..n * width])
-                    .map_err(|e| {
-                        table_error(path, None, format!("internal: batch shape: {e}"))
-                    })?;
+                    .map_err(|e| table_error(path, None, format!("internal: batch shape: {e}")))?;
                 prepare(&mut view).map_err(|source| StreamError::Terms {
                     file: path.to_owned(),
                     source,
