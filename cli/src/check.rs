@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::VectorInput;
-use fedcredit_participant::data::load;
+use fedcredit_participant::data::Rows;
 use fedcredit_referee::consortium::{Consortium, JobKind};
 
 use crate::{keys, say};
@@ -323,9 +323,14 @@ fn participant(config: &Path, report: &mut Report) {
                         config.display()
                     )
                 })?;
-                let data = load(path, &spec.schema)?;
+                // As the participant will: loaded if it fits max_memory_mb, else streamed.
+                let data = Rows::open(path, &spec.schema, cfg.max_memory)?;
+                let how = match data {
+                    Rows::InMemory(_) => "",
+                    _ => " (streamed: its matrix exceeds max_memory_mb)",
+                };
                 Ok(format!(
-                    "{}: {} rows checked against the job's schema",
+                    "{}: {} rows checked against the job's schema{how}",
                     path.display(),
                     data.rows()
                 ))

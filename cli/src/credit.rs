@@ -354,12 +354,14 @@ pub fn consortium_toml(c: &Consortium) -> Result<String> {
 }
 
 /// A private job's settings with every numeric feature's bounds taken from
-/// `data` (its smallest and largest value). Only for `fedcredit local` and
-/// benchmarks: bounds read from the rows are themselves about the rows, so
-/// a real consortium fixes them in the job spec from public knowledge.
-pub fn privacy_from_rows(
+/// `ranges` (per encoded column, its smallest and largest value in the
+/// files; see [`crate::local::column_ranges`]). Only for `fedcredit local`
+/// and benchmarks: bounds read from the rows are themselves about the
+/// rows, so a real consortium fixes them in the job spec from public
+/// knowledge.
+pub fn privacy_from_ranges(
     schema: &fedcredit_model::Schema,
-    data: &[&ndarray::Array2<f64>],
+    ranges: &[[f64; 2]],
     epsilon: f64,
     delta: f64,
 ) -> fedcredit_model::privacy::PrivacySpec {
@@ -368,13 +370,10 @@ pub fn privacy_from_rows(
     let mut col = 0;
     for f in &schema.features {
         if let Feature::Numeric { name } = f {
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for x in data {
-                for v in x.column(col) {
-                    lo = lo.min(*v);
-                    hi = hi.max(*v);
-                }
-            }
+            let [mut lo, mut hi] = ranges
+                .get(col)
+                .copied()
+                .unwrap_or([f64::INFINITY, f64::NEG_INFINITY]);
             if !(lo.is_finite() && hi.is_finite()) {
                 (lo, hi) = (0.0, 1.0);
             }

@@ -11,7 +11,7 @@ use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::blocks::{self, PlainCsv};
 use fedcredit_participant::data::parquet_file::{ParquetTable, is_parquet};
-use fedcredit_participant::data::{Dataset, load};
+use fedcredit_participant::data::{MemoryBudget, Rows, matrix_bytes};
 
 use crate::credit::{self, Party};
 use crate::say;
@@ -238,32 +238,76 @@ fn observe_plain(path: &Path, pos: &[usize], inference: &mut SchemaInference) ->
     }
 }
 
-/// Loads the training files and the held-out file with `schema`, every
-/// file on its own thread: parsing is most of the time before the first
-/// round, and the files are independent.
-pub fn load_all(
+/// Opens the training files and the held-out file with `schema`, every
+/// file on its own thread (parsing is most of the time before the first
+/// round, and the files are independent). The files share `budget`, taken
+/// in order, training files first: a Parquet file whose matrix fits what
+/// is left is loaded, any other Parquet file streamed; CSV files are always
+/// loaded (and not counted, since their row count is known only then).
+pub fn open_all(
     train: &[PathBuf],
     test: Option<&PathBuf>,
     schema: &Schema,
-) -> Result<(Vec<Dataset>, Option<Dataset>)> {
+    budget: MemoryBudget,
+) -> Result<(Vec<Rows>, Option<Rows>)> {
+    let mut left = budget;
+    let mut budgets = Vec::with_capacity(train.len() + 1);
+    for path in train.iter().chain(test) {
+        budgets.push(left);
+        if is_parquet(path) {
+            let need = matrix_bytes(ParquetTable::open(path)?.rows(), schema.encoded_width());
+            if need <= left.bytes() {
+                left = left.minus(need);
+            }
+        }
+    }
     let (train, test) = std::thread::scope(|scope| {
-        let train: Vec<_> = train
+        let mut handles: Vec<_> = train
             .iter()
-            .map(|path| scope.spawn(|| load(path, schema)))
+            .chain(test)
+            .zip(&budgets)
+            .map(|(path, &budget)| scope.spawn(move || Rows::open(path, schema, budget)))
             .collect();
-        let test = test.map(|t| scope.spawn(|| load(t, schema)));
+        let test = test.and_then(|_| handles.pop());
         let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
             h.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         };
         (
-            train.into_iter().map(join).collect::<Vec<_>>(),
+            handles.into_iter().map(join).collect::<Vec<_>>(),
             test.map(join),
         )
     });
     let test = test.transpose()?;
     let train = train.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok((train, test))
+}
+
+/// Per encoded column, the smallest and largest value over all `files`
+/// (streamed files are read once for it).
+pub fn column_ranges(files: &[&Rows], width: usize) -> Result<Vec<[f64; 2]>> {
+    let mut ranges = vec![[f64::INFINITY, f64::NEG_INFINITY]; width];
+    let mut observe = |x: ndarray::ArrayView2<'_, f64>| {
+        for row in x.rows() {
+            for (r, &v) in ranges.iter_mut().zip(row) {
+                r[0] = r[0].min(v);
+                r[1] = r[1].max(v);
+            }
+        }
+    };
+    for rows in files {
+        match rows {
+            Rows::InMemory(d) => observe(d.x.view()),
+            Rows::Streamed(s) => s.for_each_batch(
+                |_| Ok(()),
+                |x, _| {
+                    observe(x);
+                    Ok(())
+                },
+            )?,
+        }
+    }
+    Ok(ranges)
 }
 
 /// Options of `fedcredit local`.
@@ -277,6 +321,8 @@ pub struct LocalArgs {
     pub out: PathBuf,
     /// (ε, δ) of a private job; `None` runs exact.
     pub privacy: Option<(f64, f64)>,
+    /// Memory for the rows of all files (see [`open_all`]).
+    pub max_memory: MemoryBudget,
 }
 
 /// Runs `fedcredit local`. Every label value must be declared, and the job
@@ -288,15 +334,26 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         files.push(t.clone());
     }
     let schema = infer_schema(&files, label)?;
-    let (train, test) = load_all(&args.data, args.test.as_ref(), &schema)?;
+    let (train, test) = open_all(&args.data, args.test.as_ref(), &schema, args.max_memory)?;
+    for rows in train.iter().chain(&test) {
+        if let Rows::Streamed(s) = rows {
+            say(&format!(
+                "  {}: {} rows streamed from the file every round (its matrix exceeds what is \
+                 left of --max-memory-mb {})",
+                s.path().display(),
+                s.rows(),
+                args.max_memory.bytes() / 1_000_000
+            ));
+        }
+    }
     // The held-out file is evaluated by the first participant.
     let mut test = test;
     let privacy = match args.privacy {
         None => PrivacySetting::None,
         Some((epsilon, delta)) => {
-            let mut xs: Vec<&ndarray::Array2<f64>> = train.iter().map(|d| &d.x).collect();
-            xs.extend(test.as_ref().map(|t| &t.x));
-            let spec = credit::privacy_from_rows(&schema, &xs, epsilon, delta);
+            let files: Vec<&Rows> = train.iter().chain(&test).collect();
+            let ranges = column_ranges(&files, schema.encoded_width())?;
+            let spec = credit::privacy_from_ranges(&schema, &ranges, epsilon, delta);
             say(&format!(
                 "  private job: ε = {epsilon}, δ = {delta}; feature bounds taken from these files \
                  ({} numeric features). A real consortium fixes them in the job spec \
@@ -320,7 +377,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     for (i, train) in train.into_iter().enumerate() {
         parties.push(Party {
             id: format!("party-{}", i + 1),
-            data: CreditData::new(train, test.take()),
+            data: CreditData::from_rows(train, test.take()),
         });
     }
     say(&format!(

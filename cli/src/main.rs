@@ -21,10 +21,11 @@ use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use fedcredit_coordinator::{RoundResult, SecureSum};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_model::LabelSpec;
+use fedcredit_model::job::OptimizerKind;
 use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::load;
+use fedcredit_participant::data::{MemoryBudget, Rows};
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -141,6 +142,11 @@ enum Command {
         /// δ of the private job (with --epsilon), e.g. 1e-6.
         #[arg(long, requires = "epsilon")]
         delta: Option<f64>,
+        /// Memory for the rows of all files together, in MB: Parquet files
+        /// whose f64 matrices do not fit (taken in order, training files
+        /// first) are streamed from disk every round instead of loaded.
+        #[arg(long, default_value_t = MemoryBudget::DEFAULT_MB)]
+        max_memory_mb: u64,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
     Score(score::ScoreArgs),
@@ -286,6 +292,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             epsilon,
             delta,
+            max_memory_mb,
         } => {
             let label = match (negative, negatives) {
                 (Some(negative), None) => LabelSpec::binary(label, positive, negative),
@@ -302,6 +309,7 @@ fn run(cli: Cli) -> Result<()> {
                 l2,
                 out,
                 privacy: epsilon.zip(delta),
+                max_memory: MemoryBudget::from_mb(max_memory_mb),
             }))
         }
         Command::Score(args) => score::run(args),
@@ -605,14 +613,32 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
                     config.display()
                 )
             })?;
-                load(path, &spec.schema).and_then(|train| {
+                // Held in memory when the matrix fits `max_memory_mb`, else
+                // streamed from the (Parquet) file every round; checked either way.
+                Rows::open(path, &spec.schema, cfg.max_memory).and_then(|train| {
+                    if matches!(spec.optimizer, OptimizerKind::Fedavg)
+                        && !matches!(train, Rows::InMemory(_))
+                    {
+                        return Err(fedcredit_proto::WireError::InvalidConfig {
+                            file: config.to_owned(),
+                            key: "max_memory_mb".into(),
+                            expected: format!(
+                                "room for the training matrix of {} ({} rows): the job's FedAvg \
+                                 rounds shuffle the rows in memory, which a streamed file cannot",
+                                path.display(),
+                                train.rows()
+                            ),
+                        }
+                        .into());
+                    }
+                    let left = cfg.max_memory.minus(train.memory_bytes());
                     let test = cfg
                         .test
                         .as_ref()
-                        .map(|t| load(t, &spec.schema))
+                        .map(|t| Rows::open(t, &spec.schema, left))
                         .transpose()?;
-                    let data = CreditData::new(train, test);
-                    tracing::info!(rows = data.train_rows(), "training rows loaded and checked");
+                    let data = CreditData::from_rows(train, test);
+                    tracing::info!(rows = data.train_rows(), "training rows checked");
                     Ok(Box::new(data) as Box<dyn Contributor>)
                 })
             }

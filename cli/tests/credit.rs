@@ -774,3 +774,64 @@ fn audit_verify(d: &Path, ids: &[&str]) -> Output {
     }
     verify.output().unwrap()
 }
+
+/// `local` with every Parquet file streamed (`--max-memory-mb 0`) trains
+/// the very model it trains with the files in memory: each round's
+/// vectors are the same bits, so model and metrics are equal.
+#[test]
+fn local_streams_parquet_files_to_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = Command::new(BIN)
+        .args([
+            "bench-read",
+            "--parquet",
+            "--rows",
+            "9000",
+            "--features",
+            "4",
+        ])
+        .args(["--parties", "4", "--write-synthetic"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = |name: &str, max_memory_mb: &str| {
+        let out = dir.path().join(name);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["local", "--label", "default", "--positive", "1"])
+            .args(["--negative", "0", "--max-memory-mb", max_memory_mb])
+            .arg("--test")
+            .arg(data.join("party-04.parquet"))
+            .arg("--out")
+            .arg(&out);
+        for i in 1..=3 {
+            cmd.arg("--data")
+                .arg(data.join(format!("party-{i:02}.parquet")));
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            json(&out.join("model.json")),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (memory, said) = run("memory", "4096");
+    assert!(!said.contains("streamed"), "{said}");
+    let (streamed, said) = run("streamed", "0");
+    assert_eq!(
+        said.matches("rows streamed from the file").count(),
+        4,
+        "{said}"
+    );
+    for key in [
+        "standardized",
+        "original",
+        "standardization",
+        "metrics",
+        "rounds",
+    ] {
+        assert_eq!(memory[key], streamed[key], "{key}");
+    }
+    assert!(memory["metrics"]["auc"].as_f64().unwrap() > 0.7);
+}

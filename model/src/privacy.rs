@@ -715,7 +715,11 @@ pub fn epsilon_spent(rho: f64, delta: f64) -> Result<f64> {
 /// Clips every encoded column to its public bounds (numeric) or [0, 1]
 /// (one-hot), and centres numeric columns on their bounds' midpoint: the
 /// rows a private statistics round sums.
-pub fn clip_columns(x: &mut ndarray::Array2<f64>, columns: &[Option<[f64; 2]>], centre: bool) {
+pub fn clip_columns<S: ndarray::DataMut<Elem = f64>>(
+    x: &mut ndarray::ArrayBase<S, ndarray::Ix2>,
+    columns: &[Option<[f64; 2]>],
+    centre: bool,
+) {
     for mut row in x.rows_mut() {
         for (v, c) in row.iter_mut().zip(columns) {
             *v = match c {
@@ -735,7 +739,10 @@ pub fn clip_columns(x: &mut ndarray::Array2<f64>, columns: &[Option<[f64; 2]>], 
 
 /// Scales every row `z` of a standardized matrix so that `‖(1, z)‖ ≤ c`
 /// (idempotent: clipped rows stay as they are).
-pub fn clip_row_norms(x: &mut ndarray::Array2<f64>, c: f64) {
+pub fn clip_row_norms<S: ndarray::DataMut<Elem = f64>>(
+    x: &mut ndarray::ArrayBase<S, ndarray::Ix2>,
+    c: f64,
+) {
     let limit2 = (c * c - 1.0).max(0.0);
     for mut row in x.rows_mut() {
         let n2: f64 = row.iter().map(|v| v * v).sum();

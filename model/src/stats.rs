@@ -31,7 +31,7 @@
 //! assert_eq!(s.zero_variance(), [1]);
 //! ```
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result, check_finite, check_len};
@@ -93,10 +93,66 @@ pub fn local_sums_and_positives(
     x: ArrayView2<'_, f64>,
     y: ArrayView1<'_, f64>,
 ) -> Result<Vec<f64>> {
-    check_len("labels", x.nrows(), y.len())?;
-    let mut out = local_sums(x);
-    out.push(y.sum());
-    Ok(out)
+    let mut acc = SumsAccumulator::new(x.ncols());
+    acc.add(x, y)?;
+    Ok(acc.finish())
+}
+
+/// [`local_sums_and_positives`] over rows that arrive in pieces (a file
+/// read batch by batch). Rows are added one at a time, in order, so any
+/// cut into pieces gives the same sums bit for bit.
+///
+/// ```
+/// use fedcredit_model::stats::{SumsAccumulator, local_sums_and_positives};
+/// use ndarray::{array, s};
+///
+/// let x = array![[0.1, 5.0], [0.2, 7.0], [0.3, 1.0]];
+/// let y = array![1.0, 0.0, 1.0];
+/// let mut acc = SumsAccumulator::new(2);
+/// acc.add(x.slice(s![..1, ..]), y.slice(s![..1])).unwrap();
+/// acc.add(x.slice(s![1.., ..]), y.slice(s![1..])).unwrap();
+/// assert_eq!(acc.finish(), local_sums_and_positives(x.view(), y.view()).unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct SumsAccumulator {
+    rows: usize,
+    sums: Vec<f64>,
+    positives: f64,
+}
+
+impl SumsAccumulator {
+    /// An empty sum over `width` columns.
+    pub fn new(width: usize) -> Self {
+        Self {
+            rows: 0,
+            sums: vec![0.0; width],
+            positives: 0.0,
+        }
+    }
+
+    /// Adds the rows of `x` and their 0/1 labels `y`.
+    pub fn add(&mut self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, f64>) -> Result<()> {
+        check_len("labels", x.nrows(), y.len())?;
+        check_len("matrix columns", self.sums.len(), x.ncols())?;
+        for row in x.rows() {
+            for (s, &v) in self.sums.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        // 0/1 labels: an exact integer in any order.
+        self.positives += y.sum();
+        self.rows += x.nrows();
+        Ok(())
+    }
+
+    /// `[n, Σx_1 … Σx_p, Σy]`.
+    pub fn finish(self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.sums.len() + 2);
+        out.push(self.rows as f64);
+        out.extend(self.sums);
+        out.push(self.positives);
+        out
+    }
 }
 
 /// Refuses pooled training rows that hold only one label class: no model
@@ -138,15 +194,42 @@ pub fn mean_from_sums(count: f64, sums: &[f64]) -> Result<Vec<f64>> {
 
 /// Second pass of the two-pass variant: `[Σ(x_j − mean_j)² for each j]`.
 pub fn local_centered_squares(x: ArrayView2<'_, f64>, mean: &[f64]) -> Result<Vec<f64>> {
-    check_len("mean", x.ncols(), mean.len())?;
-    let mut out = vec![0.0; mean.len()];
-    for row in x.rows() {
-        for ((o, &v), &m) in out.iter_mut().zip(row).zip(mean) {
-            let d = v - m;
-            *o += d * d;
-        }
+    let mut acc = CenteredSquaresAccumulator::new(mean.to_vec());
+    acc.add(x)?;
+    Ok(acc.finish())
+}
+
+/// [`local_centered_squares`] over rows that arrive in pieces; rows are
+/// added one at a time, in order, so any cut gives the same sums bit for bit.
+#[derive(Debug, Clone)]
+pub struct CenteredSquaresAccumulator {
+    mean: Vec<f64>,
+    out: Vec<f64>,
+}
+
+impl CenteredSquaresAccumulator {
+    /// An empty sum of squares about `mean` (one value per column).
+    pub fn new(mean: Vec<f64>) -> Self {
+        let out = vec![0.0; mean.len()];
+        Self { mean, out }
     }
-    Ok(out)
+
+    /// Adds the rows of `x`.
+    pub fn add(&mut self, x: ArrayView2<'_, f64>) -> Result<()> {
+        check_len("mean", x.ncols(), self.mean.len())?;
+        for row in x.rows() {
+            for ((o, &v), &m) in self.out.iter_mut().zip(row).zip(&self.mean) {
+                let d = v - m;
+                *o += d * d;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[Σ(x_j − mean_j)² for each j]`.
+    pub fn finish(self) -> Vec<f64> {
+        self.out
+    }
 }
 
 /// Global per-column mean and population standard deviation.
@@ -267,7 +350,10 @@ impl Standardizer {
     }
 
     /// Standardize in place: `x_ij ← (x_ij − mean_j) / std_j`.
-    pub fn apply(&self, x: &mut Array2<f64>) -> Result<()> {
+    pub fn apply<S: ndarray::DataMut<Elem = f64>>(
+        &self,
+        x: &mut ndarray::ArrayBase<S, ndarray::Ix2>,
+    ) -> Result<()> {
         check_len("matrix columns", self.width(), x.ncols())?;
         for mut row in x.rows_mut() {
             for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {

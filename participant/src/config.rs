@@ -15,6 +15,7 @@
 //! journal = "bank-a.journal"         # optional: what this participant signed (default <id>.journal)
 //! results = "bank-a-results"         # optional: where it writes model.json and metrics.json (default <id>-results)
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
+//! max_memory_mb = 4096               # optional: rows whose f64 matrix exceeds this are streamed (Parquet)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ use fedcredit_proto::WireError;
 use fedcredit_proto::roster::ParticipantId;
 use fedcredit_referee::consortium::Consortium;
 use serde::Deserialize;
+
+use crate::data::MemoryBudget;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +41,7 @@ struct Raw {
     journal: Option<PathBuf>,
     results: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
+    max_memory_mb: Option<u64>,
     cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
@@ -77,6 +81,10 @@ pub struct ParticipantConfig {
     /// Where this participant writes the result it helped make, once it has
     /// replayed and checked it (default `<id>-results`).
     pub results: PathBuf,
+    /// Memory for the training and test matrices: a Parquet file whose
+    /// matrix would exceed what is left of it is streamed every round
+    /// instead of loaded (default [`MemoryBudget::DEFAULT_MB`]).
+    pub max_memory: MemoryBudget,
 }
 
 impl ParticipantConfig {
@@ -150,6 +158,9 @@ impl ParticipantConfig {
             journal,
             results,
             connect_timeout,
+            max_memory: raw
+                .max_memory_mb
+                .map_or_else(MemoryBudget::default, MemoryBudget::from_mb),
         })
     }
 }
@@ -339,6 +350,14 @@ mod tests {
         assert_eq!(cfg.connect_timeout, Duration::from_millis(2500));
         assert_eq!(cfg.key_file, dir.path().join("bank-a.key"));
         assert_eq!(cfg.journal, dir.path().join("bank-a.journal"));
+        assert_eq!(
+            cfg.max_memory,
+            MemoryBudget::from_mb(MemoryBudget::DEFAULT_MB)
+        );
+        let cfg = parse(dir.path(), "max_memory_mb = 1500\n").expect("valid");
+        assert_eq!(cfg.max_memory.bytes(), 1_500_000_000);
+        let e = parse(dir.path(), "max_memory_mb = -1\n").expect_err("negative");
+        assert!(e.to_string().contains("max_memory_mb"), "{e}");
     }
 
     /// Regression (found writing the participant_toml fuzz target): a

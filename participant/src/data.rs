@@ -30,6 +30,8 @@
 pub mod blocks;
 #[cfg(feature = "parquet")]
 pub mod parquet_file;
+#[cfg(feature = "parquet")]
+pub mod stream;
 
 use std::fs::File;
 use std::io::Read;
@@ -72,6 +74,140 @@ impl std::fmt::Debug for Dataset {
             .field("rows", &self.rows())
             .field("width", &self.width())
             .finish_non_exhaustive()
+    }
+}
+
+/// How much memory a participant's rows may take: the f64 matrix of
+/// encoded features with its labels, `rows × (width + 1) × 8` bytes. A
+/// Parquet file whose matrix would exceed it is streamed (see
+/// [`stream`]) instead of loaded; a CSV file is always loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    /// The default, 4096 MB: the matrix of about 10 million rows of 50
+    /// columns, leaving room on an 8 GB machine for everything else.
+    pub const DEFAULT_MB: u64 = 4096;
+
+    /// A budget of `mb` megabytes (10^6 bytes).
+    pub fn from_mb(mb: u64) -> Self {
+        Self {
+            bytes: mb.saturating_mul(1_000_000),
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn bytes(self) -> u64 {
+        self.bytes
+    }
+
+    /// What is left after `used` bytes.
+    pub fn minus(self, used: u64) -> Self {
+        Self {
+            bytes: self.bytes.saturating_sub(used),
+        }
+    }
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        Self::from_mb(Self::DEFAULT_MB)
+    }
+}
+
+/// Bytes of the f64 matrix and labels of `rows` rows of `width` columns.
+pub fn matrix_bytes(rows: usize, width: usize) -> u64 {
+    (rows as u64)
+        .saturating_mul(width as u64 + 1)
+        .saturating_mul(8)
+}
+
+/// A participant's rows: held in memory, or read from their Parquet file
+/// again for every round.
+#[derive(Debug)]
+pub enum Rows {
+    /// Loaded and encoded once.
+    InMemory(Dataset),
+    /// Checked once, then streamed batch by batch each round.
+    #[cfg(feature = "parquet")]
+    Streamed(stream::ParquetStream),
+}
+
+impl Rows {
+    /// Opens `path` with `schema`, loading it if its matrix fits `budget`
+    /// (see [`MemoryBudget`]) and streaming it otherwise. Either way every
+    /// row has been checked when this returns.
+    pub fn open(
+        path: &Path,
+        schema: &Schema,
+        budget: MemoryBudget,
+    ) -> Result<Self, ParticipantError> {
+        #[cfg(feature = "parquet")]
+        if is_parquet(path) {
+            let (table, encoder) = parquet_file::open_for_schema(path, schema)?;
+            let need = matrix_bytes(table.rows(), encoder.width());
+            if need > budget.bytes() {
+                tracing::info!(
+                    file = %path.display(),
+                    rows = table.rows(),
+                    matrix_mb = need / 1_000_000,
+                    budget_mb = budget.bytes() / 1_000_000,
+                    "the rows exceed the memory budget: streaming them from the file every round"
+                );
+                return stream::ParquetStream::open(path, schema).map(Rows::Streamed);
+            }
+            return parquet_file::load_parquet(path, schema).map(Rows::InMemory);
+        }
+        let data = load(path, schema)?;
+        let need = matrix_bytes(data.rows(), data.width());
+        if need > budget.bytes() {
+            tracing::warn!(
+                file = %path.display(),
+                matrix_mb = need / 1_000_000,
+                budget_mb = budget.bytes() / 1_000_000,
+                "the rows exceed the memory budget but a CSV file is always loaded; \
+                 convert it to Parquet to stream it"
+            );
+        }
+        Ok(Rows::InMemory(data))
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Rows::InMemory(d) => d.rows(),
+            #[cfg(feature = "parquet")]
+            Rows::Streamed(s) => s.rows(),
+        }
+    }
+
+    /// Number of encoded columns.
+    pub fn width(&self) -> usize {
+        match self {
+            Rows::InMemory(d) => d.width(),
+            #[cfg(feature = "parquet")]
+            Rows::Streamed(s) => s.width(),
+        }
+    }
+
+    /// The file the rows come from.
+    pub fn path(&self) -> &Path {
+        match self {
+            Rows::InMemory(d) => &d.path,
+            #[cfg(feature = "parquet")]
+            Rows::Streamed(s) => s.path(),
+        }
+    }
+
+    /// Bytes of memory the rows hold (0 when streamed).
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            Rows::InMemory(d) => matrix_bytes(d.rows(), d.width()),
+            #[cfg(feature = "parquet")]
+            Rows::Streamed(_) => 0,
+        }
     }
 }
 

@@ -5,9 +5,10 @@
 //! against the consortium file's identity keys first.
 //!
 //! Layout: [`config`] reads `bank-a.toml`; [`contribution`] says what a round
-//! needs from local data; [`data`] loads and encodes a CSV file with the
-//! job's schema (every bad cell named by file, line and column before any
-//! round); [`credit`] answers a credit-model job's rounds from those rows;
+//! needs from local data; [`data`] loads and encodes a CSV or Parquet file
+//! with the job's schema (every bad cell named by file, line and column
+//! before any round), or streams a Parquet file too large for its memory
+//! budget; [`credit`] answers a credit-model job's rounds from those rows;
 //! [`client`] drives the rounds over gRPC.
 #![forbid(unsafe_code)]
 

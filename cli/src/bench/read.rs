@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use fedcredit_model::LabelSpec;
-use fedcredit_model::synthetic::{generate, known_beta, split_rows};
+use fedcredit_model::rows::{rows1, rows2};
+use fedcredit_model::synthetic::{generate, known_beta, split_ranges, split_rows};
+use fedcredit_participant::data::{MemoryBudget, Rows};
 
 /// Options of `fedcredit bench-read`.
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,11 @@ pub struct ReadArgs {
     /// Seed of the synthetic rows.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// With --parquet: generate and write one row group (2^20 rows) at a
+    /// time, each from its own seed, so that files larger than memory can be
+    /// written (other rows than without it, from the same model).
+    #[arg(long, requires = "parquet")]
+    chunked: bool,
 }
 
 /// Runs `fedcredit bench-read`.
@@ -62,13 +69,10 @@ pub fn run(args: ReadArgs) -> Result<()> {
     let start = Instant::now();
     let schema = crate::local::infer_schema(&args.data, label)?;
     let inferred = start.elapsed().as_secs_f64();
-    let (train, _) = crate::local::load_all(&args.data, None, &schema)?;
+    let (train, _) = crate::local::open_all(&args.data, None, &schema, MemoryBudget::default())?;
     let total = start.elapsed().as_secs_f64();
-    let rows: usize = train.iter().map(|d| d.rows()).sum();
-    let matrix = train
-        .iter()
-        .map(|d| (d.x.len() + d.y.len()) * 8)
-        .sum::<usize>() as f64;
+    let rows: usize = train.iter().map(Rows::rows).sum();
+    let matrix = train.iter().map(Rows::memory_bytes).sum::<u64>() as f64;
     let peak = peak_rss().map_or_else(
         || "n/a".to_owned(),
         |p| format!("{:.0} MB ({:.2}x the f64 matrix)", p / 1e6, p / matrix),
@@ -96,8 +100,16 @@ fn write_synthetic(args: &ReadArgs, dir: &std::path::Path) -> Result<()> {
         bail!("--write-synthetic needs --parties >= 1, --features >= 1 and --rows >= --parties");
     }
     std::fs::create_dir_all(dir)?;
-    let (x, y) = generate(n, d, &known_beta(d), args.seed)?;
     let ids: Vec<String> = (1..=k).map(|i| format!("party-{i:02}")).collect();
+    if args.chunked {
+        for (id, range) in ids.iter().zip(split_ranges(n, k)?) {
+            let path = dir.join(format!("{id}.parquet"));
+            write_parquet_chunked(&path, range, d, args.seed)?;
+            say(&path.display().to_string());
+        }
+        return Ok(());
+    }
+    let (x, y) = generate(n, d, &known_beta(d), args.seed)?;
     let parts = split_rows(x.view(), y.view(), k)?;
     if args.parquet {
         for (id, (x, y)) in ids.iter().zip(&parts) {
@@ -113,6 +125,41 @@ fn write_synthetic(args: &ReadArgs, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Rows `range` of a chunked synthetic set: row group `g` (rows
+/// `g·2^20 …` of the whole set) is generated from seed `seed·2^32 + g`, so
+/// memory is one group whatever the row count.
+fn write_parquet_chunked(
+    path: &std::path::Path,
+    range: std::ops::Range<usize>,
+    d: usize,
+    seed: u64,
+) -> Result<()> {
+    let beta = known_beta(d);
+    let mut w = parquet_writer(path, d)?;
+    let mut start = range.start;
+    while start < range.end {
+        let group = start >> GROUP_BITS;
+        let end = ((group + 1) << GROUP_BITS).min(range.end);
+        let (x, y) = generate(
+            1 << GROUP_BITS,
+            d,
+            &beta,
+            seed.wrapping_mul(1 << 32).wrapping_add(group as u64),
+        )?;
+        let first = start - (group << GROUP_BITS);
+        let rows = first..first + (end - start);
+        write_group(&mut w, rows2(x.view(), rows.clone()), rows1(y.view(), rows))?;
+        start = end;
+    }
+    w.close()?;
+    Ok(())
+}
+
+/// Rows per row group: 2^20 (pyarrow's default size).
+const GROUP_BITS: usize = 20;
+
+type Writer = parquet::file::writer::SerializedFileWriter<std::fs::File>;
+
 /// `x1..xD` as required doubles and `default` as a required int64 (0/1),
 /// snappy, row groups of 2^20 rows (pyarrow's default size).
 fn write_parquet(
@@ -120,14 +167,23 @@ fn write_parquet(
     x: ndarray::ArrayView2<'_, f64>,
     y: ndarray::ArrayView1<'_, f64>,
 ) -> Result<()> {
+    let mut w = parquet_writer(path, x.ncols())?;
+    for start in (0..x.nrows()).step_by(1 << GROUP_BITS) {
+        let end = (start + (1 << GROUP_BITS)).min(x.nrows());
+        write_group(&mut w, rows2(x, start..end), rows1(y, start..end))?;
+    }
+    w.close()?;
+    Ok(())
+}
+
+/// A snappy writer for `x1..xD` and `default`.
+fn parquet_writer(path: &std::path::Path, d: usize) -> Result<Writer> {
     use anyhow::Context;
     use parquet::basic::Compression;
-    use parquet::data_type::{DoubleType, Int64Type};
     use parquet::file::properties::WriterProperties;
-    use parquet::file::writer::SerializedFileWriter;
     use std::sync::Arc;
     let mut message = String::from("message synthetic {");
-    for j in 1..=x.ncols() {
+    for j in 1..=d {
         message.push_str(&format!(" required double x{j};"));
     }
     message.push_str(" required int64 default; }");
@@ -140,25 +196,31 @@ fn write_parquet(
     );
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = SerializedFileWriter::new(file, schema, props)?;
-    for start in (0..x.nrows()).step_by(1 << 20) {
-        let end = (start + (1 << 20)).min(x.nrows());
-        let mut group = w.next_row_group()?;
-        for j in 0..x.ncols() {
-            let column: Vec<f64> = (start..end).map(|i| x[[i, j]]).collect();
-            let mut c = group.next_column()?.context("column")?;
-            c.typed::<DoubleType>().write_batch(&column, None, None)?;
-            c.close()?;
-        }
-        // Labels are 0/1 by construction.
-        #[allow(clippy::cast_possible_truncation)]
-        let labels: Vec<i64> = (start..end).map(|i| y[i] as i64).collect();
-        let mut c = group.next_column()?.context("label")?;
-        c.typed::<Int64Type>().write_batch(&labels, None, None)?;
+    Ok(Writer::new(file, schema, props)?)
+}
+
+/// One row group: the columns of `x`, then the 0/1 labels `y`.
+fn write_group(
+    w: &mut Writer,
+    x: ndarray::ArrayView2<'_, f64>,
+    y: ndarray::ArrayView1<'_, f64>,
+) -> Result<()> {
+    use anyhow::Context;
+    use parquet::data_type::{DoubleType, Int64Type};
+    let mut group = w.next_row_group()?;
+    for j in 0..x.ncols() {
+        let column: Vec<f64> = x.column(j).to_vec();
+        let mut c = group.next_column()?.context("column")?;
+        c.typed::<DoubleType>().write_batch(&column, None, None)?;
         c.close()?;
-        group.close()?;
     }
-    w.close()?;
+    // Labels are 0/1 by construction.
+    #[allow(clippy::cast_possible_truncation)]
+    let labels: Vec<i64> = y.iter().map(|&v| v as i64).collect();
+    let mut c = group.next_column()?.context("label")?;
+    c.typed::<Int64Type>().write_batch(&labels, None, None)?;
+    c.close()?;
+    group.close()?;
     Ok(())
 }
 

@@ -77,70 +77,139 @@ pub fn local_newton_terms_clipped(
     beta: &[f64],
     loss_clip: f64,
 ) -> Result<Vec<f64>> {
-    let (n, p) = x.dim();
-    check_len("labels (one per row)", n, y.len())?;
-    check_beta(beta, p)?;
-    check_labels(y)?;
-    let b0 = beta[0];
-    let w = ArrayView1::from(&beta[1..]);
+    let mut acc = NewtonAccumulator::new(x.ncols(), beta, loss_clip)?;
+    acc.add(x, y)?;
+    Ok(acc.finish())
+}
 
-    let mut g0 = 0.0;
-    let mut g = Array1::<f64>::zeros(p);
-    let mut h00 = 0.0;
-    let mut h0 = Array1::<f64>::zeros(p);
-    let mut hxx = Array2::<f64>::zeros((p, p));
-    let mut loss = 0.0;
+/// [`local_newton_terms_clipped`] over rows that arrive in pieces (a file
+/// read batch by batch), with memory `O(CHUNK_ROWS·p + p²)` whatever the
+/// row count.
+///
+/// Rows are summed in blocks of [`CHUNK_ROWS`] counted from the start of
+/// each piece, so when every piece but the last holds a multiple of
+/// `CHUNK_ROWS` rows the blocks are those of one call over all rows, and
+/// the vector is the same bit for bit.
+///
+/// ```
+/// use fedcredit_model::logistic::newton::{CHUNK_ROWS, NewtonAccumulator, local_newton_terms};
+/// use fedcredit_model::synthetic::{generate, known_beta};
+/// use ndarray::s;
+///
+/// let (x, y) = generate(CHUNK_ROWS + 10, 2, &known_beta(2), 1).unwrap();
+/// let beta = [0.1, 0.2, -0.3];
+/// let mut acc = NewtonAccumulator::new(2, &beta, f64::INFINITY).unwrap();
+/// acc.add(x.slice(s![..CHUNK_ROWS, ..]), y.slice(s![..CHUNK_ROWS])).unwrap();
+/// acc.add(x.slice(s![CHUNK_ROWS.., ..]), y.slice(s![CHUNK_ROWS..])).unwrap();
+/// assert_eq!(acc.finish(), local_newton_terms(x.view(), y.view(), &beta).unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewtonAccumulator {
+    b0: f64,
+    w: Array1<f64>,
+    loss_clip: f64,
+    g0: f64,
+    g: Array1<f64>,
+    h00: f64,
+    h0: Array1<f64>,
+    hxx: Array2<f64>,
+    loss: f64,
+    rows: usize,
+    /// Scratch for one block (grown to the largest block seen, at most
+    /// `CHUNK_ROWS` rows): linear predictor, residual, weight, `W·X`.
+    eta: Array1<f64>,
+    resid: Array1<f64>,
+    weight: Array1<f64>,
+    wx: Array2<f64>,
+}
 
-    let chunk = CHUNK_ROWS.min(n.max(1));
-    let mut eta = Array1::<f64>::zeros(chunk);
-    let mut resid = Array1::<f64>::zeros(chunk);
-    let mut weight = Array1::<f64>::zeros(chunk);
-    let mut wx = Array2::<f64>::zeros((chunk, p));
+impl NewtonAccumulator {
+    /// An empty sum for `p` encoded columns at `beta = [b, w_1 … w_p]`,
+    /// each row's log-loss clipped to `loss_clip` (`f64::INFINITY`: none).
+    pub fn new(p: usize, beta: &[f64], loss_clip: f64) -> Result<Self> {
+        check_beta(beta, p)?;
+        Ok(Self {
+            b0: beta[0],
+            w: Array1::from(beta[1..].to_vec()),
+            loss_clip,
+            g0: 0.0,
+            g: Array1::zeros(p),
+            h00: 0.0,
+            h0: Array1::zeros(p),
+            hxx: Array2::zeros((p, p)),
+            loss: 0.0,
+            rows: 0,
+            eta: Array1::zeros(0),
+            resid: Array1::zeros(0),
+            weight: Array1::zeros(0),
+            wx: Array2::zeros((0, p)),
+        })
+    }
 
-    let mut start = 0;
-    while start < n {
-        let end = (start + chunk).min(n);
-        let m = end - start;
-        let xc = rows2(x, start..end);
-        let yc = rows1(y, start..end);
-        let mut eta_c = eta.slice_axis_mut(Axis(0), Slice::from(..m));
-        general_mat_vec_mul(1.0, &xc, &w, 0.0, &mut eta_c);
-        let mut r_c = resid.slice_axis_mut(Axis(0), Slice::from(..m));
-        let mut w_c = weight.slice_axis_mut(Axis(0), Slice::from(..m));
-        for i in 0..m {
-            let (pi, wi, li) = link_terms(eta_c[i] + b0, yc[i]);
-            r_c[i] = pi - yc[i];
-            w_c[i] = wi;
-            g0 += r_c[i];
-            h00 += wi;
-            loss += li.min(loss_clip);
+    /// Adds the rows of `x` (standardized, `p` columns) with 0/1 labels `y`.
+    pub fn add(&mut self, x: ArrayView2<'_, f64>, y: ArrayView1<'_, f64>) -> Result<()> {
+        let (n, p) = x.dim();
+        check_len("labels (one per row)", n, y.len())?;
+        check_len("matrix columns", self.w.len(), p)?;
+        check_labels(y)?;
+        let chunk = CHUNK_ROWS.min(n);
+        if self.eta.len() < chunk {
+            self.eta = Array1::zeros(chunk);
+            self.resid = Array1::zeros(chunk);
+            self.weight = Array1::zeros(chunk);
+            self.wx = Array2::zeros((chunk, p));
         }
-        // gradient and first Hessian row: Xᵀr, Xᵀw
-        general_mat_vec_mul(1.0, &xc.t(), &r_c, 1.0, &mut g);
-        general_mat_vec_mul(1.0, &xc.t(), &w_c, 1.0, &mut h0);
-        // XᵀWX += Xcᵀ (W Xc)
-        let mut wx_c = wx.slice_axis_mut(Axis(0), Slice::from(..m));
-        Zip::from(wx_c.rows_mut())
-            .and(xc.rows())
-            .and(&w_c)
-            .for_each(|mut out, row, &wi| {
-                out.zip_mut_with(&row, |o, &v| *o = wi * v);
-            });
-        general_mat_mul(1.0, &xc.t(), &wx_c, 1.0, &mut hxx);
-        start = end;
+        let mut start = 0;
+        while start < n {
+            let end = (start + CHUNK_ROWS).min(n);
+            let m = end - start;
+            let xc = rows2(x, start..end);
+            let yc = rows1(y, start..end);
+            let mut eta_c = self.eta.slice_axis_mut(Axis(0), Slice::from(..m));
+            general_mat_vec_mul(1.0, &xc, &self.w, 0.0, &mut eta_c);
+            let mut r_c = self.resid.slice_axis_mut(Axis(0), Slice::from(..m));
+            let mut w_c = self.weight.slice_axis_mut(Axis(0), Slice::from(..m));
+            for i in 0..m {
+                let (pi, wi, li) = link_terms(eta_c[i] + self.b0, yc[i]);
+                r_c[i] = pi - yc[i];
+                w_c[i] = wi;
+                self.g0 += r_c[i];
+                self.h00 += wi;
+                self.loss += li.min(self.loss_clip);
+            }
+            // gradient and first Hessian row: Xᵀr, Xᵀw
+            general_mat_vec_mul(1.0, &xc.t(), &r_c, 1.0, &mut self.g);
+            general_mat_vec_mul(1.0, &xc.t(), &w_c, 1.0, &mut self.h0);
+            // XᵀWX += Xcᵀ (W Xc)
+            let mut wx_c = self.wx.slice_axis_mut(Axis(0), Slice::from(..m));
+            Zip::from(wx_c.rows_mut())
+                .and(xc.rows())
+                .and(&w_c)
+                .for_each(|mut out, row, &wi| {
+                    out.zip_mut_with(&row, |o, &v| *o = wi * v);
+                });
+            general_mat_mul(1.0, &xc.t(), &wx_c, 1.0, &mut self.hxx);
+            start = end;
+        }
+        self.rows += n;
+        Ok(())
     }
 
-    let mut out = Vec::with_capacity(newton_terms_len(p));
-    out.push(g0);
-    out.extend(g.iter());
-    out.push(h00);
-    out.extend(h0.iter());
-    for i in 0..p {
-        out.extend(hxx.row(i).iter().skip(i));
+    /// The Newton-round vector (layout in the module docs).
+    pub fn finish(self) -> Vec<f64> {
+        let p = self.w.len();
+        let mut out = Vec::with_capacity(newton_terms_len(p));
+        out.push(self.g0);
+        out.extend(self.g.iter());
+        out.push(self.h00);
+        out.extend(self.h0.iter());
+        for i in 0..p {
+            out.extend(self.hxx.row(i).iter().skip(i));
+        }
+        out.push(self.rows as f64);
+        out.push(self.loss);
+        out
     }
-    out.push(n as f64);
-    out.push(loss);
-    Ok(out)
 }
 
 /// A Newton-round aggregate, unpacked.
@@ -391,6 +460,39 @@ mod tests {
                 "index {k}: {a} vs {b}"
             );
         }
+    }
+
+    /// Pieces that hold whole blocks give the one-call vector bit for
+    /// bit; other cuts change only the rounding.
+    #[test]
+    fn pieces_of_whole_blocks_sum_to_the_same_bits() {
+        let (x, y) = data(3 * CHUNK_ROWS + 5, 3, 11);
+        let beta = [0.3, -0.2, 0.5, 0.1];
+        let whole = local_newton_terms_clipped(x.view(), y.view(), &beta, 2.0).expect("ok");
+        let cuts = |ends: &[usize]| {
+            let mut acc = NewtonAccumulator::new(3, &beta, 2.0).expect("new");
+            let mut start = 0;
+            for &end in ends {
+                acc.add(rows2(x.view(), start..end), rows1(y.view(), start..end))
+                    .expect("add");
+                start = end;
+            }
+            acc.finish()
+        };
+        let n = x.nrows();
+        assert_eq!(cuts(&[CHUNK_ROWS, 3 * CHUNK_ROWS, n]), whole);
+        assert_eq!(cuts(&[2 * CHUNK_ROWS, 2 * CHUNK_ROWS, n]), whole);
+        let ragged = cuts(&[100, CHUNK_ROWS + 7, n]);
+        assert_ne!(ragged, whole, "a ragged cut should change some rounding");
+        for (a, b) in ragged.iter().zip(&whole) {
+            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        assert!(matches!(
+            NewtonAccumulator::new(3, &beta, 2.0)
+                .expect("new")
+                .add(rows2(x.view(), 0..2), rows1(y.view(), 0..3)),
+            Err(ModelError::DimensionMismatch { .. })
+        ));
     }
 
     #[test]

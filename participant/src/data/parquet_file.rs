@@ -445,24 +445,9 @@ impl<'e> PieceReader<'e> {
 /// Reads and encodes `path` with `schema`, as [`super::load_csv`] does
 /// for CSV; see the module docs for the types and errors.
 pub fn load_parquet(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
-    let table = ParquetTable::open(path)?;
-    let encoder =
-        Encoder::new(schema, table.header()).map_err(|e| table_error(path, None, e.to_string()))?;
-    // The label first, then the features: the order the CSV encoder checks a row in.
-    let mut uses = Vec::new();
-    if let Some(l) = encoder.label_column() {
-        uses.push((l, Use::Label));
-    }
-    uses.extend(
-        encoder
-            .feature_columns()
-            .map(|f| (f.column, Use::Feature(f))),
-    );
-    table.check(&uses)?;
+    let (table, encoder) = open_for_schema(path, schema)?;
+    let uses = row_uses(&encoder);
     let (rows, width) = (table.rows(), encoder.width());
-    if rows == 0 {
-        return Err(table_error(path, None, "the file has no data rows".into()));
-    }
     let mut x = Array2::<f64>::zeros((rows, width));
     let mut y = Array1::<f64>::zeros(rows);
     let threads = threads();
@@ -531,6 +516,39 @@ pub fn load_parquet(path: &Path, schema: &Schema) -> Result<Dataset, Participant
         y,
         path: path.to_owned(),
     })
+}
+
+/// The footer of `path` and the encoder of `schema` for its header, with
+/// every column the rows need checked for its type, and at least one data
+/// row: what [`load_parquet`] and a streamed file check before any row.
+pub fn open_for_schema(
+    path: &Path,
+    schema: &Schema,
+) -> Result<(ParquetTable, Encoder), ParticipantError> {
+    let table = ParquetTable::open(path)?;
+    let encoder =
+        Encoder::new(schema, table.header()).map_err(|e| table_error(path, None, e.to_string()))?;
+    table.check(&row_uses(&encoder))?;
+    if table.rows() == 0 {
+        return Err(table_error(path, None, "the file has no data rows".into()));
+    }
+    Ok((table, encoder))
+}
+
+/// The columns a training row is read from: the label first, then the
+/// features, the order the CSV encoder checks a row in (so the first
+/// problem of a row is the one CSV would name).
+pub fn row_uses(encoder: &Encoder) -> Vec<(usize, Use<'_>)> {
+    let mut uses = Vec::new();
+    if let Some(l) = encoder.label_column() {
+        uses.push((l, Use::Label));
+    }
+    uses.extend(
+        encoder
+            .feature_columns()
+            .map(|f| (f.column, Use::Feature(f))),
+    );
+    uses
 }
 
 /// Integers that mean their value (not decimals, dates or times).
@@ -673,7 +691,7 @@ fn read_texts(
     Ok(())
 }
 
-fn table_error(path: &Path, row: Option<u64>, problem: String) -> ParticipantError {
+pub(crate) fn table_error(path: &Path, row: Option<u64>, problem: String) -> ParticipantError {
     ParticipantError::Table {
         file: path.to_owned(),
         row,
