@@ -15,6 +15,10 @@
 //! task with a different standardization is refused rather than applied on
 //! top of the first.
 
+// Without the `parquet` feature, `Rows` has one variant and the matches
+// on it are irrefutable.
+#![cfg_attr(not(feature = "parquet"), allow(irrefutable_let_patterns))]
+
 use fedcredit_model::job::ModelTask;
 use fedcredit_model::logistic::newton::{CHUNK_ROWS, NewtonAccumulator};
 use fedcredit_model::logistic::{fedavg_local_terms, local_sgd, predict_proba};
