@@ -106,6 +106,7 @@ async fn run_job(
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(60),
             crash_at: None,
+            chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
             journal: None,
             tls: None,
         };
@@ -436,7 +437,7 @@ pub fn body_kind(body: Option<&Body>) -> &'static str {
     match body {
         Some(Body::Advertise(_)) => "advertise-keys",
         Some(Body::Shares(_)) => "share-keys",
-        Some(Body::MaskedInput(_)) => "masked-input",
+        Some(Body::MaskedInput(_) | Body::MaskedChunk(_)) => "masked-input",
         Some(Body::Consistency(_)) => "consistency-check",
         Some(Body::Unmask(_)) => "unmask",
         Some(Body::Leave(_)) => "leave",
