@@ -276,6 +276,50 @@ fn a_participant_dying_after_its_masked_input_is_still_summed() {
     assert_eq!(sum, c.sum_of(&[0, 1, 2, 3, 4]));
 }
 
+/// A masked input longer than one message streams in signed chunks
+/// (300,000 words: three chunks). A participant killed half-way through its
+/// stream is out of the sum, its logged chunk taken out again; the others'
+/// sum is exact, and the auditor verifies the log (every chunk against its
+/// member's signature and journal, the sum from the whole inputs only).
+#[test]
+fn a_participant_dying_half_way_through_a_chunked_input_is_not_in_the_sum() {
+    let c = Consortium::new(
+        5,
+        300_000,
+        "phase_deadline_secs = 30\njoin_deadline_secs = 30\nmax_attempts = 1",
+    );
+    let (coordinator, participants) = run(&c, &[None, None, Some("mid-input"), None, None]);
+    let err = stderr(&coordinator);
+    assert!(coordinator.status.success(), "coordinator failed:\n{err}");
+    assert!(!participants[2].status.success());
+    assert!(
+        err.contains("took an incomplete chunked masked input out of the sum"),
+        "{err}"
+    );
+    let (contributors, sum) = c.result();
+    let others: Vec<String> = [0, 1, 3, 4].iter().map(|i| c.ids[*i].clone()).collect();
+    assert_eq!(contributors, others);
+    assert_eq!(sum, c.sum_of(&[0, 1, 3, 4]));
+    let mut verify = Command::new(BIN);
+    verify
+        .args(["audit", "verify"])
+        .arg(c.path("e2e.rounds.log"))
+        .arg("--consortium")
+        .arg(c.path("consortium.toml"));
+    for id in &c.ids {
+        verify
+            .arg("--participant-journal")
+            .arg(c.path(&format!("{id}.journal")));
+    }
+    let v = verify.output().unwrap();
+    assert!(
+        v.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
 #[test]
 fn a_participant_dying_during_unmask_is_still_summed() {
     let c = Consortium::new(5, 200, FAST);

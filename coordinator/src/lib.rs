@@ -81,7 +81,13 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let limits = Limits::for_members(consortium.roster.len());
-    let service = service::Service::new(roster, &consortium.job.id, tx, listener.is_tls());
+    let service = service::Service::new(
+        roster,
+        &consortium.job.id,
+        tx,
+        listener.is_tls(),
+        consortium.protocol.phase_deadline,
+    );
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -37,6 +37,9 @@ pub(crate) struct Service {
     authenticated: bool,
     /// Polls seen recently (replays are refused).
     freshness: Arc<Freshness>,
+    /// How long a masked-input stream may go without its next chunk: by
+    /// then its phase has closed without it, so the call ends.
+    chunk_wait: std::time::Duration,
 }
 
 /// How long a poll is held waiting for an announcement.
@@ -54,6 +57,7 @@ impl Service {
         job_id: &str,
         tx: mpsc::Sender<Request>,
         authenticated: bool,
+        chunk_wait: std::time::Duration,
     ) -> Self {
         Self {
             roster,
@@ -62,6 +66,7 @@ impl Service {
             bad_keys: Arc::default(),
             authenticated,
             freshness: Arc::default(),
+            chunk_wait,
         }
     }
 
@@ -352,9 +357,10 @@ impl pb::coordinator_server::Coordinator for Service {
         let mut received = 0u32;
         let mut total = 0u32;
         let result = loop {
-            let signed = match stream.message().await {
-                Ok(Some(s)) => s,
-                Ok(None) => {
+            let next = tokio::time::timeout(self.chunk_wait, stream.message()).await;
+            let signed = match next {
+                Ok(Ok(Some(s))) => s,
+                Ok(Ok(None)) | Err(_) => {
                     break Err(Rejection::StreamCut {
                         who: owner.map_or_else(String::new, |(p, _)| self.roster.name_of(p)),
                         received,
@@ -362,7 +368,7 @@ impl pb::coordinator_server::Coordinator for Service {
                     }
                     .into());
                 }
-                Err(status) => break Err(status),
+                Ok(Err(status)) => break Err(status),
             };
             match self.chunk(peer.as_ref(), signed, &mut owner).await {
                 Ok((InputAnswer::Next, header)) => {
