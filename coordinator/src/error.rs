@@ -113,7 +113,9 @@ pub enum Rejection {
     /// A member's masked input was refused or its stream broke off earlier
     /// in this attempt: its partial input is out of the sum, and it may not
     /// start again until the next attempt.
-    #[error("{who}: its masked input was refused or broken off earlier in this attempt ({why}); it is out of this attempt")]
+    #[error(
+        "{who}: its masked input was refused or broken off earlier in this attempt ({why}); it is out of this attempt"
+    )]
     InputDropped {
         /// The sender.
         who: String,

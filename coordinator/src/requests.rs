@@ -37,7 +37,11 @@ pub(crate) enum Request {
     },
     /// The sender's masked-input stream for `at` broke off before its last
     /// chunk: its partial input is out of that attempt.
-    StreamCut { from: PartyIndex, at: At, why: String },
+    StreamCut {
+        from: PartyIndex,
+        at: At,
+        why: String,
+    },
     /// The sender leaves the job, with a reason code (never free text).
     Leave {
         from: PartyIndex,

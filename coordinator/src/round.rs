@@ -334,10 +334,7 @@ pub(crate) enum Piece {
     /// The whole input (`SubmitMaskedInput`).
     Whole,
     /// One chunk (`SubmitMaskedChunks`), with the session id it is signed for.
-    Chunk {
-        header: ChunkHeader,
-        session: Bytes,
-    },
+    Chunk { header: ChunkHeader, session: Bytes },
 }
 
 /// What an accepted masked-input piece led to.

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::secagg::admission::ChunkHeader;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
-use fedcredit_crypto::secagg::admission::ChunkHeader;
-use fedcredit_proto::{WireError, chunks};
 use fedcredit_proto::envelope::{self, Opened};
 use fedcredit_proto::roster::Roster;
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1::{self as pb, message::Body};
+use fedcredit_proto::{WireError, chunks};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 

@@ -129,7 +129,11 @@ async fn send_masked(
     attack: Attack,
 ) -> Result<pb::Survivors, tonic::Status> {
     let n = DIMENSION.div_ceil(CHUNK);
-    let honest = |at| (0..n).map(|k| chunk(i, at, session, masked, k, CHUNK)).collect();
+    let honest = |at| {
+        (0..n)
+            .map(|k| chunk(i, at, session, masked, k, CHUNK))
+            .collect()
+    };
     match attack {
         Attack::None => stream(client, honest(at), false).await,
         Attack::DuplicateChunk => {
@@ -315,10 +319,7 @@ async fn member(
         self_mask_shares: list(reveal.self_mask_shares),
         key_shares: list(reveal.key_shares),
     });
-    Ok(client
-        .unmask(seal(i, at.0, at.1, body))
-        .await?
-        .into_inner())
+    Ok(client.unmask(seal(i, at.0, at.1, body)).await?.into_inner())
 }
 
 /// A 4-member secure-sum round where bank-d mounts `attack`; returns the
@@ -476,7 +477,9 @@ async fn a_chunk_for_another_round_drops_its_senders_input() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(
-        status.message().contains("one sender's chunks of one attempt"),
+        status
+            .message()
+            .contains("one sender's chunks of one attempt"),
         "{status:?}"
     );
 }

@@ -600,8 +600,8 @@ mod tests {
         let partial = stream(&[header(0, 3, 0, 4)], 10, Ring::U64).expect("admitted");
         assert!(!partial.is_complete());
         // Three-limb values: chunks of whole values only.
-        let wide = stream(&[header(0, 2, 0, 3), header(1, 2, 3, 3)], 6, Ring::U192)
-            .expect("admitted");
+        let wide =
+            stream(&[header(0, 2, 0, 3), header(1, 2, 3, 3)], 6, Ring::U192).expect("admitted");
         assert!(wide.is_complete());
     }
 
@@ -630,16 +630,23 @@ mod tests {
             (vec![header(0, 1, 0, 13)], "more words than the round"),
             (vec![header(0, 2, 0, 8), header(1, 2, 8, 8)], "past the end"),
             (vec![header(0, 1, 0, 8)], "a last chunk that ends short"),
-            (vec![header(0, 2, 0, 12)], "the end reached before the last chunk"),
+            (
+                vec![header(0, 2, 0, 12)],
+                "the end reached before the last chunk",
+            ),
             (vec![header(0, 2, 0, 0)], "an empty chunk"),
             (vec![header(0, 13, 0, 1)], "more chunks than values"),
-            (vec![header(0, 2, usize::MAX, 4)], "an offset that overflows"),
+            (
+                vec![header(0, 2, usize::MAX, 4)],
+                "an offset that overflows",
+            ),
         ] {
             let err = stream(&chunks, 12, Ring::U64).expect_err(why);
             assert!(
                 matches!(
                     err.1,
-                    AdmissionError::ChunkOutOfBounds { .. } | AdmissionError::ChunkOutOfOrder { .. }
+                    AdmissionError::ChunkOutOfBounds { .. }
+                        | AdmissionError::ChunkOutOfOrder { .. }
                 ),
                 "{why}: {err:?}"
             );

@@ -178,10 +178,9 @@ impl AttemptState {
                 self.u2.insert(me, dealt);
             }
             Body::MaskedChunk(c) => {
-                let ring =
-                    self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
-                        malformed("masked-input chunk", "no codec was announced".into())
-                    })?;
+                let ring = self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
+                    malformed("masked-input chunk", "no codec was announced".into())
+                })?;
                 let header = chunks::header(c)
                     .map_err(|e| malformed("masked-input chunk", e.to_string()))?;
                 let session = self.session.ok_or_else(|| {

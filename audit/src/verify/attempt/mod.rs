@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::admission::ChunkProgress;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
-use prost::bytes::Bytes;
 use fedcredit_crypto::secagg::{
     self, Advertisement, Dealt, PartyIndex, Phase, SessionBinding, ShareKind,
 };
@@ -26,6 +25,7 @@ use fedcredit_proto::roster::Roster;
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::v1::{self as pb, coordinator_message};
 use fedcredit_proto::{envelope, words};
+use prost::bytes::Bytes;
 
 use super::Context;
 use crate::report::{BadReveal, Check, Failure};
