@@ -82,13 +82,16 @@ pub fn sub_le_bytes(
     apply_le_bytes(what, ring, acc, bytes, Ring::sub_assign)
 }
 
+/// An in-place ring operation: [`Ring::add_assign`] or [`Ring::sub_assign`].
+type RingOp = fn(Ring, &mut [u64], &[u64]) -> Result<(), fedcredit_crypto::CryptoError>;
+
 /// `op(acc, words of bytes)` a block at a time, after the length checks.
 fn apply_le_bytes(
     what: &'static str,
     ring: Ring,
     acc: &mut [u64],
     bytes: &[u8],
-    op: fn(Ring, &mut [u64], &[u64]) -> Result<(), fedcredit_crypto::CryptoError>,
+    op: RingOp,
 ) -> Result<(), WireError> {
     if bytes.len() != acc.len() * 8 {
         return Err(WireError::Field {
