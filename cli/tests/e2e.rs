@@ -286,9 +286,24 @@ fn a_participant_dying_half_way_through_a_chunked_input_is_not_in_the_sum() {
     let c = Consortium::new(
         5,
         300_000,
-        "phase_deadline_secs = 30\njoin_deadline_secs = 30\nmax_attempts = 1",
+        "phase_deadline_secs = 8\njoin_deadline_secs = 30\nmax_attempts = 1",
     );
-    let (coordinator, participants) = run(&c, &[None, None, Some("mid-input"), None, None]);
+    // The coordinator prints the 300,000-value result on stdout: not piped,
+    // or it would block on a full pipe nobody reads until it exits.
+    let coordinator = Command::new(BIN)
+        .args(["coordinator", "--config"])
+        .arg(c.path("consortium.toml"))
+        .arg("--out")
+        .arg(c.path("out"))
+        .env("FEDCREDIT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let crash = [None, None, Some("mid-input"), None, None];
+    let participants: Vec<Child> = (0..5).map(|i| c.participant(i, crash[i])).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    let participants: Vec<Output> = participants.into_iter().map(|p| wait(p, LIMIT)).collect();
     let err = stderr(&coordinator);
     assert!(coordinator.status.success(), "coordinator failed:\n{err}");
     assert!(!participants[2].status.success());
