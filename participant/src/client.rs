@@ -589,7 +589,15 @@ impl Participant {
         chunk_words: usize,
         contribution: &TaskContributors,
     ) -> Result<pb::Survivors, ParticipantError> {
-        let pieces = fedcredit_proto::chunks::split(masked.len(), chunk_words, limbs);
+        // No more chunks than the coordinator admits (`max_chunks`): larger
+        // chunks, in whole values, if `chunk_words` would make too many.
+        let fewest = masked
+            .len()
+            .div_ceil(fedcredit_crypto::secagg::admission::max_chunks(
+                masked.len(),
+            ))
+            .next_multiple_of(limbs.max(1) as usize);
+        let pieces = fedcredit_proto::chunks::split(masked.len(), chunk_words.max(fewest), limbs);
         let total = u32::try_from(pieces.len()).map_err(|_| ParticipantError::Refused {
             rpc: "SubmitMaskedChunks",
             status: format!("{} chunks are too many", pieces.len()),

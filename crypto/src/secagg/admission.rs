@@ -396,12 +396,20 @@ impl ChunkProgress {
     }
 }
 
+/// The most chunks a masked input of `words` words may be cut into: 64, or
+/// one per 1,024 words if that is more. Bounds what the coordinator keeps
+/// per stream (where each chunk was logged) and how many records one input
+/// may add to the log: a stream of one-word chunks is refused.
+pub fn max_chunks(words: usize) -> usize {
+    words.div_ceil(1024).max(64)
+}
+
 /// Phase 3, streamed: `from` ∈ U2 and not yet in U3; the chunk is signed
 /// for `expected_session`; it is the next chunk of the sender's stream
 /// (`so_far`, `None` before its first chunk): its index, chunk count and
 /// offset follow on; it holds at least one whole `ring` value and stays
 /// within the round's `expected_words`; it states no more chunks than the
-/// round has values; and it ends at `expected_words` exactly when it is the
+/// round has values, nor than [`max_chunks`]; and it ends at `expected_words` exactly when it is the
 /// last. Returns the stream's progress with this chunk taken. Checked
 /// before anything is allocated or added for the chunk.
 #[allow(clippy::too_many_arguments)]
@@ -459,7 +467,7 @@ pub fn admit_masked_chunk(
     let last = chunk.index.checked_add(1) == Some(chunk.total);
     if chunk.words == 0
         || ring.check_len(chunk.words).is_err()
-        || chunk.total as usize > values
+        || chunk.total as usize > values.min(max_chunks(expected_words))
         || end > expected_words
         || last != (end == expected_words)
     {
@@ -625,6 +633,23 @@ mod tests {
     }
 
     #[test]
+    fn an_input_may_be_cut_into_at_most_max_chunks() {
+        assert_eq!(max_chunks(10), 64);
+        assert_eq!(max_chunks(1024 * 64 + 1), 65);
+        let words = 100;
+        let c = |index, offset, words| header(index, 64, offset, words);
+        let mut chunks: Vec<_> = (0..63).map(|i| c(i, i as usize, 1)).collect();
+        chunks.push(c(63, 63, 37));
+        assert!(
+            stream(&chunks, words, Ring::U64)
+                .expect("64 chunks")
+                .is_complete()
+        );
+        let err = stream(&[header(0, 65, 0, 1)], words, Ring::U64).expect_err("65");
+        assert!(matches!(err, (0, AdmissionError::ChunkOutOfBounds { .. })));
+    }
+
+    #[test]
     fn oversize_short_empty_and_split_chunks_are_out_of_bounds() {
         for (chunks, why) in [
             (vec![header(0, 1, 0, 13)], "more words than the round"),
@@ -636,6 +661,7 @@ mod tests {
             ),
             (vec![header(0, 2, 0, 0)], "an empty chunk"),
             (vec![header(0, 13, 0, 1)], "more chunks than values"),
+            (vec![header(0, 65, 0, 1)], "more chunks than max_chunks"),
             (
                 vec![header(0, 2, usize::MAX, 4)],
                 "an offset that overflows",
