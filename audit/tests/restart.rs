@@ -88,6 +88,7 @@ fn start_participant(
         consortium: consortium.clone(),
         connect_timeout: Duration::from_secs(60),
         crash_at: None,
+        chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
         journal: None,
         tls: None,
     };

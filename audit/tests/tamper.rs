@@ -218,6 +218,88 @@ fn signed_at(b: &[LogBody], k: usize) -> pb::Signed {
     participant_message(&b[k]).expect("participant").1.clone()
 }
 
+/// Indices of `sender`'s masked-input chunk records, in log order.
+fn chunk_records(b: &[LogBody], sender: &str) -> Vec<usize> {
+    (0..b.len())
+        .filter(|k| {
+            participant_message(&b[*k]).is_some_and(|(m, _)| {
+                m.sender == sender && matches!(m.body, Some(pb::message::Body::MaskedChunk(_)))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_chunked_secure_sum_verifies_every_chunk_as_its_members_message() {
+    let f = common::secure_sum_chunked();
+    let report = verify(&f.log, &f.consortium);
+    assert!(report.ok(), "{report}");
+    let b = bodies(f);
+    for id in ["bank-a", "bank-b", "bank-c", "bank-d"] {
+        assert_eq!(chunk_records(&b, id).len(), 3, "{id}");
+    }
+}
+
+#[test]
+fn a_chunk_left_out_of_the_log_is_named() {
+    let f = common::secure_sum_chunked();
+    let mut b = bodies(f);
+    let chunks = chunk_records(&b, "bank-c");
+    b.remove(chunks[1]);
+    let report = verify(&reseal(&b, &f.coordinator_key()), &f.consortium);
+    let fail = report.first_failure().expect("a failure");
+    // bank-c's chunk 2 (one record earlier now) comes where chunk 1 is due.
+    assert_eq!(
+        (fail.record, fail.check),
+        (chunks[2] as u64 - 1, Check::Message)
+    );
+    assert!(
+        fail.reason.contains("bank-c's masked-input chunk")
+            && fail
+                .reason
+                .contains("chunk 2 of 3 at word 4 is out of order"),
+        "{fail}"
+    );
+}
+
+#[test]
+fn a_chunk_logged_twice_is_named() {
+    let f = common::secure_sum_chunked();
+    let mut b = bodies(f);
+    let chunks = chunk_records(&b, "bank-a");
+    let again = b[chunks[0]].clone();
+    b.insert(chunks[0] + 1, again);
+    let report = verify(&reseal(&b, &f.coordinator_key()), &f.consortium);
+    let fail = report.first_failure().expect("a failure");
+    assert_eq!(
+        (fail.record, fail.check),
+        (chunks[0] as u64 + 1, Check::Message)
+    );
+    assert!(fail.reason.contains("out of order"), "{fail}");
+}
+
+#[test]
+fn a_chunk_altered_and_re_signed_does_not_add_up_to_the_published_sum() {
+    // A member colluding with the coordinator re-signs an altered chunk:
+    // every signature holds, the recomputed sum does not.
+    let f = common::secure_sum_chunked();
+    let mut b = bodies(f);
+    let k = chunk_records(&b, "bank-c")[1];
+    let (mut m, _) = participant_message(&b[k]).expect("message");
+    let Some(pb::message::Body::MaskedChunk(c)) = &mut m.body else {
+        unreachable!()
+    };
+    let mut w = words::from_bytes("w", &c.values).expect("words");
+    w[0] = w[0].wrapping_add(1 << 16);
+    c.values = words::to_bytes(&w).into();
+    set_participant(&mut b, k, envelope::seal(&f.member_key("bank-c"), &m));
+    let report = verify(&reseal(&b, &f.coordinator_key()), &f.consortium);
+    let done = find(&b, |e| matches!(e, log_body::Entry::RoundCompleted(_)));
+    let fail = report.first_failure().expect("a failure");
+    assert_eq!((fail.record, fail.check), (done as u64, Check::Sum));
+    assert!(fail.reason.contains("(first at word 2 of 5"), "{fail}");
+}
+
 #[test]
 fn another_participants_masked_input_in_its_place_is_named() {
     let f = common::secure_sum();

@@ -153,6 +153,7 @@ pub async fn run(
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(60),
             crash_at: None,
+            chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
             journal: None,
             tls: Some(tls),
         };

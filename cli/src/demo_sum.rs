@@ -140,6 +140,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             consortium: cfg.consortium.clone(),
             connect_timeout: cfg.connect_timeout,
             crash_at: None,
+            chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
             journal: None,
             tls: Some(tls),
         };

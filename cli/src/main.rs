@@ -201,6 +201,8 @@ enum AllOthers {
 enum CrashAt {
     ShareKeys,
     MaskedInput,
+    /// Half-way through a chunked masked input.
+    MidInput,
     Unmask,
 }
 
@@ -591,8 +593,10 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
         crash_at: crash_at.map(|c| match c {
             CrashAt::ShareKeys => CrashPoint::ShareKeys,
             CrashAt::MaskedInput => CrashPoint::MaskedInput,
+            CrashAt::MidInput => CrashPoint::MidInput,
             CrashAt::Unmask => CrashPoint::Unmask,
         }),
+        chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
         journal: Some(cfg.journal.clone()),
     };
     let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> =

@@ -139,6 +139,7 @@ async fn round(dimension: usize, parties: Parties, tls: bool) -> Vec<f64> {
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(30),
             crash_at: None,
+            chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
             journal: None,
             tls: client_tls,
         };

@@ -266,6 +266,7 @@ fn run_once(bin: &Path, dimension: usize, inputs: &[Vec<f64>], expected: &[f64])
                 consortium: consortium.clone(),
                 connect_timeout: Duration::from_secs(30),
                 crash_at: None,
+                chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
                 journal: None,
                 tls: None,
             };

@@ -27,7 +27,7 @@ use crate::log::RoundLog;
 use crate::records::{aborted_entry, job_started};
 use crate::replay::Replay;
 use crate::requests::{At, Request, RoundMsg};
-use crate::round::{Abort, Advertising, Attempt, Closed, Reply, Round};
+use crate::round::{Abort, Advertising, Attempt, Closed, InputAnswer, Piece, Reply, Round, Taken};
 
 enum Stage {
     Lobby {
@@ -234,6 +234,91 @@ impl Actor {
                 signed,
                 msg,
             } => self.on_round_message(from, at, signed, msg),
+            Request::StreamCut { from, at, why } => self.on_stream_cut(from, at, why),
+        }
+    }
+
+    /// A member's chunk stream broke off: its partial input is out of the
+    /// attempt (taken out of the sum when the phase closes), and the phase
+    /// closes as soon as everyone else is done.
+    fn on_stream_cut(&mut self, from: PartyIndex, at: At, why: String) {
+        let Stage::Running { round, .. } = &mut self.stage else {
+            return;
+        };
+        let current = At {
+            round: round.attempt().round,
+            attempt: round.attempt().attempt,
+        };
+        let Round::CollectingInputs(p) = &mut **round else {
+            return;
+        };
+        if at != current {
+            return;
+        }
+        warn!(participant = %self.consortium.roster.name_of(from), reason = %why, "masked-input stream broke off; its partial input is out of this attempt");
+        p.drop_input(from, why);
+        if round_is_complete(&self.stage) {
+            self.close_phase();
+        }
+    }
+
+    /// A masked-input piece: checked and added into the sum, logged, and
+    /// answered (the next chunk is asked for at once; a whole input hears
+    /// the survivor list when the phase closes).
+    fn on_masked(
+        &mut self,
+        from: PartyIndex,
+        signed: pb::Signed,
+        piece: Piece,
+        values: &[u8],
+        reply: Reply<InputAnswer>,
+    ) {
+        let roster = &self.consortium.roster;
+        let Stage::Running { round, .. } = &mut self.stage else {
+            return;
+        };
+        let Round::CollectingInputs(p) = &mut **round else {
+            return;
+        };
+        let taken = match p.accept(roster, from, &piece, values) {
+            Ok(t) => t,
+            Err(r) => {
+                warn!(participant = %roster.name_of(from), error = %r, "masked input refused; its input is out of this attempt");
+                let _ = reply.send(Err(r));
+                if round_is_complete(&self.stage) {
+                    self.close_phase();
+                }
+                return;
+            }
+        };
+        // Written now, made durable before the phase closes (the first
+        // moment anyone learns of it). Where a chunk went is kept, to take
+        // it out of the sum again should the input never complete.
+        let at = match self
+            .log
+            .append_located(&self.key, log_body::Entry::Participant(signed))
+        {
+            Ok(at) => at,
+            Err(e) => {
+                self.fail_hard(e);
+                return;
+            }
+        };
+        let Stage::Running { round, .. } = &mut self.stage else {
+            return;
+        };
+        let Round::CollectingInputs(p) = &mut **round else {
+            return;
+        };
+        match (taken, &piece) {
+            (Taken::More, Piece::Chunk { header, .. }) => {
+                p.logged(from, header, at);
+                let _ = reply.send(Ok(InputAnswer::Next));
+            }
+            _ => p.wait(reply),
+        }
+        if round_is_complete(&self.stage) {
+            self.close_phase();
         }
     }
 
@@ -395,6 +480,17 @@ impl Actor {
             });
             return;
         }
+        let msg = match msg {
+            RoundMsg::Masked {
+                piece,
+                values,
+                reply,
+            } if matches!(**round, Round::CollectingInputs(_)) => {
+                self.on_masked(from, signed, piece, &values, reply);
+                return;
+            }
+            other => other,
+        };
         let accepted = match (&mut **round, msg) {
             (Round::Advertising(p), RoundMsg::Advertise { ad, reply }) => {
                 p.accept(roster, from, signed.clone(), ad, reply)
@@ -407,9 +503,6 @@ impl Actor {
                     reply,
                 },
             ) => p.accept(roster, from, dealt, ciphertexts, signed.clone(), reply),
-            (Round::CollectingInputs(p), RoundMsg::Masked { values, reply }) => {
-                p.accept(roster, from, &values, reply)
-            }
             (
                 Round::Confirming(p),
                 RoundMsg::Confirm {
@@ -491,6 +584,33 @@ impl Actor {
             self.stage = stage;
             return;
         };
+        let mut round = round;
+        if let Round::CollectingInputs(p) = &mut *round {
+            // Partial chunked inputs leave the sum before anything is decided
+            // on it: from here on it is exactly U3's inputs.
+            let log = &self.log;
+            let rolled = p.roll_back(&self.consortium.roster, |at| {
+                let signed = log.read_participant(at)?;
+                chunk_values(&signed).ok_or_else(|| {
+                    CoordinatorError::Log(format!(
+                        "{}: the record at byte {} is not a masked-input chunk",
+                        log.path().display(),
+                        at.offset
+                    ))
+                })
+            });
+            match rolled {
+                Ok(out) => {
+                    for p in out {
+                        warn!(participant = %self.name(p), "took an incomplete chunked masked input out of the sum");
+                    }
+                }
+                Err(e) => {
+                    self.fail_hard(CoordinatorError::Log(e.to_string()));
+                    return;
+                }
+            }
+        }
         let attempt = round.attempt().clone();
         let phase = round.phase();
         let cohort_at_close = round.cohort();
@@ -875,6 +995,16 @@ impl Actor {
             told: BTreeSet::new(),
             deadline,
         };
+    }
+}
+
+/// The words of a logged masked-input chunk.
+fn chunk_values(signed: &pb::Signed) -> Option<Bytes> {
+    use prost::Message as _;
+    let m = pb::Message::decode(signed.payload.clone()).ok()?;
+    match m.body {
+        Some(pb::message::Body::MaskedChunk(c)) => Some(c.values),
+        _ => None,
     }
 }
 

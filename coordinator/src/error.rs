@@ -110,6 +110,28 @@ pub enum Rejection {
         /// Why.
         problem: String,
     },
+    /// A member's masked input was refused or its stream broke off earlier
+    /// in this attempt: its partial input is out of the sum, and it may not
+    /// start again until the next attempt.
+    #[error(
+        "{who}: its masked input was refused or broken off earlier in this attempt ({why}); it is out of this attempt"
+    )]
+    InputDropped {
+        /// The sender.
+        who: String,
+        /// What ended its input.
+        why: String,
+    },
+    /// A chunk stream ended, or failed, before its last chunk.
+    #[error("{who}: the masked-input stream ended after chunk {received} of {total}")]
+    StreamCut {
+        /// The sender.
+        who: String,
+        /// Chunks that arrived.
+        received: u32,
+        /// Chunks it stated.
+        total: u32,
+    },
     /// The coordinator is shutting down.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
@@ -122,14 +144,16 @@ impl From<Rejection> for tonic::Status {
             Rejection::Wire(WireError::BadSignature { .. } | WireError::UnknownSender(_))
             | Rejection::NotTheConnectionsMember { .. } => tonic::Status::permission_denied(msg),
             Rejection::StalePoll { .. } => tonic::Status::invalid_argument(msg),
-            Rejection::Wire(_) | Rejection::WrongRpc { .. } | Rejection::Invalid { .. } => {
-                tonic::Status::invalid_argument(msg)
-            }
+            Rejection::Wire(_)
+            | Rejection::WrongRpc { .. }
+            | Rejection::Invalid { .. }
+            | Rejection::StreamCut { .. } => tonic::Status::invalid_argument(msg),
             Rejection::WrongJob { .. }
             | Rejection::WrongRound { .. }
             | Rejection::WrongPhase { .. }
             | Rejection::NotInCohort { .. }
             | Rejection::Duplicate { .. }
+            | Rejection::InputDropped { .. }
             | Rejection::Protocol { .. }
             | Rejection::Inadmissible(_) => tonic::Status::failed_precondition(msg),
             Rejection::Aborted(_) | Rejection::Superseded => tonic::Status::aborted(msg),
@@ -231,6 +255,9 @@ impl Rejection {
                 party,
                 "signed a survivor list that differs from the one announced".into(),
             ),
+            e @ (AdmissionError::ChunkWrongSession { party }
+            | AdmissionError::ChunkOutOfOrder { party, .. }
+            | AdmissionError::ChunkOutOfBounds { party, .. }) => invalid(party, e.to_string()),
             e => Rejection::Inadmissible(e),
         }
     }

@@ -81,7 +81,13 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let limits = Limits::for_members(consortium.roster.len());
-    let service = service::Service::new(roster, &consortium.job.id, tx, listener.is_tls());
+    let service = service::Service::new(
+        roster,
+        &consortium.job.id,
+        tx,
+        listener.is_tls(),
+        consortium.protocol.phase_deadline,
+    );
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -101,8 +107,14 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(
+            // What participants send is bounded by one chunk, whatever the
+            // round's dimension: a larger request is refused before it is
+            // buffered. What goes out (outcomes, announcements carrying the
+            // earlier sums) needs the round's size.
             CoordinatorServer::new(service)
-                .max_decoding_message_size(max_message_bytes)
+                .max_decoding_message_size(
+                    max_message_bytes.min(fedcredit_proto::chunks::MAX_REQUEST_BYTES),
+                )
                 .max_encoding_message_size(max_message_bytes),
         )
         .serve_with_incoming_shutdown(
@@ -149,7 +161,10 @@ pub fn abandon(
     actor::Actor::new(Arc::new(consortium), key, driver, log_path)?.abandon(reason)
 }
 
-/// The largest message a round of `words` u64 words needs, with room for the envelope.
+/// The largest message a round of `words` u64 words needs, with room for
+/// the envelope: the outcome and announcements sent to participants.
+/// Participants' requests are held to one chunk
+/// ([`fedcredit_proto::chunks::MAX_REQUEST_BYTES`]).
 pub fn max_message_bytes(words: usize) -> usize {
     words.saturating_mul(8).saturating_add(4 << 20)
 }

@@ -19,16 +19,32 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fedcredit_crypto::identity::{IdentityKey, IdentityPublic};
 use fedcredit_proto::owner::{OwnerLock, OwnerLockError};
 use fedcredit_proto::roundlog::{self, End, Entry};
-use fedcredit_proto::v1::{LogBody, log_body};
+use fedcredit_proto::v1::{LogBody, LogRecord, Signed, log_body};
+use prost::Message as _;
 use tracing::warn;
 
 use crate::error::CoordinatorError;
+
+/// Where one appended record is in the file, and its hash: enough to read
+/// it back and know it is the very record written (a partial masked input
+/// is taken out of the sum by reading its chunks back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Located {
+    /// Byte offset of its length prefix.
+    pub offset: u64,
+    /// Bytes of the framed record (prefix included).
+    pub len: usize,
+    /// SHA-256 of the record's encoding (the next record's `prev_hash`).
+    pub hash: [u8; 32],
+}
 
 /// An open round log, positioned at its end.
 #[derive(Debug)]
 pub(crate) struct RoundLog {
     path: PathBuf,
     file: File,
+    /// Bytes in the file: where the next record goes.
+    end: u64,
     next_seq: u64,
     prev_hash: [u8; 32],
     dirty: bool,
@@ -97,6 +113,7 @@ impl RoundLog {
         let mut this = Self {
             path: path.to_owned(),
             file,
+            end: log.good_len,
             next_seq: log.entries.len() as u64,
             prev_hash: log.entries.last().map_or(roundlog::GENESIS, |e| e.hash),
             dirty: false,
@@ -116,6 +133,15 @@ impl RoundLog {
         key: &IdentityKey,
         entry: log_body::Entry,
     ) -> Result<(), CoordinatorError> {
+        self.append_located(key, entry).map(|_| ())
+    }
+
+    /// [`RoundLog::append`], saying where the record went.
+    pub fn append_located(
+        &mut self,
+        key: &IdentityKey,
+        entry: log_body::Entry,
+    ) -> Result<Located, CoordinatorError> {
         let unix_millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -129,10 +155,48 @@ impl RoundLog {
         self.file
             .write_all(&framed)
             .map_err(|e| io(&self.path, "cannot append", e))?;
+        let located = Located {
+            offset: self.end,
+            len: framed.len(),
+            hash,
+        };
+        self.end += framed.len() as u64;
         self.next_seq += 1;
         self.prev_hash = hash;
         self.dirty = true;
-        Ok(())
+        Ok(located)
+    }
+
+    /// Reads back the participant message of a record this log appended,
+    /// refusing it unless its bytes hash to the hash they had when written.
+    pub fn read_participant(&self, at: &Located) -> Result<Signed, CoordinatorError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let bad = |problem: String| {
+            CoordinatorError::Log(format!(
+                "{}: reading back the record at byte {}: {problem}",
+                self.path.display(),
+                at.offset
+            ))
+        };
+        let mut file =
+            File::open(&self.path).map_err(|e| io(&self.path, "cannot reopen to read back", e))?;
+        file.seek(SeekFrom::Start(at.offset))
+            .map_err(|e| io(&self.path, "cannot seek to read back", e))?;
+        let mut framed = vec![0u8; at.len];
+        file.read_exact(&mut framed)
+            .map_err(|e| io(&self.path, "cannot read back", e))?;
+        let mut cursor = framed.as_slice();
+        let len = prost::encoding::decode_varint(&mut cursor)
+            .map_err(|e| bad(format!("bad length prefix: {e}")))?;
+        if len != cursor.len() as u64 || roundlog::record_hash(cursor) != at.hash {
+            return Err(bad("it is not the record written there".into()));
+        }
+        let record = LogRecord::decode(cursor).map_err(|e| bad(e.to_string()))?;
+        let body = LogBody::decode(record.body).map_err(|e| bad(e.to_string()))?;
+        match body.entry {
+            Some(log_body::Entry::Participant(signed)) => Ok(signed),
+            _ => Err(bad("not a participant message".into())),
+        }
     }
 
     /// Where the log is.

@@ -10,7 +10,7 @@ use fedcredit_proto::v1 as pb;
 use prost::bytes::Bytes;
 
 use crate::error::Rejection;
-use crate::round::Reply;
+use crate::round::{InputAnswer, Piece, Reply};
 
 /// Round and attempt a message is bound to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,13 @@ pub(crate) enum Request {
         signed: pb::Signed,
         msg: RoundMsg,
     },
+    /// The sender's masked-input stream for `at` broke off before its last
+    /// chunk: its partial input is out of that attempt.
+    StreamCut {
+        from: PartyIndex,
+        at: At,
+        why: String,
+    },
     /// The sender leaves the job, with a reason code (never free text).
     Leave {
         from: PartyIndex,
@@ -57,9 +64,11 @@ pub(crate) enum RoundMsg {
         reply: Reply<pb::SharesForYou>,
     },
     Masked {
+        /// The whole input, or which chunk of it.
+        piece: Piece,
         /// Little-endian words, a view into the signed payload.
         values: Bytes,
-        reply: Reply<pb::Survivors>,
+        reply: Reply<InputAnswer>,
     },
     Confirm {
         survivors: BTreeSet<PartyIndex>,

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::admission::{
-    AdmissionError, admit_advert, admit_confirmation, admit_masked_input, admit_reveal,
-    admit_shares,
+    AdmissionError, ChunkHeader, ChunkProgress, admit_advert, admit_confirmation,
+    admit_masked_chunk, admit_masked_input, admit_reveal, admit_shares,
 };
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
@@ -26,6 +26,7 @@ use prost::bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::error::Rejection;
+use crate::log::Located;
 
 /// Where a handler's answer goes; the phase keeps it until it closes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Rejection>>;
@@ -51,6 +52,17 @@ pub(crate) struct Attempt {
     pub exact: Option<BTreeSet<PartyIndex>>,
     /// The codec's ring: masked inputs are summed, and unmasked, in it.
     pub ring: Ring,
+}
+
+/// Why a partial input could not be taken out of the sum.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RollBackError<E> {
+    /// A logged chunk could not be read back.
+    #[error("reading a logged chunk back: {0}")]
+    Read(E),
+    /// A chunk read back has another length than when it was added.
+    #[error("a logged chunk read back does not fit where it was added: {0}")]
+    Length(String),
 }
 
 /// Why an attempt stopped.
@@ -308,13 +320,58 @@ impl SharingKeys {
             cohort: self.cohort,
             u2,
             u3: BTreeSet::new(),
+            staged: BTreeMap::new(),
+            dropped: BTreeMap::new(),
             waiters: Vec::new(),
         })
     }
 }
 
+/// A masked input as it reached the coordinator: whole in one message, or
+/// one chunk of a stream.
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// The whole input (`SubmitMaskedInput`).
+    Whole,
+    /// One chunk (`SubmitMaskedChunks`), with the session id it is signed for.
+    Chunk { header: ChunkHeader, session: Bytes },
+}
+
+/// What an accepted masked-input piece led to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The sender's input is whole: it is in U3.
+    Whole,
+    /// More chunks are due; the caller logs this one and says where
+    /// ([`CollectingInputs::logged`]).
+    More,
+}
+
+/// What a masked-input caller is finally told.
+#[derive(Debug)]
+pub(crate) enum InputAnswer {
+    /// Send the next chunk.
+    Next,
+    /// The phase closed: the survivor list.
+    Survivors(pb::Survivors),
+}
+
+/// One sender's chunked input while it is incomplete: its chunks are in the
+/// sum already, and where they are in the round log, to take them out again
+/// if the input never completes.
+#[derive(Debug)]
+struct Staged {
+    progress: ChunkProgress,
+    /// (first word, words, where the chunk's record is) per logged chunk.
+    logged: Vec<(usize, usize, Located)>,
+}
+
 /// Phase 3: summing masked inputs from U2 as they arrive, so the
-/// coordinator holds one vector, not one per participant.
+/// coordinator holds one vector, not one per participant. A chunked input
+/// is added chunk by chunk; one that is refused, broken off or still
+/// incomplete when the phase closes is subtracted again from its logged
+/// chunks ([`CollectingInputs::roll_back`]), so the sum at the close is
+/// exactly U3's inputs.
 #[derive(Debug)]
 pub(crate) struct CollectingInputs {
     pub attempt: Attempt,
@@ -323,35 +380,85 @@ pub(crate) struct CollectingInputs {
     u2: BTreeMap<PartyIndex, Dealt>,
     sum: Vec<u64>,
     u3: BTreeSet<PartyIndex>,
-    waiters: Vec<Reply<pb::Survivors>>,
+    /// Incomplete chunked inputs (in the sum until rolled back or whole).
+    staged: BTreeMap<PartyIndex, Staged>,
+    /// Senders whose input was refused or broke off in this attempt, and
+    /// why: out of U3 for the attempt.
+    dropped: BTreeMap<PartyIndex, String>,
+    waiters: Vec<Reply<InputAnswer>>,
 }
 
 impl CollectingInputs {
+    /// Checks a masked-input piece and adds it into the sum. A refused chunk
+    /// drops its sender's whole input for this attempt (taken out of the
+    /// sum at the close).
     pub fn accept(
         &mut self,
         roster: &Roster,
         from: PartyIndex,
+        piece: &Piece,
         values: &[u8],
-        reply: Reply<pb::Survivors>,
-    ) -> bool {
-        match self.try_accept(roster, from, values) {
-            Ok(()) => {
-                self.waiters.push(reply);
-                true
+    ) -> Result<Taken, Rejection> {
+        if let Some(why) = self.dropped.get(&from) {
+            return Err(Rejection::InputDropped {
+                who: roster.name_of(from),
+                why: why.clone(),
+            });
+        }
+        let taken = match piece {
+            Piece::Whole if !self.staged.contains_key(&from) => {
+                self.accept_whole(roster, from, values)?
             }
-            Err(r) => {
-                let _ = reply.send(Err(r));
-                false
+            Piece::Whole => {
+                let e = Rejection::Invalid {
+                    who: roster.name_of(from),
+                    problem: "a whole masked input while its chunked input is under way".into(),
+                };
+                self.drop_input(from, e.to_string());
+                return Err(e);
             }
+            Piece::Chunk { header, session } => {
+                match self.accept_chunk(roster, from, header, session, values) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.drop_input(from, e.to_string());
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        if taken == Taken::Whole {
+            self.u3.insert(from);
+        }
+        Ok(taken)
+    }
+
+    /// Keeps a whole input's answer channel until the phase closes.
+    pub fn wait(&mut self, reply: Reply<InputAnswer>) {
+        self.waiters.push(reply);
+    }
+
+    /// Records where an accepted chunk of an incomplete input was logged.
+    pub fn logged(&mut self, from: PartyIndex, header: &ChunkHeader, at: Located) {
+        if let Some(s) = self.staged.get_mut(&from) {
+            s.logged.push((header.offset, header.words, at));
         }
     }
 
-    fn try_accept(
+    /// The sender's stream broke off (or it sent what was refused): its
+    /// input is out of this attempt. Idempotent.
+    pub fn drop_input(&mut self, from: PartyIndex, why: String) {
+        if !self.u3.contains(&from) {
+            self.dropped.entry(from).or_insert(why);
+        }
+    }
+
+    fn accept_whole(
         &mut self,
         roster: &Roster,
         from: PartyIndex,
         values: &[u8],
-    ) -> Result<(), Rejection> {
+    ) -> Result<Taken, Rejection> {
         admit_masked_input(
             &self.u2,
             &self.u3,
@@ -377,12 +484,91 @@ impl CollectingInputs {
                 self.attempt.dimension
             ),
         })?;
-        self.u3.insert(from);
-        Ok(())
+        Ok(Taken::Whole)
     }
 
+    fn accept_chunk(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        header: &ChunkHeader,
+        session: &[u8],
+        values: &[u8],
+    ) -> Result<Taken, Rejection> {
+        let progress = admit_masked_chunk(
+            &self.u2,
+            &self.u3,
+            self.staged.get(&from).map(|s| &s.progress),
+            from,
+            header,
+            session,
+            &self.session,
+            self.attempt.dimension,
+            self.attempt.ring,
+        )
+        .map_err(|e| refuse(roster, e))?;
+        // Admitted: within the round's words, whole values, the bytes' length.
+        let end = header.offset + header.words;
+        fedcredit_proto::words::add_le_bytes(
+            "masked-input chunk",
+            self.attempt.ring,
+            &mut self.sum[header.offset..end],
+            values,
+        )
+        .map_err(|e| Rejection::Invalid {
+            who: roster.name_of(from),
+            problem: e.to_string(),
+        })?;
+        if progress.is_complete() {
+            self.staged.remove(&from);
+            return Ok(Taken::Whole);
+        }
+        self.staged
+            .entry(from)
+            .or_insert_with(|| Staged {
+                progress,
+                logged: Vec::new(),
+            })
+            .progress = progress;
+        Ok(Taken::More)
+    }
+
+    /// Takes every incomplete chunked input out of the sum again, reading
+    /// its chunks back through `read` (the round log): after this the sum
+    /// is exactly U3's inputs. Returns who was taken out. A chunk that does
+    /// not read back as written is an error: the sum can no longer be
+    /// trusted, and the caller must stop.
+    pub fn roll_back<E>(
+        &mut self,
+        roster: &Roster,
+        mut read: impl FnMut(&Located) -> Result<Bytes, E>,
+    ) -> Result<Vec<PartyIndex>, RollBackError<E>> {
+        let staged = std::mem::take(&mut self.staged);
+        let mut out = Vec::with_capacity(staged.len());
+        for (from, s) in staged {
+            for (offset, words, at) in &s.logged {
+                let values = read(at).map_err(RollBackError::Read)?;
+                fedcredit_proto::words::sub_le_bytes(
+                    "masked-input chunk read back",
+                    self.attempt.ring,
+                    &mut self.sum[*offset..offset + words],
+                    &values,
+                )
+                .map_err(|e| RollBackError::Length(format!("{}: {e}", roster.name_of(from))))?;
+            }
+            self.dropped
+                .entry(from)
+                .or_insert_with(|| "its chunked input was incomplete when the phase closed".into());
+            out.push(from);
+        }
+        Ok(out)
+    }
+
+    /// Every member of U2 has sent its whole input, or was dropped.
     pub fn is_complete(&self) -> bool {
-        self.u3.len() == self.u2.len()
+        self.u2
+            .keys()
+            .all(|p| self.u3.contains(p) || self.dropped.contains_key(p))
     }
 
     pub fn missing(&self) -> BTreeSet<PartyIndex> {
@@ -438,9 +624,9 @@ impl CollectingInputs {
         }
         let survivors: Vec<String> = self.u3.iter().map(|p| roster.name_of(*p)).collect();
         for w in self.waiters {
-            let _ = w.send(Ok(pb::Survivors {
+            let _ = w.send(Ok(InputAnswer::Survivors(pb::Survivors {
                 survivors: survivors.clone(),
-            }));
+            })));
         }
         Ok(Confirming {
             attempt: self.attempt,

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::secagg::admission::ChunkHeader;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
-use fedcredit_proto::WireError;
 use fedcredit_proto::envelope::{self, Opened};
 use fedcredit_proto::roster::Roster;
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1::{self as pb, message::Body};
+use fedcredit_proto::{WireError, chunks};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
@@ -20,7 +21,7 @@ use fedcredit_transport::Peer;
 use crate::error::Rejection;
 use crate::freshness::Freshness;
 use crate::requests::{At, Request, RoundMsg};
-use crate::round::Reply;
+use crate::round::{InputAnswer, Piece, Reply};
 
 /// The tonic service: verifies and forwards.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub(crate) struct Service {
     authenticated: bool,
     /// Polls seen recently (replays are refused).
     freshness: Arc<Freshness>,
+    /// How long a masked-input stream may go without its next chunk: by
+    /// then its phase has closed without it, so the call ends.
+    chunk_wait: std::time::Duration,
 }
 
 /// How long a poll is held waiting for an announcement.
@@ -53,6 +57,7 @@ impl Service {
         job_id: &str,
         tx: mpsc::Sender<Request>,
         authenticated: bool,
+        chunk_wait: std::time::Duration,
     ) -> Self {
         Self {
             roster,
@@ -61,6 +66,7 @@ impl Service {
             bad_keys: Arc::default(),
             authenticated,
             freshness: Arc::default(),
+            chunk_wait,
         }
     }
 
@@ -174,6 +180,65 @@ fn field(what: &'static str, problem: impl Into<String>) -> Rejection {
     })
 }
 
+impl Service {
+    /// One chunk of a masked-input stream: verified, bound to the stream's
+    /// sender and attempt, and handed to the actor.
+    async fn chunk(
+        &self,
+        peer: Option<&Peer>,
+        signed: pb::Signed,
+        owner: &mut Option<(PartyIndex, At)>,
+    ) -> Result<(InputAnswer, ChunkHeader), Status> {
+        let o = self.open(peer, &signed)?;
+        let Some(Body::MaskedChunk(c)) = &o.message.body else {
+            return Err(wrong_rpc("SubmitMaskedChunks", &o.message.body));
+        };
+        let at = At {
+            round: o.message.round,
+            attempt: o.message.attempt,
+        };
+        match owner {
+            None => *owner = Some((o.sender.index, at)),
+            Some((from, first)) if *from == o.sender.index && *first == at => {}
+            Some((from, first)) => {
+                return Err(field(
+                    "masked-input chunk",
+                    format!(
+                        "a stream carries one sender's chunks of one attempt: it began with {}'s for round {} attempt {}, this one is {}'s for round {} attempt {}",
+                        self.roster.name_of(*from),
+                        first.round,
+                        first.attempt,
+                        o.sender.id,
+                        at.round,
+                        at.attempt
+                    ),
+                )
+                .into());
+            }
+        }
+        let header = chunks::header(c).map_err(Rejection::Wire)?;
+        let piece = Piece::Chunk {
+            header,
+            session: c.session_id.clone(),
+        };
+        let values = c.values.clone();
+        let answer = self
+            .ask(|reply| {
+                round_request(
+                    &o,
+                    signed.clone(),
+                    RoundMsg::Masked {
+                        piece,
+                        values,
+                        reply,
+                    },
+                )
+            })
+            .await?;
+        Ok((answer.into_inner(), header))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::coordinator_server::Coordinator for Service {
     async fn poll(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
@@ -260,8 +325,70 @@ impl pb::coordinator_server::Coordinator for Service {
         };
         // A view into the received payload (no copy); summed in place by the actor.
         let values = m.values.clone();
-        self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Masked { values, reply }))
-            .await
+        let answer = self
+            .ask(|reply| {
+                round_request(
+                    &o,
+                    signed.clone(),
+                    RoundMsg::Masked {
+                        piece: Piece::Whole,
+                        values,
+                        reply,
+                    },
+                )
+            })
+            .await?;
+        match answer.into_inner() {
+            InputAnswer::Survivors(s) => Ok(Response::new(s)),
+            InputAnswer::Next => Err(Status::internal(
+                "a whole masked input was answered as a chunk",
+            )),
+        }
+    }
+
+    async fn submit_masked_chunks(
+        &self,
+        req: GrpcRequest<tonic::Streaming<pb::Signed>>,
+    ) -> Result<Response<pb::Survivors>, Status> {
+        let peer = req.extensions().get::<Peer>().cloned();
+        let mut stream = req.into_inner();
+        // One sender, one attempt per stream; set by its first chunk.
+        let mut owner: Option<(PartyIndex, At)> = None;
+        let mut received = 0u32;
+        let mut total = 0u32;
+        let result = loop {
+            let next = tokio::time::timeout(self.chunk_wait, stream.message()).await;
+            let signed = match next {
+                Ok(Ok(Some(s))) => s,
+                Ok(Ok(None)) | Err(_) => {
+                    break Err(Rejection::StreamCut {
+                        who: owner.map_or_else(String::new, |(p, _)| self.roster.name_of(p)),
+                        received,
+                        total,
+                    }
+                    .into());
+                }
+                Ok(Err(status)) => break Err(status),
+            };
+            match self.chunk(peer.as_ref(), signed, &mut owner).await {
+                Ok((InputAnswer::Next, header)) => {
+                    received = header.index + 1;
+                    total = header.total;
+                }
+                Ok((InputAnswer::Survivors(s), _)) => return Ok(Response::new(s)),
+                Err(status) => break Err(status),
+            }
+        };
+        // The stream ended short of its last chunk: the sender's partial
+        // input is out of the attempt (the actor ignores this for an input
+        // it already dropped, or for an attempt that is over).
+        if let Some((from, at)) = owner
+            && let Err(status) = &result
+        {
+            let why = status.message().to_owned();
+            let _ = self.tx.send(Request::StreamCut { from, at, why }).await;
+        }
+        result
     }
 
     async fn confirm_survivors(

@@ -208,6 +208,9 @@ pub fn participant_body(fixture: &Fixture, sender: PartyIndex, body: &Body) {
                 }
             }
         }
+        Body::MaskedChunk(c) => {
+            let _ = fedcredit_proto::chunks::header(c);
+        }
         Body::Consistency(c) => {
             let _ = roster.indices("survivors", &c.survivors);
             let _: Result<[u8; 32], _> = c.session_id.as_ref().try_into();
@@ -322,7 +325,7 @@ pub fn journal_of(fixture: &Fixture, log: &[u8], member: &str) -> Vec<JournalEnt
         }
         let phase = o.message.body.as_ref().map_or("empty", Body::phase_name);
         let contributors = match &o.message.body {
-            Some(Body::MaskedInput(_)) => Some(everyone.clone()),
+            Some(Body::MaskedInput(_) | Body::MaskedChunk(_)) => Some(everyone.clone()),
             Some(Body::Consistency(c)) => {
                 let mut s = c.survivors.clone();
                 s.sort();

@@ -40,6 +40,9 @@ pub enum CrashPoint {
     ShareKeys,
     /// After sending the masked input, before confirming survivors: in U3, not U4.
     MaskedInput,
+    /// Half-way through sending a chunked masked input: its stream breaks
+    /// off, so its partial input must not stay in the sum.
+    MidInput,
     /// After confirming survivors, before revealing shares: in U4, not U5.
     Unmask,
 }
@@ -57,6 +60,11 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Test hook: die at this point of the first round.
     pub crash_at: Option<CrashPoint>,
+    /// Most words per masked-input chunk: an input longer than this is
+    /// streamed in chunks (`SubmitMaskedChunks`), so no message is larger
+    /// than one chunk. At most [`fedcredit_proto::chunks::MAX_CHUNK_WORDS`]
+    /// (the coordinator refuses larger requests); small in tests.
+    pub chunk_words: usize,
     /// Where to journal every message this participant signs (see
     /// [`crate::journal`]); `None` keeps the journal in memory, so its
     /// promises (one contributor set per task, keys never reused) hold for
@@ -542,6 +550,90 @@ impl Participant {
         }
     }
 
+    /// Phase 3 for an input of at most one chunk: one signed message.
+    async fn send_whole(
+        &self,
+        round: u64,
+        attempt: u32,
+        masked: &[u64],
+        contribution: &TaskContributors,
+    ) -> Result<pb::Survivors, ParticipantError> {
+        let body = Body::MaskedInput(pb::MaskedInput {
+            values: words::to_bytes(masked).into(),
+        });
+        let signed = self.seal_with(round, attempt, body, Some(contribution))?;
+        if self.settings.crash_at == Some(CrashPoint::MaskedInput) {
+            // Send, give the coordinator time to take it, then die while waiting.
+            let mut grpc = self.grpc.clone();
+            let sent = signed.clone();
+            tokio::spawn(async move { grpc.submit_masked_input(sent).await });
+            sleep(Duration::from_millis(500)).await;
+            self.crash(CrashPoint::MaskedInput);
+        }
+        let mut grpc = self.grpc.clone();
+        let call = grpc.submit_masked_input(signed);
+        Ok(self.within("SubmitMaskedInput", call).await?.into_inner())
+    }
+
+    /// Phase 3 for a longer input: a stream of chunks, each its own signed
+    /// (and journaled) message, sealed one at a time as the stream asks for
+    /// them, so no more than a couple of chunks are ever encoded at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_chunks(
+        &self,
+        round: u64,
+        attempt: u32,
+        session: &SessionId,
+        limbs: u32,
+        masked: &[u64],
+        chunk_words: usize,
+        contribution: &TaskContributors,
+    ) -> Result<pb::Survivors, ParticipantError> {
+        // No more chunks than the coordinator admits (`max_chunks`): larger
+        // chunks, in whole values, if `chunk_words` would make too many.
+        let fewest = masked
+            .len()
+            .div_ceil(fedcredit_crypto::secagg::admission::max_chunks(
+                masked.len(),
+            ))
+            .next_multiple_of(limbs.max(1) as usize);
+        let pieces = fedcredit_proto::chunks::split(masked.len(), chunk_words.max(fewest), limbs);
+        let total = u32::try_from(pieces.len()).map_err(|_| ParticipantError::Refused {
+            rpc: "SubmitMaskedChunks",
+            status: format!("{} chunks are too many", pieces.len()),
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Signed>(1);
+        let mut grpc = self.grpc.clone();
+        let call = grpc.submit_masked_chunks(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let feed = async move {
+            for (index, (offset, len)) in (0u32..).zip(&pieces) {
+                if index == total / 2 && self.settings.crash_at == Some(CrashPoint::MidInput) {
+                    // Let the coordinator take the chunks sent so far, then die.
+                    sleep(Duration::from_millis(500)).await;
+                    self.crash(CrashPoint::MidInput);
+                }
+                let body = Body::MaskedChunk(pb::MaskedChunk {
+                    session_id: session.as_bytes().to_vec().into(),
+                    index,
+                    total,
+                    offset: *offset as u64,
+                    values: words::to_bytes(&masked[*offset..offset + len]).into(),
+                });
+                let signed = self.seal_with(round, attempt, body, Some(contribution))?;
+                if tx.send(signed).await.is_err() {
+                    // The call ended (refused, or the coordinator is gone): its
+                    // status says why.
+                    break;
+                }
+            }
+            Ok::<(), ParticipantError>(())
+        };
+        let (answer, fed) = tokio::join!(self.within("SubmitMaskedChunks", call), feed);
+        let answer = answer?;
+        fed?;
+        Ok(answer.into_inner())
+    }
+
     async fn round(
         &mut self,
         round: u64,
@@ -727,30 +819,30 @@ impl Participant {
                 asked: u2_ids.join(", "),
             }));
         }
-        let body = Body::MaskedInput(pb::MaskedInput {
-            values: words::to_bytes(&masked).into(),
-        });
-        let signed = self.seal_with(
-            round,
-            attempt,
-            body,
-            Some(&TaskContributors {
-                task: digest,
-                contributors: u2_ids,
-            }),
-        )?;
-        if self.settings.crash_at == Some(CrashPoint::MaskedInput) {
-            // Send, give the coordinator time to take it, then die while waiting.
-            let mut grpc = self.grpc.clone();
-            tokio::spawn(async move { grpc.submit_masked_input(signed).await });
-            sleep(Duration::from_millis(500)).await;
-            self.crash(CrashPoint::MaskedInput);
-            unreachable!("crash() aborts the process");
-        }
-        let mut grpc = self.grpc.clone();
-        let call = grpc.submit_masked_input(signed);
-        let survivors = self.within("SubmitMaskedInput", call).await?;
-        let u3 = roster.indices("survivor list", &survivors.get_ref().survivors)?;
+        let contribution = TaskContributors {
+            task: digest,
+            contributors: u2_ids,
+        };
+        let chunk_words = self
+            .settings
+            .chunk_words
+            .clamp(1, fedcredit_proto::chunks::MAX_CHUNK_WORDS);
+        let survivors = if masked.len() <= chunk_words {
+            self.send_whole(round, attempt, &masked, &contribution)
+                .await?
+        } else {
+            self.send_chunks(
+                round,
+                attempt,
+                &session,
+                codec.ring().limbs(),
+                &masked,
+                chunk_words,
+                &contribution,
+            )
+            .await?
+        };
+        let u3 = roster.indices("survivor list", &survivors.survivors)?;
 
         // Phase 4: consistency check — sign U3, verify the others' signatures
         // on it. U3 is the set the sum will be over: it must follow the job's

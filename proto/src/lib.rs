@@ -8,6 +8,7 @@
 //! - [`owner`]: the one-writer lock on the round log and on a participant's journal;
 //! - [`shares`]: a dealer's phase-2 message (commitments, ciphertexts) to and from domain types;
 //! - [`words`]: u64 vectors as little-endian bytes on the wire;
+//! - [`chunks`]: masked inputs larger than one message, as streams of signed chunks;
 //! - [`codec`]: how a round's values become words (narrow or wide fixed point).
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod v1 {
     tonic::include_proto!("fedcredit.v1");
 }
 
+pub mod chunks;
 pub mod codec;
 pub mod envelope;
 pub mod journal;
@@ -79,7 +81,7 @@ impl v1::message::Body {
             Body::Poll(_) => "poll",
             Body::Advertise(_) => "advertise-keys",
             Body::Shares(_) => "share-keys",
-            Body::MaskedInput(_) => "masked-input",
+            Body::MaskedInput(_) | Body::MaskedChunk(_) => "masked-input",
             Body::Consistency(_) => "consistency-check",
             Body::Unmask(_) => "unmask",
             Body::Leave(_) => "leave",

@@ -67,6 +67,32 @@ pub fn add_le_bytes(
     acc: &mut [u64],
     bytes: &[u8],
 ) -> Result<(), WireError> {
+    apply_le_bytes(what, ring, acc, bytes, Ring::add_assign)
+}
+
+/// Subtracts the little-endian words in `bytes` from `acc` as elements of
+/// `ring`: undoes [`add_le_bytes`] (a partial masked input taken out of a
+/// sum). The same checks, and `acc` untouched when they fail.
+pub fn sub_le_bytes(
+    what: &'static str,
+    ring: Ring,
+    acc: &mut [u64],
+    bytes: &[u8],
+) -> Result<(), WireError> {
+    apply_le_bytes(what, ring, acc, bytes, Ring::sub_assign)
+}
+
+/// An in-place ring operation: [`Ring::add_assign`] or [`Ring::sub_assign`].
+type RingOp = fn(Ring, &mut [u64], &[u64]) -> Result<(), fedcredit_crypto::CryptoError>;
+
+/// `op(acc, words of bytes)` a block at a time, after the length checks.
+fn apply_le_bytes(
+    what: &'static str,
+    ring: Ring,
+    acc: &mut [u64],
+    bytes: &[u8],
+    op: RingOp,
+) -> Result<(), WireError> {
     if bytes.len() != acc.len() * 8 {
         return Err(WireError::Field {
             what,
@@ -89,7 +115,7 @@ pub fn add_le_bytes(
         for (x, w) in x.iter_mut().zip(w) {
             *x = u64::from_le_bytes(*w);
         }
-        ring.add_assign(a, x)?;
+        op(ring, a, x)?;
     }
     Ok(())
 }
@@ -108,6 +134,20 @@ mod add_tests {
         // Two words are no whole number of three-limb values.
         assert!(add_le_bytes("x", Ring::U192, &mut acc, &to_bytes(&[2, 2])).is_err());
         assert_eq!(acc, vec![3, 1]);
+    }
+
+    #[test]
+    fn subtracting_undoes_adding_with_carries() {
+        let m = u64::MAX;
+        let start = vec![m, m, 0, 5, 0, 0];
+        let mut acc = start.clone();
+        let x = to_bytes(&[1, 0, 0, m, 7, 0]);
+        add_le_bytes("x", Ring::U192, &mut acc, &x).expect("adds");
+        assert_ne!(acc, start);
+        sub_le_bytes("x", Ring::U192, &mut acc, &x).expect("subtracts");
+        assert_eq!(acc, start);
+        assert!(sub_le_bytes("x", Ring::U192, &mut acc, &x[..8]).is_err());
+        assert_eq!(acc, start);
     }
 
     /// In a multi-limb ring the bytes are added value by value with carries,

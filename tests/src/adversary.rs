@@ -156,6 +156,17 @@ impl Coordinator for Service {
             _ => Err(wrong_answer()),
         }
     }
+    /// The suite's rounds are small: honest participants send their masked
+    /// input whole (`SubmitMaskedInput`); a stream is refused, so that a
+    /// participant that streams shows up as a failed call, not a hang.
+    async fn submit_masked_chunks(
+        &self,
+        _req: Request<tonic::Streaming<pb::Signed>>,
+    ) -> Result<Response<pb::Survivors>, Status> {
+        Err(Status::unimplemented(
+            "the adversarial coordinator takes masked inputs whole",
+        ))
+    }
     async fn confirm_survivors(
         &self,
         req: Request<pb::Signed>,

@@ -83,6 +83,7 @@ pub fn spawn_honest<C: Contributor + 'static>(
         consortium: consortium.clone(),
         connect_timeout: Duration::from_secs(30),
         crash_at: None,
+        chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
         journal,
         // The adversary is a gRPC server of its own; what it attacks is
         // the protocol, not the transport.

@@ -458,7 +458,7 @@ fn phase_of(body: Option<&Body>) -> Option<&'static str> {
     Some(match body? {
         Body::Advertise(_) => "advertise-keys",
         Body::Shares(_) => "share-keys",
-        Body::MaskedInput(_) => "masked-input",
+        Body::MaskedInput(_) | Body::MaskedChunk(_) => "masked-input",
         Body::Consistency(_) => "consistency-check",
         Body::Unmask(_) => "unmask",
         Body::Poll(_) | Body::Leave(_) => return None,

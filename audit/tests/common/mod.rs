@@ -83,6 +83,7 @@ async fn run_job(
     driver: Box<dyn JobDriver>,
     contributors: Vec<(String, Box<dyn Contributor>)>,
     log_path: &Path,
+    chunk_words: usize,
 ) -> Vec<u8> {
     let addr = listener.local_addr().expect("addr");
     let key = IdentityKey::from_secret_bytes(&[COORDINATOR_SEED; 32]);
@@ -106,6 +107,7 @@ async fn run_job(
             consortium: consortium.clone(),
             connect_timeout: Duration::from_secs(60),
             crash_at: None,
+            chunk_words,
             journal: None,
             tls: None,
         };
@@ -131,7 +133,18 @@ async fn run_job(
 /// consortium file parsed from TOML, as an auditor would load it.
 pub fn secure_sum() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
+    F.get_or_init(|| secure_sum_job(fedcredit_proto::chunks::MAX_CHUNK_WORDS))
+}
+
+/// The same job with masked inputs of at most two words a message: each
+/// member streams its five words as three signed chunks (2, 2, 1).
+pub fn secure_sum_chunked() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| secure_sum_job(2))
+}
+
+fn secure_sum_job(chunk_words: usize) -> Fixture {
+    {
         let ids = ["bank-a", "bank-b", "bank-c", "bank-d"];
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = runtime();
@@ -176,6 +189,7 @@ pub fn secure_sum() -> &'static Fixture {
                 driver,
                 contributors,
                 &dir.path().join("rounds.log"),
+                chunk_words,
             )
             .await;
             Fixture {
@@ -189,7 +203,7 @@ pub fn secure_sum() -> &'static Fixture {
                     .collect(),
             }
         })
-    })
+    }
 }
 
 const GERMAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/german_credit.csv");
@@ -340,7 +354,15 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
                 )
             })
             .collect();
-        let log = run_job(listener, &consortium, driver, contributors, &log_path).await;
+        let log = run_job(
+            listener,
+            &consortium,
+            driver,
+            contributors,
+            &log_path,
+            fedcredit_proto::chunks::MAX_CHUNK_WORDS,
+        )
+        .await;
         Fixture {
             log,
             consortium,
@@ -436,7 +458,7 @@ pub fn body_kind(body: Option<&Body>) -> &'static str {
     match body {
         Some(Body::Advertise(_)) => "advertise-keys",
         Some(Body::Shares(_)) => "share-keys",
-        Some(Body::MaskedInput(_)) => "masked-input",
+        Some(Body::MaskedInput(_) | Body::MaskedChunk(_)) => "masked-input",
         Some(Body::Consistency(_)) => "consistency-check",
         Some(Body::Unmask(_)) => "unmask",
         Some(Body::Leave(_)) => "leave",

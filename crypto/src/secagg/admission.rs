@@ -9,6 +9,11 @@
 //!                                        covering U1 (Dealt::check)       → U2
 //! masked-input       admit_masked_input  sender ∈ U2, once, the round's
 //!                                        words, whole ring values          → U3
+//!                    admit_masked_chunk  sender ∈ U2, not in U3, this
+//!                                        session; chunk `index` of `total`
+//!                                        in order, at the next offset, whole
+//!                                        values, within the round's words;
+//!                                        the last chunk ends exactly at them → U3
 //! consistency-check  admit_confirmation  sender ∈ U3, once, this session,
 //!                                        signed list = U3                  → U4
 //! unmask             admit_reveal        sender ∈ U4, once, not excluded   → U5
@@ -159,6 +164,59 @@ pub enum AdmissionError {
         /// Words per ring value.
         limbs: u32,
     },
+    /// A chunk of a masked input is signed for another session.
+    #[error("{party}'s masked-input chunk is signed for another session")]
+    ChunkWrongSession {
+        /// The sender.
+        party: PartyIndex,
+    },
+    /// A chunk is not the next one of its sender's stream: a repeat, a gap,
+    /// another chunk count or offset than the stream so far, or a first
+    /// chunk that does not start at word 0.
+    #[error(
+        "{party}'s masked-input chunk {index} of {total} at word {offset} is out of order \
+         (expected chunk {expected_index} of {expected_total} at word {expected_offset})"
+    )]
+    ChunkOutOfOrder {
+        /// The sender.
+        party: PartyIndex,
+        /// The chunk's index.
+        index: u32,
+        /// The chunk count it states.
+        total: u32,
+        /// Its first word.
+        offset: usize,
+        /// The index the stream expects next.
+        expected_index: u32,
+        /// The chunk count the stream stated (the chunk's own for a first chunk).
+        expected_total: u32,
+        /// The word the stream expects next.
+        expected_offset: usize,
+    },
+    /// A chunk is empty, splits a ring value, reaches past the round's
+    /// words, states more chunks than the round has values, or its last
+    /// chunk does not end exactly at the round's words.
+    #[error(
+        "{party}'s masked-input chunk {index} of {total} has {words} words at word {offset}; \
+         the round aggregates {expected} words in whole values of {limbs} limbs, \
+         and only its last chunk ends at word {expected}"
+    )]
+    ChunkOutOfBounds {
+        /// The sender.
+        party: PartyIndex,
+        /// The chunk's index.
+        index: u32,
+        /// The chunk count it states.
+        total: u32,
+        /// Its first word.
+        offset: usize,
+        /// Its words.
+        words: usize,
+        /// The round's words.
+        expected: usize,
+        /// Words per ring value.
+        limbs: u32,
+    },
     /// A survivor list is signed for another session than this attempt's.
     #[error("{party} signed its survivor list for another session")]
     WrongSession {
@@ -306,6 +364,122 @@ pub fn admit_masked_input(
     Ok(())
 }
 
+/// One chunk of a streamed masked input, as its sender signed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// 0, 1, …, `total` − 1.
+    pub index: u32,
+    /// Chunks in the whole input.
+    pub total: u32,
+    /// Its first word within the input.
+    pub offset: usize,
+    /// Its words.
+    pub words: usize,
+}
+
+/// How far one sender's chunked masked input has come: what the next
+/// chunk must be. Kept per sender by the coordinator and the auditor alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkProgress {
+    /// The index the next chunk must have.
+    pub next_index: u32,
+    /// The chunk count the first chunk stated.
+    pub total: u32,
+    /// The word the next chunk must start at.
+    pub next_offset: usize,
+}
+
+impl ChunkProgress {
+    /// Whether every chunk has arrived (the input is whole).
+    pub fn is_complete(&self) -> bool {
+        self.next_index == self.total
+    }
+}
+
+/// The most chunks a masked input of `words` words may be cut into: 64, or
+/// one per 1,024 words if that is more. Bounds what the coordinator keeps
+/// per stream (where each chunk was logged) and how many records one input
+/// may add to the log: a stream of one-word chunks is refused.
+pub fn max_chunks(words: usize) -> usize {
+    words.div_ceil(1024).max(64)
+}
+
+/// Phase 3, streamed: `from` ∈ U2 and not yet in U3; the chunk is signed
+/// for `expected_session`; it is the next chunk of the sender's stream
+/// (`so_far`, `None` before its first chunk): its index, chunk count and
+/// offset follow on; it holds at least one whole `ring` value and stays
+/// within the round's `expected_words`; it states no more chunks than the
+/// round has values, nor than [`max_chunks`]; and it ends at `expected_words` exactly when it is the
+/// last. Returns the stream's progress with this chunk taken. Checked
+/// before anything is allocated or added for the chunk.
+#[allow(clippy::too_many_arguments)]
+pub fn admit_masked_chunk(
+    u2: &impl Cohort,
+    u3_so_far: &impl Cohort,
+    so_far: Option<&ChunkProgress>,
+    from: PartyIndex,
+    chunk: &ChunkHeader,
+    session: &[u8],
+    expected_session: &SessionId,
+    expected_words: usize,
+    ring: Ring,
+) -> Result<ChunkProgress, AdmissionError> {
+    member_once(Phase::MaskedInput, u2, u3_so_far, from)?;
+    if session != expected_session.as_bytes().as_slice() {
+        return Err(AdmissionError::ChunkWrongSession { party: from });
+    }
+    let expected = so_far.copied().unwrap_or(ChunkProgress {
+        next_index: 0,
+        total: chunk.total,
+        next_offset: 0,
+    });
+    if chunk.index != expected.next_index
+        || chunk.total != expected.total
+        || chunk.offset != expected.next_offset
+    {
+        return Err(AdmissionError::ChunkOutOfOrder {
+            party: from,
+            index: chunk.index,
+            total: chunk.total,
+            offset: chunk.offset,
+            expected_index: expected.next_index,
+            expected_total: expected.total,
+            expected_offset: expected.next_offset,
+        });
+    }
+    let limbs = ring.limbs();
+    let out_of_bounds = || AdmissionError::ChunkOutOfBounds {
+        party: from,
+        index: chunk.index,
+        total: chunk.total,
+        offset: chunk.offset,
+        words: chunk.words,
+        expected: expected_words,
+        limbs,
+    };
+    // Every chunk holds at least one value, so a stream of more chunks
+    // than the round has values can never be whole.
+    let values = expected_words / (limbs as usize).max(1);
+    let end = chunk
+        .offset
+        .checked_add(chunk.words)
+        .ok_or_else(out_of_bounds)?;
+    let last = chunk.index.checked_add(1) == Some(chunk.total);
+    if chunk.words == 0
+        || ring.check_len(chunk.words).is_err()
+        || chunk.total as usize > values.min(max_chunks(expected_words))
+        || end > expected_words
+        || last != (end == expected_words)
+    {
+        return Err(out_of_bounds());
+    }
+    Ok(ChunkProgress {
+        next_index: chunk.index + 1,
+        total: chunk.total,
+        next_offset: end,
+    })
+}
+
 /// Phase 4: `from` ∈ U3, once; it signed `signed_list` for `session`,
 /// which must be this attempt's `expected_session`, and the list must be U3.
 pub fn admit_confirmation(
@@ -383,6 +557,161 @@ mod tests {
             self_mask: [0; 32],
             shares: ps.iter().map(|i| (p(*i), c)).collect(),
         }
+    }
+
+    fn header(index: u32, total: u32, offset: usize, words: usize) -> ChunkHeader {
+        ChunkHeader {
+            index,
+            total,
+            offset,
+            words,
+        }
+    }
+
+    /// Feeds `chunks` as one sender's stream; returns the progress, or the
+    /// first refusal with its position.
+    fn stream(
+        chunks: &[ChunkHeader],
+        words: usize,
+        ring: Ring,
+    ) -> Result<ChunkProgress, (usize, AdmissionError)> {
+        let session = SessionId([5; 32]);
+        let mut progress = None;
+        for (i, c) in chunks.iter().enumerate() {
+            let next = admit_masked_chunk(
+                &set(&[1, 2, 3]),
+                &set(&[]),
+                progress.as_ref(),
+                p(1),
+                c,
+                &[5; 32],
+                &session,
+                words,
+                ring,
+            )
+            .map_err(|e| (i, e))?;
+            progress = Some(next);
+        }
+        progress.ok_or((0, AdmissionError::Excluded { party: p(1) }))
+    }
+
+    #[test]
+    fn chunks_in_order_make_a_whole_input() {
+        let whole = stream(
+            &[header(0, 3, 0, 4), header(1, 3, 4, 4), header(2, 3, 8, 2)],
+            10,
+            Ring::U64,
+        )
+        .expect("admitted");
+        assert!(whole.is_complete());
+        assert_eq!(whole.next_offset, 10);
+        let partial = stream(&[header(0, 3, 0, 4)], 10, Ring::U64).expect("admitted");
+        assert!(!partial.is_complete());
+        // Three-limb values: chunks of whole values only.
+        let wide =
+            stream(&[header(0, 2, 0, 3), header(1, 2, 3, 3)], 6, Ring::U192).expect("admitted");
+        assert!(wide.is_complete());
+    }
+
+    #[test]
+    fn repeated_skipped_and_reshaped_chunks_are_out_of_order() {
+        let first = header(0, 3, 0, 4);
+        for (bad, why) in [
+            (header(0, 3, 0, 4), "the first chunk again"),
+            (header(2, 3, 4, 4), "a gap"),
+            (header(1, 4, 4, 4), "another chunk count"),
+            (header(1, 3, 5, 4), "another offset"),
+        ] {
+            let err = stream(&[first, bad], 12, Ring::U64).expect_err(why);
+            assert!(
+                matches!(err, (1, AdmissionError::ChunkOutOfOrder { .. })),
+                "{why}: {err:?}"
+            );
+        }
+        let err = stream(&[header(1, 3, 4, 4)], 12, Ring::U64).expect_err("no first chunk");
+        assert!(matches!(err, (0, AdmissionError::ChunkOutOfOrder { .. })));
+    }
+
+    #[test]
+    fn an_input_may_be_cut_into_at_most_max_chunks() {
+        assert_eq!(max_chunks(10), 64);
+        assert_eq!(max_chunks(1024 * 64 + 1), 65);
+        let words = 100;
+        let c = |index, offset, words| header(index, 64, offset, words);
+        let mut chunks: Vec<_> = (0..63).map(|i| c(i, i as usize, 1)).collect();
+        chunks.push(c(63, 63, 37));
+        assert!(
+            stream(&chunks, words, Ring::U64)
+                .expect("64 chunks")
+                .is_complete()
+        );
+        let err = stream(&[header(0, 65, 0, 1)], words, Ring::U64).expect_err("65");
+        assert!(matches!(err, (0, AdmissionError::ChunkOutOfBounds { .. })));
+    }
+
+    #[test]
+    fn oversize_short_empty_and_split_chunks_are_out_of_bounds() {
+        for (chunks, why) in [
+            (vec![header(0, 1, 0, 13)], "more words than the round"),
+            (vec![header(0, 2, 0, 8), header(1, 2, 8, 8)], "past the end"),
+            (vec![header(0, 1, 0, 8)], "a last chunk that ends short"),
+            (
+                vec![header(0, 2, 0, 12)],
+                "the end reached before the last chunk",
+            ),
+            (vec![header(0, 2, 0, 0)], "an empty chunk"),
+            (vec![header(0, 13, 0, 1)], "more chunks than values"),
+            (vec![header(0, 65, 0, 1)], "more chunks than max_chunks"),
+            (
+                vec![header(0, 2, usize::MAX, 4)],
+                "an offset that overflows",
+            ),
+        ] {
+            let err = stream(&chunks, 12, Ring::U64).expect_err(why);
+            assert!(
+                matches!(
+                    err.1,
+                    AdmissionError::ChunkOutOfBounds { .. }
+                        | AdmissionError::ChunkOutOfOrder { .. }
+                ),
+                "{why}: {err:?}"
+            );
+        }
+        let err = stream(&[header(0, 2, 0, 4), header(1, 2, 4, 2)], 6, Ring::U192)
+            .expect_err("a chunk that splits a three-limb value");
+        assert!(matches!(err, (0, AdmissionError::ChunkOutOfBounds { .. })));
+    }
+
+    #[test]
+    fn chunks_from_outside_u2_of_u3_or_another_session_are_refused() {
+        let c = header(0, 1, 0, 4);
+        let session = SessionId([5; 32]);
+        let admit = |u3: &BTreeSet<PartyIndex>, from: u32, signed_for: &[u8]| {
+            admit_masked_chunk(
+                &set(&[1, 2]),
+                u3,
+                None,
+                p(from),
+                &c,
+                signed_for,
+                &session,
+                4,
+                Ring::U64,
+            )
+        };
+        assert!(matches!(
+            admit(&set(&[]), 3, &[5; 32]),
+            Err(AdmissionError::NotInCohort { .. })
+        ));
+        assert!(matches!(
+            admit(&set(&[1]), 1, &[5; 32]),
+            Err(AdmissionError::Duplicate { .. })
+        ));
+        assert_eq!(
+            admit(&set(&[]), 1, &[6; 32]),
+            Err(AdmissionError::ChunkWrongSession { party: p(1) })
+        );
+        assert!(admit(&set(&[]), 1, &[5; 32]).is_ok());
     }
 
     #[test]

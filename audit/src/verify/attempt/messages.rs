@@ -7,8 +7,8 @@
 //! `Unmasker::accept` rules.
 
 use fedcredit_crypto::secagg::admission::{
-    AdmissionError, admit_advert, admit_confirmation, admit_masked_input, admit_reveal,
-    admit_shares,
+    AdmissionError, admit_advert, admit_confirmation, admit_masked_chunk, admit_masked_input,
+    admit_reveal, admit_shares,
 };
 use fedcredit_crypto::secagg::{Advertisement, Phase, SecAggError};
 use fedcredit_crypto::shamir::Share;
@@ -17,7 +17,7 @@ use fedcredit_proto::roster::{Member, Roster};
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
-use fedcredit_proto::words;
+use fedcredit_proto::{chunks, words};
 
 use super::{AttemptState, Stage, body_name, body_phase, names, parse_ids};
 use crate::report::{Check, Failure};
@@ -94,6 +94,11 @@ fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) 
                 names(roster, u3)
             ),
         ),
+        AdmissionError::ChunkOutOfOrder { .. }
+        | AdmissionError::ChunkOutOfBounds { .. }
+        | AdmissionError::ChunkWrongSession { .. } => {
+            (Check::Message, format!("{who}'s masked-input chunk: {e}"))
+        }
         _ => (Check::Message, format!("{who}'s {kind} message: {e}")),
     };
     Failure::new(seq, check, reason)
@@ -172,12 +177,72 @@ impl AttemptState {
                 .map_err(refuse)?;
                 self.u2.insert(me, dealt);
             }
+            Body::MaskedChunk(c) => {
+                let ring = self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
+                    malformed("masked-input chunk", "no codec was announced".into())
+                })?;
+                let header = chunks::header(c)
+                    .map_err(|e| malformed("masked-input chunk", e.to_string()))?;
+                let session = self.session.ok_or_else(|| {
+                    Failure::new(
+                        seq,
+                        Check::Phase,
+                        "a masked-input chunk before keys were advertised",
+                    )
+                })?;
+                let progress = admit_masked_chunk(
+                    &self.u2,
+                    &self.u3,
+                    self.staged.get(&me).map(|(p, _)| p),
+                    me,
+                    &header,
+                    &c.session_id,
+                    &session,
+                    self.words,
+                    ring,
+                )
+                .map_err(refuse)?;
+                let staged = self
+                    .staged
+                    .entry(me)
+                    .or_insert_with(|| (progress, Vec::new()));
+                staged.0 = progress;
+                staged.1.push((header.offset, c.values.clone()));
+                if !progress.is_complete() {
+                    return Ok(());
+                }
+                let pieces = self
+                    .staged
+                    .remove(&me)
+                    .map(|(_, pieces)| pieces)
+                    .unwrap_or_default();
+                if self.masked.is_empty() {
+                    self.masked = vec![0; self.words];
+                }
+                for (offset, values) in pieces {
+                    let end = offset + values.len() / 8;
+                    words::add_le_bytes(
+                        "masked-input chunk",
+                        ring,
+                        &mut self.masked[offset..end],
+                        &values,
+                    )
+                    .map_err(|e| malformed("masked-input chunk", e.to_string()))?;
+                }
+                self.u3.insert(me);
+            }
             Body::MaskedInput(m) => {
                 // Summed as elements of the codec's ring, as the coordinator does.
                 let ring =
                     self.codec.as_ref().map(Codec::ring).ok_or_else(|| {
                         malformed("masked input", "no codec was announced".into())
                     })?;
+                if self.staged.contains_key(&me) {
+                    return Err(malformed(
+                        "masked input",
+                        "a whole masked input while its chunked input was under way".into(),
+                    ));
+                }
                 admit_masked_input(&self.u2, &self.u3, me, m.values.len() / 8, self.words, ring)
                     .map_err(refuse)?;
                 // Refuses a trailing partial word.

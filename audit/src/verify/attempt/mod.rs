@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::secagg::admission::ChunkProgress;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
     self, Advertisement, Dealt, PartyIndex, Phase, SessionBinding, ShareKind,
@@ -24,6 +25,7 @@ use fedcredit_proto::roster::Roster;
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::v1::{self as pb, coordinator_message};
 use fedcredit_proto::{envelope, words};
+use prost::bytes::Bytes;
 
 use super::Context;
 use crate::report::{BadReveal, Check, Failure};
@@ -44,7 +46,7 @@ pub(crate) fn body_phase(body: &Body) -> Option<Phase> {
     Some(match body {
         Body::Advertise(_) => Phase::AdvertiseKeys,
         Body::Shares(_) => Phase::ShareKeys,
-        Body::MaskedInput(_) => Phase::MaskedInput,
+        Body::MaskedInput(_) | Body::MaskedChunk(_) => Phase::MaskedInput,
         Body::Consistency(_) => Phase::ConsistencyCheck,
         Body::Unmask(_) => Phase::Unmask,
         Body::Poll(_) | Body::Leave(_) => return None,
@@ -58,7 +60,7 @@ pub(crate) fn body_name(body: Option<&Body>) -> &'static str {
         Some(Body::Poll(_)) => "poll",
         Some(Body::Advertise(_)) => "advertise-keys",
         Some(Body::Shares(_)) => "share-keys",
-        Some(Body::MaskedInput(_)) => "masked-input",
+        Some(Body::MaskedInput(_) | Body::MaskedChunk(_)) => "masked-input",
         Some(Body::Consistency(_)) => "consistency-check",
         Some(Body::Unmask(_)) => "unmask",
         Some(Body::Leave(_)) => "leave",
@@ -94,6 +96,11 @@ pub(crate) struct AttemptState {
     /// Σ of U3's masked inputs so far (empty before the first).
     masked: Vec<u64>,
     u3: BTreeSet<PartyIndex>,
+    /// Chunked inputs not yet whole: how far each came, and its chunks
+    /// (first word, words as logged, shared with the log's buffer). Summed
+    /// only once the last chunk is in; an input that never completes is
+    /// never in the sum, and its sender is missing from U3.
+    staged: BTreeMap<PartyIndex, (ChunkProgress, Vec<(usize, Bytes)>)>,
     u4: BTreeSet<PartyIndex>,
     unmasker: Option<Unmasker>,
     u5: BTreeSet<PartyIndex>,
@@ -154,6 +161,7 @@ impl AttemptState {
             u2: BTreeMap::new(),
             masked: Vec::new(),
             u3: BTreeSet::new(),
+            staged: BTreeMap::new(),
             u4: BTreeSet::new(),
             unmasker: None,
             u5: BTreeSet::new(),
