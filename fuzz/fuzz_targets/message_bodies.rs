@@ -120,6 +120,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+        15 => participant(f, rest, Body::MaskedChunk),
         _ => {
             // A whole participant message (the body's oneof included).
             if let Ok(m) = pb::Message::decode(rest)

@@ -109,6 +109,7 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
                     Body::Consistency(b) => (3, b.encode_to_vec()),
                     Body::Unmask(b) => (4, b.encode_to_vec()),
                     Body::Leave(b) => (5, b.encode_to_vec()),
+                    Body::MaskedChunk(b) => (15, b.encode_to_vec()),
                     Body::Poll(_) => continue,
                 };
                 s.with_mode(
