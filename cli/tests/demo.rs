@@ -51,10 +51,6 @@ fn the_credit_demo_trains_a_joint_model_whose_log_an_auditor_verifies() {
             "no {kind} round with 4 participants:\n{text}"
         );
     }
-    // A model that ranks applicants at all (the German credit data gives
-    // about 0.7; a broken protocol or encoding gives about 0.5).
-    let auc = figure_after(&text, "joint model (exact; demo only)");
-    assert!(auc > 0.65, "joint AUC {auc}");
     assert!(text.contains("ε 8.000 of 8 spent"), "{text}");
 
     let out = dir.path().join("d/out");
@@ -77,6 +73,19 @@ fn the_credit_demo_trains_a_joint_model_whose_log_an_auditor_verifies() {
         ],
     );
     println!("{verdict}");
+}
+
+#[test]
+fn the_exact_credit_demo_ranks_applicants() {
+    // Without differential privacy the joint model is deterministic (the
+    // private one's AUC varies from run to run with its noise, 0.58 to 0.79
+    // in five release runs): the German credit data gives about 0.75; a
+    // broken protocol or encoding gives about 0.5.
+    let dir = tempfile::tempdir().unwrap();
+    let text = run(dir.path(), &["demo", "--exact", "--dir", "d"]);
+    println!("{text}");
+    let auc = figure_after(&text, "joint model (secure pooled metrics)");
+    assert!(auc > 0.7, "joint AUC {auc}");
 }
 
 #[test]
