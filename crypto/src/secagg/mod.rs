@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod client;
+pub mod epoch;
 pub mod plus;
 pub mod server;
 
@@ -644,6 +645,71 @@ pub enum SecAggError {
         /// "self-mask" or "key".
         kind: &'static str,
     },
+    /// An epoch must prepare between 1 and `max` slots.
+    #[error("an epoch prepares 1 to {max} slots, got {slots}")]
+    SlotCountOutOfRange {
+        /// Asked for.
+        slots: u32,
+        /// [`epoch::MAX_SLOTS`].
+        max: u32,
+    },
+    /// A slot number past the epoch's slots.
+    #[error("slot {slot} is not in this epoch, which prepared {slots} slots (0 to {slots} - 1)")]
+    SlotOutOfRange {
+        /// The slot asked for.
+        slot: u32,
+        /// How many the epoch has.
+        slots: u32,
+    },
+    /// A slot was already masked: masking a second input with the same
+    /// masks would publish the difference of the two.
+    #[error("slot {slot} of this epoch was already used; a slot masks one input only")]
+    SlotUsed {
+        /// The slot.
+        slot: u32,
+    },
+    /// A reveal for a slot this member did not mask, or already revealed.
+    #[error("slot {slot} was not masked by this member, or was already revealed")]
+    SlotNotMasked {
+        /// The slot.
+        slot: u32,
+    },
+    /// A dealer's setup commitments are not one per slot for each member of the cohort.
+    #[error(
+        "{dealer}'s setup commitments must cover each of the {members} members with one share per slot, and commit to {slots} seeds"
+    )]
+    EpochCommitmentsMalformed {
+        /// The dealer.
+        dealer: PartyIndex,
+        /// |C|.
+        members: usize,
+        /// Slots of the epoch.
+        slots: u32,
+    },
+    /// Setup shares do not match their dealer's signed commitment: the dealer cheated.
+    #[error("the setup shares dealt by {dealer} do not match its signed commitment")]
+    DealtSlotShareMismatch {
+        /// The dealer.
+        dealer: PartyIndex,
+    },
+    /// A revealed slot share does not match its dealer's commitment: the revealer sent a bad share.
+    #[error(
+        "{revealer} revealed a share of {owner}'s slot-{slot} seed that does not match {owner}'s signed commitment"
+    )]
+    BadRevealedSlotShare {
+        /// Who revealed it.
+        revealer: PartyIndex,
+        /// Whose seed.
+        owner: PartyIndex,
+        /// The slot.
+        slot: u32,
+    },
+    /// This member already revealed for the task with another contributor
+    /// set: a second sum over another set could isolate one member's input.
+    #[error(
+        "this member already revealed for this task with another contributor set; a second sum over another set could isolate one member's input"
+    )]
+    TaskCohortConflict,
     /// A secret could not be reconstructed.
     #[error("cannot reconstruct the {kind} secret of {owner}: {source}")]
     Reconstruction {
