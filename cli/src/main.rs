@@ -34,8 +34,22 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(name = "fedcredit", version, about)]
 struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line, the fields such as job, round, attempt, phase and
+    /// participant as keys) for a log pipeline.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,14 +228,19 @@ fn main() -> ExitCode {
         Command::Coordinator { .. } | Command::Participant { .. } => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDCREDIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FEDCREDIT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Span fields (a participant's job, round and attempt) go into each
+        // line's `span`, the event's own into `fields`.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -87,7 +87,13 @@ impl Consortium {
     }
 
     fn coordinator(&self) -> Child {
+        self.coordinator_with(&[])
+    }
+
+    /// The coordinator with extra arguments before the subcommand (e.g. `--log-format json`).
+    fn coordinator_with(&self, global: &[&str]) -> Child {
         Command::new(BIN)
+            .args(global)
             .args(["coordinator", "--config"])
             .arg(self.path("consortium.toml"))
             .arg("--out")
@@ -239,6 +245,62 @@ fn five_participants_publish_the_exact_sum() {
     let (contributors, sum) = c.result();
     assert_eq!(contributors, c.ids);
     assert_eq!(sum, c.sum_of(&[0, 1, 2, 3, 4]));
+}
+
+/// `--log-format json`: every line the coordinator and a participant write is
+/// one JSON object, and the protocol's facts are keys a log pipeline can
+/// select on — the coordinator's job, round, attempt and phase as event
+/// fields, a participant's job, round and attempt in its span.
+#[test]
+fn json_logs_carry_job_round_attempt_and_phase_as_fields() {
+    let c = Consortium::new(3, 10, FAST);
+    let coordinator = c.coordinator_with(&["--log-format", "json"]);
+    let participants: Vec<Child> = (0..3)
+        .map(|i| {
+            Command::new(BIN)
+                .args(["--log-format", "json", "participant", "--config"])
+                .arg(c.path(&format!("{}.toml", c.ids[i])))
+                .env("FEDCREDIT_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let coordinator = wait(coordinator, LIMIT);
+    assert!(coordinator.status.success(), "{}", stderr(&coordinator));
+    let lines = |o: &Output| -> Vec<serde_json::Value> {
+        stderr(o)
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}"))
+            })
+            .collect()
+    };
+    let events = lines(&coordinator);
+    let phase_open = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "phase open")
+        .unwrap_or_else(|| panic!("no phase-open event in {events:?}"));
+    assert_eq!(phase_open["fields"]["job"], "e2e");
+    assert_eq!(
+        phase_open["fields"]["round"], 0,
+        "rounds and attempts count from 0"
+    );
+    assert_eq!(phase_open["fields"]["attempt"], 0);
+    assert!(phase_open["fields"]["phase"].is_string(), "{phase_open}");
+    assert!(phase_open["level"] == "INFO" && phase_open["timestamp"].is_string());
+    for p in participants {
+        let p = wait(p, LIMIT);
+        assert!(p.status.success(), "{}", stderr(&p));
+        let events = lines(&p);
+        assert!(
+            events.iter().any(|e| e["span"]["round"] == 0
+                && e["span"]["attempt"] == 0
+                && e["span"]["job"] == "e2e"),
+            "no event inside a round span: {events:?}"
+        );
+    }
 }
 
 #[test]
