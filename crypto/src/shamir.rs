@@ -284,7 +284,12 @@ pub fn reconstruct(shares: &[Share], threshold: usize) -> Result<Zeroizing<[u8; 
         }
     }
 
-    let halves = interpolator.eval(Scalar::ZERO);
+    secret_from_halves(&interpolator.eval(Scalar::ZERO))
+}
+
+/// The 32-byte secret from its two interpolated halves, each of which must
+/// be below 2^128 (else the shares were not of one 32-byte secret).
+fn secret_from_halves(halves: &[Scalar; 2]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let mut secret = Zeroizing::new([0u8; 32]);
     for (half, out) in halves.iter().zip(secret.chunks_exact_mut(16)) {
         let bytes = half.as_bytes();
@@ -294,6 +299,95 @@ pub fn reconstruct(shares: &[Share], threshold: usize) -> Result<Zeroizing<[u8; 
         out.copy_from_slice(&bytes[..16]);
     }
     Ok(secret)
+}
+
+/// Lagrange weights at 0 for one set of x-coordinates, computed once. When
+/// many secrets were shared over the same x's and the same holders reveal
+/// all of them (every member's slot seed, revealed by the same survivors),
+/// each then reconstructs in O(t) instead of [`reconstruct`]'s O(t²).
+/// It does not cross-check extra shares: use it where every share was
+/// already checked against its dealer's commitment.
+#[derive(Debug)]
+pub struct ZeroWeights {
+    xs: Vec<u32>,
+    weights: Vec<Scalar>,
+}
+
+impl ZeroWeights {
+    /// The weights for interpolating at 0 from shares at `xs` (distinct, nonzero).
+    ///
+    /// ```
+    /// use fedcredit_crypto::shamir::{split, ZeroWeights};
+    ///
+    /// let (a, b) = ([1u8; 32], [2u8; 32]);
+    /// let mut rng = rand::rngs::OsRng;
+    /// let sa = split(&a, 2, &[1, 2, 3], &mut rng)?;
+    /// let sb = split(&b, 2, &[1, 2, 3], &mut rng)?;
+    /// let w = ZeroWeights::new(&[2, 3])?;
+    /// assert_eq!(*w.reconstruct(&sa[1..])?, a);
+    /// assert_eq!(*w.reconstruct(&sb[1..])?, b);
+    /// # Ok::<(), fedcredit_crypto::CryptoError>(())
+    /// ```
+    pub fn new(xs: &[u32]) -> Result<Self, CryptoError> {
+        if xs.is_empty() {
+            return Err(CryptoError::InvalidThreshold {
+                threshold: 0,
+                shares: 0,
+            });
+        }
+        check_xs(xs.iter().copied())?;
+        let points: Vec<Scalar> = xs.iter().map(|x| Scalar::from(*x)).collect();
+        // w_i = prod_{j != i} x_j / prod_{j != i} (x_j - x_i).
+        let mut denominators: Vec<Scalar> = points
+            .iter()
+            .enumerate()
+            .map(|(i, xi)| {
+                points
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .fold(Scalar::ONE, |acc, (_, xj)| acc * (xj - xi))
+            })
+            .collect();
+        // Nonzero: the x are distinct u32s, hence distinct mod l.
+        Scalar::batch_invert(&mut denominators);
+        let weights = points
+            .iter()
+            .enumerate()
+            .zip(denominators)
+            .map(|((i, _), inv)| {
+                points
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .fold(inv, |acc, (_, xj)| acc * xj)
+            })
+            .collect();
+        Ok(Self {
+            xs: xs.to_vec(),
+            weights,
+        })
+    }
+
+    /// Reconstructs a secret from exactly one share per x, in the order the
+    /// weights were made for.
+    ///
+    /// Errors: [`CryptoError::InvalidShare`] if the shares' x's are not
+    /// those; [`CryptoError::InconsistentShares`] if a reconstructed half is
+    /// not below 2^128.
+    pub fn reconstruct(&self, shares: &[Share]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        if shares.len() != self.xs.len() || shares.iter().zip(&self.xs).any(|(s, x)| s.x != *x) {
+            return Err(CryptoError::InvalidShare(
+                "the shares are not at the x-coordinates the weights were made for",
+            ));
+        }
+        let mut halves = Zeroizing::new([Scalar::ZERO; 2]);
+        for (share, w) in shares.iter().zip(&self.weights) {
+            halves[0] += share.y[0] * w;
+            halves[1] += share.y[1] * w;
+        }
+        secret_from_halves(&halves)
+    }
 }
 
 #[cfg(test)]
@@ -466,6 +560,46 @@ mod tests {
             reconstruct(&mixed, 2).err(),
             Some(CryptoError::InconsistentShares)
         );
+    }
+
+    #[test]
+    fn zero_weights_refuse_other_points() {
+        let shares = split(&secret(), 2, &[1, 2, 3], &mut rng()).expect("valid");
+        let w = ZeroWeights::new(&[1, 2]).expect("valid");
+        assert!(matches!(
+            w.reconstruct(&shares[1..]),
+            Err(CryptoError::InvalidShare(_))
+        ));
+        assert!(matches!(
+            w.reconstruct(&shares[..1]),
+            Err(CryptoError::InvalidShare(_))
+        ));
+        assert!(ZeroWeights::new(&[]).is_err());
+        assert!(ZeroWeights::new(&[0, 1]).is_err());
+        assert!(ZeroWeights::new(&[2, 2]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Weights made once reconstruct every secret shared over the same
+        /// points exactly as [`reconstruct`] does, from any t of them.
+        #[test]
+        fn zero_weights_agree_with_reconstruct(
+            t in 1usize..8,
+            extra in 0usize..5,
+            secrets in proptest::collection::vec(proptest::array::uniform32(proptest::prelude::any::<u8>()), 1..5),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let xs: Vec<u32> = (1..=(t + extra) as u32).map(|x| x * 7 + 3).collect();
+            let pick: Vec<usize> = (extra..t + extra).collect();
+            let w = ZeroWeights::new(&pick.iter().map(|i| xs[*i]).collect::<Vec<_>>()).expect("valid");
+            for s in &secrets {
+                let shares = split(s, t, &xs, &mut rng).expect("valid");
+                let chosen: Vec<Share> = pick.iter().map(|i| Share::from_bytes(&*shares[*i].to_bytes()).expect("valid")).collect();
+                proptest::prop_assert_eq!(*w.reconstruct(&chosen).expect("valid"), *s);
+                proptest::prop_assert_eq!(*reconstruct(&chosen, t).expect("valid"), *s);
+            }
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ use crate::aead;
 use crate::kx::{AgreementSecret, KeyPurpose, SessionId, SharedSecret, derive_key};
 use crate::mask::MaskSeed;
 use crate::ring::{MaskSign, Ring};
-use crate::shamir::{SHARE_LEN, Share, reconstruct, split};
+use crate::shamir::{SHARE_LEN, Share, ZeroWeights, split};
 
 /// Most slots one setup may prepare: bounds the setup's messages
 /// (`SHARE_LEN` bytes per slot per recipient, 32 per slot per commitment).
@@ -875,14 +875,42 @@ impl<'v> SlotUnmasker<'v> {
             .check(Phase::Unmask, self.revealers.len())?;
         ring.check_len(masked_sum.len())?;
         let t = self.view.thresholds.threshold();
+        // Every good reveal covers every member, in acceptance order: the
+        // first t revealers hold a share of every seed, at the same x's, so
+        // the Lagrange weights are computed once for all of them. Each share
+        // matched its dealer's commitment when accepted, and each seed is
+        // checked against its own below.
+        let xs: Vec<u32> = self
+            .shares
+            .values()
+            .next()
+            .map(|s| s.iter().take(t).map(Share::x).collect())
+            .unwrap_or_default();
+        let first = *self
+            .view
+            .dealt
+            .keys()
+            .next()
+            .ok_or(SecAggError::TooFewParties {
+                phase: Phase::Unmask,
+                have: 0,
+                need,
+            })?;
+        let weights = ZeroWeights::new(&xs).map_err(|source| SecAggError::Reconstruction {
+            owner: first,
+            kind: "slot self-mask",
+            source,
+        })?;
         let mut seeds = Vec::with_capacity(self.view.dealt.len());
         for (owner, dealt) in &self.view.dealt {
             let shares = self.shares.get(owner).map(Vec::as_slice).unwrap_or(&[]);
-            let bytes = reconstruct(shares, t).map_err(|source| SecAggError::Reconstruction {
-                owner: *owner,
-                kind: "slot self-mask",
-                source,
-            })?;
+            let bytes = weights
+                .reconstruct(&shares[..t.min(shares.len())])
+                .map_err(|source| SecAggError::Reconstruction {
+                    owner: *owner,
+                    kind: "slot self-mask",
+                    source,
+                })?;
             let seed = MaskSeed::from_bytes(*bytes);
             let commitment = slot_seed_commitment(&self.view.epoch, *owner, self.slot, &seed);
             if commitment != dealt.dealt.seeds[self.slot as usize] {
