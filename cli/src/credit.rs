@@ -100,6 +100,7 @@ pub async fn run(
     let consortium = Consortium {
         path: "<in-process consortium>".into(),
         listen: addr,
+        http_listen: None,
         coordinator_key_file: None,
         coordinator_log_file: log_path.to_owned(),
         roster,

@@ -835,3 +835,116 @@ fn local_streams_parquet_files_to_the_same_model() {
     }
     assert!(memory["metrics"]["auc"].as_f64().unwrap() > 0.7);
 }
+
+/// One HTTP/1.1 GET on loopback; the body, or None if nothing listens.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    Some(body.to_owned())
+}
+
+/// The value of one sample line of an OpenMetrics text, e.g.
+/// `fedcredit_rounds_completed_total`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The operator's read-only HTTP endpoint, scraped as Prometheus would while
+/// a real coordinator process runs a model job with three participant
+/// processes: `/api/jobs` goes from waiting to running, and `/metrics`
+/// counts the members connected, the rounds and the phases as they happen.
+#[test]
+fn the_operator_watches_a_job_on_metrics_and_the_job_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ids = ["bank-a", "bank-b", "platform"];
+    split(d, ids.len());
+    write_consortium(d, &ids, "join_deadline_secs = 60");
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = d.join("consortium.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "log_file = \"rounds.log\"\n",
+        &format!("log_file = \"rounds.log\"\nhttp_listen = \"127.0.0.1:{http}\"\n"),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut coordinator = spawn_coordinator(d, "out");
+    let start = Instant::now();
+    let jobs = loop {
+        if let Some(body) = http_get(http, "/api/jobs") {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no HTTP endpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+    assert_eq!(jobs[0]["id"], "german-credit", "{jobs}");
+    assert_eq!(jobs[0]["kind"], "logistic-regression", "{jobs}");
+    assert_eq!(jobs[0]["state"], "waiting", "{jobs}");
+    let metrics = http_get(http, "/metrics").unwrap();
+    assert_eq!(
+        sample(&metrics, "fedcredit_participants_connected"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "fedcredit_coordinator_restarts_total"),
+        Some(0.0),
+        "{metrics}"
+    );
+
+    let members: Vec<Child> = ids.iter().map(|id| spawn_participant(d, id)).collect();
+    let (mut connected, mut rounds, mut unmasked, mut running) = (0.0f64, 0.0f64, 0.0f64, false);
+    while coordinator.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the job never ended"
+        );
+        if let Some(m) = http_get(http, "/metrics") {
+            connected =
+                connected.max(sample(&m, "fedcredit_participants_connected").unwrap_or(0.0));
+            rounds = rounds.max(sample(&m, "fedcredit_rounds_completed_total").unwrap_or(0.0));
+            unmasked = unmasked.max(
+                sample(&m, "fedcredit_phases_completed_total{phase=\"unmask\"}").unwrap_or(0.0),
+            );
+        }
+        if let Some(j) = http_get(http, "/api/jobs") {
+            running |= j.contains("\"state\":\"running\"");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let done = wait(coordinator, Duration::from_secs(10));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for m in members {
+        let _ = wait(m, Duration::from_secs(60));
+    }
+    assert_eq!(connected, 3.0);
+    assert!(running, "/api/jobs never showed the job running");
+    assert!(rounds >= 1.0, "no completed round seen on /metrics");
+    assert!(
+        unmasked >= rounds,
+        "{unmasked} unmask phases for {rounds} rounds"
+    );
+}

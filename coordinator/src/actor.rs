@@ -24,6 +24,7 @@ use crate::JobReport;
 use crate::error::{CoordinatorError, Rejection};
 use crate::job::{JobDriver, RoundPlan, RoundResult};
 use crate::log::RoundLog;
+use crate::metrics::{Metrics, PhaseLabel};
 use crate::records::{aborted_entry, job_started};
 use crate::replay::Replay;
 use crate::requests::{At, Request, RoundMsg};
@@ -78,6 +79,8 @@ pub(crate) struct Actor {
     /// First attempt of the current round in this process (for max_attempts).
     attempt_floor: u32,
     failure: Option<CoordinatorError>,
+    /// What the operator watches (`/metrics`, `/api/jobs`).
+    metrics: Arc<Metrics>,
 }
 
 /// Writes a record, turning a log failure into the job's failure.
@@ -97,6 +100,7 @@ impl Actor {
         key: IdentityKey,
         mut driver: Box<dyn JobDriver>,
         log_path: &Path,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, CoordinatorError> {
         let (mut log, entries) = RoundLog::open(log_path, &key.public())?;
         let replay = Replay::run(&consortium, &key, driver.as_mut(), &entries, log_path)?;
@@ -112,7 +116,14 @@ impl Actor {
             }),
         )?;
         log.sync()?;
+        metrics.job(|j| {
+            j.id = consortium.job.id.clone();
+            j.kind = consortium.job.kind.name().to_owned();
+            j.state = "waiting".into();
+            j.rounds_completed = replay.results.len() as u64;
+        });
         if !entries.is_empty() {
+            metrics.restarts.inc();
             info!(
                 log = %log_path.display(),
                 records = entries.len(),
@@ -149,6 +160,7 @@ impl Actor {
             resume: replay.resume,
             attempt_floor: 0,
             failure: None,
+            metrics,
         };
         if let Some(ended) = replay.ended {
             // The job finished before: tell whoever asks, do not run it again.
@@ -338,6 +350,7 @@ impl Actor {
         reply: Reply<pb::LeaveAck>,
     ) {
         warn!(participant = %self.name(from), reason = pb::ReasonCode::label_of(code), "participant left the job");
+        self.metrics.departures.inc();
         log_or_fail!(self, log_body::Entry::Participant(signed));
         if let Err(e) = self.log.sync() {
             self.fail_hard(e);
@@ -426,6 +439,9 @@ impl Actor {
             Stage::Lobby { joined, .. } => {
                 joined.insert(from);
                 info!(participant = %name, joined = joined.len(), "participant joined");
+                self.metrics
+                    .participants_connected
+                    .set(self.active.len() as i64);
                 self.polls.push((from, seen, reply));
                 self.decide_lobby(false);
             }
@@ -559,7 +575,11 @@ impl Actor {
                 for p in &missing {
                     warn!(participant = %self.name(*p), phase = %round.phase(), "no answer before the deadline; counted as dropped");
                     self.active.remove(p);
+                    self.metrics.dropouts.inc();
                 }
+                self.metrics
+                    .participants_connected
+                    .set(self.active.len() as i64);
                 self.close_phase();
             }
             Stage::Finished { .. } => {}
@@ -578,12 +598,13 @@ impl Actor {
             round,
             plan,
             announcement,
-            ..
+            deadline,
         } = stage
         else {
             self.stage = stage;
             return;
         };
+        let opened = deadline.checked_sub(self.consortium.protocol.phase_deadline);
         let mut round = round;
         if let Round::CollectingInputs(p) = &mut *round {
             // Partial chunked inputs leave the sum before anything is decided
@@ -628,6 +649,16 @@ impl Actor {
             Err(abort) => aborted_entry(&attempt, &abort),
         };
         let logged_abort = matches!(entry, log_body::Entry::RoundAborted(_));
+        let label = PhaseLabel {
+            phase: phase.to_string(),
+        };
+        self.metrics.phases_completed.get_or_create(&label).inc();
+        if let Some(opened) = opened {
+            self.metrics
+                .phase_seconds
+                .get_or_create(&label)
+                .observe(opened.elapsed().as_secs_f64());
+        }
         log_or_fail!(self, entry);
         if let Err(e) = self.log.sync() {
             self.fail_hard(e);
@@ -646,6 +677,8 @@ impl Actor {
                     self.pinned = Some((attempt.round, cohort_at_close));
                 }
                 info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, phase = %next.phase(), "phase open");
+                let open = next.phase().to_string();
+                self.metrics.job(|j| j.phase = Some(open));
                 let deadline = Instant::now() + self.consortium.protocol.phase_deadline;
                 self.stage = Stage::Running {
                     round: next,
@@ -739,12 +772,16 @@ impl Actor {
         self.contributor_sets.push(contributor_set);
         self.pinned = None;
         info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = result.contributors.len(), "round complete");
+        self.metrics.rounds_completed.inc();
+        let done = self.results.len() as u64 + 1;
+        self.metrics.job(|j| j.rounds_completed = done);
         self.results.push(result);
         self.start_next_round();
     }
 
     fn on_abort(&mut self, attempt: Attempt, abort: Abort, plan: RoundPlan) {
         warn!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, reason = %abort, "round attempt aborted");
+        self.metrics.attempts_aborted.inc();
         let tried = attempt.attempt + 1 - self.attempt_floor;
         if tried < self.consortium.protocol.max_attempts {
             self.announce(attempt.round, attempt.attempt + 1, plan);
@@ -773,6 +810,12 @@ impl Actor {
     }
 
     fn announce(&mut self, round: u64, attempt: u32, plan: RoundPlan) {
+        self.metrics.job(|j| {
+            j.state = "running".into();
+            j.round = round;
+            j.attempt = attempt;
+            j.phase = Some(Phase::AdvertiseKeys.to_string());
+        });
         let (codec_spec, limbs) = plan.codec.to_pb();
         let c = Arc::clone(&self.consortium);
         let spec_hash = c.job.hash();
@@ -900,6 +943,11 @@ impl Actor {
             Ok(()) => (true, String::new(), false),
             Err(e) => (false, e.to_string(), e.resumable()),
         };
+        self.metrics.job(|j| {
+            j.state = if ok { "finished" } else { "failed" }.into();
+            j.phase = None;
+            j.failure = (!ok).then(|| reason.clone());
+        });
         if write {
             let model_json = self
                 .driver

@@ -140,7 +140,7 @@ pub enum Rejection {
 impl From<Rejection> for tonic::Status {
     fn from(r: Rejection) -> Self {
         let msg = r.to_string();
-        match r {
+        let status = match r {
             Rejection::Wire(WireError::BadSignature { .. } | WireError::UnknownSender(_))
             | Rejection::NotTheConnectionsMember { .. } => tonic::Status::permission_denied(msg),
             Rejection::StalePoll { .. } => tonic::Status::invalid_argument(msg),
@@ -158,7 +158,18 @@ impl From<Rejection> for tonic::Status {
             | Rejection::Inadmissible(_) => tonic::Status::failed_precondition(msg),
             Rejection::Aborted(_) | Rejection::Superseded => tonic::Status::aborted(msg),
             Rejection::ShuttingDown => tonic::Status::unavailable(msg),
+        };
+        // A refusal is a message turned away for what it is; an aborted
+        // attempt, a superseded poll or a shutdown are not.
+        let code = status.code();
+        if !matches!(code, tonic::Code::Aborted | tonic::Code::Unavailable) {
+            crate::metrics::REFUSALS
+                .get_or_create(&crate::metrics::RefusalLabel {
+                    code: format!("{code:?}"),
+                })
+                .inc();
         }
+        status
     }
 }
 

@@ -22,6 +22,7 @@ mod error;
 mod freshness;
 pub mod job;
 mod log;
+pub mod metrics;
 mod records;
 mod replay;
 mod requests;
@@ -75,9 +76,30 @@ pub async fn run(
         )));
     }
     let consortium = Arc::new(consortium);
+    let metrics = metrics::Metrics::new();
     // Replay the log first: a damaged log or one of another job stops here,
     // before any participant is served.
-    let actor = actor::Actor::new(Arc::clone(&consortium), key, driver, &log_path)?;
+    let actor = actor::Actor::new(
+        Arc::clone(&consortium),
+        key,
+        driver,
+        &log_path,
+        Arc::clone(&metrics),
+    )?;
+    // The read-only HTTP endpoint, if configured: bound before any member
+    // is served, so a taken address stops the start, naming it.
+    let http = match consortium.http_listen {
+        None => None,
+        Some(addr) => Some(
+            metrics::serve(addr, Arc::clone(&metrics), std::future::pending())
+                .await
+                .map_err(|e| {
+                    CoordinatorError::Job(format!(
+                        "coordinator.http_listen = {addr}: cannot listen: {e}"
+                    ))
+                })?,
+        ),
+    };
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let limits = Limits::for_members(consortium.roster.len());
@@ -132,6 +154,9 @@ pub async fn run(
     {
         tracing::warn!("the gRPC server did not stop within 10 s");
     }
+    if let Some(http) = http {
+        http.abort();
+    }
     outcome
 }
 
@@ -158,7 +183,14 @@ pub fn abandon(
             log_path.display()
         )));
     }
-    actor::Actor::new(Arc::new(consortium), key, driver, log_path)?.abandon(reason)
+    actor::Actor::new(
+        Arc::new(consortium),
+        key,
+        driver,
+        log_path,
+        metrics::Metrics::new(),
+    )?
+    .abandon(reason)
 }
 
 /// The largest message a round of `words` u64 words needs, with room for

@@ -83,6 +83,7 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawCoordinator {
     listen: String,
+    http_listen: Option<String>,
     public_key: String,
     key_file: Option<PathBuf>,
     log_file: Option<PathBuf>,
@@ -125,6 +126,16 @@ pub enum JobKind {
     },
     /// A credit model: federated logistic regression on the members' rows.
     LogisticRegression(ModelJobSpec),
+}
+
+impl JobKind {
+    /// The `kind` as written in the consortium file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::SecureSum { .. } => "secure-sum",
+            JobKind::LogisticRegression(_) => "logistic-regression",
+        }
+    }
 }
 
 /// How the set of contributors may change from one task of a job to the
@@ -260,6 +271,9 @@ pub struct Consortium {
     pub path: PathBuf,
     /// The coordinator's listen address.
     pub listen: SocketAddr,
+    /// Where the coordinator serves its read-only HTTP endpoints
+    /// (`/metrics` for Prometheus, `/api/jobs`), if anywhere.
+    pub http_listen: Option<SocketAddr>,
     /// The coordinator's identity key file (operator only; participants ignore it),
     /// resolved against the file's folder.
     pub coordinator_key_file: Option<PathBuf>,
@@ -306,6 +320,15 @@ impl Consortium {
                 ),
             )
         })?;
+        let http_listen = match &raw.coordinator.http_listen {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "coordinator.http_listen".into(),
+                    format!("a socket address like 127.0.0.1:9464, got {text:?}"),
+                )
+            })?),
+        };
         let coordinator = IdentityPublic::from_hex(&raw.coordinator.public_key).map_err(|e| {
             invalid(
                 "coordinator.public_key".into(),
@@ -476,6 +499,7 @@ impl Consortium {
         Ok(Self {
             path: path.to_owned(),
             listen,
+            http_listen,
             coordinator_key_file,
             coordinator_log_file,
             roster,
