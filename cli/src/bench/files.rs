@@ -299,7 +299,7 @@ fn print_report(fed: &Federated, central: &Central, pipeline: &Result<Pipeline>)
         "wall (s)",
         "CPU (s)",
         "reading (s)",
-        "rest (s)",
+        "after reading (s)",
         "rounds",
         "‖Δβ‖∞ vs central",
     ]);
