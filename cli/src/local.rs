@@ -18,7 +18,7 @@ use crate::say;
 
 /// The column names of a CSV or Parquet file, which must hold the `label`
 /// column.
-fn header_of(path: &Path, label: &str) -> Result<Vec<String>> {
+pub(crate) fn header_of(path: &Path, label: &str) -> Result<Vec<String>> {
     if !is_parquet(path) {
         return Ok(open_table(path, label)?.1);
     }

@@ -948,3 +948,71 @@ fn the_operator_watches_a_job_on_metrics_and_the_job_list() {
         "{unmasked} unmask phases for {rounds} rounds"
     );
 }
+
+/// `bench-credit --from`: each party reads its own file (CSV, then
+/// Parquet) and the federated model reaches the central fit on the pooled
+/// rows (the bench's own agreement check). Timings are never checked; the
+/// pandas pipeline is left out (no such interpreter). Bad input names the
+/// folder or the file.
+#[test]
+fn bench_credit_from_files_reaches_the_central_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    for (sub, format) in [("csv", "csv"), ("pq", "parquet")] {
+        let files = dir.path().join(sub);
+        let mut write = Command::new(BIN);
+        write
+            .args(["bench-read", "--write-synthetic"])
+            .arg(&files)
+            .args(["--rows", "300", "--features", "4", "--parties", "3"]);
+        if format == "parquet" {
+            write.arg("--parquet");
+        }
+        let out = write.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(BIN)
+            .args(["bench-credit", "--from"])
+            .arg(&files)
+            .args(["--format", format, "--python", "/nonexistent/python3"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("3 parties read their files"), "{stdout}");
+        let optimum = stdout
+            .lines()
+            .find(|l| l.contains("pooled optimum"))
+            .unwrap_or_else(|| panic!("no agreement check in\n{stdout}"));
+        assert!(optimum.trim_end().ends_with("| yes |"), "{optimum}");
+    }
+
+    let missing = dir.path().join("no-such-folder");
+    let out = Command::new(BIN)
+        .args(["bench-credit", "--from"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no-such-folder"), "{stderr}");
+
+    // A party file without the other parties' columns.
+    let csv = dir.path().join("csv");
+    std::fs::write(csv.join("party-04.csv"), "x1,x2,default\n0.5,1.5,1\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["bench-credit", "--from"])
+        .arg(&csv)
+        .args(["--python", "/nonexistent/python3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("party-04.csv"), "{stderr}");
+}

@@ -42,6 +42,7 @@ use ndarray::{Array2, ArrayView1};
 use crate::credit::{self, Party};
 use crate::say;
 
+mod files;
 mod memory;
 mod private;
 mod procs;
@@ -107,10 +108,27 @@ pub struct BenchArgs {
     /// Independent draws of the --eval-epsilon evaluation noise.
     #[arg(long, default_value_t = 1)]
     eval_repeats: usize,
+    /// Instead of generating rows: one party per file in this folder (all
+    /// its `--format` files, in name order, e.g. from `bench-read
+    /// --write-synthetic`), read as a participant daemon reads its file, and
+    /// timed end to end against pandas + scikit-learn pooling the same files.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "rows", "features", "parties", "seed", "memory", "epsilon", "test_rows",
+    ])]
+    from: Option<PathBuf>,
+    /// With --from: the files to read.
+    #[arg(long, value_enum, default_value_t = files::Format::Csv, requires = "from")]
+    format: files::Format,
+    /// With --from: the label column (1 or 0); every other column is a numeric feature.
+    #[arg(long, default_value = "default", requires = "from")]
+    label: String,
 }
 
 /// Runs the benchmark and prints its tables.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(dir) = &args.from {
+        return files::run(&args, dir);
+    }
     let (n, d, k) = (args.rows, args.features, args.parties);
     if k < 3 || d == 0 || n < k {
         bail!("bench-credit needs --parties >= 3, --features >= 1 and --rows >= --parties");
@@ -121,24 +139,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.seed
     ));
     let (mut x, y) = generate(n, d, &known_beta(d), args.seed)?;
-    let spec = ModelJobSpec {
-        schema: Schema {
-            label: LabelSpec::binary("default", "1", "0"),
-            features: (1..=d)
-                .map(|j| Feature::Numeric {
-                    name: format!("x{j}"),
-                })
-                .collect(),
-        },
-        l2: L2,
-        tol: TOL,
-        max_rounds: MAX_ROUNDS,
-        optimizer: OptimizerKind::Newton,
-        fedavg: Default::default(),
-        bins: DEFAULT_BINS,
-        privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
-    };
-    let mut spec = spec;
+    let mut spec = exact_spec(
+        "default",
+        (1..=d).map(|j| format!("x{j}")).collect::<Vec<_>>(),
+    );
     if let Some(eps) = args.epsilon {
         let p = private::spec(&spec.schema, eps, args.delta, Default::default());
         spec.privacy = Some(fedcredit_model::privacy::PrivacySetting::Private(Box::new(
@@ -187,7 +191,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .collect();
     drop(parts);
 
-    let fed = federated(&spec, parties, &scratch.0)?;
+    let fed = federated(&spec, || Ok(parties), &scratch.0)?;
     let central = central(&mut x, y.view())?;
     let sklearn = sklearn_fit(&args.python, &scratch.0, x.view(), y.view());
     drop(x);
@@ -219,6 +223,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
         m.print(d);
     }
     Ok(())
+}
+
+/// The bench's exact Newton job: label `label` (1 or 0) and numeric `features`.
+fn exact_spec(label: &str, features: impl IntoIterator<Item = String>) -> ModelJobSpec {
+    ModelJobSpec {
+        schema: Schema {
+            label: LabelSpec::binary(label, "1", "0"),
+            features: features
+                .into_iter()
+                .map(|name| Feature::Numeric { name })
+                .collect(),
+        },
+        l2: L2,
+        tol: TOL,
+        max_rounds: MAX_ROUNDS,
+        optimizer: OptimizerKind::Newton,
+        fedavg: Default::default(),
+        bins: DEFAULT_BINS,
+        privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
+    }
 }
 
 /// The federated and the central model scored exactly on the held-out rows,
@@ -303,6 +327,8 @@ struct Federated {
     /// Intercept first, standardized units.
     beta: Vec<f64>,
     start: Instant,
+    /// When every party had its rows (right after `start` for rows in memory).
+    loaded: Instant,
     end: Instant,
     cpu: Option<f64>,
     /// One per secure-aggregation round.
@@ -315,16 +341,20 @@ impl Federated {
     }
 
     fn rounds(&self) -> RoundTimes<'_> {
-        RoundTimes::new(&self.marks, self.start, self.end)
+        RoundTimes::new(&self.marks, self.loaded, self.end)
     }
 }
 
-/// [`credit::run`] end to end: statistics, Newton and evaluation rounds.
-fn federated(spec: &ModelJobSpec, parties: Vec<Party>, dir: &Path) -> Result<Federated> {
+/// `load`, then [`credit::run`] end to end (statistics, Newton and
+/// evaluation rounds), timed from before `load`.
+fn federated(
+    spec: &ModelJobSpec,
+    load: impl FnOnce() -> Result<Vec<Party>>,
+    dir: &Path,
+) -> Result<Federated> {
     progress("federated fit (in process, gRPC on loopback)");
     let marks = Arc::new(Mutex::new(Vec::<Mark>::new()));
     let sink = Arc::clone(&marks);
-    let n = parties.len();
     let on_progress = move |l: &ProgressLine| {
         if let Ok(mut m) = sink.lock() {
             m.push(Mark::new(l));
@@ -335,6 +365,9 @@ fn federated(spec: &ModelJobSpec, parties: Vec<Party>, dir: &Path) -> Result<Fed
     let rt = crate::runtime()?;
     let cpu0 = cpu_seconds();
     let start = Instant::now();
+    let parties = load()?;
+    let n = parties.len();
+    let loaded = Instant::now();
     let outcome = rt.block_on(credit::run(
         JOB_ID,
         spec.clone(),
@@ -355,6 +388,7 @@ fn federated(spec: &ModelJobSpec, parties: Vec<Party>, dir: &Path) -> Result<Fed
         model,
         beta,
         start,
+        loaded,
         end,
         cpu,
         marks,

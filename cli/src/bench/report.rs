@@ -206,35 +206,35 @@ impl<'a> RoundTimes<'a> {
     }
 }
 
-fn converged(c: bool) -> &'static str {
+pub(super) fn converged(c: bool) -> &'static str {
     if c { "" } else { " (not converged)" }
 }
 
-fn met(ok: bool) -> String {
+pub(super) fn met(ok: bool) -> String {
     if ok { "yes".into() } else { "MISSED".into() }
 }
 
-fn opt_secs(s: Option<f64>) -> String {
+pub(super) fn opt_secs(s: Option<f64>) -> String {
     s.map_or_else(|| "n/a".into(), |s| format!("{s:.3}"))
 }
 
 /// A plain text table with aligned columns (Markdown pipe syntax).
-struct Table {
+pub(super) struct Table {
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(header: &[&str]) -> Self {
+    pub(super) fn new(header: &[&str]) -> Self {
         Self {
             rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
         }
     }
 
-    fn row(&mut self, cells: Vec<String>) {
+    pub(super) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    fn print(&self) {
+    pub(super) fn print(&self) {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let width: Vec<usize> = (0..cols)
             .map(|c| {

@@ -13,6 +13,14 @@ use super::{L2, TOL, finish, progress};
 /// The reference fit, run with the interpreter of `--python`.
 const SKLEARN_SCRIPT: &str = include_str!("../../bench/sklearn_fit.py");
 
+/// One BLAS thread, like the central fit: on a shared 2-core machine,
+/// OpenBLAS's spinning threads made the fit take anywhere from 3 to 33 s.
+pub(super) const ONE_BLAS_THREAD: [(&str, &str); 3] = [
+    ("OPENBLAS_NUM_THREADS", "1"),
+    ("OMP_NUM_THREADS", "1"),
+    ("MKL_NUM_THREADS", "1"),
+];
+
 /// scikit-learn's fit, as `sklearn_fit.py` reports it.
 pub(super) struct SklearnFit {
     pub(super) version: String,
@@ -25,13 +33,34 @@ pub(super) struct SklearnFit {
     pub(super) beta: Vec<f64>,
 }
 
-fn python_has_sklearn(python: &str) -> bool {
+/// Whether `python` can run `import {imports}`.
+fn python_imports(python: &str, imports: &str) -> bool {
     Command::new(python)
-        .args(["-c", "import sklearn, numpy"])
+        .args(["-c", &format!("import {imports}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Makes sure `python` can import `imports`, installing `packages` once
+/// with pip if it cannot (the bench's reference fits need them).
+pub(super) fn ensure_python(python: &str, imports: &str, packages: &[&str]) -> Result<()> {
+    if python_imports(python, imports) {
+        return Ok(());
+    }
+    progress(&format!(
+        "`import {imports}` fails; trying `pip install --quiet {}`",
+        packages.join(" ")
+    ));
+    let _ = Command::new(python)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(packages)
+        .status();
+    if !python_imports(python, imports) {
+        bail!("`{python}` cannot import {imports}");
+    }
+    Ok(())
 }
 
 /// Runs the reference fit on the pooled standardized rows, installing
@@ -42,15 +71,7 @@ pub(super) fn sklearn_fit(
     x: ArrayView2<'_, f64>,
     y: ArrayView1<'_, f64>,
 ) -> Result<SklearnFit> {
-    if !python_has_sklearn(python) {
-        progress("scikit-learn not importable; trying `pip install --quiet scikit-learn numpy`");
-        let _ = Command::new(python)
-            .args(["-m", "pip", "install", "--quiet", "scikit-learn", "numpy"])
-            .status();
-        if !python_has_sklearn(python) {
-            bail!("`{python}` cannot import scikit-learn and numpy");
-        }
-    }
+    ensure_python(python, "sklearn, numpy", &["scikit-learn", "numpy"])?;
     progress("scikit-learn reference fit");
     let (xp, yp, script) = (
         dir.join("x.npy"),
@@ -67,11 +88,7 @@ pub(super) fn sklearn_fit(
         .arg(&yp)
         .arg(L2.to_string())
         .arg(TOL.to_string())
-        // One BLAS thread, like the central fit: on a shared 2-core machine,
-        // OpenBLAS's spinning threads made the fit take anywhere from 3 to 33 s.
-        .env("OPENBLAS_NUM_THREADS", "1")
-        .env("OMP_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1")
+        .envs(ONE_BLAS_THREAD)
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running {python}"))?;
