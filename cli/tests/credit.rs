@@ -910,6 +910,12 @@ fn the_operator_watches_a_job_on_metrics_and_the_job_list() {
         Some(0.0),
         "{metrics}"
     );
+    // An exact job spends no privacy budget.
+    assert_eq!(
+        sample(&metrics, "fedcredit_privacy_epsilon_spent"),
+        Some(0.0),
+        "{metrics}"
+    );
 
     let members: Vec<Child> = ids.iter().map(|id| spawn_participant(d, id)).collect();
     let (mut connected, mut rounds, mut unmasked, mut running) = (0.0f64, 0.0f64, 0.0f64, false);

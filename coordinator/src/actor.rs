@@ -122,6 +122,10 @@ impl Actor {
             j.state = "waiting".into();
             j.rounds_completed = replay.results.len() as u64;
         });
+        if let Some((spent, budget)) = driver.privacy_spent() {
+            metrics.epsilon_spent.set(spent);
+            metrics.epsilon_budget.set(budget);
+        }
         if !entries.is_empty() {
             metrics.restarts.inc();
             info!(
@@ -773,6 +777,10 @@ impl Actor {
         self.pinned = None;
         info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = result.contributors.len(), "round complete");
         self.metrics.rounds_completed.inc();
+        if let Some((spent, budget)) = self.driver.privacy_spent() {
+            self.metrics.epsilon_spent.set(spent);
+            self.metrics.epsilon_budget.set(budget);
+        }
         let done = self.results.len() as u64 + 1;
         self.metrics.job(|j| j.rounds_completed = done);
         self.results.push(result);

@@ -39,6 +39,10 @@ pub trait JobDriver: Send + 'static {
     fn model(&self) -> Option<FittedModel> {
         None
     }
+    /// (ε spent so far, ε of the whole job) of a private job.
+    fn privacy_spent(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// `secure-sum`: one round; the sum is the job's result.
@@ -166,5 +170,14 @@ impl JobDriver for ModelFit {
 
     fn model(&self) -> Option<FittedModel> {
         self.rules.model().cloned()
+    }
+
+    fn privacy_spent(&self) -> Option<(f64, f64)> {
+        match &self.rules {
+            JobRules::Model { job, .. } => {
+                job.privacy_report().map(|r| (r.epsilon_spent, r.epsilon))
+            }
+            _ => None,
+        }
     }
 }

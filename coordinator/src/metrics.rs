@@ -5,6 +5,7 @@
 //! log does not already show.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -71,6 +72,8 @@ pub struct Metrics {
     pub(crate) dropouts: Counter,
     pub(crate) departures: Counter,
     pub(crate) restarts: Counter,
+    pub(crate) epsilon_spent: Gauge<f64, AtomicU64>,
+    pub(crate) epsilon_budget: Gauge<f64, AtomicU64>,
     job: Mutex<JobView>,
 }
 
@@ -87,6 +90,8 @@ impl Metrics {
             dropouts: Counter::default(),
             departures: Counter::default(),
             restarts: Counter::default(),
+            epsilon_spent: Gauge::default(),
+            epsilon_budget: Gauge::default(),
             job: Mutex::new(JobView::default()),
             registry: Registry::default(),
         };
@@ -129,6 +134,16 @@ impl Metrics {
             "coordinator_restarts",
             "Starts of this coordinator that resumed an existing round log",
             m.restarts.clone(),
+        );
+        registry.register(
+            "privacy_epsilon_spent",
+            "Differential privacy: epsilon spent so far by a private job's rounds",
+            m.epsilon_spent.clone(),
+        );
+        registry.register(
+            "privacy_epsilon_budget",
+            "Differential privacy: the private job's whole epsilon",
+            m.epsilon_budget.clone(),
         );
         registry.register(
             "refusals",
