@@ -943,7 +943,7 @@ mod tests {
             let got = score_new(&path, &model);
             let old = rows_old(&path, &model);
             assert_eq!(got.len(), rows.len());
-            for (k, ((row, new), (old, r))) in got.iter().zip(&old).zip(&rows).enumerate() {
+            for (k, (((row, new), old), r)) in got.iter().zip(&old).zip(&rows).enumerate() {
                 assert_eq!(*row, k as u64 + 1);
                 match (new, old) {
                     (Ok((id, p)), Ok(x)) => {
