@@ -859,12 +859,12 @@ mod tests {
         w.close().expect("close");
     }
 
+    /// A row's id and probability, or its problem.
+    type Scores = Result<(String, f64), RowProblem>;
+
     /// Scores `path` as `score` does (Parquet output, with the id column):
     /// per data row, its id and probability or its problem.
-    fn score_new(
-        path: &Path,
-        model: &FittedModel,
-    ) -> Vec<(u64, Result<(String, f64), RowProblem>)> {
+    fn score_new(path: &Path, model: &FittedModel) -> Vec<(u64, Scores)> {
         let table = ParquetTable::open(path).expect("open");
         let encoder = Encoder::for_scoring(&model.schema, table.header()).expect("encoder");
         let job = Job {
@@ -952,8 +952,9 @@ mod tests {
                         // independently of the reader.
                         let own = f64::from(r.1.trim() == "own");
                         let rent = f64::from(r.1.trim() == "rent");
-                        let income = r.2.map(|v| v as f64);
-                        assert_eq!(x, &[r.0.unwrap(), own, rent, income.unwrap()]);
+                        let age = r.0.expect("a good row has an age");
+                        let income = r.2.expect("a good row has an income") as f64;
+                        assert_eq!(x, &[age, own, rent, income]);
                         let want = model.probability(x).expect("probability");
                         assert_eq!(p.to_bits(), want.to_bits(), "row {row}: {p} vs {want}");
                     }
