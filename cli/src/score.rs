@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use fedcredit_model::Encoder;
-use fedcredit_model::job::FittedModel;
+use fedcredit_model::job::{FittedModel, Linear};
 use fedcredit_participant::data::LineCounter;
 use fedcredit_participant::data::blocks::{self, PlainCsv};
 use fedcredit_participant::data::parquet_file::{
-    BATCH_ROWS, BatchOut, ParquetTable, PieceReader, RowProblem, Use, is_parquet,
+    BATCH_ROWS, ParquetTable, PieceReader, RowProblem, ScoreOut, Use, is_parquet,
 };
 
 /// Options of `fedcredit score`.
@@ -273,6 +273,29 @@ impl Scored {
         }
     }
 
+    /// For about `rows` rows: the output buffers are allocated once.
+    fn with_capacity(job: &Job<'_>, rows: usize) -> Self {
+        let mut s = Self::new();
+        match job.format {
+            // `row,probability` is at most about 45 bytes, more with an id.
+            Format::Csv => s.csv = Self::writer_for(rows * 48),
+            Format::Parquet => {
+                s.rows.reserve(rows);
+                if job.id.is_some() {
+                    s.ids.reserve(rows);
+                }
+            }
+        }
+        s.probs.reserve(rows);
+        s
+    }
+
+    fn writer_for(bytes: usize) -> csv::Writer<Vec<u8>> {
+        csv::WriterBuilder::new()
+            .buffer_capacity(1 << 12)
+            .from_writer(Vec::with_capacity(bytes))
+    }
+
     fn writer() -> csv::Writer<Vec<u8>> {
         csv::WriterBuilder::new()
             .buffer_capacity(1 << 12)
@@ -430,9 +453,9 @@ fn score_parquet(
         .collect();
     uses.extend(job.id.map(|j| (j, Use::Text(0))));
     table.check(&uses)?;
+    let linear = job.model.linear()?;
     let threads = blocks::threads();
     let pieces = table.pieces(16 * BATCH_ROWS);
-    let width = job.encoder.width();
     for window in pieces.chunks(threads * 2) {
         let mut slots: Vec<Option<Scored>> = window.iter().map(|_| None).collect();
         let jobs: Vec<_> = window.iter().zip(slots.iter_mut()).collect();
@@ -442,28 +465,27 @@ fn score_parquet(
             || Ok::<_, anyhow::Error>(table.reader()?),
             |file, (piece, slot)| {
                 let mut reader = PieceReader::new(table, file, piece, &uses)?;
-                let mut scored = Scored::new();
-                let mut x = vec![0.0; BATCH_ROWS * width];
+                let mut scored = Scored::with_capacity(job, piece.rows.len());
+                let mut z = vec![0.0; BATCH_ROWS];
                 let mut texts = vec![vec![String::new(); BATCH_ROWS]];
                 let mut problems = vec![None; BATCH_ROWS];
                 let mut done = 0;
                 while done < piece.rows.len() {
                     let n = (piece.rows.len() - done).min(BATCH_ROWS);
-                    let mut out = BatchOut {
-                        x: &mut x,
-                        y: None,
+                    let mut out = ScoreOut {
+                        z: &mut z,
                         texts: &mut texts,
                         problems: &mut problems,
                     };
-                    reader.next_batch(n, job.encoder, &mut out, table.path())?;
+                    reader.next_scores(n, job.encoder, &linear, &mut out, table.path())?;
+                    Linear::probabilities(&mut z[..n]);
                     for i in 0..n {
                         let row = (piece.first_row + done + i + 1) as u64;
                         match problems[i].take() {
                             Some(p) => scored.bad.push((row, p)),
                             None => {
-                                let p = job.model.probability(&x[i * width..(i + 1) * width])?;
                                 let id = job.id.map(|_| texts[0][i].as_str());
-                                scored.push(job, row, id, p)?;
+                                scored.push(job, row, id, z[i])?;
                             }
                         }
                     }
@@ -733,6 +755,235 @@ impl Drop for Staged {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use fedcredit_participant::data::parquet_file::BatchOut;
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+
+    use super::*;
+
+    /// A model on `age` (numeric), `housing` (three levels, `free` the
+    /// reference) and `income` (numeric, its mean large against its spread,
+    /// where folding the standardization into the coefficients would lose
+    /// digits).
+    fn model() -> FittedModel {
+        let text = r#"{
+          "format": "fedcredit-model/1", "job_id": "t", "job_spec_hash": "00",
+          "features": ["age", "housing=own", "housing=rent", "income"],
+          "schema": {
+            "label": {"column": "y", "positive": "bad", "negative": "good"},
+            "features": [
+              {"kind": "numeric", "name": "age"},
+              {"kind": "categorical", "name": "housing", "categories": ["free", "own", "rent"]},
+              {"kind": "numeric", "name": "income"}
+            ]
+          },
+          "standardized": {"intercept": -0.3125, "coefficients": [0.7, -1.3, 0.45, 2.2]},
+          "original": {"intercept": 0.0, "coefficients": [0.0, 0.0, 0.0, 0.0]},
+          "standardization": {"count": 100.0, "mean": [41.3, 0.37, 0.21, 52310.7],
+                              "std": [11.9, 0.48, 0.41, 3.7], "zero_variance": []},
+          "l2": 1.0, "optimizer": "newton", "rounds": 1, "converged": true,
+          "history": [], "metrics": null
+        }"#;
+        serde_json::from_str(text).expect("model")
+    }
+
+    /// One row: age (`None` null), housing, income (`None` null), id.
+    type Row = (Option<f64>, &'static str, Option<i64>, String);
+
+    fn rows(n: usize) -> Vec<Row> {
+        (0..n)
+            .map(|i| {
+                let age = 18.0 + (i as f64 * 0.37) % 60.0;
+                let housing = ["free", " own", "rent"][i % 3];
+                let income = 52_300 + (i as i64 * 7) % 25;
+                (Some(age), housing, Some(income), format!("A{i}"))
+            })
+            .collect()
+    }
+
+    /// Writes `rows` in row groups of `group` rows and pages of 1000 rows
+    /// (so that pieces start inside groups and pages), columns in another
+    /// order than the schema's, with an id column.
+    fn write(path: &Path, rows: &[Row], group: usize) {
+        let message = "message t { required binary id (UTF8); optional int64 income; \
+                       required binary housing (UTF8); optional double age; }";
+        let schema = Arc::new(parse_message_type(message).expect("schema"));
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_data_page_row_count_limit(1000)
+                .set_write_batch_size(1000)
+                .build(),
+        );
+        let file = File::create(path).expect("create");
+        let mut w = SerializedFileWriter::new(file, schema, props).expect("writer");
+        for part in rows.chunks(group) {
+            let mut g = w.next_row_group().expect("group");
+            let ids: Vec<ByteArray> = part.iter().map(|r| ByteArray::from(r.3.as_str())).collect();
+            let mut c = g.next_column().expect("col").expect("id");
+            c.typed::<ByteArrayType>()
+                .write_batch(&ids, None, None)
+                .expect("id");
+            c.close().expect("close");
+            let incomes: Vec<i64> = part.iter().filter_map(|r| r.2).collect();
+            let defs: Vec<i16> = part.iter().map(|r| i16::from(r.2.is_some())).collect();
+            let mut c = g.next_column().expect("col").expect("income");
+            c.typed::<Int64Type>()
+                .write_batch(&incomes, Some(&defs), None)
+                .expect("income");
+            c.close().expect("close");
+            let housing: Vec<ByteArray> = part.iter().map(|r| ByteArray::from(r.1)).collect();
+            let mut c = g.next_column().expect("col").expect("housing");
+            c.typed::<ByteArrayType>()
+                .write_batch(&housing, None, None)
+                .expect("housing");
+            c.close().expect("close");
+            let ages: Vec<f64> = part.iter().filter_map(|r| r.0).collect();
+            let defs: Vec<i16> = part.iter().map(|r| i16::from(r.0.is_some())).collect();
+            let mut c = g.next_column().expect("col").expect("age");
+            c.typed::<DoubleType>()
+                .write_batch(&ages, Some(&defs), None)
+                .expect("age");
+            c.close().expect("close");
+            g.close().expect("group");
+        }
+        w.close().expect("close");
+    }
+
+    /// A row's id and probability, or its problem.
+    type Scores = Result<(String, f64), RowProblem>;
+
+    /// Scores `path` as `score` does (Parquet output, with the id column):
+    /// per data row, its id and probability or its problem.
+    fn score_new(path: &Path, model: &FittedModel) -> Vec<(u64, Scores)> {
+        let table = ParquetTable::open(path).expect("open");
+        let encoder = Encoder::for_scoring(&model.schema, table.header()).expect("encoder");
+        let job = Job {
+            model,
+            encoder: &encoder,
+            id: Some(0),
+            format: Format::Parquet,
+        };
+        let mut got = Vec::new();
+        score_parquet(&table, &job, &mut |s: Scored| {
+            for ((row, id), p) in s.rows.iter().zip(&s.ids).zip(&s.probs) {
+                got.push((u64::try_from(*row)?, Ok((id.clone(), *p))));
+            }
+            got.extend(s.bad.into_iter().map(|(row, p)| (row, Err(p))));
+            Ok(())
+        })
+        .expect("score");
+        got.sort_by_key(|(row, _)| *row);
+        got
+    }
+
+    /// The rows as the per-row path reads them (`next_batch` into encoded
+    /// rows): each row's encoded values or problem.
+    fn rows_old(path: &Path, model: &FittedModel) -> Vec<Result<Vec<f64>, RowProblem>> {
+        let table = ParquetTable::open(path).expect("open");
+        let encoder = Encoder::for_scoring(&model.schema, table.header()).expect("encoder");
+        let uses: Vec<_> = encoder
+            .feature_columns()
+            .map(|f| (f.column, Use::Feature(f)))
+            .collect();
+        let file = table.reader().expect("reader");
+        let width = encoder.width();
+        let mut got = Vec::new();
+        for piece in table.pieces(usize::MAX) {
+            let mut reader = PieceReader::new(&table, &file, &piece, &uses).expect("piece");
+            let n = piece.rows.len();
+            let mut x = vec![0.0; n * width];
+            let mut problems = vec![None; n];
+            let mut out = BatchOut {
+                x: &mut x,
+                y: None,
+                texts: &mut [],
+                problems: &mut problems,
+            };
+            reader
+                .next_batch(n, &encoder, &mut out, path)
+                .expect("batch");
+            for (i, p) in problems.into_iter().enumerate() {
+                got.push(match p {
+                    Some(p) => Err(p),
+                    None => Ok(x[i * width..(i + 1) * width].to_vec()),
+                });
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn parquet_scores_column_by_column_are_the_per_row_scores_bit_for_bit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("apps.parquet");
+        let model = model();
+        // More rows than a piece (16 batches), so that pieces start inside
+        // row groups and pages.
+        let mut rows = rows(70_003);
+        rows[5].0 = None; // null age
+        rows[6].0 = Some(f64::NAN);
+        rows[7].0 = Some(f64::NEG_INFINITY);
+        rows[8].1 = "boat"; // unknown category
+        rows[9].2 = None; // null income
+        rows[10] = (Some(f64::INFINITY), "boat", None, "A10".into()); // the first problem counts
+        rows[66_000].1 = "castle";
+        rows[69_999].0 = None;
+        for group in [70_003, 30_000] {
+            write(&path, &rows, group);
+            let got = score_new(&path, &model);
+            let old = rows_old(&path, &model);
+            assert_eq!(got.len(), rows.len());
+            for (k, (((row, new), old), r)) in got.iter().zip(&old).zip(&rows).enumerate() {
+                assert_eq!(*row, k as u64 + 1);
+                match (new, old) {
+                    (Ok((id, p)), Ok(x)) => {
+                        assert_eq!(id, &r.3);
+                        // The encoding the per-row path reads, checked
+                        // independently of the reader.
+                        let own = f64::from(r.1.trim() == "own");
+                        let rent = f64::from(r.1.trim() == "rent");
+                        let age = r.0.expect("a good row has an age");
+                        let income = r.2.expect("a good row has an income") as f64;
+                        assert_eq!(x, &[age, own, rent, income]);
+                        let want = model.probability(x).expect("probability");
+                        assert_eq!(p.to_bits(), want.to_bits(), "row {row}: {p} vs {want}");
+                    }
+                    (Err(new), Err(old)) => assert_eq!(new, old, "row {row}"),
+                    _ => panic!("row {row}: {new:?} vs {old:?}"),
+                }
+            }
+            let bad: Vec<(u64, &str)> = got
+                .iter()
+                .filter_map(|(row, r)| r.as_ref().err().map(|p| (*row, p.message.as_str())))
+                .collect();
+            let want = [
+                (6, "column `age`: null, expected a number"),
+                (7, "column `age`: value `NaN` is not finite"),
+                (8, "column `age`: value `-inf` is not finite"),
+                (9, "column `housing`: value `boat` is not a listed category"),
+                (10, "column `income`: null, expected a number"),
+                (11, "column `age`: value `inf` is not finite"),
+                (
+                    66_001,
+                    "column `housing`: value `castle` is not a listed category",
+                ),
+                (70_000, "column `age`: null, expected a number"),
+            ];
+            assert_eq!(bad.len(), want.len(), "{bad:?}");
+            for ((row, message), (want_row, start)) in bad.iter().zip(want) {
+                assert_eq!(*row, want_row, "{message}");
+                assert!(message.starts_with(start), "row {row}: {message}");
+            }
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct FeatureColumn<'a> {
     pub numeric: bool,
     /// Its first encoded column.
     pub out: usize,
+    /// How many encoded columns it has: 1 for a numeric feature, one per
+    /// non-reference category for a categorical one.
+    pub width: usize,
 }
 
 /// Maps records of one CSV file (fixed header) to encoded rows and labels.
@@ -181,15 +184,21 @@ impl Encoder {
                     name,
                     numeric: true,
                     out: *out,
+                    width: 1,
                 },
                 Slot::Categorical {
-                    col, name, offset, ..
+                    col,
+                    name,
+                    offset,
+                    categories,
+                    ..
                 } => FeatureColumn {
                     feature,
                     column: *col,
                     name,
                     numeric: false,
                     out: *offset,
+                    width: categories.len() - 1,
                 },
             })
     }
@@ -215,33 +224,43 @@ impl Encoder {
     /// Encodes categorical `feature`'s `value` (trimmed, as a CSV cell)
     /// into its columns of `row`.
     pub fn category_into(&self, feature: usize, value: &str, row: &mut [f64]) -> Result<()> {
+        let index = self.category_index(feature, value)?;
+        let Some(Slot::Categorical {
+            offset, categories, ..
+        }) = self.slots.get(feature)
+        else {
+            return Err(not_categorical(feature));
+        };
+        let dst = &mut row[*offset..*offset + categories.len() - 1];
+        dst.fill(0.0);
+        if index > 0 {
+            dst[index - 1] = 1.0;
+        }
+        Ok(())
+    }
+
+    /// Categorical `feature`'s `value` (trimmed, as a CSV cell) as its
+    /// category's position in the schema (0 the reference level, encoded
+    /// as all zeros): for readers that add up a column's terms directly.
+    pub fn category_index(&self, feature: usize, value: &str) -> Result<usize> {
         let Some(Slot::Categorical {
             name,
-            offset,
             lookup,
             categories,
             ..
         }) = self.slots.get(feature)
         else {
-            return Err(ModelError::InvalidSetting(format!(
-                "feature {feature} is not categorical"
-            )));
+            return Err(not_categorical(feature));
         };
         let value = value.trim();
-        let dst = &mut row[*offset..*offset + categories.len() - 1];
-        dst.fill(0.0);
-        match lookup.get(value) {
-            Some(0) => Ok(()),
-            Some(&i) => {
-                dst[i - 1] = 1.0;
-                Ok(())
-            }
-            None => Err(ModelError::UnknownCategory {
+        lookup
+            .get(value)
+            .copied()
+            .ok_or_else(|| ModelError::UnknownCategory {
                 column: name.clone(),
                 value: value.to_owned(),
                 expected: categories.clone(),
-            }),
-        }
+            })
     }
 
     /// Encode one record into a new row; returns `(row, label)`.
@@ -382,6 +401,10 @@ fn parse_numeric(column: &str, cell: &str) -> Result<f64> {
     }
 }
 
+fn not_categorical(feature: usize) -> ModelError {
+    ModelError::InvalidSetting(format!("feature {feature} is not categorical"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +445,35 @@ mod tests {
         );
         let owned: Vec<String> = ["good", "0", "only", "b"].map(String::from).to_vec();
         assert_eq!(e.encode(&owned).expect("ok"), (vec![1.0, 0.0, 0.0], 0.0));
+    }
+
+    #[test]
+    fn category_index_and_width_agree_with_category_into() {
+        let e = enc();
+        let c = e.feature_columns().next().expect("c");
+        assert_eq!((c.out, c.width, c.numeric), (0, 2, false));
+        let widths: Vec<usize> = e.feature_columns().map(|f| f.width).collect();
+        assert_eq!(widths, [2, 1, 0]);
+        for (value, index) in [("a", 0), (" b ", 1), ("c", 2)] {
+            assert_eq!(e.category_index(0, value).expect("listed"), index);
+            let mut row = [9.0; 3];
+            e.category_into(0, value, &mut row).expect("listed");
+            let mut want = [0.0, 0.0, 9.0];
+            if index > 0 {
+                want[index - 1] = 1.0;
+            }
+            assert_eq!(row, want, "{value}");
+        }
+        let e1 = e.category_index(0, "d").expect_err("unlisted");
+        let e2 = e
+            .category_into(0, "d", &mut [0.0; 3])
+            .expect_err("unlisted");
+        assert_eq!(e1.to_string(), e2.to_string());
+        assert!(
+            e1.to_string()
+                .contains("value `d` is not a listed category")
+        );
+        assert!(e.category_index(1, "a").is_err(), "n is numeric");
     }
 
     #[test]

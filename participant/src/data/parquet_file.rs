@@ -28,7 +28,9 @@ use ::parquet::column::reader::ColumnReader;
 use ::parquet::data_type::ByteArray;
 use ::parquet::errors::ParquetError;
 use ::parquet::file::reader::{FileReader, SerializedFileReader};
+use ::parquet::file::serialized_reader::ReadOptionsBuilder;
 use fedcredit_model::encoder::FeatureColumn;
+use fedcredit_model::job::Linear;
 use fedcredit_model::{Encoder, ModelError, Schema};
 use ndarray::{Array1, Array2};
 
@@ -442,6 +444,114 @@ impl<'e> PieceReader<'e> {
     }
 }
 
+/// One batch of `score`'s output: the linear predictor of each row (the
+/// model applied column by column, see [`Linear`]), texts and problems.
+#[derive(Debug)]
+pub struct ScoreOut<'b> {
+    /// `z` per row; meaningless for a row with a problem.
+    pub z: &'b mut [f64],
+    /// Text slots (`Use::Text(k)` fills `texts[k][i]`).
+    pub texts: &'b mut [Vec<String>],
+    /// The first problem of each row, in schema order as
+    /// [`PieceReader::next_batch`] finds it; `None` for a good row.
+    pub problems: &'b mut [Option<RowProblem>],
+}
+
+impl PieceReader<'_> {
+    /// Reads the next `n` rows (at most what is left of the piece) and
+    /// adds each feature column's terms of `linear` into `out.z`, a column
+    /// at a time, without building the rows: the same scores and problems
+    /// as [`PieceReader::next_batch`] followed by the model row by row.
+    pub fn next_scores(
+        &mut self,
+        n: usize,
+        encoder: &Encoder,
+        linear: &Linear,
+        out: &mut ScoreOut<'_>,
+        path: &Path,
+    ) -> Result<(), ParticipantError> {
+        let n = n.min(self.left);
+        let fail = |e: ParquetError| parquet_error(path, &e);
+        for p in out.problems[..n].iter_mut() {
+            *p = None;
+        }
+        let z = &mut out.z[..n];
+        linear.start(z);
+        let s = &mut self.scratch;
+        for (u, reader, max_def) in &mut self.columns {
+            match *u {
+                Use::Feature(f) if f.numeric => {
+                    read_numbers(reader, n, s).map_err(fail)?;
+                    // Every row present and finite (the usual case): one
+                    // pass over the column that the compiler vectorizes.
+                    if s.f64s.len() == n && s.f64s.iter().all(|v| v.is_finite()) {
+                        linear.add_column(f.out, &s.f64s, z);
+                        continue;
+                    }
+                    let mut values = s.f64s.iter();
+                    for (i, z) in z.iter_mut().enumerate() {
+                        let present = *max_def == 0 || s.defs.get(i).copied() == Some(*max_def);
+                        let v = if present { values.next() } else { None };
+                        match v {
+                            Some(&v) if v.is_finite() => linear.add_one(f.out, v, z),
+                            Some(&v) => {
+                                let problem = &mut out.problems[i];
+                                if problem.is_none() {
+                                    *problem = encoder.number(&f, v).err().map(RowProblem::from);
+                                }
+                            }
+                            None => {
+                                out.problems[i]
+                                    .get_or_insert_with(|| RowProblem::null(f.name, "a number"));
+                            }
+                        }
+                    }
+                    if values.next().is_some() {
+                        return Err(short(path));
+                    }
+                }
+                Use::Feature(f) => {
+                    read_texts(reader, n, *max_def, s).map_err(fail)?;
+                    for (i, z) in z.iter_mut().enumerate() {
+                        let r = if s.present[i] {
+                            encoder
+                                .category_index(f.feature, &s.texts[i])
+                                .map_err(RowProblem::from)
+                        } else {
+                            Err(RowProblem::null(f.name, "a category"))
+                        };
+                        match r {
+                            Ok(index) => linear.add_category(f.out, f.width + 1, index, z),
+                            Err(p) => {
+                                out.problems[i].get_or_insert(p);
+                            }
+                        }
+                    }
+                }
+                Use::Text(k) => {
+                    read_texts(reader, n, *max_def, s).map_err(fail)?;
+                    let texts = &mut out.texts[k];
+                    for (i, slot) in texts[..n].iter_mut().enumerate() {
+                        slot.clear();
+                        if s.present[i] {
+                            slot.push_str(&s.texts[i]);
+                        }
+                    }
+                }
+                Use::Label => {
+                    return Err(table_error(
+                        path,
+                        None,
+                        "internal: scoring does not read the label".into(),
+                    ));
+                }
+            }
+        }
+        self.left -= n;
+        Ok(())
+    }
+}
+
 /// Reads and encodes `path` with `schema`, as [`super::load_csv`] does
 /// for CSV; see the module docs for the types and errors.
 pub fn load_parquet(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
@@ -567,12 +677,17 @@ fn plain_int(converted: &ConvertedType) -> bool {
     )
 }
 
+/// Opens `path` with its page index (when the writer wrote one, as the
+/// `parquet` crate and pyarrow do by default): a piece's reader then skips
+/// the pages before its first row without reading them, and reads each
+/// page with one read instead of a buffered read of its header first.
 fn reader(path: &Path) -> Result<SerializedFileReader<File>, ParticipantError> {
     let file = File::open(path).map_err(|source| ParticipantError::ReadInput {
         file: path.to_owned(),
         source,
     })?;
-    SerializedFileReader::new(file).map_err(|e| parquet_error(path, &e))
+    let options = ReadOptionsBuilder::new().with_page_index().build();
+    SerializedFileReader::new_with_options(file, options).map_err(|e| parquet_error(path, &e))
 }
 
 fn skip_records(r: &mut ColumnReader, n: usize) -> Result<usize, ParquetError> {
