@@ -96,8 +96,8 @@ struct Service {
     tx: mpsc::UnboundedSender<Event>,
     /// Payload bytes per piece of a chunked answer.
     piece_bytes: usize,
-    /// Set by a test to break chunked answers.
-    tamper: Arc<std::sync::Mutex<Option<PieceTamper>>>,
+    /// Set by a test to break the chunked answers of one RPC.
+    tamper: Arc<std::sync::Mutex<Option<(Rpc, PieceTamper)>>>,
 }
 
 impl Service {
@@ -129,12 +129,14 @@ pub const PIECE_BYTES: usize = 64;
 type Pieces = tokio_stream::Iter<std::vec::IntoIter<Result<pb::SignedChunk, Status>>>;
 
 impl Service {
-    /// Cuts `signed` as the honest coordinator does, then lets the test's
-    /// [`PieceTamper`] (if any) rewrite the pieces.
-    fn pieces(&self, signed: &pb::Signed) -> Pieces {
+    /// Cuts `signed` (the answer to `rpc`) as the honest coordinator does,
+    /// then lets the test's [`PieceTamper`] for `rpc` (if any) rewrite the
+    /// pieces.
+    fn pieces(&self, rpc: Rpc, signed: &pb::Signed) -> Pieces {
         let mut pieces = fedcredit_proto::chunks::cut(signed, self.piece_bytes);
         if let Ok(tamper) = self.tamper.lock()
-            && let Some(t) = *tamper
+            && let Some((target, t)) = *tamper
+            && target == rpc
         {
             t.apply(&mut pieces);
         }
@@ -142,8 +144,8 @@ impl Service {
     }
 }
 
-/// How the adversary breaks the order of a chunked answer's pieces (every
-/// chunked answer it sends while set; see [`Adversary::tamper_pieces`]).
+/// How the adversary breaks the order of a chunked answer's pieces (see
+/// [`Adversary::tamper_pieces`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PieceTamper {
     /// Pieces 1 and 2 swapped.
@@ -249,13 +251,13 @@ impl Coordinator for Service {
     /// coordinator sends it (the script answers with whole envelopes).
     async fn poll_chunks(&self, req: Request<pb::Signed>) -> Result<Response<Pieces>, Status> {
         let answer = self.poll(req).await?;
-        Ok(Response::new(self.pieces(answer.get_ref())))
+        Ok(Response::new(self.pieces(Rpc::Poll, answer.get_ref())))
     }
     type UnmaskChunksStream = Pieces;
     /// [`Coordinator::unmask`], the answer cut into pieces.
     async fn unmask_chunks(&self, req: Request<pb::Signed>) -> Result<Response<Pieces>, Status> {
         let answer = self.unmask(req).await?;
-        Ok(Response::new(self.pieces(answer.get_ref())))
+        Ok(Response::new(self.pieces(Rpc::Unmask, answer.get_ref())))
     }
     async fn leave(&self, req: Request<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
         match self.call(Rpc::Leave, req).await? {
@@ -414,7 +416,7 @@ pub struct Adversary {
     /// rewrite it to lie about the job's history).
     pub published: Vec<pb::Signed>,
     /// How chunked answers are broken, if at all (shared with the service).
-    tamper: Arc<std::sync::Mutex<Option<PieceTamper>>>,
+    tamper: Arc<std::sync::Mutex<Option<(Rpc, PieceTamper)>>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -477,9 +479,11 @@ impl Adversary {
         self.current().shown.values().next().cloned()
     }
 
-    /// From now on every chunked answer (polls' and unmask's) is broken as
-    /// `tamper` says; `None` sends them whole again.
-    pub fn tamper_pieces(&self, tamper: Option<PieceTamper>) {
+    /// From now on every chunked answer to the RPC named (`Rpc::Poll` or
+    /// `Rpc::Unmask`) is broken as `tamper` says; `None` sends all whole
+    /// again. The answer is cut when the service hands it out, after the
+    /// script answered: set this before the phase whose answers it breaks.
+    pub fn tamper_pieces(&self, tamper: Option<(Rpc, PieceTamper)>) {
         if let Ok(mut t) = self.tamper.lock() {
             *t = tamper;
         }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use fedcredit_participant::contribution::VectorInput;
 use fedcredit_participant::{ParticipantError, Report};
 use fedcredit_referee::consortium::Consortium;
-use fedcredit_tests::adversary::{PIECE_BYTES, PieceTamper, same_list};
+use fedcredit_tests::adversary::{PIECE_BYTES, PieceTamper, Rpc, same_list};
 use fedcredit_tests::setup::{
     Honest, coordinator_key, member_id, secure_sum_consortium, spawn_honest,
 };
@@ -66,7 +66,8 @@ async fn tampered_outcome(tamper: Option<PieceTamper>) -> Vec<Report> {
     adv.share_keys().await;
     adv.masked_input(|_, senders| senders.to_vec()).await;
     adv.confirm(same_list).await;
-    adv.tamper_pieces(tamper);
+    // Only the outcome's pieces: the job's end goes out whole.
+    adv.tamper_pieces(tamper.map(|t| (Rpc::Unmask, t)));
     let list = adv.current_shown();
     let results = adv.unmask(list.as_deref(), |_| {}, End::Complete).await;
     assert!(
@@ -74,7 +75,6 @@ async fn tampered_outcome(tamper: Option<PieceTamper>) -> Vec<Report> {
         "the adversary could not unmask: the attack was not mounted\n{}",
         adv.summary()
     );
-    adv.tamper_pieces(None);
     adv.finish(&all).await;
     let mut reports = Vec::new();
     for h in honest {
@@ -94,7 +94,7 @@ async fn tampered_end(tamper: PieceTamper) -> Vec<ParticipantError> {
     adv.run_attempt(0, 0, ann, &all, &[], End::Complete).await;
     // The job's end carries the round's outcome: several pieces.
     assert!(adv.published[0].payload.len() > 3 * PIECE_BYTES);
-    adv.tamper_pieces(Some(tamper));
+    adv.tamper_pieces(Some((Rpc::Poll, tamper)));
     adv.finish(&all).await;
     let mut errors = Vec::new();
     for h in honest {
