@@ -421,6 +421,21 @@ struct SumReport<'a> {
     sum: &'a [f64],
 }
 
+/// Writes `report` to `path` as pretty JSON and a newline, serialized
+/// straight into a buffered file: a sum of d values is about 25·d bytes of
+/// text, which is never built in memory (it was, twice, for the coordinator
+/// at d = 10,000,000).
+fn write_sum_report(path: &Path, report: &SumReport<'_>) -> Result<()> {
+    use std::io::Write as _;
+    let write = || -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer_pretty(&mut file, report)?;
+        file.write_all(b"\n")?;
+        file.flush()
+    };
+    write().with_context(|| format!("writing {}", path.display()))
+}
+
 /// The signal that asked this process to stop, once one has: a daemon
 /// stopped on request exits cleanly (status 0) rather than with an error.
 static STOPPED_BY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
@@ -550,11 +565,13 @@ async fn coordinator(
                 contributors: &last.contributors,
                 sum: &last.sum,
             };
-            let json = serde_json::to_string_pretty(&result)?;
             let path = out.join("result.json");
-            std::fs::write(&path, format!("{json}\n"))
-                .with_context(|| format!("writing {}", path.display()))?;
-            say(&json);
+            write_sum_report(&path, &result)?;
+            // Said as written, read back from the file a buffer at a time.
+            let mut file = std::fs::File::open(&path)
+                .with_context(|| format!("reading back {}", path.display()))?;
+            std::io::copy(&mut file, &mut std::io::stdout().lock())
+                .context("printing the result")?;
             tracing::info!(result = %path.display(), "result written");
         }
         Some(model) => {
@@ -713,17 +730,18 @@ async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
                 .iter()
                 .map(|p| cfg.consortium.roster.name_of(*p))
                 .collect();
-            let json = serde_json::to_string_pretty(&SumReport {
-                job: &cfg.consortium.job.id,
-                round: last.round,
-                attempt: last.attempt,
-                contributors: &contributors,
-                sum: &last.sum,
-            })?;
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             let path = out.join("result.json");
-            std::fs::write(&path, json + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_sum_report(
+                &path,
+                &SumReport {
+                    job: &cfg.consortium.job.id,
+                    round: last.round,
+                    attempt: last.attempt,
+                    contributors: &contributors,
+                    sum: &last.sum,
+                },
+            )?;
             tracing::info!(result = %path.display(), "result written (replayed from the published round)");
         }
         (None, None) => anyhow::bail!("the job finished without a published round"),

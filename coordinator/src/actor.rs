@@ -711,7 +711,7 @@ impl Actor {
     fn complete_round(
         &mut self,
         attempt: Attempt,
-        outcome: crate::round::Outcome,
+        mut outcome: crate::round::Outcome,
         plan: RoundPlan,
     ) {
         let sum = match plan.codec.decode(&outcome.sum) {
@@ -726,16 +726,22 @@ impl Actor {
         };
         let contributors: Vec<String> =
             outcome.contributors.iter().map(|p| self.name(*p)).collect();
-        let message = pb::CoordinatorMessage {
-            job_id: attempt.job_id.clone(),
-            round: attempt.round,
-            attempt: attempt.attempt,
-            body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
-                sum: words::to_bytes(&outcome.sum).into(),
-                contributors: contributors.clone(),
-            })),
-        };
-        let signed = envelope::seal_coordinator(&self.key, &message);
+        let signed = envelope::seal_coordinator(
+            &self.key,
+            &pb::CoordinatorMessage {
+                job_id: attempt.job_id.clone(),
+                round: attempt.round,
+                attempt: attempt.attempt,
+                body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
+                    sum: words::to_bytes(&outcome.sum).into(),
+                    contributors: contributors.clone(),
+                })),
+            },
+        );
+        // From here on the published sum is held once, in the signed
+        // outcome: the words, their bytes and the unsigned message are gone,
+        // and the log's copy of the sum is a view into the signed payload.
+        outcome.sum = Vec::new();
         let contributor_set = outcome.contributors.clone();
         let result = RoundResult {
             round: attempt.round,
@@ -755,7 +761,7 @@ impl Actor {
             log_body::Entry::RoundCompleted(pb::RoundCompleted {
                 round: attempt.round,
                 attempt: attempt.attempt,
-                sum: message_sum(&message),
+                sum: outcome_sum(&signed),
                 contributors,
                 progress_json: progress,
                 outcome: Some(signed.clone()),
@@ -1064,9 +1070,12 @@ fn chunk_values(signed: &pb::Signed) -> Option<Bytes> {
     }
 }
 
-fn message_sum(m: &pb::CoordinatorMessage) -> Bytes {
-    match &m.body {
-        Some(coordinator_message::Body::Outcome(o)) => o.sum.clone(),
+/// The sum in a signed round outcome this coordinator sealed: a view into
+/// its payload (decoding `Bytes` copies no `bytes` field).
+fn outcome_sum(signed: &pb::Signed) -> Bytes {
+    use prost::Message as _;
+    match pb::CoordinatorMessage::decode(signed.payload.clone()).map(|m| m.body) {
+        Ok(Some(coordinator_message::Body::Outcome(o))) => o.sum,
         _ => Bytes::new(),
     }
 }

@@ -151,18 +151,23 @@ impl RoundLog {
             unix_millis,
             entry: Some(entry),
         };
-        let (framed, hash) = roundlog::seal_record(key, &body);
-        self.file
-            .write_all(&framed)
-            .map_err(|e| io(&self.path, "cannot append", e))?;
+        // Written in its parts: a round's record (the published sum, and
+        // the signed outcome that carries it again) is held once, encoded.
+        let sealed = roundlog::SealedRecord::new(key, &body);
+        drop(body);
+        for part in sealed.parts() {
+            self.file
+                .write_all(part)
+                .map_err(|e| io(&self.path, "cannot append", e))?;
+        }
         let located = Located {
             offset: self.end,
-            len: framed.len(),
-            hash,
+            len: sealed.len(),
+            hash: sealed.hash,
         };
-        self.end += framed.len() as u64;
+        self.end += sealed.len() as u64;
         self.next_seq += 1;
-        self.prev_hash = hash;
+        self.prev_hash = sealed.hash;
         self.dirty = true;
         Ok(located)
     }

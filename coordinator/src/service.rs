@@ -45,6 +45,21 @@ pub(crate) struct Service {
 /// How long a poll is held waiting for an announcement.
 pub(crate) const POLL_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A signed answer in pieces (`PollChunks`, `UnmaskChunks`): views into the
+/// one payload the actor holds, encoded one piece at a time as the
+/// connection takes them, so n members cost n pieces in flight, not n
+/// encodings of the whole answer.
+type Pieces = tokio_stream::Iter<std::vec::IntoIter<Result<pb::SignedChunk, Status>>>;
+
+fn pieces(signed: &pb::Signed) -> Pieces {
+    tokio_stream::iter(
+        chunks::cut(signed, chunks::MAX_PIECE_BYTES)
+            .into_iter()
+            .map(Ok)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The connection's peer (set by the transport on every request) and the envelope.
 fn unpack(req: GrpcRequest<pb::Signed>) -> (Option<Peer>, pb::Signed) {
     let peer = req.extensions().get::<Peer>().cloned();
@@ -444,6 +459,27 @@ impl pb::coordinator_server::Coordinator for Service {
             )
         })
         .await
+    }
+
+    type PollChunksStream = Pieces;
+
+    /// [`Self::poll`], its answer (an announcement or the job's end, which
+    /// carry every earlier round's outcome) sent in pieces.
+    async fn poll_chunks(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<Pieces>, Status> {
+        let answer = <Self as pb::coordinator_server::Coordinator>::poll(self, req).await?;
+        Ok(Response::new(pieces(answer.get_ref())))
+    }
+
+    type UnmaskChunksStream = Pieces;
+
+    /// [`Self::unmask`], the signed round outcome (the published sum) sent
+    /// in pieces.
+    async fn unmask_chunks(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<Pieces>, Status> {
+        let answer = <Self as pb::coordinator_server::Coordinator>::unmask(self, req).await?;
+        Ok(Response::new(pieces(answer.get_ref())))
     }
 
     async fn leave(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {

@@ -12,6 +12,7 @@ use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
 };
+use fedcredit_proto::chunks::{self, ChunkedReplyError};
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::{Member, ParticipantId};
 use fedcredit_proto::shares::{self, DealtShares};
@@ -198,6 +199,26 @@ impl From<fedcredit_proto::WireError> for RoundEnd {
     }
 }
 
+/// Reads a coordinator-signed answer sent in pieces (`PollChunks`,
+/// `UnmaskChunks`) and puts the envelope back together. A piece out of
+/// order, repeated, past the end or over `limit`, or a stream that ends
+/// short, is the inner error (the answer is void); a failed call or a
+/// stream broken by the transport is the outer `Status`, as for a unary
+/// call. The caller checks the envelope's signature as before.
+async fn assemble(
+    mut stream: tonic::Streaming<pb::SignedChunk>,
+    what: &'static str,
+    limit: u64,
+) -> Result<Result<pb::Signed, ChunkedReplyError>, Status> {
+    let mut answer = chunks::Assembler::new(what, limit);
+    while let Some(piece) = stream.message().await? {
+        if let Err(e) = answer.push(piece) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(answer.finish())
+}
+
 /// An RPC's failure: a coordinator that crashed or cannot be reached is
 /// "unreachable" (the call never got an answer), not "refused".
 fn refused(url: &str, rpc: &'static str, s: Status) -> ParticipantError {
@@ -340,14 +361,18 @@ impl Participant {
         loop {
             let (round, attempt) = seen.unwrap_or((0, 0));
             let poll = self.seal(round, attempt, Body::Poll(pb::Poll::now(seen.is_none())))?;
-            let signed = match self.grpc.poll(poll).await {
-                Ok(r) => {
+            let answer = match self.grpc.poll_chunks(poll).await {
+                Ok(r) => assemble(r.into_inner(), "poll answer", chunks::MAX_ANSWER_BYTES).await,
+                Err(s) => Err(s),
+            };
+            let signed = match answer {
+                Ok(pieced) => {
                     if last_said.take().is_some() {
                         info!(coordinator = %self.settings.coordinator, "the coordinator is reachable again");
                     }
                     last_contact = Instant::now();
                     backoff = Duration::from_millis(50);
-                    r.into_inner()
+                    pieced.map_err(fedcredit_proto::WireError::from)?
                 }
                 Err(s) if s.code() == Code::DeadlineExceeded => {
                     // The coordinator held the poll and had nothing to
@@ -923,10 +948,22 @@ impl Participant {
             key_shares: to_pb(reveal.key_shares),
         });
         let mut grpc = self.grpc.clone();
-        let call = grpc.unmask(self.seal(round, attempt, body)?);
-        let outcome = self.within("Unmask", call).await?;
-        let (message, _checked) =
-            envelope::open_coordinator(outcome.get_ref(), roster.coordinator())?;
+        let request = self.seal(round, attempt, body)?;
+        // The outcome holds 8 bytes per word of this round's dimension, and
+        // room for its contributors: a longer one is refused unread.
+        let limit = chunks::outcome_limit(codec.words_for(dimension));
+        let call = async move {
+            let pieces = grpc.unmask_chunks(request).await?.into_inner();
+            Ok::<_, Status>(tonic::Response::new(
+                assemble(pieces, "round outcome", limit).await?,
+            ))
+        };
+        let outcome = self
+            .within("UnmaskChunks", call)
+            .await?
+            .into_inner()
+            .map_err(fedcredit_proto::WireError::from)?;
+        let (message, _checked) = envelope::open_coordinator(&outcome, roster.coordinator())?;
         if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
             return Err(bad_relay("round outcome", "the coordinator").into());
         }
@@ -951,7 +988,7 @@ impl Participant {
             attempt,
             sum: codec.decode(&sum)?,
             contributors: o.contributors,
-            signed_outcome: outcome.into_inner(),
+            signed_outcome: outcome,
         })
     }
 }

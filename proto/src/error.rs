@@ -55,6 +55,9 @@ pub enum WireError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A coordinator-signed answer sent in pieces broke the pieces' order.
+    #[error(transparent)]
+    Chunked(#[from] crate::chunks::ChunkedReplyError),
     /// A crypto primitive rejected a value.
     #[error(transparent)]
     Crypto(#[from] fedcredit_crypto::CryptoError),

@@ -24,18 +24,75 @@ pub fn record_hash(record: &[u8]) -> [u8; 32] {
 /// Signs `body` and frames the record; returns the framed bytes to append
 /// and the record's hash (the next record's `prev_hash`).
 pub fn seal_record(key: &IdentityKey, body: &LogBody) -> (Vec<u8>, [u8; 32]) {
-    let body_bytes = body.encode_to_vec();
-    let signature = key.sign(SignContext::LogRecord, &body_bytes);
-    let record = LogRecord {
-        body: body_bytes.into(),
-        signature: signature.to_bytes().to_vec().into(),
-    };
-    let encoded = record.encode_to_vec();
-    let hash = record_hash(&encoded);
-    let mut framed = Vec::with_capacity(encoded.len() + 10);
-    prost::encoding::encode_varint(encoded.len() as u64, &mut framed);
-    framed.extend_from_slice(&encoded);
-    (framed, hash)
+    let sealed = SealedRecord::new(key, body);
+    let mut framed = Vec::with_capacity(sealed.len());
+    for part in sealed.parts() {
+        framed.extend_from_slice(part);
+    }
+    (framed, sealed.hash)
+}
+
+/// A signed, framed record as three consecutive parts (length prefix and
+/// the body's field header; the encoded body; the signature field) rather
+/// than one buffer: a writer appends them in turn, so a record carrying a
+/// large published sum is held once, as its encoded body, not also as the
+/// encoded record and again as the framed one. The bytes are those of
+/// [`seal_record`], which is built on this.
+#[derive(Debug)]
+pub struct SealedRecord {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    tail: Vec<u8>,
+    /// SHA-256 of the record's encoding (the next record's `prev_hash`).
+    pub hash: [u8; 32],
+}
+
+impl SealedRecord {
+    /// Encodes and signs `body`.
+    pub fn new(key: &IdentityKey, body: &LogBody) -> Self {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+        let body = body.encode_to_vec();
+        let signature = key.sign(SignContext::LogRecord, &body).to_bytes();
+        // `LogRecord { body = 1, signature = 2 }` as prost encodes it: each
+        // field's key, its length, its bytes (a body is never empty: it
+        // holds a 32-byte prev_hash).
+        let mut tail = Vec::with_capacity(2 + signature.len());
+        encode_key(2, WireType::LengthDelimited, &mut tail);
+        encode_varint(signature.len() as u64, &mut tail);
+        tail.extend_from_slice(&signature);
+        let field_head = 1 + encoded_len_varint(body.len() as u64);
+        let record_len = field_head + body.len() + tail.len();
+        let mut head = Vec::with_capacity(10 + field_head);
+        encode_varint(record_len as u64, &mut head);
+        let prefix = head.len();
+        encode_key(1, WireType::LengthDelimited, &mut head);
+        encode_varint(body.len() as u64, &mut head);
+        let mut hasher = Sha256::new();
+        hasher.update(&head[prefix..]);
+        hasher.update(&body);
+        hasher.update(&tail);
+        Self {
+            head,
+            body,
+            tail,
+            hash: hasher.finalize().into(),
+        }
+    }
+
+    /// The framed record's bytes, in order.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, &self.body, &self.tail]
+    }
+
+    /// Bytes of the framed record (length prefix included).
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len() + self.tail.len()
+    }
+
+    /// Never: a record always has a length prefix.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// One record read back.
@@ -219,6 +276,40 @@ mod tests {
             prev = hash;
         }
         out
+    }
+
+    #[test]
+    fn sealed_parts_are_the_prost_encoding() {
+        let key = IdentityKey::generate(&mut rand::rngs::OsRng);
+        for n in [0usize, 1, 127, 128, 70_000] {
+            let body = LogBody {
+                seq: n as u64,
+                prev_hash: vec![1; 32].into(),
+                unix_millis: 5,
+                entry: Some(crate::v1::log_body::Entry::RoundCompleted(
+                    crate::v1::RoundCompleted {
+                        sum: vec![9; n].into(),
+                        ..Default::default()
+                    },
+                )),
+            };
+            let (framed, hash) = seal_record(&key, &body);
+            let body_bytes = body.encode_to_vec();
+            let record = LogRecord {
+                signature: key
+                    .sign(SignContext::LogRecord, &body_bytes)
+                    .to_bytes()
+                    .to_vec()
+                    .into(),
+                body: body_bytes.into(),
+            }
+            .encode_to_vec();
+            let mut expected = Vec::new();
+            prost::encoding::encode_varint(record.len() as u64, &mut expected);
+            expected.extend_from_slice(&record);
+            assert_eq!(framed, expected, "body of {n} sum bytes");
+            assert_eq!(hash, record_hash(&record));
+        }
     }
 
     #[test]

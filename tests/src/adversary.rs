@@ -94,6 +94,10 @@ enum Event {
 struct Service {
     roster: Arc<Roster>,
     tx: mpsc::UnboundedSender<Event>,
+    /// Payload bytes per piece of a chunked answer.
+    piece_bytes: usize,
+    /// Set by a test to break the chunked answers of one RPC.
+    tamper: Arc<std::sync::Mutex<Option<(Rpc, PieceTamper)>>>,
 }
 
 impl Service {
@@ -114,6 +118,66 @@ impl Service {
         answer
             .await
             .map_err(|_| Status::unavailable("the adversary dropped the call"))?
+    }
+}
+
+/// Payload bytes per piece of the adversary's chunked answers: small, so
+/// that the suite's small rounds still travel as many pieces.
+pub const PIECE_BYTES: usize = 64;
+
+/// A signed answer in pieces (`PollChunks`, `UnmaskChunks`).
+type Pieces = tokio_stream::Iter<std::vec::IntoIter<Result<pb::SignedChunk, Status>>>;
+
+impl Service {
+    /// Cuts `signed` (the answer to `rpc`) as the honest coordinator does,
+    /// then lets the test's [`PieceTamper`] for `rpc` (if any) rewrite the
+    /// pieces.
+    fn pieces(&self, rpc: Rpc, signed: &pb::Signed) -> Pieces {
+        let mut pieces = fedcredit_proto::chunks::cut(signed, self.piece_bytes);
+        if let Ok(tamper) = self.tamper.lock()
+            && let Some((target, t)) = *tamper
+            && target == rpc
+        {
+            t.apply(&mut pieces);
+        }
+        tokio_stream::iter(pieces.into_iter().map(Ok).collect::<Vec<_>>())
+    }
+}
+
+/// How the adversary breaks the order of a chunked answer's pieces (see
+/// [`Adversary::tamper_pieces`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PieceTamper {
+    /// Pieces 1 and 2 swapped.
+    OutOfOrder,
+    /// Piece 1 sent twice.
+    Duplicate,
+    /// One piece more after the last, past the payload's end.
+    PastEnd,
+    /// The last piece left out: the stream ends short.
+    Truncated,
+}
+
+impl PieceTamper {
+    fn apply(self, pieces: &mut Vec<pb::SignedChunk>) {
+        if pieces.len() < 3 {
+            return;
+        }
+        match self {
+            Self::OutOfOrder => pieces.swap(1, 2),
+            Self::Duplicate => pieces.insert(2, pieces[1].clone()),
+            Self::PastEnd => {
+                let last = pieces[pieces.len() - 1].clone();
+                pieces.push(pb::SignedChunk {
+                    index: last.index + 1,
+                    offset: last.length,
+                    ..last
+                });
+            }
+            Self::Truncated => {
+                pieces.pop();
+            }
+        }
     }
 }
 
@@ -181,6 +245,19 @@ impl Coordinator for Service {
             Answer::Signed(s) => Ok(Response::new(s)),
             _ => Err(wrong_answer()),
         }
+    }
+    type PollChunksStream = Pieces;
+    /// [`Coordinator::poll`], the answer cut into pieces as the honest
+    /// coordinator sends it (the script answers with whole envelopes).
+    async fn poll_chunks(&self, req: Request<pb::Signed>) -> Result<Response<Pieces>, Status> {
+        let answer = self.poll(req).await?;
+        Ok(Response::new(self.pieces(Rpc::Poll, answer.get_ref())))
+    }
+    type UnmaskChunksStream = Pieces;
+    /// [`Coordinator::unmask`], the answer cut into pieces.
+    async fn unmask_chunks(&self, req: Request<pb::Signed>) -> Result<Response<Pieces>, Status> {
+        let answer = self.unmask(req).await?;
+        Ok(Response::new(self.pieces(Rpc::Unmask, answer.get_ref())))
     }
     async fn leave(&self, req: Request<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
         match self.call(Rpc::Leave, req).await? {
@@ -338,6 +415,8 @@ pub struct Adversary {
     /// [`Adversary::announcement`] puts in `previous_outcomes`; a test may
     /// rewrite it to lie about the job's history).
     pub published: Vec<pb::Signed>,
+    /// How chunked answers are broken, if at all (shared with the service).
+    tamper: Arc<std::sync::Mutex<Option<(Rpc, PieceTamper)>>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -353,9 +432,12 @@ impl Adversary {
             .local_addr()
             .unwrap_or_else(|e| panic!("local_addr: {e}"));
         let (tx, rx) = mpsc::unbounded_channel();
+        let tamper = Arc::default();
         let service = Service {
             roster: Arc::new(consortium.roster.clone()),
             tx: tx.clone(),
+            piece_bytes: PIECE_BYTES,
+            tamper: Arc::clone(&tamper),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -386,7 +468,24 @@ impl Adversary {
             pending: BTreeMap::new(),
             attempts: Vec::new(),
             colluders: Vec::new(),
+            tamper,
             _stop: stop,
+        }
+    }
+
+    /// The survivor list the current attempt showed its first sender (what
+    /// [`Adversary::run_phases`] has colluders reveal for).
+    pub fn current_shown(&mut self) -> Option<Vec<String>> {
+        self.current().shown.values().next().cloned()
+    }
+
+    /// From now on every chunked answer to the RPC named (`Rpc::Poll` or
+    /// `Rpc::Unmask`) is broken as `tamper` says; `None` sends all whole
+    /// again. The answer is cut when the service hands it out, after the
+    /// script answered: set this before the phase whose answers it breaks.
+    pub fn tamper_pieces(&self, tamper: Option<(Rpc, PieceTamper)>) {
+        if let Ok(mut t) = self.tamper.lock() {
+            *t = tamper;
         }
     }
 
