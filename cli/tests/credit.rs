@@ -1022,3 +1022,34 @@ fn bench_credit_from_files_reaches_the_central_fit() {
     assert!(!out.status.success());
     assert!(stderr.contains("party-04.csv"), "{stderr}");
 }
+
+/// A taken `http_listen` stops the coordinator at start, naming the address,
+/// before it writes a round log (so nothing is left to resume).
+#[test]
+fn a_taken_http_address_stops_the_start_before_the_round_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ids = ["bank-a", "bank-b", "platform"];
+    split(d, ids.len());
+    write_consortium(d, &ids, "join_deadline_secs = 60");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let path = d.join("consortium.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "log_file = \"rounds.log\"\n",
+        &format!("log_file = \"rounds.log\"\nhttp_listen = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = wait(spawn_coordinator(d, "out"), Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "coordinator.http_listen = 127.0.0.1:{port}: cannot listen"
+        )),
+        "{err}"
+    );
+    assert!(!d.join("rounds.log").exists());
+    drop(taken);
+}

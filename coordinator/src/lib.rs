@@ -77,17 +77,8 @@ pub async fn run(
     }
     let consortium = Arc::new(consortium);
     let metrics = metrics::Metrics::new();
-    // Replay the log first: a damaged log or one of another job stops here,
-    // before any participant is served.
-    let actor = actor::Actor::new(
-        Arc::clone(&consortium),
-        key,
-        driver,
-        &log_path,
-        Arc::clone(&metrics),
-    )?;
-    // The read-only HTTP endpoint, if configured: bound before any member
-    // is served, so a taken address stops the start, naming it.
+    // The read-only HTTP endpoint, if configured: bound first, so a taken
+    // address stops the start, naming it, before the round log is touched.
     let http = match consortium.http_listen {
         None => None,
         Some(addr) => Some(
@@ -99,6 +90,23 @@ pub async fn run(
                     ))
                 })?,
         ),
+    };
+    // Replay the log first: a damaged log or one of another job stops here,
+    // before any participant is served.
+    let actor = match actor::Actor::new(
+        Arc::clone(&consortium),
+        key,
+        driver,
+        &log_path,
+        Arc::clone(&metrics),
+    ) {
+        Ok(actor) => actor,
+        Err(e) => {
+            if let Some(http) = &http {
+                http.abort();
+            }
+            return Err(e);
+        }
     };
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
