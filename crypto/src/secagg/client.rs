@@ -10,12 +10,11 @@ use zeroize::Zeroizing;
 
 use super::{
     Advertisement, Dealt, PartyIndex, Phase, SecAggError, ShareCommitment, ShareKind, Thresholds,
-    check_share_ciphertext, check_subset, pair_seed, self_mask_commitment, share_ad,
+    check_share_ciphertext, check_subset, open_share, pair_seed, seal_share, self_mask_commitment,
     share_commitment, share_matches,
 };
-use crate::aead;
 use crate::identity::SignatureChecked;
-use crate::kx::{AgreementSecret, KeyPurpose, SessionId, SharedSecret, derive_key};
+use crate::kx::{AgreementSecret, SessionId, SharedSecret};
 use crate::mask::MaskSeed;
 use crate::ring::{MaskSign, Ring};
 use crate::shamir::{SHARE_LEN, Share, split};
@@ -141,15 +140,10 @@ impl AdvertiseKeys {
             plaintext.extend_from_slice(key_share.to_bytes().as_ref());
             plaintext.extend_from_slice(seed_share.to_bytes().as_ref());
             let shared = self.share_enc.agree(&ad.share_enc)?;
-            let key = derive_key(
-                &shared,
-                KeyPurpose::ShareEncryption,
-                &session,
-                self.me.get(),
-                peer.get(),
-            );
-            let ad_bytes = share_ad(&session, self.me, *peer);
-            ciphertexts.push((*peer, aead::seal(&key, &ad_bytes, &plaintext)));
+            ciphertexts.push((
+                *peer,
+                seal_share(&shared, &session, self.me, *peer, &plaintext),
+            ));
             share_secrets.insert(*peer, shared);
         }
         let own = own.ok_or(SecAggError::OwnAdvertisementMismatch)?;
@@ -255,14 +249,7 @@ impl ShareKeys {
                 Some(shared) => shared,
                 None => self.share_enc.agree(&ad.share_enc)?,
             };
-            let key = derive_key(
-                &shared,
-                KeyPurpose::ShareEncryption,
-                &self.session,
-                from.get(),
-                self.me.get(),
-            );
-            let plaintext = aead::open(&key, &share_ad(&self.session, from, self.me), &ciphertext)?;
+            let plaintext = open_share(&shared, &self.session, from, self.me, &ciphertext)?;
             if plaintext.len() != SHARE_PLAINTEXT_LEN {
                 return Err(SecAggError::MalformedShare {
                     from,

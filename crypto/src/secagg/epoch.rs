@@ -80,7 +80,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Advertisement, PartyIndex, Phase, SecAggError, Thresholds, share_ad};
+use super::{Advertisement, PartyIndex, Phase, SecAggError, Thresholds, open_share, seal_share};
 use crate::aead;
 use crate::kx::{AgreementSecret, KeyPurpose, SessionId, SharedSecret, derive_key};
 use crate::mask::MaskSeed;
@@ -391,15 +391,10 @@ impl EpochKeys {
                 plaintext.extend_from_slice(share.to_bytes().as_ref());
             }
             let shared = self.share_enc.agree(&ad.share_enc)?;
-            let key = derive_key(
-                &shared,
-                KeyPurpose::ShareEncryption,
-                &epoch,
-                self.me.get(),
-                peer.get(),
-            );
-            let ad_bytes = share_ad(&epoch, self.me, *peer);
-            ciphertexts.push((*peer, aead::seal(&key, &ad_bytes, &plaintext)));
+            ciphertexts.push((
+                *peer,
+                seal_share(&shared, &epoch, self.me, *peer, &plaintext),
+            ));
             share_secrets.insert(*peer, shared);
         }
         Ok((
@@ -493,14 +488,7 @@ impl EpochSharing {
                 Some(shared) => shared,
                 None => self.share_enc.agree(&ad.share_enc)?,
             };
-            let key = derive_key(
-                &shared,
-                KeyPurpose::ShareEncryption,
-                &self.epoch,
-                from.get(),
-                self.me.get(),
-            );
-            let plaintext = aead::open(&key, &share_ad(&self.epoch, from, self.me), &ciphertext)?;
+            let plaintext = open_share(&shared, &self.epoch, from, self.me, &ciphertext)?;
             let header_ok = plaintext.len() == plaintext_len(self.slots)
                 && plaintext[0..4] == from.get().to_be_bytes()
                 && plaintext[4..8] == self.me.get().to_be_bytes()

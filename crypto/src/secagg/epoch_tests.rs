@@ -496,6 +496,43 @@ fn the_cross_round_attack_reads_nothing_from_an_epoch() {
     assert_eq!(s, plain_sum(&slot0, ring));
 }
 
+/// A coordinator's second try at `task`: a new epoch (setup seed `seed`)
+/// of every member but `h`, each masking its same input, then every one
+/// asked to reveal. Honest members answer from their `ledgers` (indexed by
+/// member); the `colluders` ignore theirs.
+fn sum_without(
+    h: usize,
+    inputs: &[Vec<u64>],
+    th: Thresholds,
+    ledgers: &[TaskLedger],
+    colluders: &[usize],
+    (task, seed): ([u8; 32], u64),
+    ring: Ring,
+) -> Result<Vec<u64>, SecAggError> {
+    let rest: Vec<usize> = (0..inputs.len()).filter(|i| *i != h).collect();
+    let (mut members, view) = setup_members(&rest, th, 1, seed)?;
+    let rest_inputs: Vec<Vec<u64>> = rest.iter().map(|i| inputs[*i].clone()).collect();
+    let mut sum = mask_all(&mut members, 0, ring, &rest_inputs);
+    let mut rest_ledgers: Vec<TaskLedger> = rest
+        .iter()
+        .map(|i| match colluders.contains(i) {
+            true => TaskLedger::new(),
+            false => ledgers[*i].clone(),
+        })
+        .collect();
+    let positions: Vec<usize> = (0..rest.len()).collect();
+    unmask(
+        &view,
+        &mut members,
+        &mut rest_ledgers,
+        &positions,
+        (0, task),
+        ring,
+        &mut sum,
+    )?;
+    Ok(sum)
+}
+
 /// The differencing attack, mounted: a task unmasked over C, then (in a
 /// new epoch, as after a "dropout") over C minus an honest member h, would
 /// give h's input as the difference. Members' ledgers refuse the second
@@ -526,46 +563,31 @@ fn a_task_is_never_unmasked_over_two_cohorts() {
     assert_eq!(sum, plain_sum(&inputs, ring));
 
     for h in 0..5 {
-        let rest: Vec<usize> = all(n).into_iter().filter(|i| *i != h).collect();
-        let (mut again, view2) = setup_members(&rest, th, 1, 23 + h as u64).unwrap();
-        let rest_inputs: Vec<Vec<u64>> = rest.iter().map(|i| inputs[*i].clone()).collect();
-        let mut sum2 = mask_all(&mut again, 0, ring, &rest_inputs);
-        // Honest members keep their ledgers; colluders ignore theirs.
-        let mut rest_ledgers: Vec<TaskLedger> = rest
-            .iter()
-            .map(|i| match colluders.contains(i) {
-                true => TaskLedger::new(),
-                false => ledgers[*i].clone(),
-            })
-            .collect();
-        let positions: Vec<usize> = (0..rest.len()).collect();
-        let err = unmask(
-            &view2,
-            &mut again,
-            &mut rest_ledgers,
-            &positions,
-            (0, task),
+        let err = sum_without(
+            h,
+            &inputs,
+            th,
+            &ledgers,
+            &colluders,
+            (task, 23 + h as u64),
             ring,
-            &mut sum2,
         )
         .unwrap_err();
         assert!(matches!(err, SecAggError::TooFewParties { .. }), "{err}");
         // Control: members without the ledger would have given h's input away.
-        let (mut naive, view3) = setup_members(&rest, th, 1, 40 + h as u64).unwrap();
-        let mut sum3 = mask_all(&mut naive, 0, ring, &rest_inputs);
-        let mut fresh = vec![TaskLedger::new(); rest.len()];
-        unmask(
-            &view3,
-            &mut naive,
-            &mut fresh,
-            &positions,
-            (0, task),
+        let fresh = vec![TaskLedger::new(); n];
+        let without_h = sum_without(
+            h,
+            &inputs,
+            th,
+            &fresh,
+            &colluders,
+            (task, 40 + h as u64),
             ring,
-            &mut sum3,
         )
         .unwrap();
         let mut diff = sum.clone();
-        ring.sub_assign(&mut diff, &sum3).unwrap();
+        ring.sub_assign(&mut diff, &without_h).unwrap();
         assert_eq!(diff, inputs[h]);
     }
 }
@@ -599,27 +621,14 @@ fn reveals_split_between_two_cohorts_never_reach_t_twice() {
     )
     .unwrap();
     for h in [3usize, 4] {
-        let rest: Vec<usize> = all(n).into_iter().filter(|i| *i != h).collect();
-        let (mut again, view2) = setup_members(&rest, th, 1, 33 + h as u64).unwrap();
-        let rest_inputs: Vec<Vec<u64>> = rest.iter().map(|i| inputs[*i].clone()).collect();
-        let mut sum2 = mask_all(&mut again, 0, ring, &rest_inputs);
-        // Honest members keep their ledgers; colluders ignore theirs.
-        let mut rest_ledgers: Vec<TaskLedger> = rest
-            .iter()
-            .map(|i| match colluders.contains(i) {
-                true => TaskLedger::new(),
-                false => ledgers[*i].clone(),
-            })
-            .collect();
-        let positions: Vec<usize> = (0..rest.len()).collect();
-        let err = unmask(
-            &view2,
-            &mut again,
-            &mut rest_ledgers,
-            &positions,
-            (0, task),
+        let err = sum_without(
+            h,
+            &inputs,
+            th,
+            &ledgers,
+            &colluders,
+            (task, 33 + h as u64),
             ring,
-            &mut sum2,
         )
         .unwrap_err();
         assert!(

@@ -24,10 +24,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use crate::CryptoError;
-use crate::kx::{AgreementPublic, AgreementSecret, KeyPurpose, SessionId, derive_key};
+use crate::kx::{
+    AgreementPublic, AgreementSecret, KeyPurpose, SessionId, SharedSecret, derive_key,
+};
 use crate::mask::MaskSeed;
 use crate::shamir::Share;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 /// A party's position in the consortium roster, 1-based: its Shamir
 /// x-coordinate and the order that decides the sign of pairwise masks.
@@ -431,6 +434,45 @@ fn pair_seed(
     let (lo, hi) = if me < peer { (me, peer) } else { (peer, me) };
     let key = derive_key(&shared, KeyPurpose::PairwiseMask, session, lo.0, hi.0);
     Ok(MaskSeed::from_bytes(*key))
+}
+
+/// Encrypts a share plaintext from `sender` to `recipient` under the key
+/// HKDF derives from their share-encryption agreement for this session
+/// (direction-bound), with [`share_ad`] as associated data. The per-round
+/// protocol and an epoch's setup both deal shares this way.
+fn seal_share(
+    shared: &SharedSecret,
+    session: &SessionId,
+    sender: PartyIndex,
+    recipient: PartyIndex,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let key = derive_key(
+        shared,
+        KeyPurpose::ShareEncryption,
+        session,
+        sender.0,
+        recipient.0,
+    );
+    crate::aead::seal(&key, &share_ad(session, sender, recipient), plaintext)
+}
+
+/// Opens what [`seal_share`] sealed from `sender` to `recipient`.
+fn open_share(
+    shared: &SharedSecret,
+    session: &SessionId,
+    sender: PartyIndex,
+    recipient: PartyIndex,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let key = derive_key(
+        shared,
+        KeyPurpose::ShareEncryption,
+        session,
+        sender.0,
+        recipient.0,
+    );
+    crate::aead::open(&key, &share_ad(session, sender, recipient), ciphertext)
 }
 
 /// Associated data of a share ciphertext from `sender` to `recipient`.
