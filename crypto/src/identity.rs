@@ -231,6 +231,8 @@ pub enum SignContext {
     CoordinatorMessage,
     /// A record in the append-only audit log.
     LogRecord,
+    /// A command of the operator's job API, signed by the coordinator key.
+    AdminCommand,
 }
 
 impl SignContext {
@@ -245,6 +247,7 @@ impl SignContext {
             SignContext::ParticipantMessage => b"fedcredit/v1/participant-message\0",
             SignContext::CoordinatorMessage => b"fedcredit/v1/coordinator-message\0",
             SignContext::LogRecord => b"fedcredit/v1/log-record\0",
+            SignContext::AdminCommand => b"fedcredit/v1/admin-command\0",
         }
     }
 

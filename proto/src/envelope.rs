@@ -10,7 +10,7 @@ use prost::Message as _;
 
 use crate::WireError;
 use crate::roster::{Member, Roster};
-use crate::v1::{CoordinatorMessage, Message, Signed};
+use crate::v1::{AdminCommand, AdminRequest, CoordinatorMessage, Message, Signed};
 
 /// Encodes and signs a participant message.
 pub fn seal(key: &IdentityKey, message: &Message) -> Signed {
@@ -83,6 +83,36 @@ pub fn open_coordinator(
             source,
         })?;
     Ok((message, checked))
+}
+
+/// Encodes and signs an operator's job command (`fedcredit job`) with the
+/// coordinator key.
+pub fn seal_admin(key: &IdentityKey, command: &AdminCommand) -> AdminRequest {
+    let payload = command.encode_to_vec();
+    let signature = key.sign(SignContext::AdminCommand, &payload);
+    AdminRequest {
+        command: payload.into(),
+        signature: signature.to_bytes().to_vec().into(),
+    }
+}
+
+/// Verifies an operator's job command under the coordinator key, then
+/// decodes it (nothing unsigned is parsed).
+pub fn open_admin(
+    request: &AdminRequest,
+    coordinator: &IdentityPublic,
+) -> Result<AdminCommand, WireError> {
+    let bad = || WireError::BadSignature {
+        who: "the operator".to_owned(),
+    };
+    let signature = Signature::from_bytes(&request.signature).map_err(|_| bad())?;
+    coordinator
+        .verify(SignContext::AdminCommand, &request.command, &signature)
+        .map_err(|_| bad())?;
+    AdminCommand::decode(request.command.clone()).map_err(|source| WireError::Decode {
+        what: "job command",
+        source,
+    })
 }
 
 fn verify(

@@ -102,6 +102,11 @@ impl v1::ReasonCode {
             ReasonCode::ReasonProtocolViolation => "protocol-violation",
             ReasonCode::ReasonLocalConfig => "local-config",
             ReasonCode::ReasonContributionFailed => "contribution-failed",
+            ReasonCode::ReasonPolicyKind => "policy-kind",
+            ReasonCode::ReasonPolicyLabel => "policy-label",
+            ReasonCode::ReasonPolicyFeatures => "policy-features",
+            ReasonCode::ReasonPolicyPrivacy => "policy-privacy",
+            ReasonCode::ReasonPolicyCohort => "policy-cohort",
         }
     }
 

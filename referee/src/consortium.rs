@@ -12,6 +12,9 @@
 //! cert_file = "coordinator.crt"      # operator only: its TLS certificate (PEM); pinned: made from key_file when absent
 //! tls_key_file = "coordinator.tls.key" # operator only, trust = "ca": the certificate's private key (PEM)
 //! plaintext = false                  # true: no TLS, only on a loopback address, and every participant says so too
+//! http_listen = "127.0.0.1:9464"     # operator only, optional: read-only /metrics, /api/jobs and the dashboard
+//! state_dir = "jobs"                 # operator only, optional: run as a service hosting many jobs (see below)
+//! admin_listen = "127.0.0.1:50052"   # with state_dir: the job API for `fedcredit job` (loopback only)
 //!
 //! [tls]                              # optional
 //! trust = "pinned"                   # pinned (default): certificates carry the keys below | ca: a PKI's
@@ -87,6 +90,8 @@ struct RawCoordinator {
     public_key: String,
     key_file: Option<PathBuf>,
     log_file: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    admin_listen: Option<String>,
     cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
@@ -195,9 +200,7 @@ pub struct JobSpec {
 impl JobSpec {
     /// SHA-256 of the job's canonical JSON.
     pub fn hash(&self) -> [u8; 32] {
-        // Serialising a plain struct of numbers and strings cannot fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(&json).into()
+        Sha256::digest(self.to_json()).into()
     }
 }
 
@@ -280,6 +283,13 @@ pub struct Consortium {
     /// The round log (operator only), resolved against the file's folder;
     /// default `<job id>.rounds.log` beside the file.
     pub coordinator_log_file: PathBuf,
+    /// Service mode (operator only): the folder holding every submitted
+    /// job (its spec, round log and results), resolved against the file's
+    /// folder. `None`: the coordinator runs the file's `[job]` and exits.
+    pub state_dir: Option<PathBuf>,
+    /// Where the service takes `fedcredit job` commands (loopback only:
+    /// the commands are signed, but the answers travel in the clear).
+    pub admin_listen: Option<SocketAddr>,
     /// The members and the coordinator key.
     pub roster: Roster,
     /// Protocol settings.
@@ -329,6 +339,33 @@ impl Consortium {
                 )
             })?),
         };
+        let admin_listen = match &raw.coordinator.admin_listen {
+            None => None,
+            Some(text) => {
+                let addr = text.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "coordinator.admin_listen".into(),
+                        format!("a loopback socket address like 127.0.0.1:50052, got {text:?}"),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(invalid(
+                        "coordinator.admin_listen".into(),
+                        format!(
+                            "a loopback address (127.0.0.1, ::1): job commands are signed but their \
+                             answers are not encrypted; {addr} is reachable from other hosts"
+                        ),
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        if admin_listen.is_some() && raw.coordinator.state_dir.is_none() {
+            return Err(invalid(
+                "coordinator.admin_listen".into(),
+                "coordinator.state_dir as well: the job API belongs to the service".into(),
+            ));
+        }
         let coordinator = IdentityPublic::from_hex(&raw.coordinator.public_key).map_err(|e| {
             invalid(
                 "coordinator.public_key".into(),
@@ -414,34 +451,7 @@ impl Consortium {
         };
 
         let job = raw.job;
-        if job.id.is_empty() || job.id.len() > 128 {
-            return Err(invalid(
-                "job.id".into(),
-                "a non-empty id of at most 128 characters".into(),
-            ));
-        }
-        match &job.kind {
-            JobKind::SecureSum {
-                dimension,
-                frac_bits,
-                clip,
-            } => {
-                if *dimension == 0 || *dimension > 50_000_000 {
-                    return Err(invalid(
-                        "job.dimension".into(),
-                        format!("1 to 50,000,000 values, got {dimension}"),
-                    ));
-                }
-                let fp = FixedPoint::new(*frac_bits, *clip)
-                    .map_err(|e| invalid("job.frac_bits / job.clip".into(), e.to_string()))?;
-                fp.check_sum_fits(n)
-                    .map_err(|e| invalid("job.frac_bits / job.clip".into(), e.to_string()))?;
-            }
-            JobKind::LogisticRegression(spec) => {
-                spec.validate()
-                    .map_err(|e| invalid("job".into(), e.to_string()))?;
-            }
-        }
+        validate_job(&job, n).map_err(|(key, expected)| invalid(key, expected))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let coordinator_key_file = raw.coordinator.key_file.map(|k| dir.join(k));
         let coordinator_log_file = dir.join(
@@ -496,16 +506,107 @@ impl Consortium {
             coordinator_tls_key_file: raw.coordinator.tls_key_file.map(|f| dir.join(f)),
             plaintext: raw.coordinator.plaintext,
         };
+        let state_dir = raw.coordinator.state_dir.map(|d| dir.join(d));
         Ok(Self {
             path: path.to_owned(),
             listen,
             http_listen,
+            state_dir,
+            admin_listen,
             coordinator_key_file,
             coordinator_log_file,
             roster,
             protocol,
             job,
             tls,
+        })
+    }
+}
+
+/// Checks a job against a consortium of `n` members: its id, and what its
+/// kind needs (a secure sum's dimension and fixed point, a model's spec).
+/// The error is the offending key and what was expected.
+fn validate_job(job: &JobSpec, n: usize) -> Result<(), (String, String)> {
+    if job.id.is_empty() || job.id.len() > 128 {
+        return Err((
+            "job.id".into(),
+            "a non-empty id of at most 128 characters".into(),
+        ));
+    }
+    match &job.kind {
+        JobKind::SecureSum {
+            dimension,
+            frac_bits,
+            clip,
+        } => {
+            if *dimension == 0 || *dimension > 50_000_000 {
+                return Err((
+                    "job.dimension".into(),
+                    format!("1 to 50,000,000 values, got {dimension}"),
+                ));
+            }
+            let fp = FixedPoint::new(*frac_bits, *clip)
+                .map_err(|e| ("job.frac_bits / job.clip".to_owned(), e.to_string()))?;
+            fp.check_sum_fits(n)
+                .map_err(|e| ("job.frac_bits / job.clip".to_owned(), e.to_string()))?;
+        }
+        JobKind::LogisticRegression(spec) => {
+            spec.validate()
+                .map_err(|e| ("job".to_owned(), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A job spec file: a `[job]` table exactly as a consortium file holds it
+/// (what `fedcredit job submit` sends).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    job: JobSpec,
+}
+
+impl JobSpec {
+    /// Parses a job spec file's text (`path` only names it in errors). The
+    /// spec is checked against a consortium by [`Consortium::with_job`].
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, WireError> {
+        toml::from_str::<SpecFile>(text)
+            .map(|f| f.job)
+            .map_err(|e| WireError::ParseConfig {
+                file: path.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The spec's canonical JSON (what [`JobSpec::hash`] hashes, and what a
+    /// job offer carries).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising a plain struct of numbers and strings cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a spec from its canonical JSON (a job offer).
+    pub fn from_json(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| e.to_string())
+    }
+}
+
+impl Consortium {
+    /// The same consortium running `job` instead: the job is checked as the
+    /// file's own `[job]` is (`source` names where it came from in errors).
+    /// The coordinator's service runs each submitted job this way, and a
+    /// participant the jobs it is offered.
+    pub fn with_job(&self, job: JobSpec, source: &Path) -> Result<Self, WireError> {
+        validate_job(&job, self.roster.len()).map_err(|(key, expected)| {
+            WireError::InvalidConfig {
+                file: source.to_owned(),
+                key,
+                expected,
+            }
+        })?;
+        Ok(Self {
+            job,
+            ..self.clone()
         })
     }
 }

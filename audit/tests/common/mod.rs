@@ -320,6 +320,8 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
             path: dir.path().join("consortium.toml"),
             listen: listener.local_addr().expect("addr"),
             http_listen: None,
+            state_dir: None,
+            admin_listen: None,
             coordinator_key_file: None,
             coordinator_log_file: log_path.clone(),
             roster,
