@@ -125,6 +125,7 @@ impl Actor {
         if let Some((spent, budget)) = driver.privacy_spent() {
             metrics.epsilon_spent.set(spent);
             metrics.epsilon_budget.set(budget);
+            metrics.job(|j| j.privacy = Some((spent, budget)));
         }
         if !entries.is_empty() {
             metrics.restarts.inc();
@@ -185,8 +186,11 @@ impl Actor {
         mut self,
         mut rx: mpsc::Receiver<Request>,
         shutdown: impl std::future::Future<Output = ()>,
+        abort: impl std::future::Future<Output = String>,
     ) -> Result<JobReport, CoordinatorError> {
         tokio::pin!(shutdown);
+        tokio::pin!(abort);
+        let mut aborted = false;
         info!(job = %self.consortium.job.id, members = self.consortium.roster.len(), "waiting for participants");
         loop {
             if let Stage::Finished { told, .. } = &self.stage
@@ -209,6 +213,15 @@ impl Actor {
                         break;
                     }
                     self.on_deadline();
+                }
+                // The operator aborts the job: it ends now, signed in the
+                // log, and the members are told as for any failed job.
+                reason = &mut abort, if !aborted => {
+                    aborted = true;
+                    if !matches!(self.stage, Stage::Finished { .. }) {
+                        warn!(reason = %reason, rounds = self.results.len(), "job aborted by the operator; its log keeps the finished rounds");
+                        self.finish(Err(CoordinatorError::Abandoned(reason)));
+                    }
                 }
                 () = &mut shutdown => {
                     if matches!(self.stage, Stage::Finished { .. }) {
@@ -783,12 +796,19 @@ impl Actor {
         self.pinned = None;
         info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = result.contributors.len(), "round complete");
         self.metrics.rounds_completed.inc();
-        if let Some((spent, budget)) = self.driver.privacy_spent() {
+        let privacy = self.driver.privacy_spent();
+        if let Some((spent, budget)) = privacy {
             self.metrics.epsilon_spent.set(spent);
             self.metrics.epsilon_budget.set(budget);
         }
         let done = self.results.len() as u64 + 1;
-        self.metrics.job(|j| j.rounds_completed = done);
+        let progress = self.driver.progress();
+        self.metrics.job(|j| {
+            j.rounds_completed = done;
+            j.cohort = result.contributors.clone();
+            j.progress = progress;
+            j.privacy = privacy;
+        });
         self.results.push(result);
         self.start_next_round();
     }

@@ -43,6 +43,11 @@ pub trait JobDriver: Send + 'static {
     fn privacy_spent(&self) -> Option<(f64, f64)> {
         None
     }
+    /// One line on where the job stands (a model job: the last step's size
+    /// and objective), for `fedcredit job status`.
+    fn progress(&self) -> Option<String> {
+        None
+    }
 }
 
 /// `secure-sum`: one round; the sum is the job's result.
@@ -96,6 +101,8 @@ type ProgressFn = Box<dyn Fn(&ProgressLine) + Send>;
 pub struct ModelFit {
     rules: JobRules,
     on_progress: Option<ProgressFn>,
+    /// The last round's progress, said in one line.
+    last: Option<String>,
 }
 
 impl std::fmt::Debug for ModelFit {
@@ -125,6 +132,7 @@ impl ModelFit {
                 codec: Codec::Wide(WideFixed::model_default()),
             },
             on_progress: None,
+            last: None,
         })
     }
 
@@ -149,15 +157,29 @@ impl JobDriver for ModelFit {
             other => other.to_string(),
         })?;
         let progress: Progress = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        match &progress {
+        self.last = Some(match &progress {
             Progress::Standardized { rows } => {
-                info!(round = result.round, rows, "statistics round")
+                info!(round = result.round, rows, "statistics round");
+                format!("statistics: {rows} training rows")
             }
             Progress::Step(r) => {
-                info!(round = result.round, step = r.round, rows = r.rows, step_max_norm = r.step_max_norm, objective = ?r.objective, "optimization round")
+                info!(round = result.round, step = r.round, rows = r.rows, step_max_norm = r.step_max_norm, objective = ?r.objective, "optimization round");
+                match r.objective {
+                    Some(o) => format!(
+                        "step {}: step size (max-norm) {:.3e}, objective {o:.6}",
+                        r.round, r.step_max_norm
+                    ),
+                    None => format!(
+                        "step {}: step size (max-norm) {:.3e}",
+                        r.round, r.step_max_norm
+                    ),
+                }
             }
-            Progress::Evaluated(m) => info!(round = result.round, metrics = ?m, "evaluation round"),
-        }
+            Progress::Evaluated(m) => {
+                info!(round = result.round, metrics = ?m, "evaluation round");
+                "evaluated".to_owned()
+            }
+        });
         if let Some(f) = &self.on_progress {
             f(&ProgressLine {
                 round: result.round,
@@ -179,5 +201,9 @@ impl JobDriver for ModelFit {
             }
             _ => None,
         }
+    }
+
+    fn progress(&self) -> Option<String> {
+        self.last.clone()
     }
 }

@@ -20,6 +20,7 @@
 mod actor;
 mod error;
 mod freshness;
+pub mod host;
 pub mod job;
 mod log;
 pub mod metrics;
@@ -59,6 +60,7 @@ pub struct JobReport {
 /// `shutdown` resolves. On a TLS listener every connection is mutual TLS
 /// from a member and each message must come from the connection's member. The round log at `log_path` is the coordinator's
 /// state: if it exists, it is replayed and the job carries on from it.
+/// Serves `[coordinator] http_listen` while it runs, if set.
 /// Returns every round's published result.
 pub async fn run(
     listener: Listener,
@@ -69,45 +71,89 @@ pub async fn run(
     log_path: std::path::PathBuf,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JobReport, CoordinatorError> {
+    check_key(&consortium, &key)?;
+    let metrics = metrics::Metrics::new();
+    // The read-only HTTP endpoint, if configured: bound first, so a taken
+    // address stops the start, naming it, before the round log is touched.
+    let http = match consortium.http_listen {
+        None => None,
+        Some(addr) => {
+            let for_list = Arc::clone(&metrics);
+            let list = Arc::new(move || vec![for_list.job_view()]);
+            Some(metrics::bind_http(addr, Arc::clone(&metrics), list).await?)
+        }
+    };
+    let outcome = run_job(
+        listener,
+        consortium,
+        key,
+        driver,
+        max_message_bytes,
+        log_path,
+        shutdown,
+        std::future::pending(),
+        metrics,
+    )
+    .await;
+    if let Some(http) = http {
+        http.abort();
+    }
+    outcome
+}
+
+fn check_key(consortium: &Consortium, key: &IdentityKey) -> Result<(), CoordinatorError> {
     if key.public() != *consortium.roster.coordinator() {
         return Err(CoordinatorError::Job(format!(
             "the coordinator key does not match coordinator.public_key in {}",
             consortium.path.display()
         )));
     }
+    Ok(())
+}
+
+/// The coordinator-signed offer of the consortium's job (round 0, attempt 0).
+fn job_offer(consortium: &Consortium, key: &IdentityKey) -> fedcredit_proto::v1::Signed {
+    use fedcredit_proto::v1 as pb;
+    fedcredit_proto::envelope::seal_coordinator(
+        key,
+        &pb::CoordinatorMessage {
+            job_id: consortium.job.id.clone(),
+            round: 0,
+            attempt: 0,
+            body: Some(pb::coordinator_message::Body::Offer(pb::JobOffer {
+                spec_json: consortium.job.to_json().into(),
+            })),
+        },
+    )
+}
+
+/// [`run`] without the HTTP endpoint, reporting to `metrics` (the service
+/// keeps one endpoint and one set of metrics across its jobs). When `abort`
+/// resolves, the job ends as abandoned for the reason it gives.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_job(
+    listener: Listener,
+    consortium: Consortium,
+    key: IdentityKey,
+    driver: Box<dyn JobDriver>,
+    max_message_bytes: usize,
+    log_path: std::path::PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    abort: impl Future<Output = String> + Send + 'static,
+    metrics: Arc<metrics::Metrics>,
+) -> Result<JobReport, CoordinatorError> {
+    check_key(&consortium, &key)?;
     let consortium = Arc::new(consortium);
-    let metrics = metrics::Metrics::new();
-    // The read-only HTTP endpoint, if configured: bound first, so a taken
-    // address stops the start, naming it, before the round log is touched.
-    let http = match consortium.http_listen {
-        None => None,
-        Some(addr) => Some(
-            metrics::serve(addr, Arc::clone(&metrics), std::future::pending())
-                .await
-                .map_err(|e| {
-                    CoordinatorError::Job(format!(
-                        "coordinator.http_listen = {addr}: cannot listen: {e}"
-                    ))
-                })?,
-        ),
-    };
+    let offer = job_offer(&consortium, &key);
     // Replay the log first: a damaged log or one of another job stops here,
     // before any participant is served.
-    let actor = match actor::Actor::new(
+    let actor = actor::Actor::new(
         Arc::clone(&consortium),
         key,
         driver,
         &log_path,
         Arc::clone(&metrics),
-    ) {
-        Ok(actor) => actor,
-        Err(e) => {
-            if let Some(http) = &http {
-                http.abort();
-            }
-            return Err(e);
-        }
-    };
+    )?;
     let (tx, rx) = mpsc::channel(1024);
     let roster = Arc::new(consortium.roster.clone());
     let limits = Limits::for_members(consortium.roster.len());
@@ -117,6 +163,7 @@ pub async fn run(
         tx,
         listener.is_tls(),
         consortium.protocol.phase_deadline,
+        offer,
     );
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.
@@ -152,7 +199,7 @@ pub async fn run(
             stop,
         );
     let server = tokio::spawn(server);
-    let outcome = actor.run(rx, shutdown).await;
+    let outcome = actor.run(rx, shutdown, abort).await;
     // Shut down gracefully so that replies already handed to the server (the
     // job's end, told to the last participants) still reach their callers.
     let _ = done_tx.send(());
@@ -161,9 +208,6 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("the gRPC server did not stop within 10 s");
-    }
-    if let Some(http) = http {
-        http.abort();
     }
     outcome
 }
@@ -179,12 +223,7 @@ pub fn abandon(
     log_path: &std::path::Path,
     reason: &str,
 ) -> Result<(), CoordinatorError> {
-    if key.public() != *consortium.roster.coordinator() {
-        return Err(CoordinatorError::Job(format!(
-            "the coordinator key does not match coordinator.public_key in {}",
-            consortium.path.display()
-        )));
-    }
+    check_key(&consortium, &key)?;
     if !log_path.exists() {
         return Err(CoordinatorError::Log(format!(
             "{}: no round log to abandon",

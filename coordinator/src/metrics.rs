@@ -46,7 +46,8 @@ pub struct JobView {
     pub id: String,
     /// `secure-sum` or `model`.
     pub kind: String,
-    /// `waiting` (lobby), `running`, `finished` or `failed`.
+    /// `queued` (the service), `waiting` (lobby), `running`, `finished`,
+    /// `failed` or `aborted`.
     pub state: String,
     /// The round running (or the number of rounds done once finished).
     pub round: u64,
@@ -58,6 +59,14 @@ pub struct JobView {
     pub rounds_completed: u64,
     /// Why the job failed, if it did.
     pub failure: Option<String>,
+    /// The contributors of the last completed round.
+    pub cohort: Vec<String>,
+    /// Where a model job stands (the last step's size and objective).
+    pub progress: Option<String>,
+    /// (ε spent, ε of the whole job) of a private job.
+    pub privacy: Option<(f64, f64)>,
+    /// Order of submission (the service); 0 for a single job.
+    pub seq: u64,
 }
 
 /// The coordinator's metrics and job view.
@@ -174,11 +183,31 @@ impl Metrics {
     }
 }
 
+/// What `/api/jobs` lists: every job the coordinator knows, in order.
+pub(crate) type JobList = Arc<dyn Fn() -> Vec<JobView> + Send + Sync>;
+
+/// Binds `addr` and serves the read-only endpoints until aborted; a taken
+/// address is an error naming the key and the address.
+pub(crate) async fn bind_http(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    jobs: JobList,
+) -> Result<tokio::task::JoinHandle<()>, crate::CoordinatorError> {
+    serve(addr, metrics, jobs, std::future::pending())
+        .await
+        .map_err(|e| {
+            crate::CoordinatorError::Job(format!(
+                "coordinator.http_listen = {addr}: cannot listen: {e}"
+            ))
+        })
+}
+
 /// Binds `addr` and serves `/metrics` and `/api/jobs` until `stop` resolves.
 /// Errors if the address cannot be bound (named in the error).
 pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    jobs: JobList,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, std::io::Error> {
     use axum::http::header;
@@ -205,7 +234,7 @@ pub(crate) async fn serve(
         .route(
             "/api/jobs",
             get(move || {
-                let jobs = vec![metrics.job_view()];
+                let jobs = jobs();
                 async move { axum::Json(jobs) }
             }),
         );

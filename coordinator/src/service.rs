@@ -40,6 +40,8 @@ pub(crate) struct Service {
     /// How long a masked-input stream may go without its next chunk: by
     /// then its phase has closed without it, so the call ends.
     chunk_wait: std::time::Duration,
+    /// The coordinator-signed offer of this job (answered to `Offer`).
+    offer: Arc<pb::Signed>,
 }
 
 /// How long a poll is held waiting for an announcement.
@@ -73,6 +75,7 @@ impl Service {
         tx: mpsc::Sender<Request>,
         authenticated: bool,
         chunk_wait: std::time::Duration,
+        offer: pb::Signed,
     ) -> Self {
         Self {
             roster,
@@ -82,6 +85,7 @@ impl Service {
             authenticated,
             freshness: Arc::default(),
             chunk_wait,
+            offer: Arc::new(offer),
         }
     }
 
@@ -465,6 +469,15 @@ impl pb::coordinator_server::Coordinator for Service {
 
     /// [`Self::poll`], its answer (an announcement or the job's end, which
     /// carry every earlier round's outcome) sent in pieces.
+    async fn offer(
+        &self,
+        _req: GrpcRequest<pb::OfferRequest>,
+    ) -> Result<Response<pb::Signed>, Status> {
+        // Public to the connection (a member, on mutual TLS): the job spec
+        // is in every member's hands anyway, and the answer is signed.
+        Ok(Response::new((*self.offer).clone()))
+    }
+
     async fn poll_chunks(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<Pieces>, Status> {
         let answer = <Self as pb::coordinator_server::Coordinator>::poll(self, req).await?;
         Ok(Response::new(pieces(answer.get_ref())))
