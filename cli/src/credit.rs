@@ -101,6 +101,8 @@ pub async fn run(
         path: "<in-process consortium>".into(),
         listen: addr,
         http_listen: None,
+        state_dir: None,
+        admin_listen: None,
         coordinator_key_file: None,
         coordinator_log_file: log_path.to_owned(),
         roster,

@@ -13,7 +13,8 @@ use fedcredit_participant::contribution::VectorInput;
 use fedcredit_referee::consortium::Consortium;
 use rand::{Rng, SeedableRng};
 
-use crate::{keys, say, secure_sum_driver};
+use crate::daemon::secure_sum_driver;
+use crate::{keys, say};
 
 const SECTORS: [&str; 6] = [
     "agriculture",

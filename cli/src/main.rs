@@ -5,9 +5,11 @@
 mod bench;
 mod check;
 mod credit;
+mod daemon;
 mod demo;
 mod demo_sum;
 mod graph;
+mod job;
 mod keys;
 mod local;
 mod provision;
@@ -18,17 +20,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
-use fedcredit_coordinator::{RoundResult, SecureSum};
-use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_model::LabelSpec;
-use fedcredit_model::job::OptimizerKind;
-use fedcredit_participant::config::ParticipantConfig;
-use fedcredit_participant::contribution::{Contributor, VectorInput};
-use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::{MemoryBudget, Rows};
-use fedcredit_participant::{CrashPoint, Settings};
-use fedcredit_referee::consortium::{Consortium, JobKind};
-use serde::Serialize;
+use fedcredit_participant::data::MemoryBudget;
+use fedcredit_referee::consortium::Consortium;
 
 /// Federated credit-risk models on secure aggregation.
 #[derive(Debug, Parser)]
@@ -98,6 +92,11 @@ enum Command {
         /// Test hook for dropout tests: abort the process at this point of the first round.
         #[arg(long, value_enum, hide = true)]
         crash_at: Option<CrashAt>,
+        /// Stay connected across jobs: take part in every job the coordinator's
+        /// service offers that the config's `[policy]` allows, refuse the others
+        /// (without it: the consortium file's job only, then exit).
+        #[arg(long)]
+        serve: bool,
     },
     /// Train a credit model across 3 banks and a platform on bundled data, over loopback gRPC.
     Demo {
@@ -172,6 +171,14 @@ enum Command {
     SecaggGraph(graph::GraphArgs),
     /// Time reading training files as `local` does (schema inference, then loading), or write synthetic ones.
     BenchRead(bench::read::ReadArgs),
+    /// The operator's commands to the coordinator's service: submit, list, status, abort, wait, log.
+    Job {
+        /// The operator's consortium file (its coordinator.admin_listen and key_file).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: job::JobCommand,
+    },
     /// Audit a coordinator's round log, offline.
     Audit {
         #[command(subcommand)]
@@ -190,6 +197,11 @@ enum AuditCommand {
         /// The consortium file: member keys, coordinator key, thresholds, the job.
         #[arg(long)]
         consortium: PathBuf,
+        /// A job spec file (`[job]` table) to check the log against instead of
+        /// the consortium file's own job: a job the service ran
+        /// (`<state_dir>/<id>/job.toml`, or what `job log --out` saves).
+        #[arg(long)]
+        job: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -286,10 +298,12 @@ fn run(cli: Cli) -> Result<()> {
             out,
             log,
             abandon,
-        } => runtime()?.block_on(coordinator(&config, out, log, abandon)),
-        Command::Participant { config, crash_at } => {
-            runtime()?.block_on(participant(&config, crash_at))
-        }
+        } => runtime()?.block_on(daemon::coordinator(&config, out, log, abandon)),
+        Command::Participant {
+            config,
+            crash_at,
+            serve,
+        } => runtime()?.block_on(daemon::participant(&config, crash_at, serve)),
         Command::Demo {
             dir,
             secure_sum: true,
@@ -338,6 +352,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchSecagg(args) => bench::secagg::run(args),
         Command::SecaggGraph(args) => graph::run(args),
         Command::BenchRead(args) => bench::read::run(args),
+        Command::Job { config, command } => runtime()?.block_on(job::run(&config, command)),
         Command::Audit { command } => audit(command),
     }
 }
@@ -349,11 +364,18 @@ fn audit(command: AuditCommand) -> Result<()> {
         AuditCommand::Verify {
             log,
             consortium,
+            job,
             json,
             journals,
         } => {
             let bytes = read(&log)?;
-            let consortium = Consortium::load(&consortium)?;
+            let mut consortium = Consortium::load(&consortium)?;
+            if let Some(job) = job {
+                let text = std::fs::read_to_string(&job)
+                    .with_context(|| format!("reading {}", job.display()))?;
+                let spec = fedcredit_referee::consortium::JobSpec::from_toml(&job, &text)?;
+                consortium = consortium.with_job(spec, &job)?;
+            }
             let report = fedcredit_audit::verify(&bytes, &consortium);
             let mut checks = Vec::with_capacity(journals.len());
             for path in &journals {
@@ -409,344 +431,6 @@ fn audit(command: AuditCommand) -> Result<()> {
 #[allow(clippy::print_stdout)]
 fn say(line: &str) {
     println!("{line}");
-}
-
-/// The published result of a secure-sum job, as written to disk.
-#[derive(Debug, Serialize)]
-struct SumReport<'a> {
-    job: &'a str,
-    round: u64,
-    attempt: u32,
-    contributors: &'a [String],
-    sum: &'a [f64],
-}
-
-/// Writes `report` to `path` as pretty JSON and a newline, serialized
-/// straight into a buffered file: a sum of d values is about 25·d bytes of
-/// text, which is never built in memory (it was, twice, for the coordinator
-/// at d = 10,000,000).
-fn write_sum_report(path: &Path, report: &SumReport<'_>) -> Result<()> {
-    use std::io::Write as _;
-    let write = || -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        serde_json::to_writer_pretty(&mut file, report)?;
-        file.write_all(b"\n")?;
-        file.flush()
-    };
-    write().with_context(|| format!("writing {}", path.display()))
-}
-
-/// The signal that asked this process to stop, once one has: a daemon
-/// stopped on request exits cleanly (status 0) rather than with an error.
-static STOPPED_BY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-
-/// Installs the SIGINT and SIGTERM handlers now, so that from here on either
-/// signal stops the daemon gracefully (a service manager stops it with
-/// SIGTERM), and returns a future that resolves on the first of them.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    Ok(async move {
-        let name = tokio::select! {
-            Some(()) = interrupt.recv() => "SIGINT",
-            Some(()) = terminate.recv() => "SIGTERM",
-            else => std::future::pending().await,
-        };
-        let _ = STOPPED_BY.set(name);
-        tracing::info!("received {name}; shutting down");
-    })
-}
-
-/// Whether a [`shutdown_signal`] fired: then a "shut down" error is the
-/// requested outcome, not a failure.
-fn stopped_on_request() -> bool {
-    STOPPED_BY.get().is_some()
-}
-
-fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, usize)> {
-    match &consortium.job.kind {
-        JobKind::SecureSum {
-            dimension,
-            frac_bits,
-            clip,
-        } => {
-            let fp = FixedPoint::new(*frac_bits, *clip)?;
-            Ok((SecureSum::new(*dimension, fp), *dimension))
-        }
-        JobKind::LogisticRegression(_) => {
-            anyhow::bail!("{}: the job is not a secure sum", consortium.path.display())
-        }
-    }
-}
-
-async fn coordinator(
-    config: &Path,
-    out: Option<PathBuf>,
-    log: Option<PathBuf>,
-    abandon: Option<String>,
-) -> Result<()> {
-    let shutdown = shutdown_signal()?;
-    let consortium = Consortium::load(config)?;
-    let key_file = consortium.coordinator_key_file.clone().with_context(|| {
-        format!(
-            "{}: `coordinator.key_file`: the coordinator's secret key file is required to run it",
-            config.display()
-        )
-    })?;
-    let key = keys::load(&key_file)?;
-    let job_id = consortium.job.id.clone();
-    let out = out.unwrap_or_else(|| config.parent().unwrap_or(Path::new(".")).join(&job_id));
-    let log_path = log.unwrap_or_else(|| consortium.coordinator_log_file.clone());
-    tracing::info!(log = %log_path.display(), "round log");
-    let driver: Box<dyn fedcredit_coordinator::JobDriver> = match &consortium.job.kind {
-        JobKind::SecureSum { .. } => Box::new(secure_sum_driver(&consortium)?.0),
-        JobKind::LogisticRegression(spec) => Box::new(
-            fedcredit_coordinator::ModelFit::new(
-                spec.clone(),
-                &job_id,
-                &hex::encode(consortium.job.hash()),
-                fedcredit_referee::plan::noise_cohort(&consortium),
-            )
-            .map_err(anyhow::Error::msg)?,
-        ),
-    };
-    if let Some(reason) = abandon {
-        fedcredit_coordinator::abandon(consortium, key, driver, &log_path, &reason)?;
-        say(&format!(
-            "job {job_id} abandoned; {} keeps its finished rounds for the auditor",
-            log_path.display()
-        ));
-        return Ok(());
-    }
-    let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
-        &consortium.job.kind,
-    ));
-    let tls = fedcredit_transport::setup::coordinator(&consortium, &key)?;
-    let listener = tokio::net::TcpListener::bind(consortium.listen)
-        .await
-        .with_context(|| format!("binding {}", consortium.listen))?;
-    match &tls {
-        Some(_) => {
-            tracing::info!(listen = %listener.local_addr()?, trust = consortium.tls.trust_name(), "coordinator listening (mutual TLS 1.3)")
-        }
-        None => {
-            tracing::warn!(listen = %listener.local_addr()?, "coordinator listening in PLAINTEXT (coordinator.plaintext = true; loopback only); never for a deployment")
-        }
-    }
-    let report = match fedcredit_coordinator::run(
-        fedcredit_coordinator::Listener::new(listener, tls),
-        consortium,
-        key,
-        driver,
-        max_bytes,
-        log_path.clone(),
-        shutdown,
-    )
-    .await
-    {
-        // The coordinator has logged where it left the job.
-        Err(fedcredit_coordinator::CoordinatorError::ShutDown) if stopped_on_request() => {
-            return Ok(());
-        }
-        r => r?,
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    match &report.model {
-        None => {
-            let last: &RoundResult = report
-                .rounds
-                .last()
-                .context("the job finished without a round")?;
-            let result = SumReport {
-                job: &job_id,
-                round: last.round,
-                attempt: last.attempt,
-                contributors: &last.contributors,
-                sum: &last.sum,
-            };
-            let path = out.join("result.json");
-            write_sum_report(&path, &result)?;
-            // Said as written, read back from the file a buffer at a time.
-            let mut file = std::fs::File::open(&path)
-                .with_context(|| format!("reading back {}", path.display()))?;
-            std::io::copy(&mut file, &mut std::io::stdout().lock())
-                .context("printing the result")?;
-            tracing::info!(result = %path.display(), "result written");
-        }
-        Some(model) => {
-            credit::write_model(&out, model, &report.membership, &[])?;
-            let (path, mpath) = (out.join("model.json"), out.join("metrics.json"));
-            say(&format!(
-                "model: {}  metrics: {}",
-                path.display(),
-                mpath.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-async fn participant(config: &Path, crash_at: Option<CrashAt>) -> Result<()> {
-    let shutdown = shutdown_signal()?;
-    // Local checks first (config, consortium file, key, every data row), so
-    // that a local error is reported at once, before any network wait.
-    let cfg = ParticipantConfig::load(config)?;
-    let key = keys::load(&cfg.key_file)?;
-    let me = cfg.consortium.roster.member(cfg.id.as_str())?;
-    if me.key != key.public() {
-        // Nothing can be told to the coordinator: it would not trust a
-        // message signed with this key.
-        return Err(fedcredit_participant::ParticipantError::KeyMismatch {
-            id: cfg.id.to_string(),
-            consortium: cfg.consortium.path.clone(),
-        }
-        .into());
-    }
-    let tls = if cfg.plaintext {
-        tracing::warn!(coordinator = %cfg.coordinator, "PLAINTEXT: no TLS to the coordinator (allowed on loopback by plaintext = true in this config and in consortium.toml); never for a deployment");
-        None
-    } else {
-        let tls = fedcredit_transport::setup::member(
-            &cfg.consortium,
-            &cfg.id,
-            &key,
-            cfg.cert_file.as_deref(),
-            cfg.tls_key_file.as_deref(),
-        )?;
-        tracing::info!(
-            trust = cfg.consortium.tls.trust_name(),
-            "mutual TLS 1.3 with the coordinator"
-        );
-        Some(tls)
-    };
-    let settings = Settings {
-        id: cfg.id.clone(),
-        coordinator: cfg.coordinator.clone(),
-        consortium: cfg.consortium.clone(),
-        connect_timeout: cfg.connect_timeout,
-        tls,
-        crash_at: crash_at.map(|c| match c {
-            CrashAt::ShareKeys => CrashPoint::ShareKeys,
-            CrashAt::MaskedInput => CrashPoint::MaskedInput,
-            CrashAt::MidInput => CrashPoint::MidInput,
-            CrashAt::Unmask => CrashPoint::Unmask,
-        }),
-        chunk_words: fedcredit_proto::chunks::MAX_CHUNK_WORDS,
-        journal: Some(cfg.journal.clone()),
-    };
-    let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> =
-        match &cfg.consortium.job.kind {
-            JobKind::SecureSum { .. } => {
-                let path = cfg.input.as_ref().with_context(|| {
-                    format!(
-                        "{}: `input`: a secure-sum job needs the file of values to contribute",
-                        config.display()
-                    )
-                })?;
-                VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
-            }
-            JobKind::LogisticRegression(spec) => {
-                let path = cfg.data.as_ref().with_context(|| {
-                format!(
-                    "{}: `data`: a credit-model job needs the CSV or Parquet file of training rows",
-                    config.display()
-                )
-            })?;
-                // Held in memory when the matrix fits `max_memory_mb`, else
-                // streamed from the (Parquet) file every round; checked either way.
-                Rows::open(path, &spec.schema, cfg.max_memory).and_then(|train| {
-                    if matches!(spec.optimizer, OptimizerKind::Fedavg)
-                        && !matches!(train, Rows::InMemory(_))
-                    {
-                        return Err(fedcredit_proto::WireError::InvalidConfig {
-                            file: config.to_owned(),
-                            key: "max_memory_mb".into(),
-                            expected: format!(
-                                "room for the training matrix of {} ({} rows): the job's FedAvg \
-                                 rounds shuffle the rows in memory, which a streamed file cannot",
-                                path.display(),
-                                train.rows()
-                            ),
-                        }
-                        .into());
-                    }
-                    let left = cfg.max_memory.minus(train.memory_bytes());
-                    let test = cfg
-                        .test
-                        .as_ref()
-                        .map(|t| Rows::open(t, &spec.schema, left))
-                        .transpose()?;
-                    let data = CreditData::from_rows(train, test);
-                    tracing::info!(rows = data.train_rows(), "training rows checked");
-                    Ok(Box::new(data) as Box<dyn Contributor>)
-                })
-            }
-        };
-    let mut contributor = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            // The error names a cell value (row data): it stays here. Only
-            // the reason code goes to the coordinator, if it answers soon.
-            tracing::error!(error = %e, "the data fails the job's checks; leaving the job");
-            let patience = std::time::Duration::from_secs(5);
-            tracing::info!(coordinator = %settings.coordinator, ?patience, "telling the coordinator why this member leaves");
-            if let Err(l) =
-                fedcredit_participant::leave(&settings, &key, e.reason_code(), patience).await
-            {
-                tracing::warn!(error = %l, "could not tell the coordinator");
-            }
-            return Err(e.into());
-        }
-    };
-    let report =
-        match fedcredit_participant::run(settings, key, contributor.as_mut(), shutdown).await {
-            // The participant has logged where it left the job.
-            Err(fedcredit_participant::ParticipantError::ShutDown) if stopped_on_request() => {
-                return Ok(());
-            }
-            r => r?,
-        };
-    for r in &report.rounds {
-        tracing::info!(
-            round = r.round,
-            contributors = r.contributors.len(),
-            values = r.sum.len(),
-            "round published"
-        );
-    }
-    let result = report
-        .result
-        .context("the job finished without a result to replay")?;
-    let out = &cfg.results;
-    match (&result.model, result.published.last()) {
-        (Some(model), _) => {
-            credit::write_model(out, model, &result.membership, &[])?;
-            tracing::info!(results = %out.display(), "model.json and metrics.json written (replayed from the published rounds)");
-        }
-        (None, Some(last)) => {
-            let contributors: Vec<String> = last
-                .contributors
-                .iter()
-                .map(|p| cfg.consortium.roster.name_of(*p))
-                .collect();
-            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-            let path = out.join("result.json");
-            write_sum_report(
-                &path,
-                &SumReport {
-                    job: &cfg.consortium.job.id,
-                    round: last.round,
-                    attempt: last.attempt,
-                    contributors: &contributors,
-                    sum: &last.sum,
-                },
-            )?;
-            tracing::info!(result = %path.display(), "result written (replayed from the published round)");
-        }
-        (None, None) => anyhow::bail!("the job finished without a published round"),
-    }
-    Ok(())
 }
 
 #[cfg(test)]

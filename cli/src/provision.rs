@@ -201,6 +201,8 @@ fn quoted(s: &str) -> String {
 struct Job {
     toml: String,
     id: String,
+    /// The kind as the consortium file names it.
+    kind: &'static str,
     input_key: &'static str,
 }
 
@@ -232,6 +234,7 @@ fn job(args: &ProvisionArgs) -> Result<Job> {
             Ok(Job {
                 toml,
                 id,
+                kind: "secure-sum",
                 input_key: "input",
             })
         }
@@ -250,6 +253,7 @@ fn job(args: &ProvisionArgs) -> Result<Job> {
             Ok(Job {
                 toml,
                 id,
+                kind: "logistic-regression",
                 input_key: "data",
             })
         }
@@ -448,8 +452,21 @@ fn member_toml(id: &ParticipantId, address: &Address, job: &Job, own_key: bool) 
          {key_lines}\
          coordinator = \"https://{dial}\"\n\
          consortium = \"consortium.toml\"     # the operator's roster, keys and job\n\
-         \n{fill_in}",
+         \n{fill_in}\
+         \n\
+         # Which jobs this member takes part in (`fedcredit participant --serve` is offered\n\
+         # every job the coordinator's service runs; a job outside this is refused, and the\n\
+         # operator sees the reason code). Written for this kit's {kind} job and nothing else:\n\
+         # widen it only on purpose. Keep this table last in the file.\n\
+         [policy]\n\
+         kinds = [\"{kind}\"]\n\
+         # label = \"default\"               # model jobs: the only label column allowed\n\
+         # features = [\"age\", \"income\"]    # model jobs: the columns this member exposes\n\
+         # require_privacy = true          # model jobs: differentially private ones only ...\n\
+         # max_epsilon = 8.0               # ... spending at most this ε\n\
+         # min_cohort = 3                  # the job's minimum cohort and threshold at least this\n",
         job_id = job.id,
+        kind = job.kind,
         dial = address.dial,
         key_lines = if own_key {
             format!(

@@ -49,7 +49,7 @@ pub enum CrashPoint {
 }
 
 /// How a participant runs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// This participant's id.
     pub id: ParticipantId,
@@ -431,6 +431,11 @@ impl Participant {
                 }
                 Some(coordinator_message::Body::Finished(f)) => {
                     return Err(ParticipantError::JobFailed(f.reason));
+                }
+                Some(coordinator_message::Body::Offer(_)) => {
+                    return Err(ParticipantError::JobFailed(
+                        "the coordinator answered a poll with a job offer".into(),
+                    ));
                 }
                 Some(coordinator_message::Body::Announce(a)) => {
                     let at = (message.round, message.attempt);
@@ -1079,4 +1084,47 @@ pub async fn leave(
             Err(s) => return Err(refused(&settings.coordinator, "Leave", s)),
         }
     }
+}
+
+/// Asks the coordinator which job it runs now and checks the answer: signed
+/// by the coordinator key of `settings.consortium`, an offer, and a spec
+/// whose id is the envelope's. The spec is then checked against the
+/// consortium by [`Consortium::with_job`] and against the member's consent
+/// policy by the caller. An unreachable coordinator is
+/// [`ParticipantError::Unreachable`], for the caller to retry.
+pub async fn offered_job(
+    settings: &Settings,
+) -> Result<fedcredit_referee::consortium::JobSpec, ParticipantError> {
+    let unreachable = |reason: String| ParticipantError::Unreachable {
+        url: settings.coordinator.clone(),
+        reason,
+    };
+    let channel = fedcredit_transport::client::channel(
+        &settings.coordinator,
+        settings.tls.clone(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| unreachable(e.to_string()))?;
+    let signed = match CoordinatorClient::new(channel)
+        .offer(pb::OfferRequest {})
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == Code::Unavailable => return Err(unreachable(s.message().into())),
+        Err(s) => return Err(refused(&settings.coordinator, "Offer", s)),
+    };
+    let (message, _checked) =
+        envelope::open_coordinator(&signed, settings.consortium.roster.coordinator())?;
+    let Some(coordinator_message::Body::Offer(offer)) = message.body else {
+        return Err(bad_relay("a job offer", "the coordinator"));
+    };
+    let spec = fedcredit_referee::consortium::JobSpec::from_json(&offer.spec_json)
+        .map_err(|e| ParticipantError::JobFailed(format!("the offered job spec: {e}")))?;
+    if spec.id != message.job_id {
+        return Err(bad_relay(
+            "a job offer whose spec has another id",
+            "the coordinator",
+        ));
+    }
+    Ok(spec)
 }

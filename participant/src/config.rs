@@ -16,6 +16,9 @@
 //! results = "bank-a-results"         # optional: where it writes model.json and metrics.json (default <id>-results)
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
 //! max_memory_mb = 4096               # optional: rows whose f64 matrix exceeds this are streamed (Parquet)
+//!
+//! [policy]                           # optional: the jobs it consents to (see `policy`)
+//! kinds = ["logistic-regression"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use fedcredit_referee::consortium::Consortium;
 use serde::Deserialize;
 
 use crate::data::MemoryBudget;
+use crate::policy::{Policy, RawPolicy};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +50,7 @@ struct Raw {
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
     plaintext: bool,
+    policy: Option<RawPolicy>,
 }
 
 /// A validated participant config.
@@ -85,6 +90,9 @@ pub struct ParticipantConfig {
     /// matrix would exceed what is left of it is streamed every round
     /// instead of loaded (default [`MemoryBudget::DEFAULT_MB`]).
     pub max_memory: MemoryBudget,
+    /// Which jobs it takes part in (`[policy]`); `None`: the job of its
+    /// consortium file only, and no other.
+    pub policy: Option<Policy>,
 }
 
 impl ParticipantConfig {
@@ -143,6 +151,13 @@ impl ParticipantConfig {
             raw.results
                 .unwrap_or_else(|| PathBuf::from(format!("{id}-results"))),
         );
+        let policy = match raw.policy {
+            None => None,
+            Some(p) => Some(
+                p.validate()
+                    .map_err(|(key, expected)| invalid(key, expected))?,
+            ),
+        };
         Ok(Self {
             path: path.to_owned(),
             id,
@@ -161,6 +176,7 @@ impl ParticipantConfig {
             max_memory: raw
                 .max_memory_mb
                 .map_or_else(MemoryBudget::default, MemoryBudget::from_mb),
+            policy,
         })
     }
 }

@@ -1,0 +1,435 @@
+//! The operator's service end to end, as separate processes on loopback: the
+//! coordinator service and three participant daemons (`--serve`) from a
+//! `fedcredit provision` kit, driven only through `fedcredit job`. It runs
+//! the kit's secure sum, a credit model, a job the members' consent policy
+//! refuses, and a job the operator aborts; the coordinator is killed with
+//! SIGKILL while a job waits for its cohort and is restarted; every round
+//! log then verifies with `fedcredit audit verify`, and `/metrics` counts
+//! what happened.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Service {
+    kit: tempfile::TempDir,
+    http: u16,
+    coordinator: Option<Child>,
+    members: Vec<(String, Option<Child>)>,
+    starts: usize,
+}
+
+impl Service {
+    fn path(&self, p: &str) -> PathBuf {
+        self.kit.path().join(p)
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path("coordinator/consortium.toml")
+    }
+
+    /// Logs go to files: a service's log outgrows a pipe nobody reads.
+    fn log_file(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.path(&format!("{name}.log"))).unwrap()
+    }
+
+    fn start_coordinator(&mut self) {
+        self.starts += 1;
+        let log = self.log_file(&format!("coordinator-{}", self.starts));
+        self.coordinator = Some(
+            Command::new(BIN)
+                .args(["coordinator", "--config"])
+                .arg(self.config())
+                .env("FEDCREDIT_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    fn start_member(&mut self, i: usize) {
+        let id = self.members[i].0.clone();
+        let log = self.log_file(&format!("{id}-{}", self.starts));
+        let cfg = self.path(&format!("{id}/{id}.toml"));
+        self.members[i].1 = Some(
+            Command::new(BIN)
+                .args(["participant", "--serve", "--config"])
+                .arg(cfg)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    fn kill_member(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].1.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn kill9_coordinator(&mut self) {
+        let mut c = self.coordinator.take().unwrap();
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    fn job(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("job")
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `job` until it succeeds (the service may still be starting).
+    fn job_ok(&self, args: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.job(args);
+            if out.status.success() {
+                return String::from_utf8(out.stdout).unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "job {args:?}: {}",
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.job_ok(&["status", id])
+    }
+
+    /// Waits until `job status ID` shows `needle`.
+    fn await_status(&self, id: &str, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.status(id);
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "job {id} never showed {needle:?}; last:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn write_spec(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    }
+
+    fn verify(&self, id: &str) -> Output {
+        Command::new(BIN)
+            .args(["audit", "verify"])
+            .arg(self.path(&format!("coordinator/jobs/{id}/rounds.log")))
+            .arg("--consortium")
+            .arg(self.config())
+            .arg("--job")
+            .arg(self.path(&format!("coordinator/jobs/{id}/job.toml")))
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (_, c) in &mut self.members {
+            if let Some(mut c) = c.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+const FEATURES: [&str; 3] = ["duration_in_month", "credit_amount", "age_in_years"];
+
+fn model_spec(id: &str, features: &[&str]) -> String {
+    let mut s = format!(
+        "[job]\nid = \"{id}\"\nkind = \"logistic-regression\"\nprivacy = \"none\"\n\n\
+         [job.schema.label]\ncolumn = \"creditability\"\npositive = \"bad\"\nnegative = \"good\"\n"
+    );
+    for f in features {
+        s.push_str(&format!(
+            "\n[[job.schema.features]]\nkind = \"numeric\"\nname = \"{f}\"\n"
+        ));
+    }
+    s
+}
+
+fn sum_spec(id: &str) -> String {
+    format!(
+        "[job]\nid = \"{id}\"\nkind = \"secure-sum\"\ndimension = 3\nfrac_bits = 16\nclip = 1e6\n"
+    )
+}
+
+/// A provisioned kit turned into a service: state_dir, admin_listen and
+/// http_listen for the operator; each member's data and a policy allowing
+/// both kinds and three columns.
+fn service() -> Service {
+    let kit = tempfile::tempdir().unwrap();
+    let ids = ["bank-a", "bank-b", "bank-c"];
+    let (port, admin, http) = (free_port(), free_port(), free_port());
+    let mut args = vec![
+        "provision".to_owned(),
+        "--out".into(),
+        kit.path().to_str().unwrap().into(),
+        "--coordinator".into(),
+        format!("127.0.0.1:{port}"),
+        "--dimension".into(),
+        "3".into(),
+    ];
+    for id in ids {
+        args.extend(["--member".into(), id.into()]);
+    }
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    assert!(out.status.success(), "provision: {}", text(&out));
+    let cfg = kit.path().join("coordinator/consortium.toml");
+    let c = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "key_file = \"coordinator.key\"",
+        &format!(
+            "state_dir = \"jobs\"\nadmin_listen = \"127.0.0.1:{admin}\"\nhttp_listen = \"127.0.0.1:{http}\"\nkey_file = \"coordinator.key\""
+        ),
+        1,
+    );
+    std::fs::write(&cfg, c).unwrap();
+    // The bundled German credit rows, dealt out to the three banks.
+    let rows = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/german_credit.csv"),
+    )
+    .unwrap();
+    let mut lines = rows.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    for (i, id) in ids.iter().enumerate() {
+        let dir = kit.path().join(id);
+        let mut part = format!("{header}\n");
+        for l in body.iter().skip(i).step_by(ids.len()) {
+            part.push_str(l);
+            part.push('\n');
+        }
+        std::fs::write(dir.join(format!("{id}.csv")), part).unwrap();
+        std::fs::write(
+            dir.join(format!("{id}.input.txt")),
+            format!("{}, 2.5, -1\n", i + 1),
+        )
+        .unwrap();
+        let p = dir.join(format!("{id}.toml"));
+        let member = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            member.contains("kinds = [\"secure-sum\"]"),
+            "the kit's policy allows its own kind only:\n{member}"
+        );
+        let member = member
+            .replace(
+                &format!("input = \"{id}.input.txt\"\n"),
+                &format!("input = \"{id}.input.txt\"\ndata = \"{id}.csv\"\n"),
+            )
+            .replace(
+                "kinds = [\"secure-sum\"]",
+                &format!(
+                    "kinds = [\"secure-sum\", \"logistic-regression\"]\nfeatures = {FEATURES:?}\nlabel = \"creditability\""
+                ),
+            );
+        std::fs::write(&p, member).unwrap();
+    }
+    Service {
+        kit,
+        http,
+        coordinator: None,
+        members: ids.iter().map(|id| (id.to_string(), None)).collect(),
+        starts: 0,
+    }
+}
+
+#[test]
+fn the_service_runs_jobs_members_consent_to_survives_sigkill_and_aborts_on_request() {
+    let mut s = service();
+    s.start_coordinator();
+    for i in 0..3 {
+        s.start_member(i);
+    }
+
+    // 1. The kit's own job (the consortium file's [job]) was submitted at start.
+    let out = s.job(&["wait", "secure-sum"]);
+    let out = if out.status.success() {
+        out
+    } else {
+        // The service may not have been listening yet.
+        std::thread::sleep(Duration::from_secs(1));
+        s.job(&["wait", "secure-sum"])
+    };
+    assert!(out.status.success(), "wait secure-sum: {}", text(&out));
+    let sum: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path("coordinator/jobs/secure-sum/results/result.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sum["sum"], serde_json::json!([6.0, 7.5, -3.0]), "{sum}");
+
+    // 2. A credit model, watched with `job status` and `job wait`.
+    let spec = s.write_spec("credit.toml", &model_spec("credit-1", &FEATURES));
+    assert_eq!(s.job_ok(&["submit", &spec]).trim(), "credit-1");
+    let out = s.job(&["wait", "credit-1"]);
+    assert!(out.status.success(), "wait credit-1: {}", text(&out));
+    let status = s.status("credit-1");
+    assert!(status.contains("state:     finished"), "{status}");
+    assert!(status.contains("rounds:    "), "{status}");
+    let model_rounds: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("rounds:    "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(model_rounds >= 4, "{status}");
+    assert!(
+        s.path("coordinator/jobs/credit-1/results/model.json")
+            .exists()
+    );
+    assert!(
+        s.path("bank-b/bank-b-results/credit-1/model.json").exists(),
+        "each member replays the model into results/<job id>"
+    );
+
+    // 3. A job reading a column the members do not expose: refused by every
+    // member's consent policy, with the reason the operator sees.
+    let spec = s.write_spec(
+        "greedy.toml",
+        &model_spec(
+            "greedy",
+            &[
+                "age_in_years",
+                "installment_rate_in_percentage_of_disposable_income",
+            ],
+        ),
+    );
+    s.job_ok(&["submit", &spec]);
+    let out = s.job(&["wait", "greedy"]);
+    assert!(!out.status.success(), "a refused job does not finish");
+    let status = s.status("greedy");
+    assert!(status.contains("state:     failed"), "{status}");
+    assert!(status.contains("policy-features"), "{status}");
+
+    // 4. SIGKILL while a job waits for its cohort (bank-c is away), restart,
+    // bank-c returns: the job resumes from its log and finishes.
+    s.kill_member(2);
+    let spec = s.write_spec("sum-2.toml", &sum_spec("sum-2"));
+    s.job_ok(&["submit", &spec]);
+    s.await_status("sum-2", "state:     waiting");
+    s.kill9_coordinator();
+    s.start_coordinator();
+    s.await_status("sum-2", "state:     waiting");
+    s.start_member(2);
+    let out = s.job(&["wait", "sum-2"]);
+    assert!(out.status.success(), "wait sum-2: {}", text(&out));
+
+    // 5. An abort: the job ends at once, signed in its log; `wait` fails.
+    s.kill_member(2);
+    let spec = s.write_spec("sum-3.toml", &sum_spec("sum-3"));
+    s.job_ok(&["submit", &spec]);
+    s.await_status("sum-3", "state:     waiting");
+    let out = s.job(&["abort", "sum-3"]);
+    assert!(out.status.success(), "abort: {}", text(&out));
+    let out = s.job(&["wait", "sum-3"]);
+    assert!(!out.status.success(), "an aborted job's wait fails");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("aborted by the operator"),
+        "{}",
+        text(&out)
+    );
+    let again = s.job(&["abort", "sum-3"]);
+    assert!(!again.status.success(), "an ended job cannot be aborted");
+
+    let list = s.job_ok(&["list"]);
+    let states: Vec<(String, String)> = list
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    let expect = [
+        ("secure-sum", "finished"),
+        ("credit-1", "finished"),
+        ("greedy", "failed"),
+        ("sum-2", "finished"),
+        ("sum-3", "aborted"),
+    ];
+    assert_eq!(
+        states,
+        expect
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>(),
+        "{list}"
+    );
+
+    // Every job's round log verifies against the consortium and its spec.
+    for (id, _) in expect {
+        let out = s.verify(id);
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "audit verify {id}: {}", text(&out));
+        assert!(report.contains("result: VERIFIED"), "{id}: {report}");
+    }
+    let sum2 = String::from_utf8_lossy(&s.verify("sum-2").stdout).into_owned();
+    assert!(sum2.contains("1 coordinator restart(s)"), "{sum2}");
+    let sum3 = String::from_utf8_lossy(&s.verify("sum-3").stdout).into_owned();
+    assert!(sum3.contains("aborted by the operator"), "{sum3}");
+
+    // `job log` shows the timeline, and saves what `audit verify --job` takes.
+    let saved = s.path("credit-1.log");
+    let timeline = s.job_ok(&["log", "credit-1", "--out", saved.to_str().unwrap()]);
+    assert!(timeline.contains("job ended ok"), "{timeline}");
+    assert!(s.path("credit-1.log.job.toml").exists());
+
+    // /metrics counts what this (restarted) process saw: the resumed job's
+    // restart, its round, and the abort.
+    let m = s.metrics();
+    assert!(m.contains("fedcredit_coordinator_restarts_total 1"), "{m}");
+    assert!(m.contains("fedcredit_rounds_completed_total 1"), "{m}");
+    assert!(m.contains("fedcredit_participants_connected"), "{m}");
+}
