@@ -214,7 +214,7 @@ fn participant(config: &Path, report: &mut Report) {
             )
         },
     ) else {
-        for what in ["consortium", "key", "tls", "data", "journal"] {
+        for what in ["consortium", "key", "tls", "data", "journal", "policy"] {
             report.skip(what, "the config does not load");
         }
         return;
@@ -346,6 +346,25 @@ fn participant(config: &Path, report: &mut Report) {
     report.record("journal", writable(folder), |()| {
         format!("{}: its folder is writable", cfg.journal.display())
     });
+
+    // What the member consents to, and what that means for the file's job.
+    let job = &cfg.consortium.job;
+    report.ok(
+        "policy",
+        match &cfg.policy {
+            None => format!(
+                "none: it takes part in the consortium file's job {} only (`--serve` needs a [policy])",
+                job.id
+            ),
+            Some(p) => {
+                let file_job = match p.check(&cfg.consortium) {
+                    Ok(()) => format!("the consortium file's job {} is allowed", job.id),
+                    Err(r) => format!("the consortium file's job {} is refused: {}", job.id, r.detail),
+                };
+                format!("kinds {:?}; {file_job}", p.kinds)
+            }
+        },
+    );
 }
 
 /// Loads an identity key and checks it with `matches`; warns about loose

@@ -259,7 +259,7 @@ fn check_names_a_key_file_or_certificate_that_is_not_the_partys() {
     let line = failure(&out, "tls");
     assert!(line.contains(cert.to_str().unwrap()), "{line}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("2 of 6 checks failed"),
+        String::from_utf8_lossy(&out.stderr).contains("2 of 7 checks failed"),
         "{}",
         text(&out)
     );

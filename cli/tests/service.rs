@@ -433,3 +433,44 @@ fn the_service_runs_jobs_members_consent_to_survives_sigkill_and_aborts_on_reque
     assert!(m.contains("fedcredit_rounds_completed_total 1"), "{m}");
     assert!(m.contains("fedcredit_participants_connected"), "{m}");
 }
+
+#[test]
+fn a_member_refuses_a_job_outside_its_policy_and_serve_needs_a_policy() {
+    let s = service();
+    let cfg = s.path("bank-a/bank-a.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    // Its policy now allows model jobs only; the consortium file's job is a sum.
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "kinds = [\"secure-sum\", \"logistic-regression\"]",
+            "kinds = [\"logistic-regression\"]",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["participant", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the consent policy refuses job secure-sum")
+            && err.contains("a secure-sum job; policy.kinds allows"),
+        "{err}"
+    );
+
+    // Without a [policy], --serve does not know which jobs to take part in.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let cut = text.find("[policy]").unwrap();
+    std::fs::write(&cfg, &text[..cut]).unwrap();
+    let out = Command::new(BIN)
+        .args(["participant", "--serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a [policy] table"), "{err}");
+}

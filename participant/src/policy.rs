@@ -220,3 +220,127 @@ impl Policy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedcredit_crypto::identity::IdentityKey;
+    use std::path::Path;
+
+    fn consortium(job: &str, protocol: &str) -> Consortium {
+        let key = |s: u8| IdentityKey::from_secret_bytes(&[s; 32]).public().to_hex();
+        let mut toml = format!(
+            "[coordinator]\nlisten = \"127.0.0.1:1\"\npublic_key = \"{}\"\n[protocol]\n{protocol}\n{job}\n",
+            key(9)
+        );
+        for i in 0..5u8 {
+            toml.push_str(&format!(
+                "[[participants]]\nid = \"m{i}\"\npublic_key = \"{}\"\n",
+                key(i + 1)
+            ));
+        }
+        Consortium::parse(Path::new("c.toml"), &toml).expect("consortium")
+    }
+
+    const SUM: &str =
+        "[job]\nid = \"s\"\nkind = \"secure-sum\"\ndimension = 2\nfrac_bits = 16\nclip = 1e6\n";
+
+    fn model(privacy: &str) -> String {
+        format!(
+            "[job]\nid = \"m\"\nkind = \"logistic-regression\"\n{privacy}\n\
+             [job.schema.label]\ncolumn = \"default\"\npositive = \"bad\"\nnegative = \"good\"\n\
+             [[job.schema.features]]\nkind = \"numeric\"\nname = \"age\"\n\
+             [[job.schema.features]]\nkind = \"numeric\"\nname = \"income\"\n"
+        )
+    }
+
+    const PRIVATE: &str = "[job.privacy]\nepsilon = 4.0\ndelta = 1e-6\n[job.privacy.bounds]\nage = [18, 100]\nincome = [0, 1e6]\n";
+
+    fn policy(toml: &str) -> Policy {
+        toml::from_str::<RawPolicy>(toml)
+            .expect("parse")
+            .validate()
+            .expect("valid")
+    }
+
+    fn code(p: &Policy, c: &Consortium) -> Option<ReasonCode> {
+        p.check(c).err().map(|r| r.code)
+    }
+
+    #[test]
+    fn a_kits_policy_takes_its_own_kind_only() {
+        let p = Policy::only("secure-sum");
+        assert_eq!(code(&p, &consortium(SUM, "")), None);
+        let m = consortium(&model("privacy = \"none\""), "");
+        assert_eq!(code(&p, &m), Some(ReasonCode::ReasonPolicyKind));
+    }
+
+    #[test]
+    fn each_limit_refuses_with_its_own_code() {
+        let exact = consortium(&model("privacy = \"none\""), "");
+        let private = consortium(&model(PRIVATE), "");
+        let kinds = "kinds = [\"logistic-regression\"]\n";
+        let allows = |extra: &str, c: &Consortium| code(&policy(&format!("{kinds}{extra}")), c);
+        assert_eq!(allows("", &exact), None);
+        assert_eq!(allows("label = \"default\"", &exact), None);
+        assert_eq!(
+            allows("label = \"income_band\"", &exact),
+            Some(ReasonCode::ReasonPolicyLabel)
+        );
+        assert_eq!(
+            allows("features = [\"age\", \"income\", \"x\"]", &exact),
+            None
+        );
+        assert_eq!(
+            allows("features = [\"age\"]", &exact),
+            Some(ReasonCode::ReasonPolicyFeatures)
+        );
+        assert_eq!(
+            allows("require_privacy = true", &exact),
+            Some(ReasonCode::ReasonPolicyPrivacy)
+        );
+        assert_eq!(
+            allows("require_privacy = true\nmax_epsilon = 4.0", &private),
+            None
+        );
+        assert_eq!(
+            allows("require_privacy = true\nmax_epsilon = 2.0", &private),
+            Some(ReasonCode::ReasonPolicyPrivacy)
+        );
+        assert_eq!(
+            allows("require_privacy = true\nmax_delta = 1e-7", &private),
+            Some(ReasonCode::ReasonPolicyPrivacy)
+        );
+        // n = 5: default threshold 4, minimum cohort 3.
+        assert_eq!(allows("min_cohort = 3", &exact), None);
+        assert_eq!(
+            allows("min_cohort = 4", &exact),
+            Some(ReasonCode::ReasonPolicyCohort)
+        );
+        let wider = consortium(&model("privacy = \"none\""), "min_cohort = 4");
+        assert_eq!(allows("min_cohort = 4", &wider), None);
+    }
+
+    #[test]
+    fn a_policy_that_cannot_mean_anything_is_refused_naming_its_key() {
+        for (toml, key) in [
+            ("kinds = []", "policy.kinds"),
+            ("kinds = [\"everything\"]", "policy.kinds"),
+            (
+                "kinds = [\"secure-sum\"]\nmax_epsilon = 1.0",
+                "policy.require_privacy",
+            ),
+            (
+                "kinds = [\"secure-sum\"]\nrequire_privacy = true\nmax_epsilon = -1.0",
+                "policy.max_epsilon",
+            ),
+        ] {
+            let e = toml::from_str::<RawPolicy>(toml)
+                .expect("parse")
+                .validate()
+                .expect_err(toml);
+            assert_eq!(e.0, key, "{toml}: {e:?}");
+        }
+        assert!(toml::from_str::<RawPolicy>("kinds = [\"secure-sum\"]\nlabels = \"x\"").is_err());
+    }
+}
