@@ -432,6 +432,18 @@ fn the_service_runs_jobs_members_consent_to_survives_sigkill_and_aborts_on_reque
     assert!(m.contains("fedcredit_coordinator_restarts_total 1"), "{m}");
     assert!(m.contains("fedcredit_rounds_completed_total 1"), "{m}");
     assert!(m.contains("fedcredit_participants_connected"), "{m}");
+    for counter in [
+        "fedcredit_received_bytes_total",
+        "fedcredit_sent_bytes_total",
+    ] {
+        let bytes: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix(counter))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{counter} missing: {m}"));
+        // At least the resumed round's masked inputs and answers.
+        assert!(bytes > 1000, "{counter} {bytes}");
+    }
 }
 
 #[test]

@@ -195,7 +195,11 @@ pub(crate) async fn run_job(
                 .max_encoding_message_size(max_message_bytes),
         )
         .serve_with_incoming_shutdown(
-            fedcredit_transport::server::incoming(listener, limits),
+            fedcredit_transport::server::incoming_counted(
+                listener,
+                limits,
+                Arc::clone(&metrics.traffic),
+            ),
             stop,
         );
     let server = tokio::spawn(server);

@@ -83,6 +83,12 @@ pub struct Metrics {
     pub(crate) restarts: Counter,
     pub(crate) epsilon_spent: Gauge<f64, AtomicU64>,
     pub(crate) epsilon_budget: Gauge<f64, AtomicU64>,
+    bytes_received: Counter,
+    bytes_sent: Counter,
+    /// What the participants' connections carried, counted by the transport.
+    pub(crate) traffic: Arc<fedcredit_transport::server::Traffic>,
+    /// The traffic already added to the byte counters.
+    traffic_counted: Mutex<(u64, u64)>,
     job: Mutex<JobView>,
 }
 
@@ -101,6 +107,10 @@ impl Metrics {
             restarts: Counter::default(),
             epsilon_spent: Gauge::default(),
             epsilon_budget: Gauge::default(),
+            bytes_received: Counter::default(),
+            bytes_sent: Counter::default(),
+            traffic: Arc::default(),
+            traffic_counted: Mutex::default(),
             job: Mutex::new(JobView::default()),
             registry: Registry::default(),
         };
@@ -155,6 +165,16 @@ impl Metrics {
             m.epsilon_budget.clone(),
         );
         registry.register(
+            "received_bytes",
+            "Bytes members sent on the participants' port (gRPC, inside TLS)",
+            m.bytes_received.clone(),
+        );
+        registry.register(
+            "sent_bytes",
+            "Bytes sent to members on the participants' port (gRPC, inside TLS)",
+            m.bytes_sent.clone(),
+        );
+        registry.register(
             "refusals",
             "Messages refused with a reason, by gRPC code",
             REFUSALS.clone(),
@@ -164,6 +184,16 @@ impl Metrics {
 
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Ok(mut counted) = self.traffic_counted.lock() {
+            let now = (
+                self.traffic.received.load(Relaxed),
+                self.traffic.sent.load(Relaxed),
+            );
+            self.bytes_received.inc_by(now.0.saturating_sub(counted.0));
+            self.bytes_sent.inc_by(now.1.saturating_sub(counted.1));
+            *counted = now;
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

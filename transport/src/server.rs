@@ -141,6 +141,7 @@ impl Listener {
 #[derive(Debug)]
 pub struct Conn {
     io: Io,
+    traffic: Arc<Traffic>,
     peer: Peer,
     _slot: OwnedSemaphorePermit,
     _member_slot: Option<KeySlot<ParticipantId>>,
@@ -160,16 +161,33 @@ impl tonic::transport::server::Connected for Conn {
     }
 }
 
+impl Conn {
+    fn count_sent(&self, written: &Poll<std::io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = written {
+            self.traffic
+                .sent
+                .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        };
+        let n = buf.filled().len().saturating_sub(before) as u64;
+        this.traffic
+            .received
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        r
     }
 }
 
@@ -179,10 +197,13 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let r = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        };
+        this.count_sent(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -190,10 +211,13 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let r = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        };
+        this.count_sent(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -292,6 +316,7 @@ impl Quiet {
 }
 
 struct Shared {
+    traffic: Arc<Traffic>,
     tls: Option<ServerTls>,
     limits: Limits,
     handshakes: Arc<Semaphore>,
@@ -301,9 +326,29 @@ struct Shared {
     quiet: Quiet,
 }
 
+/// Bytes through the served connections since they were counted from:
+/// what members sent (`received`) and what they were sent (`sent`), at
+/// the gRPC (HTTP/2) layer, inside TLS.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes read from members.
+    pub received: std::sync::atomic::AtomicU64,
+    /// Bytes written to members.
+    pub sent: std::sync::atomic::AtomicU64,
+}
+
 /// The connections tonic serves: `serve_with_incoming(incoming(…))`.
 /// The accept loop stops when the stream is dropped.
 pub fn incoming(listener: Listener, limits: Limits) -> ReceiverStream<std::io::Result<Conn>> {
+    incoming_counted(listener, limits, Arc::default())
+}
+
+/// [`incoming`], counting every connection's bytes into `traffic`.
+pub fn incoming_counted(
+    listener: Listener,
+    limits: Limits,
+    traffic: Arc<Traffic>,
+) -> ReceiverStream<std::io::Result<Conn>> {
     let Listener { tcp: listener, tls } = listener;
     let (tx, rx) = mpsc::channel(16);
     let shared = Arc::new(Shared {
@@ -312,6 +357,7 @@ pub fn incoming(listener: Listener, limits: Limits) -> ReceiverStream<std::io::R
         per_address: Arc::default(),
         per_member: Arc::default(),
         quiet: Quiet::new(),
+        traffic,
         tls,
         limits,
     });
@@ -474,6 +520,7 @@ async fn handshake_one(shared: &Shared, tcp: TcpStream, addr: SocketAddr) -> Opt
     debug!(peer = %addr, member = ?member, "connection accepted");
     Some(Conn {
         io,
+        traffic: Arc::clone(&shared.traffic),
         peer: Peer { addr, member },
         _slot: slot,
         _member_slot: member_slot,
