@@ -319,6 +319,12 @@ pub(crate) async fn participant(
         );
         Some(tls)
     };
+    if let Some(addr) = cfg.metrics_listen {
+        fedcredit_participant::metrics::serve(addr)
+            .await
+            .with_context(|| format!("metrics_listen = {addr}: cannot listen"))?;
+        tracing::info!(metrics = %addr, "serving /metrics");
+    }
     let settings = Settings {
         id: cfg.id.clone(),
         coordinator: cfg.coordinator.clone(),
@@ -354,7 +360,10 @@ async fn refuse(
     key: &fedcredit_crypto::identity::IdentityKey,
     refusal: &fedcredit_participant::policy::Refusal,
 ) {
-    tracing::warn!(job = %refusal.job, reason = fedcredit_proto::v1::ReasonCode::label_of(refusal.code as i32), detail = %refusal.detail, "refusing the job (consent policy)");
+    tracing::warn!(job = %refusal.job, reason = refusal.code.label(), detail = %refusal.detail, "refusing the job (consent policy)");
+    let metrics = &fedcredit_participant::metrics::METRICS;
+    metrics.job_ended("refused");
+    metrics.refused(refusal.code);
     let patience = std::time::Duration::from_secs(5);
     if let Err(e) = fedcredit_participant::leave(settings, key, refusal.code, patience).await {
         tracing::warn!(error = %e, "could not tell the coordinator");
@@ -454,6 +463,7 @@ async fn serve_jobs(
         match one_job(cfg, job_settings, key_copy, &out, job_stop).await {
             Ok(()) => {
                 tracing::info!(job = %id, results = %out.display(), "job done");
+                fedcredit_participant::metrics::METRICS.job_ended("finished");
                 settled.insert(id);
             }
             Err(_) if stopped() => return Ok(()),
@@ -465,6 +475,7 @@ async fn serve_jobs(
                 // A coordinator that went away may resume the job: rejoin it
                 // when it is offered again (the journal keeps keys unused).
                 if !unreachable {
+                    fedcredit_participant::metrics::METRICS.job_ended("failed");
                     settled.insert(id);
                 }
             }

@@ -32,6 +32,8 @@ fn text(out: &Output) -> String {
 struct Service {
     kit: tempfile::TempDir,
     http: u16,
+    /// bank-a's own metrics port.
+    bank_a_metrics: u16,
     coordinator: Option<Child>,
     members: Vec<(String, Option<Child>)>,
     starts: usize,
@@ -148,13 +150,7 @@ impl Service {
     }
 
     fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
+        scrape(self.http)
     }
 
     fn verify(&self, id: &str) -> Output {
@@ -168,6 +164,16 @@ impl Service {
             .output()
             .unwrap()
     }
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
 }
 
 impl Drop for Service {
@@ -212,7 +218,7 @@ fn sum_spec(id: &str) -> String {
 fn service() -> Service {
     let kit = tempfile::tempdir().unwrap();
     let ids = ["bank-a", "bank-b", "bank-c"];
-    let (port, admin, http) = (free_port(), free_port(), free_port());
+    let (port, admin, http, bank_a_metrics) = (free_port(), free_port(), free_port(), free_port());
     let mut args = vec![
         "provision".to_owned(),
         "--out".into(),
@@ -266,7 +272,14 @@ fn service() -> Service {
         let member = member
             .replace(
                 &format!("input = \"{id}.input.txt\"\n"),
-                &format!("input = \"{id}.input.txt\"\ndata = \"{id}.csv\"\n"),
+                &format!(
+                    "input = \"{id}.input.txt\"\ndata = \"{id}.csv\"\n{}",
+                    if i == 0 {
+                        format!("metrics_listen = \"127.0.0.1:{bank_a_metrics}\"\n")
+                    } else {
+                        String::new()
+                    }
+                ),
             )
             .replace(
                 "kinds = [\"secure-sum\"]",
@@ -279,6 +292,7 @@ fn service() -> Service {
     Service {
         kit,
         http,
+        bank_a_metrics,
         coordinator: None,
         members: ids.iter().map(|id| (id.to_string(), None)).collect(),
         starts: 0,
@@ -444,6 +458,26 @@ fn the_service_runs_jobs_members_consent_to_survives_sigkill_and_aborts_on_reque
         // At least the resumed round's masked inputs and answers.
         assert!(bytes > 1000, "{counter} {bytes}");
     }
+
+    // bank-a's daemon (never restarted) counts its own side: the three jobs
+    // it finished and the one it refused (sum-3 was aborted before it
+    // asked for the next offer, or while it waited in its lobby).
+    let a = scrape(s.bank_a_metrics);
+    for line in [
+        "fedcredit_participant_jobs_total{outcome=\"finished\"} 3",
+        "fedcredit_participant_jobs_total{outcome=\"refused\"} 1",
+        "fedcredit_participant_refusals_total{reason=\"policy-features\"} 1",
+        "fedcredit_participant_coordinator_reachable 1",
+    ] {
+        assert!(a.contains(line), "{line}:\n{a}");
+    }
+    let rounds: u64 = a
+        .lines()
+        .find_map(|l| l.strip_prefix("fedcredit_participant_rounds_completed_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(rounds, 2 + model_rounds, "{a}");
 }
 
 #[test]

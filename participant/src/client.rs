@@ -32,6 +32,7 @@ use fedcredit_referee::{Referee, TaskDigest};
 use crate::ParticipantError;
 use crate::contribution::Contributor;
 use crate::journal::{Journal, TaskContributors};
+use crate::metrics::METRICS;
 
 /// Where a participant process kills itself, to test dropout recovery with
 /// real processes (`fedcredit participant --crash-at`). Never set in production.
@@ -389,6 +390,7 @@ impl Participant {
                         Code::Unavailable | Code::Unknown | Code::Cancelled
                     ) =>
                 {
+                    METRICS.coordinator_reachable.set(0);
                     let waited = last_contact.elapsed();
                     if waited > self.settings.connect_timeout {
                         return Err(ParticipantError::Unreachable {
@@ -415,6 +417,7 @@ impl Participant {
                 }
                 Err(s) => return Err(refused(&self.settings.coordinator, "Poll", s)),
             };
+            METRICS.coordinator_reachable.set(1);
             let (message, _checked) =
                 envelope::open_coordinator(&signed, self.settings.consortium.roster.coordinator())?;
             if message.job_id != self.settings.consortium.job.id {
@@ -485,6 +488,7 @@ impl Participant {
                     }
                     let span =
                         info_span!("round", job = %message.job_id, round = at.0, attempt = at.1);
+                    let started = Instant::now();
                     match self
                         .round(
                             at.0,
@@ -497,6 +501,10 @@ impl Participant {
                         .await
                     {
                         Ok(r) => {
+                            METRICS.rounds_completed.inc();
+                            METRICS
+                                .round_seconds
+                                .observe(started.elapsed().as_secs_f64());
                             info!(
                                 round = r.round,
                                 attempt = r.attempt,
@@ -507,6 +515,7 @@ impl Participant {
                             report.rounds.push(r);
                         }
                         Err(RoundEnd::Skip(e)) => {
+                            METRICS.attempts_not_completed.inc();
                             warn!(round = at.0, attempt = at.1, error = %e, "round attempt not completed")
                         }
                         Err(RoundEnd::Fatal(e)) => {

@@ -16,6 +16,7 @@
 //! results = "bank-a-results"         # optional: where it writes model.json and metrics.json (default <id>-results)
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
 //! max_memory_mb = 4096               # optional: rows whose f64 matrix exceeds this are streamed (Parquet)
+//! metrics_listen = "127.0.0.1:9465"  # optional: serve its own /metrics here (loopback only)
 //!
 //! [policy]                           # optional: the jobs it consents to (see `policy`)
 //! kinds = ["logistic-regression"]
@@ -50,6 +51,7 @@ struct Raw {
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
     plaintext: bool,
+    metrics_listen: Option<String>,
     policy: Option<RawPolicy>,
 }
 
@@ -93,6 +95,9 @@ pub struct ParticipantConfig {
     /// Which jobs it takes part in (`[policy]`); `None`: the job of its
     /// consortium file only, and no other.
     pub policy: Option<Policy>,
+    /// Where to serve its own `/metrics` (loopback only: the daemon
+    /// otherwise only dials out).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ParticipantConfig {
@@ -151,6 +156,25 @@ impl ParticipantConfig {
             raw.results
                 .unwrap_or_else(|| PathBuf::from(format!("{id}-results"))),
         );
+        let metrics_listen = match &raw.metrics_listen {
+            None => None,
+            Some(text) => {
+                let addr = text
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+                    .filter(|a| a.ip().is_loopback())
+                    .ok_or_else(|| {
+                        invalid(
+                            "metrics_listen",
+                            format!(
+                                "a loopback socket address like 127.0.0.1:9465 (a member's daemon \
+                                 only dials out; its metrics are for a local scraper), got {text:?}"
+                            ),
+                        )
+                    })?;
+                Some(addr)
+            }
+        };
         let policy = match raw.policy {
             None => None,
             Some(p) => Some(
@@ -177,6 +201,7 @@ impl ParticipantConfig {
                 .max_memory_mb
                 .map_or_else(MemoryBudget::default, MemoryBudget::from_mb),
             policy,
+            metrics_listen,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod credit;
 pub mod data;
 mod error;
 pub mod journal;
+pub mod metrics;
 pub mod policy;
 
 pub use client::{CrashPoint, JobResult, Report, RoundSeen, Settings, leave, offered_job, run};
