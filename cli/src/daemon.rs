@@ -50,7 +50,7 @@ static STOPPED_BY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new(
 /// Installs the SIGINT and SIGTERM handlers now, so that from here on either
 /// signal stops the daemon gracefully (a service manager stops it with
 /// SIGTERM), and returns a future that resolves on the first of them.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;

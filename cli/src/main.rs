@@ -14,6 +14,7 @@ mod keys;
 mod local;
 mod provision;
 mod score;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -171,6 +172,10 @@ enum Command {
     SecaggGraph(graph::GraphArgs),
     /// Time reading training files as `local` does (schema inference, then loading), or write synthetic ones.
     BenchRead(bench::read::ReadArgs),
+    /// Serve a model.json for online scoring over HTTP JSON (SIGHUP reloads it).
+    Serve(serve::ServeArgs),
+    /// Load-bench `fedcredit serve` at fixed request rates: p50/p99 latency on loopback.
+    BenchServe(serve::BenchServeArgs),
     /// The operator's commands to the coordinator's service: submit, list, status, abort, wait, log.
     Job {
         /// The operator's consortium file (its coordinator.admin_listen and key_file).
@@ -237,7 +242,7 @@ fn main() -> ExitCode {
     // Daemons log their progress; the interactive commands print their own
     // summary and only log warnings unless FEDCREDIT_LOG says otherwise.
     let default_filter = match cli.command {
-        Command::Coordinator { .. } | Command::Participant { .. } => "info",
+        Command::Coordinator { .. } | Command::Participant { .. } | Command::Serve(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDCREDIT_LOG")
@@ -352,6 +357,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchSecagg(args) => bench::secagg::run(args),
         Command::SecaggGraph(args) => graph::run(args),
         Command::BenchRead(args) => bench::read::run(args),
+        Command::Serve(args) => runtime()?.block_on(serve::run(args)),
+        Command::BenchServe(args) => serve::bench(args),
         Command::Job { config, command } => runtime()?.block_on(job::run(&config, command)),
         Command::Audit { command } => audit(command),
     }
