@@ -14,6 +14,7 @@ use fedcredit_participant::data::parquet_file::{ParquetTable, is_parquet};
 use fedcredit_participant::data::{MemoryBudget, Rows, matrix_bytes};
 
 use crate::credit::{self, Party};
+use crate::progress::RoundProgress;
 use crate::say;
 
 /// The column names of a CSV or Parquet file, which must hold the `label`
@@ -390,10 +391,9 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let log_path = args.out.join("rounds.log");
-    let outcome = credit::run("local", spec, parties, &log_path, |line| {
-        say(&credit::describe(line))
-    })
-    .await?;
+    let progress = RoundProgress::start(spec.planned_rounds());
+    let outcome = credit::run("local", spec, parties, &log_path, progress.reporter()).await?;
+    drop(progress);
     credit::write_outputs(&args.out, &outcome)?;
     let m = &outcome.model;
     say(&format!(

@@ -10,6 +10,7 @@ mod demo_sum;
 mod graph;
 mod keys;
 mod local;
+mod progress;
 mod provision;
 mod score;
 
@@ -231,7 +232,8 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDCREDIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // stderr, lifting `local`'s and `demo`'s progress bar for each line.
+        .with_writer(|| progress::LogWriter)
         .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Text => logs
