@@ -191,47 +191,6 @@ pub async fn run(
     })
 }
 
-/// Prints a progress line the way `local` and `demo` show it.
-pub fn describe(line: &ProgressLine) -> String {
-    use fedcredit_model::job::Progress;
-    match &line.progress {
-        Progress::Standardized { rows } => {
-            format!(
-                "  round {:>2}  statistics      {} participants, {} rows",
-                line.round,
-                line.contributors,
-                count(*rows)
-            )
-        }
-        Progress::Step(r) => format!(
-            "  round {:>2}  optimization {:>2}  {} participants, step max-norm {:.3e}{}",
-            line.round,
-            r.round,
-            line.contributors,
-            r.step_max_norm,
-            r.objective
-                .map(|o| format!(", objective {o:.6}"))
-                .unwrap_or_default()
-        ),
-        Progress::Evaluated(m) => format!(
-            "  round {:>2}  evaluation      {} participants, {} held-out rows",
-            line.round,
-            line.contributors,
-            count(m.map_or(0.0, |m| m.n))
-        ),
-    }
-}
-
-/// A row count: exact counts print as integers; a noisy (private) one is
-/// marked as approximate.
-fn count(rows: f64) -> String {
-    if rows.fract() == 0.0 {
-        format!("{rows}")
-    } else {
-        format!("≈{rows:.0}")
-    }
-}
-
 /// metrics.json.
 #[derive(Debug, Serialize)]
 pub struct MetricsFile<'a> {

@@ -20,6 +20,7 @@ use ndarray::{Array1, Array2, Axis, concatenate};
 use rand::{Rng, SeedableRng};
 
 use crate::credit::{self, Party, fmt_opt};
+use crate::progress::RoundProgress;
 use crate::say;
 
 /// The bundled data set (UCI Statlog German credit, CC BY 4.0).
@@ -132,14 +133,20 @@ pub async fn run(dir: Option<PathBuf>, budget: Option<(f64, f64)>) -> Result<()>
             data: CreditData::new(train, Some(test)),
         });
     }
-    say("  secure aggregation rounds (each party sends only masked sums):");
+    say("  secure aggregation rounds (each party sends only masked sums; progress on stderr)");
     let out = dir.join("out");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let log_path = out.join("rounds.log");
-    let outcome = credit::run("german-credit-demo", spec, parties, &log_path, |line| {
-        say(&credit::describe(line))
-    })
+    let progress = RoundProgress::start(spec.planned_rounds());
+    let outcome = credit::run(
+        "german-credit-demo",
+        spec,
+        parties,
+        &log_path,
+        progress.reporter(),
+    )
     .await?;
+    drop(progress);
     credit::write_outputs(&out, &outcome)?;
 
     // The comparison the consortium cares about: every model on the same

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use fedcredit_model::job::ModelJobSpec;
 use fedcredit_model::privacy::PrivacySetting;
-use fedcredit_model::schema::SchemaInference;
+use fedcredit_model::schema::{CellAt, SchemaInference};
 use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::blocks::{self, PlainCsv};
@@ -14,6 +14,7 @@ use fedcredit_participant::data::parquet_file::{ParquetTable, is_parquet};
 use fedcredit_participant::data::{MemoryBudget, Rows, matrix_bytes};
 
 use crate::credit::{self, Party};
+use crate::progress::RoundProgress;
 use crate::say;
 
 /// The column names of a CSV or Parquet file, which must hold the `label`
@@ -45,6 +46,7 @@ fn observe_parquet(
     let table = ParquetTable::open(path)?;
     let mut uses = Vec::new();
     let mut slot = vec![None; pos.len()];
+    let source = inference.row_source(path.display().to_string());
     let mut part = inference.fork();
     for (i, &c) in pos.iter().enumerate() {
         if table.is_numeric(c) && names[i] != label {
@@ -73,13 +75,11 @@ fn observe_parquet(
                     slot.iter()
                         .map(|s| s.map_or("0", |k| texts[k][row].as_str())),
                 );
-                part.observe(&cells).with_context(|| {
-                    format!(
-                        "{}: row {}: inferring the schema",
-                        path.display(),
-                        piece.first_row + piece.rows.len() - left + row + 1
-                    )
-                })?;
+                let line = (piece.first_row + piece.rows.len() - left + row + 1) as u64;
+                part.observe_at(&cells, CellAt { source, line })
+                    .with_context(|| {
+                        format!("{}: row {line}: inferring the schema", path.display())
+                    })?;
             }
             left -= n;
         }
@@ -108,14 +108,22 @@ fn open_table(path: &Path, label: &str) -> Result<(csv::Reader<std::fs::File>, V
     Ok((reader, header))
 }
 
-/// Infers one schema from several files: any non-numeric column is
-/// categorical, its categories the union over all files. The files are
-/// streamed record by record (never held in memory as strings).
-pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
+/// Infers one schema from several files: a column of numbers in every
+/// file is numeric, a column of text categorical (its categories the union
+/// over all files), as is every column named in `categorical`. A NaN or
+/// infinite cell, or a column of numbers with text in some cells, is
+/// refused with its file and line. The files are streamed record by record
+/// (never held in memory as strings).
+pub fn infer_schema(files: &[PathBuf], label: LabelSpec, categorical: &[String]) -> Result<Schema> {
     let first_file = files.first().context("no data files given")?;
     let first = header_of(first_file, &label.column)?;
     let mut inference = SchemaInference::new(&first, label.clone())
         .with_context(|| format!("{}: inferring the schema", first_file.display()))?;
+    for column in categorical {
+        inference
+            .declare_categorical(column)
+            .with_context(|| format!("--categorical {column}: {}", first_file.display()))?;
+    }
     let mut record = csv::StringRecord::new();
     let mut cells: Vec<String> = Vec::new();
     for f in files {
@@ -144,7 +152,8 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
             observe_parquet(f, &first, &pos, &label.column, &mut inference)?;
             continue;
         }
-        if observe_plain(f, &pos, &mut inference) {
+        let source = inference.csv_source(f.display().to_string());
+        if observe_plain(f, &pos, source, &mut inference) {
             continue;
         }
         let in_order = pos.iter().enumerate().all(|(i, &p)| i == p);
@@ -154,16 +163,17 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
             .with_context(|| format!("{}: malformed CSV", f.display()))?
         {
             let line = record.position().map_or(0, csv::Position::line);
+            let at = CellAt { source, line };
             let observed = if in_order {
                 let row: Vec<&str> = record.iter().collect();
-                inference.observe(&row)
+                inference.observe_at(&row, at)
             } else {
                 cells.clear();
                 cells.extend(
                     pos.iter()
                         .map(|&i| record.get(i).unwrap_or_default().to_owned()),
                 );
-                inference.observe(&cells)
+                inference.observe_at(&cells, at)
             };
             observed.with_context(|| format!("{}:{line}: inferring the schema", f.display()))?;
         }
@@ -173,10 +183,16 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec) -> Result<Schema> {
 
 /// Observes every row of `path`, a plain CSV file (see
 /// [`fedcredit_participant::data::blocks`]), on all cores; `pos[i]` is the
-/// position in this file of the first file's column `i`. `false`, with
-/// `inference` unchanged, if the file is not plain or a row does not fit:
-/// the `csv` reader then reads it and names the problem.
-fn observe_plain(path: &Path, pos: &[usize], inference: &mut SchemaInference) -> bool {
+/// position in this file of the first file's column `i`; `source` its
+/// registered name. `false`, with `inference` unchanged, if the file is
+/// not plain or a row does not fit: the `csv` reader then reads it and
+/// names the problem.
+fn observe_plain(
+    path: &Path,
+    pos: &[usize],
+    source: usize,
+    inference: &mut SchemaInference,
+) -> bool {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
     let Ok(Some(plain)) = PlainCsv::scan(path) else {
@@ -204,7 +220,7 @@ fn observe_plain(path: &Path, pos: &[usize], inference: &mut SchemaInference) ->
                 }
             }
             let (mut cells, mut ordered) = (Vec::new(), Vec::new());
-            for (_, record) in block.records(text) {
+            for (line, record) in block.records(text) {
                 blocks::split_cells(record, &mut cells);
                 if cells.len() != pos.len() {
                     return false;
@@ -216,7 +232,7 @@ fn observe_plain(path: &Path, pos: &[usize], inference: &mut SchemaInference) ->
                     ordered.extend(pos.iter().map(|&i| cells[i]));
                     &ordered
                 };
-                if part.observe(row).is_err() {
+                if part.observe_at(row, CellAt { source, line }).is_err() {
                     return false;
                 }
             }
@@ -323,6 +339,8 @@ pub struct LocalArgs {
     pub privacy: Option<(f64, f64)>,
     /// Memory for the rows of all files (see [`open_all`]).
     pub max_memory: MemoryBudget,
+    /// Columns declared categorical (`--categorical`), whatever their cells.
+    pub categorical: Vec<String>,
 }
 
 /// Runs `fedcredit local`. Every label value must be declared, and the job
@@ -333,7 +351,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     if let Some(t) = &args.test {
         files.push(t.clone());
     }
-    let schema = infer_schema(&files, label)?;
+    let schema = infer_schema(&files, label, &args.categorical)?;
     let (train, test) = open_all(&args.data, args.test.as_ref(), &schema, args.max_memory)?;
     for rows in train.iter().chain(&test) {
         if let Rows::Streamed(s) = rows {
@@ -390,10 +408,9 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let log_path = args.out.join("rounds.log");
-    let outcome = credit::run("local", spec, parties, &log_path, |line| {
-        say(&credit::describe(line))
-    })
-    .await?;
+    let progress = RoundProgress::start(spec.planned_rounds());
+    let outcome = credit::run("local", spec, parties, &log_path, progress.reporter()).await?;
+    drop(progress);
     credit::write_outputs(&args.out, &outcome)?;
     let m = &outcome.model;
     say(&format!(

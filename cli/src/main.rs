@@ -12,6 +12,7 @@ mod graph;
 mod job;
 mod keys;
 mod local;
+mod progress;
 mod provision;
 mod score;
 mod serve;
@@ -161,6 +162,11 @@ enum Command {
         /// first) are streamed from disk every round instead of loaded.
         #[arg(long, default_value_t = MemoryBudget::DEFAULT_MB)]
         max_memory_mb: u64,
+        /// A column to treat as categorical even though its cells are (or
+        /// some are) numbers, e.g. codes such as `1`, `2`, `3+`; repeatable.
+        /// Without it a column that mixes numbers and text is refused.
+        #[arg(long = "categorical", value_name = "COLUMN")]
+        categorical: Vec<String>,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
     Score(score::ScoreArgs),
@@ -248,7 +254,8 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDCREDIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // stderr, lifting `local`'s and `demo`'s progress bar for each line.
+        .with_writer(|| progress::LogWriter)
         .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Text => logs
@@ -333,6 +340,7 @@ fn run(cli: Cli) -> Result<()> {
             epsilon,
             delta,
             max_memory_mb,
+            categorical,
         } => {
             let label = match (negative, negatives) {
                 (Some(negative), None) => LabelSpec::binary(label, positive, negative),
@@ -350,6 +358,7 @@ fn run(cli: Cli) -> Result<()> {
                 out,
                 privacy: epsilon.zip(delta),
                 max_memory: MemoryBudget::from_mb(max_memory_mb),
+                categorical,
             }))
         }
         Command::Score(args) => score::run(args),

@@ -98,6 +98,128 @@ fn local_refuses_an_undeclared_label_naming_file_line_and_value() {
     assert!(!out.join("model.json").exists());
 }
 
+/// Column of the German credit data by name.
+fn column(name: &str) -> usize {
+    german().0.iter().position(|h| h == name).unwrap()
+}
+
+/// Regression: a text cell in a column of numbers turned the whole column
+/// categorical, each amount a category (`credit_amount=abc`,
+/// `credit_amount=1169`, …), without a word. Now the run stops at the
+/// earliest such cell (here the first of two, in the second file) and says
+/// how to declare the column categorical if that is what it is.
+#[test]
+fn local_refuses_text_in_a_numeric_column_naming_file_line_column_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let amount = column("credit_amount");
+    // Row 410 overall is the 77th row of the second file: line 78.
+    let files = parts(dir.path(), 3, |i, r| {
+        if i == 410 || i == 900 {
+            r[amount] = "abc".into();
+        }
+    });
+    let out = dir.path().join("out");
+    let o = local(&files, &["--positive", "bad", "--negative", "good"], &out);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "part-1.csv:78: column `credit_amount`: `abc` is not a number, but 998 of the \
+             column's 1000 cells are: the column looks numeric. If it is numeric, put a number \
+             in that cell (or leave the row out); if it is categorical, declare it so \
+             (`fedcredit local --categorical credit_amount`)"
+        ),
+        "{err}"
+    );
+    assert!(!out.join("model.json").exists());
+
+    // An empty cell is no number either (it used to become the category `""`).
+    let files = parts(dir.path(), 3, |i, r| {
+        if i == 5 {
+            r[amount] = String::new();
+        }
+    });
+    let err = stderr(&local(
+        &files,
+        &["--positive", "bad", "--negative", "good"],
+        &out,
+    ));
+    assert!(
+        err.contains("part-0.csv:7: column `credit_amount`: an empty cell is not a number"),
+        "{err}"
+    );
+}
+
+/// `NaN` and infinities (pandas' missing values, an overflowed export)
+/// are refused wherever they are, with file, line, column and value.
+#[test]
+fn local_refuses_nan_and_infinity_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let duration = column("duration_in_month");
+    let out = dir.path().join("out");
+    for (value, row, at) in [("NaN", 5, "part-0.csv:7"), ("-inf", 700, "part-2.csv:34")] {
+        let files = parts(dir.path(), 3, |i, r| {
+            if i == row {
+                r[duration] = value.into();
+            }
+        });
+        let o = local(&files, &["--positive", "bad", "--negative", "good"], &out);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "{at}: inferring the schema: column `duration_in_month`: value `{value}` is not \
+                 finite, expected a finite number"
+            )),
+            "{err}"
+        );
+        assert!(!out.join("model.json").exists());
+    }
+}
+
+/// A categorical column whose codes are mostly numbers (`1` … `4`, and
+/// `4+`) is refused as looking numeric, and trains once declared with
+/// `--categorical`, every code a category.
+#[test]
+fn local_trains_on_a_mixed_column_declared_categorical() {
+    let dir = tempfile::tempdir().unwrap();
+    let credits = column("number_of_existing_credits_at_this_bank");
+    let files = parts(dir.path(), 2, |i, r| {
+        if i % 50 == 0 {
+            r[credits] = "4+".into();
+        }
+    });
+    let out = dir.path().join("out");
+    let labels = ["--positive", "bad", "--negative", "good"];
+    let err = stderr(&local(&files, &labels, &out));
+    assert!(
+        err.contains("part-0.csv:2: column `number_of_existing_credits_at_this_bank`: `4+`"),
+        "{err}"
+    );
+    let declared = [
+        &labels[..],
+        &["--categorical", "number_of_existing_credits_at_this_bank"],
+    ]
+    .concat();
+    let o = local(&files, &declared, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let features: Vec<&str> = model["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "number_of_existing_credits_at_this_bank=2",
+        "number_of_existing_credits_at_this_bank=4+",
+    ] {
+        assert!(features.contains(&f), "no {f} in {features:?}");
+    }
+    assert!(!features.contains(&"number_of_existing_credits_at_this_bank"));
+}
+
 /// 0/1 labels where `bad` and `good` are declared: refused at the first row.
 #[test]
 fn local_refuses_0_1_labels_when_bad_and_good_are_declared() {

@@ -80,6 +80,8 @@ fn local_matches_scikit_learn_on_german_credit() {
     }
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rounds = json(&out.join("model.json"))["rounds"].as_u64().unwrap();
+    progress_lines_are_plain(&o, rounds + 3, "≤28");
 
     let reference = json(&repo().join("model/reference/german_credit_l2_1.json"));
     let model = json(&out.join("model.json"));
@@ -105,6 +107,39 @@ fn local_matches_scikit_learn_on_german_credit() {
     assert!(model["rounds"].as_u64().unwrap() <= 10);
     assert_eq!(model["job_spec_hash"].as_str().unwrap().len(), 64);
     assert!(out.join("metrics.json").exists());
+}
+
+/// The per-round progress of `local` on a stderr that is not a terminal (a
+/// child's pipe): exactly one plain line per round, `round k/N: …`, for
+/// `k` = 1 to `rounds` (2 statistics rounds, the optimization rounds, the
+/// evaluation round), none of a progress bar's redrawing, and nothing of
+/// it on stdout.
+fn progress_lines_are_plain(o: &Output, rounds: u64, total: &str) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "bar redraws on a pipe:\n{stderr:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("round ")).collect();
+    let numbered: Vec<String> = (1..=rounds)
+        .map(|k| format!("round {k}/{total}: "))
+        .collect();
+    assert_eq!(lines.len(), numbered.len(), "{stderr}");
+    for (line, prefix) in lines.iter().zip(&numbered) {
+        assert!(
+            line.starts_with(prefix.as_str()),
+            "{line:?} is not {prefix:?}…"
+        );
+    }
+    assert!(lines[0].contains("statistics"), "{stderr}");
+    assert!(lines[2].contains("optimization  1"), "{stderr}");
+    assert!(lines.last().unwrap().contains("evaluation"), "{stderr}");
+    // Every round's line says how many participants it had.
+    assert!(
+        !stdout.contains(" participants"),
+        "progress on stdout:\n{stdout}"
+    );
 }
 
 /// A consortium of real processes: three members train; a fourth whose

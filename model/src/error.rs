@@ -94,6 +94,24 @@ pub enum ModelError {
         value: String,
     },
 
+    /// Schema inference: a column holds numbers and, in some cells, text
+    /// (or empty cells), and was not declared categorical. Either a cell is
+    /// wrong (`abc`, `NA`, `?` in a numeric column), or the column is a
+    /// category whose codes look like numbers; only the user knows which.
+    #[error("{}", mixed_column_message(at, column, value, *numbers, *cells))]
+    MixedColumn {
+        /// Where the first non-number cell is (`file:line`, `file: row N`, or `row N`).
+        at: String,
+        /// The column.
+        column: String,
+        /// That cell's (trimmed) value.
+        value: String,
+        /// Cells of the column that are finite numbers.
+        numbers: u64,
+        /// Cells of the column in all.
+        cells: u64,
+    },
+
     /// The label cell is empty (or only whitespace).
     #[error("label column `{column}`: empty cell, expected {expected}")]
     EmptyLabel {
@@ -379,6 +397,26 @@ pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Re
             found,
         })
     }
+}
+
+/// [`ModelError::MixedColumn`]'s message: the offending cell, how numeric
+/// the column looks, and both ways out.
+fn mixed_column_message(at: &str, column: &str, value: &str, numbers: u64, cells: u64) -> String {
+    let cell = if value.is_empty() {
+        "an empty cell".to_owned()
+    } else {
+        format!("`{value}`")
+    };
+    let looks = if 2 * numbers >= cells {
+        "the column looks numeric"
+    } else {
+        "the column mixes numbers and text"
+    };
+    format!(
+        "{at}: column `{column}`: {cell} is not a number, but {numbers} of the column's {cells} \
+         cells are: {looks}. If it is numeric, put a number in that cell (or leave the row \
+         out); if it is categorical, declare it so (`fedcredit local --categorical {column}`)"
+    )
 }
 
 #[cfg(test)]

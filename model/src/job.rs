@@ -185,6 +185,47 @@ impl ModelJobSpec {
     }
 }
 
+/// How many secure-aggregation rounds a job will run, known before it
+/// starts: what a progress display counts towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannedRounds {
+    /// Exactly this many: a private job's Newton rounds are fixed (so that
+    /// their number reveals nothing), and FedAvg runs all of `max_rounds`.
+    Exactly(usize),
+    /// At most this many: an exact Newton job starts its evaluation round
+    /// as soon as a step falls below `tol`.
+    AtMost(usize),
+}
+
+impl PlannedRounds {
+    /// The number of rounds, exact or a bound.
+    pub fn count(self) -> usize {
+        match self {
+            PlannedRounds::Exactly(n) | PlannedRounds::AtMost(n) => n,
+        }
+    }
+}
+
+impl ModelJobSpec {
+    /// The rounds a job of this spec runs: two statistics rounds (the
+    /// moments, then the centered squares), its optimization rounds and one
+    /// evaluation round, as [`ModelJob::absorb`] moves through its stages.
+    pub fn planned_rounds(&self) -> PlannedRounds {
+        const STATISTICS_AND_EVALUATION: usize = 3;
+        match (&self.privacy, self.optimizer) {
+            (Some(PrivacySetting::Private(p)), _) => {
+                PlannedRounds::Exactly(p.rounds + STATISTICS_AND_EVALUATION)
+            }
+            (_, OptimizerKind::Fedavg) => {
+                PlannedRounds::Exactly(self.max_rounds + STATISTICS_AND_EVALUATION)
+            }
+            (_, OptimizerKind::Newton) => {
+                PlannedRounds::AtMost(self.max_rounds + STATISTICS_AND_EVALUATION)
+            }
+        }
+    }
+}
+
 /// What one round asks every participant to contribute. Serialized as JSON
 /// into the round announcement (floats round-trip exactly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

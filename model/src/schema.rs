@@ -340,11 +340,14 @@ impl Schema {
     ///
     /// Every column except the label becomes a feature, in header order. A
     /// column whose every (trimmed) cell parses as a finite `f64` is
-    /// numeric; any other column is categorical, with categories = the
-    /// sorted set of its trimmed values (byte order, which for UTF-8 is
-    /// Unicode code-point order, the same as Python's `sorted`), the first
-    /// one being the reference level. An empty cell makes a column
-    /// categorical, with `""` as a category.
+    /// numeric; a column with no such cell is categorical, with categories
+    /// = the sorted set of its trimmed values (byte order, which for UTF-8
+    /// is Unicode code-point order, the same as Python's `sorted`), the
+    /// first one being the reference level; an empty cell there is the
+    /// category `""`. A column with both numbers and other cells (an empty
+    /// one included) is refused, naming the earliest such cell, as is a
+    /// NaN or infinite cell (see [`SchemaInference::declare_categorical`]
+    /// for columns of number-like codes).
     ///
     /// ```
     /// use fedcredit_model::schema::{Feature, LabelSpec, Schema};
@@ -382,13 +385,58 @@ pub struct SchemaInference {
     label_index: usize,
     columns: Vec<ColumnSeen>,
     rows: usize,
+    /// Columns the user declared categorical (by header position): never
+    /// numeric, and a number or `NaN` in them is a category like any text.
+    declared: BTreeSet<usize>,
+    /// The names of the files observed, for [`CellAt::source`].
+    sources: Vec<Source>,
 }
+
+/// A file observed by a [`SchemaInference`], to name where a cell is.
+#[derive(Debug, Clone)]
+struct Source {
+    name: String,
+    /// `true`: [`CellAt::line`] counts data rows (Parquet), else file lines (CSV).
+    rows: bool,
+}
+
+/// Where an observed record is: a source registered with
+/// [`SchemaInference::csv_source`] or [`SchemaInference::row_source`] and
+/// its line (CSV) or 1-based data row (Parquet). Ordered by source, then
+/// line: the earliest offending cell is named, whatever order parts of the
+/// rows are merged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CellAt {
+    /// The source's index.
+    pub source: usize,
+    /// Its line or row.
+    pub line: u64,
+}
+
+/// A source index that names no file: records given to
+/// [`SchemaInference::observe`] are named by their row.
+const NO_SOURCE: usize = usize::MAX;
 
 #[derive(Debug)]
 struct ColumnSeen {
     numeric: bool,
     /// `None` once more than [`MAX_CATEGORIES`] distinct values were seen.
     distinct: Option<BTreeSet<String>>,
+    /// Cells that are finite numbers.
+    numbers: u64,
+    /// The earliest cell that is not a number, and where.
+    first_text: Option<(CellAt, String)>,
+}
+
+impl ColumnSeen {
+    fn new() -> Self {
+        Self {
+            numeric: true,
+            distinct: Some(BTreeSet::new()),
+            numbers: 0,
+            first_text: None,
+        }
+    }
 }
 
 /// More distinct values than a categorical column can have: its encoding
@@ -416,24 +464,79 @@ impl SchemaInference {
                 "the label",
             ));
         };
-        let columns = names
-            .iter()
-            .map(|_| ColumnSeen {
-                numeric: true,
-                distinct: Some(BTreeSet::new()),
-            })
-            .collect();
+        let columns = names.iter().map(|_| ColumnSeen::new()).collect();
         Ok(Self {
             names,
             label,
             label_index,
             columns,
             rows: 0,
+            declared: BTreeSet::new(),
+            sources: Vec::new(),
         })
     }
 
-    /// Takes one record, in header order.
+    /// Declares `column` categorical: its values are categories even if
+    /// they are all numbers, and a column of numbers with some text in it
+    /// is what the user meant. Declare before observing any row.
+    pub fn declare_categorical(&mut self, column: &str) -> Result<()> {
+        let Some(i) = self.names.iter().position(|n| n == column) else {
+            let refs: Vec<&str> = self.names.iter().map(String::as_str).collect();
+            return Err(crate::encoder::missing_column(
+                &refs,
+                column,
+                "a declared categorical feature",
+            ));
+        };
+        if i == self.label_index {
+            return Err(ModelError::InvalidSetting(format!(
+                "column `{column}` is the label; only a feature can be declared categorical"
+            )));
+        }
+        self.declared.insert(i);
+        Ok(())
+    }
+
+    /// Registers a CSV file about to be observed; its records are then
+    /// given to [`SchemaInference::observe_at`] with their file lines.
+    pub fn csv_source(&mut self, name: impl Into<String>) -> usize {
+        self.add_source(name.into(), false)
+    }
+
+    /// Registers a Parquet file, whose records are numbered by data row.
+    pub fn row_source(&mut self, name: impl Into<String>) -> usize {
+        self.add_source(name.into(), true)
+    }
+
+    fn add_source(&mut self, name: String, rows: bool) -> usize {
+        self.sources.push(Source { name, rows });
+        self.sources.len() - 1
+    }
+
+    /// How an error names the place `at`.
+    fn place(&self, at: CellAt) -> String {
+        match self.sources.get(at.source) {
+            Some(Source { name, rows: false }) => format!("{name}:{}", at.line),
+            Some(Source { name, rows: true }) => format!("{name}: row {}", at.line),
+            None => format!("row {}", at.line),
+        }
+    }
+
+    /// Takes one record, in header order; its place is its row number
+    /// among the records observed.
     pub fn observe<C: AsRef<str>>(&mut self, record: &[C]) -> Result<()> {
+        let at = CellAt {
+            source: NO_SOURCE,
+            line: self.rows as u64 + 1,
+        };
+        self.observe_at(record, at)
+    }
+
+    /// Takes one record, in header order, found `at`. A cell that reads as
+    /// NaN or an infinity (`NaN`, `inf`, `-Infinity`, `1e999`) is refused
+    /// unless its column was declared categorical: it is a missing or
+    /// broken value, never a category by accident.
+    pub fn observe_at<C: AsRef<str>>(&mut self, record: &[C], at: CellAt) -> Result<()> {
         if record.len() != self.names.len() {
             return Err(ModelError::RecordLength {
                 expected: self.names.len(),
@@ -445,8 +548,24 @@ impl SchemaInference {
                 continue;
             }
             let value = cell.as_ref().trim();
-            if column.numeric && !finite_number(value) {
+            let declared = self.declared.contains(&i);
+            if finite_number(value) {
+                column.numbers += 1;
+            } else {
+                if !declared && value.parse::<f64>().is_ok() {
+                    return Err(ModelError::NonFiniteValue {
+                        column: self.names[i].clone(),
+                        value: value.to_owned(),
+                    });
+                }
                 column.numeric = false;
+                if column
+                    .first_text
+                    .as_ref()
+                    .is_none_or(|(seen, _)| at < *seen)
+                {
+                    column.first_text = Some((at, value.to_owned()));
+                }
             }
             if let Some(set) = &mut column.distinct
                 && !set.contains(value)
@@ -470,15 +589,10 @@ impl SchemaInference {
             names: self.names.clone(),
             label: self.label.clone(),
             label_index: self.label_index,
-            columns: self
-                .columns
-                .iter()
-                .map(|_| ColumnSeen {
-                    numeric: true,
-                    distinct: Some(BTreeSet::new()),
-                })
-                .collect(),
+            columns: self.columns.iter().map(|_| ColumnSeen::new()).collect(),
             rows: 0,
+            declared: self.declared.clone(),
+            sources: self.sources.clone(),
         }
     }
 
@@ -491,8 +605,16 @@ impl SchemaInference {
                 "schema inference: merging parts with different headers".into(),
             ));
         }
+        if other.sources.len() > self.sources.len() {
+            self.sources = other.sources;
+        }
         for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
             mine.numeric &= theirs.numeric;
+            mine.numbers += theirs.numbers;
+            mine.first_text = match (mine.first_text.take(), theirs.first_text) {
+                (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+                (a, b) => a.or(b),
+            };
             mine.distinct = match (mine.distinct.take(), theirs.distinct) {
                 (Some(mut a), Some(b)) => {
                     a.extend(b);
@@ -525,20 +647,36 @@ impl SchemaInference {
     }
 
     /// The schema: every column but the label a feature, in header order;
-    /// numeric if every cell was a finite number, else categorical with
-    /// its sorted distinct values.
+    /// numeric if every cell was a finite number, categorical with its
+    /// sorted distinct values if none was or if it was declared so. A
+    /// column with both numbers and other cells is refused
+    /// ([`ModelError::MixedColumn`], naming its earliest non-number cell).
     pub fn finish(self) -> Result<Schema> {
         if self.rows == 0 {
             return Err(ModelError::Empty {
                 what: "schema inference needs at least one row",
             });
         }
-        let mut features = Vec::with_capacity(self.names.len().saturating_sub(1));
-        for (name, column) in self.names.into_iter().zip(self.columns) {
-            if name == self.label.column {
+        for (i, column) in self.columns.iter().enumerate() {
+            if i == self.label_index || self.declared.contains(&i) || column.numbers == 0 {
                 continue;
             }
-            if column.numeric {
+            if let Some((at, value)) = &column.first_text {
+                return Err(ModelError::MixedColumn {
+                    at: self.place(*at),
+                    column: self.names[i].clone(),
+                    value: value.clone(),
+                    numbers: column.numbers,
+                    cells: self.rows as u64,
+                });
+            }
+        }
+        let mut features = Vec::with_capacity(self.names.len().saturating_sub(1));
+        for (i, (name, column)) in self.names.into_iter().zip(self.columns).enumerate() {
+            if i == self.label_index {
+                continue;
+            }
+            if column.numeric && !self.declared.contains(&i) {
                 features.push(Feature::Numeric { name });
                 continue;
             }
@@ -705,22 +843,24 @@ mod tests {
         proptest!(config, |(rows in rows, mut cuts in cuts, reverse: bool)| {
             let label = LabelSpec::all_others("y", "bad");
             let header = ["a", "b", "y"];
-            let full = |rows: &[Vec<String>]| {
+            // Rows are placed by their line in the whole, as blocks of a file are.
+            let full = |rows: &[Vec<String>], first: usize| {
                 let mut one = SchemaInference::new(&header, label.clone()).expect("header");
-                for r in rows {
+                for (i, r) in rows.iter().enumerate() {
                     let r: Vec<&str> = r.iter().map(String::as_str).collect();
-                    one.observe(&[r[0], r[1], "good"]).expect("row");
+                    let at = CellAt { source: 0, line: (first + i + 2) as u64 };
+                    one.observe_at(&[r[0], r[1], "good"], at).expect("row");
                 }
                 one
             };
-            let whole = full(&rows).finish().map_err(|e| e.to_string());
+            let whole = full(&rows, 0).finish().map_err(|e| e.to_string());
             cuts.iter_mut().for_each(|c| *c = (*c).min(rows.len()));
             cuts.push(0);
             cuts.push(rows.len());
             cuts.sort_unstable();
             let mut parts: Vec<SchemaInference> = cuts
                 .windows(2)
-                .map(|w| full(&rows[w[0]..w[1]]))
+                .map(|w| full(&rows[w[0]..w[1]], w[0]))
                 .collect();
             if reverse {
                 parts.reverse();
@@ -744,6 +884,24 @@ mod tests {
         inference.observe(&["1.5", "good"]).expect("row");
         inference.observe(&[" 2 ", "bad"]).expect("row");
         inference.observe(&["n/a", "good"]).expect("row");
+        let e = inference.finish().expect_err("a text cell among numbers");
+        assert_eq!(
+            e.to_string(),
+            "row 3: column `a`: `n/a` is not a number, but 2 of the column's 3 cells are: the \
+             column looks numeric. If it is numeric, put a number in that cell (or leave the \
+             row out); if it is categorical, declare it so (`fedcredit local --categorical a`)"
+        );
+        let mut inference =
+            SchemaInference::new(&["a", "y"], LabelSpec::binary("y", "bad", "good"))
+                .expect("header");
+        inference.declare_categorical("a").expect("a column");
+        let mut csv = inference.fork();
+        let source = csv.csv_source("bank-a.csv");
+        for (line, cell) in [(2, "1.5"), (3, " 2 "), (4, "n/a")] {
+            csv.observe_at(&[cell, "good"], CellAt { source, line })
+                .expect("row");
+        }
+        inference.merge(csv).expect("same header");
         let schema = inference.finish().expect("schema");
         assert_eq!(
             schema.features,
@@ -950,6 +1108,9 @@ mod tests {
         assert_eq!(sample().validate(), Ok(()));
     }
 
+    /// Numbers make a numeric column and text a categorical one; a column
+    /// of both, or a NaN, is what a user declares categorical (and was, by
+    /// accident, categorical without a word before).
     #[test]
     fn infer_numeric_and_categorical() {
         let header = ["n", "c", "y", "mixed", "withnan"];
@@ -958,8 +1119,19 @@ mod tests {
             [" 2 ", "a", "good", "x", "NaN"],
             ["-3e2", "b", "good", "4", "2"],
         ];
-        let s =
-            Schema::infer(&header, &rows, LabelSpec::binary("y", "bad", "good")).expect("infer");
+        let label = LabelSpec::binary("y", "bad", "good");
+        let e = Schema::infer(&header, &rows, label.clone()).expect_err("a NaN");
+        assert_eq!(
+            e.to_string(),
+            "column `withnan`: value `NaN` is not finite, expected a finite number"
+        );
+        let mut inference = SchemaInference::new(&header, label).expect("header");
+        inference.declare_categorical("mixed").expect("a column");
+        inference.declare_categorical("withnan").expect("a column");
+        for r in &rows {
+            inference.observe(r).expect("row");
+        }
+        let s = inference.finish().expect("infer");
         assert_eq!(
             s.features,
             vec![
@@ -978,6 +1150,25 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Every spelling the parser reads as NaN or an infinity is refused in
+    /// an undeclared column; only the label and feature names can be declared.
+    #[test]
+    fn non_finite_cells_are_refused_and_declarations_checked() {
+        let label = LabelSpec::binary("y", "bad", "good");
+        for v in ["nan", "-inf", "+Infinity", "1e999"] {
+            let mut inference = SchemaInference::new(&["a", "y"], label.clone()).expect("header");
+            let e = inference.observe(&[v, "good"]).expect_err(v);
+            assert!(matches!(e, ModelError::NonFiniteValue { .. }), "{v}: {e}");
+        }
+        let mut inference = SchemaInference::new(&["a", "y"], label).expect("header");
+        assert!(matches!(
+            inference.declare_categorical("b"),
+            Err(ModelError::MissingColumn { .. })
+        ));
+        let e = inference.declare_categorical("y").expect_err("the label");
+        assert!(e.to_string().contains("`y` is the label"), "{e}");
     }
 
     #[test]

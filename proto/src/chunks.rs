@@ -78,6 +78,12 @@ pub fn header(c: &MaskedChunk) -> Result<ChunkHeader, WireError> {
 /// a masked-input chunk): what the coordinator encodes per member at a time.
 pub const MAX_PIECE_BYTES: usize = MAX_CHUNK_WORDS * 8;
 
+/// The most payload bytes an [`Assembler`] reserves on the first piece's
+/// word alone: an announced length is only a claim, and a poll's answer may
+/// announce up to [`MAX_ANSWER_BYTES`] in a piece of a few bytes. The rest
+/// is reserved, at once, when the data reaches this much.
+pub const RESERVE_UP_FRONT: u64 = 64 << 20;
+
 /// The largest signed answer a participant puts back together when it does
 /// not know a tighter bound (a poll's answer: an announcement or the job's
 /// end, carrying every earlier round's outcome); the unary RPCs' message
@@ -378,10 +384,16 @@ impl Assembler {
             });
         }
         if index == 0 {
-            // Bounded by `limit` above; reserved once, so the payload is
-            // not reallocated (and briefly doubled) as it grows.
-            self.payload = BytesMut::with_capacity(c.length as usize);
+            // Bounded by `limit` above, and by what a small piece may make
+            // the participant allocate (found by the `chunks` fuzz target:
+            // one piece announcing 900 MB reserved 900 MB).
+            self.payload = BytesMut::with_capacity(c.length.min(RESERVE_UP_FRONT) as usize);
             self.first = Some((c.total, c.length, c.signature));
+        }
+        if self.payload.capacity() - self.payload.len() < bytes {
+            // Past the up-front part: the rest at once, so that a large
+            // payload is reallocated once rather than doubled repeatedly.
+            self.payload.reserve((c.length - received) as usize);
         }
         self.payload.extend_from_slice(&c.data);
         self.next = index + 1;
@@ -483,6 +495,30 @@ mod answer_tests {
             a.push(p)?;
         }
         a.finish()
+    }
+
+    /// Regression (the `chunks` fuzz target's input `huge-announced`): a
+    /// first piece of 10 bytes announcing 900 MB, within a poll answer's
+    /// limit, made the assembler reserve all 900 MB. It reserves at most
+    /// [`RESERVE_UP_FRONT`] until that much has arrived, and a real answer
+    /// larger than that still comes back whole.
+    #[test]
+    fn a_claimed_length_reserves_at_most_the_up_front_part() {
+        let mut a = Assembler::new("poll answer", MAX_ANSWER_BYTES);
+        a.push(SignedChunk {
+            index: 0,
+            total: 3,
+            length: 900_000_000,
+            offset: 0,
+            data: vec![1u8; 10].into(),
+            signature: vec![7u8; 64].into(),
+        })
+        .expect("a well-formed first piece");
+        assert!(a.payload.capacity() as u64 <= RESERVE_UP_FRONT);
+
+        let big = signed(RESERVE_UP_FRONT as usize + 3 * MAX_PIECE_BYTES / 2);
+        let back = assemble(cut(&big, MAX_PIECE_BYTES), MAX_ANSWER_BYTES).expect("whole");
+        assert_eq!(back, big);
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn run(args: ReadArgs) -> Result<()> {
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
     let start = Instant::now();
-    let schema = crate::local::infer_schema(&args.data, label)?;
+    let schema = crate::local::infer_schema(&args.data, label, &[])?;
     let inferred = start.elapsed().as_secs_f64();
     let (train, _) = crate::local::open_all(&args.data, None, &schema, MemoryBudget::default())?;
     let total = start.elapsed().as_secs_f64();
