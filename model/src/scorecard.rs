@@ -215,49 +215,13 @@ impl Scorecard {
     /// Each characteristic's bin for an encoded, unstandardized row (as
     /// [`crate::Encoder`] makes from `self.schema`; NaN = missing).
     pub fn bins_of(&self, row: &[f64]) -> Result<Vec<usize>> {
-        crate::error::check_len("encoded row", self.schema.encoded_width(), row.len())?;
-        let mut col = 0;
-        let mut out = Vec::with_capacity(self.characteristics.len());
-        for (f, c) in self.schema.features.iter().zip(&self.characteristics) {
-            let found = match f {
-                Feature::Numeric { name } => {
-                    let v = row[col];
-                    if v.is_nan() {
-                        missing_bin(c)
-                    } else {
-                        c.bins.iter().position(|b| match &b.values {
-                            BinValues::Edges([low, high]) => {
-                                low.is_none_or(|l| v >= l) && high.is_none_or(|h| v < h)
-                            }
-                            _ => false,
-                        })
-                    }
-                    .ok_or_else(|| no_bin(name, &v.to_string()))
-                }
-                Feature::Categorical { name, categories } => {
-                    let indicators = &row[col..col + f.encoded_width()];
-                    if indicators.iter().any(|v| v.is_nan()) {
-                        missing_bin(c).ok_or_else(|| no_bin(name, "NaN"))
-                    } else {
-                        let k = indicators
-                            .iter()
-                            .position(|v| *v == 1.0)
-                            .map_or(0, |k| k + 1);
-                        let category = &categories[k];
-                        c.bins
-                            .iter()
-                            .position(|b| match &b.values {
-                                BinValues::Categories(cs) => cs.contains(category),
-                                _ => false,
-                            })
-                            .ok_or_else(|| no_bin(name, category))
-                    }
-                }
-            }?;
-            out.push(found);
-            col += f.encoded_width();
-        }
-        Ok(out)
+        bins_of(
+            &self.schema,
+            self.characteristics
+                .iter()
+                .map(|c| c.bins.iter().map(|b| &b.values)),
+            row,
+        )
     }
 
     /// Probability, points and reason codes of an encoded row.
@@ -307,10 +271,112 @@ impl Scorecard {
     }
 }
 
-fn missing_bin(c: &Characteristic) -> Option<usize> {
-    c.bins
-        .iter()
-        .position(|b| matches!(b.values, BinValues::Missing(_)))
+/// Encodes rows as the WOE of each feature's bin: the features a
+/// scorecard's logistic regression is fitted on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WoeEncoder {
+    schema: Schema,
+    binnings: Vec<FeatureBinning>,
+}
+
+impl WoeEncoder {
+    /// For `binnings`, one per feature of `schema`, in order.
+    pub fn new(schema: Schema, binnings: Vec<FeatureBinning>) -> Result<Self> {
+        crate::error::check_len("features binned", schema.features.len(), binnings.len())?;
+        for (f, b) in schema.features.iter().zip(&binnings) {
+            if f.name() != b.name {
+                return Err(ModelError::InvalidSetting(format!(
+                    "binning of `{}` where the schema has `{}`",
+                    b.name,
+                    f.name()
+                )));
+            }
+        }
+        Ok(Self { schema, binnings })
+    }
+
+    /// Number of WOE columns (one per feature).
+    pub fn width(&self) -> usize {
+        self.binnings.len()
+    }
+
+    /// Writes the WOE of each feature of encoded row `row` into `out`.
+    pub fn encode(&self, row: &[f64], out: &mut [f64]) -> Result<()> {
+        crate::error::check_len("WOE row", self.width(), out.len())?;
+        let bins = bins_of(
+            &self.schema,
+            self.binnings
+                .iter()
+                .map(|b| b.bins.iter().map(|s| &s.values)),
+            row,
+        )?;
+        for ((o, b), k) in out.iter_mut().zip(&self.binnings).zip(bins) {
+            *o = b.bins[k].woe;
+        }
+        Ok(())
+    }
+
+    /// The binnings, e.g. for [`Scorecard::new`].
+    pub fn into_binnings(self) -> Vec<FeatureBinning> {
+        self.binnings
+    }
+}
+
+/// Each feature's bin (among `bins`, one list per feature of `schema`)
+/// for an encoded row; NaN = missing.
+fn bins_of<'a, F, B>(schema: &Schema, bins: F, row: &[f64]) -> Result<Vec<usize>>
+where
+    F: Iterator<Item = B>,
+    B: Iterator<Item = &'a BinValues> + Clone,
+{
+    crate::error::check_len("encoded row", schema.encoded_width(), row.len())?;
+    let mut col = 0;
+    let mut out = Vec::with_capacity(schema.features.len());
+    for (f, values) in schema.features.iter().zip(bins) {
+        let missing = || {
+            values
+                .clone()
+                .position(|v| matches!(v, BinValues::Missing(_)))
+        };
+        let found = match f {
+            Feature::Numeric { name } => {
+                let v = row[col];
+                if v.is_nan() {
+                    missing()
+                } else {
+                    values.clone().position(|b| match b {
+                        BinValues::Edges([low, high]) => {
+                            low.is_none_or(|l| v >= l) && high.is_none_or(|h| v < h)
+                        }
+                        _ => false,
+                    })
+                }
+                .ok_or_else(|| no_bin(name, &v.to_string()))
+            }
+            Feature::Categorical { name, categories } => {
+                let indicators = &row[col..col + f.encoded_width()];
+                if indicators.iter().any(|v| v.is_nan()) {
+                    missing().ok_or_else(|| no_bin(name, "NaN"))
+                } else {
+                    let k = indicators
+                        .iter()
+                        .position(|v| *v == 1.0)
+                        .map_or(0, |k| k + 1);
+                    let category = &categories[k];
+                    values
+                        .clone()
+                        .position(|b| match b {
+                            BinValues::Categories(cs) => cs.contains(category),
+                            _ => false,
+                        })
+                        .ok_or_else(|| no_bin(name, category))
+                }
+            }
+        }?;
+        out.push(found);
+        col += f.encoded_width();
+    }
+    Ok(out)
 }
 
 fn no_bin(column: &str, value: &str) -> ModelError {
