@@ -275,8 +275,12 @@ impl HistogramLayout {
                             "feature `{name}`: bounds [{low}, {high}] are not finite with low < high"
                         )));
                     }
-                    let step = (high - low) / fine_bins as f64;
-                    let cuts = (1..fine_bins).map(|k| low + step * k as f64).collect();
+                    // k·(high − low) / n before adding: 4 + 68·9/20 is 34.6, where
+                    // 4 + 9·(68/20) is 34.599999999999994.
+                    let n = fine_bins as f64;
+                    let cuts = (1..fine_bins)
+                        .map(|k| low + (high - low) * k as f64 / n)
+                        .collect();
                     slots.push(Slot::Numeric {
                         name: name.clone(),
                         col,
