@@ -58,10 +58,12 @@ fn for_each_batch(
 fn woe_rows(rows: &Rows, encoder: &WoeEncoder) -> Result<Dataset> {
     let width = encoder.width();
     let (mut x, mut y) = (Vec::with_capacity(rows.rows() * width), Vec::new());
-    let mut out = vec![0.0; width];
+    let (mut row, mut out) = (vec![0.0; rows.width()], vec![0.0; width]);
     for_each_batch(rows, |xb, yb| {
         for r in xb.rows() {
-            let row: Vec<f64> = r.to_vec();
+            for (dst, v) in row.iter_mut().zip(r) {
+                *dst = *v;
+            }
             encoder.encode(&row, &mut out)?;
             x.extend_from_slice(&out);
         }

@@ -298,12 +298,31 @@ fn scoring_a_scorecard_refuses_an_unseen_category_and_a_nan_naming_where() {
         "{err}"
     );
 
-    // Scorecard settings need the scorecard kind.
-    let o = local(&train, &["--max-bins", "4"], &dir.path().join("x"));
-    assert!(!o.status.success());
-    assert!(
-        text(&o.stderr).contains("--max-bins"),
-        "{}",
-        text(&o.stderr)
-    );
+    // Scorecard settings need the scorecard kind; a trend names a feature and a direction.
+    for (args, want) in [
+        (
+            &["--max-bins", "4"][..],
+            "--max-bins is a scorecard setting",
+        ),
+        (
+            &["--kind", "scorecard", "--trend", "age_in_years=sideways"][..],
+            "trend `sideways`",
+        ),
+        (
+            &["--kind", "scorecard", "--trend", "shoe_size=increasing"][..],
+            "no feature `shoe_size`",
+        ),
+        (
+            &["--kind", "scorecard", "--max-bins", "0"][..],
+            "max_bins = 0",
+        ),
+    ] {
+        let o = local(&train, args, &dir.path().join("x"));
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            text(&o.stderr).contains(want),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
 }

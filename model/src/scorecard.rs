@@ -380,9 +380,10 @@ where
 }
 
 fn no_bin(column: &str, value: &str) -> ModelError {
-    ModelError::InvalidSetting(format!(
-        "column `{column}`: value `{value}` falls in no bin of the scorecard"
-    ))
+    ModelError::OutsideBins {
+        column: column.to_owned(),
+        value: value.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -393,11 +393,11 @@ fn bin_one(slot: &Slot, counts: &[[f64; 2]], settings: &BinningSettings) -> Resu
     let (fine, missing) = counts.split_at(counts.len() - 1);
     let missing = missing[0];
     let missing = (missing[0] + missing[1] > 0.0).then_some(missing);
-    let (name, total) = match slot {
-        Slot::Numeric { name, .. } | Slot::Categorical { name, .. } => (name, counts),
+    let name = match slot {
+        Slot::Numeric { name, .. } | Slot::Categorical { name, .. } => name,
     };
-    let goods: f64 = total.iter().map(|c| c[0]).sum();
-    let bads: f64 = total.iter().map(|c| c[1]).sum();
+    let goods: f64 = counts.iter().map(|c| c[0]).sum();
+    let bads: f64 = counts.iter().map(|c| c[1]).sum();
     if goods == 0.0 || bads == 0.0 {
         return Err(ModelError::InvalidSetting(format!(
             "feature `{name}`: the pooled rows have {goods} good and {bads} bad rows; WOE needs both"

@@ -237,6 +237,13 @@ fn the_scorecard_round_trips_through_json() {
     assert_eq!(card.bins_of(&[3.5, 1.0]).expect("bins"), [1, 0]);
     assert_eq!(card.bins_of(&[-1e300, 0.0]).expect("bins"), [0, 0]);
     assert_eq!(card.bins_of(&[f64::NAN, 0.0]).expect("bins"), [2, 0]);
+    // `k` had no missing rows, so it has no bin for one: the error names it.
+    let err = card.bins_of(&[1.0, f64::NAN]).expect_err("no missing bin");
+    assert_eq!(
+        err.to_string(),
+        "column `k`: value `NaN` falls in no bin of the scorecard"
+    );
+    assert_eq!((err.column(), err.value()), (Some("k"), Some("NaN")));
 }
 
 fn fine_counts() -> impl Strategy<Value = Vec<(u32, u32)>> {
