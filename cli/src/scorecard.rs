@@ -28,7 +28,7 @@ use fedcredit_participant::data::{Dataset, Rows};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::credit::{self, Party};
-use crate::local::{LocalArgs, column_ranges, infer_schema, open_all};
+use crate::local::{LocalArgs, column_ranges, infer_schema, open_all, say_streamed};
 use crate::say;
 
 /// What `--kind scorecard` adds to `local`'s options.
@@ -116,6 +116,19 @@ pub async fn run(args: LocalArgs, card: ScorecardArgs) -> Result<()> {
         }
     }
     let (train, test) = open_all(&args.data, args.test.as_ref(), &schema, args.max_memory)?;
+    // Streamed files are read once for the bounds, once for the histograms
+    // and once for the WOE rows, which are then held in memory.
+    say_streamed(train.iter().chain(&test), args.max_memory);
+    if train
+        .iter()
+        .chain(&test)
+        .any(|r| matches!(r, Rows::Streamed(_)))
+    {
+        say(
+            "  (a scorecard reads them three times: bounds, histograms, WOE rows; the WOE rows, \
+             one value per feature, are held in memory for the rounds)",
+        );
+    }
     let bounds = bounds_from_files(&schema, &train)?;
     say(&format!(
         "fedcredit local --kind scorecard: {} data sets as {} consortium members, {} features; \

@@ -326,3 +326,61 @@ fn scoring_a_scorecard_refuses_an_unseen_category_and_a_nan_naming_where() {
         );
     }
 }
+
+/// Parquet files streamed from disk (their matrices over the memory
+/// budget) give the very scorecard that loading them gives: histograms,
+/// bounds and WOE rows are read batch by batch.
+#[test]
+fn a_scorecard_from_streamed_parquet_files_is_the_loaded_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = Command::new(BIN)
+        .args([
+            "bench-read",
+            "--parquet",
+            "--rows",
+            "6000",
+            "--features",
+            "4",
+        ])
+        .args(["--parties", "3", "--write-synthetic"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = |name: &str, max_memory_mb: &str| {
+        let out = dir.path().join(name);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["local", "--kind", "scorecard", "--label", "default"])
+            .args(["--positive", "1", "--negative", "0"])
+            .args(["--max-memory-mb", max_memory_mb, "--out"])
+            .arg(&out);
+        for i in 1..=3 {
+            cmd.arg("--data")
+                .arg(data.join(format!("party-{i:02}.parquet")));
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let model: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap())
+                .unwrap();
+        (model, text(&o.stdout))
+    };
+    let (memory, said) = run("memory", "4096");
+    assert!(!said.contains("streamed"), "{said}");
+    let (streamed, said) = run("streamed", "0");
+    assert_eq!(
+        said.matches("rows streamed from the file").count(),
+        3,
+        "{said}"
+    );
+    assert_eq!(memory["scorecard"], streamed["scorecard"]);
+    assert_eq!(memory["original"], streamed["original"]);
+    let chars = memory["scorecard"]["characteristics"].as_array().unwrap();
+    assert_eq!(chars.len(), 4);
+    assert!(
+        chars
+            .iter()
+            .any(|c| c["bins"].as_array().unwrap().len() > 1)
+    );
+}

@@ -8,6 +8,7 @@
 //! - [`binning`]: equal-width fine bins over public bounds, category
 //!   counts, the missing bin, and merging to at most `max_bins` monotonic
 //!   bins of at least `min_bin_share` of the rows.
+//! - [`settings`]: `max_bins`, `min_bin_share`, trends.
 //! - [`woe`]: WOE and IV, with the convention `ln(good share / bad share)`.
 //! - [`Scorecard`] (here): points per bin from a logistic regression on the
 //!   WOE-encoded features, and reason codes.
@@ -30,6 +31,7 @@
 //! positive loss, largest first (ties in feature order).
 
 pub mod binning;
+pub mod settings;
 pub mod woe;
 
 use serde::{Deserialize, Serialize};
@@ -38,7 +40,8 @@ use crate::error::{ModelError, Result};
 use crate::logistic::sigmoid;
 use crate::schema::{Feature, Schema};
 
-pub use binning::{BinStats, BinValues, BinningSettings, FeatureBinning, HistogramLayout, Trend};
+pub use binning::{BinStats, BinValues, FeatureBinning, HistogramLayout};
+pub use settings::{BinningSettings, Trend};
 pub use woe::woe_iv;
 
 /// How points are scaled.
