@@ -326,6 +326,21 @@ pub fn column_ranges(files: &[&Rows], width: usize) -> Result<Vec<[f64; 2]>> {
     Ok(ranges)
 }
 
+/// Says which files are streamed rather than loaded.
+pub(crate) fn say_streamed<'a>(rows: impl Iterator<Item = &'a Rows>, max_memory: MemoryBudget) {
+    for rows in rows {
+        if let Rows::Streamed(s) = rows {
+            say(&format!(
+                "  {}: {} rows streamed from the file every round (its matrix exceeds what is \
+                 left of --max-memory-mb {})",
+                s.path().display(),
+                s.rows(),
+                max_memory.bytes() / 1_000_000
+            ));
+        }
+    }
+}
+
 /// Options of `fedcredit local`.
 #[derive(Debug)]
 pub struct LocalArgs {
@@ -353,17 +368,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     }
     let schema = infer_schema(&files, label, &args.categorical)?;
     let (train, test) = open_all(&args.data, args.test.as_ref(), &schema, args.max_memory)?;
-    for rows in train.iter().chain(&test) {
-        if let Rows::Streamed(s) = rows {
-            say(&format!(
-                "  {}: {} rows streamed from the file every round (its matrix exceeds what is \
-                 left of --max-memory-mb {})",
-                s.path().display(),
-                s.rows(),
-                args.max_memory.bytes() / 1_000_000
-            ));
-        }
-    }
+    say_streamed(train.iter().chain(&test), args.max_memory);
     // The held-out file is evaluated by the first participant.
     let mut test = test;
     let privacy = match args.privacy {

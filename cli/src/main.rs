@@ -15,6 +15,7 @@ mod local;
 mod progress;
 mod provision;
 mod score;
+mod scorecard;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -167,6 +168,32 @@ enum Command {
         /// Without it a column that mixes numbers and text is refused.
         #[arg(long = "categorical", value_name = "COLUMN")]
         categorical: Vec<String>,
+        /// What to train: `logistic` (coefficients on the encoded features) or `scorecard`
+        /// (binned characteristics with WOE, IV and points, for `score` with reason codes).
+        #[arg(long, value_enum, default_value_t = LocalKind::Logistic)]
+        kind: LocalKind,
+        /// Scorecard: equal-width fine bins per numeric feature before merging [default: 20].
+        #[arg(long)]
+        fine_bins: Option<usize>,
+        /// Scorecard: at most this many bins per feature, a missing-value bin aside [default: 5].
+        #[arg(long)]
+        max_bins: Option<usize>,
+        /// Scorecard: each bin holds at least this share of the rows [default: 0.05].
+        #[arg(long)]
+        min_bin_share: Option<f64>,
+        /// Scorecard: a feature's WOE trend, `FEATURE=increasing|decreasing|auto`
+        /// (repeat; default auto: the direction that keeps more IV).
+        #[arg(long, value_name = "FEATURE=TREND")]
+        trend: Vec<String>,
+        /// Scorecard: points to double the odds [default: 20].
+        #[arg(long)]
+        pdo: Option<f64>,
+        /// Scorecard: the score at --base-odds [default: 600].
+        #[arg(long)]
+        base_score: Option<f64>,
+        /// Scorecard: odds of good to bad at --base-score, 50 meaning 50:1 [default: 50].
+        #[arg(long)]
+        base_odds: Option<f64>,
     },
     /// Write a default probability for every row of a CSV file with a model.json.
     Score(score::ScoreArgs),
@@ -225,6 +252,15 @@ enum AuditCommand {
         /// The round log.
         log: PathBuf,
     },
+}
+
+/// What `local` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LocalKind {
+    /// Logistic regression on the encoded features.
+    Logistic,
+    /// A points scorecard: binning, WOE, logistic regression on WOE, points.
+    Scorecard,
 }
 
 /// The one value of `local --negatives`.
@@ -341,6 +377,14 @@ fn run(cli: Cli) -> Result<()> {
             delta,
             max_memory_mb,
             categorical,
+            kind,
+            fine_bins,
+            max_bins,
+            min_bin_share,
+            trend,
+            pdo,
+            base_score,
+            base_odds,
         } => {
             let label = match (negative, negatives) {
                 (Some(negative), None) => LabelSpec::binary(label, positive, negative),
@@ -350,7 +394,7 @@ fn run(cli: Cli) -> Result<()> {
                     anyhow::bail!("give exactly one of --negative VALUE or --negatives all-others")
                 }
             };
-            runtime()?.block_on(local::run(local::LocalArgs {
+            let args = local::LocalArgs {
                 data,
                 label,
                 test,
@@ -359,7 +403,46 @@ fn run(cli: Cli) -> Result<()> {
                 privacy: epsilon.zip(delta),
                 max_memory: MemoryBudget::from_mb(max_memory_mb),
                 categorical,
-            }))
+            };
+            if kind == LocalKind::Logistic {
+                let given = [
+                    ("--fine-bins", fine_bins.is_some()),
+                    ("--max-bins", max_bins.is_some()),
+                    ("--min-bin-share", min_bin_share.is_some()),
+                    ("--trend", !trend.is_empty()),
+                    ("--pdo", pdo.is_some()),
+                    ("--base-score", base_score.is_some()),
+                    ("--base-odds", base_odds.is_some()),
+                ];
+                if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                    anyhow::bail!("{flag} is a scorecard setting: it needs --kind scorecard");
+                }
+                return runtime()?.block_on(local::run(args));
+            }
+            let defaults = fedcredit_model::scorecard::BinningSettings::default();
+            let mut binning = fedcredit_model::scorecard::BinningSettings {
+                fine_bins: fine_bins.unwrap_or(defaults.fine_bins),
+                max_bins: max_bins.unwrap_or(defaults.max_bins),
+                min_bin_share: min_bin_share.unwrap_or(defaults.min_bin_share),
+                ..defaults
+            };
+            for t in &trend {
+                let (name, value) = t.split_once('=').with_context(|| {
+                    format!("--trend {t}: expected FEATURE=increasing|decreasing|auto")
+                })?;
+                let value = value.parse().with_context(|| format!("--trend {t}"))?;
+                binning.trends.insert(name.to_owned(), value);
+            }
+            let defaults = fedcredit_model::scorecard::PointsScale::default();
+            let scale = fedcredit_model::scorecard::PointsScale {
+                pdo: pdo.unwrap_or(defaults.pdo),
+                base_score: base_score.unwrap_or(defaults.base_score),
+                base_odds: base_odds.unwrap_or(defaults.base_odds),
+            };
+            runtime()?.block_on(scorecard::run(
+                args,
+                scorecard::ScorecardArgs { binning, scale },
+            ))
         }
         Command::Score(args) => score::run(args),
         Command::BenchCredit(args) => bench::run(args),

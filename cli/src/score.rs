@@ -24,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use fedcredit_model::Encoder;
 use fedcredit_model::job::{FittedModel, Linear};
+use fedcredit_model::scorecard::{Assessment, Scorecard};
 use fedcredit_participant::data::LineCounter;
 use fedcredit_participant::data::blocks::{self, PlainCsv};
 use fedcredit_participant::data::parquet_file::{
@@ -76,14 +77,27 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     let data = &args.data;
     let input = Input::open(data)?;
     let header = input.header();
-    let encoder = Encoder::for_scoring(&model.schema, header).with_context(|| {
+    let card = model.scorecard.as_ref();
+    // A scorecard reads the raw features it binned; its model's own schema
+    // holds the WOE features it was fitted on.
+    let schema = card.map_or(&model.schema, |c| &c.schema);
+    let encoder = Encoder::for_scoring(schema, header).with_context(|| {
         format!(
             "{}{} the header does not fit the model's schema",
             data.display(),
             input.at_header()
         )
     })?;
-    if encoder.width() != model.features.len() {
+    if card.is_some()
+        && (matches!(input, Input::Parquet(_)) || args.out.as_deref().is_some_and(is_parquet))
+    {
+        bail!(
+            "{}: a scorecard model scores CSV files to CSV; Parquet input or output is not \
+             supported for scorecards yet",
+            args.model.display()
+        );
+    }
+    if card.is_none() && encoder.width() != model.features.len() {
         bail!(
             "{}: the model's schema encodes {} columns but it has {} coefficients",
             args.model.display(),
@@ -102,7 +116,12 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         Some(path) if is_parquet(path) => Format::Parquet,
         _ => Format::Csv,
     };
-    let mut out = Output::create(args.out.as_deref(), format, id.map(|(name, _)| name))?;
+    let mut out = Output::create(
+        args.out.as_deref(),
+        format,
+        id.map(|(name, _)| name),
+        card.is_some(),
+    )?;
     let mut errors = match &errors_path {
         Some(path) => {
             let mut e = Staged::create(path)?;
@@ -119,6 +138,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
 
     let job = Job {
         model: &model,
+        scorecard: card,
         encoder: &encoder,
         id: id.map(|(_, j)| j),
         format,
@@ -242,6 +262,8 @@ enum Format {
 /// What scoring a run of rows needs.
 struct Job<'a> {
     model: &'a FittedModel,
+    /// The model's scorecard: points and reason codes go with each probability.
+    scorecard: Option<&'a Scorecard>,
     encoder: &'a Encoder,
     /// The `--id-column`'s position.
     id: Option<usize>,
@@ -310,8 +332,9 @@ impl Scored {
     }
 
     /// Adds a scored row.
-    fn push(&mut self, job: &Job<'_>, row: u64, id: Option<&str>, p: f64) -> Result<()> {
+    fn push(&mut self, job: &Job<'_>, row: u64, id: Option<&str>, scored: Scoring) -> Result<()> {
         use std::fmt::Write as _;
+        let p = scored.probability;
         match job.format {
             Format::Csv => {
                 let (r, q) = &mut self.text;
@@ -319,7 +342,21 @@ impl Scored {
                 q.clear();
                 write!(r, "{row}")?;
                 write!(q, "{p}")?;
-                if job.id.is_some() {
+                if let (Some(card), Some(a)) = (job.scorecard, scored.card) {
+                    let mut record = Vec::with_capacity(7);
+                    if job.id.is_some() {
+                        record.push(id.unwrap_or("").to_owned());
+                    }
+                    record.extend([r.clone(), q.clone(), a.points.to_string()]);
+                    for k in 0..3 {
+                        let reason = a
+                            .reasons
+                            .get(k)
+                            .map(|&j| card.characteristics[j].name.as_str());
+                        record.push(reason.unwrap_or("").to_owned());
+                    }
+                    self.csv.write_record(&record)?;
+                } else if job.id.is_some() {
                     self.csv
                         .write_record([id.unwrap_or(""), r.as_str(), q.as_str()])?;
                 } else {
@@ -335,6 +372,32 @@ impl Scored {
         }
         self.probs.push(p);
         Ok(())
+    }
+}
+
+/// A row's probability, with its points and reasons under a scorecard.
+struct Scoring {
+    probability: f64,
+    card: Option<Assessment>,
+}
+
+impl Job<'_> {
+    /// Scores an encoded row: the model's probability, or the scorecard's
+    /// probability, points and reasons (a value in no bin is the row's error).
+    fn score(&self, row: &[f64]) -> Result<Scoring, fedcredit_model::ModelError> {
+        match self.scorecard {
+            None => Ok(Scoring {
+                probability: self.model.probability(row)?,
+                card: None,
+            }),
+            Some(card) => {
+                let a = card.assess(row)?;
+                Ok(Scoring {
+                    probability: a.probability,
+                    card: Some(a),
+                })
+            }
+        }
     }
 }
 
@@ -384,11 +447,14 @@ fn score_block(block: &blocks::Block, text: &str, job: &Job<'_>) -> Result<Score
     let mut cells: Vec<&str> = Vec::new();
     for (k, (line, record)) in block.records(text).enumerate() {
         blocks::split_cells(record, &mut cells);
-        match job.encoder.encode_features_into(&cells, &mut row) {
-            Ok(()) => {
-                let p = job.model.probability(&row)?;
+        match job
+            .encoder
+            .encode_features_into(&cells, &mut row)
+            .and_then(|()| job.score(&row))
+        {
+            Ok(scored) => {
                 let id = job.id.and_then(|j| cells.get(j).copied());
-                out.push(job, (block.first_row + k + 1) as u64, id, p)?;
+                out.push(job, (block.first_row + k + 1) as u64, id, scored)?;
             }
             Err(e) => out.bad.push((line, RowProblem::from(e))),
         }
@@ -416,11 +482,14 @@ fn score_csv(data: &Path, job: &Job<'_>, emit: &mut dyn FnMut(Scored) -> Result<
         index += 1;
         let cells: Vec<std::borrow::Cow<'_, str>> =
             record.iter().map(String::from_utf8_lossy).collect();
-        match job.encoder.encode_features_into(&cells, &mut row) {
-            Ok(()) => {
-                let p = job.model.probability(&row)?;
+        match job
+            .encoder
+            .encode_features_into(&cells, &mut row)
+            .and_then(|()| job.score(&row))
+        {
+            Ok(scored) => {
                 let id = job.id.and_then(|j| cells.get(j)).map(AsRef::as_ref);
-                batch.push(job, index, id, p)?;
+                batch.push(job, index, id, scored)?;
             }
             Err(e) => {
                 let line = match record.position() {
@@ -485,7 +554,11 @@ fn score_parquet(
                             Some(p) => scored.bad.push((row, p)),
                             None => {
                                 let id = job.id.map(|_| texts[0][i].as_str());
-                                scored.push(job, row, id, z[i])?;
+                                let p = Scoring {
+                                    probability: z[i],
+                                    card: None,
+                                };
+                                scored.push(job, row, id, p)?;
                             }
                         }
                     }
@@ -565,7 +638,12 @@ enum Sink<'a> {
 }
 
 impl Output<'_> {
-    fn create(path: Option<&Path>, format: Format, id: Option<&str>) -> Result<Self> {
+    fn create(
+        path: Option<&Path>,
+        format: Format,
+        id: Option<&str>,
+        scorecard: bool,
+    ) -> Result<Self> {
         if format == Format::Parquet {
             let path = path.context("internal: Parquet output needs a file")?;
             return Ok(Output::Parquet {
@@ -583,9 +661,12 @@ impl Output<'_> {
                 std::io::stdout().lock(),
             )),
         };
-        let mut titles = Vec::with_capacity(3);
+        let mut titles = Vec::with_capacity(7);
         titles.extend(id);
         titles.extend(["row", "probability"]);
+        if scorecard {
+            titles.extend(["points", "reason_1", "reason_2", "reason_3"]);
+        }
         sink.write_all(&csv_line(&titles)?)?;
         Ok(Output::Csv(sink))
     }
@@ -869,6 +950,7 @@ mod tests {
         let encoder = Encoder::for_scoring(&model.schema, table.header()).expect("encoder");
         let job = Job {
             model,
+            scorecard: None,
             encoder: &encoder,
             id: Some(0),
             format: Format::Parquet,

@@ -294,6 +294,16 @@ pub enum ModelError {
     /// An aggregated vector is internally inconsistent (e.g. histogram total ≠ count).
     #[error("inconsistent aggregate: {0}")]
     InconsistentAggregate(String),
+
+    /// A value falls in none of a scorecard characteristic's bins (e.g. a
+    /// missing value where the training rows had none).
+    #[error("column `{column}`: value `{value}` falls in no bin of the scorecard")]
+    OutsideBins {
+        /// The characteristic's column.
+        column: String,
+        /// The value, as read.
+        value: String,
+    },
 }
 
 impl ModelError {
@@ -308,7 +318,8 @@ impl ModelError {
             | ModelError::NotANumber { column, .. }
             | ModelError::NonFiniteValue { column, .. }
             | ModelError::EmptyLabel { column, .. }
-            | ModelError::UnexpectedLabel { column, .. } => Some(column),
+            | ModelError::UnexpectedLabel { column, .. }
+            | ModelError::OutsideBins { column, .. } => Some(column),
             _ => None,
         }
     }
@@ -320,7 +331,8 @@ impl ModelError {
             ModelError::UnknownCategory { value, .. }
             | ModelError::NotANumber { value, .. }
             | ModelError::NonFiniteValue { value, .. }
-            | ModelError::UnexpectedLabel { value, .. } => Some(value),
+            | ModelError::UnexpectedLabel { value, .. }
+            | ModelError::OutsideBins { value, .. } => Some(value),
             ModelError::EmptyNumeric { .. } | ModelError::EmptyLabel { .. } => Some(""),
             _ => None,
         }

@@ -385,6 +385,11 @@ pub struct FittedModel {
     /// job with `privacy = "none"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<PrivacyReport>,
+    /// The points scorecard, for a model fitted on WOE-encoded features
+    /// (`fedcredit local --kind scorecard`); absent for a plain model, whose
+    /// file is then byte for byte what it was before scorecards existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorecard: Option<crate::scorecard::Scorecard>,
 }
 
 impl FittedModel {
@@ -903,6 +908,7 @@ impl ModelJob {
             history: self.history.clone(),
             metrics,
             privacy: None,
+            scorecard: None,
         })
     }
 

@@ -17,6 +17,8 @@
 //!   unit conversion.
 //! - [`linalg`]: packed triangles and Cholesky for the Newton step.
 //! - [`metrics`]: exact and histogram-pooled AUC, KS, log-loss.
+//! - [`scorecard`]: binning from pooled per-label histograms, WOE/IV,
+//!   points and reason codes.
 //! - [`synthetic`]: seeded data from a known logistic model.
 //! - [`rows`]: row-range views (ndarray's `s!` is unusable under
 //!   `forbid(unsafe_code)`).
@@ -38,6 +40,7 @@ pub mod metrics;
 pub mod privacy;
 pub mod rows;
 pub mod schema;
+pub mod scorecard;
 pub mod stats;
 pub mod synthetic;
 
