@@ -67,7 +67,12 @@ fn applicant(model: &Path) -> Result<String> {
     let model: FittedModel =
         serde_json::from_str(&text).with_context(|| format!("{}: not a model", model.display()))?;
     let mut fields = serde_json::Map::new();
-    for f in &model.schema.features {
+    // A scorecard reads the raw features it binned.
+    let schema = model
+        .scorecard
+        .as_ref()
+        .map_or(&model.schema, |c| &c.schema);
+    for f in &schema.features {
         let v = match f {
             Feature::Numeric { name } => (name, serde_json::json!(1.0)),
             Feature::Categorical { name, categories } => (

@@ -16,7 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
 
 /// Trains a model on the bundled German credit rows (three parties),
 /// keeping only `columns`, into `out`.
-fn train(dir: &Path, name: &str, columns: &[&str]) -> std::path::PathBuf {
+fn train(dir: &Path, name: &str, columns: &[&str], extra: &[&str]) -> std::path::PathBuf {
     let rows = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/german_credit.csv"),
     )
@@ -59,6 +59,7 @@ fn train(dir: &Path, name: &str, columns: &[&str]) -> std::path::PathBuf {
         ]
         .map(str::to_owned),
     );
+    args.extend(extra.iter().map(|s| s.to_string()));
     let run = Command::new(BIN).args(&args).output().unwrap();
     assert!(
         run.status.success(),
@@ -117,11 +118,17 @@ fn serve(model: &Path) -> Server {
 #[test]
 fn serve_scores_names_bad_fields_and_swaps_models_on_sighup_without_dropping_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let a = train(dir.path(), "a", &["duration_in_month", "credit_amount"]);
+    let a = train(
+        dir.path(),
+        "a",
+        &["duration_in_month", "credit_amount"],
+        &[],
+    );
     let b = train(
         dir.path(),
         "b",
         &["duration_in_month", "age_in_years", "purpose"],
+        &[],
     );
     let live = dir.path().join("live.json");
     std::fs::copy(&a, &live).unwrap();
@@ -249,5 +256,66 @@ fn serve_scores_names_bad_fields_and_swaps_models_on_sighup_without_dropping_req
     assert!(
         metrics.contains("fedcredit_serve_model_reloads_total{route=\"reload\",status=\"200\"} 1"),
         "{metrics}"
+    );
+}
+
+#[test]
+fn a_scorecard_is_served_with_points_and_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(
+        dir.path(),
+        "card",
+        &[
+            "status_of_existing_checking_account",
+            "duration_in_month",
+            "age_in_years",
+        ],
+        &["--kind", "scorecard"],
+    );
+    let server = serve(&model);
+    let (status, body) = http(
+        server.1,
+        "POST",
+        "/v1/score",
+        r#"{"status_of_existing_checking_account": "... < 0 DM", "duration_in_month": 48, "age_in_years": 22}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let p = v["probability"].as_f64().unwrap();
+    let points = v["points"].as_f64().unwrap();
+    assert!(p > 0.0 && p < 1.0 && points.is_finite(), "{body}");
+    // The points follow from the probability: Offset + Factor·ln(odds of good).
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let (offset, factor) = (
+        card["scorecard"]["offset"].as_f64().unwrap(),
+        card["scorecard"]["factor"].as_f64().unwrap(),
+    );
+    assert!(
+        (points - (offset + factor * ((1.0 - p) / p).ln())).abs() < 1e-6,
+        "{body}"
+    );
+    let reasons: Vec<&str> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(!reasons.is_empty() && reasons.len() <= 3, "{body}");
+    assert!(
+        reasons.contains(&"status_of_existing_checking_account"),
+        "{body}"
+    );
+    // A category the scorecard never binned is named.
+    let (status, body) = http(
+        server.1,
+        "POST",
+        "/v1/score",
+        r#"{"status_of_existing_checking_account": "castle", "duration_in_month": 48, "age_in_years": 22}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("status_of_existing_checking_account"),
+        "{body}"
     );
 }

@@ -83,6 +83,13 @@ pub struct Scorer {
 pub struct Score {
     /// Probability of the positive (default) event.
     pub probability: f64,
+    /// A scorecard's total points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<f64>,
+    /// A scorecard's reason codes: up to three characteristics where the
+    /// applicant lost the most points against their best bin, most first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
 }
 
 /// An applicant that does not fit the model: which field and why.
@@ -109,14 +116,18 @@ impl Scorer {
             message,
         };
         let model: FittedModel = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
-        let names: Vec<String> = model
-            .schema
+        // A scorecard reads the raw features it binned; the model's own
+        // schema holds the WOE features it was fitted on.
+        let schema = model
+            .scorecard
+            .as_ref()
+            .map_or(&model.schema, |c| &c.schema);
+        let names: Vec<String> = schema
             .features
             .iter()
             .map(|f| f.name().to_owned())
             .collect();
-        let encoder =
-            Encoder::for_scoring(&model.schema, &names).map_err(|e| parse(e.to_string()))?;
+        let encoder = Encoder::for_scoring(schema, &names).map_err(|e| parse(e.to_string()))?;
         Ok(Self {
             model,
             encoder,
@@ -147,11 +158,25 @@ impl Scorer {
         self.encoder
             .encode_features_into(&cells, &mut row)
             .map_err(|e| bad(e.column(), e.to_string()))?;
+        if let Some(card) = &self.model.scorecard {
+            let a = card
+                .assess(&row)
+                .map_err(|e| bad(e.column(), e.to_string()))?;
+            return Ok(Score {
+                probability: a.probability,
+                points: Some(a.points),
+                reasons: Some(a.reasons.iter().map(|&j| self.names[j].clone()).collect()),
+            });
+        }
         let probability = self
             .model
             .probability(&row)
             .map_err(|e| bad(None, e.to_string()))?;
-        Ok(Score { probability })
+        Ok(Score {
+            probability,
+            points: None,
+            reasons: None,
+        })
     }
 
     /// The applicant's fields as the text cells the encoder reads, in
