@@ -236,27 +236,50 @@ fn spec_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Polls the job's status until it ends, saying each completed round once.
+/// Polls the job's status until it ends, saying each completed round once:
+/// on a terminal as a spinner line that updates in place, otherwise (a
+/// pipe, a file, a CI log) as one plain line per change.
 async fn wait(admin: &mut Admin, id: &str) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
     let mut said = None;
     loop {
         let s = admin.status(id).await?;
-        let line = (s.rounds_completed, s.state.clone());
+        let line = (s.rounds_completed, s.state.clone(), s.progress.clone());
         if said.as_ref() != Some(&line) {
             let detail = if s.progress.is_empty() {
                 String::new()
             } else {
                 format!(": {}", s.progress)
             };
-            eprintln!(
+            let text = format!(
                 "job {id}: {} round(s) done, {}{detail}",
                 s.rounds_completed, s.state
             );
+            match &bar {
+                Some(bar) => bar.set_message(text),
+                None => eprintln!("{text}"),
+            }
             said = Some(line);
         }
+        let end = |bar: &Option<indicatif::ProgressBar>| {
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+        };
         match s.state.as_str() {
-            "finished" => return Ok(()),
-            "failed" | "aborted" => bail!("job {id} {}: {}", s.state, s.failure),
+            "finished" => {
+                end(&bar);
+                return Ok(());
+            }
+            "failed" | "aborted" => {
+                end(&bar);
+                bail!("job {id} {}: {}", s.state, s.failure)
+            }
             _ => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     }

@@ -343,6 +343,7 @@ pub fn journal_of(fixture: &Fixture, log: &[u8], member: &str) -> Vec<JournalEnt
             unix_millis: e.body.unix_millis,
             task: contributors.as_ref().and(digest.clone()),
             contributors,
+            contribution: None,
         });
     }
     out

@@ -728,6 +728,13 @@ impl Participant {
         }
         let contribution_error =
             |reason: String| RoundEnd::Fatal(ParticipantError::Contribution { round, reason });
+        // The same values summed with two contributor sets, in any two jobs,
+        // give away the difference: one set per set of values, ever.
+        let fingerprint = contribution_fingerprint(&self.key, dimension, &values);
+        let earlier = self
+            .journal()?
+            .confirmed_contribution(&fingerprint)
+            .map(|(job, set)| (job.to_owned(), set.to_vec()));
         let mut encoded = codec
             .encode(&values, c.roster.len())
             .map_err(|e| contribution_error(e.to_string()))?;
@@ -858,9 +865,21 @@ impl Participant {
                 asked: u2_ids.join(", "),
             }));
         }
+        if let Some((job, confirmed)) = &earlier
+            && !confirmed.iter().all(|id| u2_ids.contains(id))
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
+                round,
+                attempt,
+                job: job.clone(),
+                confirmed: confirmed.join(", "),
+                asked: u2_ids.join(", "),
+            }));
+        }
         let contribution = TaskContributors {
             task: digest,
             contributors: u2_ids,
+            contribution: Some(fingerprint),
         };
         let chunk_words = self
             .settings
@@ -906,6 +925,17 @@ impl Participant {
                 asked: u3_ids.join(", "),
             }));
         }
+        if let Some((job, confirmed)) = &earlier
+            && *confirmed != u3_ids
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
+                round,
+                attempt,
+                job: job.clone(),
+                confirmed: confirmed.join(", "),
+                asked: u3_ids.join(", "),
+            }));
+        }
         let state = state.confirm(u3).map_err(protocol)?;
         let ids: Vec<String> = state
             .survivors()
@@ -920,6 +950,7 @@ impl Participant {
         let commitment = TaskContributors {
             task: digest,
             contributors: u3_ids,
+            contribution: Some(fingerprint),
         };
         let mut grpc = self.grpc.clone();
         let call =
@@ -1031,6 +1062,21 @@ fn check_binding(
         });
     }
     Ok(())
+}
+
+/// A keyed fingerprint of the values a member contributes: HKDF of its
+/// identity key over their SHA-256 (with the length), so that the journal
+/// recognises the same values again without revealing them.
+fn contribution_fingerprint(key: &IdentityKey, dimension: usize, values: &[f64]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((dimension as u64).to_le_bytes());
+    for v in values {
+        h.update(v.to_bits().to_le_bytes());
+    }
+    let mut context = b"fedcredit/v1/contribution-fingerprint\0".to_vec();
+    context.extend_from_slice(&h.finalize());
+    *key.derive_seed(&context)
 }
 
 fn bad_relay(what: &str, who: &(impl std::fmt::Display + ?Sized)) -> ParticipantError {

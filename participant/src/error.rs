@@ -142,6 +142,26 @@ pub enum ParticipantError {
         /// The set asked for now.
         asked: String,
     },
+    /// The coordinator asks to sum values this member already contributed,
+    /// in this or an earlier job, with another contributor set: the two
+    /// sums' difference would be a function of fewer members' values (the
+    /// cross-job differencing attack).
+    #[error(
+        "refusing round {round} attempt {attempt}: these exact values were summed in job {job} \
+         with contributors [{confirmed}]; this attempt asks for [{asked}]"
+    )]
+    ContributionRepeated {
+        /// The round.
+        round: u64,
+        /// The attempt.
+        attempt: u32,
+        /// The job where they were confirmed before.
+        job: String,
+        /// The set confirmed before.
+        confirmed: String,
+        /// The set asked for now.
+        asked: String,
+    },
     /// Another process holds this participant's journal: two processes
     /// journaling as one member could each confirm a different contributor
     /// set for one task, which the journal exists to prevent.
@@ -184,7 +204,8 @@ impl ParticipantError {
             | ParticipantError::Tls { .. } => ReasonCode::ReasonLocalConfig,
             ParticipantError::RefusedRound { .. }
             | ParticipantError::Referee { .. }
-            | ParticipantError::ContributorSetChanged { .. } => ReasonCode::ReasonRefusedTask,
+            | ParticipantError::ContributorSetChanged { .. }
+            | ParticipantError::ContributionRepeated { .. } => ReasonCode::ReasonRefusedTask,
             ParticipantError::Protocol { .. } | ParticipantError::Refused { .. } => {
                 ReasonCode::ReasonProtocolViolation
             }

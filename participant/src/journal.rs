@@ -38,6 +38,9 @@ pub struct TaskContributors {
     pub task: TaskDigest,
     /// Member ids, sorted.
     pub contributors: Vec<String>,
+    /// The keyed fingerprint of the values contributed (see
+    /// [`JournalEntry::contribution`]).
+    pub contribution: Option<[u8; 32]>,
 }
 
 /// An open journal: a file, or (for in-process tests, the demo and
@@ -49,6 +52,9 @@ pub struct Journal {
     advertised: BTreeSet<(String, u64, u32)>,
     /// (job, task) → the survivor list confirmed for it.
     confirmed: BTreeMap<(String, TaskDigest), Vec<String>>,
+    /// Fingerprint of contributed values → (job, the survivor list confirmed
+    /// for them): across jobs, the same values go into one sum only.
+    by_contribution: BTreeMap<[u8; 32], (String, Vec<String>)>,
     /// The last message signed (read back or recorded): where this member
     /// stands, for the line it logs when stopped.
     last: Option<JournalEntry>,
@@ -90,6 +96,7 @@ impl Journal {
             file: None,
             advertised: BTreeSet::new(),
             confirmed: BTreeMap::new(),
+            by_contribution: BTreeMap::new(),
             last: None,
         }
     }
@@ -109,6 +116,15 @@ impl Journal {
                         .entry((entry.job.clone(), task))
                         .or_insert_with(|| set.clone());
                 }
+                if let (Some(fp), Some(set)) = (&entry.contribution, &entry.contributors)
+                    && let Some(fp) = hex::decode(fp)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                {
+                    self.by_contribution
+                        .entry(fp)
+                        .or_insert_with(|| (entry.job.clone(), set.clone()));
+                }
             }
             _ => {}
         }
@@ -125,6 +141,14 @@ impl Journal {
         self.confirmed
             .get(&(job.to_owned(), *task))
             .map(Vec::as_slice)
+    }
+
+    /// The job and survivor list these very values were confirmed for
+    /// before, if any (in any job).
+    pub fn confirmed_contribution(&self, fingerprint: &[u8; 32]) -> Option<(&str, &[String])> {
+        self.by_contribution
+            .get(fingerprint)
+            .map(|(job, set)| (job.as_str(), set.as_slice()))
     }
 
     /// Where this member stands, for a log line: the journal and the last
@@ -171,6 +195,7 @@ impl Journal {
                 .map_or(0, |d| d.as_millis() as u64),
             task: contribution.map(|c| c.task.to_hex()),
             contributors: contribution.map(|c| c.contributors.clone()),
+            contribution: contribution.and_then(|c| c.contribution.map(hex::encode)),
         };
         if let Some((path, file, _)) = &mut self.file {
             let mut line =
@@ -239,6 +264,7 @@ mod tests {
         let set = TaskContributors {
             task,
             contributors: vec!["bank-a".into(), "bank-b".into(), "bank-c".into()],
+            contribution: None,
         };
         let mut j = Journal::open(&path).expect("open");
         j.record("job", 3, 0, "masked-input", b"m", &[1; 64], Some(&set))

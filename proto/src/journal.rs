@@ -33,6 +33,12 @@ pub struct JournalEntry {
     /// A participant confirms one survivor list per task, ever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contributors: Option<Vec<String>>,
+    /// With `task`: a keyed fingerprint of the values contributed (HKDF of
+    /// the member's key over their hash, so the journal does not reveal
+    /// low-entropy values to whoever reads it). The same values are summed
+    /// with one contributor set only, across every job the member serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contribution: Option<String>,
 }
 
 /// Parses a journal. A torn last line (a crash mid-write) is ignored; any

@@ -265,6 +265,13 @@ impl Coordinator for Service {
             _ => Err(wrong_answer()),
         }
     }
+    /// The suite's members run one job each (`fedcredit_participant::run`)
+    /// and never ask for an offer.
+    async fn offer(&self, _: Request<pb::OfferRequest>) -> Result<Response<pb::Signed>, Status> {
+        Err(Status::unimplemented(
+            "the scripted adversary offers no job",
+        ))
+    }
 }
 
 /// How the unmask phase ends.

@@ -715,3 +715,73 @@ async fn i_equivocated_announcements_do_not_mix_tasks() {
     })
     .await;
 }
+
+/// Attack k: the same values in a second job, without the target. The
+/// service hosts many jobs and a member's input file serves them all, so
+/// a coordinator can sum the members' values in one job (S, all four) and
+/// run the same spec again under another job id with the target left out
+/// (S'): S − S' is the target's vector. The per-task journal does not see
+/// it (another job is another task); the contribution ledger does: the
+/// same values are summed with one contributor set only, in any job. The
+/// control runs the second job with fresh journals and reads the vector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_the_same_values_in_a_second_job_without_the_target() {
+    guarded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let c = secure_sum_consortium(4, "", DIM, 16, 1e6).unwrap();
+        let members = [0, 1, 2, 3];
+        let all = ids(4);
+        let (mut adv, honest) = secure_sum(&c, &members, Some(dir.path())).await;
+        let ann = adv.secure_sum_announcement();
+        let s = adv.run_attempt(0, 0, ann, &all, &[], End::Complete).await;
+        let s = decoded(&adv, 0, &s.values().next().unwrap().clone().unwrap());
+        assert!(close(&s, &sum_of(&members.map(input))));
+        finish(&mut adv, honest).await;
+
+        let second = c
+            .with_job(
+                JobSpec {
+                    id: "second-job".into(),
+                    ..c.job.clone()
+                },
+                Path::new("second-job.toml"),
+            )
+            .unwrap();
+        let without = &all[..3];
+        let run_second = |journals: Option<std::path::PathBuf>| {
+            let second = second.clone();
+            async move {
+                let (mut adv, honest) = secure_sum(&second, &[0, 1, 2], journals.as_deref()).await;
+                let ann = adv.secure_sum_announcement();
+                let out = adv
+                    .run_attempt(0, 0, ann, without, &[], End::Complete)
+                    .await;
+                finish(&mut adv, honest).await;
+                (adv, out)
+            }
+        };
+
+        // Control: members without their journals sum again, and the
+        // difference is bank-d's vector.
+        let fresh = tempfile::tempdir().unwrap();
+        let (control, out) = run_second(Some(fresh.path().to_owned())).await;
+        let s2 = decoded(&control, 0, &out.values().next().unwrap().clone().unwrap());
+        let learnt: Vec<f64> = s.iter().zip(&s2).map(|(a, b)| a - b).collect();
+        assert!(
+            close(&learnt, &input(3)),
+            "the control should read bank-d's vector: {learnt:?} vs {:?}",
+            input(3)
+        );
+
+        // With their journals, every member refuses to sum the same values
+        // with another set: no masked input, so nothing to unmask.
+        let (adv, _) = run_second(Some(dir.path().to_owned())).await;
+        assert_mounted_and_refused(&adv, 0, without);
+        assert!(
+            adv.attempts[0].masked.is_empty(),
+            "a member sent its masked input\n{}",
+            adv.summary()
+        );
+    })
+    .await;
+}
