@@ -111,12 +111,12 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("the server did not say where it listens: {line:?}"))?;
         say(&format!(
-            "fedcredit serve on {addr} (its own process), {} keep-alive connections, {} s per rate, one applicant of {} bytes; latency from each request's due time:",
+            "fedcredit serve on {addr} (its own process), {} keep-alive connections, {} s per rate, one applicant of {} bytes; latency from each request's send, and from when it was due:",
             args.connections,
             args.seconds,
             body.len()
         ));
-        say("rate/s    answered  failed     p50 µs     p99 µs   p99.9 µs     max µs");
+        say("rate/s    answered  failed   from:     p50 µs     p99 µs   p99.9 µs     max µs");
         let rt = crate::runtime()?;
         for &rate in &args.rates {
             let r = rt
@@ -128,10 +128,12 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
                     args.connections,
                 ))
                 .map_err(|e| anyhow::anyhow!("load at {rate}/s: {e}"))?;
-            say(&format!(
-                "{:<9} {:>8} {:>7} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
-                r.rate, r.ok, r.failed, r.p50_us, r.p99_us, r.p999_us, r.max_us
-            ));
+            for (from, us) in [("send", r.from_send_us), ("due", r.from_due_us)] {
+                say(&format!(
+                    "{:<9} {:>8} {:>7} {from:>6}: {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+                    r.rate, r.ok, r.failed, us[0], us[1], us[2], us[3]
+                ));
+            }
         }
         Ok(())
     })();
