@@ -306,7 +306,11 @@ pub struct Curves {
 /// assert_eq!((c.ks, c.ks_at), (1.0, 0.5));
 /// ```
 pub fn curves(pos: &[f64], neg: &[f64], points: usize) -> Result<Curves> {
-    check_len("negative histogram (one bin per positive bin)", pos.len(), neg.len())?;
+    check_len(
+        "negative histogram (one bin per positive bin)",
+        pos.len(),
+        neg.len(),
+    )?;
     check_finite("positive histogram", pos)?;
     check_finite("negative histogram", neg)?;
     let (tp, tn) = (pos.iter().sum::<f64>(), neg.iter().sum::<f64>());
@@ -556,15 +560,28 @@ mod tests {
         assert_eq!(c.roc.first(), Some(&[0.0, 0.0]));
         assert_eq!(c.roc.last(), Some(&[1.0, 1.0]));
         assert_eq!(c.cdf.last().map(|p| p[0]), Some(1.0));
-        assert!(c.roc.len() <= 52 && c.cdf.len() <= 52, "{} {}", c.roc.len(), c.cdf.len());
+        assert!(
+            c.roc.len() <= 52 && c.cdf.len() <= 52,
+            "{} {}",
+            c.roc.len(),
+            c.cdf.len()
+        );
         // The ROC rises; its trapezoids approximate the AUC.
-        assert!(c.roc.windows(2).all(|w| w[1][0] >= w[0][0] && w[1][1] >= w[0][1]));
+        assert!(
+            c.roc
+                .windows(2)
+                .all(|w| w[1][0] >= w[0][0] && w[1][1] >= w[0][1])
+        );
         let area: f64 = c
             .roc
             .windows(2)
             .map(|w| (w[1][0] - w[0][0]) * (w[1][1] + w[0][1]) / 2.0)
             .sum();
-        assert!((area - m.auc.expect("auc")).abs() < 1e-2, "{area} vs {:?}", m.auc);
+        assert!(
+            (area - m.auc.expect("auc")).abs() < 1e-2,
+            "{area} vs {:?}",
+            m.auc
+        );
         let e = curves(&[1.0, 2.0], &[0.0, 0.0], 10).expect_err("one class");
         assert!(matches!(e, ModelError::SingleClass { .. }), "{e}");
         assert!(curves(&[1.0], &[1.0, 2.0], 10).is_err());
