@@ -331,6 +331,6 @@ mod tests {
         std::fs::write(&files.log, b"\x05hello world").expect("write");
         let grown = d.log_view("sum-1", &files).expect("read").expect("a log");
         assert!(!Arc::ptr_eq(&first, &grown));
-        assert_eq!(grown.log_bytes, 11);
+        assert_eq!(grown.log_bytes, 12);
     }
 }
