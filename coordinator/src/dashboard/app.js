@@ -70,8 +70,9 @@ async function showList() {
 
 // ---- charts ---------------------------------------------------------------
 
-const W = 360, H = 300, PAD = 40;
-const sx = (x) => PAD + x * (W - 2 * PAD);
+// Chart size and margins (the left one holds the tick labels and the axis title).
+const W = 380, H = 300, PAD = 40, LEFT = 56;
+const sx = (x) => LEFT + x * (W - LEFT - PAD);
 const sy = (y) => H - PAD - y * (H - 2 * PAD);
 
 function path(points, cls) {
@@ -87,8 +88,8 @@ function axes(svg, xLabel, yLabel) {
     svg.append(el("svg:text", { x: sx(0) - 6, y: sy(t) + 4, "text-anchor": "end" }, t));
   }
   svg.append(el("svg:path", { class: "axis", d: `M${sx(0)},${sy(1)}V${sy(0)}H${sx(1)}` }));
-  svg.append(el("svg:text", { x: W / 2, y: H - 6, "text-anchor": "middle" }, xLabel));
-  svg.append(el("svg:text", { x: 12, y: H / 2, transform: `rotate(-90 12 ${H / 2})`, "text-anchor": "middle" }, yLabel));
+  svg.append(el("svg:text", { x: sx(0.5), y: H - 6, "text-anchor": "middle" }, xLabel));
+  svg.append(el("svg:text", { x: 14, y: H / 2, transform: `rotate(-90 14 ${H / 2})`, "text-anchor": "middle" }, yLabel));
 }
 
 function rocChart(curves, auc) {
