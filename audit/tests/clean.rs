@@ -4,6 +4,7 @@
 
 mod common;
 
+use fedcredit_audit::show::Event;
 use fedcredit_audit::{AttemptStatus, JobEnd, LogEnd, show, verify};
 
 #[test]
@@ -101,6 +102,36 @@ fn show_prints_the_timeline() {
     assert!(text.contains("job ended ok"), "{text}");
     let json = serde_json::to_value(&timeline).expect("json");
     assert_eq!(json["job"]["members"][2], "lender-3");
+    // The evaluation round carries the pooled curves, drawn from its
+    // published histograms: their KS is the published model's.
+    let attempts: Vec<_> = timeline
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Attempt(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let model_ks = timeline.events.iter().find_map(|e| match e {
+        Event::JobEnded { model: Some(m), .. } => m.metrics.and_then(|m| m.ks),
+        _ => None,
+    });
+    let with_curves: Vec<_> = attempts.iter().filter(|a| a.curves.is_some()).collect();
+    assert_eq!(with_curves.len(), 1, "only the evaluation round");
+    assert_eq!(with_curves[0].task, "evaluate");
+    let curves = with_curves[0].curves.as_ref().expect("curves");
+    assert_eq!(Some(curves.ks), model_ks);
+    assert_eq!(curves.roc.last(), Some(&[1.0, 1.0]));
+    // Phase closes are timed, in order, from the announcement on.
+    for a in &attempts {
+        let mut last = a.opened_unix_ms;
+        for p in &a.phases {
+            let at = p.closed_unix_ms.expect("closed");
+            assert!(at >= last, "{a:?}");
+            last = at;
+        }
+        assert!(a.ended_unix_ms.expect("ended") >= last);
+    }
 
     let f = common::secure_sum();
     let text = show(&f.log).expect("a round log").to_string();

@@ -74,6 +74,21 @@ fn a_private_jobs_log_verifies_and_reports_the_budget_it_spent() {
         &common::credit_model().consortium,
     );
     assert!(serde_json::to_value(&plain).expect("json")["privacy"].is_null());
+    // A private evaluation's curves are read as its metrics are: unscaled,
+    // made monotone; their KS is the published model's.
+    let events = show(&f.log).expect("timeline").events;
+    let curves_ks = events.iter().find_map(|e| match e {
+        fedcredit_audit::show::Event::Attempt(a) => a.curves.as_ref().map(|c| c.ks),
+        _ => None,
+    });
+    let model_ks = events.iter().find_map(|e| match e {
+        fedcredit_audit::show::Event::JobEnded { model: Some(m), .. } => {
+            m.metrics.and_then(|m| m.ks)
+        }
+        _ => None,
+    });
+    assert!(curves_ks.is_some());
+    assert_eq!(curves_ks, model_ks);
     // The timeline shows each round's noise.
     let timeline = show(&f.log).expect("timeline").to_string();
     assert_eq!(

@@ -520,3 +520,228 @@ fn a_member_refuses_a_job_outside_its_policy_and_serve_needs_a_policy() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs a [policy] table"), "{err}");
 }
+
+/// `GET path` on the service's HTTP address: (status code, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {reply:?}"));
+    (status, body.to_owned())
+}
+
+/// Debian's Chromium, or `None` (the test says it is skipped) where it is
+/// not installed; `.ci/run` installs it and sets FEDCREDIT_REQUIRE_CHROMIUM,
+/// which turns a missing browser into a failure.
+fn chromium() -> Option<PathBuf> {
+    let p = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("FEDCREDIT_REQUIRE_CHROMIUM").is_none(),
+        "FEDCREDIT_REQUIRE_CHROMIUM is set but there is no Chromium at {}",
+        p.display()
+    );
+    eprintln!(
+        "SKIPPED the dashboard's browser test: no Chromium at {} (install Debian's `chromium` package, as .ci/run does, or set CHROMIUM)",
+        p.display()
+    );
+    None
+}
+
+/// Runs headless Chromium on `url` with `what` (`--dump-dom` or
+/// `--screenshot=FILE`) and returns its stdout. The flags keep it off the
+/// network (this machine's is closed) and let the page's fetches finish
+/// before the DOM is taken (virtual time).
+fn headless(chromium: &Path, what: &str, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out_path = profile.path().join("stdout");
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1600",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("profile").display()
+        ))
+        .arg(what)
+        .arg(url)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {what} {url}: no answer in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "chromium {what} {url}: {status}");
+    std::fs::read_to_string(out_path).unwrap()
+}
+
+/// The dashboard in a real browser: the service runs a credit model and a
+/// job the members refuse; headless Chromium renders the job list and the
+/// model's page (after its script ran), which must show the jobs, the
+/// round timeline, the departures with their reason codes, the audit
+/// verdict and the ROC and KS charts as SVG paths; screenshots are saved
+/// under the target directory. The JSON behind it refuses unknown and
+/// malformed ids.
+#[test]
+fn the_dashboard_shows_jobs_timelines_verdicts_and_charts_in_a_browser() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let mut s = service();
+    // Each member holds a quarter of its rows out: the evaluation round's
+    // pooled histograms, from which the charts are drawn.
+    for (id, _) in &s.members {
+        let dir = s.kit.path().join(id);
+        let rows = std::fs::read_to_string(dir.join(format!("{id}.csv"))).unwrap();
+        let mut lines = rows.lines();
+        let header = lines.next().unwrap();
+        let (mut train, mut test) = (format!("{header}\n"), format!("{header}\n"));
+        for (i, l) in lines.enumerate() {
+            let part = if i % 4 == 0 { &mut test } else { &mut train };
+            part.push_str(l);
+            part.push('\n');
+        }
+        std::fs::write(dir.join(format!("{id}.csv")), train).unwrap();
+        std::fs::write(dir.join(format!("{id}-holdout.csv")), test).unwrap();
+        let cfg = dir.join(format!("{id}.toml"));
+        let member = std::fs::read_to_string(&cfg).unwrap().replace(
+            &format!("data = \"{id}.csv\"\n"),
+            &format!("data = \"{id}.csv\"\ntest = \"{id}-holdout.csv\"\n"),
+        );
+        assert!(member.contains("test = "), "{member}");
+        std::fs::write(&cfg, member).unwrap();
+    }
+    s.start_coordinator();
+    for i in 0..3 {
+        s.start_member(i);
+    }
+    let spec = s.write_spec("credit.toml", &model_spec("credit-1", &FEATURES));
+    assert_eq!(s.job_ok(&["submit", &spec]).trim(), "credit-1");
+    let spec = s.write_spec(
+        "greedy.toml",
+        &model_spec(
+            "greedy",
+            &[
+                "age_in_years",
+                "installment_rate_in_percentage_of_disposable_income",
+            ],
+        ),
+    );
+    s.job_ok(&["submit", &spec]);
+    for (id, ok) in [("secure-sum", true), ("credit-1", true), ("greedy", false)] {
+        let out = s.job(&["wait", id]);
+        assert_eq!(out.status.success(), ok, "wait {id}: {}", text(&out));
+    }
+
+    // The JSON: a finished model's log, verified, with its curves.
+    let (code, body) = http_get(s.http, "/api/jobs/credit-1");
+    assert_eq!(code, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["job"]["state"], "finished", "{page}");
+    assert_eq!(page["log"]["audit"]["verified"], true, "{page}");
+    assert!(
+        page["log"]["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("result: VERIFIED"),
+        "{page}"
+    );
+    let events = page["log"]["timeline"]["Ok"]["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["task"] == "evaluate"
+            && e["curves"]["roc"].as_array().is_some_and(|r| r.len() > 10)),
+        "{page}"
+    );
+    for (path, code) in [
+        ("/api/jobs/no-such-job", 404),
+        ("/api/jobs/..%2F..%2Fetc", 400),
+        ("/api/jobs/.hidden", 400),
+        ("/jobs/../coordinator.key", 404),
+    ] {
+        assert_eq!(http_get(s.http, path).0, code, "{path}");
+    }
+
+    let base = format!("http://127.0.0.1:{}", s.http);
+    let list = headless(&chromium, "--dump-dom", &format!("{base}/"));
+    assert!(list.contains("data-rendered=\"yes\""), "{list}");
+    assert!(list.contains("<table id=\"jobs\""), "{list}");
+    for id in ["secure-sum", "credit-1", "greedy"] {
+        assert!(
+            list.contains(&format!("href=\"/jobs/{id}\"")),
+            "{id}: {list}"
+        );
+    }
+    assert!(list.contains("state-failed"), "{list}");
+
+    let job = headless(&chromium, "--dump-dom", &format!("{base}/jobs/credit-1"));
+    assert!(job.contains("data-rendered=\"yes\""), "{job}");
+    assert!(job.contains("<table id=\"timeline\""), "{job}");
+    assert!(job.contains("<table id=\"metrics\""), "{job}");
+    assert!(job.contains("evaluate ("), "{job}");
+    assert!(job.contains("advertise-keys"), "{job}");
+    assert!(job.contains("result: VERIFIED"), "{job}");
+    for chart in ["roc-chart", "ks-chart"] {
+        let at = job
+            .find(&format!("<svg class=\"chart\" id=\"{chart}\""))
+            .unwrap_or_else(|| panic!("no {chart} in {job}"));
+        let svg = &job[at..at + job[at..].find("</svg>").unwrap()];
+        // The curve itself: a path of many points, not only the axes.
+        let longest = svg
+            .split("<path d=\"")
+            .skip(1)
+            .map(|p| p.split('"').next().unwrap().matches('L').count())
+            .max()
+            .unwrap_or(0);
+        assert!(longest >= 50, "{chart}: no curve drawn:\n{svg}");
+    }
+
+    let refused = headless(&chromium, "--dump-dom", &format!("{base}/jobs/greedy"));
+    assert!(refused.contains("<table id=\"departures\""), "{refused}");
+    assert!(refused.contains("policy-features"), "{refused}");
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (name, url) in [
+        ("jobs", format!("{base}/")),
+        ("credit-1", format!("{base}/jobs/credit-1")),
+    ] {
+        let file = shots.join(format!("dashboard-{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        headless(&chromium, &format!("--screenshot={}", file.display()), &url);
+        assert!(
+            std::fs::metadata(&file).unwrap().len() > 10_000,
+            "{}",
+            file.display()
+        );
+        println!("dashboard screenshot: {}", file.display());
+    }
+}

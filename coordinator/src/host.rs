@@ -114,7 +114,7 @@ struct Store {
 /// Job ids name folders: letters, digits, `.`, `_`, `-`, not starting with
 /// a dot (no `..`, no `/`: a submitted id cannot reach outside the state
 /// directory).
-fn check_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && !id.starts_with('.')
         && id
@@ -287,6 +287,31 @@ impl Shared {
             .collect();
         views.sort_by_key(|v| v.seq);
         views
+    }
+}
+
+/// The service's jobs as the dashboard sees them: the store's list, and
+/// each job's consortium (the base file with the job's spec) and log.
+struct ServiceJobs {
+    shared: Arc<Shared>,
+    base: Arc<Consortium>,
+}
+
+impl crate::dashboard::Jobs for ServiceJobs {
+    fn list(&self) -> Vec<JobView> {
+        self.shared.views()
+    }
+
+    fn files(&self, id: &str) -> Option<crate::dashboard::JobFiles> {
+        let (spec, dir) = {
+            let store = self.shared.store.lock().ok()?;
+            (store.jobs.get(id)?.spec.clone(), store.job_dir(id))
+        };
+        let consortium = self.base.with_job(spec, &dir.join("job.toml")).ok()?;
+        Some(crate::dashboard::JobFiles {
+            consortium: Arc::new(consortium),
+            log: dir.join("rounds.log"),
+        })
     }
 }
 
@@ -558,9 +583,11 @@ pub async fn serve(
     let http = match base.http_listen {
         None => None,
         Some(addr) => {
-            let for_list = Arc::clone(&shared);
-            let list = Arc::new(move || for_list.views());
-            Some(crate::metrics::bind_http(addr, Arc::clone(&metrics), list).await?)
+            let jobs = Arc::new(ServiceJobs {
+                shared: Arc::clone(&shared),
+                base: Arc::clone(&base),
+            });
+            Some(crate::metrics::bind_http(addr, Arc::clone(&metrics), jobs).await?)
         }
     };
     let (stop_tx, stop_rx) = watch::channel(false);

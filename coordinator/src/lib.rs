@@ -14,10 +14,12 @@
 //! [`service`] verifies and forwards [`requests`] to it; [`round`] holds the
 //! phase types; [`replay`] rebuilds the state from the round log and
 //! [`records`] builds the coordinator's own log records; [`job`] says what
-//! rounds compute.
+//! rounds compute; [`host`] runs many jobs as a service; [`metrics`] and
+//! [`dashboard`] serve what the operator watches.
 #![forbid(unsafe_code)]
 
 mod actor;
+mod dashboard;
 mod error;
 mod freshness;
 pub mod host;
@@ -78,9 +80,15 @@ pub async fn run(
     let http = match consortium.http_listen {
         None => None,
         Some(addr) => {
-            let for_list = Arc::clone(&metrics);
-            let list = Arc::new(move || vec![for_list.job_view()]);
-            Some(metrics::bind_http(addr, Arc::clone(&metrics), list).await?)
+            let for_view = Arc::clone(&metrics);
+            let jobs = Arc::new(dashboard::SingleJob {
+                view: Arc::new(move || for_view.job_view()),
+                files: dashboard::JobFiles {
+                    consortium: Arc::new(consortium.clone()),
+                    log: log_path.clone(),
+                },
+            });
+            Some(metrics::bind_http(addr, Arc::clone(&metrics), jobs).await?)
         }
     };
     let outcome = run_job(

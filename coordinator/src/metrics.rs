@@ -1,8 +1,8 @@
 //! What the operator watches: the coordinator's Prometheus metrics (names
 //! prefixed `fedcredit_`) and the job's state, served read-only over HTTP
 //! on `[coordinator] http_listen` at `/metrics` (OpenMetrics text) and
-//! `/api/jobs` (JSON). Nothing here carries row data or anything the round
-//! log does not already show.
+//! `/api/jobs` (JSON), beside the dashboard (`dashboard/`). Nothing
+//! here carries row data or anything the round log does not already show.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -213,15 +213,12 @@ impl Metrics {
     }
 }
 
-/// What `/api/jobs` lists: every job the coordinator knows, in order.
-pub(crate) type JobList = Arc<dyn Fn() -> Vec<JobView> + Send + Sync>;
-
 /// Binds `addr` and serves the read-only endpoints until aborted; a taken
 /// address is an error naming the key and the address.
 pub(crate) async fn bind_http(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    jobs: JobList,
+    jobs: Arc<dyn crate::dashboard::Jobs>,
 ) -> Result<tokio::task::JoinHandle<()>, crate::CoordinatorError> {
     serve(addr, metrics, jobs, std::future::pending())
         .await
@@ -232,12 +229,13 @@ pub(crate) async fn bind_http(
         })
 }
 
-/// Binds `addr` and serves `/metrics` and `/api/jobs` until `stop` resolves.
-/// Errors if the address cannot be bound (named in the error).
+/// Binds `addr` and serves `/metrics`, `/api/jobs` and the dashboard until
+/// `stop` resolves. Errors if the address cannot be bound (named in the
+/// error).
 pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    jobs: JobList,
+    jobs: Arc<dyn crate::dashboard::Jobs>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, std::io::Error> {
     use axum::http::header;
@@ -245,7 +243,9 @@ pub(crate) async fn serve(
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let for_metrics = Arc::clone(&metrics);
-    let app = axum::Router::new()
+    let dashboard = crate::dashboard::Dashboard::new(jobs);
+    let for_list = Arc::clone(&dashboard);
+    let app = crate::dashboard::routes(dashboard)
         .route(
             "/metrics",
             get(move || {
@@ -264,7 +264,7 @@ pub(crate) async fn serve(
         .route(
             "/api/jobs",
             get(move || {
-                let jobs = jobs();
+                let jobs = for_list.list();
                 async move { axum::Json(jobs) }
             }),
         );

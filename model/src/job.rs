@@ -20,7 +20,7 @@ use crate::error::{ModelError, Result};
 use crate::logistic::fedavg::{SgdConfig, fedavg_from_aggregate};
 use crate::logistic::newton::{NewtonTerms, newton_step, newton_step_damped, newton_terms_len};
 use crate::logistic::to_original_units;
-use crate::metrics::{Metrics, ScoreHistogram};
+use crate::metrics::{Curves, Metrics, ScoreHistogram};
 use crate::privacy::{
     NoiseCohort, PrivacyPlan, PrivacyReport, PrivacySetting, TaskNoise, epsilon_spent,
 };
@@ -1071,6 +1071,28 @@ impl ModelJob {
     }
 }
 
+/// The pooled ROC and KS curves ([`crate::metrics::curves`]) of an
+/// evaluation round, from its task and its decoded, published sum, read as
+/// the job reads it for its metrics: a private round's sum is unscaled and
+/// its histograms made monotone first (post-processing only). Any other
+/// task, or a sum of the wrong length, is an error naming it.
+pub fn evaluation_curves(task: &ModelTask, sum: &[f64], points: usize) -> Result<Curves> {
+    let ModelTask::Evaluate { bins, noise, .. } = task else {
+        return Err(ModelError::InvalidSetting(format!(
+            "a {} round has no score histograms",
+            task.name()
+        )));
+    };
+    let bins = *bins;
+    crate::error::check_len("evaluation-round sum", 2 * bins + 3, sum.len())?;
+    let mut v = sum.to_vec();
+    if let Some(noise) = noise {
+        noise.unscale(&mut v);
+        monotone_histograms(&mut v, bins);
+    }
+    crate::metrics::curves(&v[..bins], &v[bins..2 * bins], points)
+}
+
 /// Metrics from a decoded, unscaled private evaluation vector: each class's
 /// noisy cumulative histogram is made non-decreasing
 /// ([`monotone_histograms`]), then read by
@@ -1144,6 +1166,17 @@ mod monotone_tests {
         assert!(v[..6].iter().all(|b| *b >= 0.0), "{v:?}");
         assert_eq!(v[6], 7.0);
         assert!((v[..3].iter().sum::<f64>() - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn only_an_evaluation_round_has_curves() {
+        let e = evaluation_curves(&ModelTask::Moments { noise: None }, &[1.0; 3], 10)
+            .expect_err("moments");
+        assert_eq!(
+            e.to_string(),
+            ModelError::InvalidSetting("a moments round has no score histograms".into())
+                .to_string()
+        );
     }
 }
 

@@ -271,6 +271,94 @@ fn auc_ks_from_groups(groups: impl Iterator<Item = (f64, f64)>, tp: f64, tn: f64
 /// class totals.
 type Groups = (Vec<(f64, f64)>, f64, f64);
 
+/// The pooled ROC curve and both classes' cumulative score distributions,
+/// drawn from an evaluation round's class histograms (never from scores):
+/// what a dashboard plots beside the [`Metrics`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curves {
+    /// `[false-positive rate, true-positive rate]` as the threshold falls
+    /// from 1 to 0: from `[0, 0]` to `[1, 1]`.
+    pub roc: Vec<[f64; 2]>,
+    /// `[threshold t, F_pos(t), F_neg(t)]` at bin edges, t rising from 0 to
+    /// 1: the share of each class scoring below t.
+    pub cdf: Vec<[f64; 3]>,
+    /// The KS statistic, `max |F_pos − F_neg|` over every bin edge (not only
+    /// the plotted ones).
+    pub ks: f64,
+    /// The threshold where it is reached.
+    pub ks_at: f64,
+}
+
+/// [`Curves`] from per-bin class counts over `[0, 1]` (`pos[k]`, `neg[k]`:
+/// scores in `[k/B, (k+1)/B)`), with at most about `points` plotted points
+/// per curve (every `⌈B / points⌉`-th bin edge, and the last). Needs both
+/// classes; counts may be fractional (a private round's post-processed
+/// histograms).
+///
+/// ```
+/// use fedcredit_model::metrics::curves;
+///
+/// // Positives score high, negatives low: a perfect ranking.
+/// let c = curves(&[0.0, 0.0, 1.0, 3.0], &[2.0, 2.0, 0.0, 0.0], 100).unwrap();
+/// assert_eq!(c.roc.first(), Some(&[0.0, 0.0]));
+/// assert_eq!(c.roc.last(), Some(&[1.0, 1.0]));
+/// assert!(c.roc.contains(&[0.0, 1.0]));
+/// assert_eq!((c.ks, c.ks_at), (1.0, 0.5));
+/// ```
+pub fn curves(pos: &[f64], neg: &[f64], points: usize) -> Result<Curves> {
+    check_len(
+        "negative histogram (one bin per positive bin)",
+        pos.len(),
+        neg.len(),
+    )?;
+    check_finite("positive histogram", pos)?;
+    check_finite("negative histogram", neg)?;
+    let (tp, tn) = (pos.iter().sum::<f64>(), neg.iter().sum::<f64>());
+    if tp <= 0.0 || tn <= 0.0 {
+        return Err(ModelError::SingleClass {
+            what: "ROC and KS curves",
+            n_pos: tp,
+            n_neg: tn,
+        });
+    }
+    let bins = pos.len();
+    let stride = bins.div_ceil(points.max(1)).max(1);
+    let rate = |c: f64, total: f64| (c / total).clamp(0.0, 1.0);
+    // Cumulative from the bottom: the CDFs and KS.
+    let mut cdf = vec![[0.0, 0.0, 0.0]];
+    let (mut ks, mut ks_at) = (0.0_f64, 0.0);
+    let (mut cum_pos, mut cum_neg) = (0.0, 0.0);
+    for k in 0..bins {
+        cum_pos += pos[k];
+        cum_neg += neg[k];
+        let t = (k + 1) as f64 / bins as f64;
+        let (fp, fn_) = (rate(cum_pos, tp), rate(cum_neg, tn));
+        if (fp - fn_).abs() > ks {
+            ks = (fp - fn_).abs();
+            ks_at = t;
+        }
+        if (k + 1) % stride == 0 || k + 1 == bins {
+            cdf.push([t, fp, fn_]);
+        }
+    }
+    // Cumulative from the top: the ROC, threshold falling.
+    let mut roc = vec![[0.0, 0.0]];
+    let (mut above_pos, mut above_neg) = (0.0, 0.0);
+    for (i, k) in (0..bins).rev().enumerate() {
+        above_pos += pos[k];
+        above_neg += neg[k];
+        if (i + 1) % stride == 0 || k == 0 {
+            roc.push([rate(above_neg, tn), rate(above_pos, tp)]);
+        }
+    }
+    Ok(Curves {
+        roc,
+        cdf,
+        ks,
+        ks_at,
+    })
+}
+
 /// Sorted `(pos, neg)` counts per distinct score.
 fn exact_groups(scores: &[f64], labels: &[f64]) -> Result<Groups> {
     check_len("labels (one per score)", scores.len(), labels.len())?;
@@ -459,6 +547,44 @@ mod tests {
             labels.push(y);
         }
         (scores, labels)
+    }
+
+    #[test]
+    fn curves_agree_with_the_pooled_metrics_and_end_at_the_corners() {
+        let (s, y) = random_scores(5_000, 7, 1.5);
+        let h = ScoreHistogram::new(1_000).expect("bins");
+        let terms = h.local_terms(&s, &y).expect("terms");
+        let m = h.pooled(&terms).expect("pooled");
+        let c = curves(&terms[..1_000], &terms[1_000..2_000], 50).expect("curves");
+        assert_eq!(c.ks, m.ks.expect("both classes"));
+        assert_eq!(c.roc.first(), Some(&[0.0, 0.0]));
+        assert_eq!(c.roc.last(), Some(&[1.0, 1.0]));
+        assert_eq!(c.cdf.last().map(|p| p[0]), Some(1.0));
+        assert!(
+            c.roc.len() <= 52 && c.cdf.len() <= 52,
+            "{} {}",
+            c.roc.len(),
+            c.cdf.len()
+        );
+        // The ROC rises; its trapezoids approximate the AUC.
+        assert!(
+            c.roc
+                .windows(2)
+                .all(|w| w[1][0] >= w[0][0] && w[1][1] >= w[0][1])
+        );
+        let area: f64 = c
+            .roc
+            .windows(2)
+            .map(|w| (w[1][0] - w[0][0]) * (w[1][1] + w[0][1]) / 2.0)
+            .sum();
+        assert!(
+            (area - m.auc.expect("auc")).abs() < 1e-2,
+            "{area} vs {:?}",
+            m.auc
+        );
+        let e = curves(&[1.0, 2.0], &[0.0, 0.0], 10).expect_err("one class");
+        assert!(matches!(e, ModelError::SingleClass { .. }), "{e}");
+        assert!(curves(&[1.0], &[1.0, 2.0], 10).is_err());
     }
 
     proptest! {

@@ -16,7 +16,9 @@
 //! ```
 
 use fedcredit_model::Metrics;
-use fedcredit_model::job::{FittedModel, ModelTask, Progress};
+use fedcredit_model::job::{FittedModel, ModelTask, Progress, evaluation_curves};
+use fedcredit_model::metrics::Curves;
+use fedcredit_proto::codec::Codec;
 use fedcredit_proto::roundlog::{self, End};
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body, round_announcement::Task};
@@ -59,6 +61,9 @@ pub struct PhaseLine {
     pub missing: Vec<String>,
     /// False if the log has messages of the phase but no `PhaseClosed` for it.
     pub closed: bool,
+    /// When the coordinator logged its close (ms since the Unix epoch; the
+    /// coordinator's clock, informational); `None` if it never closed.
+    pub closed_unix_ms: Option<u64>,
 }
 
 /// How an attempt ended.
@@ -112,6 +117,15 @@ pub struct AttemptLine {
     pub noise: Option<NoiseLine>,
     /// The closed phases, in order.
     pub phases: Vec<PhaseLine>,
+    /// When it was announced (ms since the Unix epoch, the coordinator's
+    /// clock): with the phases' closes, the phases' durations.
+    pub opened_unix_ms: u64,
+    /// When its completion or abort was logged.
+    pub ended_unix_ms: Option<u64>,
+    /// An evaluation round's pooled ROC and KS curves, from its published
+    /// sum (the pooled score histograms), read as the job reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curves: Option<Curves>,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: AttemptOutcome,
@@ -263,8 +277,11 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
     // Senders per phase of each attempt (by event index), for phases never closed.
     let mut seen: Vec<(usize, &'static str, String)> = Vec::new();
     let mut starts = 0usize;
+    // The latest attempt's task and codec, if it is an evaluation round.
+    let mut evaluation: Option<(ModelTask, Codec)> = None;
     for e in file.entries.iter().skip(1) {
         let record = e.body.seq;
+        let millis = e.body.unix_millis;
         let Some(entry) = &e.body.entry else {
             events.push(Event::Note {
                 record,
@@ -297,6 +314,7 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                         ..
                     }) => {
                         current = Some(events.len());
+                        evaluation = evaluation_of(&a);
                         events.push(Event::Attempt(AttemptLine {
                             announcement: record,
                             round,
@@ -305,6 +323,9 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                             dimension: a.dimension,
                             noise: task_noise(a.task.as_ref()),
                             phases: Vec::new(),
+                            opened_unix_ms: millis,
+                            ended_unix_ms: None,
+                            curves: None,
                             outcome: AttemptOutcome::Open,
                         }));
                     }
@@ -346,6 +367,7 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                         cohort: pc.cohort.clone(),
                         missing: pc.missing.clone(),
                         closed: true,
+                        closed_unix_ms: Some(millis),
                     }),
                     None => events.push(Event::Note {
                         record,
@@ -367,7 +389,13 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                     progress,
                 };
                 match attempt_mut(&mut events, current, rc.round, rc.attempt) {
-                    Some(a) => a.outcome = outcome,
+                    Some(a) => {
+                        a.outcome = outcome;
+                        a.ended_unix_ms = Some(millis);
+                        a.curves = evaluation
+                            .as_ref()
+                            .and_then(|(task, codec)| curves_of(task, codec, &rc.sum));
+                    }
                     None => events.push(Event::Note {
                         record,
                         text: format!(
@@ -384,7 +412,10 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                     reason: ra.reason.clone(),
                 };
                 match attempt_mut(&mut events, current, ra.round, ra.attempt) {
-                    Some(a) => a.outcome = outcome,
+                    Some(a) => {
+                        a.outcome = outcome;
+                        a.ended_unix_ms = Some(millis);
+                    }
                     None => events.push(Event::Note {
                         record,
                         text: format!(
@@ -431,6 +462,7 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                 cohort: vec![sender],
                 missing: Vec::new(),
                 closed: false,
+                closed_unix_ms: None,
             }),
         }
     }
@@ -472,6 +504,29 @@ fn task_name(task: Option<&Task>) -> String {
             .map_or_else(|_| "unreadable model".into(), |t| t.name().into()),
         None => "no".into(),
     }
+}
+
+/// Points per plotted curve: enough for a chart, small for a page.
+const CURVE_POINTS: usize = 200;
+
+/// The task and codec of an announced evaluation round.
+fn evaluation_of(a: &pb::RoundAnnouncement) -> Option<(ModelTask, Codec)> {
+    let Some(Task::ModelTask(bytes)) = &a.task else {
+        return None;
+    };
+    let task = ModelTask::from_bytes(bytes).ok()?;
+    if !matches!(task, ModelTask::Evaluate { .. }) {
+        return None;
+    }
+    Some((task, Codec::from_pb(a.fixed_point.as_ref()?, a.limbs).ok()?))
+}
+
+/// An evaluation round's curves from its published sum; `None` if the sum
+/// does not decode or holds one class only (nothing to draw).
+fn curves_of(task: &ModelTask, codec: &Codec, sum: &[u8]) -> Option<Curves> {
+    let words = fedcredit_proto::words::from_bytes("published sum", sum).ok()?;
+    let values = codec.decode(&words).ok()?;
+    evaluation_curves(task, &values, CURVE_POINTS).ok()
 }
 
 /// A private model task's noise, if the task is readable and has one.
