@@ -3,8 +3,9 @@
 //! request's latency is measured twice: from the moment it was *due*, so
 //! that a slow answer delaying the next request is charged to the server
 //! (no coordinated omission), and from the moment it was sent (what the
-//! server took, over loopback). The first includes the client's own timer
-//! lateness (tokio's timer wheel ticks in milliseconds), so both are given.
+//! server took, over loopback). Requests are sent on time: one OS thread
+//! keeps the schedule with precise sleeps (tokio's timer wheel ticks in
+//! milliseconds) and hands each due request to its connection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// What one load run measured.
 #[derive(Debug, Clone)]
@@ -61,16 +62,36 @@ pub async fn load(
         senders.push(sender);
     }
     let start = Instant::now() + Duration::from_millis(50);
+    // One OS thread keeps time (its sleeps are precise to tens of µs,
+    // where tokio's timer wheel ticks in milliseconds) and hands each due
+    // request to its connection; nothing spins on the two cores the server
+    // shares.
+    let mut queues = Vec::with_capacity(connections);
+    let mut receivers = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+        queues.push(tx);
+        receivers.push(rx);
+    }
+    let clock = std::thread::spawn(move || {
+        for k in 0..due {
+            let at = start + interval.mul_f64(k as f64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if queues[k % queues.len()].send(at).is_err() {
+                return;
+            }
+        }
+    });
     let mut tasks = Vec::with_capacity(connections);
-    for (c, mut sender) in senders.into_iter().enumerate() {
+    for (mut sender, mut due_times) in senders.into_iter().zip(receivers) {
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0usize;
-            let mut k = c;
-            while k < due {
-                let at = start + interval.mul_f64(k as f64);
-                tokio::time::sleep_until(at).await;
+            while let Some(at) = due_times.recv().await {
                 let sent = Instant::now();
                 let ok = async {
                     sender.ready().await?;
@@ -91,13 +112,13 @@ pub async fn load(
                     )),
                     _ => failed += 1,
                 }
-                k += connections;
             }
             (latencies, failed)
         }));
     }
     let (mut from_due, mut from_send) = (Vec::with_capacity(due), Vec::with_capacity(due));
     let mut failed = 0;
+    let _ = tokio::task::spawn_blocking(move || clock.join()).await;
     for t in tasks {
         let (l, f) = t.await?;
         for (d, s) in l {
