@@ -198,6 +198,10 @@ pub struct MetricsFile<'a> {
     pub job_id: &'a str,
     /// Pooled metrics on all held-out rows, from the secure evaluation round.
     pub pooled: Option<Metrics>,
+    /// The pooled calibration table by score band (Brier, Hosmer–Lemeshow),
+    /// from the same evaluation round; absent without held-out rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<&'a fedcredit_model::metrics::Calibration>,
     /// Optimization rounds used.
     pub rounds: usize,
     /// Whether the optimizer converged.
@@ -244,6 +248,7 @@ pub fn write_model(
     let metrics = MetricsFile {
         job_id: &model.job_id,
         pooled: model.metrics,
+        calibration: model.calibration.as_ref(),
         rounds: model.rounds,
         converged: model.converged,
         privacy: model.privacy,
@@ -256,6 +261,18 @@ pub fn write_model(
     )
     .with_context(|| format!("writing {}/metrics.json", dir.display()))?;
     Ok(())
+}
+
+/// One line on a pooled calibration table.
+pub fn describe_calibration(c: &fedcredit_model::metrics::Calibration) -> String {
+    format!(
+        "calibration ({} score bands in metrics.json): Brier {:.4}, Hosmer–Lemeshow χ² {:.2} (df {}), p = {:.3}",
+        c.bands.len(),
+        c.brier,
+        c.hosmer_lemeshow,
+        c.hl_df,
+        c.hl_p_value
+    )
 }
 
 /// Formats an optional metric.

@@ -186,6 +186,9 @@ pub async fn run(dir: Option<PathBuf>, budget: Option<(f64, f64)>) -> Result<()>
         ));
     }
     say(&format!("    {}", credit::describe_privacy(&outcome.model)));
+    if let Some(c) = &outcome.model.calibration {
+        say(&format!("    {}", credit::describe_calibration(c)));
+    }
     for ((id, _, _), train) in PARTIES.iter().zip(&trains) {
         if id.starts_with("platform") {
             continue;

@@ -433,6 +433,9 @@ pub async fn run(args: LocalArgs) -> Result<()> {
             p.default_rate
         ));
     }
+    if let Some(c) = &m.calibration {
+        say(&format!("  {}", credit::describe_calibration(c)));
+    }
     say(&format!(
         "  wrote {} and {}; round log {}",
         args.out.join("model.json").display(),

@@ -268,8 +268,22 @@ impl Shared {
             .iter()
             .map(|(id, e)| {
                 if e.state.state == JobState::Running && live.id == *id {
+                    // The job's actor has ended it, but the service has not
+                    // yet written its results and recorded its state: not
+                    // finished until then (`job wait` reads the results next).
+                    let ending = matches!(live.state.as_str(), "finished" | "failed" | "aborted");
                     return JobView {
                         seq: e.state.seq,
+                        state: if ending {
+                            "running".into()
+                        } else {
+                            live.state.clone()
+                        },
+                        phase: if ending {
+                            Some("ending".into())
+                        } else {
+                            live.phase.clone()
+                        },
                         ..live.clone()
                     };
                 }

@@ -212,8 +212,14 @@ pub(crate) async fn run_job(
         );
     let server = tokio::spawn(server);
     let outcome = actor.run(rx, shutdown, abort).await;
-    // Shut down gracefully so that replies already handed to the server (the
-    // job's end, told to the last participants) still reach their callers.
+    // The job's end was handed to the last members' polls, but a streamed
+    // answer (`PollChunks`) is still being written when the actor returns;
+    // a shutdown at that moment has cut it off mid-body (seen under load:
+    // the member then waited out its connect timeout and failed). Let the
+    // answers drain first, then shut down gracefully.
+    if !matches!(outcome, Err(CoordinatorError::ShutDown)) {
+        tokio::time::sleep(DRAIN).await;
+    }
     let _ = done_tx.send(());
     if tokio::time::timeout(Duration::from_secs(10), server)
         .await
@@ -223,6 +229,10 @@ pub(crate) async fn run_job(
     }
     outcome
 }
+
+/// How long the server keeps running after the job ended, so that the
+/// answers already handed out reach their callers.
+const DRAIN: Duration = Duration::from_millis(500);
 
 /// Ends a job that will not be resumed: replays the round log at
 /// `log_path` and records, signed, that the operator abandoned it

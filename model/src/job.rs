@@ -390,6 +390,11 @@ pub struct FittedModel {
     /// file is then byte for byte what it was before scorecards existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scorecard: Option<crate::scorecard::Scorecard>,
+    /// The calibration table of the pooled evaluation (observed against
+    /// predicted default rates by score band, Brier, Hosmer–Lemeshow), if
+    /// there were held-out rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::metrics::Calibration>,
 }
 
 impl FittedModel {
@@ -864,7 +869,15 @@ impl ModelJob {
                     Err(ModelError::Empty { .. }) => None,
                     Err(e) => return Err(e),
                 };
-                let model = self.fitted(&standardizer, &beta, converged, metrics)?;
+                let calibration = metrics
+                    .map(|_| {
+                        let mut w = v.to_vec();
+                        monotone_histograms(&mut w, plan.spec.bins);
+                        let b = plan.spec.bins;
+                        crate::metrics::calibration(&w[..b], &w[b..2 * b])
+                    })
+                    .transpose()?;
+                let model = self.fitted(&standardizer, &beta, converged, metrics, calibration)?;
                 (Stage::Done(Box::new(model)), Progress::Evaluated(metrics))
             }
             Stage::Done(_) => {
@@ -884,6 +897,7 @@ impl ModelJob {
         beta: &[f64],
         converged: bool,
         metrics: Option<Metrics>,
+        calibration: Option<crate::metrics::Calibration>,
     ) -> Result<FittedModel> {
         let original = to_original_units(beta, standardizer)?;
         Ok(FittedModel {
@@ -909,6 +923,7 @@ impl ModelJob {
             metrics,
             privacy: None,
             scorecard: None,
+            calibration,
         })
     }
 
@@ -1038,7 +1053,23 @@ impl ModelJob {
                         return Err(e);
                     }
                 };
-                let model = match self.fitted(&standardizer, &beta, converged, metrics) {
+                let b = self.spec.bins;
+                let calibration = match metrics {
+                    Some(_) => match crate::metrics::calibration(&sum[..b], &sum[b..2 * b]) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            self.stage = Stage::Evaluate {
+                                standardizer,
+                                beta,
+                                converged,
+                            };
+                            return Err(e);
+                        }
+                    },
+                    None => None,
+                };
+                let model = match self.fitted(&standardizer, &beta, converged, metrics, calibration)
+                {
                     Ok(m) => m,
                     Err(e) => {
                         self.stage = Stage::Evaluate {

@@ -394,6 +394,133 @@ fn exact_groups(scores: &[f64], labels: &[f64]) -> Result<Groups> {
     Ok((groups, tp, tn))
 }
 
+/// Score bands of a calibration table: ten, as the Hosmer–Lemeshow test
+/// uses (deciles of the pooled scores).
+pub const CALIBRATION_BANDS: usize = 10;
+
+/// A calibration table from the pooled evaluation histograms: observed
+/// default rates against predicted probabilities, by score band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Bands of whole histogram bins, each about a tenth of the rows, in
+    /// increasing predicted probability.
+    pub bands: Vec<CalibrationBand>,
+    /// Mean squared error of the predicted probability, each score taken at
+    /// its histogram bin's centre (off by at most half a bin's width).
+    pub brier: f64,
+    /// The Hosmer–Lemeshow statistic over the bands: Σ (O − E)² / (E·(1 − E/n)).
+    pub hosmer_lemeshow: f64,
+    /// Its degrees of freedom: bands − 2.
+    pub hl_df: usize,
+    /// P(χ²(df) ≥ statistic): small values say the model is miscalibrated.
+    pub hl_p_value: f64,
+}
+
+/// One score band of a [`Calibration`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBand {
+    /// Lowest predicted probability of the band (its first bin's left edge).
+    pub low: f64,
+    /// Highest (its last bin's right edge).
+    pub high: f64,
+    /// Rows in the band.
+    pub n: f64,
+    /// Defaults (positives) in the band.
+    pub defaults: f64,
+    /// `defaults / n`.
+    pub default_rate: f64,
+    /// Mean predicted probability (bin centres).
+    pub mean_predicted: f64,
+}
+
+/// The calibration table of pooled per-class score histograms over `[0, 1]`
+/// (`pos[k]`, `neg[k]`: positives and negatives scored in bin `k`), in
+/// [`CALIBRATION_BANDS`] bands of about equal counts. Counts must be
+/// finite and non-negative (a private round's are made so first).
+///
+/// ```
+/// use fedcredit_model::metrics::calibration;
+/// // Ten bins; in bin k, k positives and 10 − k negatives: calibrated.
+/// let pos: Vec<f64> = (0..10).map(|k| k as f64).collect();
+/// let neg: Vec<f64> = (0..10).map(|k| 10.0 - k as f64).collect();
+/// let c = calibration(&pos, &neg).unwrap();
+/// assert_eq!(c.bands.len(), 10);
+/// assert!(c.hl_p_value > 0.5, "{c:?}");
+/// ```
+pub fn calibration(pos: &[f64], neg: &[f64]) -> Result<Calibration> {
+    check_len("negative-class histogram", pos.len(), neg.len())?;
+    check_finite("positive-class histogram", pos)?;
+    check_finite("negative-class histogram", neg)?;
+    if pos.iter().chain(neg).any(|&c| c < 0.0) {
+        return Err(ModelError::InvalidParameter {
+            name: "histogram",
+            reason: "a negative count".into(),
+        });
+    }
+    let bins = pos.len();
+    let total: f64 = pos.iter().chain(neg).sum();
+    if bins == 0 || total <= 0.0 {
+        return Err(ModelError::Empty {
+            what: "evaluation histograms",
+        });
+    }
+    let width = 1.0 / bins as f64;
+    let centre = |k: usize| (k as f64 + 0.5) * width;
+    let mut bands = Vec::with_capacity(CALIBRATION_BANDS);
+    let (mut n, mut d, mut p_sum, mut first) = (0.0, 0.0, 0.0, 0);
+    let mut seen = 0.0;
+    let mut brier = 0.0;
+    for k in 0..bins {
+        let (pk, nk) = (pos[k], neg[k]);
+        let c = centre(k);
+        brier += pk * (1.0 - c).powi(2) + nk * c * c;
+        n += pk + nk;
+        d += pk;
+        p_sum += (pk + nk) * c;
+        seen += pk + nk;
+        let target = total * (bands.len() + 1) as f64 / CALIBRATION_BANDS as f64;
+        if n > 0.0 && (seen >= target || k + 1 == bins) {
+            bands.push(CalibrationBand {
+                low: first as f64 * width,
+                high: (k + 1) as f64 * width,
+                n,
+                defaults: d,
+                default_rate: d / n,
+                mean_predicted: p_sum / n,
+            });
+            (n, d, p_sum, first) = (0.0, 0.0, 0.0, k + 1);
+        } else if n == 0.0 {
+            first = k + 1;
+        }
+    }
+    let hosmer_lemeshow: f64 = bands
+        .iter()
+        .map(|b| {
+            let expected = b.mean_predicted * b.n;
+            let var = expected * (1.0 - b.mean_predicted);
+            if var > 0.0 {
+                (b.defaults - expected).powi(2) / var
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    let hl_df = bands.len().saturating_sub(2).max(1);
+    let hl_p_value = {
+        use statrs::distribution::{ChiSquared, ContinuousCDF};
+        ChiSquared::new(hl_df as f64)
+            .map_err(|e| ModelError::InvalidSetting(format!("χ²({hl_df}): {e}")))?
+            .sf(hosmer_lemeshow)
+    };
+    Ok(Calibration {
+        bands,
+        brier: brier / total,
+        hosmer_lemeshow,
+        hl_df,
+        hl_p_value,
+    })
+}
+
 /// Exact AUC (Mann–Whitney U / (n_pos·n_neg), ties counted 1/2). Scores
 /// may be any finite reals (probabilities or logits).
 pub fn auc_exact(scores: &[f64], labels: &[f64]) -> Result<f64> {
@@ -454,6 +581,87 @@ mod tests {
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
     use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    /// Per-class histograms of `rows` (score, label) over `bins` bins.
+    fn histograms(rows: &[(f64, f64)], bins: usize) -> (Vec<f64>, Vec<f64>) {
+        let h = ScoreHistogram { bins };
+        let (mut pos, mut neg) = (vec![0.0; bins], vec![0.0; bins]);
+        for &(p, y) in rows {
+            let k = h.bin_of(p);
+            if y == 1.0 {
+                pos[k] += 1.0
+            } else {
+                neg[k] += 1.0
+            }
+        }
+        (pos, neg)
+    }
+
+    #[test]
+    fn calibration_tells_a_calibrated_model_from_a_miscalibrated_one() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let unit = |rng: &mut ChaCha20Rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        // Labels drawn with the predicted probability: calibrated.
+        let calibrated: Vec<(f64, f64)> = (0..20_000)
+            .map(|_| {
+                let p = unit(&mut rng);
+                (p, f64::from(unit(&mut rng) < p))
+            })
+            .collect();
+        // The same scores, but every label drawn at half the probability.
+        let overconfident: Vec<(f64, f64)> = calibrated
+            .iter()
+            .map(|&(p, _)| (p, f64::from(unit(&mut rng) < p / 2.0)))
+            .collect();
+        let (pos, neg) = histograms(&calibrated, DEFAULT_BINS);
+        let good = calibration(&pos, &neg).expect("calibrated");
+        let (pos, neg) = histograms(&overconfident, DEFAULT_BINS);
+        let bad = calibration(&pos, &neg).expect("overconfident");
+        assert_eq!(good.bands.len(), CALIBRATION_BANDS);
+        assert!(good.hl_p_value > 0.001, "{good:?}");
+        assert!(bad.hl_p_value < 1e-12, "{bad:?}");
+        assert!(bad.brier > good.brier);
+        // Brier at bin centres is within half a bin of the exact one.
+        let exact: f64 =
+            calibrated.iter().map(|(p, y)| (p - y).powi(2)).sum::<f64>() / calibrated.len() as f64;
+        assert!(
+            (good.brier - exact).abs() < 1.0 / DEFAULT_BINS as f64,
+            "{} {exact}",
+            good.brier
+        );
+        for b in &good.bands {
+            assert!((b.default_rate - b.mean_predicted).abs() < 0.05, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn calibration_refuses_what_is_not_a_histogram() {
+        assert!(calibration(&[1.0, -1.0], &[0.0, 1.0]).is_err());
+        assert!(calibration(&[f64::NAN], &[1.0]).is_err());
+        assert!(calibration(&[0.0, 0.0], &[0.0, 0.0]).is_err());
+        assert!(calibration(&[1.0], &[1.0, 2.0]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn calibration_bands_hold_every_row_once(
+            counts in proptest::collection::vec((0u32..50, 0u32..50), 1..300)
+        ) {
+            let pos: Vec<f64> = counts.iter().map(|c| f64::from(c.0)).collect();
+            let neg: Vec<f64> = counts.iter().map(|c| f64::from(c.1)).collect();
+            let total: f64 = pos.iter().chain(&neg).sum();
+            prop_assume!(total > 0.0);
+            let c = calibration(&pos, &neg).expect("a histogram");
+            prop_assert!(c.bands.len() <= CALIBRATION_BANDS);
+            prop_assert_eq!(c.bands.iter().map(|b| b.n).sum::<f64>(), total);
+            prop_assert_eq!(c.bands.iter().map(|b| b.defaults).sum::<f64>(), pos.iter().sum::<f64>());
+            for w in c.bands.windows(2) {
+                prop_assert!(w[0].high <= w[1].low + 1e-12);
+            }
+            prop_assert!((0.0..=1.0).contains(&c.brier));
+            prop_assert!(c.hl_p_value.is_nan() || (0.0..=1.0).contains(&c.hl_p_value));
+        }
+    }
 
     /// O(n²) definition of the AUC.
     fn auc_pairs(scores: &[f64], labels: &[f64]) -> f64 {
