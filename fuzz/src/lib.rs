@@ -268,6 +268,15 @@ pub fn coordinator_body(fixture: &Fixture, message: &pb::CoordinatorMessage, sig
                 let _ = referee.absorb_signed(signed);
             }
         }
+        // What `participant --serve` does with an offer: parse the spec,
+        // check it against the consortium, then against a consent policy.
+        Some(coordinator_message::Body::Offer(o)) => {
+            if let Ok(spec) = fedcredit_referee::consortium::JobSpec::from_json(&o.spec_json)
+                && let Ok(job) = consortium.with_job(spec, std::path::Path::new("offer"))
+            {
+                let _ = fedcredit_participant::policy::Policy::only("secure-sum").check(&job);
+            }
+        }
         Some(coordinator_message::Body::Finished(_)) | None => {}
     }
 }
