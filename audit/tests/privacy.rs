@@ -20,7 +20,8 @@ fn noise_mut(task: &mut ModelTask) -> Option<&mut TaskNoise> {
         | ModelTask::CenteredSquares { noise, .. }
         | ModelTask::Newton { noise, .. }
         | ModelTask::Evaluate { noise, .. } => noise.as_mut(),
-        ModelTask::FedAvg { .. } => None,
+        ModelTask::Woe { on, .. } => noise_mut(on),
+        ModelTask::FedAvg { .. } | ModelTask::Binning { .. } => None,
     }
 }
 

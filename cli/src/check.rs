@@ -145,8 +145,9 @@ fn consortium_line(c: &Consortium) -> String {
     let t = &c.protocol.thresholds;
     let kind = match &c.job.kind {
         JobKind::SecureSum { dimension, .. } => format!("secure-sum of {dimension} values"),
-        JobKind::LogisticRegression(spec) => format!(
-            "logistic-regression, {} encoded features",
+        JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => format!(
+            "{}, {} encoded features",
+            c.job.kind.name(),
             spec.schema.encoded_width()
         ),
     };
@@ -315,7 +316,7 @@ fn participant(config: &Path, report: &mut Report) {
                 }
             }
         }
-        JobKind::LogisticRegression(spec) => {
+        JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => {
             let rows = |key: &str, path: Option<&Path>| -> Result<String> {
                 let path = path.with_context(|| {
                     format!(

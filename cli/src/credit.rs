@@ -94,7 +94,11 @@ pub async fn run(
         cohort: CohortPolicy::Fixed,
         // One owner, all its data: a model without one of its files is not the job asked for.
         require_all_members: true,
-        kind: JobKind::LogisticRegression(spec.clone()),
+        kind: if spec.scorecard.is_some() {
+            JobKind::Scorecard(spec.clone())
+        } else {
+            JobKind::LogisticRegression(spec.clone())
+        },
     };
     let spec_hash = hex::encode(job.hash());
     let consortium = Consortium {

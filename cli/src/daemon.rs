@@ -81,7 +81,7 @@ pub(crate) fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, u
             let fp = FixedPoint::new(*frac_bits, *clip)?;
             Ok((SecureSum::new(*dimension, fp), *dimension))
         }
-        JobKind::LogisticRegression(_) => {
+        JobKind::LogisticRegression(_) | JobKind::Scorecard(_) => {
             anyhow::bail!("{}: the job is not a secure sum", consortium.path.display())
         }
     }
@@ -93,7 +93,7 @@ pub(crate) fn job_driver(
 ) -> Result<Box<dyn fedcredit_coordinator::JobDriver>> {
     Ok(match &consortium.job.kind {
         JobKind::SecureSum { .. } => Box::new(secure_sum_driver(consortium)?.0),
-        JobKind::LogisticRegression(spec) => Box::new(
+        JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => Box::new(
             fedcredit_coordinator::ModelFit::new(
                 spec.clone(),
                 &consortium.job.id,
@@ -504,7 +504,7 @@ async fn one_job(
                 })?;
                 VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
             }
-            JobKind::LogisticRegression(spec) => {
+            JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => {
                 let path = cfg.data.as_ref().with_context(|| {
                 format!(
                     "{}: `data`: a credit-model job needs the CSV or Parquet file of training rows",

@@ -395,6 +395,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         fedavg: Default::default(),
         bins: fedcredit_model::metrics::DEFAULT_BINS,
         privacy: Some(privacy),
+        scorecard: None,
     };
     let mut parties = Vec::with_capacity(train.len());
     for (i, train) in train.into_iter().enumerate() {

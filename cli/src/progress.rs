@@ -161,6 +161,11 @@ fn plain_line(k: u64, planned: PlannedRounds, what: &str) -> String {
 /// so that consecutive lines align).
 pub fn describe(line: &ProgressLine) -> String {
     match &line.progress {
+        Progress::Binned { rows } => format!(
+            "binning         {} participants, {} rows",
+            line.contributors,
+            count(*rows)
+        ),
         Progress::Standardized { rows } => format!(
             "statistics      {} participants, {} rows",
             line.contributors,

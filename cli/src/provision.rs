@@ -90,6 +90,8 @@ enum JobKindArg {
     SecureSum,
     /// A credit model; needs `--job-spec`.
     LogisticRegression,
+    /// A points scorecard; needs `--job-spec` with a `[job.scorecard]` table.
+    Scorecard,
 }
 
 /// Where the coordinator listens and what the participants dial.
@@ -238,33 +240,46 @@ fn job(args: &ProvisionArgs) -> Result<Job> {
                 input_key: "input",
             })
         }
-        JobKindArg::LogisticRegression => {
+        JobKindArg::LogisticRegression | JobKindArg::Scorecard => {
+            let kind = match args.job_kind {
+                JobKindArg::Scorecard => "scorecard",
+                _ => "logistic-regression",
+            };
             if args.dimension.is_some() {
                 bail!(
                     "--dimension is for --job-kind secure-sum; a credit model's width follows from its schema"
                 );
             }
-            let path = args.job_spec.as_deref().context(
-                "--job-kind logistic-regression needs --job-spec FILE: a TOML file with the job's \
-                 [job] table (id, l2, optimizer, [job.privacy] or privacy = \"none\", \
-                 [job.schema.label], [[job.schema.features]]), as in the README's consortium.toml",
-            )?;
-            let (toml, id) = job_spec(path, args.job_id.as_deref())?;
+            let path = args.job_spec.as_deref().with_context(|| {
+                format!(
+                    "--job-kind {kind} needs --job-spec FILE: a TOML file with the job's \
+                     [job] table (id, l2, optimizer, [job.privacy] or privacy = \"none\", \
+                     [job.schema.label], [[job.schema.features]]{}), as in the README's \
+                     consortium.toml",
+                    if kind == "scorecard" {
+                        ", [job.scorecard] with the numeric features' bounds"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+            let (toml, id) = job_spec(path, args.job_id.as_deref(), kind)?;
             Ok(Job {
                 toml,
                 id,
-                kind: "logistic-regression",
+                kind,
                 input_key: "data",
             })
         }
     }
 }
 
-/// Reads a job spec file: only a `[job]` table, of kind
-/// `logistic-regression` (written in when absent); `--job-id` sets its id.
+/// Reads a job spec file: only a `[job]` table, of kind `kind`
+/// (`logistic-regression` or `scorecard`, written in when absent);
+/// `--job-id` sets its id.
 /// Returned as canonical TOML (the consortium file's sections follow a
 /// fixed order, so the table is re-serialised rather than pasted).
-fn job_spec(path: &Path, job_id: Option<&str>) -> Result<(String, String)> {
+fn job_spec(path: &Path, job_id: Option<&str>, kind: &str) -> Result<(String, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let mut file: toml::Table = toml::from_str(&text)
@@ -280,12 +295,12 @@ fn job_spec(path: &Path, job_id: Option<&str>) -> Result<(String, String)> {
     };
     match job.get("kind") {
         None => {
-            job.insert("kind".into(), "logistic-regression".into());
+            job.insert("kind".into(), kind.into());
         }
-        Some(toml::Value::String(k)) if k == "logistic-regression" => {}
+        Some(toml::Value::String(k)) if k == kind => {}
         Some(other) => bail!(
-            "{}: `job.kind`: \"logistic-regression\" (or leave it out), got {other}; a secure-sum \
-             job is given by --job-kind secure-sum --dimension D",
+            "{}: `job.kind`: \"{kind}\" (or leave it out), got {other}; give --job-kind for \
+             another kind (a secure-sum job is given by --job-kind secure-sum --dimension D)",
             path.display()
         ),
     }
@@ -918,9 +933,11 @@ mod tests {
         let spec = "[job]\nl2 = 2.0\n[job.schema.label]\ncolumn = \"y\"\npositive = \"bad\"\n\
                     negative = \"good\"\n[[job.schema.features]]\nname = \"x\"\nkind = \"numeric\"\n";
         std::fs::write(&path, spec).expect("write");
-        let e = job_spec(&path, None).expect_err("no id").to_string();
+        let e = job_spec(&path, None, "logistic-regression")
+            .expect_err("no id")
+            .to_string();
         assert!(e.contains("job.id") && e.contains("--job-id"), "{e}");
-        let (toml, id) = job_spec(&path, Some("q4")).expect("id given");
+        let (toml, id) = job_spec(&path, Some("q4"), "logistic-regression").expect("id given");
         assert_eq!(id, "q4");
         let table: toml::Table = toml::from_str(&toml).expect("toml");
         assert_eq!(table["job"]["kind"].as_str(), Some("logistic-regression"));
@@ -929,13 +946,19 @@ mod tests {
             Some("x")
         );
         std::fs::write(&path, "[job]\nid = \"x\"\nl2 = 2.0\n").expect("write");
-        let e = job_spec(&path, None).expect_err("no schema").to_string();
+        let e = job_spec(&path, None, "logistic-regression")
+            .expect_err("no schema")
+            .to_string();
         assert!(e.contains("job.toml: [job]") && e.contains("schema"), "{e}");
         std::fs::write(&path, "[job]\nid = \"x\"\n[protocol]\nthreshold = 2\n").expect("write");
-        let e = job_spec(&path, None).expect_err("other table").to_string();
+        let e = job_spec(&path, None, "logistic-regression")
+            .expect_err("other table")
+            .to_string();
         assert!(e.contains("`protocol`"), "{e}");
         std::fs::write(&path, "[job]\nid = \"x\"\nkind = \"secure-sum\"\n").expect("write");
-        let e = job_spec(&path, None).expect_err("other kind").to_string();
+        let e = job_spec(&path, None, "logistic-regression")
+            .expect_err("other kind")
+            .to_string();
         assert!(e.contains("job.kind"), "{e}");
     }
 }

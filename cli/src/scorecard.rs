@@ -1,16 +1,16 @@
 //! `fedcredit local --kind scorecard`: a points scorecard from local files,
 //! each file a party.
 //!
-//! 1. Each party bins its own rows into per-label fine histograms
-//!    ([`HistogramLayout::add_rows`]) over bounds read from the files; only
-//!    these vectors leave a party, and they are summed here, in process.
-//!    (The federated job kind will sum the very same vectors by secure
-//!    aggregation.)
-//! 2. The pooled histogram is merged into monotonic bins with WOE and IV.
-//! 3. Each party encodes its own rows as WOE, and the consortium fits the
-//!    logistic regression on them with the usual Newton rounds over
-//!    loopback gRPC ([`credit::run`]).
-//! 4. The coefficients on WOE give the points per bin; `model.json` holds
+//! It runs the federated `scorecard` job kind in process, over loopback gRPC
+//! ([`credit::run`]), with bounds read from the files (a consortium fixes
+//! them in its job spec instead):
+//!
+//! 1. each party bins its own rows into per-label fine histograms, which
+//!    are securely summed in the job's first round;
+//! 2. the pooled histogram is merged into monotonic bins with WOE and IV;
+//! 3. each party encodes its own rows as WOE, and the usual Newton rounds
+//!    fit the logistic regression on them;
+//! 4. the coefficients on WOE give the points per bin; `model.json` holds
 //!    them in its `scorecard` object.
 
 use std::collections::BTreeMap;
@@ -19,13 +19,10 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use fedcredit_model::job::ModelJobSpec;
 use fedcredit_model::privacy::PrivacySetting;
-use fedcredit_model::scorecard::{
-    BinningSettings, HistogramLayout, PointsScale, Scorecard, WoeEncoder,
-};
+use fedcredit_model::scorecard::{BinningSettings, PointsScale, Scorecard, ScorecardSpec};
 use fedcredit_model::{Feature, Schema};
 use fedcredit_participant::credit::CreditData;
-use fedcredit_participant::data::{Dataset, Rows};
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use fedcredit_participant::data::Rows;
 
 use crate::credit::{self, Party};
 use crate::local::{LocalArgs, column_ranges, infer_schema, open_all, say_streamed};
@@ -38,43 +35,6 @@ pub struct ScorecardArgs {
     pub binning: BinningSettings,
     /// How points are scaled.
     pub scale: PointsScale,
-}
-
-/// Every batch of `rows` (loaded, or streamed from its file).
-fn for_each_batch(
-    rows: &Rows,
-    mut f: impl FnMut(ArrayView2<'_, f64>, ArrayView1<'_, f64>) -> fedcredit_model::Result<()>,
-) -> Result<()> {
-    match rows {
-        Rows::InMemory(d) => f(d.x.view(), d.y.view())
-            .with_context(|| format!("{}: binning its rows", d.path.display())),
-        Rows::Streamed(s) => s
-            .for_each_batch(|_| Ok(()), f)
-            .with_context(|| format!("{}: binning its rows", s.path().display())),
-    }
-}
-
-/// One party's rows as WOE features (one column per feature).
-fn woe_rows(rows: &Rows, encoder: &WoeEncoder) -> Result<Dataset> {
-    let width = encoder.width();
-    let (mut x, mut y) = (Vec::with_capacity(rows.rows() * width), Vec::new());
-    let (mut row, mut out) = (vec![0.0; rows.width()], vec![0.0; width]);
-    for_each_batch(rows, |xb, yb| {
-        for r in xb.rows() {
-            for (dst, v) in row.iter_mut().zip(r) {
-                *dst = *v;
-            }
-            encoder.encode(&row, &mut out)?;
-            x.extend_from_slice(&out);
-        }
-        y.extend(yb.iter().copied());
-        Ok(())
-    })?;
-    Ok(Dataset {
-        x: Array2::from_shape_vec((y.len(), width), x)?,
-        y: Array1::from(y),
-        path: rows.path().to_owned(),
-    })
 }
 
 /// Public-bound stand-ins for each numeric feature: its range over the
@@ -126,7 +86,7 @@ pub async fn run(args: LocalArgs, card: ScorecardArgs) -> Result<()> {
     {
         say(
             "  (a scorecard reads them three times: bounds, histograms, WOE rows; the WOE rows, \
-             one value per feature, are held in memory for the rounds)",
+             one value per feature, are then held in memory for the rounds)",
         );
     }
     let bounds = bounds_from_files(&schema, &train)?;
@@ -138,51 +98,10 @@ pub async fn run(args: LocalArgs, card: ScorecardArgs) -> Result<()> {
         schema.features.len()
     ));
 
-    // 1. Each party's histogram vector, then their sum.
-    let layout = HistogramLayout::new(&schema, &bounds, card.binning.fine_bins)?;
-    let mut pooled = vec![0.0; layout.len()];
-    for rows in &train {
-        let mut own = vec![0.0; layout.len()];
-        for_each_batch(rows, |x, y| layout.add_rows(x, y, &mut own))?;
-        for (s, v) in pooled.iter_mut().zip(&own) {
-            *s += v;
-        }
-    }
-    // 2. Bins, WOE and IV from the pooled counts alone.
-    let binnings = layout
-        .bin_features(&pooled, &card.binning)
-        .context("binning the pooled histograms")?;
-    say(&format!(
-        "  binned {} features from {} pooled histogram counts (at most {} bins, {}% of rows each)",
-        binnings.len(),
-        pooled.len(),
-        card.binning.max_bins,
-        card.binning.min_bin_share * 100.0
-    ));
-
-    // 3. WOE features at every party, and the usual federated fit on them.
-    let woe = WoeEncoder::new(schema.clone(), binnings)?;
-    let woe_schema = Schema {
-        label: schema.label.clone(),
-        features: schema
-            .features
-            .iter()
-            .map(|f| Feature::Numeric {
-                name: format!("woe({})", f.name()),
-            })
-            .collect(),
-    };
-    let mut test = test.map(|t| woe_rows(&t, &woe)).transpose()?;
-    let mut parties = Vec::with_capacity(train.len());
-    for (i, rows) in train.iter().enumerate() {
-        parties.push(Party {
-            id: format!("party-{}", i + 1),
-            data: CreditData::new(woe_rows(rows, &woe)?, test.take()),
-        });
-    }
-    drop(train);
+    // The job: a binning round (securely summed histograms), the bins and
+    // WOE from the pooled counts, then the usual rounds on WOE features.
     let spec = ModelJobSpec {
-        schema: woe_schema,
+        schema,
         l2: args.l2,
         tol: 1e-8,
         max_rounds: 25,
@@ -190,12 +109,32 @@ pub async fn run(args: LocalArgs, card: ScorecardArgs) -> Result<()> {
         fedavg: Default::default(),
         bins: fedcredit_model::metrics::DEFAULT_BINS,
         privacy: Some(PrivacySetting::None),
+        scorecard: Some(ScorecardSpec {
+            bounds,
+            fine_bins: card.binning.fine_bins,
+            max_bins: card.binning.max_bins,
+            min_bin_share: card.binning.min_bin_share,
+            trend: card.binning.trend,
+            trends: card.binning.trends.clone(),
+            pdo: card.scale.pdo,
+            base_score: card.scale.base_score,
+            base_odds: card.scale.base_odds,
+        }),
     };
+    spec.validate()?;
+    let mut test = test;
+    let mut parties = Vec::with_capacity(train.len());
+    for (i, rows) in train.into_iter().enumerate() {
+        parties.push(Party {
+            id: format!("party-{}", i + 1),
+            data: CreditData::from_rows(rows, test.take()),
+        });
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let log_path = args.out.join("rounds.log");
     let progress = crate::progress::RoundProgress::start(spec.planned_rounds());
-    let mut outcome = credit::run(
+    let outcome = credit::run(
         "local-scorecard",
         spec,
         parties,
@@ -205,17 +144,12 @@ pub async fn run(args: LocalArgs, card: ScorecardArgs) -> Result<()> {
     .await?;
     drop(progress);
 
-    // 4. Points.
-    let m = &outcome.model;
-    let scorecard = Scorecard::new(
-        schema,
-        woe.into_binnings(),
-        m.original.intercept,
-        &m.original.coefficients,
-        card.scale,
-    )?;
-    describe(&scorecard, &outcome.model, &args.out, &log_path);
-    outcome.model.scorecard = Some(scorecard);
+    let scorecard = outcome
+        .model
+        .scorecard
+        .as_ref()
+        .context("internal: the scorecard job published no scorecard")?;
+    describe(scorecard, &outcome.model, &args.out, &log_path);
     credit::write_outputs(&args.out, &outcome)?;
     Ok(())
 }

@@ -158,6 +158,10 @@ impl JobDriver for ModelFit {
         })?;
         let progress: Progress = serde_json::from_str(&json).map_err(|e| e.to_string())?;
         self.last = Some(match &progress {
+            Progress::Binned { rows } => {
+                info!(round = result.round, rows, "binning round");
+                format!("binning: {rows} training rows")
+            }
             Progress::Standardized { rows } => {
                 info!(round = result.round, rows, "statistics round");
                 format!("statistics: {rows} training rows")

@@ -14,6 +14,8 @@
 //! one label class stops there ([`ModelError::PooledClassMissing`]), before
 //! any optimization round, and only the pooled count is ever seen.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -25,6 +27,7 @@ use crate::privacy::{
     NoiseCohort, PrivacyPlan, PrivacyReport, PrivacySetting, TaskNoise, epsilon_spent,
 };
 use crate::schema::Schema;
+use crate::scorecard::{FeatureBinning, HistogramLayout, Scorecard, ScorecardSpec, woe_schema};
 use crate::stats::{Standardizer, check_both_classes, mean_from_sums};
 
 /// Most encoded columns a job may have: a Newton round aggregates
@@ -113,6 +116,11 @@ pub struct ModelJobSpec {
     /// must say which; there is no silent default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<PrivacySetting>,
+    /// A points scorecard (`kind = "scorecard"`): the job first bins the
+    /// pooled per-label histograms, then fits on WOE-encoded features. Left
+    /// out of the canonical JSON when absent, so plain specs keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorecard: Option<ScorecardSpec>,
 }
 
 impl ModelJobSpec {
@@ -181,6 +189,23 @@ impl ModelJobSpec {
                 );
             }
         }
+        if let Some(card) = &self.scorecard {
+            card.validate(&self.schema)?;
+            if self.privacy != Some(PrivacySetting::None) {
+                return bad(
+                    "privacy",
+                    "a scorecard job publishes exact binning histograms: it takes \
+                     privacy = \"none\" (private binning is not built)"
+                        .into(),
+                );
+            }
+            if self.optimizer != OptimizerKind::Newton {
+                return bad(
+                    "optimizer",
+                    "a scorecard job fits with Newton rounds (optimizer = \"newton\")".into(),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -211,16 +236,17 @@ impl ModelJobSpec {
     /// moments, then the centered squares), its optimization rounds and one
     /// evaluation round, as [`ModelJob::absorb`] moves through its stages.
     pub fn planned_rounds(&self) -> PlannedRounds {
-        const STATISTICS_AND_EVALUATION: usize = 3;
+        // A scorecard's binning round comes first.
+        let statistics_and_evaluation = 3 + usize::from(self.scorecard.is_some());
         match (&self.privacy, self.optimizer) {
             (Some(PrivacySetting::Private(p)), _) => {
-                PlannedRounds::Exactly(p.rounds + STATISTICS_AND_EVALUATION)
+                PlannedRounds::Exactly(p.rounds + statistics_and_evaluation)
             }
             (_, OptimizerKind::Fedavg) => {
-                PlannedRounds::Exactly(self.max_rounds + STATISTICS_AND_EVALUATION)
+                PlannedRounds::Exactly(self.max_rounds + statistics_and_evaluation)
             }
             (_, OptimizerKind::Newton) => {
-                PlannedRounds::AtMost(self.max_rounds + STATISTICS_AND_EVALUATION)
+                PlannedRounds::AtMost(self.max_rounds + statistics_and_evaluation)
             }
         }
     }
@@ -231,6 +257,28 @@ impl ModelJobSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ModelTask {
+    /// A scorecard's first round: per-label fine histograms of the training
+    /// rows (layout of [`HistogramLayout::add_rows`]).
+    Binning {
+        /// The job's schema (the rows' encoding).
+        schema: Schema,
+        /// Public bounds of the numeric features.
+        bounds: BTreeMap<String, [f64; 2]>,
+        /// Equal-width fine bins per numeric feature.
+        fine_bins: usize,
+        /// Length of the histogram vector.
+        values: usize,
+    },
+    /// A scorecard's later rounds: task `on` over the rows encoded as the
+    /// WOE of their bins in `binnings` (one column per feature of `schema`).
+    Woe {
+        /// The job's schema (the rows' encoding before WOE).
+        schema: Schema,
+        /// The bins and WOE the binning round published.
+        binnings: Vec<FeatureBinning>,
+        /// The task on WOE rows.
+        on: Box<ModelTask>,
+    },
     /// `[n, Σx_1 … Σx_p, Σy]` over the training rows (Σy: the positive rows;
     /// layout of [`crate::stats::local_sums_and_positives`]).
     Moments {
@@ -285,6 +333,8 @@ impl ModelTask {
     /// Number of values each participant contributes, for `p` encoded columns.
     pub fn dimension(&self, p: usize) -> usize {
         match self {
+            ModelTask::Binning { values, .. } => *values,
+            ModelTask::Woe { on, .. } => on.dimension(p),
             ModelTask::Moments { .. } => p + 2,
             ModelTask::CenteredSquares { .. } => p,
             ModelTask::Newton { .. } => newton_terms_len(p),
@@ -296,6 +346,8 @@ impl ModelTask {
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {
+            ModelTask::Binning { .. } => "binning",
+            ModelTask::Woe { on, .. } => on.name(),
             ModelTask::Moments { .. } => "moments",
             ModelTask::CenteredSquares { .. } => "centered-squares",
             ModelTask::Newton { .. } => "newton",
@@ -311,7 +363,8 @@ impl ModelTask {
             | ModelTask::CenteredSquares { noise, .. }
             | ModelTask::Newton { noise, .. }
             | ModelTask::Evaluate { noise, .. } => noise.as_ref(),
-            ModelTask::FedAvg { .. } => None,
+            ModelTask::Woe { on, .. } => on.noise(),
+            ModelTask::FedAvg { .. } | ModelTask::Binning { .. } => None,
         }
     }
 
@@ -533,6 +586,11 @@ impl Linear {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
 pub enum Progress {
+    /// A scorecard's features are binned.
+    Binned {
+        /// Total training rows.
+        rows: f64,
+    },
     /// The statistics are known.
     Standardized {
         /// Total training rows.
@@ -546,6 +604,7 @@ pub enum Progress {
 
 #[derive(Debug, Clone)]
 enum Stage {
+    Binning,
     Moments,
     CenteredSquares {
         count: f64,
@@ -580,6 +639,11 @@ pub struct ModelJob {
     /// zCDP ρ of the rounds absorbed so far, and how many.
     spent_rho: f64,
     charged_rounds: u64,
+    /// Scorecards: the fine bins of the binning round.
+    layout: Option<HistogramLayout>,
+    /// Scorecards: the bins the binning round published; the later rounds
+    /// run on rows encoded as their WOE.
+    binnings: Option<Vec<FeatureBinning>>,
 }
 
 impl ModelJob {
@@ -599,12 +663,23 @@ impl ModelJob {
             None => None,
         };
         let next_noise = privacy.as_ref().map(PrivacyPlan::moments).transpose()?;
+        let layout = spec
+            .scorecard
+            .as_ref()
+            .map(|c| HistogramLayout::new(&spec.schema, &c.bounds, c.fine_bins))
+            .transpose()?;
         Ok(Self {
+            stage: if layout.is_some() {
+                Stage::Binning
+            } else {
+                Stage::Moments
+            },
+            layout,
+            binnings: None,
             spec,
             job_id: job_id.to_owned(),
             job_spec_hash: job_spec_hash.to_owned(),
             width,
-            stage: Stage::Moments,
             history: Vec::new(),
             privacy,
             next_noise,
@@ -652,8 +727,30 @@ impl ModelJob {
 
     /// The next round's task, or `None` when the job is done.
     pub fn next_task(&self) -> Option<ModelTask> {
+        let task = self.next_plain_task()?;
+        Some(match &self.binnings {
+            Some(binnings) => ModelTask::Woe {
+                schema: self.spec.schema.clone(),
+                binnings: binnings.clone(),
+                on: Box::new(task),
+            },
+            None => task,
+        })
+    }
+
+    /// The next task as it is computed on its rows (before any WOE encoding).
+    fn next_plain_task(&self) -> Option<ModelTask> {
         let noise = self.next_noise.clone();
         match &self.stage {
+            Stage::Binning => {
+                let (card, layout) = (self.spec.scorecard.as_ref()?, self.layout.as_ref()?);
+                Some(ModelTask::Binning {
+                    schema: self.spec.schema.clone(),
+                    bounds: card.bounds.clone(),
+                    fine_bins: card.fine_bins,
+                    values: layout.len(),
+                })
+            }
             Stage::Moments => Some(ModelTask::Moments { noise }),
             Stage::CenteredSquares { mean, .. } => Some(ModelTask::CenteredSquares {
                 mean: mean.clone(),
@@ -703,6 +800,7 @@ impl ModelJob {
             return Ok(None);
         };
         Ok(match stage {
+            Stage::Binning => None,
             Stage::Moments => Some(plan.moments()?),
             Stage::CenteredSquares { mean, .. } => Some(plan.centered_squares(mean)?),
             Stage::Optimize { .. } => Some(plan.newton(self.width)?),
@@ -764,6 +862,11 @@ impl ModelJob {
         let mut v = sum.to_vec();
         noise.unscale(&mut v);
         let (stage, progress) = match self.stage.clone() {
+            Stage::Binning => {
+                return Err(ModelError::InvalidSetting(
+                    "a private job has no binning round".into(),
+                ));
+            }
             Stage::Moments => {
                 let (count, positives) = (v[0], v[p + 1]);
                 if count < 1.0 {
@@ -900,12 +1003,27 @@ impl ModelJob {
         calibration: Option<crate::metrics::Calibration>,
     ) -> Result<FittedModel> {
         let original = to_original_units(beta, standardizer)?;
+        // A scorecard's model is over the WOE columns; its points follow
+        // from the coefficients on them (unstandardized).
+        let (schema, scorecard) = match (&self.binnings, &self.spec.scorecard) {
+            (Some(binnings), Some(card)) => (
+                woe_schema(&self.spec.schema),
+                Some(Scorecard::new(
+                    self.spec.schema.clone(),
+                    binnings.clone(),
+                    original[0],
+                    &original[1..],
+                    card.scale(),
+                )?),
+            ),
+            _ => (self.spec.schema.clone(), None),
+        };
         Ok(FittedModel {
             format: "fedcredit-model/1".into(),
             job_id: self.job_id.clone(),
             job_spec_hash: self.job_spec_hash.clone(),
-            features: self.spec.schema.encoded_names(),
-            schema: self.spec.schema.clone(),
+            features: schema.encoded_names(),
+            schema,
             standardized: Coefficients {
                 intercept: beta[0],
                 coefficients: beta[1..].to_vec(),
@@ -922,7 +1040,7 @@ impl ModelJob {
             history: self.history.clone(),
             metrics,
             privacy: None,
-            scorecard: None,
+            scorecard,
             calibration,
         })
     }
@@ -942,6 +1060,13 @@ impl ModelJob {
         }
         let p = self.width;
         let (stage, progress) = match std::mem::replace(&mut self.stage, Stage::Moments) {
+            Stage::Binning => match self.bin(sum) {
+                Ok(rows) => (Stage::Moments, Progress::Binned { rows }),
+                Err(e) => {
+                    self.stage = Stage::Binning;
+                    return Err(e);
+                }
+            },
             Stage::Moments => {
                 let restore = Stage::Moments;
                 let (count, positives) = (sum[0], sum[p + 1]);
@@ -1091,6 +1216,22 @@ impl ModelJob {
         };
         self.stage = stage;
         Ok(progress)
+    }
+
+    /// Bins the pooled histograms of a scorecard's binning round; the later
+    /// rounds then run on WOE columns. Returns the pooled row count.
+    fn bin(&mut self, pooled: &[f64]) -> Result<f64> {
+        let (Some(card), Some(layout)) = (&self.spec.scorecard, &self.layout) else {
+            return Err(ModelError::InvalidSetting(
+                "internal: a binning round in a job without a scorecard".into(),
+            ));
+        };
+        let [good, bad] = layout.totals(pooled)?;
+        check_both_classes(good + bad, bad, &self.spec.schema.label)?;
+        let binnings = layout.bin_features(pooled, &card.binning())?;
+        self.width = binnings.len();
+        self.binnings = Some(binnings);
+        Ok(good + bad)
     }
 
     /// The fitted model once the job is done.
@@ -1305,6 +1446,7 @@ mod tests {
             fedavg: FedAvgSettings::default(),
             bins: crate::metrics::DEFAULT_BINS,
             privacy: Some(PrivacySetting::None),
+            scorecard: None,
         };
         ModelJob::new(spec, "j", "h", NoiseCohort::single()).expect("job")
     }

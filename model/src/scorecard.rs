@@ -41,7 +41,7 @@ use crate::logistic::sigmoid;
 use crate::schema::{Feature, Schema};
 
 pub use binning::{BinStats, BinValues, FeatureBinning, HistogramLayout};
-pub use settings::{BinningSettings, Trend};
+pub use settings::{BinningSettings, ScorecardSpec, Trend};
 pub use woe::woe_iv;
 
 /// How points are scaled.
@@ -271,6 +271,21 @@ impl Scorecard {
             points,
             reasons: lost.into_iter().take(3).map(|(j, _)| j).collect(),
         })
+    }
+}
+
+/// The schema of WOE-encoded rows: the same label, one numeric
+/// `woe(<feature>)` column per feature of `schema`.
+pub fn woe_schema(schema: &Schema) -> Schema {
+    Schema {
+        label: schema.label.clone(),
+        features: schema
+            .features
+            .iter()
+            .map(|f| Feature::Numeric {
+                name: format!("woe({})", f.name()),
+            })
+            .collect(),
     }
 }
 

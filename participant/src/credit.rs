@@ -19,11 +19,15 @@
 // on it are irrefutable.
 #![cfg_attr(not(feature = "parquet"), allow(irrefutable_let_patterns))]
 
+use std::collections::BTreeMap;
+
+use fedcredit_model::Schema;
 use fedcredit_model::job::ModelTask;
 use fedcredit_model::logistic::newton::{CHUNK_ROWS, NewtonAccumulator};
 use fedcredit_model::logistic::{fedavg_local_terms, local_sgd, predict_proba};
 use fedcredit_model::metrics::metrics_exact;
 use fedcredit_model::privacy::{Clipping, TaskNoise, clip_columns, clip_row_norms};
+use fedcredit_model::scorecard::{FeatureBinning, HistogramLayout, WoeEncoder};
 use fedcredit_model::stats::{CenteredSquaresAccumulator, SumsAccumulator};
 use fedcredit_model::{Metrics, ModelError, ScoreHistogram, Standardizer};
 use fedcredit_proto::v1::round_announcement::Task;
@@ -50,6 +54,9 @@ pub struct CreditData {
     train_clipped: Option<f64>,
     /// Exact metrics on this participant's own test rows, after evaluation.
     local_metrics: Option<Metrics>,
+    /// A scorecard job: the published bins, and the rows encoded as their
+    /// WOE, which answer every task after the binning round.
+    woe: Option<(Vec<FeatureBinning>, Box<CreditData>)>,
 }
 
 impl std::fmt::Debug for CreditData {
@@ -90,6 +97,7 @@ impl CreditData {
             test_standardized: false,
             train_clipped: None,
             local_metrics: None,
+            woe: None,
         }
     }
 
@@ -106,7 +114,68 @@ impl CreditData {
     /// This participant's exact AUC, KS and log-loss on its own test rows,
     /// once an evaluation round ran (`None` before, or without test rows).
     pub fn local_metrics(&self) -> Option<Metrics> {
-        self.local_metrics
+        match &self.woe {
+            Some((_, on_woe)) => on_woe.local_metrics(),
+            None => self.local_metrics,
+        }
+    }
+
+    /// A scorecard's binning round: this participant's per-label fine
+    /// histograms of its raw training rows.
+    fn binning(
+        &self,
+        task: &ModelTask,
+        schema: &Schema,
+        bounds: &BTreeMap<String, [f64; 2]>,
+        fine_bins: usize,
+    ) -> Result<Vec<f64>, String> {
+        self.not_yet_standardized(task)?;
+        let layout =
+            HistogramLayout::new(schema, bounds, fine_bins).map_err(|e| format!("binning: {e}"))?;
+        let mut hist = vec![0.0; layout.len()];
+        self.train
+            .for_each_raw_batch(|x, y| layout.add_rows(x, y, &mut hist))
+            .map_err(|e| format!("binning: {e}"))?;
+        Ok(hist)
+    }
+
+    /// The rows of a scorecard's later rounds: encoded as WOE with
+    /// `binnings` the first time, and refused if a task brings other bins.
+    fn on_woe(
+        &mut self,
+        schema: &Schema,
+        binnings: &[FeatureBinning],
+    ) -> Result<&mut CreditData, String> {
+        match &self.woe {
+            Some((current, _)) if current.as_slice() != binnings => {
+                return Err(
+                    "the task's WOE bins differ from the ones this participant's rows \
+                     were already encoded with; refusing to encode twice"
+                        .into(),
+                );
+            }
+            Some(_) => {}
+            None => {
+                let encoder = WoeEncoder::new(schema.clone(), binnings.to_vec())
+                    .map_err(|e| format!("WOE encoding: {e}"))?;
+                let train = self.train.woe_encoded(&encoder)?;
+                let test = self
+                    .test
+                    .as_ref()
+                    .map(|t| t.woe_encoded(&encoder))
+                    .transpose()?;
+                tracing::info!(
+                    rows = train.rows(),
+                    features = encoder.width(),
+                    "encoded the rows as WOE of the published bins"
+                );
+                self.woe = Some((binnings.to_vec(), Box::new(CreditData::new(train, test))));
+            }
+        }
+        match &mut self.woe {
+            Some((_, on_woe)) => Ok(on_woe),
+            None => Err("internal: WOE rows vanished".into()),
+        }
     }
 
     fn check_standardizer(&self, s: &Standardizer) -> Result<(), String> {
@@ -348,6 +417,47 @@ impl Contributor for CreditData {
             }
         };
         let task = ModelTask::from_bytes(bytes).map_err(|e| e.to_string())?;
+        self.contribute_task(round, task, dimension)
+    }
+}
+
+impl CreditData {
+    /// [`Contributor::contribute`] of a decoded task.
+    fn contribute_task(
+        &mut self,
+        round: u64,
+        task: ModelTask,
+        dimension: usize,
+    ) -> Result<Vec<f64>, String> {
+        match &task {
+            ModelTask::Binning {
+                schema,
+                bounds,
+                fine_bins,
+                values,
+            } => {
+                let hist = self.binning(&task, schema, bounds, *fine_bins)?;
+                if hist.len() != *values || dimension != *values {
+                    return Err(format!(
+                        "the binning round aggregates {dimension} values, this participant's \
+                         histograms have {}",
+                        hist.len()
+                    ));
+                }
+                return Ok(hist);
+            }
+            ModelTask::Woe {
+                schema,
+                binnings,
+                on,
+            } => {
+                let on = (**on).clone();
+                return self
+                    .on_woe(schema, binnings)?
+                    .contribute_task(round, on, dimension);
+            }
+            _ => {}
+        }
         let p = self.train.width();
         let expected = task.dimension(p);
         if dimension != expected {
@@ -409,6 +519,9 @@ impl Contributor for CreditData {
                 bins,
                 noise,
             } => self.evaluate(standardizer, beta, *bins, dimension, noise.as_ref()),
+            ModelTask::Binning { .. } | ModelTask::Woe { .. } => {
+                Err("internal: a scorecard task fell through".into())
+            }
         }?;
         if let Some(noise) = task.noise() {
             if noise.dimension() != values.len() {

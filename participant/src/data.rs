@@ -37,8 +37,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use fedcredit_model::{Encoder, Schema};
-use ndarray::{Array1, Array2};
+use fedcredit_model::{Encoder, ModelError, Schema};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::ParticipantError;
 
@@ -199,6 +199,52 @@ impl Rows {
             #[cfg(feature = "parquet")]
             Rows::Streamed(s) => s.path(),
         }
+    }
+
+    /// Every raw (unstandardized) row to `f`: the whole matrix when held
+    /// in memory, else batch by batch from the file. Errors name the file.
+    pub fn for_each_raw_batch(
+        &self,
+        mut f: impl FnMut(ArrayView2<'_, f64>, ArrayView1<'_, f64>) -> Result<(), ModelError>,
+    ) -> Result<(), String> {
+        match self {
+            Rows::InMemory(d) => {
+                f(d.x.view(), d.y.view()).map_err(|e| format!("{}: {e}", d.path.display()))
+            }
+            #[cfg(feature = "parquet")]
+            Rows::Streamed(s) => s
+                .for_each_batch(|_| Ok(()), f)
+                .map_err(|e| format!("{}: {e}", s.path().display())),
+        }
+    }
+
+    /// The rows as the WOE of their bins (one column per feature), held in
+    /// memory: a scorecard's rounds after binning run on these.
+    pub fn woe_encoded(
+        &self,
+        encoder: &fedcredit_model::scorecard::WoeEncoder,
+    ) -> Result<Dataset, String> {
+        let width = encoder.width();
+        let (mut x, mut y) = (Vec::with_capacity(self.rows() * width), Vec::new());
+        let (mut row, mut out) = (vec![0.0; self.width()], vec![0.0; width]);
+        self.for_each_raw_batch(|xb, yb| {
+            for r in xb.rows() {
+                for (dst, v) in row.iter_mut().zip(r) {
+                    *dst = *v;
+                }
+                encoder.encode(&row, &mut out)?;
+                x.extend_from_slice(&out);
+            }
+            y.extend(yb.iter().copied());
+            Ok(())
+        })?;
+        let x = Array2::from_shape_vec((y.len(), width), x)
+            .map_err(|e| format!("{}: WOE rows: {e}", self.path().display()))?;
+        Ok(Dataset {
+            x,
+            y: Array1::from(y),
+            path: self.path().to_owned(),
+        })
     }
 
     /// Bytes of memory the rows hold (0 when streamed).

@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [policy]
-//! kinds = ["logistic-regression"]   # job kinds it takes part in: secure-sum, logistic-regression
+//! kinds = ["logistic-regression"]   # job kinds it takes part in: secure-sum, logistic-regression, scorecard
 //! label = "default"                 # model jobs: the only label column it allows
 //! features = ["age", "income"]      # model jobs: the columns it exposes; a job reading another is refused
 //! require_privacy = true            # model jobs: only differentially private ones
@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use fedcredit_model::schema::Feature;
 use fedcredit_proto::v1::ReasonCode;
-use fedcredit_referee::consortium::{Consortium, JobKind};
+use fedcredit_referee::consortium::Consortium;
 use serde::Deserialize;
 
 /// The `[policy]` table as written.
@@ -39,7 +39,7 @@ pub(crate) struct RawPolicy {
 }
 
 /// The job kinds a policy may name.
-const KINDS: [&str; 2] = ["secure-sum", "logistic-regression"];
+const KINDS: [&str; 3] = ["secure-sum", "logistic-regression", "scorecard"];
 
 /// A validated consent policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,7 +164,7 @@ impl Policy {
                 ),
             );
         }
-        let JobKind::LogisticRegression(spec) = &job.kind else {
+        let Some(spec) = job.kind.model_spec() else {
             return Ok(());
         };
         if let Some(label) = &self.label

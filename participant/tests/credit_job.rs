@@ -101,12 +101,12 @@ fn parties(s: &Setup) -> Vec<CreditData> {
 
 /// Runs the job to the end; returns the number of rounds.
 fn drive(job: &mut ModelJob, parties: &mut [CreditData]) -> u64 {
-    let p = job.width();
     let mut round = 0;
     while let Some(task) = job.next_task() {
         round += 1;
         assert!(round <= 40, "the job does not finish");
-        let dimension = task.dimension(p);
+        // A scorecard's width changes after its binning round.
+        let dimension = task.dimension(job.width());
         let wire = Task::ModelTask(task.to_bytes().into());
         let mut sum = vec![0.0; dimension];
         for c in parties.iter_mut() {
@@ -134,6 +134,7 @@ fn spec(schema: Schema, optimizer: OptimizerKind, max_rounds: usize) -> ModelJob
         fedavg: Default::default(),
         bins: 10_000,
         privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
+        scorecard: None,
     }
 }
 
@@ -261,4 +262,147 @@ fn four_csv_parties_run_fedavg_rounds() {
     let auc = model.metrics.expect("metrics").auc.expect("auc");
     eprintln!("FedAvg, 3 rounds: pooled AUC {auc:.4}");
     assert!(auc > 0.7, "{auc}");
+}
+
+/// A scorecard spec over the German credit data: bounds from the pooled
+/// rows' ranges (public in this test), default binning and points.
+fn scorecard_spec(s: &Setup) -> ModelJobSpec {
+    let all = load_csv(Path::new(DATA), &s.schema).expect("load all rows");
+    let mut bounds = std::collections::BTreeMap::new();
+    let mut col = 0;
+    for f in &s.schema.features {
+        if let fedcredit_model::Feature::Numeric { name } = f {
+            let c = all.x.column(col);
+            let low = c.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = c.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            bounds.insert(name.clone(), [low, high.max(low + 1.0)]);
+        }
+        col += f.encoded_width();
+    }
+    let toml = format!(
+        "bounds = {{ {} }}",
+        bounds
+            .iter()
+            .map(|(k, [lo, hi])| format!("\"{k}\" = [{lo:?}, {hi:?}]"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut spec = spec(s.schema.clone(), OptimizerKind::Newton, 25);
+    spec.scorecard = Some(toml::from_str(&toml).expect("scorecard table"));
+    spec.validate().expect("valid scorecard spec");
+    spec
+}
+
+#[test]
+fn a_federated_scorecard_equals_the_one_on_the_pooled_rows() {
+    let s = setup();
+    let spec = scorecard_spec(&s);
+    let run = |parties: &mut [CreditData]| {
+        let mut job = ModelJob::new(
+            spec.clone(),
+            "scorecard",
+            "test",
+            fedcredit_model::privacy::NoiseCohort::single(),
+        )
+        .expect("job");
+        assert_eq!(
+            job.next_task().map(|t| t.name()),
+            Some("binning"),
+            "a scorecard starts with its binning round"
+        );
+        let rounds = drive(&mut job, parties);
+        (job.model().expect("done").clone(), rounds)
+    };
+    let (federated, rounds) = run(&mut parties(&s));
+    // One party holding every row: the pooled computation.
+    let all = load_csv(Path::new(DATA), &s.schema).expect("load all rows");
+    let (pooled, _) = run(&mut [CreditData::new(all, None)]);
+
+    // binning, moments, centered squares, Newton steps, evaluation.
+    assert_eq!(rounds, federated.rounds as u64 + 4);
+    let (f, p) = (
+        federated.scorecard.as_ref().expect("federated scorecard"),
+        pooled.scorecard.as_ref().expect("pooled scorecard"),
+    );
+    assert_eq!(f.characteristics.len(), s.schema.features.len());
+    assert_eq!(federated.features.len(), s.schema.features.len());
+    let mut worst = 0.0f64;
+    for (a, b) in f.characteristics.iter().zip(&p.characteristics) {
+        assert_eq!(a.name, b.name);
+        // The bins, counts, WOE and IV come from the pooled counts alone,
+        // which secure aggregation sums exactly: bit for bit the same.
+        assert_eq!(a.iv, b.iv, "{}", a.name);
+        assert_eq!(a.bins.len(), b.bins.len(), "{}", a.name);
+        for (x, y) in a.bins.iter().zip(&b.bins) {
+            assert_eq!(
+                (&x.values, x.good, x.bad, x.woe),
+                (&y.values, y.good, y.bad, y.woe)
+            );
+            worst = worst.max((x.points - y.points).abs());
+        }
+    }
+    // The fit on WOE sums the same rows in other groupings.
+    assert!(worst < 1e-6, "points differ by {worst:e}");
+    assert!(
+        f.characteristics.iter().any(|c| c.iv > 0.1),
+        "some characteristic is predictive"
+    );
+    // Every applicant's points are Offset + Factor·ln(odds of good).
+    let rows = load_csv(Path::new(DATA), &s.schema).expect("rows");
+    for r in rows.x.rows().into_iter().take(50) {
+        let a = f.assess(&r.to_vec()).expect("assess");
+        let logit = (a.probability / (1.0 - a.probability)).ln();
+        assert!((a.points - (f.offset - f.factor * logit)).abs() < 1e-6);
+    }
+    // Held-out rows were scored on their WOE encoding.
+    assert_eq!(federated.metrics.expect("pooled metrics").n, 200.0);
+}
+
+#[test]
+fn a_participant_refuses_a_second_set_of_bins() {
+    let s = setup();
+    let mut job = ModelJob::new(
+        scorecard_spec(&s),
+        "scorecard",
+        "test",
+        fedcredit_model::privacy::NoiseCohort::single(),
+    )
+    .expect("job");
+    let mut parties = parties(&s);
+    let task = job.next_task().expect("binning");
+    let dimension = task.dimension(job.width());
+    let wire = Task::ModelTask(task.to_bytes().into());
+    let mut sum = vec![0.0; dimension];
+    for c in parties.iter_mut() {
+        let v = c.contribute(1, &wire, dimension).expect("binning");
+        for (s, x) in sum.iter_mut().zip(&v) {
+            *s += x;
+        }
+    }
+    job.absorb(&sum).expect("absorb binning");
+    let task = job.next_task().expect("moments on WOE");
+    let dimension = task.dimension(job.width());
+    parties[0]
+        .contribute(2, &Task::ModelTask(task.to_bytes().into()), dimension)
+        .expect("moments");
+    // A coordinator that announces other bins (to re-encode the rows under
+    // a second WOE) is refused.
+    let fedcredit_model::job::ModelTask::Woe {
+        schema,
+        mut binnings,
+        on,
+    } = task
+    else {
+        panic!("a WOE task");
+    };
+    binnings[0].bins[0].woe += 1.0;
+    let other = fedcredit_model::job::ModelTask::Woe {
+        schema,
+        binnings,
+        on,
+    };
+    let err = parties[0]
+        .contribute(3, &Task::ModelTask(other.to_bytes().into()), dimension)
+        .expect_err("other bins are refused");
+    assert!(err.contains("WOE bins differ"), "{err}");
 }

@@ -131,6 +131,9 @@ pub enum JobKind {
     },
     /// A credit model: federated logistic regression on the members' rows.
     LogisticRegression(ModelJobSpec),
+    /// A points scorecard: bins from securely summed per-label histograms,
+    /// then logistic regression on WOE (the spec's `[job.scorecard]`).
+    Scorecard(ModelJobSpec),
 }
 
 impl JobKind {
@@ -139,6 +142,15 @@ impl JobKind {
         match self {
             JobKind::SecureSum { .. } => "secure-sum",
             JobKind::LogisticRegression(_) => "logistic-regression",
+            JobKind::Scorecard(_) => "scorecard",
+        }
+    }
+
+    /// The model spec of a credit-model or scorecard job.
+    pub fn model_spec(&self) -> Option<&ModelJobSpec> {
+        match self {
+            JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => Some(spec),
+            JobKind::SecureSum { .. } => None,
         }
     }
 }
@@ -551,6 +563,22 @@ fn validate_job(job: &JobSpec, n: usize) -> Result<(), (String, String)> {
                 .map_err(|e| ("job.frac_bits / job.clip".to_owned(), e.to_string()))?;
         }
         JobKind::LogisticRegression(spec) => {
+            spec.validate()
+                .map_err(|e| ("job".to_owned(), e.to_string()))?;
+            if spec.scorecard.is_some() {
+                return Err((
+                    "job.scorecard".into(),
+                    "kind = \"scorecard\" for a [job.scorecard] table".into(),
+                ));
+            }
+        }
+        JobKind::Scorecard(spec) => {
+            if spec.scorecard.is_none() {
+                return Err((
+                    "job.scorecard".into(),
+                    "a [job.scorecard] table with the numeric features' bounds".into(),
+                ));
+            }
             spec.validate()
                 .map_err(|e| ("job".to_owned(), e.to_string()))?;
         }

@@ -7,6 +7,7 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelTask};
 use fedcredit_model::privacy::{NoiseCohort, TaskNoise};
+use fedcredit_model::scorecard::HistogramLayout;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
 use sha2::{Digest, Sha256};
@@ -85,7 +86,7 @@ impl JobRules {
                     done: false,
                 })
             }
-            JobKind::LogisticRegression(model) => {
+            JobKind::LogisticRegression(model) | JobKind::Scorecard(model) => {
                 let job = ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash()), cohort)
                     .map_err(|e| RefereeError::Spec(e.to_string()))?;
                 Ok(JobRules::Model {
@@ -183,11 +184,16 @@ impl JobRules {
 pub fn max_words(kind: &JobKind) -> usize {
     match kind {
         JobKind::SecureSum { dimension, .. } => *dimension,
-        JobKind::LogisticRegression(spec) => {
+        JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => {
             let p = spec.schema.encoded_width();
+            // A scorecard's binning round: its histogram vector.
+            let histograms = spec.scorecard.as_ref().map_or(0, |c| {
+                HistogramLayout::new(&spec.schema, &c.bounds, c.fine_bins).map_or(0, |l| l.len())
+            });
             let values = fedcredit_model::logistic::newton::newton_terms_len(p)
                 .max(2 * spec.bins + 3)
-                .max(p + 2);
+                .max(p + 2)
+                .max(histograms);
             Codec::Wide(WideFixed::model_default()).words_for(values)
         }
     }

@@ -267,6 +267,7 @@ async fn d_crafted_evaluation_task_reads_single_rows() {
             fedavg: Default::default(),
             bins: 10_000,
             privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
+            scorecard: None,
         };
         let mut c = secure_sum_consortium(4, "", 1, 16, 1e6).unwrap();
         c.job = JobSpec {

@@ -70,6 +70,7 @@ fn consortium(n: usize) -> Consortium {
             split: Default::default(),
             bounds: [("amount".to_string(), [0.0, 1000.0])].into(),
         }))),
+        scorecard: None,
     };
     let mut c = secure_sum_consortium(n, "", 1, 16, 1e6).unwrap();
     c.job = JobSpec {

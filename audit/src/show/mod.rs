@@ -256,8 +256,8 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
         .map_err(|e| AuditError::JobSpec(e.to_string()))?;
     let (kind, optimizer) = match &spec.kind {
         JobKind::SecureSum { .. } => ("secure-sum", None),
-        JobKind::LogisticRegression(m) => (
-            "logistic-regression",
+        JobKind::LogisticRegression(m) | JobKind::Scorecard(m) => (
+            spec.kind.name(),
             serde_json::to_value(m.optimizer)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned)),
@@ -549,6 +549,7 @@ fn describe_progress(json: &str) -> Option<String> {
         return None;
     }
     Some(match serde_json::from_str::<Progress>(json) {
+        Ok(Progress::Binned { rows }) => format!("binning over {rows} rows"),
         Ok(Progress::Standardized { rows }) => format!("statistics over {rows} rows"),
         Ok(Progress::Step(r)) => format!(
             "optimization step {}: step max-norm {:.3e}{}, {} rows",

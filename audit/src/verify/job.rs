@@ -10,7 +10,7 @@ use fedcredit_model::job::{FittedModel, ModelTask, Progress};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
 use fedcredit_referee::JobRules;
-use fedcredit_referee::consortium::{JobKind, JobSpec};
+use fedcredit_referee::consortium::JobSpec;
 use serde_json::Value;
 
 use crate::report::Check;
@@ -50,12 +50,9 @@ impl JobReplay {
         }
     }
 
-    /// `secure-sum` or `logistic-regression`.
+    /// The job kind's name (`secure-sum`, `logistic-regression`, `scorecard`).
     pub fn kind(spec: &JobSpec) -> &'static str {
-        match spec.kind {
-            JobKind::SecureSum { .. } => "secure-sum",
-            JobKind::LogisticRegression(_) => "logistic-regression",
-        }
+        spec.kind.name()
     }
 
     /// The next task's name, for messages.

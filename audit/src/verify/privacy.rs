@@ -38,7 +38,9 @@ pub(crate) struct Published {
 /// The job's privacy spec, if it is a private credit-model job.
 pub(crate) fn private_spec(consortium: &Consortium) -> Option<&PrivacySpec> {
     match &consortium.job.kind {
-        JobKind::LogisticRegression(spec) => spec.privacy.as_ref()?.spec(),
+        JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => {
+            spec.privacy.as_ref()?.spec()
+        }
         JobKind::SecureSum { .. } => None,
     }
 }

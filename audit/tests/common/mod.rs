@@ -291,6 +291,7 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
                 bounds: numeric_ranges(&schema, &header, &rows),
             })),
         }),
+        scorecard: None,
     };
     let job = JobSpec {
         id: job_id.into(),

@@ -242,6 +242,7 @@ fn exact_spec(label: &str, features: impl IntoIterator<Item = String>) -> ModelJ
         fedavg: Default::default(),
         bins: DEFAULT_BINS,
         privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
+        scorecard: None,
     }
 }
 
@@ -443,6 +444,7 @@ struct Mark {
 impl Mark {
     fn new(l: &ProgressLine) -> Self {
         let (kind, detail) = match &l.progress {
+            Progress::Binned { rows } => ("binning", format!("{rows} rows")),
             Progress::Standardized { rows } => ("statistics", format!("{rows} rows")),
             Progress::Step(r) => (
                 "newton",

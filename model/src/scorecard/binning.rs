@@ -59,7 +59,8 @@ pub enum BinValues {
 }
 
 /// One merged bin with its pooled counts and WOE.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BinStats {
     /// What falls in it.
     pub values: BinValues,
@@ -72,7 +73,8 @@ pub struct BinStats {
 }
 
 /// A feature's merged bins.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeatureBinning {
     /// The feature.
     pub name: String,
@@ -258,6 +260,19 @@ impl HistogramLayout {
             }
         }
         Ok(())
+    }
+
+    /// The `[good, bad]` row counts of a histogram vector (every feature
+    /// counts every row once, so the first feature's bins tell).
+    pub fn totals(&self, hist: &[f64]) -> Result<[f64; 2]> {
+        crate::error::check_len("histogram vector", self.len(), hist.len())?;
+        let n = self.slots.first().map_or(0, |s| 2 * (s.bins() + 1));
+        let mut totals = [0.0; 2];
+        for pair in hist[..n].chunks_exact(2) {
+            totals[0] += pair[0];
+            totals[1] += pair[1];
+        }
+        Ok(totals)
     }
 
     /// Merges the pooled histogram `pooled` (the sum of the parties'
