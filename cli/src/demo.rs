@@ -332,9 +332,14 @@ async fn scorecard(
         ));
     }
     say(&format!(
-        "  scorecard: {} (round log {})",
+        "  scorecard: {}; score applicants: fedcredit score --model {} --data FILE",
         out.join("model.json").display(),
-        log_path.display()
+        out.join("model.json").display()
+    ));
+    say(&format!(
+        "  check it: fedcredit audit verify {} --consortium {}",
+        log_path.display(),
+        out.join("consortium.toml").display()
     ));
     Ok(())
 }

@@ -73,6 +73,45 @@ fn the_credit_demo_trains_a_joint_model_whose_log_an_auditor_verifies() {
         ],
     );
     println!("{verdict}");
+
+    // Part 2: the scorecard job; its strongest characteristic is the
+    // checking account, and three applicants are scored with reasons.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("binning") && l.contains("4 participants")),
+        "no binning round:\n{text}"
+    );
+    let strongest = text
+        .lines()
+        .skip_while(|l| !l.contains("strongest characteristics"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        strongest.contains("status_of_existing_checking_account"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" points, P(default) "))
+            .count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        figure_after(&text, "pooled held-out metrics: AUC") > 0.7,
+        "{text}"
+    );
+    let verdict = run(
+        dir.path(),
+        &[
+            "audit",
+            "verify",
+            "d/scorecard/rounds.log",
+            "--consortium",
+            "d/scorecard/consortium.toml",
+        ],
+    );
+    assert!(verdict.contains("result: VERIFIED"), "{verdict}");
 }
 
 #[test]

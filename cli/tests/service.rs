@@ -206,6 +206,13 @@ fn model_spec(id: &str, features: &[&str]) -> String {
     s
 }
 
+/// A scorecard job over [`FEATURES`], with public bounds.
+fn scorecard_spec(id: &str) -> String {
+    model_spec(id, &FEATURES).replace("kind = \"logistic-regression\"", "kind = \"scorecard\"")
+        + "\n[job.scorecard]\nmax_bins = 4\ntrends = { duration_in_month = \"decreasing\" }\n\
+         bounds = { duration_in_month = [0, 72], credit_amount = [0, 20000], age_in_years = [18, 80] }\n"
+}
+
 fn sum_spec(id: &str) -> String {
     format!(
         "[job]\nid = \"{id}\"\nkind = \"secure-sum\"\ndimension = 3\nfrac_bits = 16\nclip = 1e6\n"
@@ -284,7 +291,7 @@ fn service() -> Service {
             .replace(
                 "kinds = [\"secure-sum\"]",
                 &format!(
-                    "kinds = [\"secure-sum\", \"logistic-regression\"]\nfeatures = {FEATURES:?}\nlabel = \"creditability\""
+                    "kinds = [\"secure-sum\", \"logistic-regression\", \"scorecard\"]\nfeatures = {FEATURES:?}\nlabel = \"creditability\""
                 ),
             );
         std::fs::write(&p, member).unwrap();
@@ -744,4 +751,65 @@ fn the_dashboard_shows_jobs_timelines_verdicts_and_charts_in_a_browser() {
         );
         println!("dashboard screenshot: {}", file.display());
     }
+}
+
+#[test]
+fn a_scorecard_job_bins_through_the_members_daemons_and_verifies() {
+    let mut s = service();
+    s.start_coordinator();
+    for i in 0..3 {
+        s.start_member(i);
+    }
+    let out = s.job(&["wait", "secure-sum"]);
+    if !out.status.success() {
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(s.job(&["wait", "secure-sum"]).status.success());
+    }
+    let spec = s.write_spec("card.toml", &scorecard_spec("card-1"));
+    assert_eq!(s.job_ok(&["submit", &spec]).trim(), "card-1");
+    let out = s.job(&["wait", "card-1"]);
+    assert!(out.status.success(), "wait card-1: {}", text(&out));
+
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(s.path(p)).unwrap()).unwrap()
+    };
+    let published = read("coordinator/jobs/card-1/results/model.json");
+    let card = &published["scorecard"];
+    let characteristics = card["characteristics"].as_array().expect("scorecard");
+    assert_eq!(characteristics.len(), FEATURES.len(), "{card}");
+    for c in characteristics {
+        let bins = c["bins"].as_array().unwrap();
+        assert!((1..=4).contains(&bins.len()), "max_bins = 4: {c}");
+        // Every row counted once per characteristic: the pooled 1000 rows.
+        let rows: f64 = bins
+            .iter()
+            .map(|b| b["good"].as_f64().unwrap() + b["bad"].as_f64().unwrap())
+            .sum();
+        assert_eq!(rows, 1000.0, "{c}");
+    }
+    let duration = characteristics
+        .iter()
+        .find(|c| c["name"] == "duration_in_month")
+        .unwrap();
+    assert_eq!(duration["trend"], "decreasing", "the declared trend");
+    assert_eq!(
+        published["features"],
+        serde_json::json!([
+            "woe(duration_in_month)",
+            "woe(credit_amount)",
+            "woe(age_in_years)"
+        ])
+    );
+    // Each member derived the same scorecard from the published sums.
+    for id in ["bank-a", "bank-c"] {
+        let own = read(&format!("{id}/{id}-results/card-1/model.json"));
+        assert_eq!(own["scorecard"], published["scorecard"], "{id}");
+    }
+    // The auditor replays the binning round and every later one.
+    let out = s.verify("card-1");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "audit verify card-1: {}", text(&out));
+    assert!(report.contains("result: VERIFIED"), "{report}");
+    let timeline = s.job_ok(&["log", "card-1"]);
+    assert!(timeline.contains("binning over 1000 rows"), "{timeline}");
 }
