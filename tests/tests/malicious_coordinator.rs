@@ -786,3 +786,94 @@ async fn k_the_same_values_in_a_second_job_without_the_target() {
     })
     .await;
 }
+
+/// Attack l: on a scorecard job, a binning task crafted by the coordinator:
+/// 200 fine bins of `months` over [6, 8) instead of the spec's 20 over
+/// [0, 72), so the "histogram" tells which single rows have 6 or 7 months,
+/// and their labels. Members derive the binning task from the hashed spec,
+/// so they refuse this one before computing anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l_crafted_binning_task_on_a_scorecard_job() {
+    guarded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let train: Vec<(u32, u32, &str)> = (0..12)
+            .map(|k| {
+                (
+                    6 + k,
+                    1000 + 250 * k,
+                    if k % 3 == 0 { "bad" } else { "good" },
+                )
+            })
+            .collect();
+        let header = ["months", "amount", "label"];
+        let strings: Vec<Vec<String>> = train
+            .iter()
+            .map(|(m, a, l)| vec![m.to_string(), a.to_string(), l.to_string()])
+            .collect();
+        let schema =
+            Schema::infer(&header, &strings, LabelSpec::binary("label", "bad", "good")).unwrap();
+        let bounds = BTreeMap::from([
+            ("months".to_owned(), [0.0, 72.0]),
+            ("amount".to_owned(), [0.0, 20_000.0]),
+        ]);
+        let spec = ModelJobSpec {
+            schema: schema.clone(),
+            l2: 1.0,
+            tol: 1e-8,
+            max_rounds: 25,
+            optimizer: OptimizerKind::Newton,
+            fedavg: Default::default(),
+            bins: 10_000,
+            privacy: Some(fedcredit_model::privacy::PrivacySetting::None),
+            scorecard: Some(fedcredit_model::scorecard::ScorecardSpec::with_bounds(
+                bounds.clone(),
+            )),
+        };
+        let mut c = secure_sum_consortium(4, "", 1, 16, 1e6).unwrap();
+        c.job = JobSpec {
+            id: "scorecard-job".into(),
+            cohort: Default::default(),
+            require_all_members: false,
+            kind: JobKind::Scorecard(spec),
+        };
+        let adv = Adversary::start(c.clone(), coordinator_key()).await;
+        let mut honest = Vec::new();
+        for i in 0..4 {
+            let path = dir.path().join(format!("train-{i}.csv"));
+            write_rows(&path, &train);
+            let data = load_csv(&path, &schema).unwrap();
+            honest.push(spawn_honest(&adv, &c, i, CreditData::new(data, None), None));
+        }
+        let mut adv = adv;
+        let mut crafted = bounds;
+        crafted.insert("months".into(), [6.0, 8.0]);
+        let layout =
+            fedcredit_model::scorecard::HistogramLayout::new(&schema, &crafted, 200).unwrap();
+        let task = ModelTask::Binning {
+            schema: schema.clone(),
+            bounds: crafted,
+            fine_bins: 200,
+            values: layout.len(),
+        };
+        let ann = adv.announcement(
+            Task::ModelTask(task.to_bytes().into()),
+            layout.len(),
+            Codec::Wide(WideFixed::model_default()),
+        );
+        let all = ids(4);
+        adv.run_attempt(0, 0, ann, &all, &[], End::Complete).await;
+        finish(&mut adv, honest).await;
+        let sent: Vec<&String> = adv.attempts[0].masked.keys().collect();
+        assert!(
+            sent.is_empty(),
+            "honest members {sent:?} sent masked histograms for a crafted binning task"
+        );
+        assert!(
+            !adv.leaves.is_empty() && adv.leaves.iter().all(|(_, r)| r == "refused-task"),
+            "leaves: {:?}",
+            adv.leaves
+        );
+        assert_private(&adv, &BTreeMap::new());
+    })
+    .await;
+}
