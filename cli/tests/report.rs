@@ -269,22 +269,22 @@ fn reports_are_written_verified_and_refused_when_anything_differs() {
         "does not verify under the coordinator key",
     );
 
-    // Signed by a member: the consortium file lists bank-b with this key.
+    // Signed by a member: the consortium file lists party-2 with this key.
     let member = IdentityKey::from_secret_bytes(&[0x17; 32]);
     let toml = std::fs::read_to_string(&consortium).unwrap();
     let mut doc: toml::Value = toml::from_str(&toml).unwrap();
     let members = doc["participants"].as_array_mut().unwrap();
-    let bank_b = members
+    let party_2 = members
         .iter_mut()
-        .find(|m| m["id"].as_str() == Some("bank-b"))
+        .find(|m| m["id"].as_str() == Some("party-2"))
         .unwrap();
-    bank_b["public_key"] = toml::Value::String(member.public().to_hex());
+    party_2["public_key"] = toml::Value::String(member.public().to_hex());
     let with_member = dir.path().join("with-member.toml");
     std::fs::write(&with_member, toml::to_string(&doc).unwrap()).unwrap();
     sign_with(&member, &html_path);
     refused(
         &verify(&html_path, &with_member),
-        "signed by member bank-b's key",
+        "signed by member party-2's key",
     );
 
     // A missing and a cut signature file.
