@@ -65,4 +65,4 @@ pub use report::{
     Summary,
 };
 pub use show::{Timeline, show};
-pub use verify::verify;
+pub use verify::{json_difference, verify};

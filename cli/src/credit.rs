@@ -126,6 +126,10 @@ pub async fn run(
     let toml_path = dir.join("consortium.toml");
     std::fs::write(&toml_path, consortium_toml(&consortium)?)
         .with_context(|| format!("writing {}", toml_path.display()))?;
+    // And the coordinator's key (mode 0600), which signs the job's
+    // regulator report (`fedcredit report --key`): this consortium's only
+    // operator is whoever ran this command.
+    crate::keys::save(&coordinator_key, &dir.join("coordinator.key"), true)?;
     let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
         &consortium.job.kind,
     ));

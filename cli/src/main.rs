@@ -14,6 +14,7 @@ mod keys;
 mod local;
 mod progress;
 mod provision;
+mod report;
 mod score;
 mod scorecard;
 mod serve;
@@ -216,6 +217,17 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: job::JobCommand,
+    },
+    /// Write the regulator report on a model: one self-contained HTML file
+    /// (charts, scorecard, calibration, privacy, lineage) and its detached
+    /// signature `<out>.sig`, after checking the model against its verified
+    /// round log. `report verify` checks a report's signature.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Report {
+        #[command(subcommand)]
+        command: Option<report::ReportCommand>,
+        #[command(flatten)]
+        args: report::BuildArgs,
     },
     /// Audit a coordinator's round log, offline.
     Audit {
@@ -453,6 +465,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchServe(args) => serve::bench(args),
         Command::Job { config, command } => runtime()?.block_on(job::run(&config, command)),
         Command::Audit { command } => audit(command),
+        Command::Report {
+            command: Some(command),
+            ..
+        } => report::run(command),
+        Command::Report {
+            command: None,
+            args,
+        } => report::build(args),
     }
 }
 
@@ -468,13 +488,7 @@ fn audit(command: AuditCommand) -> Result<()> {
             journals,
         } => {
             let bytes = read(&log)?;
-            let mut consortium = Consortium::load(&consortium)?;
-            if let Some(job) = job {
-                let text = std::fs::read_to_string(&job)
-                    .with_context(|| format!("reading {}", job.display()))?;
-                let spec = fedcredit_referee::consortium::JobSpec::from_toml(&job, &text)?;
-                consortium = consortium.with_job(spec, &job)?;
-            }
+            let consortium = load_consortium(&consortium, job.as_deref())?;
             let report = fedcredit_audit::verify(&bytes, &consortium);
             let mut checks = Vec::with_capacity(journals.len());
             for path in &journals {
@@ -524,6 +538,19 @@ fn audit(command: AuditCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A consortium file, with the job of `job` (a `[job]` table) in place of
+/// its own if given: what `audit verify` and `report` check a log against.
+fn load_consortium(path: &Path, job: Option<&Path>) -> Result<Consortium> {
+    let consortium = Consortium::load(path)?;
+    let Some(job) = job else {
+        return Ok(consortium);
+    };
+    let text =
+        std::fs::read_to_string(job).with_context(|| format!("reading {}", job.display()))?;
+    let spec = fedcredit_referee::consortium::JobSpec::from_toml(job, &text)?;
+    Ok(consortium.with_job(spec, job)?)
 }
 
 /// Prints a line of the command's result on stdout.

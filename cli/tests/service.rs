@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::headless;
+
 const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
 
 fn free_port() -> u16 {
@@ -545,73 +549,6 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-/// Debian's Chromium, or `None` (the test says it is skipped) where it is
-/// not installed; `.ci/run` installs it and sets FEDCREDIT_REQUIRE_CHROMIUM,
-/// which turns a missing browser into a failure.
-fn chromium() -> Option<PathBuf> {
-    let p = std::env::var_os("CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("FEDCREDIT_REQUIRE_CHROMIUM").is_none(),
-        "FEDCREDIT_REQUIRE_CHROMIUM is set but there is no Chromium at {}",
-        p.display()
-    );
-    eprintln!(
-        "SKIPPED the dashboard's browser test: no Chromium at {} (install Debian's `chromium` package, as .ci/run does, or set CHROMIUM)",
-        p.display()
-    );
-    None
-}
-
-/// Runs headless Chromium on `url` with `what` (`--dump-dom` or
-/// `--screenshot=FILE`) and returns its stdout. The flags keep it off the
-/// network (this machine's is closed) and let the page's fetches finish
-/// before the DOM is taken (virtual time).
-fn headless(chromium: &Path, what: &str, url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out_path = profile.path().join("stdout");
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,1600",
-            "--virtual-time-budget=4000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            profile.path().join("profile").display()
-        ))
-        .arg(what)
-        .arg(url)
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {what} {url}: no answer in 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "chromium {what} {url}: {status}");
-    std::fs::read_to_string(out_path).unwrap()
-}
-
 /// The dashboard in a real browser: the service runs a credit model and a
 /// job the members refuse; headless Chromium renders the job list and the
 /// model's page (after its script ran), which must show the jobs, the
@@ -621,7 +558,7 @@ fn headless(chromium: &Path, what: &str, url: &str) -> String {
 /// malformed ids.
 #[test]
 fn the_dashboard_shows_jobs_timelines_verdicts_and_charts_in_a_browser() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = support::chromium("the dashboard's browser test") else {
         return;
     };
     let mut s = service();

@@ -233,6 +233,11 @@ pub enum SignContext {
     LogRecord,
     /// A command of the operator's job API, signed by the coordinator key.
     AdminCommand,
+    /// A regulator report (`fedcredit report`): the exact HTML bytes,
+    /// signed by the coordinator key in a detached `.sig` file. A context
+    /// of its own, so that no report signature can pass for a log record
+    /// or a protocol message, nor one of those for a report.
+    RegulatorReport,
 }
 
 impl SignContext {
@@ -248,6 +253,7 @@ impl SignContext {
             SignContext::CoordinatorMessage => b"fedcredit/v1/coordinator-message\0",
             SignContext::LogRecord => b"fedcredit/v1/log-record\0",
             SignContext::AdminCommand => b"fedcredit/v1/admin-command\0",
+            SignContext::RegulatorReport => b"fedcredit/v1/regulator-report\0",
         }
     }
 
@@ -354,6 +360,8 @@ mod tests {
             SignContext::ParticipantMessage,
             SignContext::CoordinatorMessage,
             SignContext::LogRecord,
+            SignContext::AdminCommand,
+            SignContext::RegulatorReport,
         ];
         for (i, a) in all.iter().enumerate() {
             assert_eq!(a.prefix().last(), Some(&0));
@@ -362,6 +370,32 @@ mod tests {
                 assert!(!a.prefix().starts_with(b.prefix()));
                 assert!(!b.prefix().starts_with(a.prefix()));
             }
+        }
+    }
+
+    /// A report signature is not a log record's, nor the other way round.
+    #[test]
+    fn report_signatures_are_their_own() {
+        let key = IdentityKey::from_secret_bytes(&[7; 32]);
+        let public = key.public();
+        let report = key.sign(SignContext::RegulatorReport, b"<html>");
+        assert!(
+            public
+                .verify(SignContext::RegulatorReport, b"<html>", &report)
+                .is_ok()
+        );
+        for other in [
+            SignContext::LogRecord,
+            SignContext::CoordinatorMessage,
+            SignContext::AdminCommand,
+        ] {
+            assert!(public.verify(other, b"<html>", &report).is_err());
+            let sig = key.sign(other, b"<html>");
+            assert!(
+                public
+                    .verify(SignContext::RegulatorReport, b"<html>", &sig)
+                    .is_err()
+            );
         }
     }
 

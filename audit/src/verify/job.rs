@@ -369,9 +369,27 @@ fn compare_model(model: &FittedModel, logged: &str) -> Result<(), Mismatch> {
     ))
 }
 
-/// The first place two JSON values differ: `path: published X, replayed Y`.
+/// The first place two JSON values differ: `path: published X, recomputed Y`.
 pub(crate) fn first_difference(published: &Value, replayed: &Value) -> Option<String> {
-    fn walk(a: &Value, b: &Value, path: &str) -> Option<String> {
+    json_difference(published, replayed, ("published", "recomputed"))
+}
+
+/// The first place two JSON values differ, in key order:
+/// `path: <names.0> X, <names.1> Y` (`"the top level"` for the root; long
+/// values shortened). `None` if they are equal. The report builder names
+/// a model file against the model its round log published this way.
+///
+/// ```
+/// use fedcredit_audit::json_difference;
+/// let a = serde_json::json!({"l2": 1.0, "c": [1, 2]});
+/// let b = serde_json::json!({"l2": 1.0, "c": [1, 3]});
+/// assert_eq!(
+///     json_difference(&a, &b, ("model.json", "the log")).as_deref(),
+///     Some("c[1]: model.json 2, the log 3")
+/// );
+/// ```
+pub fn json_difference(a: &Value, b: &Value, names: (&str, &str)) -> Option<String> {
+    fn walk(a: &Value, b: &Value, path: &str, names: (&str, &str)) -> Option<String> {
         match (a, b) {
             (Value::Object(x), Value::Object(y)) => {
                 let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
@@ -387,6 +405,7 @@ pub(crate) fn first_difference(published: &Value, replayed: &Value) -> Option<St
                         x.get(k).unwrap_or(&Value::Null),
                         y.get(k).unwrap_or(&Value::Null),
                         &p,
+                        names,
                     )
                 })
             }
@@ -394,21 +413,23 @@ pub(crate) fn first_difference(published: &Value, replayed: &Value) -> Option<St
                 .iter()
                 .zip(y)
                 .enumerate()
-                .find_map(|(i, (u, v))| walk(u, v, &format!("{path}[{i}]"))),
+                .find_map(|(i, (u, v))| walk(u, v, &format!("{path}[{i}]"), names)),
             _ if a == b => None,
             _ => Some(format!(
-                "{}: published {}, recomputed {}",
+                "{}: {} {}, {} {}",
                 if path.is_empty() {
                     "the top level"
                 } else {
                     path
                 },
+                names.0,
                 short(a),
+                names.1,
                 short(b)
             )),
         }
     }
-    walk(published, replayed, "")
+    walk(a, b, "", names)
 }
 
 fn short(v: &Value) -> String {

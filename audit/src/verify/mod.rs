@@ -11,6 +11,7 @@
 mod anchor;
 mod attempt;
 mod job;
+pub use job::json_difference;
 mod privacy;
 
 use std::collections::BTreeMap;
