@@ -341,6 +341,24 @@ async fn scorecard(
         log_path.display(),
         out.join("consortium.toml").display()
     ));
+    // The regulator report: checked against the verified log, then signed
+    // by the coordinator key.
+    let report = out.join("report.html");
+    crate::report::write(
+        &out.join("model.json"),
+        &log_path,
+        &out.join("consortium.toml"),
+        None,
+        &out.join("coordinator.key"),
+        &report,
+    )?;
+    say(&format!(
+        "  regulator report: {} (open it in a browser; check its signature: fedcredit report \
+         verify {} --consortium {})",
+        report.display(),
+        report.display(),
+        out.join("consortium.toml").display()
+    ));
     Ok(())
 }
 

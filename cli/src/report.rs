@@ -71,8 +71,29 @@ pub fn build(args: BuildArgs) -> Result<()> {
     else {
         bail!("report needs --model, --log, --consortium, --key and --out");
     };
-    let consortium = crate::load_consortium(&consortium_path, args.job.as_deref())?;
-    let key = crate::keys::load(&key)?;
+    write(
+        &model,
+        &log,
+        &consortium_path,
+        args.job.as_deref(),
+        &key,
+        &out,
+    )
+}
+
+/// Checks `model` against its round log `log` and consortium (with `job`
+/// instead of the file's own, if given), then writes the report to `out`
+/// and its signature by the coordinator key in `key` to `<out>.sig`.
+pub fn write(
+    model: &Path,
+    log: &Path,
+    consortium_path: &Path,
+    job: Option<&Path>,
+    key: &Path,
+    out: &Path,
+) -> Result<()> {
+    let consortium = crate::load_consortium(consortium_path, job)?;
+    let key = crate::keys::load(key)?;
     if key.public() != *consortium.roster.coordinator() {
         bail!(
             "the key file's public key {} is not the coordinator key {} of {}: a report is signed by the coordinator",
@@ -82,13 +103,13 @@ pub fn build(args: BuildArgs) -> Result<()> {
         );
     }
     let model_json =
-        std::fs::read_to_string(&model).with_context(|| format!("reading {}", model.display()))?;
-    let log_bytes = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+        std::fs::read_to_string(model).with_context(|| format!("reading {}", model.display()))?;
+    let log_bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
     let sources = fedcredit_report::Sources {
         model: model.display().to_string(),
         log: log.display().to_string(),
         consortium: consortium_path.display().to_string(),
-        job: args.job.as_ref().map(|j| j.display().to_string()),
+        job: job.map(|j| j.display().to_string()),
     };
     let built = fedcredit_report::build(
         fedcredit_report::Inputs {
@@ -102,10 +123,10 @@ pub fn build(args: BuildArgs) -> Result<()> {
     )
     .with_context(|| format!("refusing to write a report on {}", model.display()))?;
     let sig = fedcredit_report::signature::sign_text(&key, built.html.as_bytes());
-    let sig_file = sig_path(&out);
+    let sig_file = sig_path(out);
     // A stale signature must not sit beside a new report, even for a moment.
     let _ = std::fs::remove_file(&sig_file);
-    write_atomically(&out, built.html.as_bytes())?;
+    write_atomically(out, built.html.as_bytes())?;
     write_atomically(&sig_file, sig.as_bytes())?;
     crate::say(&format!(
         "wrote {} ({} bytes) and its signature {}\n  {}",

@@ -112,6 +112,18 @@ fn the_credit_demo_trains_a_joint_model_whose_log_an_auditor_verifies() {
         ],
     );
     assert!(verdict.contains("result: VERIFIED"), "{verdict}");
+    assert!(text.contains("regulator report: "), "{text}");
+    let signed = run(
+        dir.path(),
+        &[
+            "report",
+            "verify",
+            "d/scorecard/report.html",
+            "--consortium",
+            "d/scorecard/consortium.toml",
+        ],
+    );
+    assert!(signed.contains("signed by the coordinator key"), "{signed}");
 }
 
 #[test]

@@ -328,13 +328,24 @@ fn reports_are_written_verified_and_refused_when_anything_differs() {
     );
     check_nothing_written();
 
-    // A scorecard whose points were not made from the published coefficients.
+    // A scorecard whose points or bin counts are not the published ones
+    // (the binning round's sums are in the log).
     let mut m = model.clone();
     m["scorecard"]["characteristics"][0]["coefficient"] = serde_json::json!(1.25);
     std::fs::write(&bad_model, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     refused(
         &report(&card, Some(&bad_model), None, None, &never),
-        "the scorecard in model.json does not belong to its model",
+        "model.json is not the model the round log published: scorecard.characteristics[0].coefficient",
+    );
+    let mut m = model.clone();
+    let good = m["scorecard"]["characteristics"][0]["bins"][0]["good"]
+        .as_f64()
+        .unwrap();
+    m["scorecard"]["characteristics"][0]["bins"][0]["good"] = serde_json::json!(good + 1.0);
+    std::fs::write(&bad_model, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    refused(
+        &report(&card, Some(&bad_model), None, None, &never),
+        "scorecard.characteristics[0].bins[0].good",
     );
 
     // Another job's spec hash.

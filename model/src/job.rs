@@ -343,6 +343,14 @@ impl ModelTask {
         }
     }
 
+    /// The task as computed on its rows: a scorecard's WOE task unwrapped.
+    pub fn on_rows(&self) -> &ModelTask {
+        match self {
+            ModelTask::Woe { on, .. } => on.on_rows(),
+            other => other,
+        }
+    }
+
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {
@@ -1249,7 +1257,7 @@ impl ModelJob {
 /// its histograms made monotone first (post-processing only). Any other
 /// task, or a sum of the wrong length, is an error naming it.
 pub fn evaluation_curves(task: &ModelTask, sum: &[f64], points: usize) -> Result<Curves> {
-    let ModelTask::Evaluate { bins, noise, .. } = task else {
+    let ModelTask::Evaluate { bins, noise, .. } = task.on_rows() else {
         return Err(ModelError::InvalidSetting(format!(
             "a {} round has no score histograms",
             task.name()

@@ -41,9 +41,6 @@ pub enum ReportError {
     /// model.json is not the model the log published.
     #[error("model.json is not the model the round log published: {0}")]
     ModelDiffers(String),
-    /// The scorecard's points were not computed from the published model.
-    #[error("the scorecard in model.json does not belong to its model: {0}")]
-    Scorecard(String),
     /// The `.sig` file is not one Ed25519 signature in hex.
     #[error("the signature file is malformed: {0}")]
     SignatureMalformed(String),

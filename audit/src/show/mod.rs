@@ -515,7 +515,7 @@ fn evaluation_of(a: &pb::RoundAnnouncement) -> Option<(ModelTask, Codec)> {
         return None;
     };
     let task = ModelTask::from_bytes(bytes).ok()?;
-    if !matches!(task, ModelTask::Evaluate { .. }) {
+    if !matches!(task.on_rows(), ModelTask::Evaluate { .. }) {
         return None;
     }
     Some((task, Codec::from_pb(a.fixed_point.as_ref()?, a.limbs).ok()?))

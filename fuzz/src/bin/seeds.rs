@@ -345,7 +345,7 @@ fn credit_job(s: &Seeds, job: Job, name: &str, csv: &str) -> Result<()> {
     while let Some(plan) = referee.next_plan() {
         if let pb::round_announcement::Task::ModelTask(bytes) = &plan.task {
             let task = ModelTask::from_bytes(bytes)?;
-            if matches!(task, ModelTask::Evaluate { .. }) {
+            if matches!(task.on_rows(), ModelTask::Evaluate { .. }) {
                 before_evaluation = Some(sums.clone());
             }
             s.with_mode(
