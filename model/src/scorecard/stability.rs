@@ -469,7 +469,12 @@ mod tests {
         let min: f64 = card
             .characteristics
             .iter()
-            .map(|c| c.bins.iter().map(|b| b.points).fold(f64::INFINITY, f64::min))
+            .map(|c| {
+                c.bins
+                    .iter()
+                    .map(|b| b.points)
+                    .fold(f64::INFINITY, f64::min)
+            })
             .sum();
         assert_eq!(e[0], min);
         assert_eq!(layout.band_of(e[0] - 100.0), 0);
@@ -482,7 +487,8 @@ mod tests {
     fn an_empty_bin_is_floored_not_infinite() {
         // Development has no row in bin 2; 10% of applicants fall there.
         let v = psi(&[50.0, 50.0, 0.0], &[45.0, 45.0, 10.0]).expect("psi");
-        let expected = 2.0 * (0.45 - 0.5) * (0.45f64 / 0.5).ln() + (0.1 - 1e-4) * (0.1f64 / 1e-4).ln();
+        let expected =
+            2.0 * (0.45 - 0.5) * (0.45f64 / 0.5).ln() + (0.1 - 1e-4) * (0.1f64 / 1e-4).ln();
         assert!((v - expected).abs() < 1e-12, "{v} vs {expected}");
         assert!(v.is_finite() && v > ALERT_ABOVE);
         // Both samples empty in a bin: no term at all.
