@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [policy]
-//! kinds = ["logistic-regression"]   # job kinds it takes part in: secure-sum, logistic-regression
+//! kinds = ["logistic-regression"]   # job kinds it takes part in: secure-sum, logistic-regression, monitor
 //! label = "default"                 # model jobs: the only label column it allows
 //! features = ["age", "income"]      # model jobs: the columns it exposes; a job reading another is refused
 //! require_privacy = true            # model jobs: only differentially private ones
@@ -39,7 +39,7 @@ pub(crate) struct RawPolicy {
 }
 
 /// The job kinds a policy may name.
-const KINDS: [&str; 2] = ["secure-sum", "logistic-regression"];
+const KINDS: [&str; 3] = ["secure-sum", "logistic-regression", "monitor"];
 
 /// A validated consent policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,6 +164,11 @@ impl Policy {
                 ),
             );
         }
+        if let JobKind::Monitor(spec) = &job.kind {
+            return self
+                .check_monitor(spec)
+                .or_else(|(code, detail)| refuse(code, detail));
+        }
         let JobKind::LogisticRegression(spec) = &job.kind else {
             return Ok(());
         };
@@ -216,6 +221,39 @@ impl Policy {
                     format!("δ = {} for the job; policy.max_delta is {max}", p.delta),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// A monitor job reads the scorecard's features and publishes exact
+    /// counts: `features` bounds the columns, and `require_privacy`
+    /// refuses it (nothing is noised).
+    fn check_monitor(
+        &self,
+        spec: &fedcredit_referee::monitor::MonitorSpec,
+    ) -> Result<(), (ReasonCode, String)> {
+        if let (Some(allowed), Some(card)) = (&self.features, &spec.scorecard) {
+            let outside: Vec<&str> = card
+                .schema
+                .features
+                .iter()
+                .map(Feature::name)
+                .filter(|name| !allowed.contains(*name))
+                .collect();
+            if !outside.is_empty() {
+                return Err((
+                    ReasonCode::ReasonPolicyFeatures,
+                    format!("it reads {outside:?}, which policy.features does not expose"),
+                ));
+            }
+        }
+        if self.require_privacy {
+            return Err((
+                ReasonCode::ReasonPolicyPrivacy,
+                "a monitor job publishes exact counts, not differentially private ones; \
+                 policy.require_privacy is true"
+                    .into(),
+            ));
         }
         Ok(())
     }
