@@ -39,7 +39,7 @@ pub(crate) struct Published {
 pub(crate) fn private_spec(consortium: &Consortium) -> Option<&PrivacySpec> {
     match &consortium.job.kind {
         JobKind::LogisticRegression(spec) => spec.privacy.as_ref()?.spec(),
-        JobKind::SecureSum { .. } => None,
+        JobKind::SecureSum { .. } | JobKind::Monitor(_) => None,
     }
 }
 
