@@ -553,23 +553,23 @@ mod tests {
             (e, a) in (2usize..12).prop_flat_map(|n| (counts_n(n), counts_n(n))),
             k in 1u32..1000,
         ) {
-            let v = psi(&e, &a).unwrap();
+            let v = psi(&e, &a).expect("psi");
             prop_assert!(v >= 0.0 && v.is_finite());
-            prop_assert_eq!(psi(&e, &e).unwrap(), 0.0);
-            let w = psi(&a, &e).unwrap();
+            prop_assert_eq!(psi(&e, &e).expect("psi"), 0.0);
+            let w = psi(&a, &e).expect("psi");
             prop_assert!((v - w).abs() <= 1e-12 * v.max(1.0), "{} vs {}", v, w);
             let scaled: Vec<f64> = a.iter().map(|c| c * f64::from(k)).collect();
-            let s = psi(&e, &scaled).unwrap();
+            let s = psi(&e, &scaled).expect("psi");
             prop_assert!((v - s).abs() <= 1e-12 * v.max(1.0), "{} vs {}", v, s);
         }
 
         #[test]
         fn any_counts_make_a_finite_report(c in counts(40)) {
-            let layout = StabilityLayout::new(&card(), 3).unwrap();
+            let layout = StabilityLayout::new(&card(), 3).expect("layout");
             let mut v: Vec<f64> = c.iter().cycle().take(layout.dimension()).copied().collect();
             // Every half needs rows in its bands and in each characteristic.
             for x in v.iter_mut() { *x += 1.0; }
-            let r = layout.report(&v).unwrap();
+            let r = layout.report(&v).expect("report");
             prop_assert!(r.score.index >= 0.0 && r.score.index.is_finite());
             for c in &r.characteristics {
                 prop_assert!(c.index >= 0.0 && c.index.is_finite());
