@@ -359,6 +359,68 @@ mod tests {
         assert_eq!(allows("min_cohort = 4", &wider), None);
     }
 
+    /// A monitor job of a one-feature scorecard on `age`.
+    fn monitor() -> Consortium {
+        use fedcredit_model::scorecard::{
+            BinStats, BinValues, FeatureBinning, PointsScale, Scorecard, Trend,
+        };
+        let schema = fedcredit_model::Schema {
+            label: fedcredit_model::LabelSpec::binary("y", "bad", "good"),
+            features: vec![Feature::Numeric { name: "age".into() }],
+        };
+        let bin = |values, woe| BinStats {
+            values,
+            good: 10.0,
+            bad: 5.0,
+            woe,
+        };
+        let binning = FeatureBinning {
+            name: "age".into(),
+            iv: 0.1,
+            trend: Trend::Increasing,
+            bins: vec![
+                bin(BinValues::Edges([None, Some(30.0)]), -0.5),
+                bin(BinValues::Edges([Some(30.0), None]), 0.5),
+            ],
+        };
+        let card = Scorecard::new(schema, vec![binning], -1.0, &[-1.0], PointsScale::default())
+            .expect("card");
+        let spec = fedcredit_referee::consortium::JobSpec {
+            id: "m".into(),
+            cohort: Default::default(),
+            require_all_members: false,
+            kind: JobKind::Monitor(fedcredit_referee::monitor::MonitorSpec {
+                model: None,
+                scorecard: Some(card),
+                model_job_spec_hash: Some("ab".into()),
+                bands: 10,
+            }),
+        };
+        consortium(SUM, "")
+            .with_job(spec, Path::new("offer"))
+            .expect("monitor")
+    }
+
+    #[test]
+    fn a_monitor_job_is_its_own_kind_bounded_by_features_and_privacy() {
+        let m = monitor();
+        assert_eq!(code(&Policy::only("monitor"), &m), None);
+        assert_eq!(
+            code(&Policy::only("logistic-regression"), &m),
+            Some(ReasonCode::ReasonPolicyKind)
+        );
+        let allows = |extra: &str| code(&policy(&format!("kinds = [\"monitor\"]\n{extra}")), &m);
+        assert_eq!(allows("features = [\"age\"]"), None);
+        assert_eq!(
+            allows("features = [\"income\"]"),
+            Some(ReasonCode::ReasonPolicyFeatures)
+        );
+        assert_eq!(
+            allows("require_privacy = true"),
+            Some(ReasonCode::ReasonPolicyPrivacy)
+        );
+    }
+
     #[test]
     fn a_policy_that_cannot_mean_anything_is_refused_naming_its_key() {
         for (toml, key) in [
