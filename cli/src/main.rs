@@ -470,9 +470,8 @@ fn audit(command: AuditCommand) -> Result<()> {
             let bytes = read(&log)?;
             let mut consortium = Consortium::load(&consortium)?;
             if let Some(job) = job {
-                let text = std::fs::read_to_string(&job)
-                    .with_context(|| format!("reading {}", job.display()))?;
-                let spec = fedcredit_referee::consortium::JobSpec::from_toml(&job, &text)?;
+                // Read as a job file: a monitor job's `model` relative to it.
+                let spec = fedcredit_referee::consortium::JobSpec::load(&job)?;
                 consortium = consortium.with_job(spec, &job)?;
             }
             let report = fedcredit_audit::verify(&bytes, &consortium);
