@@ -140,6 +140,27 @@ fn chain(error: &anyhow::Error) -> String {
     line
 }
 
+/// A monitor job in a few words: what it watches, how many counts.
+fn monitor_line(spec: &fedcredit_referee::monitor::MonitorSpec) -> String {
+    let card = spec.scorecard.as_ref();
+    let names: Vec<&str> = card
+        .map(|c| c.characteristics.iter().map(|c| c.name.as_str()).collect())
+        .unwrap_or_default();
+    let bins: usize = card.map_or(0, |c| c.characteristics.iter().map(|c| c.bins.len()).sum());
+    format!(
+        "monitor: PSI of the score over {} bands and CSI of {} characteristics ({} bins; {}), \
+         {} counts per member; model job spec {}",
+        spec.bands,
+        names.len(),
+        bins,
+        names.join(", "),
+        2 * (spec.bands + bins),
+        spec.model_job_spec_hash
+            .as_deref()
+            .map_or("unknown", |h| &h[..h.len().min(16)])
+    )
+}
+
 /// n, t, c and the job, as one line.
 fn consortium_line(c: &Consortium) -> String {
     let t = &c.protocol.thresholds;
@@ -150,6 +171,7 @@ fn consortium_line(c: &Consortium) -> String {
             c.job.kind.name(),
             spec.schema.encoded_width()
         ),
+        JobKind::Monitor(spec) => monitor_line(spec),
     };
     format!(
         "{}: n = {} members, threshold t = {}, colluders c = {}, min cohort {}; job {} ({kind}); trust {}",
@@ -340,6 +362,19 @@ fn participant(config: &Path, report: &mut Report) {
             if let Some(test) = cfg.test.as_deref() {
                 report.record("test", rows("test", Some(test)), String::clone);
             }
+        }
+        JobKind::Monitor(spec) => {
+            // As the participant will: both files loaded and counted.
+            let counted = fedcredit_participant::monitor::MonitorData::load(&cfg, spec)
+                .map_err(anyhow::Error::from);
+            report.record("applicants", counted, |m| {
+                format!(
+                    "{} development rows (`data`) and {} new applicants (`applicants`) counted \
+                     in the scorecard's bins",
+                    m.development_rows(),
+                    m.applicant_rows()
+                )
+            });
         }
     }
 

@@ -12,6 +12,7 @@ use fedcredit_participant::config::ParticipantConfig;
 use fedcredit_participant::contribution::{Contributor, VectorInput};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::Rows;
+use fedcredit_participant::monitor::MonitorData;
 use fedcredit_participant::{CrashPoint, Settings};
 use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Serialize;
@@ -81,7 +82,7 @@ pub(crate) fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, u
             let fp = FixedPoint::new(*frac_bits, *clip)?;
             Ok((SecureSum::new(*dimension, fp), *dimension))
         }
-        JobKind::LogisticRegression(_) | JobKind::Scorecard(_) => {
+        JobKind::LogisticRegression(_) | JobKind::Scorecard(_) | JobKind::Monitor(_) => {
             anyhow::bail!("{}: the job is not a secure sum", consortium.path.display())
         }
     }
@@ -102,7 +103,61 @@ pub(crate) fn job_driver(
             )
             .map_err(anyhow::Error::msg)?,
         ),
+        JobKind::Monitor(_) => Box::new(
+            fedcredit_coordinator::Monitor::new(&consortium.job).map_err(anyhow::Error::msg)?,
+        ),
     })
+}
+
+/// The stability report of a monitor job from its published sum, by the
+/// job's rules (as every party and the auditor make it).
+fn monitor_report(
+    consortium: &Consortium,
+    sum: &[f64],
+) -> Result<fedcredit_model::scorecard::stability::MonitorReport> {
+    let mut rules = fedcredit_referee::JobRules::new(
+        &consortium.job,
+        fedcredit_referee::plan::noise_cohort(consortium),
+    )?;
+    rules.absorb(sum)?;
+    rules
+        .monitor_report()
+        .cloned()
+        .context("the job is not a monitor job")
+}
+
+/// Writes `monitor.json` (pretty, with a newline) into `out`; returns its path.
+fn write_monitor(
+    out: &Path,
+    consortium: &Consortium,
+    contributors: &[String],
+    sum: &[f64],
+) -> Result<PathBuf> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        job: &'a str,
+        job_spec_hash: String,
+        model_job_spec_hash: Option<&'a str>,
+        contributors: &'a [String],
+        #[serde(flatten)]
+        report: fedcredit_model::scorecard::stability::MonitorReport,
+    }
+    let JobKind::Monitor(spec) = &consortium.job.kind else {
+        anyhow::bail!("the job is not a monitor job");
+    };
+    let file = File {
+        job: &consortium.job.id,
+        job_spec_hash: hex::encode(consortium.job.hash()),
+        model_job_spec_hash: spec.model_job_spec_hash.as_deref(),
+        contributors,
+        report: monitor_report(consortium, sum)?,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("monitor.json");
+    let mut text = serde_json::to_string_pretty(&file).context("writing the report")?;
+    text.push('\n');
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Writes a finished job's results into `out`: `result.json` for a secure
@@ -116,6 +171,17 @@ fn write_results(
 ) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     match &report.model {
+        None if matches!(consortium.job.kind, JobKind::Monitor(_)) => {
+            let last: &RoundResult = report
+                .rounds
+                .last()
+                .context("the job finished without a round")?;
+            let path = write_monitor(out, consortium, &last.contributors, &last.sum)?;
+            if print {
+                say(&format!("stability report: {}", path.display()));
+            }
+            tracing::info!(result = %path.display(), "stability report written");
+        }
         None => {
             let last: &RoundResult = report
                 .rounds
@@ -540,6 +606,14 @@ async fn one_job(
                     Ok(Box::new(data) as Box<dyn Contributor>)
                 })
             }
+            JobKind::Monitor(spec) => MonitorData::load(cfg, spec).map(|m| {
+                tracing::info!(
+                    development = m.development_rows(),
+                    applicants = m.applicant_rows(),
+                    "development rows and new applicants counted"
+                );
+                Box::new(m) as Box<dyn Contributor>
+            }),
         };
     let mut contributor = match loaded {
         Ok(c) => c,
@@ -559,6 +633,8 @@ async fn one_job(
     };
     let settings_job_id = settings.consortium.job.id.clone();
     let settings_roster = settings.consortium.roster.clone();
+    let settings_consortium = settings.consortium.clone();
+    let settings_kind = &settings_consortium.job.kind;
     let report =
         match fedcredit_participant::run(settings, key, contributor.as_mut(), shutdown).await {
             // The participant has logged where it left the job.
@@ -582,6 +658,15 @@ async fn one_job(
         (Some(model), _) => {
             credit::write_model(out, model, &result.membership, &[])?;
             tracing::info!(results = %out.display(), "model.json and metrics.json written (replayed from the published rounds)");
+        }
+        (None, Some(last)) if matches!(settings_kind, JobKind::Monitor(_)) => {
+            let contributors: Vec<String> = last
+                .contributors
+                .iter()
+                .map(|p| settings_roster.name_of(*p))
+                .collect();
+            let path = write_monitor(out, &settings_consortium, &contributors, &last.sum)?;
+            tracing::info!(result = %path.display(), "stability report written (replayed from the published round)");
         }
         (None, Some(last)) => {
             let contributors: Vec<String> = last

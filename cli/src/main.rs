@@ -547,9 +547,8 @@ fn load_consortium(path: &Path, job: Option<&Path>) -> Result<Consortium> {
     let Some(job) = job else {
         return Ok(consortium);
     };
-    let text =
-        std::fs::read_to_string(job).with_context(|| format!("reading {}", job.display()))?;
-    let spec = fedcredit_referee::consortium::JobSpec::from_toml(job, &text)?;
+    // Read as a job file: a monitor job's `model` is relative to it.
+    let spec = fedcredit_referee::consortium::JobSpec::load(job)?;
     Ok(consortium.with_job(spec, job)?)
 }
 

@@ -82,6 +82,52 @@ impl JobDriver for SecureSum {
     }
 }
 
+/// `monitor`: one round of row counts; its sum makes the stability
+/// report (PSI of the score, CSI per characteristic).
+#[derive(Debug)]
+pub struct Monitor {
+    rules: JobRules,
+}
+
+impl Monitor {
+    /// The monitor job of `spec` (a validated `monitor` job spec).
+    pub fn new(spec: &fedcredit_referee::consortium::JobSpec) -> Result<Self, String> {
+        let rules = JobRules::new(spec, NoiseCohort::single()).map_err(|e| e.to_string())?;
+        match rules {
+            JobRules::Monitor { .. } => Ok(Self { rules }),
+            _ => Err(format!("job {} is not a monitor job", spec.id)),
+        }
+    }
+
+    /// The report, once the round was absorbed.
+    pub fn report(&self) -> Option<&fedcredit_model::scorecard::stability::MonitorReport> {
+        self.rules.monitor_report()
+    }
+}
+
+impl JobDriver for Monitor {
+    fn next_round(&mut self) -> Result<Option<RoundPlan>, String> {
+        Ok(self.rules.next_plan())
+    }
+
+    fn finish_round(&mut self, result: &RoundResult) -> Result<String, String> {
+        let json = self
+            .rules
+            .absorb(&result.sum)
+            .map_err(|e| format!("round {}: {e}", result.round))?;
+        if let Some(r) = self.rules.monitor_report() {
+            info!(round = result.round, psi = r.score.index, level = ?r.score.level, "stability report");
+        }
+        Ok(json)
+    }
+
+    fn progress(&self) -> Option<String> {
+        self.rules
+            .monitor_report()
+            .map(|r| format!("score PSI {:.4} ({:?})", r.score.index, r.score.level))
+    }
+}
+
 /// A line of progress of a model job, for whoever watches it.
 #[derive(Clone, Debug)]
 pub struct ProgressLine {

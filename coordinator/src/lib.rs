@@ -44,7 +44,9 @@ use tokio::sync::mpsc;
 
 pub use error::{CoordinatorError, Rejection};
 pub use fedcredit_transport::server::Listener;
-pub use job::{JobDriver, ModelFit, ProgressLine, RoundPlan, RoundResult, SecureSum, max_words};
+pub use job::{
+    JobDriver, ModelFit, Monitor, ProgressLine, RoundPlan, RoundResult, SecureSum, max_words,
+};
 
 /// What a finished job published.
 #[derive(Debug, Clone)]

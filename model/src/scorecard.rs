@@ -10,6 +10,8 @@
 //!   bins of at least `min_bin_share` of the rows.
 //! - [`settings`]: `max_bins`, `min_bin_share`, trends.
 //! - [`woe`]: WOE and IV, with the convention `ln(good share / bad share)`.
+//! - [`stability`]: PSI of the score and CSI per characteristic, from
+//!   pooled counts of development rows and new applicants.
 //! - [`Scorecard`] (here): points per bin from a logistic regression on the
 //!   WOE-encoded features, and reason codes.
 //!
@@ -32,6 +34,7 @@
 
 pub mod binning;
 pub mod settings;
+pub mod stability;
 pub mod woe;
 
 use serde::{Deserialize, Serialize};

@@ -12,6 +12,7 @@
 //! input = "bank-a-exposure.txt"      # secure-sum jobs: the vector to contribute
 //! data = "bank-a-loans.csv"          # credit-model jobs: training rows (CSV with a header)
 //! test = "bank-a-holdout.csv"        # credit-model jobs, optional: held-out rows for evaluation
+//! applicants = "bank-a-applicants.csv" # monitor jobs: new applicants' rows (CSV, label column optional)
 //! journal = "bank-a.journal"         # optional: what this participant signed (default <id>.journal)
 //! results = "bank-a-results"         # optional: where it writes model.json and metrics.json (default <id>-results)
 //! connect_timeout_secs = 120         # optional: keep retrying the coordinator this long
@@ -43,6 +44,7 @@ struct Raw {
     input: Option<PathBuf>,
     data: Option<PathBuf>,
     test: Option<PathBuf>,
+    applicants: Option<PathBuf>,
     journal: Option<PathBuf>,
     results: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
@@ -81,6 +83,9 @@ pub struct ParticipantConfig {
     pub data: Option<PathBuf>,
     /// Held-out rows for the pooled evaluation round (optional).
     pub test: Option<PathBuf>,
+    /// New applicants' rows (CSV; the label column may be absent) whose
+    /// population a monitor job compares with the `data` rows.
+    pub applicants: Option<PathBuf>,
     /// This participant's journal of what it signed (default `<id>.journal`).
     pub journal: PathBuf,
     /// How long to keep trying to reach the coordinator.
@@ -194,6 +199,7 @@ impl ParticipantConfig {
             input: raw.input.map(|p| dir.join(p)),
             data: raw.data.map(|p| dir.join(p)),
             test: raw.test.map(|p| dir.join(p)),
+            applicants: raw.applicants.map(|p| dir.join(p)),
             journal,
             results,
             connect_timeout,

@@ -286,9 +286,23 @@ pub fn is_parquet(path: &Path) -> bool {
 /// Reads and encodes `path` with `schema`. The file must have a header row
 /// and at least one data row; see the module docs for the errors.
 pub fn load_csv(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
+    load_csv_with(path, |header| Encoder::new(schema, header))
+}
+
+/// Reads and encodes the features of `path` with `schema`, without labels
+/// (new applicants: the label column may be absent, and is ignored if
+/// present; `y` is all zeros). Errors as [`load_csv`]'s.
+pub fn load_unlabelled_csv(path: &Path, schema: &Schema) -> Result<Dataset, ParticipantError> {
+    load_csv_with(path, |header| Encoder::for_scoring(schema, header))
+}
+
+fn load_csv_with(
+    path: &Path,
+    encoder: impl FnOnce(&[String]) -> fedcredit_model::Result<Encoder>,
+) -> Result<Dataset, ParticipantError> {
     let mut reader = open(path)?;
     let header = read_header(&mut reader, path)?;
-    let encoder = Encoder::new(schema, &header).map_err(|e| data_error(path, 1, e.to_string()))?;
+    let encoder = encoder(&header).map_err(|e| data_error(path, 1, e.to_string()))?;
     drop(reader);
     match load_plain(path, &encoder, blocks::threads(), blocks::BLOCK_BYTES) {
         Some(dataset) => Ok(dataset),
@@ -348,7 +362,7 @@ fn encode_block(
             return false;
         };
         blocks::split_cells(record, &mut cells);
-        match encoder.encode_into(&cells, row) {
+        match encode_row(encoder, &cells, row) {
             Ok(l) => *label = l,
             Err(_) => return false,
         }
@@ -413,8 +427,7 @@ fn load_sequential(
                 "internal: matrix row is not contiguous".into(),
             ));
         };
-        y[i] = encoder
-            .encode_into(&cells, slice)
+        y[i] = encode_row(encoder, &cells, slice)
             .map_err(|e| data_error(path, line_of(path, record.position()), e.to_string()))?;
         i += 1;
     }
@@ -426,6 +439,15 @@ fn load_sequential(
         y,
         path: path.to_owned(),
     })
+}
+
+/// One record's features into `row`; returns its label (0 for an
+/// encoder without a label column).
+fn encode_row(encoder: &Encoder, cells: &[&str], row: &mut [f64]) -> fedcredit_model::Result<f64> {
+    match encoder.label_column() {
+        Some(_) => encoder.encode_into(cells, row),
+        None => encoder.encode_features_into(cells, row).map(|()| 0.0),
+    }
 }
 
 fn open(path: &Path) -> Result<csv::Reader<File>, ParticipantError> {
@@ -721,6 +743,31 @@ mod tests {
         assert_eq!(d.y, ndarray::array![1.0, 0.0]);
         assert_eq!((d.rows(), d.width()), (2, 3));
         assert!(format!("{d:?}").contains("rows: 2"));
+    }
+
+    #[test]
+    fn unlabelled_rows_load_with_or_without_the_label_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = write(dir.path(), "new.csv", "housing,age\nown,30\nfree, 41\n");
+        let d = load_unlabelled_csv(&plain, &schema()).expect("load");
+        assert_eq!(d.x, ndarray::array![[30.0, 1.0, 0.0], [41.0, 0.0, 0.0]]);
+        assert_eq!(d.y, ndarray::array![0.0, 0.0]);
+        // A label column, even with empty cells, is ignored; the quoted file
+        // goes through the sequential reader, with the same result.
+        let quoted = write(
+            dir.path(),
+            "q.csv",
+            "age,housing,y\n30,\"own\",\n41,free,bad\n",
+        );
+        let q = load_unlabelled_csv(&quoted, &schema()).expect("load");
+        assert_eq!(q.x, d.x);
+        let err = load_unlabelled_csv(&write(dir.path(), "w.csv", "age,home\n30,own\n"), &schema())
+            .expect_err("missing column");
+        assert!(
+            err.to_string()
+                .contains("w.csv:1: column `housing` is missing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! with the job's schema (every bad cell named by file, line and column
 //! before any round), or streams a Parquet file too large for its memory
 //! budget; [`credit`] answers a credit-model job's rounds from those rows;
-//! [`client`] drives the rounds over gRPC.
+//! [`monitor`] counts development rows and new applicants for a monitor
+//! job; [`client`] drives the rounds over gRPC.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -20,6 +21,7 @@ pub mod data;
 mod error;
 pub mod journal;
 pub mod metrics;
+pub mod monitor;
 pub mod policy;
 
 pub use client::{CrashPoint, JobResult, Report, RoundSeen, Settings, leave, offered_job, run};

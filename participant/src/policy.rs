@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [policy]
-//! kinds = ["logistic-regression"]   # job kinds it takes part in: secure-sum, logistic-regression, scorecard
+//! kinds = ["logistic-regression"]   # job kinds it takes part in: secure-sum, logistic-regression, scorecard, monitor
 //! label = "default"                 # model jobs: the only label column it allows
 //! features = ["age", "income"]      # model jobs: the columns it exposes; a job reading another is refused
 //! require_privacy = true            # model jobs: only differentially private ones
@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use fedcredit_model::schema::Feature;
 use fedcredit_proto::v1::ReasonCode;
-use fedcredit_referee::consortium::Consortium;
+use fedcredit_referee::consortium::{Consortium, JobKind};
 use serde::Deserialize;
 
 /// The `[policy]` table as written.
@@ -39,7 +39,7 @@ pub(crate) struct RawPolicy {
 }
 
 /// The job kinds a policy may name.
-const KINDS: [&str; 3] = ["secure-sum", "logistic-regression", "scorecard"];
+const KINDS: [&str; 4] = ["secure-sum", "logistic-regression", "scorecard", "monitor"];
 
 /// A validated consent policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,6 +164,11 @@ impl Policy {
                 ),
             );
         }
+        if let JobKind::Monitor(spec) = &job.kind {
+            return self
+                .check_monitor(spec)
+                .or_else(|(code, detail)| refuse(code, detail));
+        }
         let Some(spec) = job.kind.model_spec() else {
             return Ok(());
         };
@@ -216,6 +221,39 @@ impl Policy {
                     format!("δ = {} for the job; policy.max_delta is {max}", p.delta),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// A monitor job reads the scorecard's features and publishes exact
+    /// counts: `features` bounds the columns, and `require_privacy`
+    /// refuses it (nothing is noised).
+    fn check_monitor(
+        &self,
+        spec: &fedcredit_referee::monitor::MonitorSpec,
+    ) -> Result<(), (ReasonCode, String)> {
+        if let (Some(allowed), Some(card)) = (&self.features, &spec.scorecard) {
+            let outside: Vec<&str> = card
+                .schema
+                .features
+                .iter()
+                .map(Feature::name)
+                .filter(|name| !allowed.contains(*name))
+                .collect();
+            if !outside.is_empty() {
+                return Err((
+                    ReasonCode::ReasonPolicyFeatures,
+                    format!("it reads {outside:?}, which policy.features does not expose"),
+                ));
+            }
+        }
+        if self.require_privacy {
+            return Err((
+                ReasonCode::ReasonPolicyPrivacy,
+                "a monitor job publishes exact counts, not differentially private ones; \
+                 policy.require_privacy is true"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -319,6 +357,68 @@ mod tests {
         );
         let wider = consortium(&model("privacy = \"none\""), "min_cohort = 4");
         assert_eq!(allows("min_cohort = 4", &wider), None);
+    }
+
+    /// A monitor job of a one-feature scorecard on `age`.
+    fn monitor() -> Consortium {
+        use fedcredit_model::scorecard::{
+            BinStats, BinValues, FeatureBinning, PointsScale, Scorecard, Trend,
+        };
+        let schema = fedcredit_model::Schema {
+            label: fedcredit_model::LabelSpec::binary("y", "bad", "good"),
+            features: vec![Feature::Numeric { name: "age".into() }],
+        };
+        let bin = |values, woe| BinStats {
+            values,
+            good: 10.0,
+            bad: 5.0,
+            woe,
+        };
+        let binning = FeatureBinning {
+            name: "age".into(),
+            iv: 0.1,
+            trend: Trend::Increasing,
+            bins: vec![
+                bin(BinValues::Edges([None, Some(30.0)]), -0.5),
+                bin(BinValues::Edges([Some(30.0), None]), 0.5),
+            ],
+        };
+        let card = Scorecard::new(schema, vec![binning], -1.0, &[-1.0], PointsScale::default())
+            .expect("card");
+        let spec = fedcredit_referee::consortium::JobSpec {
+            id: "m".into(),
+            cohort: Default::default(),
+            require_all_members: false,
+            kind: JobKind::Monitor(fedcredit_referee::monitor::MonitorSpec {
+                model: None,
+                scorecard: Some(card),
+                model_job_spec_hash: Some("ab".into()),
+                bands: 10,
+            }),
+        };
+        consortium(SUM, "")
+            .with_job(spec, Path::new("offer"))
+            .expect("monitor")
+    }
+
+    #[test]
+    fn a_monitor_job_is_its_own_kind_bounded_by_features_and_privacy() {
+        let m = monitor();
+        assert_eq!(code(&Policy::only("monitor"), &m), None);
+        assert_eq!(
+            code(&Policy::only("logistic-regression"), &m),
+            Some(ReasonCode::ReasonPolicyKind)
+        );
+        let allows = |extra: &str| code(&policy(&format!("kinds = [\"monitor\"]\n{extra}")), &m);
+        assert_eq!(allows("features = [\"age\"]"), None);
+        assert_eq!(
+            allows("features = [\"income\"]"),
+            Some(ReasonCode::ReasonPolicyFeatures)
+        );
+        assert_eq!(
+            allows("require_privacy = true"),
+            Some(ReasonCode::ReasonPolicyPrivacy)
+        );
     }
 
     #[test]

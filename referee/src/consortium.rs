@@ -56,6 +56,8 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityPublic;
 use fedcredit_crypto::secagg::{SecAggError, Thresholds};
 use fedcredit_model::job::ModelJobSpec;
+
+use crate::monitor::MonitorSpec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -134,6 +136,9 @@ pub enum JobKind {
     /// A points scorecard: bins from securely summed per-label histograms,
     /// then logistic regression on WOE (the spec's `[job.scorecard]`).
     Scorecard(ModelJobSpec),
+    /// Population stability of a scorecard (PSI, CSI) between the members'
+    /// development rows and new applicants; see [`crate::monitor`].
+    Monitor(MonitorSpec),
 }
 
 impl JobKind {
@@ -143,6 +148,7 @@ impl JobKind {
             JobKind::SecureSum { .. } => "secure-sum",
             JobKind::LogisticRegression(_) => "logistic-regression",
             JobKind::Scorecard(_) => "scorecard",
+            JobKind::Monitor(_) => "monitor",
         }
     }
 
@@ -150,7 +156,7 @@ impl JobKind {
     pub fn model_spec(&self) -> Option<&ModelJobSpec> {
         match self {
             JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => Some(spec),
-            JobKind::SecureSum { .. } => None,
+            JobKind::SecureSum { .. } | JobKind::Monitor(_) => None,
         }
     }
 }
@@ -462,9 +468,9 @@ impl Consortium {
             },
         };
 
-        let job = raw.job;
-        validate_job(&job, n).map_err(|(key, expected)| invalid(key, expected))?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        let job = raw.job.resolve_files(dir, path)?;
+        validate_job(&job, n).map_err(|(key, expected)| invalid(key, expected))?;
         let coordinator_key_file = raw.coordinator.key_file.map(|k| dir.join(k));
         let coordinator_log_file = dir.join(
             raw.coordinator
@@ -582,6 +588,9 @@ fn validate_job(job: &JobSpec, n: usize) -> Result<(), (String, String)> {
             spec.validate()
                 .map_err(|e| ("job".to_owned(), e.to_string()))?;
         }
+        JobKind::Monitor(spec) => {
+            spec.layout().map_err(|e| ("job.model".to_owned(), e))?;
+        }
     }
     Ok(())
 }
@@ -604,6 +613,29 @@ impl JobSpec {
                 file: path.to_owned(),
                 message: e.to_string(),
             })
+    }
+
+    /// Reads a job spec file, reading the files it names (a monitor job's
+    /// `model`, relative to the file's folder) into the spec.
+    pub fn load(path: &Path) -> Result<Self, WireError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WireError::ReadConfig {
+            file: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(path, &text)?.resolve_files(path.parent().unwrap_or(Path::new(".")), path)
+    }
+
+    /// The spec with the files it names read into it (relative to `dir`;
+    /// `file` names the job's file in errors): a monitor job's `model`
+    /// becomes its embedded scorecard. Other kinds name no file.
+    pub fn resolve_files(self, dir: &Path, file: &Path) -> Result<Self, WireError> {
+        match self.kind {
+            JobKind::Monitor(m) => Ok(Self {
+                kind: JobKind::Monitor(m.resolve(dir, file)?),
+                ..self
+            }),
+            _ => Ok(self),
+        }
     }
 
     /// The spec's canonical JSON (what [`JobSpec::hash`] hashes, and what a

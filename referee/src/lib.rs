@@ -21,6 +21,7 @@
 //!   ([`CohortPolicy`]);
 //! - [`history`]: [`Referee`], the job replayed from signed outcomes;
 //! - [`membership`]: [`Membership`], whose rows are in the result;
+//! - [`monitor`]: the `monitor` job's spec (the scorecard it embeds) and codec;
 //! - [`error`]: [`RefereeError`], why the referee refuses.
 //!
 //! ```
@@ -49,6 +50,7 @@ pub mod consortium;
 pub mod error;
 pub mod history;
 pub mod membership;
+pub mod monitor;
 pub mod plan;
 
 pub use cohort::CohortPolicy;

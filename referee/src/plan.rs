@@ -8,6 +8,7 @@ use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelTask};
 use fedcredit_model::privacy::{NoiseCohort, TaskNoise};
 use fedcredit_model::scorecard::HistogramLayout;
+use fedcredit_model::scorecard::stability::{MonitorReport, StabilityLayout};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::{self as pb, round_announcement::Task};
 use sha2::{Digest, Sha256};
@@ -43,6 +44,15 @@ pub enum JobRules {
         job: Box<ModelJob>,
         /// The wide codec of model rounds.
         codec: Codec,
+    },
+    /// Population stability: one round of row counts (see [`crate::monitor`]).
+    Monitor {
+        /// The single round.
+        plan: RoundPlan,
+        /// Which count is which.
+        layout: Box<StabilityLayout>,
+        /// The report, once the round's sum was absorbed.
+        report: Option<Box<MonitorReport>>,
     },
 }
 
@@ -94,6 +104,22 @@ impl JobRules {
                     codec: Codec::Wide(WideFixed::model_default()),
                 })
             }
+            JobKind::Monitor(monitor) => {
+                let layout = monitor.layout().map_err(RefereeError::Spec)?;
+                let codec =
+                    crate::monitor::count_codec().map_err(|e| RefereeError::Spec(e.to_string()))?;
+                Ok(JobRules::Monitor {
+                    // The spec (hashed into the session and the task
+                    // digest) says what is counted; the task carries nothing.
+                    plan: RoundPlan {
+                        dimension: layout.dimension(),
+                        codec: Codec::Narrow(codec),
+                        task: Task::SecureSum(pb::SecureSumTask {}),
+                    },
+                    layout: Box::new(layout),
+                    report: None,
+                })
+            }
         }
     }
 
@@ -106,6 +132,7 @@ impl JobRules {
                 codec: task.noise().map_or(*codec, noise_codec),
                 task: Task::ModelTask(task.to_bytes().into()),
             }),
+            JobRules::Monitor { plan, report, .. } => report.is_none().then(|| plan.clone()),
         }
     }
 
@@ -113,7 +140,7 @@ impl JobRules {
     pub fn next_model_task(&self) -> Option<ModelTask> {
         match self {
             JobRules::Model { job, .. } => job.next_task(),
-            JobRules::SecureSum { .. } => None,
+            JobRules::SecureSum { .. } | JobRules::Monitor { .. } => None,
         }
     }
 
@@ -151,6 +178,27 @@ impl JobRules {
                     message: e.to_string(),
                 })
             }
+            JobRules::Monitor { layout, report, .. } => {
+                let absorb = |message: String| RefereeError::Absorb { round: 0, message };
+                if report.is_some() {
+                    return Err(RefereeError::Absorb {
+                        round: 1,
+                        message: "a monitor job has one round, and it is done".into(),
+                    });
+                }
+                let made = layout.report(sum).map_err(|e| absorb(e.to_string()))?;
+                let json = serde_json::to_string(&made).map_err(|e| absorb(e.to_string()))?;
+                *report = Some(Box::new(made));
+                Ok(json)
+            }
+        }
+    }
+
+    /// The stability report of a monitor job, once its round was absorbed.
+    pub fn monitor_report(&self) -> Option<&MonitorReport> {
+        match self {
+            JobRules::Monitor { report, .. } => report.as_deref(),
+            _ => None,
         }
     }
 
@@ -158,7 +206,7 @@ impl JobRules {
     pub fn check_budget(&self) -> Result<(), String> {
         match self {
             JobRules::Model { job, .. } => job.check_budget().map_err(|e| e.to_string()),
-            JobRules::SecureSum { .. } => Ok(()),
+            JobRules::SecureSum { .. } | JobRules::Monitor { .. } => Ok(()),
         }
     }
 
@@ -166,7 +214,7 @@ impl JobRules {
     pub fn privacy_report(&self) -> Option<fedcredit_model::privacy::PrivacyReport> {
         match self {
             JobRules::Model { job, .. } => job.privacy_report(),
-            JobRules::SecureSum { .. } => None,
+            JobRules::SecureSum { .. } | JobRules::Monitor { .. } => None,
         }
     }
 
@@ -174,7 +222,7 @@ impl JobRules {
     pub fn model(&self) -> Option<&FittedModel> {
         match self {
             JobRules::Model { job, .. } => job.model(),
-            JobRules::SecureSum { .. } => None,
+            JobRules::SecureSum { .. } | JobRules::Monitor { .. } => None,
         }
     }
 }
@@ -196,6 +244,8 @@ pub fn max_words(kind: &JobKind) -> usize {
                 .max(histograms);
             Codec::Wide(WideFixed::model_default()).words_for(values)
         }
+        // An invalid spec is refused before any round: no words.
+        JobKind::Monitor(spec) => spec.layout().map_or(0, |l| l.dimension()),
     }
 }
 

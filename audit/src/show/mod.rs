@@ -256,6 +256,7 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
         .map_err(|e| AuditError::JobSpec(e.to_string()))?;
     let (kind, optimizer) = match &spec.kind {
         JobKind::SecureSum { .. } => ("secure-sum", None),
+        JobKind::Monitor(_) => ("monitor", None),
         JobKind::LogisticRegression(m) | JobKind::Scorecard(m) => (
             spec.kind.name(),
             serde_json::to_value(m.optimizer)

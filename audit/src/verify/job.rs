@@ -82,7 +82,8 @@ impl JobReplay {
                 ),
             ));
         }
-        let secure_sum = matches!(rules, JobRules::SecureSum { .. });
+        // A monitor job is one round of counts, as a secure sum is.
+        let secure_sum = matches!(rules, JobRules::SecureSum { .. } | JobRules::Monitor { .. });
         let planned = Planned {
             words: codec.words_for(dimension),
             codec,
@@ -91,7 +92,10 @@ impl JobReplay {
             if secure_sum {
                 return Err((
                     Check::Sequence,
-                    "a secure-sum job has one round, and it already completed".into(),
+                    format!(
+                        "a {} job has one round, and it already completed",
+                        rules_kind(rules)
+                    ),
                 ));
             }
             // The task is unverified: its size is not computed from it (a
@@ -115,7 +119,10 @@ impl JobReplay {
             return Err((
                 Check::Sequence,
                 if secure_sum {
-                    "a secure-sum job has one round, and it already completed".into()
+                    format!(
+                        "a {} job has one round, and it already completed",
+                        rules_kind(rules)
+                    )
                 } else {
                     "announces a round, but the replayed job is already finished".into()
                 },
@@ -182,6 +189,7 @@ impl JobReplay {
             .as_mut()
             .map_err(|e| (Check::Progress, e.clone()))?;
         let secure_sum = matches!(rules, JobRules::SecureSum { .. });
+        let monitor = matches!(rules, JobRules::Monitor { .. });
         if progress_json.is_empty() {
             // The coordinator says the job refused this sum: the rules must
             // refuse it too (they are left unchanged by a refusal).
@@ -213,6 +221,9 @@ impl JobReplay {
                 Check::Progress,
                 format!("a secure-sum round logs progress \"null\", not {progress_json:?}"),
             ));
+        }
+        if monitor {
+            return compare_json(&progress, progress_json, "stability report");
         }
         compare_progress(&progress, progress_json)
     }
@@ -247,10 +258,13 @@ impl JobReplay {
             }
             return Ok(false);
         }
-        if let JobRules::SecureSum { .. } = rules {
+        if let JobRules::SecureSum { .. } | JobRules::Monitor { .. } = rules {
             let done = self.lost.is_some() || rules.next_plan().is_none();
             if !model_json.is_empty() {
-                return Err((Check::Model, "a secure-sum job publishes no model".into()));
+                return Err((
+                    Check::Model,
+                    format!("a {} job publishes no model", rules_kind(rules)),
+                ));
             }
             if ok && !done {
                 return Err((
@@ -304,6 +318,36 @@ impl JobReplay {
             (None, true) => Ok(false),
         }
     }
+}
+
+/// `secure-sum` or `monitor`: the one-round kinds, for messages.
+fn rules_kind(rules: &JobRules) -> &'static str {
+    match rules {
+        JobRules::Monitor { .. } => "monitor",
+        _ => "secure-sum",
+    }
+}
+
+/// A logged JSON result must be the replayed one: equal values (the
+/// replay's bytes are compared first, by the caller).
+fn compare_json(ours: &str, logged: &str, what: &str) -> Result<(), Mismatch> {
+    let ours: Value = serde_json::from_str(ours).map_err(|e| (Check::Progress, e.to_string()))?;
+    let parsed: Value = serde_json::from_str(logged).map_err(|e| {
+        (
+            Check::Progress,
+            format!("the logged {what} is not readable: {e}"),
+        )
+    })?;
+    if parsed == ours {
+        return Ok(());
+    }
+    let detail = first_difference(&parsed, &ours)
+        .map(|d| format!(" (at {d})"))
+        .unwrap_or_default();
+    Err((
+        Check::Progress,
+        format!("the logged {what} is not the one the published sum makes{detail}"),
+    ))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Value {

@@ -41,7 +41,7 @@ pub(crate) fn private_spec(consortium: &Consortium) -> Option<&PrivacySpec> {
         JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => {
             spec.privacy.as_ref()?.spec()
         }
-        JobKind::SecureSum { .. } => None,
+        JobKind::SecureSum { .. } | JobKind::Monitor(_) => None,
     }
 }
 
