@@ -345,10 +345,13 @@ async fn scorecard(
     // by the coordinator key.
     let report = out.join("report.html");
     crate::report::write(
-        &out.join("model.json"),
-        &log_path,
-        &out.join("consortium.toml"),
-        None,
+        &crate::report::Paths {
+            model: &out.join("model.json"),
+            log: &log_path,
+            consortium: &out.join("consortium.toml"),
+            job: None,
+            monitor: None,
+        },
         &out.join("coordinator.key"),
         &report,
     )?;

@@ -23,6 +23,9 @@ pub struct BuildArgs {
     /// consortium file's own job, as for `audit verify --job`.
     #[arg(long)]
     job: Option<PathBuf>,
+    /// A monitor job's `monitor.json` on this model: adds its PSI and CSI.
+    #[arg(long)]
+    monitor: Option<PathBuf>,
     /// The coordinator's identity key file, which signs the report.
     #[arg(long, required = true)]
     key: Option<PathBuf>,
@@ -72,26 +75,44 @@ pub fn build(args: BuildArgs) -> Result<()> {
         bail!("report needs --model, --log, --consortium, --key and --out");
     };
     write(
-        &model,
-        &log,
-        &consortium_path,
-        args.job.as_deref(),
+        &Paths {
+            model: &model,
+            log: &log,
+            consortium: &consortium_path,
+            job: args.job.as_deref(),
+            monitor: args.monitor.as_deref(),
+        },
         &key,
         &out,
     )
 }
 
-/// Checks `model` against its round log `log` and consortium (with `job`
-/// instead of the file's own, if given), then writes the report to `out`
-/// and its signature by the coordinator key in `key` to `<out>.sig`.
-pub fn write(
-    model: &Path,
-    log: &Path,
-    consortium_path: &Path,
-    job: Option<&Path>,
-    key: &Path,
-    out: &Path,
-) -> Result<()> {
+/// The files a report is made from.
+pub struct Paths<'a> {
+    /// model.json.
+    pub model: &'a Path,
+    /// Its round log.
+    pub log: &'a Path,
+    /// The consortium file.
+    pub consortium: &'a Path,
+    /// A job spec file instead of the consortium file's own job.
+    pub job: Option<&'a Path>,
+    /// A monitor job's monitor.json on the model.
+    pub monitor: Option<&'a Path>,
+}
+
+/// Checks the model against its round log and consortium (with the job
+/// file instead of the consortium's own job, if given), then writes the
+/// report to `out` and its signature by the coordinator key in `key` to
+/// `<out>.sig`.
+pub fn write(paths: &Paths<'_>, key: &Path, out: &Path) -> Result<()> {
+    let Paths {
+        model,
+        log,
+        consortium: consortium_path,
+        job,
+        monitor,
+    } = *paths;
     let consortium = crate::load_consortium(consortium_path, job)?;
     let key = crate::keys::load(key)?;
     if key.public() != *consortium.roster.coordinator() {
@@ -105,6 +126,26 @@ pub fn write(
     let model_json =
         std::fs::read_to_string(model).with_context(|| format!("reading {}", model.display()))?;
     let log_bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
+    let stability = match monitor {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file = fedcredit_report::stability::MonitorFile::parse(
+                &path.display().to_string(),
+                &text,
+            )?;
+            let spec_hash = serde_json::from_str::<serde_json::Value>(&model_json)
+                .ok()
+                .and_then(|m| m["job_spec_hash"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            vec![
+                fedcredit_report::stability::section(&file, &spec_hash).with_context(|| {
+                    format!("refusing to write a report with {}", path.display())
+                })?,
+            ]
+        }
+        None => Vec::new(),
+    };
     let sources = fedcredit_report::Sources {
         model: model.display().to_string(),
         log: log.display().to_string(),
@@ -118,8 +159,7 @@ pub fn write(
             consortium: &consortium,
         },
         &sources,
-        // The monitoring section (PSI from --monitor) will go here.
-        &[],
+        &stability,
     )
     .with_context(|| format!("refusing to write a report on {}", model.display()))?;
     let sig = fedcredit_report::signature::sign_text(&key, built.html.as_bytes());

@@ -319,13 +319,55 @@ fn a_monitor_job_of_separate_processes_flags_only_a_shifted_characteristic() {
         assert_eq!(level(c), Level::Stable, "{c}");
     }
 
-    let (shifted, _d) = run(true);
+    let (shifted, d) = run(true);
     let chars = shifted["characteristics"].as_array().unwrap();
     let flagged = chars.iter().find(|c| c["name"] == SHIFTED).unwrap();
     assert_eq!(level(flagged), Level::Alert, "{flagged}");
     for c in chars.iter().filter(|c| c["name"] != SHIFTED) {
         assert_ne!(level(c), Level::Alert, "{c}");
     }
+
+    // The regulator report on the monitored model carries the PSI section;
+    // a monitor.json of another model is refused.
+    let report = |monitor: &str| {
+        Command::new(BIN)
+            .args([
+                "report",
+                "--model",
+                "dev/model.json",
+                "--log",
+                "dev/rounds.log",
+                "--consortium",
+                "dev/consortium.toml",
+                "--key",
+                "dev/coordinator.key",
+                "--monitor",
+                monitor,
+                "--out",
+                "report.html",
+            ])
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    let o = report("out/monitor.json");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(d.path().join("report.html")).unwrap();
+    assert!(html.contains("<table id=\"stability\""), "no PSI table");
+    assert!(
+        html.contains(&format!("<td>{SHIFTED}</td>")) && html.contains("<td>alert</td>"),
+        "the shifted characteristic's alert is in the report"
+    );
+    let mut other = shifted.clone();
+    other["model_job_spec_hash"] = Value::from("00".repeat(32));
+    std::fs::write(d.path().join("other.json"), other.to_string()).unwrap();
+    let o = report("other.json");
+    assert!(!o.status.success(), "a report with another model's PSI");
+    assert!(
+        text(&o.stderr).contains("monitored the model of job spec 0000"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// A member without `applicants`, and one whose applicants lack a column,

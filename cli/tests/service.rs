@@ -496,11 +496,12 @@ fn a_member_refuses_a_job_outside_its_policy_and_serve_needs_a_policy() {
     let s = service();
     let cfg = s.path("bank-a/bank-a.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("\"scorecard\"]"), "{text}");
     // Its policy now allows model jobs only; the consortium file's job is a sum.
     std::fs::write(
         &cfg,
         text.replace(
-            "kinds = [\"secure-sum\", \"logistic-regression\"]",
+            "kinds = [\"secure-sum\", \"logistic-regression\", \"scorecard\"]",
             "kinds = [\"logistic-regression\"]",
         ),
     )

@@ -703,7 +703,9 @@ async fn run_jobs(
             *j = JobView {
                 id: id.clone(),
                 kind: consortium.job.kind.name().to_owned(),
-                state: "waiting".into(),
+                // "waiting" once the actor has opened and synced its round
+                // log: a stop before then leaves no log to resume from.
+                state: "starting".into(),
                 ..JobView::default()
             }
         });

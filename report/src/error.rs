@@ -41,6 +41,9 @@ pub enum ReportError {
     /// model.json is not the model the log published.
     #[error("model.json is not the model the round log published: {0}")]
     ModelDiffers(String),
+    /// The monitor file is unreadable or monitored another model.
+    #[error("the monitor file: {0}")]
+    Monitor(String),
     /// The `.sig` file is not one Ed25519 signature in hex.
     #[error("the signature file is malformed: {0}")]
     SignatureMalformed(String),

@@ -80,7 +80,7 @@ fn num(v: Option<f64>, digits: usize) -> String {
 }
 
 /// A table: header cells as text; rows of `(html, numeric)` cells.
-fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<(String, bool)>]) -> String {
+pub(crate) fn table(id: Option<&str>, headers: &[&str], rows: &[Vec<(String, bool)>]) -> String {
     let mut t = String::new();
     match id {
         Some(id) => {

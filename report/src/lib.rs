@@ -30,6 +30,7 @@ mod error;
 pub mod html;
 pub mod lineage;
 pub mod signature;
+pub mod stability;
 
 pub use error::{ReportError, Result};
 pub use html::{Section, Sources};
