@@ -287,14 +287,7 @@ async fn scorecard(
         "  points: {} at {}:1 good:bad, {} points to double the odds; strongest characteristics:",
         card.base_score, card.base_odds, card.pdo
     ));
-    let mut order: Vec<usize> = (0..card.characteristics.len()).collect();
-    order.sort_by(|&a, &b| {
-        card.characteristics[b]
-            .iv
-            .total_cmp(&card.characteristics[a].iv)
-    });
-    for &j in order.iter().take(5) {
-        let c = &card.characteristics[j];
+    for c in card.by_iv().into_iter().take(5) {
         say(&format!(
             "    IV {:.3}  {} ({} bins)",
             c.iv,

@@ -160,14 +160,7 @@ fn describe(card: &Scorecard, m: &fedcredit_model::job::FittedModel, out: &Path,
         "  model: {} optimization rounds, converged: {}; points: pdo {}, {} at {}:1 good:bad",
         m.rounds, m.converged, card.pdo, card.base_score, card.base_odds
     ));
-    let mut order: Vec<usize> = (0..card.characteristics.len()).collect();
-    order.sort_by(|&a, &b| {
-        card.characteristics[b]
-            .iv
-            .total_cmp(&card.characteristics[a].iv)
-    });
-    for &j in order.iter().take(5) {
-        let c = &card.characteristics[j];
+    for c in card.by_iv().into_iter().take(5) {
         say(&format!(
             "  IV {:.4}  {} ({} bins)",
             c.iv,

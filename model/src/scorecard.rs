@@ -218,6 +218,14 @@ impl Scorecard {
         })
     }
 
+    /// The characteristics, largest information value first (ties in
+    /// scorecard order): how a scorecard is usually read.
+    pub fn by_iv(&self) -> Vec<&Characteristic> {
+        let mut v: Vec<&Characteristic> = self.characteristics.iter().collect();
+        v.sort_by(|a, b| b.iv.total_cmp(&a.iv));
+        v
+    }
+
     /// Each characteristic's bin for an encoded, unstandardized row (as
     /// [`crate::Encoder`] makes from `self.schema`; NaN = missing).
     pub fn bins_of(&self, row: &[f64]) -> Result<Vec<usize>> {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use fedcredit_model::scorecard::{BinValues, Characteristic, Scorecard};
+use fedcredit_model::scorecard::{BinValues, Scorecard};
 
 use crate::charts;
 use crate::lineage::Checked;
@@ -392,13 +392,6 @@ fn bin_values(v: &BinValues) -> String {
     }
 }
 
-/// Characteristics by decreasing IV (ties in feature order).
-fn by_iv(card: &Scorecard) -> Vec<&Characteristic> {
-    let mut v: Vec<&Characteristic> = card.characteristics.iter().collect();
-    v.sort_by(|a, b| b.iv.total_cmp(&a.iv));
-    v
-}
-
 fn scorecard(card: &Scorecard) -> Section {
     let mut body = table(
         Some("points-scale"),
@@ -420,7 +413,7 @@ fn scorecard(card: &Scorecard) -> Section {
         ]],
     );
     body.push_str("<h3>Characteristics by information value</h3>");
-    let sorted = by_iv(card);
+    let sorted = card.by_iv();
     let rows: Vec<Vec<(String, bool)>> = sorted
         .iter()
         .map(|ch| {
