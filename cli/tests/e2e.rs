@@ -511,6 +511,15 @@ fn a_second_coordinator_on_the_same_log_is_refused_naming_the_first() {
     let log = c.path("e2e.rounds.log");
     let mut first = c.coordinator();
     wait_for_owner(&log, &mut first);
+    // The lock is taken before the log is written: read the log only once
+    // the first says it waits for participants (its records are synced).
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(first.stderr.take().unwrap()));
+    assert!(
+        lines.any(|l| l.unwrap().contains("waiting for participants")),
+        "the first coordinator never waited for participants"
+    );
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let before = std::fs::read(&log).unwrap();
 
     // Its own port (any free one), so the log is all the two share.
