@@ -631,11 +631,22 @@ fn a_key_mismatch_is_reported_before_contacting_anyone() {
 fn chaos_kills_and_restarts_end_in_the_same_model() {
     use rand::{Rng, SeedableRng};
     let ids = ["bank-a", "bank-b", "bank-c", "bank-d", "platform"];
-    let protocol = "phase_deadline_secs = 2\njoin_deadline_secs = 30\nmax_attempts = 2";
+    // Short deadlines: a kill often fails the job (every member is
+    // required), and then a restarted coordinator waits out its join
+    // deadline alone and a restarted member its connect timeout; with 30 s
+    // and 60 s those waits were most of this test's 100 s.
+    let protocol = "phase_deadline_secs = 2\njoin_deadline_secs = 10\nmax_attempts = 2";
     let setup = || {
         let dir = tempfile::tempdir().unwrap();
         split(dir.path(), ids.len());
         write_consortium(dir.path(), &ids, protocol);
+        for id in ids {
+            let member = dir.path().join(format!("{id}.toml"));
+            let text = std::fs::read_to_string(&member).unwrap();
+            assert!(text.contains("connect_timeout_secs = 60\n"));
+            let text = text.replace("connect_timeout_secs = 60\n", "connect_timeout_secs = 15\n");
+            std::fs::write(&member, text).unwrap();
+        }
         let path = dir.path().join("consortium.toml");
         let text = std::fs::read_to_string(&path).unwrap().replace(
             "[job]\nid = \"german-credit\"\n",
