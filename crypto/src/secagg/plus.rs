@@ -3,7 +3,7 @@
 //! needs, and which Shamir threshold `t` among its closed neighbourhood, for
 //! a consortium of `n` with at most `c` colluders and an expected dropout
 //! rate `δ`, at stated statistical security and correctness; or that
-//! nothing short of the complete graph (the protocol fedcredit runs) meets
+//! nothing short of the complete graph (what the daemons run) meets
 //! them.
 //!
 //! # The model
@@ -55,8 +55,36 @@
 //! so it is conservative where a cut needs more drops than that.
 //!
 //! These are union bounds over a static adversary (colluders fixed before
-//! the graph seed) and a sketch in the style of Bell et al., not a proof:
-//! the protocol does not run sparse graphs yet (see README, "SecAgg+").
+//! the graph seed) and a sketch in the style of Bell et al., not a proof.
+//!
+//! # The protocol over the graph
+//!
+//! The per-round protocol runs it when the thresholds carry
+//! [`CommGraph::Harary`] ([`Thresholds::with_harary`]); the daemons still
+//! run the complete graph (at their sizes the analysis gives it anyway).
+//! What keeps the argument above true in the code:
+//!
+//! - **The graph is derived, not chosen.** Its seed is [`graph_seed`] of the
+//!   session id, which hashes every advertised key of U1 and `(k, t)`: it is
+//!   fixed only after the keys, and every party derives the same graph
+//!   ([`Neighbourhoods`]). A member compares any neighbour list the
+//!   coordinator announces ([`check_announced`]), takes shares only from
+//!   its neighbours, and the aggregator refuses a dealer whose commitments
+//!   cover another set than its closed neighbourhood. Redrawing keys or
+//!   choosing whom to admit to U1 redraws the graph: that grinding is what
+//!   `g` charges.
+//! - **Shares stay in the neighbourhood.** A member deals `t`-of-`(k + 1)`
+//!   to `N[j]` only, so only `N[j]` can ever reveal a share of `j`; the
+//!   aggregator refuses a revealed share from outside `N[j]`.
+//! - **One kind of share per peer.** As before, one survivor list U3 needs
+//!   `T > (n + c)/2` verified signatures (the [`Thresholds`] threshold,
+//!   unchanged by the graph) before a member reveals, and it reveals for a
+//!   neighbour the self-mask share if it is in U3, else the key share.
+//! - **A member's other keys are not its business.** It checks the
+//!   signatures of its neighbours' advertisements and share messages; the
+//!   rest of U1 only enters the session id. A forged key for a non-neighbour
+//!   either has an honest neighbour, which checks its signature, or touches
+//!   only colluders, and it cannot sign the survivor list.
 
 use std::collections::{BTreeMap, BTreeSet};
 
