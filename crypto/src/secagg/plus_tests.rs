@@ -152,7 +152,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// Masks cancel over a Harary graph: with members leaving after
-    /// advertising, before their masked input (their pairwise masks are
+    /// advertising, after dealing but before sending their shares, after
+    /// sending their shares but before their masked input (their pairwise masks are
     /// rebuilt from their neighbours' key shares), after it (their self
     /// masks are rebuilt from their neighbours' self-mask shares) and after
     /// confirming, the unmasked sum is exactly the plain sum of U3. At most
@@ -164,7 +165,7 @@ proptest! {
         half_k in 2usize..=4,
         slack_pick in 0usize..100,
         early in proptest::collection::btree_set(0usize..20, 0..3),
-        late in proptest::collection::vec((0usize..40, 0u8..3), 0..5),
+        late in proptest::collection::vec((0usize..40, 0u8..4), 0..5),
         seed in 0u64..1000,
     ) {
         let k = 2 * half_k;
@@ -175,14 +176,19 @@ proptest! {
         for (who, phase) in late.iter().filter(|(w, _)| *w < n && !early.contains(w)).take(slack) {
             match phase {
                 0 => drops.after_shares.insert(*who),
-                1 => drops.after_masked_input.insert(*who),
+                1 => drops.before_masked_input.insert(*who),
+                2 => drops.after_masked_input.insert(*who),
                 _ => drops.after_confirm.insert(*who),
             };
         }
         let x = inputs(n, 40, seed);
         let (sum, u3) = run_round(&x, Ring::U64, thresholds, &drops, seed).unwrap();
         let expected: BTreeSet<PartyIndex> = (0..n)
-            .filter(|i| !drops.after_advertise.contains(i) && !drops.after_shares.contains(i))
+            .filter(|i| {
+                !drops.after_advertise.contains(i)
+                    && !drops.after_shares.contains(i)
+                    && !drops.before_masked_input.contains(i)
+            })
             .map(idx)
             .collect();
         prop_assert_eq!(&u3, &expected);
@@ -437,6 +443,31 @@ fn a_survivor_list_with_a_neighbour_that_sent_no_shares_is_refused() {
     let err = sent.confirm(u3).unwrap_err();
     assert!(
         matches!(err, SecAggError::NotInCohort { party, .. } if party == silent),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_member_left_with_fewer_than_t_of_its_neighbourhood_does_not_mask() {
+    let (n, k, t) = (20, 6, 5);
+    let th = harary(n, 2, k, t);
+    let mut d = deal(n, th, 111);
+    let me = idx(0);
+    let state = d.states.remove(&me).unwrap();
+    // Itself and t − 2 neighbours: one short of t, so its secrets could not be rebuilt.
+    let received: Vec<DealtToMe> = relay(&d.outs, me).into_iter().take(t - 2).collect();
+    let err = state
+        .masked_input(Ring::U64, &[1; 4], received)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecAggError::TooFewNeighbours {
+                phase: Phase::MaskedInput,
+                have: 4,
+                need: 5
+            }
+        ),
         "{err}"
     );
 }

@@ -20,6 +20,9 @@ use crate::ring::Ring;
 pub(super) struct Dropouts {
     pub(super) after_advertise: BTreeSet<usize>,
     pub(super) after_shares: BTreeSet<usize>,
+    /// Sent their shares (in U2) but leave before their masked input, so
+    /// their pairwise masks are rebuilt from key shares.
+    pub(super) before_masked_input: BTreeSet<usize>,
     pub(super) after_masked_input: BTreeSet<usize>,
     pub(super) after_confirm: BTreeSet<usize>,
     /// Survivors that reveal one self-mask share with a flipped byte.
@@ -93,6 +96,9 @@ pub(super) fn run_round(
             .into_iter()
             .filter(|d| u2.contains_key(&d.from))
             .collect();
+        if drops.before_masked_input.contains(&i) {
+            continue;
+        }
         let (state, masked) = state.masked_input(ring, &inputs[i], received)?;
         if drops.after_shares.contains(&i) {
             continue;
