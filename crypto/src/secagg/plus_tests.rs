@@ -471,3 +471,18 @@ fn a_member_left_with_fewer_than_t_of_its_neighbourhood_does_not_mask() {
         "{err}"
     );
 }
+
+#[test]
+fn the_complete_graph_rebuilds_a_dropouts_masks_from_key_shares() {
+    let x = inputs(8, 64, 121);
+    let t = Thresholds::new(8, 6, 2, 3).unwrap();
+    let drops = Dropouts {
+        before_masked_input: BTreeSet::from([2]),
+        after_masked_input: BTreeSet::from([5]),
+        ..Default::default()
+    };
+    let (sum, u3) = run_round(&x, Ring::U64, t, &drops, 122).unwrap();
+    assert_eq!(u3.len(), 7);
+    assert!(!u3.contains(&idx(2)));
+    assert_eq!(sum, plain_sum(&x, Ring::U64, &u3));
+}
