@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
+use super::plus;
 use super::{
-    Advertisement, Dealt, PartyIndex, Phase, SecAggError, ShareCommitment, ShareKind, Thresholds,
-    check_share_ciphertext, check_subset, open_share, pair_seed, seal_share, self_mask_commitment,
-    share_commitment, share_matches,
+    Advertisement, CommGraph, Dealt, PartyIndex, Phase, SecAggError, ShareCommitment, ShareKind,
+    Thresholds, check_share_ciphertext, check_subset, open_share, pair_seed, seal_share,
+    self_mask_commitment, share_commitment, share_matches,
 };
 use crate::identity::SignatureChecked;
 use crate::kx::{AgreementSecret, SessionId, SharedSecret};
@@ -85,8 +86,14 @@ impl AdvertiseKeys {
     }
 
     /// Phase 2: Shamir-shares the self-mask seed and the mask-agreement
-    /// secret among U1 (`cohort`, whose signatures the caller verified) and
-    /// encrypts each pair of shares to its recipient.
+    /// secret among this party's closed neighbourhood in the round's graph
+    /// (all of U1 for the complete graph; derived from the session id for a
+    /// Harary graph, never taken from the coordinator) and encrypts each
+    /// pair of shares to its recipient. `cohort` is U1; the caller verified
+    /// the signatures of at least this party's neighbours (for the complete
+    /// graph, all of U1). A Harary graph's other members only enter the
+    /// session id: a forged key for a non-neighbour cannot sign the
+    /// survivor list, and a neighbour of it checks its signature.
     pub fn share_keys<R: CryptoRng + RngCore>(
         self,
         session: SessionId,
@@ -97,22 +104,27 @@ impl AdvertiseKeys {
             return Err(SecAggError::OwnAdvertisementMismatch);
         }
         self.thresholds.check(Phase::ShareKeys, cohort.len())?;
-        let xs: Vec<u32> = cohort.keys().map(|p| p.get()).collect();
+        let neighbours =
+            plus::Neighbourhoods::of_member(&self.thresholds, &session, &cohort, self.me)?;
+        let in_closed = |p: &PartyIndex| *p == self.me || neighbours.contains(p);
+        let xs: Vec<u32> = cohort
+            .keys()
+            .filter(|p| in_closed(p))
+            .map(|p| p.get())
+            .collect();
+        let t = self.thresholds.share_threshold();
         let key_bytes = self.mask_agree.to_bytes();
-        let key_shares = split(&key_bytes, self.thresholds.threshold, &xs, rng)?;
-        let seed_shares = split(
-            self.self_seed.as_bytes(),
-            self.thresholds.threshold,
-            &xs,
-            rng,
-        )?;
+        let key_shares = split(&key_bytes, t, &xs, rng)?;
+        let seed_shares = split(self.self_seed.as_bytes(), t, &xs, rng)?;
 
         let mut ciphertexts = Vec::with_capacity(cohort.len().saturating_sub(1));
         let mut share_secrets = BTreeMap::new();
         let mut commitments = BTreeMap::new();
         let mut own = None;
-        for ((peer, ad), (key_share, seed_share)) in
-            cohort.iter().zip(key_shares.into_iter().zip(seed_shares))
+        for ((peer, ad), (key_share, seed_share)) in cohort
+            .iter()
+            .filter(|(p, _)| in_closed(p))
+            .zip(key_shares.into_iter().zip(seed_shares))
         {
             commitments.insert(
                 *peer,
@@ -156,6 +168,7 @@ impl AdvertiseKeys {
                 thresholds: self.thresholds,
                 session,
                 cohort,
+                neighbours,
                 share_enc: self.share_enc,
                 share_secrets,
                 mask_agree: self.mask_agree,
@@ -185,6 +198,8 @@ pub struct ShareKeys {
     thresholds: Thresholds,
     session: SessionId,
     cohort: BTreeMap<PartyIndex, Advertisement>,
+    /// This party's neighbours in the round's graph (derived, not received).
+    neighbours: BTreeSet<PartyIndex>,
     share_enc: AgreementSecret,
     /// The X25519 outputs with each peer's share-encryption key, kept from
     /// encrypting to it: decrypting from it needs the same value (the
@@ -210,8 +225,17 @@ impl ShareKeys {
         &self.session
     }
 
-    /// Phase 3: decrypts the shares addressed to this party (one per other
-    /// member of U2, as relayed by the coordinator) and checks each against
+    /// This party's neighbours in the round's graph, derived from the
+    /// session id: the only parties it takes shares from and masks with.
+    /// A caller told a neighbour list by the coordinator compares it with
+    /// [`super::plus::check_announced`].
+    pub fn neighbours(&self) -> &BTreeSet<PartyIndex> {
+        &self.neighbours
+    }
+
+    /// Phase 3: decrypts the shares addressed to this party (one per
+    /// neighbour in U2, as relayed by the coordinator; a share from a
+    /// non-neighbour is refused) and checks each against
     /// its dealer's signed commitment (a mismatch blames the dealer), then
     /// masks `input` (already encoded as elements of `ring`, the round
     /// codec's) with the self mask and a pairwise mask toward every other
@@ -241,6 +265,12 @@ impl ShareKeys {
                     what: "U1 (advertised keys)",
                 });
             };
+            if from != self.me && !self.neighbours.contains(&from) {
+                return Err(SecAggError::NotNeighbour {
+                    party: from,
+                    of: self.me,
+                });
+            }
             if from == self.me || !u2.insert(from) {
                 return Err(SecAggError::Duplicate(from));
             }
@@ -283,7 +313,22 @@ impl ShareKeys {
                 },
             );
         }
-        self.thresholds.check(Phase::MaskedInput, u2.len())?;
+        match self.thresholds.graph() {
+            CommGraph::Complete => self.thresholds.check(Phase::MaskedInput, u2.len())?,
+            // This party sees only its neighbourhood of U2: if fewer than
+            // the share threshold of it remain, its secrets could not be
+            // reconstructed; the cohort's size is checked on U3's signed list.
+            CommGraph::Harary { .. } => {
+                let need = self.thresholds.share_threshold();
+                if u2.len() < need {
+                    return Err(SecAggError::TooFewNeighbours {
+                        phase: Phase::MaskedInput,
+                        have: u2.len(),
+                        need,
+                    });
+                }
+            }
+        }
 
         // The self mask, then each pairwise mask: added toward higher
         // indices, subtracted toward lower ones.
@@ -314,6 +359,8 @@ impl ShareKeys {
                 me: self.me,
                 thresholds: self.thresholds,
                 session: self.session,
+                u1: self.cohort.into_keys().collect(),
+                neighbours: self.neighbours,
                 u2,
                 held: self.held,
             },
@@ -327,6 +374,10 @@ pub struct MaskedInputSent {
     me: PartyIndex,
     thresholds: Thresholds,
     session: SessionId,
+    u1: BTreeSet<PartyIndex>,
+    neighbours: BTreeSet<PartyIndex>,
+    /// This party and the neighbours it masked with (all of U2 for the
+    /// complete graph).
     u2: BTreeSet<PartyIndex>,
     held: BTreeMap<PartyIndex, HeldShares>,
 }
@@ -341,15 +392,31 @@ impl std::fmt::Debug for MaskedInputSent {
 }
 
 impl MaskedInputSent {
-    /// The cohort U2 this party masked against.
+    /// The cohort U2 this party masked against (for a Harary graph, its
+    /// neighbours in U2, and itself).
     pub fn u2(&self) -> &BTreeSet<PartyIndex> {
         &self.u2
     }
 
     /// Phase 4: checks the survivor list U3 the coordinator announced (a
     /// subset of U2 holding this party, at least t strong) before signing it.
+    /// With a Harary graph this party knows U2 only among its neighbours:
+    /// U3 must lie in U1, and its neighbours in U3 among those it masked with.
     pub fn confirm(self, u3: BTreeSet<PartyIndex>) -> Result<AwaitingConfirmations, SecAggError> {
-        check_subset(&u3, &self.u2, "U2 (sent shares)")?;
+        match self.thresholds.graph() {
+            CommGraph::Complete => check_subset(&u3, &self.u2, "U2 (sent shares)")?,
+            CommGraph::Harary { .. } => {
+                check_subset(&u3, &self.u1, "U1 (advertised keys)")?;
+                check_subset(
+                    &u3.iter()
+                        .copied()
+                        .filter(|p| self.neighbours.contains(p))
+                        .collect(),
+                    &self.u2,
+                    "U2 (sent shares)",
+                )?;
+            }
+        }
         if !u3.contains(&self.me) {
             return Err(SecAggError::NotInCohort {
                 party: self.me,
@@ -384,9 +451,11 @@ pub struct Confirmation {
 
 /// What phase 5 reveals.
 pub struct Reveal {
-    /// Shares of the self-mask seeds of the survivors (U3).
+    /// Shares of the self-mask seeds of the survivors (U3) in this party's
+    /// closed neighbourhood.
     pub self_mask_shares: Vec<(PartyIndex, Share)>,
-    /// Shares of the mask-agreement keys of the dropouts (U2 \ U3).
+    /// Shares of the mask-agreement keys of the dropouts (U2 \ U3) in this
+    /// party's closed neighbourhood.
     pub key_shares: Vec<(PartyIndex, Share)>,
 }
 
@@ -422,7 +491,8 @@ impl AwaitingConfirmations {
 
     /// Phase 5: given at least t verified confirmations of the same U3 and
     /// the same session id from distinct survivors, reveals the self-mask shares of U3 and the key
-    /// shares of U2 \ U3 — never both for the same peer. Consumes the state.
+    /// shares of U2 \ U3 — never both for the same peer, and only for the
+    /// neighbours whose shares it holds. Consumes the state.
     pub fn unmask(self, confirmations: &[Confirmation]) -> Result<Reveal, SecAggError> {
         let mut signers = BTreeSet::new();
         for c in confirmations {

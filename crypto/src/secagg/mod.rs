@@ -88,6 +88,28 @@ pub struct Thresholds {
     /// Below this many parties nobody continues: with two survivors each
     /// would learn the other's input from the sum.
     min_cohort: usize,
+    /// Who masks with and deals shares to whom.
+    graph: CommGraph,
+}
+
+/// The communication graph a round attempt runs over (agreed like the
+/// thresholds, and bound into the session id when sparse).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CommGraph {
+    /// Every member of U1 masks with and deals its shares to every other,
+    /// t-of-|U1| (Bonawitz et al. 2017).
+    Complete,
+    /// SecAgg+ (Bell et al. 2020): a Harary graph `H(k, |U1|)` under a
+    /// permutation drawn from the session id ([`plus::graph_seed`]); each
+    /// member deals its secrets `share_threshold`-of-`(k + 1)` to its closed
+    /// neighbourhood and masks with its `k` neighbours only. `(k, t)` come
+    /// from [`plus::PlusParams::choose`].
+    Harary {
+        /// k: neighbours per member (even).
+        neighbours: usize,
+        /// Shares of a member's secrets needed among its `k + 1`.
+        share_threshold: usize,
+    },
 }
 
 impl Thresholds {
@@ -130,7 +152,58 @@ impl Thresholds {
             threshold,
             max_colluders,
             min_cohort,
+            graph: CommGraph::Complete,
         })
+    }
+
+    /// The same thresholds over a Harary graph of `neighbours` (k) per
+    /// member, each secret shared `share_threshold`-of-`(k + 1)`. The
+    /// survivor list still needs `t > (n + c)/2` signatures (the threshold
+    /// given to [`Thresholds::new`]): that is what stops two lists.
+    ///
+    /// Errors: [`SecAggError::BadGraph`] unless `k` is even, `2 <= k < n`
+    /// and `2 <= share_threshold <= k + 1` (one share must not be the secret).
+    pub fn with_harary(
+        self,
+        members: usize,
+        neighbours: usize,
+        share_threshold: usize,
+    ) -> Result<Self, SecAggError> {
+        if neighbours < 2
+            || !neighbours.is_multiple_of(2)
+            || neighbours >= members
+            || share_threshold < 2
+            || share_threshold > neighbours + 1
+        {
+            return Err(SecAggError::BadGraph {
+                neighbours,
+                share_threshold,
+                members,
+            });
+        }
+        Ok(Self {
+            graph: CommGraph::Harary {
+                neighbours,
+                share_threshold,
+            },
+            ..self
+        })
+    }
+
+    /// The communication graph.
+    pub fn graph(&self) -> CommGraph {
+        self.graph
+    }
+
+    /// Shares needed to reconstruct one member's secret: t for the complete
+    /// graph, the graph's own threshold for a Harary graph.
+    pub fn share_threshold(&self) -> usize {
+        match self.graph {
+            CommGraph::Complete => self.threshold,
+            CommGraph::Harary {
+                share_threshold, ..
+            } => share_threshold,
+        }
     }
 
     /// The default number of members that may collude with the
@@ -147,7 +220,8 @@ impl Thresholds {
         (2 * members / 3 + 1).max((members + max_colluders) / 2 + 1)
     }
 
-    /// Shares needed to reconstruct a secret (t).
+    /// Survivors needed per phase and signatures on the survivor list (t);
+    /// with the complete graph also the shares needed for a secret.
     pub fn threshold(&self) -> usize {
         self.threshold
     }
@@ -214,7 +288,8 @@ impl std::fmt::Display for Phase {
 }
 
 /// What binds a session id: the job, the round attempt, the thresholds
-/// (t, c and the minimum cohort) and every advertised key of U1.
+/// (t, c, the minimum cohort and a sparse graph's k and share threshold)
+/// and every advertised key of U1.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionBinding<'a> {
     /// The job's identifier.
@@ -258,6 +333,18 @@ pub fn session_id(
         h.update(index.0.to_be_bytes());
         h.update(ad.share_enc.to_bytes());
         h.update(ad.mask_agree.to_bytes());
+    }
+    // A sparse graph is bound too (appended, so complete-graph session ids
+    // are those of before; 68·|U1| + 36 bytes never parse as 68·|U1'|): a
+    // member told another k or share threshold is in another session.
+    if let CommGraph::Harary {
+        neighbours,
+        share_threshold,
+    } = binding.thresholds.graph
+    {
+        h.update(b"fedcredit/v1/harary\0");
+        h.update((neighbours as u64).to_be_bytes());
+        h.update((share_threshold as u64).to_be_bytes());
     }
     SessionId(h.finalize().into())
 }
@@ -363,6 +450,25 @@ impl Dealt {
                 dealer,
                 got: self.shares.len(),
                 expected: cohort.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that `dealer` committed to exactly one pair of shares per
+    /// member of its closed neighbourhood in the derived graph: a dealer
+    /// that dealt over another graph is refused.
+    pub fn check_graph(
+        &self,
+        dealer: PartyIndex,
+        graph: &plus::Neighbourhoods,
+    ) -> Result<(), SecAggError> {
+        let closed = graph.closed(dealer);
+        if !self.shares.keys().eq(closed.iter()) {
+            return Err(SecAggError::ShareCommitmentsNotForNeighbourhood {
+                dealer,
+                got: self.shares.len(),
+                expected: closed.len(),
             });
         }
         Ok(())
@@ -607,6 +713,61 @@ pub enum SecAggError {
         /// |U1|.
         expected: usize,
     },
+    /// A dealer's share commitments are not one pair per member of its closed neighbourhood.
+    #[error(
+        "{dealer} committed to {got} pairs of shares, expected one per member of its closed neighbourhood in the round's graph ({expected})"
+    )]
+    ShareCommitmentsNotForNeighbourhood {
+        /// The dealer.
+        dealer: PartyIndex,
+        /// How many it committed to.
+        got: usize,
+        /// k + 1.
+        expected: usize,
+    },
+    /// A Harary graph's parameters cannot describe a graph.
+    #[error(
+        "a Harary graph needs an even k with 2 <= k < n = {members} and a share threshold in 2..=k + 1, got k = {neighbours}, t = {share_threshold}"
+    )]
+    BadGraph {
+        /// k.
+        neighbours: usize,
+        /// The share threshold.
+        share_threshold: usize,
+        /// n.
+        members: usize,
+    },
+    /// U1 is too small for the agreed Harary graph.
+    #[error(
+        "a Harary graph of k = {neighbours} neighbours needs more than {neighbours} + 1 members in U1, got {cohort}"
+    )]
+    GraphTooLarge {
+        /// k.
+        neighbours: usize,
+        /// |U1|.
+        cohort: usize,
+    },
+    /// A party that is not a neighbour in the derived graph sent or got a share.
+    #[error("{party} is not a neighbour of {of} in the round's communication graph")]
+    NotNeighbour {
+        /// The party outside the neighbourhood.
+        party: PartyIndex,
+        /// Whose neighbourhood.
+        of: PartyIndex,
+    },
+    /// The coordinator announced neighbours other than the derived ones.
+    #[error("the neighbours announced for {0} differ from the graph derived from the session")]
+    GraphMismatch(PartyIndex),
+    /// Fewer members of a closed neighbourhood than the share threshold remain.
+    #[error("{phase}: only {have} of this member's closed neighbourhood remain, {need} are needed")]
+    TooFewNeighbours {
+        /// The phase that could not go on.
+        phase: Phase,
+        /// How many remain.
+        have: usize,
+        /// The share threshold.
+        need: usize,
+    },
     /// A share ciphertext has the wrong length.
     #[error("share ciphertext from {dealer} has {got} bytes, expected {expected}")]
     MalformedShareCiphertext {
@@ -764,5 +925,7 @@ pub enum SecAggError {
     },
 }
 
+#[cfg(test)]
+mod plus_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! needs, and which Shamir threshold `t` among its closed neighbourhood, for
 //! a consortium of `n` with at most `c` colluders and an expected dropout
 //! rate `δ`, at stated statistical security and correctness; or that
-//! nothing short of the complete graph (the protocol fedcredit runs) meets
+//! nothing short of the complete graph (what the daemons run) meets
 //! them.
 //!
 //! # The model
@@ -55,13 +55,43 @@
 //! so it is conservative where a cut needs more drops than that.
 //!
 //! These are union bounds over a static adversary (colluders fixed before
-//! the graph seed) and a sketch in the style of Bell et al., not a proof:
-//! the protocol does not run sparse graphs yet (see README, "SecAgg+").
+//! the graph seed) and a sketch in the style of Bell et al., not a proof.
+//!
+//! # The protocol over the graph
+//!
+//! The per-round protocol runs it when the thresholds carry
+//! [`CommGraph::Harary`] ([`Thresholds::with_harary`]); the daemons still
+//! run the complete graph (at their sizes the analysis gives it anyway).
+//! What keeps the argument above true in the code:
+//!
+//! - **The graph is derived, not chosen.** Its seed is [`graph_seed`] of the
+//!   session id, which hashes every advertised key of U1 and `(k, t)`: it is
+//!   fixed only after the keys, and every party derives the same graph
+//!   ([`Neighbourhoods`]). A member compares any neighbour list the
+//!   coordinator announces ([`check_announced`]), takes shares only from
+//!   its neighbours, and the aggregator refuses a dealer whose commitments
+//!   cover another set than its closed neighbourhood. Redrawing keys or
+//!   choosing whom to admit to U1 redraws the graph: that grinding is what
+//!   `g` charges.
+//! - **Shares stay in the neighbourhood.** A member deals `t`-of-`(k + 1)`
+//!   to `N[j]` only, so only `N[j]` can ever reveal a share of `j`; the
+//!   aggregator refuses a revealed share from outside `N[j]`.
+//! - **One kind of share per peer.** As before, one survivor list U3 needs
+//!   `T > (n + c)/2` verified signatures (the [`Thresholds`] threshold,
+//!   unchanged by the graph) before a member reveals, and it reveals for a
+//!   neighbour the self-mask share if it is in U3, else the key share.
+//! - **A member's other keys are not its business.** It checks the
+//!   signatures of its neighbours' advertisements and share messages; the
+//!   rest of U1 only enters the session id. A forged key for a non-neighbour
+//!   either has an honest neighbour, which checks its signature, or touches
+//!   only colluders, and it cannot sign the survivor list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
+use super::{Advertisement, CommGraph, PartyIndex, SecAggError, Thresholds};
+use crate::kx::SessionId;
 use crate::prg::keystream_u64;
 
 /// What a consortium asks of the graph: its size, the collusion bound, the
@@ -295,19 +325,175 @@ pub fn harary_graph(
             "a Harary graph H(k, n) here needs an even k below n, got k = {k}, n = {n}"
         )));
     }
-    let position_of = permutation(n, seed);
-    let mut member_at = vec![0usize; n];
-    for (member, &p) in position_of.iter().enumerate() {
-        member_at[p] = member;
-    }
+    let layout = HararyLayout::new(n, k, seed);
     Ok((0..n)
-        .map(|member| {
-            let p = position_of[member];
-            (1..=k / 2)
-                .flat_map(|d| [member_at[(p + d) % n], member_at[(p + n - d) % n]])
-                .collect()
-        })
+        .map(|member| layout.neighbours(member).collect())
         .collect())
+}
+
+/// The ring positions of `H(k, n)` under the permutation drawn from a seed:
+/// built once in O(n), after which one member's neighbours cost O(k), so a
+/// member derives its own neighbourhood without building the whole graph.
+struct HararyLayout {
+    k: usize,
+    position_of: Vec<usize>,
+    member_at: Vec<usize>,
+}
+
+impl HararyLayout {
+    /// `k` even and below `n` (checked by the callers).
+    fn new(n: usize, k: usize, seed: &[u8; 32]) -> Self {
+        let position_of = permutation(n, seed);
+        let mut member_at = vec![0usize; n];
+        for (member, &p) in position_of.iter().enumerate() {
+            member_at[p] = member;
+        }
+        Self {
+            k,
+            position_of,
+            member_at,
+        }
+    }
+
+    /// The `k` neighbours of `member` (`< n`): the members within `k/2`
+    /// positions on either side of it.
+    fn neighbours(&self, member: usize) -> impl Iterator<Item = usize> + '_ {
+        let n = self.position_of.len();
+        let p = self.position_of[member];
+        (1..=self.k / 2)
+            .flat_map(move |d| [self.member_at[(p + d) % n], self.member_at[(p + n - d) % n]])
+    }
+}
+
+/// The seed of a round attempt's graph: SHA-256 over a domain tag and the
+/// session id. The session id hashes every advertised key of U1 and the
+/// thresholds (graph included), so the graph is fixed only once every key
+/// is advertised: neither the coordinator nor a member can pick it before
+/// its keys are committed (grinding by redrawing keys or choosing whom to
+/// admit to U1 is what [`PlusParams::grinding_bits`] counts).
+pub fn graph_seed(session: &SessionId) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"fedcredit/v1/graph-seed\0");
+    h.update(session.as_bytes());
+    h.finalize().into()
+}
+
+/// The communication graph of one round attempt over U1: who masks with and
+/// deals shares to whom. Derived, never received: every party computes it
+/// from the thresholds, the session id and U1 ([`Neighbourhoods::derive`]).
+#[derive(Clone, Debug)]
+pub enum Neighbourhoods {
+    /// Everyone in U1 is everyone's neighbour (the Bonawitz et al. protocol).
+    Complete(BTreeSet<PartyIndex>),
+    /// `H(k, |U1|)` over U1 in index order, under the permutation drawn
+    /// from [`graph_seed`]: each member's `k` neighbours.
+    Sparse(BTreeMap<PartyIndex, BTreeSet<PartyIndex>>),
+}
+
+impl Neighbourhoods {
+    /// The whole graph of the attempt, as the aggregator and the auditor
+    /// need it: O(|U1|·k) for a Harary graph.
+    ///
+    /// Errors: [`SecAggError::GraphTooLarge`] if U1 has `k + 1` members or
+    /// fewer (a Harary graph needs `k < |U1|`).
+    pub fn derive(
+        thresholds: &Thresholds,
+        session: &SessionId,
+        cohort: &BTreeMap<PartyIndex, Advertisement>,
+    ) -> Result<Self, SecAggError> {
+        let members: Vec<PartyIndex> = cohort.keys().copied().collect();
+        match thresholds.graph() {
+            CommGraph::Complete => Ok(Self::Complete(members.into_iter().collect())),
+            CommGraph::Harary { neighbours, .. } => {
+                let layout = harary_layout(neighbours, session, members.len())?;
+                Ok(Self::Sparse(
+                    members
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (*p, layout.neighbours(i).map(|j| members[j]).collect()))
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// The neighbours of `me` alone, as a member derives them: O(|U1| + k).
+    /// Empty if `me` is not in U1.
+    pub fn of_member(
+        thresholds: &Thresholds,
+        session: &SessionId,
+        cohort: &BTreeMap<PartyIndex, Advertisement>,
+        me: PartyIndex,
+    ) -> Result<BTreeSet<PartyIndex>, SecAggError> {
+        let Some(position) = cohort.keys().position(|p| *p == me) else {
+            return Ok(BTreeSet::new());
+        };
+        match thresholds.graph() {
+            CommGraph::Complete => Ok(cohort.keys().copied().filter(|p| *p != me).collect()),
+            CommGraph::Harary { neighbours, .. } => {
+                let members: Vec<PartyIndex> = cohort.keys().copied().collect();
+                let layout = harary_layout(neighbours, session, members.len())?;
+                Ok(layout.neighbours(position).map(|j| members[j]).collect())
+            }
+        }
+    }
+
+    /// Whether `a` and `b` are distinct neighbours.
+    pub fn adjacent(&self, a: PartyIndex, b: PartyIndex) -> bool {
+        match self {
+            Self::Complete(u1) => a != b && u1.contains(&a) && u1.contains(&b),
+            Self::Sparse(g) => g.get(&a).is_some_and(|nb| nb.contains(&b)),
+        }
+    }
+
+    /// Whether `b` is in the closed neighbourhood of `a` (its neighbours
+    /// and itself), i.e. holds a share of `a`'s secrets.
+    pub fn in_closed(&self, a: PartyIndex, b: PartyIndex) -> bool {
+        (a == b && self.contains(a)) || self.adjacent(a, b)
+    }
+
+    /// Whether `p` is in U1.
+    pub fn contains(&self, p: PartyIndex) -> bool {
+        match self {
+            Self::Complete(u1) => u1.contains(&p),
+            Self::Sparse(g) => g.contains_key(&p),
+        }
+    }
+
+    /// The closed neighbourhood of `p` (empty if `p` is not in U1).
+    pub fn closed(&self, p: PartyIndex) -> BTreeSet<PartyIndex> {
+        match self {
+            Self::Complete(u1) if u1.contains(&p) => u1.clone(),
+            Self::Complete(_) => BTreeSet::new(),
+            Self::Sparse(g) => g
+                .get(&p)
+                .map(|nb| nb.iter().copied().chain([p]).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Refuses a neighbour list the coordinator announced for `me` unless it is
+/// exactly the one `me` derived: a coordinator must not choose the graph.
+pub fn check_announced(
+    me: PartyIndex,
+    derived: &BTreeSet<PartyIndex>,
+    announced: &BTreeSet<PartyIndex>,
+) -> Result<(), SecAggError> {
+    if derived != announced {
+        return Err(SecAggError::GraphMismatch(me));
+    }
+    Ok(())
+}
+
+fn harary_layout(k: usize, session: &SessionId, n: usize) -> Result<HararyLayout, SecAggError> {
+    if !k.is_multiple_of(2) || k >= n {
+        return Err(SecAggError::GraphTooLarge {
+            neighbours: k,
+            cohort: n,
+        });
+    }
+    Ok(HararyLayout::new(n, k, &graph_seed(session)))
 }
 
 /// A uniformly random permutation of `0..n` from `seed` (Fisher–Yates).

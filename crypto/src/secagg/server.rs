@@ -7,12 +7,20 @@
 //! it: that reveal is refused as a whole and its sender excluded, and the
 //! round still completes with t good reveals. A reconstruction that fails
 //! from checked shares can only be the dealer's fault.
+//!
+//! Over a Harary graph ([`super::CommGraph::Harary`]) the aggregator derives
+//! the graph from the session id itself: each dealer must have committed to
+//! exactly its closed neighbourhood, a revealer may reveal only shares of
+//! its closed neighbourhood, each secret is rebuilt from the share
+//! threshold of its owner's neighbourhood, and a dropout's pairwise masks
+//! are removed toward its neighbours in U3 only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::plus::Neighbourhoods;
 use super::{
-    Advertisement, Dealt, PartyIndex, Phase, SecAggError, ShareKind, Thresholds, check_subset,
-    pair_seed, self_mask_commitment, share_matches,
+    Advertisement, CommGraph, Dealt, PartyIndex, Phase, SecAggError, ShareKind, Thresholds,
+    check_subset, pair_seed, self_mask_commitment, share_matches,
 };
 use crate::kx::{AgreementSecret, SessionId};
 use crate::mask::MaskSeed;
@@ -42,6 +50,8 @@ pub struct RoundView {
 #[derive(Debug)]
 pub struct Unmasker {
     view: RoundView,
+    /// The communication graph derived from the session id and U1.
+    graph: Neighbourhoods,
     revealers: BTreeSet<PartyIndex>,
     /// Survivors whose reveal held a share that fails its dealer's commitment.
     excluded: BTreeSet<PartyIndex>,
@@ -60,13 +70,18 @@ impl Unmasker {
                 });
             }
         }
+        let graph = Neighbourhoods::derive(&view.thresholds, &view.session, &view.cohort)?;
         for (dealer, dealt) in &view.u2 {
-            dealt.check(*dealer, &view.cohort)?;
+            match view.thresholds.graph() {
+                CommGraph::Complete => dealt.check(*dealer, &view.cohort)?,
+                CommGraph::Harary { .. } => dealt.check_graph(*dealer, &graph)?,
+            }
         }
         let u2: BTreeSet<PartyIndex> = view.u2.keys().copied().collect();
         check_subset(&view.u3, &u2, "U2 (sent shares)")?;
         Ok(Self {
             view,
+            graph,
             revealers: BTreeSet::new(),
             excluded: BTreeSet::new(),
             self_mask: BTreeMap::new(),
@@ -75,7 +90,9 @@ impl Unmasker {
     }
 
     /// Accepts one survivor's revealed shares, after checking that it is a
-    /// survivor, revealed exactly one share per member of U2 of the right
+    /// survivor, revealed exactly one share per member of U2 in its closed
+    /// neighbourhood (all of U2 for the complete graph; a share of a
+    /// non-neighbour is refused, [`SecAggError::NotNeighbour`]) of the right
     /// kind (self-mask for U3, key for U2 \ U3), each with its own x and
     /// matching the commitment its dealer signed for this revealer. A
     /// rejected reveal leaves the shares already accepted untouched; one
@@ -108,6 +125,7 @@ impl Unmasker {
                     kind: "self-mask",
                 });
             }
+            self.check_neighbour(revealer, *owner)?;
             self.check_share(revealer, *owner, share, &mut owners)?;
         }
         for (owner, share) in &key_shares {
@@ -118,9 +136,15 @@ impl Unmasker {
                     kind: "key",
                 });
             }
+            self.check_neighbour(revealer, *owner)?;
             self.check_share(revealer, *owner, share, &mut owners)?;
         }
-        if let Some(missing) = self.view.u2.keys().find(|p| !owners.contains(p)) {
+        if let Some(missing) = self
+            .view
+            .u2
+            .keys()
+            .find(|p| self.graph.in_closed(revealer, **p) && !owners.contains(p))
+        {
             return Err(SecAggError::NotInCohort {
                 party: *missing,
                 what: "the revealed shares",
@@ -152,6 +176,18 @@ impl Unmasker {
         }
         for (owner, share) in key_shares {
             self.keys.entry(owner).or_default().push(share);
+        }
+        Ok(())
+    }
+
+    /// Refuses a share of `owner` from a `revealer` outside its closed
+    /// neighbourhood: it was never dealt one, so revealing it is a lie.
+    fn check_neighbour(&self, revealer: PartyIndex, owner: PartyIndex) -> Result<(), SecAggError> {
+        if !self.graph.in_closed(owner, revealer) {
+            return Err(SecAggError::NotNeighbour {
+                party: revealer,
+                of: owner,
+            });
         }
         Ok(())
     }
@@ -207,7 +243,7 @@ impl Unmasker {
         self.view.thresholds.check(Phase::Unmask, have)?;
         let ring = self.view.ring;
         ring.check_len(masked_sum.len())?;
-        let t = self.view.thresholds.threshold();
+        let t = self.view.thresholds.share_threshold();
         // Every seed first (checking each against its commitment or public
         // key), then all masks in one pass over the sum.
         let mut seeds: Vec<(MaskSign, MaskSeed)> = Vec::new();
@@ -227,7 +263,8 @@ impl Unmasker {
             }
             seeds.push((MaskSign::Sub, seed));
         }
-        // Pairwise masks between survivors and the dropouts of U2 \ U3.
+        // Pairwise masks between survivors and their neighbours among the
+        // dropouts of U2 \ U3.
         for (dropped, _) in self
             .view
             .u2
@@ -244,7 +281,12 @@ impl Unmasker {
             if secret.public() != self.view.cohort[dropped].mask_agree {
                 return Err(SecAggError::KeyMismatch(*dropped));
             }
-            for survivor in &self.view.u3 {
+            for survivor in self
+                .view
+                .u3
+                .iter()
+                .filter(|s| self.graph.adjacent(*dropped, **s))
+            {
                 let peer_public = &self.view.cohort[survivor].mask_agree;
                 let seed = pair_seed(
                     &secret,

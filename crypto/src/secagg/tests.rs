@@ -17,21 +17,24 @@ use crate::ring::Ring;
 
 /// Who drops where: indices (0-based into the parties) leaving after each phase.
 #[derive(Clone, Debug, Default)]
-struct Dropouts {
-    after_advertise: BTreeSet<usize>,
-    after_shares: BTreeSet<usize>,
-    after_masked_input: BTreeSet<usize>,
-    after_confirm: BTreeSet<usize>,
+pub(super) struct Dropouts {
+    pub(super) after_advertise: BTreeSet<usize>,
+    pub(super) after_shares: BTreeSet<usize>,
+    /// Sent their shares (in U2) but leave before their masked input, so
+    /// their pairwise masks are rebuilt from key shares.
+    pub(super) before_masked_input: BTreeSet<usize>,
+    pub(super) after_masked_input: BTreeSet<usize>,
+    pub(super) after_confirm: BTreeSet<usize>,
     /// Survivors that reveal one self-mask share with a flipped byte.
-    bad_reveal: BTreeSet<usize>,
+    pub(super) bad_reveal: BTreeSet<usize>,
 }
 
-fn idx(i: usize) -> PartyIndex {
+pub(super) fn idx(i: usize) -> PartyIndex {
     PartyIndex::new(i as u32 + 1).unwrap()
 }
 
 /// Runs a round in `ring`; returns the unmasked sum of U3 and U3.
-fn run_round(
+pub(super) fn run_round(
     inputs: &[Vec<u64>],
     ring: Ring,
     thresholds: Thresholds,
@@ -93,6 +96,9 @@ fn run_round(
             .into_iter()
             .filter(|d| u2.contains_key(&d.from))
             .collect();
+        if drops.before_masked_input.contains(&i) {
+            continue;
+        }
         let (state, masked) = state.masked_input(ring, &inputs[i], received)?;
         if drops.after_shares.contains(&i) {
             continue;
@@ -161,7 +167,7 @@ fn run_round(
     Ok((sum, u3))
 }
 
-fn plain_sum(inputs: &[Vec<u64>], ring: Ring, who: &BTreeSet<PartyIndex>) -> Vec<u64> {
+pub(super) fn plain_sum(inputs: &[Vec<u64>], ring: Ring, who: &BTreeSet<PartyIndex>) -> Vec<u64> {
     let mut sum = vec![0u64; inputs[0].len()];
     for p in who {
         ring.add_assign(&mut sum, &inputs[p.get() as usize - 1])
@@ -170,7 +176,7 @@ fn plain_sum(inputs: &[Vec<u64>], ring: Ring, who: &BTreeSet<PartyIndex>) -> Vec
     sum
 }
 
-fn inputs(n: usize, d: usize, seed: u64) -> Vec<Vec<u64>> {
+pub(super) fn inputs(n: usize, d: usize, seed: u64) -> Vec<Vec<u64>> {
     use rand::Rng;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     (0..n)
