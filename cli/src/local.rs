@@ -11,7 +11,7 @@ use fedcredit_model::{LabelSpec, Schema};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::blocks::{self, PlainCsv};
 use fedcredit_participant::data::parquet_file::{ParquetTable, is_parquet};
-use fedcredit_participant::data::{MemoryBudget, Rows, matrix_bytes};
+use fedcredit_participant::data::{self, Dataset, MemoryBudget, Rows, matrix_bytes};
 
 use crate::credit::{self, Party};
 use crate::progress::RoundProgress;
@@ -114,9 +114,33 @@ fn open_table(path: &Path, label: &str) -> Result<(csv::Reader<std::fs::File>, V
 /// infinite cell, or a column of numbers with text in some cells, is
 /// refused with its file and line. The files are streamed record by record
 /// (never held in memory as strings).
-pub fn infer_schema(files: &[PathBuf], label: LabelSpec, categorical: &[String]) -> Result<Schema> {
+///
+/// Plain CSV files are also loaded on the way when every feature turns
+/// out numeric: inference must read every cell anyway, so each file's
+/// rows are encoded as they are read with the all-numeric schema they
+/// would then have, and [`open_all`] takes them
+/// instead of reading and parsing the files again. The matrices are the
+/// ones [`Rows::open`] would give (see [`data::load_csv_visiting`]); a
+/// file whose rows do not all encode, and every file once a column is
+/// known not to be numeric, is left to [`Rows::open`] (which names any
+/// problem as before).
+pub fn infer_and_load(
+    files: &[PathBuf],
+    label: LabelSpec,
+    categorical: &[String],
+) -> Result<(Schema, Preloaded)> {
     let first_file = files.first().context("no data files given")?;
     let first = header_of(first_file, &label.column)?;
+    // The schema if every feature is numeric.
+    let mut numeric = categorical.is_empty().then(|| Schema {
+        label: label.clone(),
+        features: first
+            .iter()
+            .filter(|c| **c != label.column)
+            .map(|c| fedcredit_model::Feature::Numeric { name: c.clone() })
+            .collect(),
+    });
+    let mut preloaded: Preloaded = files.iter().map(|_| None).collect();
     let mut inference = SchemaInference::new(&first, label.clone())
         .with_context(|| format!("{}: inferring the schema", first_file.display()))?;
     for column in categorical {
@@ -126,7 +150,12 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec, categorical: &[String])
     }
     let mut record = csv::StringRecord::new();
     let mut cells: Vec<String> = Vec::new();
-    for f in files {
+    for (k, f) in files.iter().enumerate() {
+        if numeric.is_some() && !inference.all_numeric() {
+            // Not the all-numeric schema: free what was loaded for it.
+            numeric = None;
+            preloaded.iter_mut().for_each(|p| *p = None);
+        }
         let h = header_of(f, &label.column)?;
         if h.len() != first.len() {
             bail!(
@@ -153,7 +182,8 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec, categorical: &[String])
             continue;
         }
         let source = inference.csv_source(f.display().to_string());
-        if observe_plain(f, &pos, source, &mut inference) {
+        if let Some(loaded) = observe_plain(f, &pos, source, &mut inference, numeric.as_ref()) {
+            preloaded[k] = loaded;
             continue;
         }
         let in_order = pos.iter().enumerate().all(|(i, &p)| i == p);
@@ -178,26 +208,34 @@ pub fn infer_schema(files: &[PathBuf], label: LabelSpec, categorical: &[String])
             observed.with_context(|| format!("{}:{line}: inferring the schema", f.display()))?;
         }
     }
-    inference.finish().context("inferring the schema")
+    let schema = inference.finish().context("inferring the schema")?;
+    if numeric.as_ref() != Some(&schema) {
+        preloaded.iter_mut().for_each(|p| *p = None);
+    }
+    Ok((schema, preloaded))
 }
+
+/// The rows of some files, already loaded (one entry per file, in order;
+/// `None` for a file still to be read): see [`infer_and_load`].
+pub type Preloaded = Vec<Option<Dataset>>;
 
 /// Observes every row of `path`, a plain CSV file (see
 /// [`fedcredit_participant::data::blocks`]), on all cores; `pos[i]` is the
 /// position in this file of the first file's column `i`; `source` its
-/// registered name. `false`, with `inference` unchanged, if the file is
+/// registered name. `None`, with `inference` unchanged, if the file is
 /// not plain or a row does not fit: the `csv` reader then reads it and
-/// names the problem.
+/// names the problem. With `preload`, the rows are also encoded with that
+/// schema as they are read (see [`data::load_csv_visiting`]), and the
+/// dataset is returned if they all encode.
 fn observe_plain(
     path: &Path,
     pos: &[usize],
     source: usize,
     inference: &mut SchemaInference,
-) -> bool {
+    preload: Option<&Schema>,
+) -> Option<Option<Dataset>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let Ok(Some(plain)) = PlainCsv::scan(path) else {
-        return false;
-    };
     let in_order = pos.iter().enumerate().all(|(i, &p)| i == p);
     // Columns with more distinct values than a category list may hold, as
     // soon as any block finds them: later blocks need not collect theirs.
@@ -207,51 +245,68 @@ fn observe_plain(
     }
     let seen = Mutex::new(inference.fork());
     let base = &*inference;
-    let jobs = vec![(); plain.blocks().len()];
-    let done = plain.par_blocks(
-        plain.blocks(),
-        jobs,
-        blocks::threads(),
-        |block, text, ()| {
-            let mut part = base.fork();
-            for (c, flag) in overflowed.iter().enumerate() {
-                if flag.load(Ordering::Relaxed) {
-                    part.forget_values(c);
-                }
+    // `numbers`: the block's rows all encoded with the all-numeric schema,
+    // so every feature cell is a finite number, as inference would find.
+    let observe = |block: &blocks::Block, text: &str, numbers: bool| -> bool {
+        let mut part = base.fork();
+        for (c, flag) in overflowed.iter().enumerate() {
+            if flag.load(Ordering::Relaxed) {
+                part.forget_values(c);
             }
-            let (mut cells, mut ordered) = (Vec::new(), Vec::new());
-            for (line, record) in block.records(text) {
-                blocks::split_cells(record, &mut cells);
-                if cells.len() != pos.len() {
-                    return false;
-                }
-                let row: &[&str] = if in_order {
-                    &cells
-                } else {
-                    ordered.clear();
-                    ordered.extend(pos.iter().map(|&i| cells[i]));
-                    &ordered
-                };
-                if part.observe_at(row, CellAt { source, line }).is_err() {
-                    return false;
-                }
-            }
-            let Ok(mut seen) = seen.lock() else {
+        }
+        let (mut cells, mut ordered) = (Vec::new(), Vec::new());
+        for (line, record) in block.records(text) {
+            blocks::split_cells(record, &mut cells);
+            if cells.len() != pos.len() {
                 return false;
+            }
+            let row: &[&str] = if in_order {
+                &cells
+            } else {
+                ordered.clear();
+                ordered.extend(pos.iter().map(|&i| cells[i]));
+                &ordered
             };
-            if seen.merge(part).is_err() {
+            let at = CellAt { source, line };
+            let observed = if numbers {
+                part.observe_numbers_at(row, at)
+            } else {
+                part.observe_at(row, at)
+            };
+            if observed.is_err() {
                 return false;
             }
-            for c in seen.overflowed() {
-                overflowed[c].store(true, Ordering::Relaxed);
-            }
-            true
-        },
-    );
-    match (done, seen.into_inner()) {
-        (Ok(()), Ok(seen)) => inference.merge(seen).is_ok(),
-        _ => false,
-    }
+        }
+        let Ok(mut seen) = seen.lock() else {
+            return false;
+        };
+        if seen.merge(part).is_err() {
+            return false;
+        }
+        for c in seen.overflowed() {
+            overflowed[c].store(true, Ordering::Relaxed);
+        }
+        true
+    };
+    let loaded = match preload {
+        Some(schema) => data::load_csv_visiting(path, schema, &observe)?,
+        None => {
+            let plain = PlainCsv::scan(path).ok()??;
+            let jobs = vec![(); plain.blocks().len()];
+            plain
+                .par_blocks(
+                    plain.blocks(),
+                    jobs,
+                    blocks::threads(),
+                    |block, text, ()| observe(block, text, false),
+                )
+                .ok()?;
+            None
+        }
+    };
+    let seen = seen.into_inner().ok()?;
+    inference.merge(seen).ok()?;
+    Some(loaded)
 }
 
 /// Opens the training files and the held-out file with `schema`, every
@@ -260,12 +315,17 @@ fn observe_plain(
 /// in order, training files first: a Parquet file whose matrix fits what
 /// is left is loaded, any other Parquet file streamed; CSV files are always
 /// loaded (and not counted, since their row count is known only then).
+///
+/// Files that [`infer_and_load`] loaded (`preloaded`, in the same order:
+/// training files, then the held-out one) are taken as they are.
 pub fn open_all(
     train: &[PathBuf],
     test: Option<&PathBuf>,
     schema: &Schema,
     budget: MemoryBudget,
+    mut preloaded: Preloaded,
 ) -> Result<(Vec<Rows>, Option<Rows>)> {
+    preloaded.resize_with(train.len() + usize::from(test.is_some()), || None);
     let mut left = budget;
     let mut budgets = Vec::with_capacity(train.len() + 1);
     for path in train.iter().chain(test) {
@@ -282,7 +342,13 @@ pub fn open_all(
             .iter()
             .chain(test)
             .zip(&budgets)
-            .map(|(path, &budget)| scope.spawn(move || Rows::open(path, schema, budget)))
+            .zip(preloaded)
+            .map(|((path, &budget), data)| {
+                scope.spawn(move || match data {
+                    Some(data) => Ok(Rows::loaded(data, budget)),
+                    None => Rows::open(path, schema, budget),
+                })
+            })
             .collect();
         let test = test.and_then(|_| handles.pop());
         let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
@@ -366,8 +432,14 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     if let Some(t) = &args.test {
         files.push(t.clone());
     }
-    let schema = infer_schema(&files, label, &args.categorical)?;
-    let (train, test) = open_all(&args.data, args.test.as_ref(), &schema, args.max_memory)?;
+    let (schema, preloaded) = infer_and_load(&files, label, &args.categorical)?;
+    let (train, test) = open_all(
+        &args.data,
+        args.test.as_ref(),
+        &schema,
+        args.max_memory,
+        preloaded,
+    )?;
     say_streamed(train.iter().chain(&test), args.max_memory);
     // The held-out file is evaluated by the first participant.
     let mut test = test;

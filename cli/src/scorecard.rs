@@ -25,7 +25,7 @@ use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::Rows;
 
 use crate::credit::{self, Party};
-use crate::local::{LocalArgs, column_ranges, infer_schema, open_all, say_streamed};
+use crate::local::{LocalArgs, column_ranges, infer_and_load, open_all, say_streamed};
 use crate::say;
 
 /// What `--kind scorecard` adds to `local`'s options.
@@ -69,13 +69,19 @@ pub async fn run(args: LocalArgs, card: ScorecardArgs) -> Result<()> {
     card.scale.validate()?;
     let mut files = args.data.clone();
     files.extend(args.test.clone());
-    let schema = infer_schema(&files, args.label.clone(), &args.categorical)?;
+    let (schema, preloaded) = infer_and_load(&files, args.label.clone(), &args.categorical)?;
     for name in card.binning.trends.keys() {
         if !schema.features.iter().any(|f| f.name() == name) {
             bail!("--trend {name}=…: the data has no feature `{name}`");
         }
     }
-    let (train, test) = open_all(&args.data, args.test.as_ref(), &schema, args.max_memory)?;
+    let (train, test) = open_all(
+        &args.data,
+        args.test.as_ref(),
+        &schema,
+        args.max_memory,
+        preloaded,
+    )?;
     // Streamed files are read once for the bounds, once for the histograms
     // and once for the WOE rows, which are then held in memory.
     say_streamed(train.iter().chain(&test), args.max_memory);

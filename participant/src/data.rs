@@ -26,6 +26,11 @@
 //! UTF-8) sends the file to the sequential `csv` reader, which names it:
 //! both paths accept the same files, give the same matrices and report the
 //! same errors (tested on random files below).
+//!
+//! [`load_csv_visiting`] reads a plain file once for two uses: each block
+//! goes to another reader (`fedcredit local`'s schema inference, which
+//! must see every cell anyway) and is encoded beside it, so that a file
+//! of numbers is not read and parsed a second time to be loaded.
 
 pub mod blocks;
 #[cfg(feature = "parquet")]
@@ -160,7 +165,13 @@ impl Rows {
             }
             return parquet_file::load_parquet(path, schema).map(Rows::InMemory);
         }
-        let data = load(path, schema)?;
+        load(path, schema).map(|data| Self::loaded(data, budget))
+    }
+
+    /// Rows loaded already (e.g. by [`load_csv_visiting`]), as
+    /// [`Rows::open`] keeps a CSV file's.
+    pub fn loaded(data: Dataset, budget: MemoryBudget) -> Self {
+        let path = &data.path;
         let need = matrix_bytes(data.rows(), data.width());
         if need > budget.bytes() {
             tracing::warn!(
@@ -171,7 +182,7 @@ impl Rows {
                  convert it to Parquet to stream it"
             );
         }
-        Ok(Rows::InMemory(data))
+        Rows::InMemory(data)
     }
 
     /// Number of rows.
@@ -319,31 +330,103 @@ fn load_plain(
     threads: usize,
     block_bytes: usize,
 ) -> Option<Dataset> {
-    let plain = blocks::PlainCsv::scan_blocks(path, block_bytes).ok()??;
-    let (rows, width) = (plain.rows(), encoder.width());
-    if width == 0 {
+    if encoder.width() == 0 {
         return None;
     }
+    let plain = blocks::PlainCsv::scan_blocks(path, block_bytes).ok()??;
+    encode_plain(&plain, path, Some(encoder), threads, None).ok()?
+}
+
+/// A block visitor of [`load_csv_visiting`], given each block's text and
+/// whether its rows all encoded (every feature cell a number, for an
+/// all-numeric schema): `false` stops the reading.
+pub type Visit<'v> = &'v (dyn Fn(&blocks::Block, &str, bool) -> bool + Sync);
+
+/// Reads the plain CSV file `path` once (see [`blocks`]), on all cores:
+/// every block is encoded with `schema` and its text then goes to
+/// `visit` (e.g. schema inference, which must see every cell anyway), so
+/// that the file need not be read and parsed again to load it.
+///
+/// `None` when the file is not plain, cannot be read, or `visit` returned
+/// `false` for a block. Else every block was visited, and the dataset is
+/// `Some` exactly when [`load_csv`]`(path, schema)` would return it from
+/// the fast path: the same matrix, bit for bit (the same encoder, built
+/// the same way, on the same records); it is `None` when a row does not
+/// encode with `schema` (a cell that is not a number, say), and
+/// [`load_csv`] then reads the file (and names any problem) as usual.
+pub fn load_csv_visiting(
+    path: &Path,
+    schema: &Schema,
+    visit: Visit<'_>,
+) -> Option<Option<Dataset>> {
+    let plain = blocks::PlainCsv::scan_blocks(path, blocks::BLOCK_BYTES).ok()??;
+    let encoder = open(path)
+        .ok()
+        .and_then(|mut reader| read_header(&mut reader, path).ok())
+        .and_then(|header| Encoder::new(schema, &header).ok());
+    encode_plain(
+        &plain,
+        path,
+        encoder.as_ref(),
+        blocks::threads(),
+        Some(visit),
+    )
+    .ok()
+}
+
+/// Encodes every block of `plain` into one matrix on `threads` threads,
+/// then gives it to `visit` (if any). `Err` when the file
+/// could not be read or `visit` refused a block; `Ok(None)` when a row
+/// did not encode (which stops the reading when there is no `visit`) or
+/// there is no encoder of some width.
+fn encode_plain(
+    plain: &blocks::PlainCsv,
+    path: &Path,
+    encoder: Option<&Encoder>,
+    threads: usize,
+    visit: Option<Visit<'_>>,
+) -> Result<Option<Dataset>, blocks::Stopped> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let encoder = encoder.filter(|e| e.width() > 0);
+    let (rows, width) = (plain.rows(), encoder.map_or(0, Encoder::width));
     let mut x = Array2::<f64>::zeros((rows, width));
-    let mut y = Array1::<f64>::zeros(rows);
-    let mut jobs = Vec::with_capacity(plain.blocks().len());
-    let (mut xs, mut ys) = (x.as_slice_mut()?, y.as_slice_mut()?);
-    for b in plain.blocks() {
-        let (xb, xr) = xs.split_at_mut(b.rows * width);
-        let (yb, yr) = ys.split_at_mut(b.rows);
-        jobs.push((xb, yb));
-        (xs, ys) = (xr, yr);
+    let mut y = Array1::<f64>::zeros(if encoder.is_some() { rows } else { 0 });
+    let mut jobs: Vec<Option<(&mut [f64], &mut [f64])>> = Vec::with_capacity(plain.blocks().len());
+    let mut encoding = false;
+    match (encoder, x.as_slice_mut(), y.as_slice_mut()) {
+        (Some(_), Some(mut xs), Some(mut ys)) => {
+            encoding = true;
+            for b in plain.blocks() {
+                let (xb, xr) = xs.split_at_mut(b.rows * width);
+                let (yb, yr) = ys.split_at_mut(b.rows);
+                jobs.push(Some((xb, yb)));
+                (xs, ys) = (xr, yr);
+            }
+        }
+        _ => jobs.extend(plain.blocks().iter().map(|_| None)),
     }
-    plain
-        .par_blocks(plain.blocks(), jobs, threads, |block, text, (xb, yb)| {
-            encode_block(encoder, block, text, xb, yb)
-        })
-        .ok()?;
-    Some(Dataset {
+    let failed = AtomicBool::new(!encoding);
+    plain.par_blocks(plain.blocks(), jobs, threads, |block, text, job| {
+        let encoded = match (encoder, job) {
+            (Some(encoder), Some((xb, yb))) if !failed.load(Ordering::Relaxed) => {
+                encode_block(encoder, block, text, xb, yb)
+            }
+            _ => false,
+        };
+        if !encoded {
+            failed.store(true, Ordering::Relaxed);
+        }
+        // Without a visitor, a block that did not encode ends the work.
+        visit.map_or(encoded, |visit| visit(block, text, encoded))
+    })?;
+    if failed.into_inner() {
+        return Ok(None);
+    }
+    Ok(Some(Dataset {
         x,
         y,
         path: path.to_owned(),
-    })
+    }))
 }
 
 /// Encodes the records of one block into its rows of the matrix; `false`
@@ -720,6 +803,28 @@ mod tests {
                 (Err(e), Some(_)) => prop_assert!(false, "fast path accepted a bad file: {}", e),
                 (Err(_), None) => {}
             }
+            // Read once beside another pass (schema inference): every block
+            // is visited, and the matrix is the fast path's when it has one.
+            let visits = std::sync::atomic::AtomicUsize::new(0);
+            let count = |_: &blocks::Block, _: &str, _: bool| {
+                visits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            };
+            let visited = load_csv_visiting(&path, &schema(), &count);
+            let scanned = blocks::PlainCsv::scan(&path).expect("scan");
+            prop_assert_eq!(visited.is_some(), scanned.is_some());
+            if let Some(scanned) = &scanned {
+                prop_assert_eq!(visits.into_inner(), scanned.blocks().len());
+            }
+            let full = load_plain(&path, &encoder, threads, blocks::BLOCK_BYTES);
+            match (&full, visited.flatten()) {
+                (Some(f), Some(v)) => {
+                    prop_assert_eq!(&f.x, &v.x);
+                    prop_assert_eq!(&f.y, &v.y);
+                }
+                (None, None) => {}
+                (f, v) => prop_assert!(false, "fast path {:?}, visiting {:?}", f, v),
+            }
             // What callers get: the fast result or the csv reader's error.
             let loaded = load_csv(&path, &schema());
             match (&slow, &loaded) {
@@ -728,6 +833,45 @@ mod tests {
                 _ => prop_assert!(false, "load_csv disagrees with the csv reader"),
             }
         });
+    }
+
+    /// A visitor that refuses a block stops the reading; a row that does
+    /// not encode leaves the dataset out but every block visited.
+    #[test]
+    fn visiting_stops_or_leaves_the_dataset_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = write(
+            dir.path(),
+            "g.csv",
+            "age,housing,y\n30,own,bad\n41,free,good\n",
+        );
+        let loaded = load_csv_visiting(&good, &schema(), &|_, _, encoded| encoded)
+            .expect("plain")
+            .expect("encodes");
+        assert_eq!(loaded.x, load_csv(&good, &schema()).expect("load").x);
+        assert!(load_csv_visiting(&good, &schema(), &|_, _, _| false).is_none());
+        let bad = write(
+            dir.path(),
+            "b.csv",
+            "age,housing,y\n30,boat,bad\n41,free,good\n",
+        );
+        let seen = std::sync::Mutex::new(String::new());
+        let visit = |_: &blocks::Block, text: &str, encoded: bool| {
+            assert!(!encoded);
+            seen.lock().expect("lock").push_str(text);
+            true
+        };
+        assert!(
+            load_csv_visiting(&bad, &schema(), &visit)
+                .expect("plain")
+                .is_none()
+        );
+        assert_eq!(
+            seen.into_inner().expect("lock"),
+            "30,boat,bad\n41,free,good\n"
+        );
+        let quoted = write(dir.path(), "q.csv", "age,housing,y\n30,\"own\",bad\n");
+        assert!(load_csv_visiting(&quoted, &schema(), &|_, _, _| true).is_none());
     }
 
     #[test]
