@@ -43,7 +43,8 @@ pub enum Check {
     Cohort,
     /// A malformed message field (keys, commitment, lengths, ids).
     Message,
-    /// Share ciphertexts not addressed to exactly the other members of U1.
+    /// Share ciphertexts not addressed to exactly the dealer's neighbours
+    /// (the other members of U1 for the complete graph).
     Shares,
     /// A signed survivor list that differs from U3.
     Survivors,

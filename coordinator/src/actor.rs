@@ -862,6 +862,8 @@ impl Actor {
                 threshold: c.protocol.thresholds.threshold() as u32,
                 min_cohort: c.protocol.thresholds.min_cohort() as u32,
                 max_colluders: c.protocol.thresholds.max_colluders() as u32,
+                neighbours: c.protocol.graph_fields().0,
+                share_threshold: c.protocol.graph_fields().1,
                 dimension: plan.dimension as u64,
                 fixed_point: Some(codec_spec),
                 limbs,

@@ -205,6 +205,13 @@ impl Rejection {
                     who(recipient)
                 ),
             ),
+            AdmissionError::ShareNotForNeighbour { dealer, recipient } => invalid(
+                dealer,
+                format!(
+                    "share addressed to {}, who is not its neighbour in the round's graph (derived from the session id)",
+                    who(recipient)
+                ),
+            ),
             AdmissionError::ShareTwice { dealer, recipient } => invalid(
                 dealer,
                 format!(
@@ -220,7 +227,7 @@ impl Rejection {
             } => invalid(
                 dealer,
                 format!(
-                    "sent {got} share ciphertexts, expected one for each of the {expected} other members of U1 (none for {})",
+                    "sent {got} share ciphertexts, expected one for each of its {expected} neighbours in U1 (none for {})",
                     missing
                         .iter()
                         .map(|p| who(*p))

@@ -25,6 +25,8 @@ pub(crate) fn job_started(consortium: &Consortium, key: &IdentityKey) -> log_bod
         threshold: t.threshold() as u32,
         min_cohort: t.min_cohort() as u32,
         max_colluders: t.max_colluders() as u32,
+        neighbours: consortium.protocol.graph_fields().0,
+        share_threshold: consortium.protocol.graph_fields().1,
         coordinator_key: key.public().to_bytes().to_vec().into(),
     })
 }

@@ -15,6 +15,7 @@ use fedcredit_crypto::secagg::admission::{
     AdmissionError, ChunkHeader, ChunkProgress, admit_advert, admit_confirmation,
     admit_masked_chunk, admit_masked_input, admit_reveal, admit_shares,
 };
+use fedcredit_crypto::secagg::plus::Neighbourhoods;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
     self, Advertisement, Dealt, PartyIndex, Phase, SecAggError, SessionBinding, Thresholds,
@@ -203,6 +204,20 @@ impl Advertising {
             thresholds: self.attempt.thresholds,
         };
         let session = secagg::session_id(&binding, &cohort);
+        // The graph is derived here, from what every member derives it
+        // from, and never taken from a dealer: shares are admitted and
+        // relayed along it only.
+        let graph = match Neighbourhoods::derive(&self.attempt.thresholds, &session, &cohort) {
+            Ok(g) => g,
+            Err(e) => {
+                let a = Abort {
+                    phase: Phase::AdvertiseKeys,
+                    reason: e.to_string(),
+                };
+                abort_all(self.waiters, &a);
+                return Err(a);
+            }
+        };
         let reply = pb::AdvertisedKeys {
             adverts: self.adverts.into_values().map(|(s, _)| s).collect(),
         };
@@ -213,6 +228,7 @@ impl Advertising {
             attempt: self.attempt,
             session,
             cohort,
+            graph,
             shares: BTreeMap::new(),
             waiters: BTreeMap::new(),
         })
@@ -225,6 +241,10 @@ pub(crate) struct SharingKeys {
     pub attempt: Attempt,
     session: SessionId,
     cohort: BTreeMap<PartyIndex, Advertisement>,
+    /// The attempt's communication graph over U1, derived from the
+    /// thresholds and the session id (complete unless the consortium file
+    /// chose a sparse one).
+    graph: Neighbourhoods,
     /// sender -> (signed commitments, its signed message, recipient -> ciphertext)
     shares: BTreeMap<PartyIndex, (Dealt, pb::Signed, BTreeMap<PartyIndex, Bytes>)>,
     waiters: BTreeMap<PartyIndex, Reply<pb::SharesForYou>>,
@@ -263,6 +283,7 @@ impl SharingKeys {
         // Ciphertext lengths were checked when the message was decoded.
         admit_shares(
             &self.cohort,
+            &self.graph,
             &self.shares,
             from,
             ciphertexts.iter().map(|(to, _)| *to),
@@ -297,13 +318,14 @@ impl SharingKeys {
             abort_all(self.waiters.into_values(), &a);
             return Err(a);
         }
-        // Each recipient gets every other dealer's signed message: its
-        // ciphertext and the dealer's commitments to its shares.
+        // Each recipient gets the signed message of every other dealer
+        // whose neighbour it is (every other dealer for the complete graph):
+        // its ciphertext and the dealer's commitments to its shares.
         for (recipient, w) in self.waiters {
             let dealt = self
                 .shares
                 .iter()
-                .filter(|(sender, _)| **sender != recipient)
+                .filter(|(sender, _)| self.graph.adjacent(**sender, recipient))
                 .map(|(_, (_, signed, _))| signed.clone())
                 .collect();
             let _ = w.send(Ok(pb::SharesForYou { dealt }));

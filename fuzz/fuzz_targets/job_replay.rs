@@ -66,6 +66,8 @@ fuzz_target!(|data: &[u8]| {
             threshold: f.consortium.protocol.thresholds.threshold() as u32,
             min_cohort: f.consortium.protocol.thresholds.min_cohort() as u32,
             max_colluders: f.consortium.protocol.thresholds.max_colluders() as u32,
+            neighbours: f.consortium.protocol.graph_fields().0,
+            share_threshold: f.consortium.protocol.graph_fields().1,
             dimension: plan.dimension as u64,
             fixed_point: Some(spec),
             job_spec_hash: f.consortium.job.hash().to_vec().into(),

@@ -13,7 +13,7 @@ use crate::v1 as pb;
 
 /// A dealer's phase-2 message, decoded: its commitments, and its
 /// ciphertexts by recipient in message order (the callers check that they
-/// are addressed to exactly the other members of U1).
+/// are addressed to exactly the dealer's neighbours in the round's graph).
 #[derive(Debug)]
 pub struct DealtShares {
     /// The commitments the dealer signed.

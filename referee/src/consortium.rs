@@ -24,6 +24,10 @@
 //! max_colluders = 1                  # c: members that may collude with the coordinator; default ⌊n/3⌋, below n
 //! threshold = 4                      # t, with (n + c)/2 < t <= n; default ⌊2n/3⌋ + 1
 //! min_cohort = 3
+//! graph = "complete"                 # complete (default) | auto | harary: who masks with whom (SecAgg+)
+//! # expected_dropout = 0.05          # graph = "auto": δ for the SecAgg+ analysis (2^-40 privacy, 2^-20 correctness)
+//! # neighbours = 4                   # graph = "harary": k, even, 2 <= k < t
+//! # share_threshold = 3              # graph = "harary": shares needed of a member's k + 1, in 2..=k + 1
 //! join_deadline_secs = 60
 //! phase_deadline_secs = 30
 //! max_attempts = 2
@@ -47,6 +51,15 @@
 //! both confirmed (the colluders sign both), and collect the self-mask share
 //! of an honest member from one group and its key share from the other —
 //! unmasking its input. See [`Thresholds`].
+//!
+//! The graph (`fedcredit_crypto::secagg::CommGraph`) is part of the
+//! thresholds: every member derives it from this same file, checks that each
+//! announcement carries it, and derives each attempt's neighbourhoods from
+//! the session id. `auto` takes `(k, t)` from
+//! [`PlusParams::choose`](fedcredit_crypto::secagg::plus::PlusParams::choose)
+//! for this n and c (no grinding charged), and stays complete when the
+//! analysis says so or its k is not below t (a U1 of t members must hold a
+//! Harary graph of k neighbours).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,7 +67,8 @@ use std::time::Duration;
 
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityPublic;
-use fedcredit_crypto::secagg::{SecAggError, Thresholds};
+use fedcredit_crypto::secagg::plus::{GraphChoice, PlusParams};
+use fedcredit_crypto::secagg::{CommGraph, SecAggError, Thresholds};
 use fedcredit_model::job::ModelJobSpec;
 
 use crate::monitor::MonitorSpec;
@@ -106,6 +120,10 @@ struct RawProtocol {
     max_colluders: Option<usize>,
     threshold: Option<usize>,
     min_cohort: Option<usize>,
+    graph: Option<String>,
+    expected_dropout: Option<f64>,
+    neighbours: Option<usize>,
+    share_threshold: Option<usize>,
     join_deadline_secs: Option<f64>,
     phase_deadline_secs: Option<f64>,
     max_attempts: Option<u32>,
@@ -233,6 +251,20 @@ pub struct ProtocolSettings {
     pub phase_deadline: Duration,
     /// How many times a round is attempted (each with fresh keys).
     pub max_attempts: u32,
+}
+
+impl ProtocolSettings {
+    /// The graph as announcements and the round log carry it:
+    /// `(neighbours, share_threshold)`, `(0, 0)` for the complete graph.
+    pub fn graph_fields(&self) -> (u32, u32) {
+        match self.thresholds.graph() {
+            CommGraph::Complete => (0, 0),
+            CommGraph::Harary {
+                neighbours,
+                share_threshold,
+            } => (neighbours as u32, share_threshold as u32),
+        }
+    }
 }
 
 /// How parties recognise each other's TLS certificates.
@@ -448,6 +480,7 @@ impl Consortium {
             };
             invalid(key.into(), format!("{e}{default}"))
         })?;
+        let thresholds = graph(&p, n, thresholds).map_err(|(k, m)| invalid(k.into(), m))?;
         let secs = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, WireError> {
             let v = v.unwrap_or(default);
             if !(v.is_finite() && v > 0.0 && v < 86_400.0 * 365.0) {
@@ -544,6 +577,95 @@ impl Consortium {
 /// Checks a job against a consortium of `n` members: its id, and what its
 /// kind needs (a secure sum's dimension and fixed point, a model's spec).
 /// The error is the offending key and what was expected.
+/// Adds the `[protocol]` graph choice to `thresholds` (complete by default),
+/// or says which key is wrong and why.
+fn graph(
+    p: &RawProtocol,
+    n: usize,
+    thresholds: Thresholds,
+) -> Result<Thresholds, (&'static str, String)> {
+    let choice =
+        p.graph
+            .as_deref()
+            .unwrap_or(if p.neighbours.is_some() || p.share_threshold.is_some() {
+                "harary"
+            } else {
+                "complete"
+            });
+    if choice != "auto" && p.expected_dropout.is_some() {
+        return Err((
+            "protocol.expected_dropout",
+            format!("only with graph = \"auto\", got graph = {choice:?}"),
+        ));
+    }
+    if choice != "harary" {
+        for (key, v) in [
+            ("protocol.neighbours", p.neighbours),
+            ("protocol.share_threshold", p.share_threshold),
+        ] {
+            if v.is_some() {
+                return Err((
+                    key,
+                    format!("only with graph = \"harary\", got graph = {choice:?}"),
+                ));
+            }
+        }
+    }
+    let t = thresholds.threshold();
+    match choice {
+        "complete" => Ok(thresholds),
+        "auto" => {
+            let params = PlusParams {
+                members: n,
+                max_colluders: thresholds.max_colluders(),
+                dropout: p.expected_dropout.unwrap_or(0.05),
+                security_bits: 40,
+                correctness_bits: 20,
+                grinding_bits: 0,
+            };
+            match params
+                .choose()
+                .map_err(|e| ("protocol.expected_dropout", e.to_string()))?
+            {
+                GraphChoice::Sparse(b) if b.neighbours < t => thresholds
+                    .with_harary(n, b.neighbours, b.threshold)
+                    .map_err(|e| ("protocol.graph", e.to_string())),
+                GraphChoice::Sparse(_) | GraphChoice::Complete => Ok(thresholds),
+            }
+        }
+        "harary" => {
+            let k = p.neighbours.ok_or((
+                "protocol.neighbours",
+                "needed with graph = \"harary\"".to_string(),
+            ))?;
+            let share_threshold = p.share_threshold.ok_or((
+                "protocol.share_threshold",
+                "needed with graph = \"harary\"".to_string(),
+            ))?;
+            if k >= t {
+                return Err((
+                    "protocol.neighbours",
+                    format!(
+                        "k = {k} must be below the threshold t = {t}: a U1 of t members must hold a Harary graph of k neighbours"
+                    ),
+                ));
+            }
+            thresholds.with_harary(n, k, share_threshold).map_err(|e| {
+                let key = if k < 2 || !k.is_multiple_of(2) {
+                    "protocol.neighbours"
+                } else {
+                    "protocol.share_threshold"
+                };
+                (key, e.to_string())
+            })
+        }
+        other => Err((
+            "protocol.graph",
+            format!("\"complete\", \"auto\" or \"harary\", got {other:?}"),
+        )),
+    }
+}
+
 fn validate_job(job: &JobSpec, n: usize) -> Result<(), (String, String)> {
     if job.id.is_empty() || job.id.len() > 128 {
         return Err((
@@ -785,6 +907,72 @@ public_key = "{p}"
         )
         .expect("c = 0");
         assert_eq!(ok.protocol.thresholds.threshold(), 3);
+    }
+
+    #[test]
+    fn the_graph_is_complete_unless_chosen_and_each_bad_key_is_named() {
+        use fedcredit_crypto::secagg::CommGraph;
+        let graph = |protocol: &str| {
+            Consortium::parse(Path::new("c.toml"), &five(protocol))
+                .map(|c| c.protocol.thresholds.graph())
+        };
+        assert_eq!(graph("").expect("default"), CommGraph::Complete);
+        assert_eq!(
+            graph("graph = \"complete\"").expect("complete"),
+            CommGraph::Complete
+        );
+        // n = 5, c = 1, t = 4: k = 2 < t.
+        assert_eq!(
+            graph("neighbours = 2\nshare_threshold = 2").expect("harary"),
+            CommGraph::Harary {
+                neighbours: 2,
+                share_threshold: 2
+            }
+        );
+        assert_eq!(
+            graph("graph = \"harary\"\nneighbours = 2\nshare_threshold = 3").expect("harary"),
+            CommGraph::Harary {
+                neighbours: 2,
+                share_threshold: 3
+            }
+        );
+        // At n = 5 the analysis gives the complete graph.
+        assert_eq!(
+            graph("graph = \"auto\"").expect("auto"),
+            CommGraph::Complete
+        );
+        for (protocol, key) in [
+            ("graph = \"sparse\"", "protocol.graph"),
+            ("graph = \"harary\"", "protocol.neighbours"),
+            ("neighbours = 2", "protocol.share_threshold"),
+            ("share_threshold = 2", "protocol.neighbours"),
+            ("neighbours = 3\nshare_threshold = 2", "protocol.neighbours"),
+            ("neighbours = 4\nshare_threshold = 2", "protocol.neighbours"),
+            (
+                "neighbours = 2\nshare_threshold = 4",
+                "protocol.share_threshold",
+            ),
+            (
+                "neighbours = 2\nshare_threshold = 1",
+                "protocol.share_threshold",
+            ),
+            (
+                "graph = \"complete\"\nneighbours = 2",
+                "protocol.neighbours",
+            ),
+            ("expected_dropout = 0.1", "protocol.expected_dropout"),
+            (
+                "graph = \"auto\"\nexpected_dropout = 1.5",
+                "protocol.expected_dropout",
+            ),
+        ] {
+            let err = graph(protocol).expect_err(protocol);
+            let msg = err.to_string();
+            assert!(
+                msg.contains("c.toml") && msg.contains(key),
+                "{protocol:?}: {key} missing from {msg}"
+            );
+        }
     }
 
     #[test]

@@ -262,6 +262,17 @@ impl<'c> Referee<'c> {
                 ),
             ));
         }
+        // The graph too: every member derives it from its own consortium
+        // file, and one announced otherwise is refused here rather than
+        // left to fail later as a session id that does not match.
+        let graph = c.protocol.graph_fields();
+        if (a.neighbours, a.share_threshold) != graph {
+            return Err(mismatch(
+                "graph (neighbours / share threshold, 0 / 0: complete)",
+                format!("{} / {}", a.neighbours, a.share_threshold),
+                format!("{} / {}", graph.0, graph.1),
+            ));
+        }
         if a.job_spec_hash.as_ref() != c.job.hash() {
             return Err(mismatch(
                 "job spec hash",

@@ -574,6 +574,8 @@ impl Adversary {
             threshold: c.protocol.thresholds.threshold() as u32,
             min_cohort: c.protocol.thresholds.min_cohort() as u32,
             max_colluders: c.protocol.thresholds.max_colluders() as u32,
+            neighbours: c.protocol.graph_fields().0,
+            share_threshold: c.protocol.graph_fields().1,
             dimension: dimension as u64,
             fixed_point: Some(fixed_point),
             job_spec_hash: c.job.hash().to_vec().into(),

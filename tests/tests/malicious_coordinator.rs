@@ -877,3 +877,75 @@ async fn l_crafted_binning_task_on_a_scorecard_job() {
     })
     .await;
 }
+
+/// Attack m: a graph other than the consortium file's (SecAgg+). The file
+/// gives a Harary graph (`neighbours = 2`, `share_threshold = 2`; n = 5,
+/// c = 1, t = 4); the coordinator announces the complete graph (0 / 0),
+/// under which a member would deal and mask along edges the file does not
+/// agree to. Every member checks the announced graph against its own file
+/// and refuses before advertising a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m_an_announced_graph_other_than_the_files_is_refused() {
+    guarded(async {
+        let c =
+            secure_sum_consortium(5, "neighbours = 2\nshare_threshold = 2", DIM, 16, 1e6).unwrap();
+        assert_eq!(c.protocol.graph_fields(), (2, 2));
+        let members = [0, 1, 2, 3, 4];
+        let (mut adv, honest) = secure_sum(&c, &members, None).await;
+        let all = ids(5);
+        let mut ann = adv.secure_sum_announcement();
+        (ann.neighbours, ann.share_threshold) = (0, 0);
+        adv.run_attempt(0, 0, ann, &all, &[], End::Complete).await;
+        finish(&mut adv, honest).await;
+        assert_mounted_and_refused(&adv, 0, &all);
+        assert!(
+            adv.attempts[0].adverts.is_empty(),
+            "members advertised keys for an announcement of another graph: {:?}",
+            adv.attempts[0].adverts.keys().collect::<Vec<_>>()
+        );
+        assert_private(&adv, &inputs(&members));
+    })
+    .await;
+}
+
+/// Attack n: shares relayed from non-neighbours. The announcement carries
+/// the file's graph (n = 7, k = 2, share threshold 2), but the coordinator
+/// relays every dealer's signed shares to every member, as for the
+/// complete graph, hoping members take shares (and later mask or reveal)
+/// along edges the derived graph does not have. Each member finds dealers
+/// that are not its neighbours in the list and refuses before masking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n_shares_relayed_from_non_neighbours_are_refused() {
+    guarded(async {
+        let c =
+            secure_sum_consortium(7, "neighbours = 2\nshare_threshold = 2", DIM, 16, 1e6).unwrap();
+        let members = [0, 1, 2, 3, 4, 5, 6];
+        let (mut adv, honest) = secure_sum(&c, &members, None).await;
+        let all = ids(7);
+        let ann = adv.secure_sum_announcement();
+        adv.announce(0, 0, ann, &all).await;
+        let advertised = adv.advertise(&all).await;
+        assert_eq!(advertised.len(), 7, "{}", adv.summary());
+        let dealt = adv.share_keys().await;
+        assert_eq!(dealt.len(), 7, "{}", adv.summary());
+        // Every dealer dealt to its 2 neighbours only (the file's graph),
+        // and each member was relayed all 6 other dealers.
+        for (id, dealing) in &adv.attempts[0].shares {
+            assert_eq!(
+                dealing.ciphertexts.len(),
+                2,
+                "{id} dealt over another graph"
+            );
+        }
+        assert!(adv.attempts[0].relayed.values().all(|d| d.len() == 6));
+        let sent = adv.masked_input(|_, senders| senders.to_vec()).await;
+        finish(&mut adv, honest).await;
+        assert!(
+            sent.is_empty() && adv.attempts[0].masked.is_empty(),
+            "members masked after shares from non-neighbours: {sent:?}\n{}",
+            adv.summary()
+        );
+        assert_private(&adv, &inputs(&members));
+    })
+    .await;
+}

@@ -79,6 +79,13 @@ impl Verifier<'_> {
                 t.max_colluders()
             ));
         }
+        let graph = c.protocol.graph_fields();
+        if (j.neighbours, j.share_threshold) != graph {
+            bad.push(format!(
+                "graph {} neighbours / share threshold {} (0 / 0: complete), the consortium file's are {} / {}",
+                j.neighbours, j.share_threshold, graph.0, graph.1
+            ));
+        }
         if j.coordinator_key.as_ref() != c.roster.coordinator().to_bytes() {
             bad.push("the coordinator key differs from the consortium file's".into());
         }
@@ -164,6 +171,16 @@ impl Verifier<'_> {
                     t.threshold(),
                     t.min_cohort(),
                     t.max_colluders()
+                ),
+            ));
+        }
+        let graph = c.protocol.graph_fields();
+        if (a.neighbours, a.share_threshold) != graph {
+            return Err(fail(
+                Check::Announcement,
+                format!(
+                    "announces the graph {} neighbours / share threshold {} (0 / 0: complete), the consortium file's is {} / {}",
+                    a.neighbours, a.share_threshold, graph.0, graph.1
                 ),
             ));
         }

@@ -113,6 +113,8 @@ impl Handmade {
             threshold: 3,
             min_cohort: 3,
             max_colluders: 0,
+            neighbours: 0,
+            share_threshold: 0,
             coordinator_key: coordinator.public().to_bytes().to_vec().into(),
         };
         let mut h = Self {
@@ -228,6 +230,8 @@ impl Handmade {
                 threshold: 3,
                 min_cohort: 3,
                 max_colluders: 0,
+                neighbours: 0,
+                share_threshold: 0,
                 dimension: DIMENSION as u64,
                 fixed_point: Some(pb::FixedPointSpec {
                     frac_bits: 16,

@@ -5,8 +5,11 @@
 //! ```text
 //! advertise-keys     admit_advert        sender allowed, once             → U1
 //! share-keys         admit_shares        sender ∈ U1, once, ciphertexts for
-//!                                        exactly U1 \ {sender}, commitments
-//!                                        covering U1 (Dealt::check)       → U2
+//!                                        exactly its neighbours in the
+//!                                        derived graph (U1 \ {sender} for
+//!                                        the complete graph), commitments
+//!                                        covering its closed neighbourhood
+//!                                        (Dealt::check / check_graph)     → U2
 //! masked-input       admit_masked_input  sender ∈ U2, once, the round's
 //!                                        words, whole ring values          → U3
 //!                    admit_masked_chunk  sender ∈ U2, not in U3, this
@@ -46,6 +49,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::plus::Neighbourhoods;
 use super::{Advertisement, Dealt, PartyIndex, Phase, SecAggError};
 use crate::kx::SessionId;
 use crate::ring::Ring;
@@ -109,6 +113,17 @@ pub enum AdmissionError {
         /// The recipient outside U1.
         recipient: PartyIndex,
     },
+    /// A dealer addressed a share ciphertext to a member of U1 outside its
+    /// neighbourhood in the round's derived (sparse) graph.
+    #[error(
+        "{dealer} addressed a share ciphertext to {recipient}, who is not its neighbour in the round's graph"
+    )]
+    ShareNotForNeighbour {
+        /// The dealer.
+        dealer: PartyIndex,
+        /// The recipient outside its neighbourhood.
+        recipient: PartyIndex,
+    },
     /// A dealer addressed two share ciphertexts to the same recipient.
     #[error("{dealer} addressed two share ciphertexts to {recipient}")]
     ShareTwice {
@@ -117,31 +132,33 @@ pub enum AdmissionError {
         /// The recipient named twice.
         recipient: PartyIndex,
     },
-    /// A dealer's ciphertexts miss some members of U1 other than itself.
+    /// A dealer's ciphertexts miss some of its neighbours (all other
+    /// members of U1 for the complete graph).
     #[error(
-        "{dealer} sent {got} share ciphertexts, one is needed for each of the {expected} other members of U1"
+        "{dealer} sent {got} share ciphertexts, one is needed for each of its {expected} neighbours in U1"
     )]
     SharesMissing {
         /// The dealer.
         dealer: PartyIndex,
         /// Ciphertexts sent.
         got: usize,
-        /// |U1| - 1.
+        /// Its neighbours: |U1| - 1 for the complete graph, k for a Harary graph.
         expected: usize,
-        /// The members of U1 it sent none to.
+        /// The neighbours it sent none to.
         missing: BTreeSet<PartyIndex>,
     },
-    /// A dealer's share commitments are not one pair per member of U1
-    /// ([`Dealt::check`]).
+    /// A dealer's share commitments are not one pair per member of its
+    /// closed neighbourhood, all of U1 for the complete graph
+    /// ([`Dealt::check`], [`Dealt::check_graph`]).
     #[error(
-        "{dealer} committed to {got} pairs of shares, expected one per member of U1 ({expected})"
+        "{dealer} committed to {got} pairs of shares, expected one per member of its closed neighbourhood in U1 ({expected})"
     )]
     CommitmentsNotForU1 {
         /// The dealer.
         dealer: PartyIndex,
         /// How many pairs it committed to.
         got: usize,
-        /// |U1|.
+        /// Its closed neighbourhood's size (|U1| for the complete graph).
         expected: usize,
     },
     /// A masked input has another length than the round aggregates.
@@ -276,16 +293,22 @@ pub fn admit_advert(
 }
 
 /// Phase 2: `from` ∈ U1, once; its share ciphertexts go to `recipients`,
-/// which must be exactly U1 minus `from`, each once; and its commitments
-/// cover exactly U1 ([`Dealt::check`]).
+/// which must be exactly its neighbours in `graph` (U1 minus `from` for the
+/// complete graph), each once; and its commitments cover exactly its closed
+/// neighbourhood ([`Dealt::check`] / [`Dealt::check_graph`]). `graph` is
+/// the attempt's graph as the caller derived it from the thresholds, the
+/// session id and U1 ([`Neighbourhoods::derive`]), never the dealer's word.
 pub fn admit_shares(
     u1: &BTreeMap<PartyIndex, Advertisement>,
+    graph: &Neighbourhoods,
     u2_so_far: &impl Cohort,
     from: PartyIndex,
     recipients: impl IntoIterator<Item = PartyIndex>,
     dealt: &Dealt,
 ) -> Result<(), AdmissionError> {
     member_once(Phase::ShareKeys, u1, u2_so_far, from)?;
+    let mut neighbours = graph.closed(from);
+    neighbours.remove(&from);
     let mut to = BTreeSet::new();
     for r in recipients {
         if r == from {
@@ -297,6 +320,12 @@ pub fn admit_shares(
                 recipient: r,
             });
         }
+        if !neighbours.contains(&r) {
+            return Err(AdmissionError::ShareNotForNeighbour {
+                dealer: from,
+                recipient: r,
+            });
+        }
         if !to.insert(r) {
             return Err(AdmissionError::ShareTwice {
                 dealer: from,
@@ -304,21 +333,25 @@ pub fn admit_shares(
             });
         }
     }
-    let expected = u1.len().saturating_sub(1);
-    if to.len() != expected {
+    if to.len() != neighbours.len() {
         return Err(AdmissionError::SharesMissing {
             dealer: from,
             got: to.len(),
-            expected,
-            missing: u1
-                .keys()
-                .filter(|p| **p != from && !to.contains(p))
-                .copied()
-                .collect(),
+            expected: neighbours.len(),
+            missing: neighbours.difference(&to).copied().collect(),
         });
     }
-    dealt.check(from, u1).map_err(|e| match e {
+    let checked = match graph {
+        Neighbourhoods::Complete(_) => dealt.check(from, u1),
+        Neighbourhoods::Sparse(_) => dealt.check_graph(from, graph),
+    };
+    checked.map_err(|e| match e {
         SecAggError::ShareCommitmentsNotForU1 {
+            dealer,
+            got,
+            expected,
+        }
+        | SecAggError::ShareCommitmentsNotForNeighbourhood {
             dealer,
             got,
             expected,
@@ -327,11 +360,11 @@ pub fn admit_shares(
             got,
             expected,
         },
-        // `Dealt::check` fails in no other way.
+        // The two checks fail in no other way.
         _ => AdmissionError::CommitmentsNotForU1 {
             dealer: from,
             got: dealt.shares.len(),
-            expected: u1.len(),
+            expected: neighbours.len() + 1,
         },
     })
 }
@@ -742,41 +775,42 @@ mod tests {
         let u1 = u1(&[1, 2, 3]);
         let none = set(&[]);
         let d = dealt(&[1, 2, 3]);
-        assert_eq!(admit_shares(&u1, &none, p(1), [p(2), p(3)], &d), Ok(()));
+        let g = Neighbourhoods::Complete(u1.keys().copied().collect());
+        assert_eq!(admit_shares(&u1, &g, &none, p(1), [p(2), p(3)], &d), Ok(()));
         assert_eq!(
-            admit_shares(&u1, &none, p(4), [p(2), p(3)], &d),
+            admit_shares(&u1, &g, &none, p(4), [p(2), p(3)], &d),
             Err(AdmissionError::NotInCohort {
                 phase: Phase::ShareKeys,
                 party: p(4)
             })
         );
         assert_eq!(
-            admit_shares(&u1, &set(&[1]), p(1), [p(2), p(3)], &d),
+            admit_shares(&u1, &g, &set(&[1]), p(1), [p(2), p(3)], &d),
             Err(AdmissionError::Duplicate {
                 phase: Phase::ShareKeys,
                 party: p(1)
             })
         );
         assert_eq!(
-            admit_shares(&u1, &none, p(1), [p(1), p(2)], &d),
+            admit_shares(&u1, &g, &none, p(1), [p(1), p(2)], &d),
             Err(AdmissionError::ShareToSelf { dealer: p(1) })
         );
         assert_eq!(
-            admit_shares(&u1, &none, p(1), [p(2), p(5)], &d),
+            admit_shares(&u1, &g, &none, p(1), [p(2), p(5)], &d),
             Err(AdmissionError::ShareNotForU1 {
                 dealer: p(1),
                 recipient: p(5)
             })
         );
         assert_eq!(
-            admit_shares(&u1, &none, p(1), [p(2), p(2)], &d),
+            admit_shares(&u1, &g, &none, p(1), [p(2), p(2)], &d),
             Err(AdmissionError::ShareTwice {
                 dealer: p(1),
                 recipient: p(2)
             })
         );
         assert_eq!(
-            admit_shares(&u1, &none, p(1), [p(2)], &d),
+            admit_shares(&u1, &g, &none, p(1), [p(2)], &d),
             Err(AdmissionError::SharesMissing {
                 dealer: p(1),
                 got: 1,
@@ -786,7 +820,7 @@ mod tests {
         );
         for bad in [dealt(&[1, 2]), dealt(&[1, 2, 3, 4])] {
             assert_eq!(
-                admit_shares(&u1, &none, p(1), [p(2), p(3)], &bad),
+                admit_shares(&u1, &g, &none, p(1), [p(2), p(3)], &bad),
                 Err(AdmissionError::CommitmentsNotForU1 {
                     dealer: p(1),
                     got: bad.shares.len(),
@@ -794,6 +828,70 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn a_sparse_dealer_shares_with_exactly_its_derived_neighbours() {
+        use crate::secagg::{CommGraph, Thresholds};
+        let all: Vec<u32> = (1..=9).collect();
+        let u1 = u1(&all);
+        let t = Thresholds::new(9, 7, 2, 3)
+            .and_then(|t| t.with_harary(9, 4, 3))
+            .expect("valid");
+        assert!(matches!(t.graph(), CommGraph::Harary { .. }));
+        let g = Neighbourhoods::derive(&t, &SessionId([9; 32]), &u1).expect("graph");
+        let none = set(&[]);
+        let closed = g.closed(p(1));
+        assert_eq!(closed.len(), 5);
+        let mut neighbours = closed.clone();
+        neighbours.remove(&p(1));
+        let outsider = *u1.keys().find(|q| !closed.contains(q)).expect("k < n - 1");
+        let d = Dealt {
+            self_mask: [0; 32],
+            shares: closed
+                .iter()
+                .map(|q| (*q, dealt(&[1]).shares[&p(1)]))
+                .collect(),
+        };
+        assert_eq!(
+            admit_shares(&u1, &g, &none, p(1), neighbours.iter().copied(), &d),
+            Ok(())
+        );
+        // All of U1, as the complete graph would deal: refused at the first
+        // non-neighbour.
+        assert_eq!(
+            admit_shares(
+                &u1,
+                &g,
+                &none,
+                p(1),
+                u1.keys().copied().filter(|q| *q != p(1)),
+                &d
+            ),
+            Err(AdmissionError::ShareNotForNeighbour {
+                dealer: p(1),
+                recipient: outsider,
+            })
+        );
+        let short: Vec<PartyIndex> = neighbours.iter().copied().skip(1).collect();
+        assert!(matches!(
+            admit_shares(&u1, &g, &none, p(1), short, &d),
+            Err(AdmissionError::SharesMissing {
+                expected: 4,
+                got: 3,
+                ..
+            })
+        ));
+        // Commitments over all of U1 (another graph) are refused.
+        let wide = dealt(&all);
+        assert_eq!(
+            admit_shares(&u1, &g, &none, p(1), neighbours.iter().copied(), &wide),
+            Err(AdmissionError::CommitmentsNotForU1 {
+                dealer: p(1),
+                got: 9,
+                expected: 5
+            })
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The participant messages of one attempt: each must be well formed and
 //! pass the same admission rules the coordinator is bound by
 //! (`fedcredit_crypto::secagg::admission`: from the cohort of the phase
-//! before, once; shares addressed to exactly the other members of U1;
+//! before, once; shares addressed to exactly the dealer's neighbours in
+//! the graph derived from the session id (the other members of U1 for the
+//! complete graph);
 //! masked inputs of the round's length; survivor lists equal to U3);
 //! masked inputs are summed, and reveals go through the same
 //! `Unmasker::accept` rules.
@@ -54,6 +56,13 @@ fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) 
                 roster.name_of(*recipient)
             ),
         ),
+        AdmissionError::ShareNotForNeighbour { recipient, .. } => (
+            Check::Shares,
+            format!(
+                "{who}'s share ciphertexts: one is addressed to {}, who is not its neighbour in the round's graph",
+                roster.name_of(*recipient)
+            ),
+        ),
         AdmissionError::ShareTwice { recipient, .. } => (
             Check::Shares,
             format!(
@@ -69,7 +78,7 @@ fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) 
         } => (
             Check::Shares,
             format!(
-                "{who} sent {got} share ciphertexts, one is needed for each of the {expected} other members of U1 (none for {})",
+                "{who} sent {got} share ciphertexts, one is needed for each of its {expected} neighbours in U1 (none for {})",
                 names(roster, missing)
             ),
         ),
@@ -167,8 +176,12 @@ impl AttemptState {
                 // for every role.
                 let DealtShares { dealt, ciphertexts } = DealtShares::from_pb(roster, me, s)
                     .map_err(|e| malformed("shares", e.to_string()))?;
+                let graph = self.graph.as_ref().ok_or_else(|| {
+                    Failure::new(seq, Check::Phase, "shares before keys were advertised")
+                })?;
                 admit_shares(
                     &self.u1,
+                    graph,
                     &self.u2,
                     me,
                     ciphertexts.iter().map(|(to, _)| *to),

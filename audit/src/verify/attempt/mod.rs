@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::admission::ChunkProgress;
+use fedcredit_crypto::secagg::plus::Neighbourhoods;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
     self, Advertisement, Dealt, PartyIndex, Phase, SessionBinding, ShareKind,
@@ -92,6 +93,10 @@ pub(crate) struct AttemptState {
     stage: Stage,
     u1: BTreeMap<PartyIndex, Advertisement>,
     session: Option<SessionId>,
+    /// The attempt's communication graph, derived (as the coordinator and
+    /// every member derive it) from the consortium's thresholds, the
+    /// session id and U1 when the advertise-keys phase closes.
+    graph: Option<Neighbourhoods>,
     u2: BTreeMap<PartyIndex, Dealt>,
     /// Σ of U3's masked inputs so far (empty before the first).
     masked: Vec<u64>,
@@ -158,6 +163,7 @@ impl AttemptState {
             stage: Stage::Open(Phase::AdvertiseKeys),
             u1: BTreeMap::new(),
             session: None,
+            graph: None,
             u2: BTreeMap::new(),
             masked: Vec::new(),
             u3: BTreeSet::new(),
@@ -364,7 +370,18 @@ impl AttemptState {
                     attempt: self.attempt,
                     thresholds: ctx.consortium.protocol.thresholds,
                 };
-                self.session = Some(secagg::session_id(&binding, &self.u1));
+                let session = secagg::session_id(&binding, &self.u1);
+                let graph =
+                    Neighbourhoods::derive(&ctx.consortium.protocol.thresholds, &session, &self.u1)
+                        .map_err(|e| {
+                            Failure::new(
+                                seq,
+                                Check::Shares,
+                                format!("the round's graph cannot be derived over U1: {e}"),
+                            )
+                        })?;
+                self.session = Some(session);
+                self.graph = Some(graph);
                 Stage::Open(Phase::ShareKeys)
             }
             // The sum starts from the first masked input (so that nothing is
