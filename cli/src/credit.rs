@@ -116,6 +116,7 @@ pub async fn run(
             // Participants compute their contribution before advertising keys.
             phase_deadline: Duration::from_secs(600),
             max_attempts: 1,
+            epoch_slots: None,
         },
         job,
         // Mutual TLS on loopback too: the tested path is the deployed path.

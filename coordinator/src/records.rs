@@ -27,6 +27,7 @@ pub(crate) fn job_started(consortium: &Consortium, key: &IdentityKey) -> log_bod
         max_colluders: t.max_colluders() as u32,
         neighbours: consortium.protocol.graph_fields().0,
         share_threshold: consortium.protocol.graph_fields().1,
+        epoch_slots: consortium.protocol.epoch_slots_field(),
         coordinator_key: key.public().to_bytes().to_vec().into(),
     })
 }

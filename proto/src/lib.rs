@@ -6,6 +6,7 @@
 //! - [`roster`]: participant ids, their Shamir indices and identity keys;
 //! - [`roundlog`]: the round log's framing, hash chain and signatures;
 //! - [`owner`]: the one-writer lock on the round log and on a participant's journal;
+//! - [`epoch`]: an epoch's setup shares and slot reveals to and from domain types;
 //! - [`shares`]: a dealer's phase-2 message (commitments, ciphertexts) to and from domain types;
 //! - [`words`]: u64 vectors as little-endian bytes on the wire;
 //! - [`chunks`]: masked inputs larger than one message, as streams of signed chunks;
@@ -21,6 +22,7 @@ pub mod v1 {
 pub mod chunks;
 pub mod codec;
 pub mod envelope;
+pub mod epoch;
 pub mod journal;
 pub mod owner;
 pub mod roster;
@@ -80,10 +82,10 @@ impl v1::message::Body {
         match self {
             Body::Poll(_) => "poll",
             Body::Advertise(_) => "advertise-keys",
-            Body::Shares(_) => "share-keys",
+            Body::Shares(_) | Body::EpochShares(_) => "share-keys",
             Body::MaskedInput(_) | Body::MaskedChunk(_) => "masked-input",
             Body::Consistency(_) => "consistency-check",
-            Body::Unmask(_) => "unmask",
+            Body::Unmask(_) | Body::SlotReveal(_) => "unmask",
             Body::Leave(_) => "leave",
         }
     }

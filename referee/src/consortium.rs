@@ -28,6 +28,8 @@
 //! # expected_dropout = 0.05          # graph = "auto": δ for the SecAgg+ analysis (2^-40 privacy, 2^-20 correctness)
 //! # neighbours = 4                   # graph = "harary": k, even, 2 <= k < t
 //! # share_threshold = 3              # graph = "harary": shares needed of a member's k + 1, in 2..=k + 1
+//! setup = "round"                   # round (default): keys and shares every attempt | epoch: once per `slots` rounds
+//! # slots = 16                       # setup = "epoch": rounds per setup, 1..=256 (complete graph only)
 //! join_deadline_secs = 60
 //! phase_deadline_secs = 30
 //! max_attempts = 2
@@ -67,6 +69,7 @@ use std::time::Duration;
 
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityPublic;
+use fedcredit_crypto::secagg::epoch::Slots;
 use fedcredit_crypto::secagg::plus::{GraphChoice, PlusParams};
 use fedcredit_crypto::secagg::{CommGraph, SecAggError, Thresholds};
 use fedcredit_model::job::ModelJobSpec;
@@ -124,6 +127,8 @@ struct RawProtocol {
     expected_dropout: Option<f64>,
     neighbours: Option<usize>,
     share_threshold: Option<usize>,
+    setup: Option<String>,
+    slots: Option<u32>,
     join_deadline_secs: Option<f64>,
     phase_deadline_secs: Option<f64>,
     max_attempts: Option<u32>,
@@ -251,6 +256,10 @@ pub struct ProtocolSettings {
     pub phase_deadline: Duration,
     /// How many times a round is attempted (each with fresh keys).
     pub max_attempts: u32,
+    /// `None`: keys are agreed and secrets shared in every attempt (the
+    /// per-round protocol). `Some(slots)`: once per epoch of that many
+    /// rounds (`setup = "epoch"`; `fedcredit_crypto::secagg::epoch`).
+    pub epoch_slots: Option<Slots>,
 }
 
 impl ProtocolSettings {
@@ -264,6 +273,12 @@ impl ProtocolSettings {
                 share_threshold,
             } => (neighbours as u32, share_threshold as u32),
         }
+    }
+
+    /// The setup as announcements and the round log carry it: the slots of
+    /// an epoch, 0 for the per-round protocol.
+    pub fn epoch_slots_field(&self) -> u32 {
+        self.epoch_slots.map_or(0, Slots::get)
     }
 }
 
@@ -499,6 +514,7 @@ impl Consortium {
                 0 => return Err(invalid("protocol.max_attempts".into(), "at least 1".into())),
                 a => a,
             },
+            epoch_slots: setup(&p, &thresholds).map_err(|(key, e)| invalid(key.into(), e))?,
         };
 
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -577,6 +593,35 @@ impl Consortium {
 /// Checks a job against a consortium of `n` members: its id, and what its
 /// kind needs (a secure sum's dimension and fixed point, a model's spec).
 /// The error is the offending key and what was expected.
+/// The `[protocol]` setup choice: `round` (default) or `epoch` with
+/// `slots` rounds per setup (default 16), on the complete graph only.
+fn setup(
+    p: &RawProtocol,
+    thresholds: &Thresholds,
+) -> Result<Option<Slots>, (&'static str, String)> {
+    match p.setup.as_deref().unwrap_or("round") {
+        "round" => match p.slots {
+            Some(_) => Err(("protocol.slots", "only with setup = \"epoch\"".to_string())),
+            None => Ok(None),
+        },
+        "epoch" => {
+            if thresholds.graph() != CommGraph::Complete {
+                return Err((
+                    "protocol.setup",
+                    "setup = \"epoch\" runs on the complete graph only; drop `graph` (or set graph = \"complete\")".to_string(),
+                ));
+            }
+            Slots::new(p.slots.unwrap_or(16))
+                .map(Some)
+                .map_err(|e| ("protocol.slots", e.to_string()))
+        }
+        other => Err((
+            "protocol.setup",
+            format!("\"round\" or \"epoch\", got {other:?}"),
+        )),
+    }
+}
+
 /// Adds the `[protocol]` graph choice to `thresholds` (complete by default),
 /// or says which key is wrong and why.
 fn graph(

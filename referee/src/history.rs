@@ -273,6 +273,14 @@ impl<'c> Referee<'c> {
                 format!("{} / {}", graph.0, graph.1),
             ));
         }
+        let slots = c.protocol.epoch_slots_field();
+        if a.epoch_slots != slots {
+            return Err(mismatch(
+                "setup (slots per epoch, 0: every attempt)",
+                a.epoch_slots.to_string(),
+                slots.to_string(),
+            ));
+        }
         if a.job_spec_hash.as_ref() != c.job.hash() {
             return Err(mismatch(
                 "job spec hash",

@@ -490,10 +490,10 @@ fn attempt_mut(
 fn phase_of(body: Option<&Body>) -> Option<&'static str> {
     Some(match body? {
         Body::Advertise(_) => "advertise-keys",
-        Body::Shares(_) => "share-keys",
+        Body::Shares(_) | Body::EpochShares(_) => "share-keys",
         Body::MaskedInput(_) | Body::MaskedChunk(_) => "masked-input",
         Body::Consistency(_) => "consistency-check",
-        Body::Unmask(_) => "unmask",
+        Body::Unmask(_) | Body::SlotReveal(_) => "unmask",
         Body::Poll(_) | Body::Leave(_) => return None,
     })
 }

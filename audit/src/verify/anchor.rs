@@ -86,6 +86,13 @@ impl Verifier<'_> {
                 j.neighbours, j.share_threshold, graph.0, graph.1
             ));
         }
+        let slots = c.protocol.epoch_slots_field();
+        if j.epoch_slots != slots {
+            bad.push(format!(
+                "setup {} slots per epoch (0: every attempt), the consortium file's is {slots}",
+                j.epoch_slots
+            ));
+        }
         if j.coordinator_key.as_ref() != c.roster.coordinator().to_bytes() {
             bad.push("the coordinator key differs from the consortium file's".into());
         }
@@ -181,6 +188,16 @@ impl Verifier<'_> {
                 format!(
                     "announces the graph {} neighbours / share threshold {} (0 / 0: complete), the consortium file's is {} / {}",
                     a.neighbours, a.share_threshold, graph.0, graph.1
+                ),
+            ));
+        }
+        let slots = c.protocol.epoch_slots_field();
+        if a.epoch_slots != slots {
+            return Err(fail(
+                Check::Announcement,
+                format!(
+                    "announces a setup of {} slots per epoch (0: every attempt), the consortium file's is {slots}",
+                    a.epoch_slots
                 ),
             ));
         }

@@ -115,6 +115,7 @@ impl Handmade {
             max_colluders: 0,
             neighbours: 0,
             share_threshold: 0,
+            epoch_slots: 0,
             coordinator_key: coordinator.public().to_bytes().to_vec().into(),
         };
         let mut h = Self {
@@ -232,6 +233,9 @@ impl Handmade {
                 max_colluders: 0,
                 neighbours: 0,
                 share_threshold: 0,
+                epoch_slots: 0,
+                epoch: Default::default(),
+                slot: 0,
                 dimension: DIMENSION as u64,
                 fixed_point: Some(pb::FixedPointSpec {
                     frac_bits: 16,

@@ -331,6 +331,7 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
                 join_deadline: Duration::from_secs(60),
                 phase_deadline: Duration::from_secs(120),
                 max_attempts: 1,
+                epoch_slots: None,
             },
             job: job.clone(),
             tls: Default::default(),
@@ -459,16 +460,7 @@ pub fn find_message(bodies: &[LogBody], sender: &str, kind: &str, round: u64) ->
 
 /// The phase name of a participant message body.
 pub fn body_kind(body: Option<&Body>) -> &'static str {
-    match body {
-        Some(Body::Advertise(_)) => "advertise-keys",
-        Some(Body::Shares(_)) => "share-keys",
-        Some(Body::MaskedInput(_) | Body::MaskedChunk(_)) => "masked-input",
-        Some(Body::Consistency(_)) => "consistency-check",
-        Some(Body::Unmask(_)) => "unmask",
-        Some(Body::Leave(_)) => "leave",
-        Some(Body::Poll(_)) => "poll",
-        None => "empty",
-    }
+    body.map_or("empty", Body::phase_name)
 }
 
 /// Index of the first record whose entry matches.

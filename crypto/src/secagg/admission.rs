@@ -10,6 +10,11 @@
 //!                                        the complete graph), commitments
 //!                                        covering its closed neighbourhood
 //!                                        (Dealt::check / check_graph)     → U2
+//! epoch-shares       admit_epoch_shares  (an epoch's setup instead of
+//!                                        share-keys) sender ∈ U1, once,
+//!                                        ciphertexts for exactly U1 \ {sender},
+//!                                        per-slot commitments covering U1
+//!                                        (DealerRecord::check)            → C
 //! masked-input       admit_masked_input  sender ∈ U2, once, the round's
 //!                                        words, whole ring values          → U3
 //!                    admit_masked_chunk  sender ∈ U2, not in U3, this
@@ -49,6 +54,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::epoch::{DealerRecord, Slots};
 use super::plus::Neighbourhoods;
 use super::{Advertisement, Dealt, PartyIndex, Phase, SecAggError};
 use crate::kx::SessionId;
@@ -160,6 +166,20 @@ pub enum AdmissionError {
         got: usize,
         /// Its closed neighbourhood's size (|U1| for the complete graph).
         expected: usize,
+    },
+    /// An epoch dealer's commitments are not one seed per slot and one list
+    /// of per-slot share commitments per member of U1, each matching the
+    /// digest it signed.
+    #[error(
+        "{dealer}'s epoch commitments are not one per slot ({slots}) for its seed and for each of the {members} members of U1, each list matching its signed digest"
+    )]
+    EpochCommitmentsMalformed {
+        /// The dealer.
+        dealer: PartyIndex,
+        /// |U1|.
+        members: usize,
+        /// Slots of the epoch.
+        slots: u32,
     },
     /// A masked input has another length than the round aggregates.
     #[error("{party}'s masked input has {got} words, the round aggregates {expected}")]
@@ -367,6 +387,59 @@ pub fn admit_shares(
             expected: neighbours.len() + 1,
         },
     })
+}
+
+/// Epoch setup, phase 2: `from` ∈ U1, once; its ciphertexts go to exactly
+/// the other members of U1, each once; its record commits to one seed per
+/// slot and, for every member of U1 (itself included), one share per slot
+/// whose list matches the signed digest ([`DealerRecord::check`]). An
+/// epoch's graph is always complete: every member deals to every other.
+pub fn admit_epoch_shares(
+    u1: &BTreeMap<PartyIndex, Advertisement>,
+    u2_so_far: &impl Cohort,
+    from: PartyIndex,
+    recipients: impl IntoIterator<Item = PartyIndex>,
+    record: &DealerRecord,
+    slots: Slots,
+) -> Result<(), AdmissionError> {
+    member_once(Phase::ShareKeys, u1, u2_so_far, from)?;
+    let mut to = BTreeSet::new();
+    for r in recipients {
+        if r == from {
+            return Err(AdmissionError::ShareToSelf { dealer: from });
+        }
+        if !u1.contains_key(&r) {
+            return Err(AdmissionError::ShareNotForU1 {
+                dealer: from,
+                recipient: r,
+            });
+        }
+        if !to.insert(r) {
+            return Err(AdmissionError::ShareTwice {
+                dealer: from,
+                recipient: r,
+            });
+        }
+    }
+    if to.len() + 1 != u1.len() {
+        return Err(AdmissionError::SharesMissing {
+            dealer: from,
+            got: to.len(),
+            expected: u1.len() - 1,
+            missing: u1
+                .keys()
+                .filter(|p| **p != from && !to.contains(p))
+                .copied()
+                .collect(),
+        });
+    }
+    record
+        .check(from, u1, slots)
+        .map_err(|_| AdmissionError::EpochCommitmentsMalformed {
+            dealer: from,
+            members: u1.len(),
+            slots: slots.get(),
+        })
 }
 
 /// Phase 3: `from` ∈ U2, once; its masked input has `words` words, the

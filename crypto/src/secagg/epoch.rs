@@ -749,22 +749,24 @@ impl EpochView {
     }
 }
 
-/// Collects one slot's revealed shares and removes the self masks.
+/// Collects one slot's revealed shares and removes the self masks. `V` is
+/// how the view is held: borrowed (`&EpochView`) or shared (`Arc`), so an
+/// aggregator can keep the epoch's view across the rounds that use it.
 #[derive(Debug)]
-pub struct SlotUnmasker<'v> {
-    view: &'v EpochView,
+pub struct SlotUnmasker<V: std::borrow::Borrow<EpochView>> {
+    view: V,
     slot: Slot,
     revealers: BTreeSet<PartyIndex>,
     excluded: BTreeSet<PartyIndex>,
     shares: BTreeMap<PartyIndex, Vec<Share>>,
 }
 
-impl<'v> SlotUnmasker<'v> {
+impl<V: std::borrow::Borrow<EpochView>> SlotUnmasker<V> {
     /// Starts unmasking `slot`; the caller has every member's masked input
     /// of the slot in its sum (a slot with a missing input is abandoned,
     /// never unmasked).
-    pub fn new(view: &'v EpochView, slot: Slot) -> Result<Self, SecAggError> {
-        view.slots.check(slot)?;
+    pub fn new(view: V, slot: Slot) -> Result<Self, SecAggError> {
+        view.borrow().slots.check(slot)?;
         Ok(Self {
             view,
             slot,
@@ -783,7 +785,7 @@ impl<'v> SlotUnmasker<'v> {
         revealer: PartyIndex,
         shares: Vec<(PartyIndex, Share)>,
     ) -> Result<(), SecAggError> {
-        if !self.view.dealt.contains_key(&revealer) {
+        if !self.view.borrow().dealt.contains_key(&revealer) {
             return Err(SecAggError::NotInCohort {
                 party: revealer,
                 what: "the epoch's cohort",
@@ -797,7 +799,7 @@ impl<'v> SlotUnmasker<'v> {
         }
         let mut owners = BTreeSet::new();
         for (owner, share) in &shares {
-            if !self.view.dealt.contains_key(owner) {
+            if !self.view.borrow().dealt.contains_key(owner) {
                 return Err(SecAggError::NotInCohort {
                     party: *owner,
                     what: "the epoch's cohort",
@@ -814,7 +816,13 @@ impl<'v> SlotUnmasker<'v> {
                 return Err(SecAggError::Duplicate(*owner));
             }
         }
-        if let Some(missing) = self.view.dealt.keys().find(|p| !owners.contains(p)) {
+        if let Some(missing) = self
+            .view
+            .borrow()
+            .dealt
+            .keys()
+            .find(|p| !owners.contains(p))
+        {
             return Err(SecAggError::NotInCohort {
                 party: *missing,
                 what: "the revealed shares",
@@ -822,8 +830,9 @@ impl<'v> SlotUnmasker<'v> {
         }
         let slot = self.slot;
         let bad = shares.iter().find(|(owner, share)| {
-            let want = &self.view.dealt[owner].commitments[&revealer][slot as usize];
-            let got = slot_share_commitment(&self.view.epoch, *owner, revealer, slot, share);
+            let want = &self.view.borrow().dealt[owner].commitments[&revealer][slot as usize];
+            let got =
+                slot_share_commitment(&self.view.borrow().epoch, *owner, revealer, slot, share);
             !bool::from(got.ct_eq(want))
         });
         if let Some((owner, _)) = bad {
@@ -850,7 +859,7 @@ impl<'v> SlotUnmasker<'v> {
     /// of the masked inputs; the pairwise masks cancel in it), leaving Σ_C
     /// of the inputs. Needs t good reveals.
     pub fn finish(self, ring: Ring, masked_sum: &mut [u64]) -> Result<(), SecAggError> {
-        let need = self.view.thresholds.need();
+        let need = self.view.borrow().thresholds.need();
         if self.revealers.len() < need && !self.excluded.is_empty() {
             return Err(SecAggError::TooFewGoodReveals {
                 have: self.revealers.len(),
@@ -859,10 +868,11 @@ impl<'v> SlotUnmasker<'v> {
             });
         }
         self.view
+            .borrow()
             .thresholds
             .check(Phase::Unmask, self.revealers.len())?;
         ring.check_len(masked_sum.len())?;
-        let t = self.view.thresholds.threshold();
+        let t = self.view.borrow().thresholds.threshold();
         // Every good reveal covers every member, in acceptance order: the
         // first t revealers hold a share of every seed, at the same x's, so
         // the Lagrange weights are computed once for all of them. Each share
@@ -876,6 +886,7 @@ impl<'v> SlotUnmasker<'v> {
             .unwrap_or_default();
         let first = *self
             .view
+            .borrow()
             .dealt
             .keys()
             .next()
@@ -889,8 +900,8 @@ impl<'v> SlotUnmasker<'v> {
             kind: "slot self-mask",
             source,
         })?;
-        let mut seeds = Vec::with_capacity(self.view.dealt.len());
-        for (owner, dealt) in &self.view.dealt {
+        let mut seeds = Vec::with_capacity(self.view.borrow().dealt.len());
+        for (owner, dealt) in &self.view.borrow().dealt {
             let shares = self.shares.get(owner).map(Vec::as_slice).unwrap_or(&[]);
             let bytes = weights
                 .reconstruct(&shares[..t.min(shares.len())])
@@ -900,7 +911,8 @@ impl<'v> SlotUnmasker<'v> {
                     source,
                 })?;
             let seed = MaskSeed::from_bytes(*bytes);
-            let commitment = slot_seed_commitment(&self.view.epoch, *owner, self.slot, &seed);
+            let commitment =
+                slot_seed_commitment(&self.view.borrow().epoch, *owner, self.slot, &seed);
             if commitment != dealt.dealt.seeds[self.slot as usize] {
                 return Err(SecAggError::CommitmentMismatch(*owner));
             }

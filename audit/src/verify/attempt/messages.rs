@@ -361,6 +361,14 @@ impl AttemptState {
                     format!("a {kind} message is never part of a phase"),
                 ));
             }
+            // EPOCH-TODO(audit): replayed by the epoch verifier.
+            Body::EpochShares(_) | Body::SlotReveal(_) => {
+                return Err(Failure::new(
+                    seq,
+                    Check::Phase,
+                    format!("a {kind} message in an attempt of the per-round protocol"),
+                ));
+            }
         }
         Ok(())
     }

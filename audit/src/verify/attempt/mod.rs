@@ -46,10 +46,10 @@ enum Stage {
 pub(crate) fn body_phase(body: &Body) -> Option<Phase> {
     Some(match body {
         Body::Advertise(_) => Phase::AdvertiseKeys,
-        Body::Shares(_) => Phase::ShareKeys,
+        Body::Shares(_) | Body::EpochShares(_) => Phase::ShareKeys,
         Body::MaskedInput(_) | Body::MaskedChunk(_) => Phase::MaskedInput,
         Body::Consistency(_) => Phase::ConsistencyCheck,
-        Body::Unmask(_) => Phase::Unmask,
+        Body::Unmask(_) | Body::SlotReveal(_) => Phase::Unmask,
         Body::Poll(_) | Body::Leave(_) => return None,
     })
 }
@@ -61,9 +61,11 @@ pub(crate) fn body_name(body: Option<&Body>) -> &'static str {
         Some(Body::Poll(_)) => "poll",
         Some(Body::Advertise(_)) => "advertise-keys",
         Some(Body::Shares(_)) => "share-keys",
+        Some(Body::EpochShares(_)) => "epoch share-keys",
         Some(Body::MaskedInput(_) | Body::MaskedChunk(_)) => "masked-input",
         Some(Body::Consistency(_)) => "consistency-check",
         Some(Body::Unmask(_)) => "unmask",
+        Some(Body::SlotReveal(_)) => "slot unmask",
         Some(Body::Leave(_)) => "leave",
     }
 }
