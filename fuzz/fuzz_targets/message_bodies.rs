@@ -121,6 +121,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         15 => participant(f, rest, Body::MaskedChunk),
+        16 => participant(f, rest, Body::EpochShares),
+        17 => participant(f, rest, Body::SlotReveal),
         _ => {
             // A whole participant message (the body's oneof included).
             if let Ok(m) = pb::Message::decode(rest)

@@ -199,6 +199,17 @@ pub fn participant_body(fixture: &Fixture, sender: PartyIndex, body: &Body) {
         Body::Shares(s) => {
             let _ = DealtShares::from_pb(roster, sender, s);
         }
+        Body::EpochShares(s) => {
+            for slots in [1, 2, 16] {
+                if let Ok(slots) = fedcredit_crypto::secagg::epoch::Slots::new(slots) {
+                    let _ =
+                        fedcredit_proto::epoch::EpochDealtShares::from_pb(roster, sender, slots, s);
+                }
+            }
+        }
+        Body::SlotReveal(r) => {
+            let _ = fedcredit_proto::epoch::reveal_from_pb(roster, r);
+        }
         Body::MaskedInput(m) => {
             let _ = words::from_bytes("masked input", &m.values);
             for limbs in 1..=4 {

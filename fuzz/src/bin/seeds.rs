@@ -110,6 +110,8 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
                     Body::Unmask(b) => (4, b.encode_to_vec()),
                     Body::Leave(b) => (5, b.encode_to_vec()),
                     Body::MaskedChunk(b) => (15, b.encode_to_vec()),
+                    Body::EpochShares(b) => (16, b.encode_to_vec()),
+                    Body::SlotReveal(b) => (17, b.encode_to_vec()),
                     Body::Poll(_) => continue,
                 };
                 s.with_mode(
