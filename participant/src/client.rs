@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
@@ -27,7 +28,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
-use fedcredit_referee::{Referee, TaskDigest};
+use fedcredit_referee::{Referee, RoundPlan, TaskDigest};
 
 use crate::ParticipantError;
 use crate::contribution::Contributor;
@@ -673,6 +674,9 @@ impl Participant {
         Ok(answer.into_inner())
     }
 
+    /// One attempt of a round: the referee's check of the announcement,
+    /// this member's input to the task (its values, encoded, with its share
+    /// of the noise), then the protocol.
     async fn round(
         &mut self,
         round: u64,
@@ -682,10 +686,22 @@ impl Participant {
         contributor: &mut dyn Contributor,
     ) -> Result<RoundSeen, RoundEnd> {
         let c = self.settings.consortium.clone();
-        let roster = &c.roster;
-        // The referee: replay the job from the spec and the signed published
-        // results, and take part only in the one task that follows from them.
-        // Nothing is computed or allocated for a task before this passes.
+        let checked = self.check_announcement(round, attempt, a, &c)?;
+        let input = self.prepare_input(round, &checked, contributor)?;
+        self.per_round(round, attempt, &c, &checked, &input, announcement_digest)
+            .await
+    }
+
+    /// The referee: replays the job from the spec and the signed published
+    /// results, and takes part only in the one task that follows from them.
+    /// Nothing is computed or allocated for a task before this passes.
+    fn check_announcement<'c>(
+        &self,
+        round: u64,
+        attempt: u32,
+        a: &pb::RoundAnnouncement,
+        c: &'c Consortium,
+    ) -> Result<(Referee<'c>, RoundPlan), RoundEnd> {
         let referee_error = |source| {
             RoundEnd::Fatal(ParticipantError::Referee {
                 round,
@@ -693,7 +709,7 @@ impl Participant {
                 source,
             })
         };
-        let referee = Referee::replay(&c, &a.previous_outcomes).map_err(referee_error)?;
+        let referee = Referee::replay(c, &a.previous_outcomes).map_err(referee_error)?;
         let plan = referee
             .check_announcement(round, a)
             .map_err(referee_error)?;
@@ -709,13 +725,25 @@ impl Participant {
                 ),
             }));
         }
-        let digest = referee.digest(&plan);
+        Ok((referee, plan))
+    }
+
+    /// This member's input to the announced task: its values, encoded, with
+    /// its share of the noise in a private round; and what its journal knows
+    /// of the task and of these values.
+    fn prepare_input(
+        &self,
+        round: u64,
+        (referee, plan): &(Referee<'_>, RoundPlan),
+        contributor: &mut dyn Contributor,
+    ) -> Result<Input, RoundEnd> {
+        let c = &self.settings.consortium;
+        let digest = referee.digest(plan);
         let confirmed = self.confirmed_for(&digest)?;
         let codec = plan.codec;
-        let task = plan.task.clone();
         let dimension = plan.dimension;
         let values = contributor
-            .contribute(round, &task, dimension)
+            .contribute(round, &plan.task, dimension)
             .map_err(|reason| RoundEnd::Fatal(ParticipantError::Contribution { round, reason }))?;
         if values.len() != dimension {
             return Err(RoundEnd::Fatal(ParticipantError::Contribution {
@@ -765,16 +793,24 @@ impl Participant {
                 .add_assign(&mut encoded, &words)
                 .map_err(|e| contribution_error(e.to_string()))?;
         }
-        let protocol = |source| ParticipantError::Protocol {
-            round,
-            attempt,
-            source,
-        };
-        let thresholds = c.protocol.thresholds;
+        Ok(Input {
+            digest,
+            confirmed,
+            earlier,
+            fingerprint,
+            encoded,
+        })
+    }
 
-        // Phase 1: advertise fresh keys; verify every advertisement relayed back.
-        let keys = AdvertiseKeys::new(self.me.index, thresholds, &mut OsRng);
-        let ad = keys.advertisement();
+    /// Phase 1: advertises `ad` and verifies every advertisement relayed
+    /// back (U1).
+    async fn advertise(
+        &self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        ad: &Advertisement,
+    ) -> Result<BTreeMap<PartyIndex, Advertisement>, RoundEnd> {
         let body = Body::Advertise(pb::KeyAdvertisement {
             share_enc_public: ad.share_enc.to_bytes().to_vec().into(),
             mask_agree_public: ad.mask_agree.to_bytes().to_vec().into(),
@@ -784,7 +820,7 @@ impl Participant {
         let adverts = self.within("AdvertiseKeys", call).await?;
         let mut cohort = BTreeMap::new();
         for signed in &adverts.get_ref().adverts {
-            let o = envelope::open(signed, roster)?;
+            let o = envelope::open(signed, &c.roster)?;
             check_binding(&o.message, &c.job.id, round, attempt)?;
             let Some(Body::Advertise(k)) = &o.message.body else {
                 return Err(bad_relay("advertisement list", &o.sender.id).into());
@@ -794,16 +830,125 @@ impl Participant {
                 return Err(bad_relay("advertisement list (duplicate)", &o.sender.id).into());
             }
         }
-        let spec_hash = c.job.hash();
-        let binding = SessionBinding {
-            job_id: &c.job.id,
-            job_spec_hash: &spec_hash,
-            announcement: &announcement_digest,
+        Ok(cohort)
+    }
+
+    /// Phase 3's sending: the masked input whole, or in chunks of the
+    /// session `session`; answered with the survivor list.
+    async fn send_masked(
+        &self,
+        round: u64,
+        attempt: u32,
+        session: &SessionId,
+        ring: Ring,
+        masked: &[u64],
+        contribution: &TaskContributors,
+    ) -> Result<pb::Survivors, ParticipantError> {
+        let chunk_words = self
+            .settings
+            .chunk_words
+            .clamp(1, fedcredit_proto::chunks::MAX_CHUNK_WORDS);
+        if masked.len() <= chunk_words {
+            self.send_whole(round, attempt, masked, contribution).await
+        } else {
+            self.send_chunks(
+                round,
+                attempt,
+                session,
+                ring.limbs(),
+                masked,
+                chunk_words,
+                contribution,
+            )
+            .await
+        }
+    }
+
+    /// The last phase: sends the reveal `body` (journaled, with
+    /// `commitment` when it binds the task), then reads the coordinator-signed
+    /// outcome and checks it: this round and attempt, the plan's length, and
+    /// exactly `contributors` (sorted ids), else `differ` names the refusal.
+    #[allow(clippy::too_many_arguments)]
+    async fn reveal_and_read_outcome(
+        &self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        plan: &RoundPlan,
+        body: Body,
+        commitment: Option<&TaskContributors>,
+        contributors: &[String],
+        differ: &'static str,
+    ) -> Result<RoundSeen, RoundEnd> {
+        let codec = plan.codec;
+        let mut grpc = self.grpc.clone();
+        let request = self.seal_with(round, attempt, body, commitment)?;
+        // The outcome holds 8 bytes per word of this round's dimension, and
+        // room for its contributors: a longer one is refused unread.
+        let limit = chunks::outcome_limit(codec.words_for(plan.dimension));
+        let call = async move {
+            let pieces = grpc.unmask_chunks(request).await?.into_inner();
+            Ok::<_, Status>(tonic::Response::new(
+                assemble(pieces, "round outcome", limit).await?,
+            ))
+        };
+        let outcome = self
+            .within("UnmaskChunks", call)
+            .await?
+            .into_inner()
+            .map_err(fedcredit_proto::WireError::from)?;
+        let (message, _checked) = envelope::open_coordinator(&outcome, c.roster.coordinator())?;
+        if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
+            return Err(bad_relay("round outcome", "the coordinator").into());
+        }
+        let Some(coordinator_message::Body::Outcome(o)) = message.body else {
+            return Err(bad_relay("round outcome", "the coordinator").into());
+        };
+        let sum = words::from_bytes("round outcome", &o.sum)?;
+        if sum.len() != codec.words_for(plan.dimension) {
+            return Err(bad_relay("round outcome (length)", "the coordinator").into());
+        }
+        let mut published = o.contributors.clone();
+        published.sort();
+        if published != contributors {
+            return Err(bad_relay(differ, "the coordinator").into());
+        }
+        Ok(RoundSeen {
             round,
             attempt,
-            thresholds,
+            sum: codec.decode(&sum)?,
+            contributors: o.contributors,
+            signed_outcome: outcome,
+        })
+    }
+
+    /// The per-round protocol: fresh keys, shares, masked input, the
+    /// consistency check and the unmask, all in this attempt.
+    async fn per_round(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        (referee, plan): &(Referee<'_>, RoundPlan),
+        input: &Input,
+        announcement_digest: [u8; 32],
+    ) -> Result<RoundSeen, RoundEnd> {
+        let roster = &c.roster;
+        let codec = plan.codec;
+        let digest = input.digest;
+        let protocol = |source| ParticipantError::Protocol {
+            round,
+            attempt,
+            source,
         };
-        let session = secagg::session_id(&binding, &cohort);
+        let thresholds = c.protocol.thresholds;
+
+        // Phase 1: advertise fresh keys; verify every advertisement relayed back.
+        let keys = AdvertiseKeys::new(self.me.index, thresholds, &mut OsRng);
+        let cohort = self
+            .advertise(round, attempt, c, &keys.advertisement())
+            .await?;
+        let session = session_of(c, round, attempt, &announcement_digest, &cohort);
         info!(cohort = cohort.len(), session = %session.to_hex(), "keys advertised");
         self.crash(CrashPoint::ShareKeys);
 
@@ -851,10 +996,10 @@ impl Participant {
         // set can only complete with that same set, so mask only if every
         // member of it is still here.
         let (state, masked) = state
-            .masked_input(codec.ring(), &encoded, from_peers)
+            .masked_input(codec.ring(), &input.encoded, from_peers)
             .map_err(protocol)?;
         let u2_ids = ids_of(roster, state.u2());
-        if let Some(confirmed) = &confirmed
+        if let Some(confirmed) = &input.confirmed
             && !confirmed.iter().all(|id| u2_ids.contains(id))
         {
             return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
@@ -865,7 +1010,7 @@ impl Participant {
                 asked: u2_ids.join(", "),
             }));
         }
-        if let Some((job, confirmed)) = &earlier
+        if let Some((job, confirmed)) = &input.earlier
             && !confirmed.iter().all(|id| u2_ids.contains(id))
         {
             return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
@@ -876,66 +1021,25 @@ impl Participant {
                 asked: u2_ids.join(", "),
             }));
         }
-        let contribution = TaskContributors {
-            task: digest,
-            contributors: u2_ids,
-            contribution: Some(fingerprint),
-        };
-        let chunk_words = self
-            .settings
-            .chunk_words
-            .clamp(1, fedcredit_proto::chunks::MAX_CHUNK_WORDS);
-        let survivors = if masked.len() <= chunk_words {
-            self.send_whole(round, attempt, &masked, &contribution)
-                .await?
-        } else {
-            self.send_chunks(
+        let contribution = input.contributors(u2_ids);
+        let survivors = self
+            .send_masked(
                 round,
                 attempt,
                 &session,
-                codec.ring().limbs(),
+                codec.ring(),
                 &masked,
-                chunk_words,
                 &contribution,
             )
-            .await?
-        };
+            .await?;
         let u3 = roster.indices("survivor list", &survivors.survivors)?;
 
         // Phase 4: consistency check — sign U3, verify the others' signatures
         // on it. U3 is the set the sum will be over: it must follow the job's
         // cohort policy, and for a task confirmed before it must be the very
         // same set. The confirmation is journaled (durably) before it is sent.
-        referee.check_contributors(&u3).map_err(|source| {
-            RoundEnd::Skip(ParticipantError::Referee {
-                round,
-                attempt,
-                source,
-            })
-        })?;
         let u3_ids = ids_of(roster, &u3);
-        if let Some(confirmed) = &confirmed
-            && *confirmed != u3_ids
-        {
-            return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
-                round,
-                attempt,
-                task: digest.to_string(),
-                confirmed: confirmed.join(", "),
-                asked: u3_ids.join(", "),
-            }));
-        }
-        if let Some((job, confirmed)) = &earlier
-            && *confirmed != u3_ids
-        {
-            return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
-                round,
-                attempt,
-                job: job.clone(),
-                confirmed: confirmed.join(", "),
-                asked: u3_ids.join(", "),
-            }));
-        }
+        input.check_set(round, attempt, referee, &u3, &u3_ids)?;
         let state = state.confirm(u3).map_err(protocol)?;
         let ids: Vec<String> = state
             .survivors()
@@ -946,12 +1050,7 @@ impl Participant {
             survivors: ids,
             session_id: state.session().as_bytes().to_vec().into(),
         });
-        let signed_u3 = u3_ids.clone();
-        let commitment = TaskContributors {
-            task: digest,
-            contributors: u3_ids,
-            contribution: Some(fingerprint),
-        };
+        let commitment = input.contributors(u3_ids.clone());
         let mut grpc = self.grpc.clone();
         let call =
             grpc.confirm_survivors(self.seal_with(round, attempt, body, Some(&commitment))?);
@@ -992,50 +1091,107 @@ impl Participant {
             self_mask_shares: to_pb(reveal.self_mask_shares),
             key_shares: to_pb(reveal.key_shares),
         });
-        let mut grpc = self.grpc.clone();
-        let request = self.seal(round, attempt, body)?;
-        // The outcome holds 8 bytes per word of this round's dimension, and
-        // room for its contributors: a longer one is refused unread.
-        let limit = chunks::outcome_limit(codec.words_for(dimension));
-        let call = async move {
-            let pieces = grpc.unmask_chunks(request).await?.into_inner();
-            Ok::<_, Status>(tonic::Response::new(
-                assemble(pieces, "round outcome", limit).await?,
-            ))
-        };
-        let outcome = self
-            .within("UnmaskChunks", call)
-            .await?
-            .into_inner()
-            .map_err(fedcredit_proto::WireError::from)?;
-        let (message, _checked) = envelope::open_coordinator(&outcome, roster.coordinator())?;
-        if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
-            return Err(bad_relay("round outcome", "the coordinator").into());
-        }
-        let Some(coordinator_message::Body::Outcome(o)) = message.body else {
-            return Err(bad_relay("round outcome", "the coordinator").into());
-        };
-        let sum = words::from_bytes("round outcome", &o.sum)?;
-        if sum.len() != codec.words_for(dimension) {
-            return Err(bad_relay("round outcome (length)", "the coordinator").into());
-        }
-        let mut published = o.contributors.clone();
-        published.sort();
-        if published != signed_u3 {
-            return Err(bad_relay(
-                "round outcome (its contributors differ from the survivor list this participant confirmed)",
-                "the coordinator",
-            )
-            .into());
-        }
-        Ok(RoundSeen {
+        self.reveal_and_read_outcome(
             round,
             attempt,
-            sum: codec.decode(&sum)?,
-            contributors: o.contributors,
-            signed_outcome: outcome,
-        })
+            c,
+            plan,
+            body,
+            None,
+            &u3_ids,
+            "round outcome (its contributors differ from the survivor list this participant confirmed)",
+        )
+        .await
     }
+}
+
+/// This member's input to one task, and what its journal knows of the task.
+struct Input {
+    /// The task.
+    digest: TaskDigest,
+    /// The contributor set confirmed for the task before, if any.
+    confirmed: Option<Vec<String>>,
+    /// The job and contributor set these very values were confirmed with
+    /// before, if any.
+    earlier: Option<(String, Vec<String>)>,
+    /// The keyed fingerprint of the values.
+    fingerprint: [u8; 32],
+    /// The values in the ring, with the noise share.
+    encoded: Vec<u64>,
+}
+
+impl Input {
+    /// The task and these values, contributed with `contributors` (sorted ids).
+    fn contributors(&self, contributors: Vec<String>) -> TaskContributors {
+        TaskContributors {
+            task: self.digest,
+            contributors,
+            contribution: Some(self.fingerprint),
+        }
+    }
+
+    /// The guards on the exact set `set` (sorted ids `ids`) a sum of this
+    /// input will be over: the job's cohort policy, the set confirmed for
+    /// the task before, the set these values were confirmed with before.
+    fn check_set(
+        &self,
+        round: u64,
+        attempt: u32,
+        referee: &Referee<'_>,
+        set: &BTreeSet<PartyIndex>,
+        ids: &[String],
+    ) -> Result<(), RoundEnd> {
+        referee.check_contributors(set).map_err(|source| {
+            RoundEnd::Skip(ParticipantError::Referee {
+                round,
+                attempt,
+                source,
+            })
+        })?;
+        if let Some(confirmed) = &self.confirmed
+            && confirmed != ids
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
+                round,
+                attempt,
+                task: self.digest.to_string(),
+                confirmed: confirmed.join(", "),
+                asked: ids.join(", "),
+            }));
+        }
+        if let Some((job, confirmed)) = &self.earlier
+            && confirmed != ids
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
+                round,
+                attempt,
+                job: job.clone(),
+                confirmed: confirmed.join(", "),
+                asked: ids.join(", "),
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// The session id of an attempt.
+fn session_of(
+    c: &Consortium,
+    round: u64,
+    attempt: u32,
+    announcement_digest: &[u8; 32],
+    cohort: &BTreeMap<PartyIndex, Advertisement>,
+) -> SessionId {
+    let spec_hash = c.job.hash();
+    let binding = SessionBinding {
+        job_id: &c.job.id,
+        job_spec_hash: &spec_hash,
+        announcement: announcement_digest,
+        round,
+        attempt,
+        thresholds: c.protocol.thresholds,
+    };
+    secagg::session_id(&binding, cohort)
 }
 
 /// Member ids of a set, sorted (the journal's form of a contributor set).
