@@ -60,6 +60,10 @@ pub enum Check {
     Announcement,
     /// The order of rounds and attempts (a repeated round, a reused attempt number).
     Sequence,
+    /// The epoch and slot an attempt of an epoch job uses (`[protocol]
+    /// setup = "epoch"`): a slot announced twice or out of range, an epoch
+    /// never set up or no longer held, a setup that does not use slot 0.
+    Epoch,
     /// A coordinator restart record.
     Restart,
     /// The announced task against the replayed job.
@@ -101,6 +105,7 @@ impl Check {
             Check::Outcome => "outcome",
             Check::Announcement => "announcement",
             Check::Sequence => "sequence",
+            Check::Epoch => "epoch",
             Check::Restart => "restart",
             Check::Task => "task",
             Check::Abort => "abort",

@@ -5,11 +5,13 @@
 //! Layout: this module dispatches records and follows the job-level ones
 //! (restarts, leaves, round results, `JobEnded`); `anchor` checks
 //! `JobStarted` and announcements against the consortium file; `attempt`
-//! replays one round attempt's secure aggregation; `job` replays the job
-//! (tasks, progress, the published model).
+//! replays one round attempt's secure aggregation; `epoch` holds an epoch
+//! job's epoch across attempts; `job` replays the job (tasks, progress, the
+//! published model).
 
 mod anchor;
 mod attempt;
+mod epoch;
 mod job;
 pub use job::json_difference;
 mod privacy;
@@ -130,6 +132,12 @@ struct Verifier<'c> {
     /// Attempts that published nothing although at least t members revealed
     /// shares: the coordinator could unmask their sum privately.
     exposed: Vec<Exposure>,
+    /// The epoch an epoch job's last setup set up, while the coordinator
+    /// holds it too (dropped at a coordinator start, a new setup, or a slot
+    /// abandoned for a missing masked input).
+    epoch: Option<epoch::HeldEpoch>,
+    /// Why no epoch is held, for an announcement that names one.
+    epoch_gone: Option<String>,
     /// The participants' own referee, fed the logged signed outcomes: every
     /// announcement must pass the very check each participant runs. `None`
     /// once it cannot follow the log (the failure is reported once).
@@ -180,6 +188,8 @@ impl<'c> Verifier<'c> {
             task_sets: BTreeMap::new(),
             published_sets: Vec::new(),
             exposed: Vec::new(),
+            epoch: None,
+            epoch_gone: None,
             referee: fedcredit_referee::Referee::new(consortium).ok(),
             outcomes: Vec::new(),
             attempts: Vec::new(),
@@ -318,10 +328,14 @@ impl<'c> Verifier<'c> {
                     self.fail_open(f);
                     return;
                 }
-                if pc.phase == Phase::MaskedInput.to_string()
-                    && let Some(digest) = open.digest
-                {
-                    let set = open.state.survivor_ids(&self.ctx.consortium.roster);
+                let survivors = (pc.phase == Phase::MaskedInput.to_string())
+                    .then_some(open.digest)
+                    .flatten()
+                    .map(|d| (d, open.state.survivor_ids(&self.ctx.consortium.roster)));
+                if let Some(epoch) = open.state.take_new_epoch() {
+                    self.hold_epoch(epoch);
+                }
+                if let Some((digest, set)) = survivors {
                     self.one_set_per_task(seq, digest, set);
                 }
             }
@@ -372,6 +386,8 @@ impl<'c> Verifier<'c> {
         self.note_unpublished(seq);
         self.close_open(AttemptStatus::Interrupted { record: seq });
         self.open = None;
+        // A restarted coordinator holds no epoch: the next attempt sets one up.
+        self.drop_epoch(|e| format!("{} was dropped by the coordinator start at record {seq}", e.name()));
         if self.ended.is_some() {
             return;
         }
@@ -467,8 +483,16 @@ impl<'c> Verifier<'c> {
         }
         let highest = self.highest.entry(round).or_insert(attempt);
         *highest = (*highest).max(attempt);
+        // The epoch and slot: only once the rest holds (a refused
+        // announcement uses no slot of the held epoch).
+        let result = result.and_then(|plan| match &message.body {
+            Some(pb::coordinator_message::Body::Announce(a)) => {
+                Ok((plan, self.epoch_announcement(seq, a)?))
+            }
+            _ => Ok((plan, None)),
+        });
         match result {
-            Ok(plan) => {
+            Ok((plan, epoch)) => {
                 let digest = match &message.body {
                     Some(pb::coordinator_message::Body::Announce(a)) => {
                         a.task.clone().map(|task| {
@@ -486,6 +510,9 @@ impl<'c> Verifier<'c> {
                 };
                 let mut state =
                     AttemptState::new(round, attempt, announcement, Some(plan.codec), plan.words);
+                if let Some(epoch) = epoch {
+                    state = state.with_epoch(epoch);
+                }
                 // The list an earlier attempt of this task announced, else
                 // the one the job's cohort rules fix.
                 let roster = &c.roster;
@@ -690,6 +717,19 @@ impl<'c> Verifier<'c> {
         };
         if open.failed {
             return;
+        }
+        // A slot with a missing masked input is never unmasked: the
+        // coordinator drops the epoch, and the next attempt sets up anew.
+        if let Some(e) = open.state.abandons_epoch() {
+            let why = format!(
+                "{} was dropped when record {seq} abandoned slot {} (round {} attempt {}) for a \
+                 missing masked input",
+                e.name(),
+                open.state.epoch_slot().unwrap_or_default(),
+                ra.round,
+                ra.attempt
+            );
+            self.drop_epoch(|_| why);
         }
         self.attempts[open.line].status = match open.state.aborted(&self.ctx, seq, ra) {
             Ok(j) => AttemptStatus::Aborted {

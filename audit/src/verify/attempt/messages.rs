@@ -6,16 +6,23 @@
 //! complete graph);
 //! masked inputs of the round's length; survivor lists equal to U3);
 //! masked inputs are summed, and reveals go through the same
-//! `Unmasker::accept` rules.
+//! `Unmasker::accept` rules. In an epoch attempt, epoch shares pass
+//! `admit_epoch_shares`, masked inputs come from the epoch's cohort C
+//! (chunks bound to the slot's session) and slot reveals go through
+//! `SlotUnmasker::accept`.
+
+use std::collections::BTreeSet;
 
 use fedcredit_crypto::secagg::admission::{
-    AdmissionError, admit_advert, admit_confirmation, admit_masked_chunk, admit_masked_input,
-    admit_reveal, admit_shares,
+    AdmissionError, admit_advert, admit_confirmation, admit_epoch_shares, admit_masked_chunk,
+    admit_masked_input, admit_reveal, admit_shares,
 };
-use fedcredit_crypto::secagg::{Advertisement, Phase, SecAggError};
+use fedcredit_crypto::secagg::epoch::slot_session;
+use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Phase, SecAggError};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::roster::{Member, Roster};
+use fedcredit_proto::epoch::{EpochDealtShares, reveal_from_pb};
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
@@ -26,8 +33,16 @@ use crate::report::{Check, Failure};
 use crate::verify::Context;
 
 /// A broken admission rule as an audit failure of record `seq`: `who`
-/// sent a `kind` message the coordinator should have refused.
-fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) -> Failure {
+/// sent a `kind` message the coordinator should have refused (in an
+/// attempt of an epoch if `epoch`).
+fn refused(
+    roster: &Roster,
+    seq: u64,
+    who: &str,
+    kind: &str,
+    epoch: bool,
+    e: AdmissionError,
+) -> Failure {
     let (check, reason) = match &e {
         AdmissionError::NotInCohort { phase, .. } => (
             Check::Cohort,
@@ -36,6 +51,8 @@ fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) 
                 match phase {
                     Phase::AdvertiseKeys => "the job's cohort",
                     Phase::ShareKeys => "U1 (advertised keys)",
+                    Phase::MaskedInput | Phase::Unmask if epoch =>
+                        "the epoch's cohort C (dealt at its setup)",
                     Phase::MaskedInput => "U2 (sent shares)",
                     Phase::ConsistencyCheck => "U3 (sent a masked input)",
                     Phase::Unmask => "U4 (confirmed the survivors)",
@@ -82,7 +99,8 @@ fn refused(roster: &Roster, seq: u64, who: &str, kind: &str, e: AdmissionError) 
                 names(roster, missing)
             ),
         ),
-        AdmissionError::CommitmentsNotForU1 { .. } => {
+        AdmissionError::CommitmentsNotForU1 { .. }
+        | AdmissionError::EpochCommitmentsMalformed { .. } => {
             (Check::Shares, format!("{who}'s share commitments: {e}"))
         }
         AdmissionError::WrongLength { expected, got, .. } => (
@@ -152,6 +170,25 @@ impl AttemptState {
                 ));
             }
         };
+        // Each protocol's own bodies only (before the phase, which would
+        // name a less telling reason).
+        let foreign = match body {
+            Body::Shares(_) | Body::Consistency(_) | Body::Unmask(_) => self.is_epoch(),
+            Body::EpochShares(_) | Body::SlotReveal(_) => !self.is_epoch(),
+            _ => false,
+        };
+        if foreign {
+            let protocol = if self.is_epoch() {
+                "an epoch (its setup, then masked input and slot reveal only)"
+            } else {
+                "the per-round protocol"
+            };
+            return Err(Failure::new(
+                seq,
+                Check::Phase,
+                format!("a {kind} message from {who} in an attempt of {protocol}"),
+            ));
+        }
         if body_phase(body) != Some(open) {
             return Err(Failure::new(
                 seq,
@@ -160,7 +197,8 @@ impl AttemptState {
             ));
         }
         let me = sender.index;
-        let refuse = |e| refused(roster, seq, who, kind, e);
+        let epoch = self.is_epoch();
+        let refuse = |e| refused(roster, seq, who, kind, epoch, e);
         let malformed = |what: &str, e: String| {
             Failure::new(seq, Check::Message, format!("{who}'s {what}: {e}"))
         };
@@ -196,7 +234,7 @@ impl AttemptState {
                 })?;
                 let header = chunks::header(c)
                     .map_err(|e| malformed("masked-input chunk", e.to_string()))?;
-                let session = self.session.ok_or_else(|| {
+                let session = self.chunk_session().ok_or_else(|| {
                     Failure::new(
                         seq,
                         Check::Phase,
@@ -204,7 +242,7 @@ impl AttemptState {
                     )
                 })?;
                 let progress = admit_masked_chunk(
-                    &self.u2,
+                    &self.masked_senders(),
                     &self.u3,
                     self.staged.get(&me).map(|(p, _)| p),
                     me,
@@ -256,8 +294,15 @@ impl AttemptState {
                         "a whole masked input while its chunked input was under way".into(),
                     ));
                 }
-                admit_masked_input(&self.u2, &self.u3, me, m.values.len() / 8, self.words, ring)
-                    .map_err(refuse)?;
+                admit_masked_input(
+                    &self.masked_senders(),
+                    &self.u3,
+                    me,
+                    m.values.len() / 8,
+                    self.words,
+                    ring,
+                )
+                .map_err(refuse)?;
                 // Refuses a trailing partial word.
                 let values = words::from_bytes("masked input", &m.values)
                     .map_err(|e| malformed("masked input", e.to_string()))?;
@@ -344,7 +389,9 @@ impl AttemptState {
                         revealer,
                         owner,
                         kind,
-                    }) => self.bad_reveals.push((seq, revealer, owner, kind)),
+                    }) => self
+                        .bad_reveals
+                        .push((seq, revealer, owner, kind.to_string())),
                     Err(e) => {
                         return Err(Failure::new(
                             seq,
@@ -361,12 +408,115 @@ impl AttemptState {
                     format!("a {kind} message is never part of a phase"),
                 ));
             }
-            // EPOCH-TODO(audit): replayed by the epoch verifier.
-            Body::EpochShares(_) | Body::SlotReveal(_) => {
+            Body::EpochShares(m) => {
+                let u1 = &self.u1;
+                let e = self.epoch.as_mut().filter(|e| e.setup.is_some()).ok_or_else(|| {
+                    Failure::new(
+                        seq,
+                        Check::Phase,
+                        format!("epoch shares from {who} in an attempt that sets up no epoch"),
+                    )
+                })?;
+                // Commitment and ciphertext lengths and recipient ids, with
+                // the consortium file's slot count.
+                let EpochDealtShares {
+                    record,
+                    ciphertexts,
+                } = EpochDealtShares::from_pb(roster, me, e.slots, m)
+                    .map_err(|err| malformed("epoch shares", err.to_string()))?;
+                admit_epoch_shares(
+                    u1,
+                    &e.dealt,
+                    me,
+                    ciphertexts.iter().map(|(to, _)| *to),
+                    &record,
+                    e.slots,
+                )
+                .map_err(refuse)?;
+                e.dealt.insert(me, record);
+            }
+            Body::SlotReveal(r) => self.slot_reveal(ctx, seq, who, me, r)?,
+        }
+        Ok(())
+    }
+
+    /// Who may send a masked input: U2, or in an epoch attempt C.
+    fn masked_senders(&self) -> BTreeSet<PartyIndex> {
+        match &self.epoch {
+            Some(_) => self.epoch_cohort().cloned().unwrap_or_default(),
+            None => self.u2.keys().copied().collect(),
+        }
+    }
+
+    /// The session masked-input chunks are bound to: the round's, or the
+    /// slot's session of the epoch.
+    fn chunk_session(&self) -> Option<fedcredit_crypto::kx::SessionId> {
+        match &self.epoch {
+            Some(e) => e.epoch.as_ref().map(|held| slot_session(&held.id, e.slot)),
+            None => self.session,
+        }
+    }
+
+    /// A slot reveal: from C, once, not excluded, for this attempt's slot,
+    /// through `SlotUnmasker::accept`. A share that fails its dealer's
+    /// commitment excludes its sender and is kept as evidence.
+    fn slot_reveal(
+        &mut self,
+        ctx: &Context<'_>,
+        seq: u64,
+        who: &str,
+        me: PartyIndex,
+        r: &pb::SlotReveal,
+    ) -> Result<(), Failure> {
+        let roster = &ctx.consortium.roster;
+        let excluded = self.excluded();
+        let cohort = self.epoch_cohort().cloned().unwrap_or_default();
+        admit_reveal(&cohort, &self.u5, &excluded, me)
+            .map_err(|e| refused(roster, seq, who, "slot unmask", true, e))?;
+        let (slot, shares) = reveal_from_pb(roster, r).map_err(|e| {
+            Failure::new(seq, Check::Unmask, format!("{who}'s slot reveal: {e}"))
+        })?;
+        let Some(e) = self.epoch.as_mut() else {
+            return Err(Failure::new(
+                seq,
+                Check::Phase,
+                format!("a slot reveal from {who} outside an epoch"),
+            ));
+        };
+        if slot != e.slot {
+            return Err(Failure::new(
+                seq,
+                Check::Binding,
+                format!(
+                    "{who}'s slot reveal is for slot {slot}, but this attempt uses slot {}",
+                    e.slot
+                ),
+            ));
+        }
+        let unmasker = e.unmasker.as_mut().ok_or_else(|| {
+            Failure::new(seq, Check::Phase, "the unmask phase has no epoch view")
+        })?;
+        match unmasker.accept(me, shares) {
+            Ok(()) => {
+                self.u5.insert(me);
+            }
+            // Signed by its sender and provably bad: the coordinator was
+            // right to log it and leave its sender out.
+            Err(SecAggError::BadRevealedSlotShare {
+                revealer,
+                owner,
+                slot,
+            }) => self.bad_reveals.push((
+                seq,
+                revealer,
+                owner,
+                format!("slot {slot} self-mask"),
+            )),
+            Err(err) => {
                 return Err(Failure::new(
                     seq,
-                    Check::Phase,
-                    format!("a {kind} message in an attempt of the per-round protocol"),
+                    Check::Unmask,
+                    format!("{who}'s revealed slot shares break the unmasking rules: {err}"),
                 ));
             }
         }

@@ -10,6 +10,11 @@
 //!                 each phase ends with a PhaseClosed record, or the attempt with RoundAborted
 //! ```
 //!
+//! An attempt of an epoch job runs the phases `epoch` describes instead:
+//! no consistency check, `EpochShares` and `SlotReveal` in place of
+//! `EncryptedShares` and `UnmaskShares`, and the epoch's cohort C in place
+//! of U2 and U4.
+//!
 //! The messages themselves are checked in `messages`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,9 +23,7 @@ use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::admission::ChunkProgress;
 use fedcredit_crypto::secagg::plus::Neighbourhoods;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
-use fedcredit_crypto::secagg::{
-    self, Advertisement, Dealt, PartyIndex, Phase, SessionBinding, ShareKind,
-};
+use fedcredit_crypto::secagg::{self, Advertisement, Dealt, PartyIndex, Phase, SessionBinding};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::roster::Roster;
 use fedcredit_proto::v1::message::Body;
@@ -31,7 +34,10 @@ use prost::bytes::Bytes;
 use super::Context;
 use crate::report::{BadReveal, Check, Failure};
 
+mod epoch;
 mod messages;
+
+pub(crate) use epoch::{Epoch, EpochAttempt};
 
 /// Where the attempt stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,11 +119,14 @@ pub(crate) struct AttemptState {
     u5: BTreeSet<PartyIndex>,
     /// Logged reveals with a share that fails its dealer's commitment:
     /// (record, revealer, owner, kind). Their senders are out of U5.
-    bad_reveals: Vec<(u64, PartyIndex, PartyIndex, ShareKind)>,
+    bad_reveals: Vec<(u64, PartyIndex, PartyIndex, String)>,
     /// The exact survivor list this attempt must reach (the job's cohort
     /// rules, or the list an earlier attempt of the same task announced):
     /// an abort at the masked-input close for any other list is justified.
     pub exact: Option<BTreeSet<PartyIndex>>,
+    /// The epoch and slot of an attempt of an epoch job (`None`: the
+    /// per-round protocol).
+    epoch: Option<EpochAttempt>,
 }
 
 fn names(roster: &Roster, set: &BTreeSet<PartyIndex>) -> String {
@@ -175,6 +184,7 @@ impl AttemptState {
             u5: BTreeSet::new(),
             bad_reveals: Vec::new(),
             exact: None,
+            epoch: None,
         }
     }
 
@@ -186,7 +196,7 @@ impl AttemptState {
                 record: *record,
                 revealer: roster.name_of(*revealer),
                 owner: roster.name_of(*owner),
-                kind: kind.to_string(),
+                kind: kind.clone(),
             })
             .collect()
     }
@@ -250,7 +260,10 @@ impl AttemptState {
     fn cohort(&self, phase: Phase) -> BTreeSet<PartyIndex> {
         match phase {
             Phase::AdvertiseKeys => self.u1.keys().copied().collect(),
-            Phase::ShareKeys => self.u2.keys().copied().collect(),
+            Phase::ShareKeys => match &self.epoch {
+                Some(e) => e.dealt.keys().copied().collect(),
+                None => self.u2.keys().copied().collect(),
+            },
             Phase::MaskedInput => self.u3.clone(),
             Phase::ConsistencyCheck => self.u4.clone(),
             Phase::Unmask => self.u5.clone(),
@@ -259,6 +272,15 @@ impl AttemptState {
 
     /// The cohort a phase draws from (who is expected to answer in it).
     fn expected(&self, phase: Phase) -> Option<BTreeSet<PartyIndex>> {
+        if self.epoch.is_some() {
+            // C in place of U2 and U4 (and nobody before C is known).
+            let c = self.epoch_cohort().cloned().unwrap_or_default();
+            match phase {
+                Phase::MaskedInput => return Some(c),
+                Phase::Unmask => return Some(c.difference(&self.excluded()).copied().collect()),
+                _ => {}
+            }
+        }
         match phase {
             Phase::AdvertiseKeys => None,
             Phase::ShareKeys => Some(self.u1.keys().copied().collect()),
@@ -386,9 +408,18 @@ impl AttemptState {
                 self.graph = Some(graph);
                 Stage::Open(Phase::ShareKeys)
             }
+            Phase::ShareKeys if self.epoch.is_some() => {
+                self.epoch_set_up(ctx, seq)?;
+                Stage::Open(Phase::MaskedInput)
+            }
             // The sum starts from the first masked input (so that nothing is
             // allocated on the announcement's word alone).
             Phase::ShareKeys => Stage::Open(Phase::MaskedInput),
+            Phase::MaskedInput if self.epoch.is_some() => {
+                self.slot_unmasking(ctx, seq)?;
+                // No consistency check: no key is ever revealed in an epoch.
+                Stage::Open(Phase::Unmask)
+            }
             Phase::MaskedInput => Stage::Open(Phase::ConsistencyCheck),
             Phase::ConsistencyCheck => {
                 let session = self.session.ok_or_else(|| {
@@ -448,6 +479,12 @@ impl AttemptState {
                 }
                 let have = self.cohort(open).len();
                 let roster = &ctx.consortium.roster;
+                if let Some(justification) = self.epoch_abort(roster, open) {
+                    return Ok(Justified {
+                        phase: open.to_string(),
+                        justification,
+                    });
+                }
                 if open == Phase::MaskedInput
                     && have >= ctx.need
                     && let Some(exact) = &self.exact
@@ -515,6 +552,9 @@ impl AttemptState {
 
     /// Removes the masks with the logged reveals.
     fn unmask(&mut self, seq: u64) -> Result<Vec<u64>, Failure> {
+        if self.epoch.is_some() {
+            return self.slot_unmask(seq);
+        }
         let unmasker = self
             .unmasker
             .take()
@@ -584,6 +624,19 @@ impl AttemptState {
             Check::Contributors,
             "the contributors",
         )?;
+        if let Some(c) = self.epoch_cohort()
+            && contributors != *c
+        {
+            return Err(Failure::new(
+                seq,
+                Check::Contributors,
+                format!(
+                    "the published contributors are [{}], but the epoch's cohort C (whose masked inputs are in the sum) is [{}]",
+                    names(roster, &contributors),
+                    names(roster, c)
+                ),
+            ));
+        }
         if contributors != self.u3 {
             return Err(Failure::new(
                 seq,
