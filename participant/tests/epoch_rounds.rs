@@ -79,6 +79,9 @@ enum Step {
     Slot(Slot),
     /// An epoch nobody holds.
     Stranger,
+    /// A new epoch whose slot-0 survivor list (dishonestly) leaves out
+    /// the last member, who did send its masked input.
+    SetupShortList,
 }
 
 #[derive(Default)]
@@ -126,7 +129,7 @@ impl State {
         };
         let (fixed_point, limbs) = Codec::Narrow(FixedPoint::new(frac_bits, clip).unwrap()).to_pb();
         let (epoch, slot) = match self.step() {
-            Step::Setup { .. } => (Vec::new(), 0),
+            Step::Setup { .. } | Step::SetupShortList => (Vec::new(), 0),
             Step::Slot(slot) => (self.epoch.as_ref().unwrap().0.as_bytes().to_vec(), slot),
             Step::Stranger => (vec![0xee; 32], 0),
         };
@@ -265,8 +268,9 @@ impl Service {
                 "slot abandoned before any reveal (scripted); the next attempt sets up a new epoch",
             ));
         }
+        let short = matches!(self.state.lock().unwrap().step(), Step::SetupShortList);
         Ok(Response::new(pb::Survivors {
-            survivors: (0..N).map(member_id).collect(),
+            survivors: (0..N - usize::from(short)).map(member_id).collect(),
         }))
     }
 }
@@ -475,7 +479,7 @@ impl Coordinator for Service {
                 let c = s.consortium.clone();
                 let (_, view) = s.epoch.clone().unwrap();
                 let slot = match s.step() {
-                    Step::Setup { .. } => 0,
+                    Step::Setup { .. } | Step::SetupShortList => 0,
                     Step::Slot(j) => j,
                     Step::Stranger => panic!("nothing to unmask"),
                 };
@@ -668,4 +672,19 @@ async fn chunked_masked_inputs_name_the_slots_session() {
     check_completed(&reports, 1);
     // Three chunks of at most two words each, then the reveal.
     assert_eq!(attempts[1].calls.len(), 4 * N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_list_short_of_the_cohort_gets_no_reveal() {
+    let (reports, attempts) = run_script(
+        vec![Step::SetupShortList, Step::Slot(1)],
+        chunks::MAX_CHUNK_WORDS,
+    )
+    .await;
+    check_completed(&reports, 1);
+    assert_eq!(
+        phases(&attempts[0]),
+        BTreeSet::from(["advertise-keys", "share-keys", "masked-input"]),
+        "nobody reveals a slot for a set other than the epoch's cohort"
+    );
 }
