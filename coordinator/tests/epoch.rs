@@ -1,15 +1,17 @@
-//! An epoch-mode job over real gRPC with hand-made members: the
-//! announcement sets up an epoch (empty `epoch`, slot 0, the file's slots),
-//! members deal `EpochShares` through ShareKeys, mask slot 0, get the whole
-//! cohort as survivors, reveal with `SlotReveal` through Unmask, and get
-//! the exact sum. A per-round reveal is refused in the epoch attempt.
+//! An epoch-mode job of two rounds over real gRPC with hand-made members:
+//! the first announcement sets up an epoch (empty `epoch`, slot 0, the
+//! file's slots), members deal `EpochShares` through ShareKeys, mask slot 0,
+//! get the whole cohort as survivors, reveal with `SlotReveal` through
+//! Unmask, and get the exact sum; the second round names the epoch and slot
+//! 1 and is only a masked input and an unmask. A per-round reveal is refused
+//! in an epoch attempt, and a reveal for another slot is refused.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use fedcredit_coordinator::SecureSum;
+use fedcredit_coordinator::{JobDriver, RoundPlan, RoundResult, SecureSum};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::AgreementPublic;
@@ -45,13 +47,39 @@ fn seal(i: usize, round: u64, attempt: u32, body: Body) -> pb::Signed {
     )
 }
 
-/// One member through an epoch's setup and its slot 0.
+/// Two secure sums in a row: two rounds of one epoch.
+struct TwoSums {
+    done: u32,
+}
+
+impl JobDriver for TwoSums {
+    fn next_round(&mut self) -> Result<Option<RoundPlan>, String> {
+        if self.done == 2 {
+            return Ok(None);
+        }
+        SecureSum::new(DIMENSION, FixedPoint::new(16, 1e6).unwrap()).next_round()
+    }
+
+    fn finish_round(&mut self, result: &RoundResult) -> Result<String, String> {
+        self.done += 1;
+        Ok(format!("{{\"round\":{}}}", result.round))
+    }
+}
+
+fn input(i: usize, round: u64) -> Vec<u64> {
+    (0..DIMENSION as u64)
+        .map(|j| 1000 * i as u64 + 100 * round + j)
+        .collect()
+}
+
+/// One member through an epoch's setup and its slots 0 and 1 (rounds 0
+/// and 1); returns the two signed outcomes.
 async fn member(
     mut client: CoordinatorClient<Channel>,
     c: Consortium,
     i: usize,
-    input: Vec<u64>,
-) -> Result<pb::Signed, tonic::Status> {
+) -> Result<Vec<pb::Signed>, tonic::Status> {
+    let input = input(i, 0);
     let me = c.roster.member(IDS[i]).unwrap().index;
     let announced = client
         .poll(seal(i, 0, 0, Body::Poll(pb::Poll::now(true))))
@@ -171,14 +199,62 @@ async fn member(
     let mut ledger = TaskLedger::new();
     let reveal = member.reveal(0, [0; 32], &mut ledger).unwrap();
     let body = Body::SlotReveal(epoch::reveal_to_pb(&c.roster, reveal.slot, reveal.shares));
-    Ok(client
+    let first = client
         .unmask(seal(i, round, attempt, body))
         .await?
-        .into_inner())
+        .into_inner();
+
+    // Round 1: slot 1 of the same epoch, announced with its id.
+    let announced = client
+        .poll(seal(i, round, attempt, Body::Poll(pb::Poll::now(false))))
+        .await?
+        .into_inner();
+    let (m, _) = envelope::open_coordinator(&announced, c.roster.coordinator()).unwrap();
+    let Some(coordinator_message::Body::Announce(a)) = &m.body else {
+        panic!("not an announcement")
+    };
+    assert_eq!((m.round, m.attempt), (1, 0));
+    assert_eq!(a.epoch.as_ref(), session.as_bytes(), "the held epoch");
+    assert_eq!(a.slot, 1);
+    let (round, attempt) = (m.round, m.attempt);
+    let masked = member
+        .mask(1, fedcredit_crypto::ring::Ring::U64, &self::input(i, 1))
+        .unwrap();
+    let survivors = client
+        .submit_masked_input(seal(
+            i,
+            round,
+            attempt,
+            Body::MaskedInput(pb::MaskedInput {
+                values: words::to_bytes(&masked).into(),
+            }),
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(survivors.survivors, IDS);
+    let reveal = member.reveal(1, [1; 32], &mut ledger).unwrap();
+    let good = epoch::reveal_to_pb(&c.roster, reveal.slot, reveal.shares);
+    if i == 1 {
+        let mut wrong = good.clone();
+        wrong.slot = 0;
+        let refused = client
+            .unmask(seal(i, round, attempt, Body::SlotReveal(wrong)))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.message().contains("this attempt unmasks slot 1"),
+            "{refused:?}"
+        );
+    }
+    let second = client
+        .unmask(seal(i, round, attempt, Body::SlotReveal(good)))
+        .await?
+        .into_inner();
+    Ok(vec![first, second])
 }
 
 #[tokio::test]
-async fn an_epoch_is_set_up_and_its_first_slot_unmasks_the_exact_sum() {
+async fn an_epoch_is_set_up_once_and_two_rounds_use_its_slots() {
     let log_dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -197,7 +273,7 @@ async fn an_epoch_is_set_up_and_its_first_slot_unmasks_the_exact_sum() {
     }
     let consortium = Consortium::parse(Path::new("test.toml"), &toml).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let driver = Box::new(SecureSum::new(DIMENSION, FixedPoint::new(16, 1e6).unwrap()));
+    let driver = Box::new(TwoSums { done: 0 });
     tokio::spawn(fedcredit_coordinator::run(
         fedcredit_coordinator::Listener::new(listener, None),
         consortium.clone(),
@@ -215,31 +291,25 @@ async fn an_epoch_is_set_up_and_its_first_slot_unmasks_the_exact_sum() {
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
     };
-    let inputs: Vec<Vec<u64>> = (0..IDS.len())
-        .map(|i| (0..DIMENSION as u64).map(|j| 1000 * i as u64 + j).collect())
-        .collect();
     let tasks: Vec<_> = (0..IDS.len())
-        .map(|i| {
-            tokio::spawn(member(
-                client.clone(),
-                consortium.clone(),
-                i,
-                inputs[i].clone(),
-            ))
-        })
+        .map(|i| tokio::spawn(member(client.clone(), consortium.clone(), i)))
         .collect();
-    let mut expected = vec![0u64; DIMENSION];
-    for x in &inputs {
-        fedcredit_crypto::mask::add_assign(&mut expected, x).unwrap();
-    }
     for t in tasks {
-        let signed = t.await.unwrap().unwrap();
-        let (m, _) = envelope::open_coordinator(&signed, consortium.roster.coordinator()).unwrap();
-        let Some(coordinator_message::Body::Outcome(o)) = m.body else {
-            panic!("not an outcome")
-        };
-        assert_eq!(words::from_bytes("sum", &o.sum).unwrap(), expected);
-        assert_eq!(o.contributors, IDS);
+        let outcomes = t.await.unwrap().unwrap();
+        for (round, signed) in outcomes.iter().enumerate() {
+            let mut expected = vec![0u64; DIMENSION];
+            for i in 0..IDS.len() {
+                fedcredit_crypto::mask::add_assign(&mut expected, &input(i, round as u64)).unwrap();
+            }
+            let (m, _) =
+                envelope::open_coordinator(signed, consortium.roster.coordinator()).unwrap();
+            assert_eq!(m.round, round as u64);
+            let Some(coordinator_message::Body::Outcome(o)) = m.body else {
+                panic!("not an outcome")
+            };
+            assert_eq!(words::from_bytes("sum", &o.sum).unwrap(), expected);
+            assert_eq!(o.contributors, IDS);
+        }
     }
     drop(stop);
 }
