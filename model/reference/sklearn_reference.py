@@ -7,7 +7,7 @@ globally standardized rows, which is the objective in DESIGN.md:
 
     sum_i logloss_i + (l2/2) * ||w||^2,   intercept unpenalized.
 
-Encoding (must match model/tests/sklearn_reference.rs):
+Encoding (must match model/tests/it/sklearn_reference.rs):
   * columns in CSV order, the label column `creditability` excluded;
   * the 7 numeric columns are kept as they are;
   * each of the 13 categorical columns is one-hot encoded against

@@ -4,7 +4,7 @@
 Given bins (numeric edges or category groups) per feature, computes each
 bin's good/bad counts, WOE and IV of every feature of
 data/german_credit.csv straight from the pooled rows, with numpy, so that
-model/tests/woe_iv_reference.rs can check that fedcredit's values, which
+model/tests/it/woe_iv_reference.rs can check that fedcredit's values, which
 come only from summed per-party histograms, agree to 1e-9.
 
 Conventions (must match model/src/scorecard/woe.rs):

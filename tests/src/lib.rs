@@ -1,5 +1,5 @@
 //! Test-only harness for the malicious-coordinator suite
-//! (`tests/malicious_coordinator.rs`): secure aggregation exists to protect
+//! (`tests/it/malicious_coordinator.rs`): secure aggregation exists to protect
 //! each bank from the coordinator, so these tests run a deliberately
 //! dishonest coordinator against the real honest participant code
 //! (`fedcredit_participant::run`) over real gRPC on loopback.

@@ -240,7 +240,8 @@ fn unreadable_file() {
 /// The loader holds the final matrix once (two passes over the file), never
 /// a second copy: a million rows × 50 features stay within 1.5× the matrix.
 /// Slow and Linux-only; run with `cargo test -p fedcredit-participant
-/// --release --test data -- --ignored --exact million_rows_peak_memory`.
+/// --release --test it -- --ignored --exact data::million_rows_peak_memory`
+/// (alone: it reads this process's peak memory).
 #[test]
 #[ignore = "writes a ~0.5 GB file; run by hand"]
 fn million_rows_peak_memory() {

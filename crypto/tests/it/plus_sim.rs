@@ -2,7 +2,7 @@
 //! graph with dropouts before and after the masked input, and 30 over the
 //! complete graph, each summing exactly.
 
-#[path = "../benches/support/plus_sim.rs"]
+#[path = "../../benches/support/plus_sim.rs"]
 mod plus_sim;
 
 use fedcredit_crypto::secagg::CommGraph;

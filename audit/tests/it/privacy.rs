@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{PRIVATE_EPSILON, bodies, find, reseal};
 use fedcredit_audit::{Check, Report, show, verify};

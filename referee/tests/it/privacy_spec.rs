@@ -9,7 +9,7 @@ use fedcredit_referee::Referee;
 use fedcredit_referee::consortium::Consortium;
 
 /// The fuzzing seed of a small private credit job (ε = 1, δ = 1e-6).
-const PRIVATE: &str = include_str!("../../fuzz/seeds/consortium_toml/credit-private.toml");
+const PRIVATE: &str = include_str!("../../../fuzz/seeds/consortium_toml/credit-private.toml");
 
 fn parse(text: &str) -> Result<Consortium, String> {
     Consortium::parse(Path::new("consortium.toml"), text).map_err(|e| e.to_string())

@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests that load pages in a real
 //! browser (the dashboard in `service.rs`, the regulator report in
-//! `report.rs`): `mod support;` in each.
+//! `report.rs`): `use crate::support;` in each.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Fixture, bodies, find, find_message, offsets, participant_message, reseal};
 use fedcredit_audit::{AttemptStatus, Check, JobEnd, LogEnd, Report, verify};

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use fedcredit_audit::show::Event;
 use fedcredit_audit::{AttemptStatus, JobEnd, LogEnd, show, verify};
