@@ -5,4 +5,5 @@
 mod admin;
 mod bad_reveal;
 mod chunked_input;
+mod epoch;
 mod rejections;

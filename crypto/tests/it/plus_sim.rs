@@ -3,13 +3,13 @@
 //! complete graph, each summing exactly.
 
 #[path = "../../benches/support/plus_sim.rs"]
-mod plus_sim;
+mod sim;
 
 use fedcredit_crypto::secagg::CommGraph;
 
 #[test]
 fn sixty_members_over_a_harary_graph_sum_exactly() {
-    let cfg = plus_sim::SimConfig {
+    let cfg = sim::SimConfig {
         members: 60,
         dims: 200,
         dropout: 0.1,
@@ -18,7 +18,7 @@ fn sixty_members_over_a_harary_graph_sum_exactly() {
         seed: 7,
         threads: 2,
     };
-    let report = plus_sim::run(&cfg).expect("round");
+    let report = sim::run(&cfg).expect("round");
     assert_eq!(
         report.thresholds.graph(),
         CommGraph::Harary {
@@ -34,7 +34,7 @@ fn sixty_members_over_a_harary_graph_sum_exactly() {
 
 #[test]
 fn the_complete_graph_runs_the_same_driver() {
-    let cfg = plus_sim::SimConfig {
+    let cfg = sim::SimConfig {
         members: 30,
         dims: 100,
         dropout: 0.1,
@@ -43,7 +43,7 @@ fn the_complete_graph_runs_the_same_driver() {
         seed: 8,
         threads: 2,
     };
-    let report = plus_sim::run(&cfg).expect("round");
+    let report = sim::run(&cfg).expect("round");
     assert_eq!(report.thresholds.graph(), CommGraph::Complete);
     assert_eq!(report.cohorts, [30, 30, 29, 27]);
     assert!(report.exact);

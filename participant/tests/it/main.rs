@@ -4,3 +4,4 @@
 
 mod credit_job;
 mod data;
+mod epoch_rounds;

@@ -2,6 +2,8 @@
 //! browser (the dashboard in `service.rs`, the regulator report in
 //! `report.rs`): `use crate::support;` in each.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
