@@ -387,7 +387,12 @@ impl<'c> Verifier<'c> {
         self.close_open(AttemptStatus::Interrupted { record: seq });
         self.open = None;
         // A restarted coordinator holds no epoch: the next attempt sets one up.
-        self.drop_epoch(|e| format!("{} was dropped by the coordinator start at record {seq}", e.name()));
+        self.drop_epoch(|e| {
+            format!(
+                "{} was dropped by the coordinator start at record {seq}",
+                e.name()
+            )
+        });
         if self.ended.is_some() {
             return;
         }

@@ -214,14 +214,15 @@ impl AttemptState {
         };
         let dealt = std::mem::take(&mut e.dealt);
         let cohort: BTreeSet<PartyIndex> = dealt.keys().copied().collect();
-        let view = EpochView::new(id, ctx.consortium.protocol.thresholds, e.slots, dealt)
-            .map_err(|err| {
+        let view = EpochView::new(id, ctx.consortium.protocol.thresholds, e.slots, dealt).map_err(
+            |err| {
                 Failure::new(
                     seq,
                     Check::Shares,
                     format!("the logged epoch shares do not set up an epoch: {err}"),
                 )
-            })?;
+            },
+        )?;
         e.set_up(Epoch {
             id,
             view: Arc::new(view),
@@ -264,11 +265,7 @@ impl AttemptState {
             return Ok(());
         };
         e.unmasker = Some(SlotUnmasker::new(view, e.slot).map_err(|err| {
-            Failure::new(
-                seq,
-                Check::Unmask,
-                format!("cannot start unmasking: {err}"),
-            )
+            Failure::new(seq, Check::Unmask, format!("cannot start unmasking: {err}"))
         })?);
         Ok(())
     }

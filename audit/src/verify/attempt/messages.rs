@@ -21,8 +21,8 @@ use fedcredit_crypto::secagg::epoch::slot_session;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Phase, SecAggError};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::roster::{Member, Roster};
 use fedcredit_proto::epoch::{EpochDealtShares, reveal_from_pb};
+use fedcredit_proto::roster::{Member, Roster};
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
@@ -410,13 +410,17 @@ impl AttemptState {
             }
             Body::EpochShares(m) => {
                 let u1 = &self.u1;
-                let e = self.epoch.as_mut().filter(|e| e.setup.is_some()).ok_or_else(|| {
-                    Failure::new(
-                        seq,
-                        Check::Phase,
-                        format!("epoch shares from {who} in an attempt that sets up no epoch"),
-                    )
-                })?;
+                let e = self
+                    .epoch
+                    .as_mut()
+                    .filter(|e| e.setup.is_some())
+                    .ok_or_else(|| {
+                        Failure::new(
+                            seq,
+                            Check::Phase,
+                            format!("epoch shares from {who} in an attempt that sets up no epoch"),
+                        )
+                    })?;
                 // Commitment and ciphertext lengths and recipient ids, with
                 // the consortium file's slot count.
                 let EpochDealtShares {
@@ -473,9 +477,8 @@ impl AttemptState {
         let cohort = self.epoch_cohort().cloned().unwrap_or_default();
         admit_reveal(&cohort, &self.u5, &excluded, me)
             .map_err(|e| refused(roster, seq, who, "slot unmask", true, e))?;
-        let (slot, shares) = reveal_from_pb(roster, r).map_err(|e| {
-            Failure::new(seq, Check::Unmask, format!("{who}'s slot reveal: {e}"))
-        })?;
+        let (slot, shares) = reveal_from_pb(roster, r)
+            .map_err(|e| Failure::new(seq, Check::Unmask, format!("{who}'s slot reveal: {e}")))?;
         let Some(e) = self.epoch.as_mut() else {
             return Err(Failure::new(
                 seq,
@@ -493,9 +496,10 @@ impl AttemptState {
                 ),
             ));
         }
-        let unmasker = e.unmasker.as_mut().ok_or_else(|| {
-            Failure::new(seq, Check::Phase, "the unmask phase has no epoch view")
-        })?;
+        let unmasker = e
+            .unmasker
+            .as_mut()
+            .ok_or_else(|| Failure::new(seq, Check::Phase, "the unmask phase has no epoch view"))?;
         match unmasker.accept(me, shares) {
             Ok(()) => {
                 self.u5.insert(me);
@@ -506,12 +510,9 @@ impl AttemptState {
                 revealer,
                 owner,
                 slot,
-            }) => self.bad_reveals.push((
-                seq,
-                revealer,
-                owner,
-                format!("slot {slot} self-mask"),
-            )),
+            }) => self
+                .bad_reveals
+                .push((seq, revealer, owner, format!("slot {slot} self-mask"))),
             Err(err) => {
                 return Err(Failure::new(
                     seq,
