@@ -118,7 +118,7 @@ pub struct AttemptLine {
     /// An epoch job's attempt: the epoch and slot it uses, as announced
     /// (not checked here).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub epoch: Option<EpochLine>,
+    pub epoch: Option<Box<EpochLine>>,
     /// The closed phases, in order.
     pub phases: Vec<PhaseLine>,
     /// When it was announced (ms since the Unix epoch, the coordinator's
@@ -338,10 +338,12 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                             task: task_name(a.task.as_ref()),
                             dimension: a.dimension,
                             noise: task_noise(a.task.as_ref()),
-                            epoch: (a.epoch_slots > 0).then(|| EpochLine {
-                                epoch: hex::encode(&a.epoch),
-                                slot: a.slot,
-                                slots: a.epoch_slots,
+                            epoch: (a.epoch_slots > 0).then(|| {
+                                Box::new(EpochLine {
+                                    epoch: hex::encode(&a.epoch),
+                                    slot: a.slot,
+                                    slots: a.epoch_slots,
+                                })
                             }),
                             phases: Vec::new(),
                             opened_unix_ms: millis,

@@ -122,12 +122,12 @@ mod tests {
 
     use super::*;
 
-    /// Three members, threshold 2; `setup` is the `[protocol]` setup lines.
+    /// Three members, threshold 3; `setup` is the `[protocol]` setup lines.
     fn consortium(setup: &str) -> Consortium {
         let coordinator = IdentityKey::from_secret_bytes(&[9; 32]).public();
         let mut toml = format!(
             "[coordinator]\nlisten = \"127.0.0.1:1\"\npublic_key = \"{}\"\n\
-             [protocol]\nmax_colluders = 0\nthreshold = 2\nmin_cohort = 2\n{setup}\
+             [protocol]\nmax_colluders = 0\nthreshold = 3\nmin_cohort = 3\n{setup}\
              [job]\nid = \"unit\"\nkind = \"secure-sum\"\ndimension = 2\nfrac_bits = 16\nclip = 1e6\n",
             coordinator.to_hex()
         );
