@@ -11,6 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fedcredit_crypto::identity::IdentityKey;
+use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::secagg::epoch::{EpochView, Slot};
 use fedcredit_crypto::secagg::{PartyIndex, Phase};
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body};
 use fedcredit_proto::{envelope, words};
@@ -27,8 +29,11 @@ use crate::log::RoundLog;
 use crate::metrics::{Metrics, PhaseLabel};
 use crate::records::{aborted_entry, job_started};
 use crate::replay::Replay;
-use crate::requests::{At, Request, RoundMsg};
-use crate::round::{Abort, Advertising, Attempt, Closed, InputAnswer, Piece, Reply, Round, Taken};
+use crate::requests::{At, BodySetup, Request, RoundMsg};
+use crate::round::{
+    Abort, Advertising, Attempt, Closed, CollectingInputs, InputAnswer, Piece, Reply, Round, Setup,
+    Taken,
+};
 
 enum Stage {
     Lobby {
@@ -46,6 +51,22 @@ enum Stage {
         told: BTreeSet<PartyIndex>,
         deadline: Instant,
     },
+}
+
+/// An epoch of secure aggregation the coordinator holds across the rounds
+/// of a job (`[protocol] setup = "epoch"`): set up by one attempt, whose
+/// slot 0 it used; each later attempt announces its next slot.
+#[derive(Debug)]
+struct HeldEpoch {
+    /// The epoch's session id (its setup attempt's session id).
+    id: SessionId,
+    /// Its cohort C and the commitments to check reveals against.
+    view: Arc<EpochView>,
+    /// C: every slot's contributors.
+    cohort: BTreeSet<PartyIndex>,
+    /// The next slot to announce; a slot is announced at most once, even if
+    /// its attempt aborts.
+    next_slot: Slot,
 }
 
 /// Owns the job until it finishes.
@@ -73,6 +94,9 @@ pub(crate) struct Actor {
     pinned: Option<(u64, BTreeSet<PartyIndex>)>,
     /// Members that left the job, with their reason code (told to the others).
     departed: BTreeMap<PartyIndex, i32>,
+    /// The epoch in use (epoch mode only). Never restored from the log: a
+    /// restarted coordinator sets up a new one.
+    epoch: Option<HeldEpoch>,
     /// Where the next round starts: after a restart, the unfinished round
     /// resumes with an attempt number no earlier run has used.
     resume: At,
@@ -162,6 +186,7 @@ impl Actor {
             contributor_sets: replay.contributor_sets,
             pinned: replay.pinned,
             departed: replay.departed,
+            epoch: None,
             resume: replay.resume,
             attempt_floor: 0,
             failure: None,
@@ -466,16 +491,17 @@ impl Actor {
                 round,
                 announcement,
                 ..
-            } if matches!(**round, Round::Advertising(_)) => {
-                let Round::Advertising(adv) = &mut **round else {
-                    return;
-                };
+            } if round.is_first_phase() => {
                 let at = At {
-                    round: adv.attempt.round,
-                    attempt: adv.attempt.attempt,
+                    round: round.attempt().round,
+                    attempt: round.attempt().attempt,
                 };
                 if is_newer(at, seen) {
-                    adv.expect(from);
+                    // A slot attempt's cohort is the epoch's: nobody is
+                    // added to what it expects.
+                    if let Round::Advertising(adv) = &mut **round {
+                        adv.expect(from);
+                    }
                     let _ = reply.send(Ok(announcement.clone()));
                 } else {
                     self.polls.push((from, seen, reply));
@@ -510,6 +536,20 @@ impl Actor {
                 attempt: current.attempt,
                 got_round: at.round,
                 got_attempt: at.attempt,
+            });
+            return;
+        }
+        let setup = round.attempt().setup;
+        let fits = match msg.setup() {
+            BodySetup::Any => true,
+            BodySetup::PerRound => !setup.is_epoch(),
+            BodySetup::Epoch => setup.is_epoch(),
+        };
+        if !fits {
+            let body = msg.body();
+            msg.reject(Rejection::WrongSetup {
+                body,
+                attempt: setup.describe(),
             });
             return;
         }
@@ -552,6 +592,22 @@ impl Actor {
                     reply,
                 },
             ) => p.accept(roster, from, self_mask, keys, reply),
+            (
+                Round::EpochSharing(p),
+                RoundMsg::EpochShares {
+                    record,
+                    ciphertexts,
+                    reply,
+                },
+            ) => p.accept(roster, from, record, &ciphertexts, signed.clone(), reply),
+            (
+                Round::SlotUnmasking(p),
+                RoundMsg::SlotReveal {
+                    slot,
+                    shares,
+                    reply,
+                },
+            ) => p.accept(roster, from, slot, shares, reply),
             (_, msg) => {
                 let got = msg.phase().to_string();
                 msg.reject(Rejection::WrongPhase { got, open });
@@ -683,6 +739,19 @@ impl Actor {
         }
         match (*round).close(&self.consortium.roster) {
             Ok(Closed::Next(next)) => {
+                if phase == Phase::ShareKeys
+                    && let Round::CollectingInputs(p) = &*next
+                    && let Some((view, slot)) = p.slot()
+                {
+                    // The epoch is set up: held for this job's next rounds.
+                    info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, members = view.dealt.len(), slots = view.slots.get(), "epoch set up");
+                    self.epoch = Some(HeldEpoch {
+                        id: view.epoch,
+                        view: Arc::clone(view),
+                        cohort: view.dealt.keys().copied().collect(),
+                        next_slot: slot + 1,
+                    });
+                }
                 if phase == Phase::MaskedInput
                     && self
                         .pinned
@@ -715,6 +784,17 @@ impl Actor {
                         self.fail_hard(e);
                         return;
                     }
+                }
+                // A slot whose masked inputs cannot all be unmasked (a
+                // member of C sent none, or C is not the set this round
+                // must end with) is abandoned before any reveal, and so is
+                // its epoch: the next attempt sets up a new one. A failed
+                // unmask keeps the epoch (its other slots are unused).
+                if phase == Phase::MaskedInput
+                    && attempt.setup.is_epoch()
+                    && self.epoch.take().is_some()
+                {
+                    warn!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, "dropped the epoch: the next attempt sets up a new one");
                 }
                 self.on_abort(attempt, abort, plan);
             }
@@ -844,15 +924,38 @@ impl Actor {
     }
 
     fn announce(&mut self, round: u64, attempt: u32, plan: RoundPlan) {
+        let (codec_spec, limbs) = plan.codec.to_pb();
+        let c = Arc::clone(&self.consortium);
+        let spec_hash = c.job.hash();
+        let policy_allowed =
+            fedcredit_referee::cohort::allowed(&c.job, &c.roster, &self.contributor_sets);
+        let pinned = self
+            .pinned
+            .as_ref()
+            .filter(|(r, _)| *r == round)
+            .map(|(_, set)| set.clone());
+        let exact = pinned.or_else(|| {
+            fedcredit_referee::cohort::exact(&c.job, &c.roster, &self.contributor_sets)
+        });
+        let allowed = match (&exact, policy_allowed) {
+            (Some(e), _) => Some(e.clone()),
+            (None, a) => a,
+        };
+        let (setup, epoch_field, slot_view) =
+            self.epoch_for(round, attempt, allowed.as_ref(), exact.as_ref());
         self.metrics.job(|j| {
             j.state = "running".into();
             j.round = round;
             j.attempt = attempt;
-            j.phase = Some(Phase::AdvertiseKeys.to_string());
+            j.phase = Some(
+                if slot_view.is_some() {
+                    Phase::MaskedInput
+                } else {
+                    Phase::AdvertiseKeys
+                }
+                .to_string(),
+            );
         });
-        let (codec_spec, limbs) = plan.codec.to_pb();
-        let c = Arc::clone(&self.consortium);
-        let spec_hash = c.job.hash();
         let message = pb::CoordinatorMessage {
             job_id: c.job.id.clone(),
             round,
@@ -865,8 +968,11 @@ impl Actor {
                 neighbours: c.protocol.graph_fields().0,
                 share_threshold: c.protocol.graph_fields().1,
                 epoch_slots: c.protocol.epoch_slots_field(),
-                epoch: Default::default(),
-                slot: 0,
+                epoch: epoch_field,
+                slot: match setup {
+                    Setup::Slot { slot } => slot,
+                    Setup::PerRound | Setup::NewEpoch { .. } => 0,
+                },
                 dimension: plan.dimension as u64,
                 fixed_point: Some(codec_spec),
                 limbs,
@@ -882,20 +988,6 @@ impl Actor {
             self.fail_hard(e);
             return;
         }
-        let policy_allowed =
-            fedcredit_referee::cohort::allowed(&c.job, &c.roster, &self.contributor_sets);
-        let pinned = self
-            .pinned
-            .as_ref()
-            .filter(|(r, _)| *r == round)
-            .map(|(_, set)| set.clone());
-        let exact = pinned.or_else(|| {
-            fedcredit_referee::cohort::exact(&c.job, &c.roster, &self.contributor_sets)
-        });
-        let allowed = match (&exact, policy_allowed) {
-            (Some(e), _) => Some(e.clone()),
-            (None, a) => a,
-        };
         let info = Attempt {
             job_id: c.job.id.clone(),
             spec_hash,
@@ -907,8 +999,19 @@ impl Actor {
             allowed,
             exact,
             ring: plan.codec.ring(),
+            setup,
         };
-        let mut adv = Advertising::new(info, self.active.clone());
+        let mut first = match slot_view {
+            Some((view, slot)) => match CollectingInputs::for_slot(info, view, slot) {
+                Ok(p) => Round::CollectingInputs(p),
+                Err(abort) => {
+                    // Not reached: the slot was checked against the epoch.
+                    self.finish(Err(CoordinatorError::Job(abort.to_string())));
+                    return;
+                }
+            },
+            None => Round::Advertising(Advertising::new(info, self.active.clone())),
+        };
         let at = At { round, attempt };
         let mut waiting = Vec::new();
         for (from, seen, reply) in self.polls.drain(..) {
@@ -917,7 +1020,9 @@ impl Actor {
                 // even if an earlier deadline counted it as dropped: it must
                 // be told the job's end before the coordinator stops.
                 self.active.insert(from);
-                adv.expect(from);
+                if let Round::Advertising(adv) = &mut first {
+                    adv.expect(from);
+                }
                 let _ = reply.send(Ok(announcement.clone()));
             } else {
                 waiting.push((from, seen, reply));
@@ -927,11 +1032,61 @@ impl Actor {
         info!(job = %c.job.id, round, attempt, dimension = plan.dimension, "round announced");
         let deadline = Instant::now() + c.protocol.phase_deadline;
         self.stage = Stage::Running {
-            round: Box::new(Round::Advertising(adv)),
+            round: Box::new(first),
             plan,
             announcement,
             deadline,
         };
+    }
+
+    /// How the attempt about to be announced sets up secure aggregation:
+    /// the per-round protocol; in epoch mode, the held epoch's next slot
+    /// (advanced at once: a slot is announced at most once) while it has
+    /// one and its cohort can still contribute to this round, else a new
+    /// epoch. Returns the setup, the announcement's `epoch` field, and for a
+    /// slot attempt the epoch's view and the slot.
+    #[allow(clippy::type_complexity)]
+    fn epoch_for(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        allowed: Option<&BTreeSet<PartyIndex>>,
+        exact: Option<&BTreeSet<PartyIndex>>,
+    ) -> (Setup, Bytes, Option<(Arc<EpochView>, Slot)>) {
+        let Some(slots) = self.consortium.protocol.epoch_slots else {
+            return (Setup::PerRound, Bytes::new(), None);
+        };
+        if let Some(e) = self.epoch.as_mut() {
+            let why_not = if e.next_slot >= slots.get() {
+                Some("its slots are used up")
+            } else if allowed.is_some_and(|a| !e.cohort.is_subset(a))
+                || exact.is_some_and(|x| *x != e.cohort)
+            {
+                Some("its cohort is not the one this round's cohort policy allows")
+            } else if e.cohort.iter().any(|p| self.departed.contains_key(p)) {
+                Some("a member of its cohort left the job")
+            } else {
+                None
+            };
+            match why_not {
+                None => {
+                    let slot = e.next_slot;
+                    e.next_slot += 1;
+                    return (
+                        Setup::Slot { slot },
+                        Bytes::copy_from_slice(e.id.as_bytes()),
+                        Some((Arc::clone(&e.view), slot)),
+                    );
+                }
+                Some(why) => {
+                    info!(round, attempt, reason = why, "setting up a new epoch");
+                }
+            }
+        }
+        // A setup attempt: any epoch held is dropped (members drop theirs
+        // on an announcement with an empty `epoch`).
+        self.epoch = None;
+        (Setup::NewEpoch { slots }, Bytes::new(), None)
     }
 
     /// Records that the operator abandoned the job (see [`crate::abandon`]).

@@ -39,6 +39,27 @@ pub enum Rejection {
         /// What is open now.
         open: String,
     },
+    /// The message's body belongs to the other way of setting up secure
+    /// aggregation: an epoch's setup shares or slot reveal in a per-round
+    /// attempt, or a per-round share, confirmation or reveal in an epoch
+    /// attempt.
+    #[error("a {body} message does not belong in {attempt}")]
+    WrongSetup {
+        /// The message body.
+        body: &'static str,
+        /// What the attempt (or the job) is.
+        attempt: String,
+    },
+    /// A slot reveal for another slot than the one the attempt unmasks.
+    #[error("{who}: a reveal for slot {got}, but this attempt unmasks slot {slot} of its epoch")]
+    WrongSlot {
+        /// The sender.
+        who: String,
+        /// The slot it revealed for.
+        got: u32,
+        /// The attempt's slot.
+        slot: u32,
+    },
     /// The RPC does not match the message body inside the envelope.
     #[error("rpc {rpc} carries a {body} message")]
     WrongRpc {
@@ -151,6 +172,8 @@ impl From<Rejection> for tonic::Status {
             Rejection::WrongJob { .. }
             | Rejection::WrongRound { .. }
             | Rejection::WrongPhase { .. }
+            | Rejection::WrongSetup { .. }
+            | Rejection::WrongSlot { .. }
             | Rejection::NotInCohort { .. }
             | Rejection::Duplicate { .. }
             | Rejection::InputDropped { .. }

@@ -174,6 +174,7 @@ pub(crate) async fn run_job(
         listener.is_tls(),
         consortium.protocol.phase_deadline,
         offer,
+        consortium.protocol.epoch_slots,
     );
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.

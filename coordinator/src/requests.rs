@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::secagg::epoch::{DealerRecord, Slot};
 use fedcredit_crypto::secagg::{Advertisement, Dealt, PartyIndex, Phase};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::v1 as pb;
@@ -81,6 +82,29 @@ pub(crate) enum RoundMsg {
         keys: Vec<(PartyIndex, Share)>,
         reply: Reply<pb::Signed>,
     },
+    /// An epoch setup's shares (`EpochShares`, the ShareKeys RPC).
+    EpochShares {
+        record: DealerRecord,
+        ciphertexts: Vec<(PartyIndex, Bytes)>,
+        reply: Reply<pb::SharesForYou>,
+    },
+    /// A slot's reveal (`SlotReveal`, the Unmask RPCs).
+    SlotReveal {
+        slot: Slot,
+        shares: Vec<(PartyIndex, Share)>,
+        reply: Reply<pb::Signed>,
+    },
+}
+
+/// Which setup a message body belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodySetup {
+    /// Either (advertisement, masked input).
+    Any,
+    /// The per-round protocol only.
+    PerRound,
+    /// Epoch attempts only.
+    Epoch,
 }
 
 impl RoundMsg {
@@ -91,6 +115,32 @@ impl RoundMsg {
             RoundMsg::Masked { .. } => Phase::MaskedInput,
             RoundMsg::Confirm { .. } => Phase::ConsistencyCheck,
             RoundMsg::Unmask { .. } => Phase::Unmask,
+            RoundMsg::EpochShares { .. } => Phase::ShareKeys,
+            RoundMsg::SlotReveal { .. } => Phase::Unmask,
+        }
+    }
+
+    /// The body's name, for a rejection.
+    pub fn body(&self) -> &'static str {
+        match self {
+            RoundMsg::Advertise { .. } => "key advertisement",
+            RoundMsg::Shares { .. } => "encrypted shares",
+            RoundMsg::Masked { .. } => "masked input",
+            RoundMsg::Confirm { .. } => "survivor confirmation",
+            RoundMsg::Unmask { .. } => "unmask shares",
+            RoundMsg::EpochShares { .. } => "epoch shares",
+            RoundMsg::SlotReveal { .. } => "slot reveal",
+        }
+    }
+
+    /// Which attempts the body belongs in.
+    pub fn setup(&self) -> BodySetup {
+        match self {
+            RoundMsg::Advertise { .. } | RoundMsg::Masked { .. } => BodySetup::Any,
+            RoundMsg::Shares { .. } | RoundMsg::Confirm { .. } | RoundMsg::Unmask { .. } => {
+                BodySetup::PerRound
+            }
+            RoundMsg::EpochShares { .. } | RoundMsg::SlotReveal { .. } => BodySetup::Epoch,
         }
     }
 
@@ -101,6 +151,8 @@ impl RoundMsg {
             RoundMsg::Masked { reply, .. } => drop(reply.send(Err(r))),
             RoundMsg::Confirm { reply, .. } => drop(reply.send(Err(r))),
             RoundMsg::Unmask { reply, .. } => drop(reply.send(Err(r))),
+            RoundMsg::EpochShares { reply, .. } => drop(reply.send(Err(r))),
+            RoundMsg::SlotReveal { reply, .. } => drop(reply.send(Err(r))),
         }
     }
 }

@@ -6,14 +6,31 @@
 //! Advertising ─▶ SharingKeys ─▶ CollectingInputs ─▶ Confirming ─▶ Unmasking ─▶ Outcome
 //!    (U1)           (U2)             (U3)              (U4)           (U5)
 //! ```
+//!
+//! In epoch mode (`[protocol] setup = "epoch"`, see
+//! [`fedcredit_crypto::secagg::epoch`]) an attempt either sets up a new
+//! epoch and uses its slot 0, or uses the next slot of the epoch the
+//! coordinator holds; there is no consistency check (no key is ever
+//! revealed), and a slot is unmasked only when every member of the epoch's
+//! cohort C sent its masked input:
+//!
+//! ```text
+//! setup: Advertising ─▶ EpochSharing ─▶ CollectingInputs ─▶ SlotUnmasking ─▶ Outcome
+//!           (U1)          (C = U1)         (U2 = C, U3 = C)
+//! slot:                                 CollectingInputs ─▶ SlotUnmasking ─▶ Outcome
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::admission::{
     AdmissionError, ChunkHeader, ChunkProgress, admit_advert, admit_confirmation,
-    admit_masked_chunk, admit_masked_input, admit_reveal, admit_shares,
+    admit_epoch_shares, admit_masked_chunk, admit_masked_input, admit_reveal, admit_shares,
+};
+use fedcredit_crypto::secagg::epoch::{
+    DealerRecord, EpochView, Slot, SlotUnmasker, Slots, slot_session,
 };
 use fedcredit_crypto::secagg::plus::Neighbourhoods;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
@@ -53,6 +70,45 @@ pub(crate) struct Attempt {
     pub exact: Option<BTreeSet<PartyIndex>>,
     /// The codec's ring: masked inputs are summed, and unmasked, in it.
     pub ring: Ring,
+    /// How the attempt sets up secure aggregation (which phases follow).
+    pub setup: Setup,
+}
+
+/// How an attempt sets up secure aggregation: it decides which phase types
+/// the attempt goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Setup {
+    /// Keys agreed and secrets shared in this attempt (the per-round
+    /// protocol): advertise, share, masked input, confirm, unmask.
+    PerRound,
+    /// This attempt sets up a new epoch of `slots` slots and uses its slot
+    /// 0: advertise, epoch shares, masked input, slot unmask.
+    NewEpoch { slots: Slots },
+    /// This attempt uses slot `slot` (never 0) of the epoch the coordinator
+    /// holds: masked input, slot unmask.
+    Slot { slot: Slot },
+}
+
+impl Setup {
+    /// Whether the attempt runs in an epoch (set up now or held).
+    pub fn is_epoch(self) -> bool {
+        !matches!(self, Setup::PerRound)
+    }
+
+    /// What an attempt of this kind is, for a rejection.
+    pub fn describe(self) -> String {
+        match self {
+            Setup::PerRound => {
+                "this attempt, which agrees keys and shares secrets itself (the per-round protocol)"
+                    .into()
+            }
+            Setup::NewEpoch { slots } => format!(
+                "this attempt, which sets up a new epoch of {} slots and uses its slot 0",
+                slots.get()
+            ),
+            Setup::Slot { slot } => format!("this attempt, which uses slot {slot} of an epoch"),
+        }
+    }
 }
 
 /// Why a partial input could not be taken out of the sum.
@@ -182,7 +238,9 @@ impl Advertising {
             .collect()
     }
 
-    pub fn close(self) -> Result<SharingKeys, Abort> {
+    /// Closes the phase: the next is the per-round protocol's share
+    /// exchange, or an epoch's setup.
+    pub fn close(self) -> Result<Round, Abort> {
         let have = self.adverts.len();
         if let Err(a) = check_count(
             &self.attempt.thresholds,
@@ -204,6 +262,25 @@ impl Advertising {
             thresholds: self.attempt.thresholds,
         };
         let session = secagg::session_id(&binding, &cohort);
+        if let Setup::NewEpoch { slots } = self.attempt.setup {
+            // The epoch's id is this attempt's session id, exactly as the
+            // per-round protocol computes it. An epoch runs on the complete
+            // graph (the referee refuses anything else).
+            let reply = pb::AdvertisedKeys {
+                adverts: self.adverts.into_values().map(|(s, _)| s).collect(),
+            };
+            for w in self.waiters {
+                let _ = w.send(Ok(reply.clone()));
+            }
+            return Ok(Round::EpochSharing(EpochSharing {
+                attempt: self.attempt,
+                slots,
+                epoch: session,
+                cohort,
+                shares: BTreeMap::new(),
+                waiters: BTreeMap::new(),
+            }));
+        }
         // The graph is derived here, from what every member derives it
         // from, and never taken from a dealer: shares are admitted and
         // relayed along it only.
@@ -224,14 +301,14 @@ impl Advertising {
         for w in self.waiters {
             let _ = w.send(Ok(reply.clone()));
         }
-        Ok(SharingKeys {
+        Ok(Round::SharingKeys(SharingKeys {
             attempt: self.attempt,
             session,
             cohort,
             graph,
             shares: BTreeMap::new(),
             waiters: BTreeMap::new(),
-        })
+        }))
     }
 }
 
@@ -330,7 +407,7 @@ impl SharingKeys {
                 .collect();
             let _ = w.send(Ok(pb::SharesForYou { dealt }));
         }
-        let u2 = self
+        let dealt: BTreeMap<PartyIndex, Dealt> = self
             .shares
             .into_iter()
             .map(|(p, (d, _, _))| (p, d))
@@ -339,14 +416,143 @@ impl SharingKeys {
             sum: vec![0; self.attempt.dimension],
             attempt: self.attempt,
             session: self.session,
-            cohort: self.cohort,
-            u2,
+            u2: dealt.keys().copied().collect(),
+            then: AfterInputs::Confirm {
+                cohort: self.cohort,
+                dealt,
+            },
             u3: BTreeSet::new(),
             staged: BTreeMap::new(),
             dropped: BTreeMap::new(),
             waiters: Vec::new(),
         })
     }
+}
+
+/// Epoch setup: collecting every member of U1's `EpochShares` (a share of
+/// each of its slot seeds for every other member, and its commitments).
+/// Every member of U1 must deal: the epoch's cohort C is U1, fixed for all
+/// its slots.
+#[derive(Debug)]
+pub(crate) struct EpochSharing {
+    pub attempt: Attempt,
+    slots: Slots,
+    /// The epoch's session id (this attempt's session id).
+    epoch: SessionId,
+    cohort: BTreeMap<PartyIndex, Advertisement>,
+    /// dealer -> (its commitments, its signed message, relayed as is)
+    shares: BTreeMap<PartyIndex, (DealerRecord, pb::Signed)>,
+    waiters: BTreeMap<PartyIndex, Reply<pb::SharesForYou>>,
+}
+
+impl EpochSharing {
+    /// The epoch's id.
+    #[cfg(test)]
+    pub fn epoch(&self) -> &SessionId {
+        &self.epoch
+    }
+
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        record: DealerRecord,
+        ciphertexts: &[(PartyIndex, Bytes)],
+        signed: pb::Signed,
+        reply: Reply<pb::SharesForYou>,
+    ) -> bool {
+        // Ciphertext lengths were checked when the message was decoded.
+        match admit_epoch_shares(
+            &self.cohort,
+            &self.shares,
+            from,
+            ciphertexts.iter().map(|(to, _)| *to),
+            &record,
+            self.slots,
+        ) {
+            Ok(()) => {
+                self.shares.insert(from, (record, signed));
+                self.waiters.insert(from, reply);
+                true
+            }
+            Err(e) => {
+                let _ = reply.send(Err(refuse(roster, e)));
+                false
+            }
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.shares.len() == self.cohort.len()
+    }
+
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        self.cohort
+            .keys()
+            .filter(|p| !self.shares.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    /// Enough dealers, and every member of U1 among them (each member's
+    /// `EpochSharing::open` refuses an epoch with a missing dealer).
+    fn check_close(&self, roster: &Roster) -> Result<(), Abort> {
+        check_count(
+            &self.attempt.thresholds,
+            Phase::ShareKeys,
+            self.shares.len(),
+            self.cohort.len(),
+        )?;
+        let missing = self.missing();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Abort {
+            phase: Phase::ShareKeys,
+            reason: format!(
+                "an epoch needs every member that advertised keys to deal its setup shares; \
+                 {} dealt none; the next attempt sets up a new epoch",
+                names(roster, &missing)
+            ),
+        })
+    }
+
+    /// Relays every dealer's signed message to every other member of U1
+    /// and holds the epoch's view; the next phase collects slot 0's inputs.
+    pub fn close(self, roster: &Roster) -> Result<CollectingInputs, Abort> {
+        if let Err(a) = self.check_close(roster) {
+            abort_all(self.waiters.into_values(), &a);
+            return Err(a);
+        }
+        for (recipient, w) in self.waiters {
+            let dealt = self
+                .shares
+                .iter()
+                .filter(|(dealer, _)| **dealer != recipient)
+                .map(|(_, (_, signed))| signed.clone())
+                .collect();
+            let _ = w.send(Ok(pb::SharesForYou { dealt }));
+        }
+        let records = self
+            .shares
+            .into_iter()
+            .map(|(p, (record, _))| (p, record))
+            .collect();
+        let view = EpochView::new(self.epoch, self.attempt.thresholds, self.slots, records)
+            .map_err(|e| Abort {
+                phase: Phase::ShareKeys,
+                reason: without_phase(e),
+            })?;
+        CollectingInputs::for_slot(self.attempt, Arc::new(view), 0)
+    }
+}
+
+/// The parties' roster ids, comma-separated.
+fn names<'a>(roster: &Roster, set: impl IntoIterator<Item = &'a PartyIndex>) -> String {
+    set.into_iter()
+        .map(|p| roster.name_of(*p))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A masked input as it reached the coordinator: whole in one message, or
@@ -388,18 +594,32 @@ struct Staged {
     logged: Vec<(usize, usize, Located)>,
 }
 
+/// What follows the masked inputs, with what it needs.
+#[derive(Debug)]
+enum AfterInputs {
+    /// The per-round protocol: the consistency check, then the unmask with
+    /// U1's advertisements and U2's commitments.
+    Confirm {
+        cohort: BTreeMap<PartyIndex, Advertisement>,
+        dealt: BTreeMap<PartyIndex, Dealt>,
+    },
+    /// A slot of an epoch: the slot's unmask (U2 = C, and U3 must be C).
+    Slot { view: Arc<EpochView>, slot: Slot },
+}
+
 /// Phase 3: summing masked inputs from U2 as they arrive, so the
 /// coordinator holds one vector, not one per participant. A chunked input
 /// is added chunk by chunk; one that is refused, broken off or still
 /// incomplete when the phase closes is subtracted again from its logged
 /// chunks ([`CollectingInputs::roll_back`]), so the sum at the close is
-/// exactly U3's inputs.
+/// exactly U3's inputs. In an epoch slot, U2 is the epoch's cohort C and
+/// the session is the slot's ([`slot_session`]).
 #[derive(Debug)]
 pub(crate) struct CollectingInputs {
     pub attempt: Attempt,
     session: SessionId,
-    cohort: BTreeMap<PartyIndex, Advertisement>,
-    u2: BTreeMap<PartyIndex, Dealt>,
+    u2: BTreeSet<PartyIndex>,
+    then: AfterInputs,
     sum: Vec<u64>,
     u3: BTreeSet<PartyIndex>,
     /// Incomplete chunked inputs (in the sum until rolled back or whole).
@@ -411,6 +631,40 @@ pub(crate) struct CollectingInputs {
 }
 
 impl CollectingInputs {
+    /// Opens slot `slot` of the epoch `view` for masked inputs from its
+    /// cohort C.
+    pub fn for_slot(attempt: Attempt, view: Arc<EpochView>, slot: Slot) -> Result<Self, Abort> {
+        if slot >= view.slots.get() {
+            let e = SecAggError::SlotOutOfRange {
+                slot,
+                slots: view.slots.get(),
+            };
+            return Err(Abort {
+                phase: Phase::MaskedInput,
+                reason: e.to_string(),
+            });
+        }
+        Ok(Self {
+            sum: vec![0; attempt.dimension],
+            attempt,
+            session: slot_session(&view.epoch, slot),
+            u2: view.dealt.keys().copied().collect(),
+            then: AfterInputs::Slot { view, slot },
+            u3: BTreeSet::new(),
+            staged: BTreeMap::new(),
+            dropped: BTreeMap::new(),
+            waiters: Vec::new(),
+        })
+    }
+
+    /// The epoch and slot this phase collects for, in an epoch attempt.
+    pub fn slot(&self) -> Option<(&Arc<EpochView>, Slot)> {
+        match &self.then {
+            AfterInputs::Slot { view, slot } => Some((view, *slot)),
+            AfterInputs::Confirm { .. } => None,
+        }
+    }
+
     /// Checks a masked-input piece and adds it into the sum. A refused chunk
     /// drops its sender's whole input for this attempt (taken out of the
     /// sum at the close).
@@ -589,16 +843,40 @@ impl CollectingInputs {
     /// Every member of U2 has sent its whole input, or was dropped.
     pub fn is_complete(&self) -> bool {
         self.u2
-            .keys()
+            .iter()
             .all(|p| self.u3.contains(p) || self.dropped.contains_key(p))
     }
 
     pub fn missing(&self) -> BTreeSet<PartyIndex> {
         self.u2
-            .keys()
+            .iter()
             .filter(|p| !self.u3.contains(p))
             .copied()
             .collect()
+    }
+
+    /// Whether the phase may close without aborting: a slot needs every
+    /// member of C (its inputs are useless otherwise, and nothing is
+    /// revealed: the next attempt sets up a new epoch), then the count and
+    /// the exact contributor set as in the per-round protocol.
+    fn check_close(&self, roster: &Roster) -> Result<(), Abort> {
+        if self.slot().is_some() && self.u3 != self.u2 {
+            return Err(Abort {
+                phase: Phase::MaskedInput,
+                reason: format!(
+                    "slot abandoned before any reveal: {} sent no masked input; the next \
+                     attempt sets up a new epoch",
+                    names(roster, self.u2.difference(&self.u3))
+                ),
+            });
+        }
+        check_count(
+            &self.attempt.thresholds,
+            Phase::MaskedInput,
+            self.u3.len(),
+            self.u2.len(),
+        )?;
+        self.check_exact(roster)
     }
 
     /// The survivor list must be the exact set the job or an earlier
@@ -629,18 +907,10 @@ impl CollectingInputs {
         })
     }
 
-    pub fn close(self, roster: &Roster) -> Result<Confirming, Abort> {
-        let have = self.u3.len();
-        if let Err(a) = check_count(
-            &self.attempt.thresholds,
-            Phase::MaskedInput,
-            have,
-            self.u2.len(),
-        ) {
-            abort_all(self.waiters, &a);
-            return Err(a);
-        }
-        if let Err(a) = self.check_exact(roster) {
+    /// Closes the phase: the survivor list U3 goes out (in a slot, C), and
+    /// the consistency check, or the slot's unmask, opens.
+    pub fn close(self, roster: &Roster) -> Result<Round, Abort> {
+        if let Err(a) = self.check_close(roster) {
             abort_all(self.waiters, &a);
             return Err(a);
         }
@@ -650,16 +920,34 @@ impl CollectingInputs {
                 survivors: survivors.clone(),
             })));
         }
-        Ok(Confirming {
-            attempt: self.attempt,
-            session: self.session,
-            cohort: self.cohort,
-            u2: self.u2,
-            u3: self.u3,
-            sum: self.sum,
-            confirmations: BTreeMap::new(),
-            waiters: Vec::new(),
-        })
+        match self.then {
+            AfterInputs::Confirm { cohort, dealt } => Ok(Round::Confirming(Confirming {
+                attempt: self.attempt,
+                session: self.session,
+                cohort,
+                u2: dealt,
+                u3: self.u3,
+                sum: self.sum,
+                confirmations: BTreeMap::new(),
+                waiters: Vec::new(),
+            })),
+            AfterInputs::Slot { view, slot } => {
+                let unmasker = SlotUnmasker::new(view, slot).map_err(|e| Abort {
+                    phase: Phase::Unmask,
+                    reason: without_phase(e),
+                })?;
+                Ok(Round::SlotUnmasking(SlotUnmasking {
+                    attempt: self.attempt,
+                    slot,
+                    cohort: self.u3,
+                    revealed: BTreeSet::new(),
+                    excluded: BTreeSet::new(),
+                    unmasker,
+                    sum: self.sum,
+                    waiters: Vec::new(),
+                }))
+            }
+        }
     }
 }
 
@@ -835,14 +1123,115 @@ impl Unmasking {
     }
 }
 
+/// An epoch slot's unmask: collecting every member of C's reveal of its
+/// shares of the slot's self-mask seeds, then removing the self masks (the
+/// pairwise masks cancel in the sum of all of C's inputs). A reveal holding
+/// a share that fails its dealer's commitment is refused, its sender
+/// excluded (and named), and the round goes on with the others.
+#[derive(Debug)]
+pub(crate) struct SlotUnmasking {
+    pub attempt: Attempt,
+    slot: Slot,
+    /// The epoch's cohort C: every member's input is in the sum.
+    cohort: BTreeSet<PartyIndex>,
+    revealed: BTreeSet<PartyIndex>,
+    excluded: BTreeSet<PartyIndex>,
+    unmasker: SlotUnmasker<Arc<EpochView>>,
+    sum: Vec<u64>,
+    waiters: Vec<Reply<pb::Signed>>,
+}
+
+impl SlotUnmasking {
+    /// Takes `from`'s reveal for `slot`. Returns whether it is logged: an
+    /// accepted reveal, or one refused for a bad share (signed evidence
+    /// against its sender).
+    pub fn accept(
+        &mut self,
+        roster: &Roster,
+        from: PartyIndex,
+        slot: Slot,
+        shares: Vec<(PartyIndex, Share)>,
+        reply: Reply<pb::Signed>,
+    ) -> bool {
+        if let Err(e) = admit_reveal(&self.cohort, &self.revealed, &self.excluded, from) {
+            let _ = reply.send(Err(refuse(roster, e)));
+            return false;
+        }
+        if slot != self.slot {
+            let _ = reply.send(Err(Rejection::WrongSlot {
+                who: roster.name_of(from),
+                got: slot,
+                slot: self.slot,
+            }));
+            return false;
+        }
+        match self.unmasker.accept(from, shares) {
+            Ok(()) => {
+                self.revealed.insert(from);
+                self.waiters.push(reply);
+                true
+            }
+            Err(source @ SecAggError::BadRevealedSlotShare { .. }) => {
+                self.excluded.insert(from);
+                tracing::warn!(revealer = %roster.name_of(from), error = %source, "excluded a revealer for a bad slot share");
+                let _ = reply.send(Err(Rejection::Protocol {
+                    who: roster.name_of(from),
+                    source,
+                }));
+                true
+            }
+            Err(source) => {
+                let _ = reply.send(Err(Rejection::Protocol {
+                    who: roster.name_of(from),
+                    source,
+                }));
+                false
+            }
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.revealed.len() + self.excluded.len() == self.cohort.len()
+    }
+
+    pub fn missing(&self) -> BTreeSet<PartyIndex> {
+        self.cohort
+            .iter()
+            .filter(|q| !self.revealed.contains(q) && !self.excluded.contains(q))
+            .copied()
+            .collect()
+    }
+
+    /// Removes the slot's self masks: the sum of C's inputs, over C.
+    pub fn close(mut self) -> Result<Outcome, Abort> {
+        match self.unmasker.finish(self.attempt.ring, &mut self.sum) {
+            Ok(()) => Ok(Outcome {
+                sum: self.sum,
+                contributors: self.cohort,
+                waiters: self.waiters,
+            }),
+            Err(e) => {
+                let a = Abort {
+                    phase: Phase::Unmask,
+                    reason: without_phase(e),
+                };
+                abort_all(self.waiters, &a);
+                Err(a)
+            }
+        }
+    }
+}
+
 /// The open phase of the running attempt.
 #[derive(Debug)]
 pub(crate) enum Round {
     Advertising(Advertising),
     SharingKeys(SharingKeys),
+    EpochSharing(EpochSharing),
     CollectingInputs(CollectingInputs),
     Confirming(Confirming),
     Unmasking(Unmasking),
+    SlotUnmasking(SlotUnmasking),
 }
 
 /// What closing a phase led to.
@@ -857,19 +1246,32 @@ impl Round {
         match self {
             Round::Advertising(p) => &p.attempt,
             Round::SharingKeys(p) => &p.attempt,
+            Round::EpochSharing(p) => &p.attempt,
             Round::CollectingInputs(p) => &p.attempt,
             Round::Confirming(p) => &p.attempt,
             Round::Unmasking(p) => &p.attempt,
+            Round::SlotUnmasking(p) => &p.attempt,
+        }
+    }
+
+    /// Whether this is the attempt's first phase, while which its
+    /// announcement is still handed to members that poll: key
+    /// advertisement, or a slot attempt's masked inputs.
+    pub fn is_first_phase(&self) -> bool {
+        match self {
+            Round::Advertising(_) => true,
+            Round::CollectingInputs(p) => matches!(p.attempt.setup, Setup::Slot { .. }),
+            _ => false,
         }
     }
 
     pub fn phase(&self) -> Phase {
         match self {
             Round::Advertising(_) => Phase::AdvertiseKeys,
-            Round::SharingKeys(_) => Phase::ShareKeys,
+            Round::SharingKeys(_) | Round::EpochSharing(_) => Phase::ShareKeys,
             Round::CollectingInputs(_) => Phase::MaskedInput,
             Round::Confirming(_) => Phase::ConsistencyCheck,
-            Round::Unmasking(_) => Phase::Unmask,
+            Round::Unmasking(_) | Round::SlotUnmasking(_) => Phase::Unmask,
         }
     }
 
@@ -877,9 +1279,11 @@ impl Round {
         match self {
             Round::Advertising(p) => p.is_complete(),
             Round::SharingKeys(p) => p.is_complete(),
+            Round::EpochSharing(p) => p.is_complete(),
             Round::CollectingInputs(p) => p.is_complete(),
             Round::Confirming(p) => p.is_complete(),
             Round::Unmasking(p) => p.is_complete(),
+            Round::SlotUnmasking(p) => p.is_complete(),
         }
     }
 
@@ -888,9 +1292,11 @@ impl Round {
         match self {
             Round::Advertising(p) => p.adverts.keys().copied().collect(),
             Round::SharingKeys(p) => p.shares.keys().copied().collect(),
+            Round::EpochSharing(p) => p.shares.keys().copied().collect(),
             Round::CollectingInputs(p) => p.u3.clone(),
             Round::Confirming(p) => p.confirmations.keys().copied().collect(),
             Round::Unmasking(p) => p.revealed.clone(),
+            Round::SlotUnmasking(p) => p.revealed.clone(),
         }
     }
 
@@ -901,18 +1307,19 @@ impl Round {
         let have = self.cohort().len();
         let excluded = match self {
             Round::Unmasking(p) => p.unmasker.excluded().clone(),
+            Round::SlotUnmasking(p) => p.excluded.clone(),
             _ => BTreeSet::new(),
         };
-        check_count(
-            &a.thresholds,
-            self.phase(),
-            have,
-            have + self.missing().len() + excluded.len(),
-        )
-        .and_then(|()| match self {
-            Round::CollectingInputs(p) => p.check_exact(roster),
-            _ => Ok(()),
-        })
+        match self {
+            Round::CollectingInputs(p) => p.check_close(roster),
+            Round::EpochSharing(p) => p.check_close(roster),
+            _ => check_count(
+                &a.thresholds,
+                self.phase(),
+                have,
+                have + self.missing().len() + excluded.len(),
+            ),
+        }
         .map_err(|mut abort| {
             if !excluded.is_empty() {
                 let names: Vec<String> = excluded.iter().map(|p| roster.name_of(*p)).collect();
@@ -930,8 +1337,10 @@ impl Round {
         match self {
             Round::Advertising(p) => p.missing(),
             Round::SharingKeys(p) => p.missing(),
+            Round::EpochSharing(p) => p.missing(),
             Round::CollectingInputs(p) => p.missing(),
             Round::Confirming(p) => p.missing(),
+            Round::SlotUnmasking(p) => p.missing(),
             Round::Unmasking(p) => {
                 p.u4.iter()
                     .filter(|q| !p.revealed.contains(q) && !p.unmasker.excluded().contains(q))
@@ -944,16 +1353,25 @@ impl Round {
     /// Closes the open phase.
     pub fn close(self, roster: &Roster) -> Result<Closed, Abort> {
         Ok(match self {
-            Round::Advertising(p) => Closed::Next(Box::new(Round::SharingKeys(p.close()?))),
+            Round::Advertising(p) => Closed::Next(Box::new(p.close()?)),
             Round::SharingKeys(p) => Closed::Next(Box::new(Round::CollectingInputs(p.close()?))),
-            Round::CollectingInputs(p) => {
-                Closed::Next(Box::new(Round::Confirming(p.close(roster)?)))
+            Round::EpochSharing(p) => {
+                Closed::Next(Box::new(Round::CollectingInputs(p.close(roster)?)))
             }
+            Round::CollectingInputs(p) => Closed::Next(Box::new(p.close(roster)?)),
             Round::Confirming(p) => Closed::Next(Box::new(Round::Unmasking(p.close()?))),
             Round::Unmasking(p) => {
+                let attempt = p.attempt.clone();
+                Closed::Done(Box::new((attempt, p.close()?)))
+            }
+            Round::SlotUnmasking(p) => {
                 let attempt = p.attempt.clone();
                 Closed::Done(Box::new((attempt, p.close()?)))
             }
         })
     }
 }
+
+#[cfg(test)]
+#[path = "round_epoch_tests.rs"]
+mod epoch_tests;

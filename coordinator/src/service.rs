@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::admission::ChunkHeader;
+use fedcredit_crypto::secagg::epoch::Slots;
 use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::envelope::{self, Opened};
+use fedcredit_proto::epoch::{EpochDealtShares, reveal_from_pb};
 use fedcredit_proto::roster::Roster;
 use fedcredit_proto::shares::DealtShares;
 use fedcredit_proto::v1::{self as pb, message::Body};
@@ -42,6 +44,9 @@ pub(crate) struct Service {
     chunk_wait: std::time::Duration,
     /// The coordinator-signed offer of this job (answered to `Offer`).
     offer: Arc<pb::Signed>,
+    /// The slots of an epoch (`consortium.protocol.epoch_slots`), to decode
+    /// `EpochShares`; `None`: the job sets up every attempt on its own.
+    epoch_slots: Option<Slots>,
 }
 
 /// How long a poll is held waiting for an announcement.
@@ -76,6 +81,7 @@ impl Service {
         authenticated: bool,
         chunk_wait: std::time::Duration,
         offer: pb::Signed,
+        epoch_slots: Option<Slots>,
     ) -> Self {
         Self {
             roster,
@@ -86,6 +92,7 @@ impl Service {
             freshness: Arc::default(),
             chunk_wait,
             offer: Arc::new(offer),
+            epoch_slots,
         }
     }
 
@@ -314,23 +321,53 @@ impl pb::coordinator_server::Coordinator for Service {
     ) -> Result<Response<pb::SharesForYou>, Status> {
         let (peer, signed) = unpack(req);
         let o = self.open(peer.as_ref(), &signed)?;
-        let Some(Body::Shares(s)) = &o.message.body else {
-            return Err(wrong_rpc("ShareKeys", &o.message.body));
-        };
-        let DealtShares { dealt, ciphertexts } =
-            DealtShares::from_pb(&self.roster, o.sender.index, s).map_err(Rejection::Wire)?;
-        self.ask(|reply| {
-            round_request(
-                &o,
-                signed.clone(),
-                RoundMsg::Shares {
-                    dealt,
+        match &o.message.body {
+            Some(Body::Shares(s)) => {
+                let DealtShares { dealt, ciphertexts } =
+                    DealtShares::from_pb(&self.roster, o.sender.index, s)
+                        .map_err(Rejection::Wire)?;
+                self.ask(|reply| {
+                    round_request(
+                        &o,
+                        signed.clone(),
+                        RoundMsg::Shares {
+                            dealt,
+                            ciphertexts,
+                            reply,
+                        },
+                    )
+                })
+                .await
+            }
+            Some(Body::EpochShares(e)) => {
+                // Decoded with the job's slot count: a dealer's commitments
+                // must cover exactly that many slots.
+                let slots = self.epoch_slots.ok_or_else(|| Rejection::WrongSetup {
+                    body: "epoch shares",
+                    attempt: "this job, which agrees keys and shares secrets in every attempt \
+                              (its [protocol] setup is not \"epoch\")"
+                        .into(),
+                })?;
+                let EpochDealtShares {
+                    record,
                     ciphertexts,
-                    reply,
-                },
-            )
-        })
-        .await
+                } = EpochDealtShares::from_pb(&self.roster, o.sender.index, slots, e)
+                    .map_err(Rejection::Wire)?;
+                self.ask(|reply| {
+                    round_request(
+                        &o,
+                        signed.clone(),
+                        RoundMsg::EpochShares {
+                            record,
+                            ciphertexts,
+                            reply,
+                        },
+                    )
+                })
+                .await
+            }
+            _ => Err(wrong_rpc("ShareKeys", &o.message.body)),
+        }
     }
 
     async fn submit_masked_input(
@@ -446,23 +483,40 @@ impl pb::coordinator_server::Coordinator for Service {
     async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
         let (peer, signed) = unpack(req);
         let o = self.open(peer.as_ref(), &signed)?;
-        let Some(Body::Unmask(u)) = &o.message.body else {
-            return Err(wrong_rpc("Unmask", &o.message.body));
-        };
-        let self_mask = self.shares(&u.self_mask_shares, "self-mask share owner")?;
-        let keys = self.shares(&u.key_shares, "key share owner")?;
-        self.ask(|reply| {
-            round_request(
-                &o,
-                signed.clone(),
-                RoundMsg::Unmask {
-                    self_mask,
-                    keys,
-                    reply,
-                },
-            )
-        })
-        .await
+        match &o.message.body {
+            Some(Body::Unmask(u)) => {
+                let self_mask = self.shares(&u.self_mask_shares, "self-mask share owner")?;
+                let keys = self.shares(&u.key_shares, "key share owner")?;
+                self.ask(|reply| {
+                    round_request(
+                        &o,
+                        signed.clone(),
+                        RoundMsg::Unmask {
+                            self_mask,
+                            keys,
+                            reply,
+                        },
+                    )
+                })
+                .await
+            }
+            Some(Body::SlotReveal(r)) => {
+                let (slot, shares) = reveal_from_pb(&self.roster, r).map_err(Rejection::Wire)?;
+                self.ask(|reply| {
+                    round_request(
+                        &o,
+                        signed.clone(),
+                        RoundMsg::SlotReveal {
+                            slot,
+                            shares,
+                            reply,
+                        },
+                    )
+                })
+                .await
+            }
+            _ => Err(wrong_rpc("Unmask", &o.message.body)),
+        }
     }
 
     type PollChunksStream = Pieces;

@@ -1,6 +1,13 @@
 //! Drives rounds against the coordinator: poll, then the five phases with
 //! the `fedcredit_crypto::secagg::client` types, verifying every relayed
 //! message before using it.
+//!
+//! In a job with `[protocol] setup = "epoch"` an attempt is instead a slot
+//! of an epoch (`fedcredit_crypto::secagg::epoch`): an announcement with an
+//! empty `epoch` sets one up (advertise keys, deal `EpochShares`, open the
+//! others') and uses its slot 0; one naming the epoch held uses its `slot`:
+//! a masked input and a `SlotReveal` only. The epoch lives in memory for
+//! the job's run; a slot of an epoch not held is skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -8,13 +15,18 @@ use std::time::Duration;
 
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::SessionId;
+use fedcredit_crypto::ring::Ring;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::epoch::{
+    self, EpochDealtToMe, EpochKeys, EpochMember, Slot, Slots, TaskLedger,
+};
 use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
 };
 use fedcredit_proto::chunks::{self, ChunkedReplyError};
 use fedcredit_proto::envelope;
-use fedcredit_proto::roster::{Member, ParticipantId};
+use fedcredit_proto::epoch::{self as epoch_wire, EpochDealtShares};
+use fedcredit_proto::roster::{Member, ParticipantId, Roster};
 use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
@@ -27,7 +39,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
-use fedcredit_referee::{Referee, TaskDigest};
+use fedcredit_referee::{Referee, RoundPlan, TaskDigest};
 
 use crate::ParticipantError;
 use crate::contribution::Contributor;
@@ -45,7 +57,8 @@ pub enum CrashPoint {
     /// Half-way through sending a chunked masked input: its stream breaks
     /// off, so its partial input must not stay in the sum.
     MidInput,
-    /// After confirming survivors, before revealing shares: in U4, not U5.
+    /// After confirming survivors (in an epoch's slot: after the survivor
+    /// list came back), before revealing shares: in U4, not U5.
     Unmask,
 }
 
@@ -155,6 +168,8 @@ pub async fn run(
         me,
         grpc,
         journal: std::sync::Mutex::new(journal),
+        epoch: None,
+        ledger: TaskLedger::new(),
     };
     let result = tokio::select! {
         r = p.run(contributor) => r,
@@ -178,6 +193,14 @@ struct Participant {
     grpc: CoordinatorClient<Channel>,
     /// Written while sealing, which happens while `grpc` is borrowed.
     journal: std::sync::Mutex<Journal>,
+    /// The epoch this member holds (`[protocol] setup = "epoch"`), kept
+    /// across the rounds of the job until the coordinator sets up another.
+    /// Never persisted: after a restart a member holds none, and skips
+    /// slot rounds until the next setup.
+    epoch: Option<EpochMember>,
+    /// The contributor set each task was revealed for, across epochs (the
+    /// journal keeps the same promise across restarts).
+    ledger: TaskLedger,
 }
 
 /// How a round ended for this participant, short of success.
@@ -673,6 +696,11 @@ impl Participant {
         Ok(answer.into_inner())
     }
 
+    /// One attempt of a round. Shared by both protocols: the referee's check
+    /// of the announcement and this member's input to the task (its values,
+    /// encoded, with its share of the noise). Then the per-round protocol
+    /// (`epoch_slots` 0), or a slot of an epoch: a new epoch's setup and its
+    /// slot 0 (empty `epoch`), or slot `slot` of the epoch held.
     async fn round(
         &mut self,
         round: u64,
@@ -682,10 +710,70 @@ impl Participant {
         contributor: &mut dyn Contributor,
     ) -> Result<RoundSeen, RoundEnd> {
         let c = self.settings.consortium.clone();
-        let roster = &c.roster;
-        // The referee: replay the job from the spec and the signed published
-        // results, and take part only in the one task that follows from them.
-        // Nothing is computed or allocated for a task before this passes.
+        let checked = self.check_announcement(round, attempt, a, &c)?;
+        let Some(slots) = c.protocol.epoch_slots.filter(|_| a.epoch_slots > 0) else {
+            if a.epoch_slots > 0 || !a.epoch.is_empty() || a.slot != 0 {
+                return Err(RoundEnd::Skip(ParticipantError::RefusedRound {
+                    round,
+                    attempt,
+                    reason: "an announcement of the per-round protocol names an epoch or a slot"
+                        .into(),
+                }));
+            }
+            let input = self.prepare_input(round, &checked, contributor)?;
+            return self
+                .per_round(round, attempt, &c, &checked, &input, announcement_digest)
+                .await;
+        };
+        // Whether this member can take part is known from the announcement
+        // alone: nothing is computed for a slot of an epoch it does not hold.
+        let step = epoch_step(
+            round,
+            attempt,
+            a,
+            self.epoch.as_ref().map(EpochMember::epoch),
+        )?;
+        if step == EpochStep::Setup {
+            self.epoch = None;
+        }
+        let input = self.prepare_input(round, &checked, contributor)?;
+        let (mut member, slot) = match step {
+            EpochStep::Setup => (
+                self.set_up_epoch(round, attempt, &c, slots, announcement_digest)
+                    .await?,
+                0,
+            ),
+            EpochStep::Slot(slot) => {
+                let member = self.epoch.take().ok_or_else(|| {
+                    RoundEnd::Skip(ParticipantError::EpochNotHeld {
+                        round,
+                        attempt,
+                        epoch: hex::encode(&a.epoch),
+                        held: None,
+                    })
+                })?;
+                (member, slot)
+            }
+        };
+        // The member is held again whatever the slot's end: its other slots
+        // stay usable, and a used slot stays refused.
+        let seen = self
+            .epoch_slot(round, attempt, &c, &checked, &input, &mut member, slot)
+            .await;
+        self.epoch = Some(member);
+        seen
+    }
+
+    /// The referee: replays the job from the spec and the signed published
+    /// results, and takes part only in the one task that follows from them.
+    /// Nothing is computed or allocated for a task before this passes.
+    fn check_announcement<'c>(
+        &self,
+        round: u64,
+        attempt: u32,
+        a: &pb::RoundAnnouncement,
+        c: &'c Consortium,
+    ) -> Result<(Referee<'c>, RoundPlan), RoundEnd> {
         let referee_error = |source| {
             RoundEnd::Fatal(ParticipantError::Referee {
                 round,
@@ -693,7 +781,7 @@ impl Participant {
                 source,
             })
         };
-        let referee = Referee::replay(&c, &a.previous_outcomes).map_err(referee_error)?;
+        let referee = Referee::replay(c, &a.previous_outcomes).map_err(referee_error)?;
         let plan = referee
             .check_announcement(round, a)
             .map_err(referee_error)?;
@@ -709,13 +797,25 @@ impl Participant {
                 ),
             }));
         }
-        let digest = referee.digest(&plan);
+        Ok((referee, plan))
+    }
+
+    /// This member's input to the announced task: its values, encoded, with
+    /// its share of the noise in a private round; and what its journal knows
+    /// of the task and of these values.
+    fn prepare_input(
+        &self,
+        round: u64,
+        (referee, plan): &(Referee<'_>, RoundPlan),
+        contributor: &mut dyn Contributor,
+    ) -> Result<Input, RoundEnd> {
+        let c = &self.settings.consortium;
+        let digest = referee.digest(plan);
         let confirmed = self.confirmed_for(&digest)?;
         let codec = plan.codec;
-        let task = plan.task.clone();
         let dimension = plan.dimension;
         let values = contributor
-            .contribute(round, &task, dimension)
+            .contribute(round, &plan.task, dimension)
             .map_err(|reason| RoundEnd::Fatal(ParticipantError::Contribution { round, reason }))?;
         if values.len() != dimension {
             return Err(RoundEnd::Fatal(ParticipantError::Contribution {
@@ -765,16 +865,24 @@ impl Participant {
                 .add_assign(&mut encoded, &words)
                 .map_err(|e| contribution_error(e.to_string()))?;
         }
-        let protocol = |source| ParticipantError::Protocol {
-            round,
-            attempt,
-            source,
-        };
-        let thresholds = c.protocol.thresholds;
+        Ok(Input {
+            digest,
+            confirmed,
+            earlier,
+            fingerprint,
+            encoded,
+        })
+    }
 
-        // Phase 1: advertise fresh keys; verify every advertisement relayed back.
-        let keys = AdvertiseKeys::new(self.me.index, thresholds, &mut OsRng);
-        let ad = keys.advertisement();
+    /// Phase 1, and the first step of an epoch's setup: advertises `ad`
+    /// and verifies every advertisement relayed back (U1).
+    async fn advertise(
+        &self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        ad: &Advertisement,
+    ) -> Result<BTreeMap<PartyIndex, Advertisement>, RoundEnd> {
         let body = Body::Advertise(pb::KeyAdvertisement {
             share_enc_public: ad.share_enc.to_bytes().to_vec().into(),
             mask_agree_public: ad.mask_agree.to_bytes().to_vec().into(),
@@ -784,7 +892,7 @@ impl Participant {
         let adverts = self.within("AdvertiseKeys", call).await?;
         let mut cohort = BTreeMap::new();
         for signed in &adverts.get_ref().adverts {
-            let o = envelope::open(signed, roster)?;
+            let o = envelope::open(signed, &c.roster)?;
             check_binding(&o.message, &c.job.id, round, attempt)?;
             let Some(Body::Advertise(k)) = &o.message.body else {
                 return Err(bad_relay("advertisement list", &o.sender.id).into());
@@ -794,16 +902,126 @@ impl Participant {
                 return Err(bad_relay("advertisement list (duplicate)", &o.sender.id).into());
             }
         }
-        let spec_hash = c.job.hash();
-        let binding = SessionBinding {
-            job_id: &c.job.id,
-            job_spec_hash: &spec_hash,
-            announcement: &announcement_digest,
+        Ok(cohort)
+    }
+
+    /// Phase 3's sending: the masked input whole, or in chunks of the
+    /// session `session` (the round's, or the slot's in an epoch); answered
+    /// with the survivor list.
+    async fn send_masked(
+        &self,
+        round: u64,
+        attempt: u32,
+        session: &SessionId,
+        ring: Ring,
+        masked: &[u64],
+        contribution: &TaskContributors,
+    ) -> Result<pb::Survivors, ParticipantError> {
+        let chunk_words = self
+            .settings
+            .chunk_words
+            .clamp(1, fedcredit_proto::chunks::MAX_CHUNK_WORDS);
+        if masked.len() <= chunk_words {
+            self.send_whole(round, attempt, masked, contribution).await
+        } else {
+            self.send_chunks(
+                round,
+                attempt,
+                session,
+                ring.limbs(),
+                masked,
+                chunk_words,
+                contribution,
+            )
+            .await
+        }
+    }
+
+    /// The last phase: sends the reveal `body` (journaled, with
+    /// `commitment` when it binds the task), then reads the coordinator-signed
+    /// outcome and checks it: this round and attempt, the plan's length, and
+    /// exactly `contributors` (sorted ids), else `differ` names the refusal.
+    #[allow(clippy::too_many_arguments)]
+    async fn reveal_and_read_outcome(
+        &self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        plan: &RoundPlan,
+        body: Body,
+        commitment: Option<&TaskContributors>,
+        contributors: &[String],
+        differ: &'static str,
+    ) -> Result<RoundSeen, RoundEnd> {
+        let codec = plan.codec;
+        let mut grpc = self.grpc.clone();
+        let request = self.seal_with(round, attempt, body, commitment)?;
+        // The outcome holds 8 bytes per word of this round's dimension, and
+        // room for its contributors: a longer one is refused unread.
+        let limit = chunks::outcome_limit(codec.words_for(plan.dimension));
+        let call = async move {
+            let pieces = grpc.unmask_chunks(request).await?.into_inner();
+            Ok::<_, Status>(tonic::Response::new(
+                assemble(pieces, "round outcome", limit).await?,
+            ))
+        };
+        let outcome = self
+            .within("UnmaskChunks", call)
+            .await?
+            .into_inner()
+            .map_err(fedcredit_proto::WireError::from)?;
+        let (message, _checked) = envelope::open_coordinator(&outcome, c.roster.coordinator())?;
+        if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
+            return Err(bad_relay("round outcome", "the coordinator").into());
+        }
+        let Some(coordinator_message::Body::Outcome(o)) = message.body else {
+            return Err(bad_relay("round outcome", "the coordinator").into());
+        };
+        let sum = words::from_bytes("round outcome", &o.sum)?;
+        if sum.len() != codec.words_for(plan.dimension) {
+            return Err(bad_relay("round outcome (length)", "the coordinator").into());
+        }
+        let mut published = o.contributors.clone();
+        published.sort();
+        if published != contributors {
+            return Err(bad_relay(differ, "the coordinator").into());
+        }
+        Ok(RoundSeen {
             round,
             attempt,
-            thresholds,
+            sum: codec.decode(&sum)?,
+            contributors: o.contributors,
+            signed_outcome: outcome,
+        })
+    }
+
+    /// The per-round protocol: fresh keys, shares, masked input, the
+    /// consistency check and the unmask, all in this attempt.
+    async fn per_round(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        (referee, plan): &(Referee<'_>, RoundPlan),
+        input: &Input,
+        announcement_digest: [u8; 32],
+    ) -> Result<RoundSeen, RoundEnd> {
+        let roster = &c.roster;
+        let codec = plan.codec;
+        let digest = input.digest;
+        let protocol = |source| ParticipantError::Protocol {
+            round,
+            attempt,
+            source,
         };
-        let session = secagg::session_id(&binding, &cohort);
+        let thresholds = c.protocol.thresholds;
+
+        // Phase 1: advertise fresh keys; verify every advertisement relayed back.
+        let keys = AdvertiseKeys::new(self.me.index, thresholds, &mut OsRng);
+        let cohort = self
+            .advertise(round, attempt, c, &keys.advertisement())
+            .await?;
+        let session = session_of(c, round, attempt, &announcement_digest, &cohort);
         info!(cohort = cohort.len(), session = %session.to_hex(), "keys advertised");
         self.crash(CrashPoint::ShareKeys);
 
@@ -851,10 +1069,10 @@ impl Participant {
         // set can only complete with that same set, so mask only if every
         // member of it is still here.
         let (state, masked) = state
-            .masked_input(codec.ring(), &encoded, from_peers)
+            .masked_input(codec.ring(), &input.encoded, from_peers)
             .map_err(protocol)?;
         let u2_ids = ids_of(roster, state.u2());
-        if let Some(confirmed) = &confirmed
+        if let Some(confirmed) = &input.confirmed
             && !confirmed.iter().all(|id| u2_ids.contains(id))
         {
             return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
@@ -865,7 +1083,7 @@ impl Participant {
                 asked: u2_ids.join(", "),
             }));
         }
-        if let Some((job, confirmed)) = &earlier
+        if let Some((job, confirmed)) = &input.earlier
             && !confirmed.iter().all(|id| u2_ids.contains(id))
         {
             return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
@@ -876,66 +1094,25 @@ impl Participant {
                 asked: u2_ids.join(", "),
             }));
         }
-        let contribution = TaskContributors {
-            task: digest,
-            contributors: u2_ids,
-            contribution: Some(fingerprint),
-        };
-        let chunk_words = self
-            .settings
-            .chunk_words
-            .clamp(1, fedcredit_proto::chunks::MAX_CHUNK_WORDS);
-        let survivors = if masked.len() <= chunk_words {
-            self.send_whole(round, attempt, &masked, &contribution)
-                .await?
-        } else {
-            self.send_chunks(
+        let contribution = input.contributors(u2_ids);
+        let survivors = self
+            .send_masked(
                 round,
                 attempt,
                 &session,
-                codec.ring().limbs(),
+                codec.ring(),
                 &masked,
-                chunk_words,
                 &contribution,
             )
-            .await?
-        };
+            .await?;
         let u3 = roster.indices("survivor list", &survivors.survivors)?;
 
         // Phase 4: consistency check — sign U3, verify the others' signatures
         // on it. U3 is the set the sum will be over: it must follow the job's
         // cohort policy, and for a task confirmed before it must be the very
         // same set. The confirmation is journaled (durably) before it is sent.
-        referee.check_contributors(&u3).map_err(|source| {
-            RoundEnd::Skip(ParticipantError::Referee {
-                round,
-                attempt,
-                source,
-            })
-        })?;
         let u3_ids = ids_of(roster, &u3);
-        if let Some(confirmed) = &confirmed
-            && *confirmed != u3_ids
-        {
-            return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
-                round,
-                attempt,
-                task: digest.to_string(),
-                confirmed: confirmed.join(", "),
-                asked: u3_ids.join(", "),
-            }));
-        }
-        if let Some((job, confirmed)) = &earlier
-            && *confirmed != u3_ids
-        {
-            return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
-                round,
-                attempt,
-                job: job.clone(),
-                confirmed: confirmed.join(", "),
-                asked: u3_ids.join(", "),
-            }));
-        }
+        input.check_set(round, attempt, referee, &u3, &u3_ids)?;
         let state = state.confirm(u3).map_err(protocol)?;
         let ids: Vec<String> = state
             .survivors()
@@ -946,12 +1123,7 @@ impl Participant {
             survivors: ids,
             session_id: state.session().as_bytes().to_vec().into(),
         });
-        let signed_u3 = u3_ids.clone();
-        let commitment = TaskContributors {
-            task: digest,
-            contributors: u3_ids,
-            contribution: Some(fingerprint),
-        };
+        let commitment = input.contributors(u3_ids.clone());
         let mut grpc = self.grpc.clone();
         let call =
             grpc.confirm_survivors(self.seal_with(round, attempt, body, Some(&commitment))?);
@@ -992,50 +1164,313 @@ impl Participant {
             self_mask_shares: to_pb(reveal.self_mask_shares),
             key_shares: to_pb(reveal.key_shares),
         });
-        let mut grpc = self.grpc.clone();
-        let request = self.seal(round, attempt, body)?;
-        // The outcome holds 8 bytes per word of this round's dimension, and
-        // room for its contributors: a longer one is refused unread.
-        let limit = chunks::outcome_limit(codec.words_for(dimension));
-        let call = async move {
-            let pieces = grpc.unmask_chunks(request).await?.into_inner();
-            Ok::<_, Status>(tonic::Response::new(
-                assemble(pieces, "round outcome", limit).await?,
-            ))
-        };
-        let outcome = self
-            .within("UnmaskChunks", call)
-            .await?
-            .into_inner()
-            .map_err(fedcredit_proto::WireError::from)?;
-        let (message, _checked) = envelope::open_coordinator(&outcome, roster.coordinator())?;
-        if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
-            return Err(bad_relay("round outcome", "the coordinator").into());
-        }
-        let Some(coordinator_message::Body::Outcome(o)) = message.body else {
-            return Err(bad_relay("round outcome", "the coordinator").into());
-        };
-        let sum = words::from_bytes("round outcome", &o.sum)?;
-        if sum.len() != codec.words_for(dimension) {
-            return Err(bad_relay("round outcome (length)", "the coordinator").into());
-        }
-        let mut published = o.contributors.clone();
-        published.sort();
-        if published != signed_u3 {
-            return Err(bad_relay(
-                "round outcome (its contributors differ from the survivor list this participant confirmed)",
-                "the coordinator",
-            )
-            .into());
-        }
-        Ok(RoundSeen {
+        self.reveal_and_read_outcome(
             round,
             attempt,
-            sum: codec.decode(&sum)?,
-            contributors: o.contributors,
-            signed_outcome: outcome,
-        })
+            c,
+            plan,
+            body,
+            None,
+            &u3_ids,
+            "round outcome (its contributors differ from the survivor list this participant confirmed)",
+        )
+        .await
     }
+
+    /// An epoch's setup (the announcement names no epoch): fresh keys and
+    /// one self-mask seed per slot, advertised; every slot seed shared among
+    /// U1 (`EpochShares`); the shares every other member dealt this one
+    /// opened and checked against their signed commitments. The epoch's
+    /// cohort C is every member that dealt, which must be all of U1.
+    async fn set_up_epoch(
+        &self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        slots: Slots,
+        announcement_digest: [u8; 32],
+    ) -> Result<EpochMember, RoundEnd> {
+        let roster = &c.roster;
+        let protocol = |source| ParticipantError::Protocol {
+            round,
+            attempt,
+            source,
+        };
+        let keys = EpochKeys::new(self.me.index, c.protocol.thresholds, slots, &mut OsRng);
+        let cohort = self
+            .advertise(round, attempt, c, &keys.advertisement())
+            .await?;
+        // The epoch's id is the session id this attempt would have had.
+        let id = session_of(c, round, attempt, &announcement_digest, &cohort);
+        info!(cohort = cohort.len(), epoch = %id.to_hex(), slots = slots.get(), "keys advertised for a new epoch");
+        self.crash(CrashPoint::ShareKeys);
+
+        let (sharing, out) = keys.share_keys(id, cohort, &mut OsRng).map_err(protocol)?;
+        let body = Body::EpochShares(epoch_wire::to_pb(roster, out));
+        let mut grpc = self.grpc.clone();
+        let call = grpc.share_keys(self.seal(round, attempt, body)?);
+        let received = self.within("ShareKeys", call).await?;
+        let mut from_peers = Vec::new();
+        for signed in &received.get_ref().dealt {
+            from_peers.push(epoch_dealt_to_me(
+                roster,
+                &c.job.id,
+                (round, attempt),
+                self.me.index,
+                slots,
+                signed,
+            )?);
+        }
+        let member = sharing.open(from_peers).map_err(protocol)?;
+        info!(epoch = %id.to_hex(), cohort = member.cohort().len(), "epoch set up");
+        Ok(member)
+    }
+
+    /// Slot `slot` of the epoch `member`: the masked input of the slot and,
+    /// once the survivor list is the epoch's cohort C and the task's
+    /// contributor set C is journaled, the reveal of the slot's shares.
+    #[allow(clippy::too_many_arguments)]
+    async fn epoch_slot(
+        &mut self,
+        round: u64,
+        attempt: u32,
+        c: &Consortium,
+        (referee, plan): &(Referee<'_>, RoundPlan),
+        input: &Input,
+        member: &mut EpochMember,
+        slot: Slot,
+    ) -> Result<RoundSeen, RoundEnd> {
+        let roster = &c.roster;
+        let protocol = |source| ParticipantError::Protocol {
+            round,
+            attempt,
+            source,
+        };
+        // The sum is over C or nothing: the same guards as the per-round
+        // protocol's survivor list, before anything is masked.
+        let cohort = member.cohort().clone();
+        let ids = ids_of(roster, &cohort);
+        input.check_set(round, attempt, referee, &cohort, &ids)?;
+
+        // Masked input: the slot is used now, whatever follows.
+        let ring = plan.codec.ring();
+        let masked = member.mask(slot, ring, &input.encoded).map_err(protocol)?;
+        let session = epoch::slot_session(member.epoch(), slot);
+        info!(epoch = %member.epoch().to_hex(), slot, cohort = cohort.len(), "slot masked");
+        let contribution = input.contributors(ids.clone());
+        let survivors = self
+            .send_masked(round, attempt, &session, ring, &masked, &contribution)
+            .await?;
+        check_epoch_survivors(roster, &survivors, &cohort)?;
+        self.crash(CrashPoint::Unmask);
+
+        // Reveal: the task is bound to C in the ledger, and journaled with
+        // C (durably) before the reveal is sent.
+        let reveal = member
+            .reveal(slot, *input.digest.as_bytes(), &mut self.ledger)
+            .map_err(protocol)?;
+        let body = Body::SlotReveal(epoch_wire::reveal_to_pb(roster, reveal.slot, reveal.shares));
+        self.reveal_and_read_outcome(
+            round,
+            attempt,
+            c,
+            plan,
+            body,
+            Some(&contribution),
+            &ids,
+            "round outcome (its contributors are not the epoch's cohort this participant revealed for)",
+        )
+        .await
+    }
+}
+
+/// This member's input to one task, and what its journal knows of the task.
+struct Input {
+    /// The task.
+    digest: TaskDigest,
+    /// The contributor set confirmed for the task before, if any.
+    confirmed: Option<Vec<String>>,
+    /// The job and contributor set these very values were confirmed with
+    /// before, if any.
+    earlier: Option<(String, Vec<String>)>,
+    /// The keyed fingerprint of the values.
+    fingerprint: [u8; 32],
+    /// The values in the ring, with the noise share.
+    encoded: Vec<u64>,
+}
+
+impl Input {
+    /// The task and these values, contributed with `contributors` (sorted ids).
+    fn contributors(&self, contributors: Vec<String>) -> TaskContributors {
+        TaskContributors {
+            task: self.digest,
+            contributors,
+            contribution: Some(self.fingerprint),
+        }
+    }
+
+    /// The guards on the exact set `set` (sorted ids `ids`) a sum of this
+    /// input will be over: the job's cohort policy, the set confirmed for
+    /// the task before, the set these values were confirmed with before.
+    fn check_set(
+        &self,
+        round: u64,
+        attempt: u32,
+        referee: &Referee<'_>,
+        set: &BTreeSet<PartyIndex>,
+        ids: &[String],
+    ) -> Result<(), RoundEnd> {
+        referee.check_contributors(set).map_err(|source| {
+            RoundEnd::Skip(ParticipantError::Referee {
+                round,
+                attempt,
+                source,
+            })
+        })?;
+        if let Some(confirmed) = &self.confirmed
+            && confirmed != ids
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributorSetChanged {
+                round,
+                attempt,
+                task: self.digest.to_string(),
+                confirmed: confirmed.join(", "),
+                asked: ids.join(", "),
+            }));
+        }
+        if let Some((job, confirmed)) = &self.earlier
+            && confirmed != ids
+        {
+            return Err(RoundEnd::Skip(ParticipantError::ContributionRepeated {
+                round,
+                attempt,
+                job: job.clone(),
+                confirmed: confirmed.join(", "),
+                asked: ids.join(", "),
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// What an announcement of an epoch-mode job asks of this member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EpochStep {
+    /// Set up a new epoch (dropping any held), then use its slot 0.
+    Setup,
+    /// Use this slot of the epoch held.
+    Slot(Slot),
+}
+
+/// Reads an epoch-mode announcement against the epoch held (its id): an
+/// empty `epoch` sets up a new one, and must name slot 0; a named epoch
+/// must be the one held, else the attempt is skipped (after a restart, or
+/// when this member missed the setup, the coordinator's next attempt sets
+/// up anew).
+fn epoch_step(
+    round: u64,
+    attempt: u32,
+    a: &pb::RoundAnnouncement,
+    held: Option<&SessionId>,
+) -> Result<EpochStep, ParticipantError> {
+    if a.epoch.is_empty() {
+        if a.slot != 0 {
+            return Err(ParticipantError::RefusedRound {
+                round,
+                attempt,
+                reason: format!(
+                    "the announcement sets up a new epoch but names slot {}; a setup uses slot 0",
+                    a.slot
+                ),
+            });
+        }
+        return Ok(EpochStep::Setup);
+    }
+    match held {
+        Some(id) if id.as_bytes().as_slice() == a.epoch.as_ref() => Ok(EpochStep::Slot(a.slot)),
+        _ => Err(ParticipantError::EpochNotHeld {
+            round,
+            attempt,
+            epoch: hex::encode(&a.epoch),
+            held: held.map(SessionId::to_hex),
+        }),
+    }
+}
+
+/// One dealer's epoch setup message as relayed to this member: the
+/// ciphertext addressed to `me` and the commitments the dealer signed.
+fn epoch_dealt_to_me(
+    roster: &Roster,
+    job: &str,
+    (round, attempt): (u64, u32),
+    me: PartyIndex,
+    slots: Slots,
+    signed: &pb::Signed,
+) -> Result<EpochDealtToMe, ParticipantError> {
+    let o = envelope::open(signed, roster)?;
+    check_binding(&o.message, job, round, attempt)?;
+    let Some(Body::EpochShares(m)) = &o.message.body else {
+        return Err(bad_relay("epoch share list", &o.sender.id));
+    };
+    let from = o.sender.index;
+    let mine = |what: &str| bad_relay(what, &o.sender.id);
+    if from == me {
+        return Err(mine("epoch share list (this party's own)"));
+    }
+    let EpochDealtShares {
+        record,
+        ciphertexts,
+    } = EpochDealtShares::from_pb(roster, from, slots, m)?;
+    let mut addressed = ciphertexts.into_iter().filter(|(to, _)| *to == me);
+    let (_, ciphertext) = addressed
+        .next()
+        .ok_or_else(|| mine("epoch share list (no ciphertext for this party)"))?;
+    if addressed.next().is_some() {
+        return Err(mine("epoch share list (two ciphertexts for this party)"));
+    }
+    Ok(EpochDealtToMe {
+        from,
+        ciphertext: ciphertext.to_vec(),
+        dealt: record.dealt,
+    })
+}
+
+/// A slot's survivor list must be the epoch's cohort exactly: the
+/// coordinator abandons a slot with a missing masked input before any
+/// reveal, and a sum over another set is not this epoch's.
+fn check_epoch_survivors(
+    roster: &Roster,
+    survivors: &pb::Survivors,
+    cohort: &BTreeSet<PartyIndex>,
+) -> Result<(), ParticipantError> {
+    let u3 = roster.indices("survivor list", &survivors.survivors)?;
+    if u3 != *cohort {
+        return Err(bad_relay(
+            "survivor list (not the epoch's cohort)",
+            "the coordinator",
+        ));
+    }
+    Ok(())
+}
+
+/// The session id of an attempt (the epoch's id when it sets one up).
+fn session_of(
+    c: &Consortium,
+    round: u64,
+    attempt: u32,
+    announcement_digest: &[u8; 32],
+    cohort: &BTreeMap<PartyIndex, Advertisement>,
+) -> SessionId {
+    let spec_hash = c.job.hash();
+    let binding = SessionBinding {
+        job_id: &c.job.id,
+        job_spec_hash: &spec_hash,
+        announcement: announcement_digest,
+        round,
+        attempt,
+        thresholds: c.protocol.thresholds,
+    };
+    secagg::session_id(&binding, cohort)
 }
 
 /// Member ids of a set, sorted (the journal's form of a contributor set).
@@ -1182,4 +1617,270 @@ pub async fn offered_job(
         ));
     }
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedcredit_crypto::secagg::Thresholds;
+    use fedcredit_crypto::secagg::epoch::{EpochView, SlotUnmasker};
+
+    const JOB: &str = "job-epoch";
+    const AT: (u64, u32) = (2, 1);
+
+    fn id(i: usize) -> String {
+        format!("bank-{i}")
+    }
+
+    fn identity(i: usize) -> IdentityKey {
+        IdentityKey::from_secret_bytes(&[i as u8; 32])
+    }
+
+    fn roster(n: usize) -> Roster {
+        let members = (1..=n)
+            .map(|i| {
+                (
+                    ParticipantId::new(&id(i)).expect("id"),
+                    identity(i).public(),
+                )
+            })
+            .collect();
+        Roster::new(members, IdentityKey::from_secret_bytes(&[99; 32]).public()).expect("roster")
+    }
+
+    fn signed(i: usize, (round, attempt): (u64, u32), body: Body) -> pb::Signed {
+        envelope::seal(
+            &identity(i),
+            &pb::Message {
+                job_id: JOB.into(),
+                round,
+                attempt,
+                sender: id(i),
+                body: Some(body),
+            },
+        )
+    }
+
+    /// An epoch of four members set up as the daemons do it: each deals,
+    /// its `EpochShares` is signed and relayed, and each member opens the
+    /// others' messages through [`epoch_dealt_to_me`].
+    struct Epoch {
+        roster: Roster,
+        parties: Vec<PartyIndex>,
+        slots: Slots,
+        messages: Vec<pb::Signed>,
+        members: Vec<EpochMember>,
+        view: EpochView,
+    }
+
+    fn set_up() -> Epoch {
+        let n = 4;
+        let roster = roster(n);
+        let thresholds = Thresholds::new(n, 3, 1, 3).expect("thresholds");
+        let slots = Slots::new(4).expect("slots");
+        let parties: Vec<PartyIndex> = (1..=n)
+            .map(|i| roster.member(&id(i)).expect("member").index)
+            .collect();
+        let keys: Vec<EpochKeys> = parties
+            .iter()
+            .map(|p| EpochKeys::new(*p, thresholds, slots, &mut OsRng))
+            .collect();
+        let cohort: BTreeMap<PartyIndex, Advertisement> = parties
+            .iter()
+            .zip(&keys)
+            .map(|(p, k)| (*p, k.advertisement()))
+            .collect();
+        let epoch = SessionId([5; 32]);
+        let mut sharings = Vec::new();
+        let mut messages = Vec::new();
+        let mut records = BTreeMap::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            let (sharing, out) = k
+                .share_keys(epoch, cohort.clone(), &mut OsRng)
+                .expect("share keys");
+            records.insert(parties[i], out.record.clone());
+            messages.push(signed(
+                i + 1,
+                AT,
+                Body::EpochShares(epoch_wire::to_pb(&roster, out)),
+            ));
+            sharings.push(sharing);
+        }
+        let members = sharings
+            .into_iter()
+            .enumerate()
+            .map(|(i, sharing)| {
+                let received = messages
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, m)| {
+                        epoch_dealt_to_me(&roster, JOB, AT, parties[i], slots, m)
+                            .expect("shares for this member")
+                    })
+                    .collect();
+                sharing.open(received).expect("open")
+            })
+            .collect();
+        let view = EpochView::new(epoch, thresholds, slots, records).expect("view");
+        Epoch {
+            roster,
+            parties,
+            slots,
+            messages,
+            members,
+            view,
+        }
+    }
+
+    #[test]
+    fn an_epoch_set_up_over_the_wire_sums_slots_and_refuses_a_used_one() {
+        let mut e = set_up();
+        let cohort: BTreeSet<PartyIndex> = e.parties.iter().copied().collect();
+        let mut ledger = TaskLedger::new();
+        for slot in [0, 2] {
+            let ring = Ring::U64;
+            let mut sum = vec![0u64; 3];
+            let mut expected = vec![0u64; 3];
+            for (i, m) in e.members.iter_mut().enumerate() {
+                assert_eq!(m.cohort(), &cohort);
+                let input = vec![i as u64 + 1, 100 * slot as u64, 7];
+                ring.add_assign(&mut expected, &input).expect("add");
+                let masked = m.mask(slot, ring, &input).expect("mask");
+                ring.add_assign(&mut sum, &masked).expect("add");
+            }
+            assert_ne!(sum, expected, "masked inputs alone give nothing away");
+            let survivors = pb::Survivors {
+                survivors: (1..=4).map(id).collect(),
+            };
+            check_epoch_survivors(&e.roster, &survivors, &cohort).expect("C exactly");
+            let mut unmasker = SlotUnmasker::new(&e.view, slot).expect("unmasker");
+            for (i, m) in e.members.iter_mut().enumerate() {
+                let reveal = m
+                    .reveal(slot, [slot as u8; 32], &mut ledger)
+                    .expect("reveal");
+                let wire = epoch_wire::reveal_to_pb(&e.roster, reveal.slot, reveal.shares);
+                let (got_slot, shares) =
+                    epoch_wire::reveal_from_pb(&e.roster, &wire).expect("decode");
+                assert_eq!(got_slot, slot);
+                unmasker.accept(e.parties[i], shares).expect("accept");
+            }
+            unmasker.finish(ring, &mut sum).expect("finish");
+            assert_eq!(sum, expected, "slot {slot}");
+        }
+        let err = ParticipantError::Protocol {
+            round: 3,
+            attempt: 0,
+            source: e.members[0]
+                .mask(2, Ring::U64, &[1, 2, 3])
+                .expect_err("slot 2 is used"),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("round 3 attempt 0") && text.contains('2'),
+            "{text}"
+        );
+        assert_eq!(e.members[0].unused_slots().collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(e.slots.get(), 4);
+    }
+
+    #[test]
+    fn a_survivor_list_other_than_the_epochs_cohort_is_refused() {
+        let e = set_up();
+        let cohort: BTreeSet<PartyIndex> = e.parties.iter().copied().collect();
+        let short = pb::Survivors {
+            survivors: (1..=3).map(id).collect(),
+        };
+        let err = check_epoch_survivors(&e.roster, &short, &cohort).expect_err("one missing");
+        assert!(err.to_string().contains("not the epoch's cohort"), "{err}");
+        let stranger = pb::Survivors {
+            survivors: vec![id(1), id(2), id(3), "bank-9".into()],
+        };
+        check_epoch_survivors(&e.roster, &stranger, &cohort).expect_err("not a member");
+    }
+
+    #[test]
+    fn relayed_epoch_shares_must_be_this_attempts_anothers_and_epoch_shares() {
+        let e = set_up();
+        let me = e.parties[0];
+        // Dealt for another attempt of the round.
+        let Some(Body::EpochShares(m)) = envelope::open(&e.messages[1], &e.roster)
+            .expect("open")
+            .message
+            .body
+        else {
+            panic!("an epoch share list");
+        };
+        let stale = signed(2, (AT.0, AT.1 + 1), Body::EpochShares(m));
+        let err = epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &stale).expect_err("stale");
+        assert!(
+            matches!(err, ParticipantError::RefusedRound { .. }),
+            "{err}"
+        );
+        // A per-round body where an epoch's setup is expected.
+        let advert = signed(2, AT, Body::Advertise(pb::KeyAdvertisement::default()));
+        let err = epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &advert).expect_err("body");
+        assert!(err.to_string().contains("epoch share list"), "{err}");
+        // This member's own message relayed back to it.
+        let err =
+            epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &e.messages[0]).expect_err("own");
+        assert!(err.to_string().contains("own"), "{err}");
+        // Decoded with another slot count than the epoch's.
+        let other = Slots::new(3).expect("slots");
+        epoch_dealt_to_me(&e.roster, JOB, AT, me, other, &e.messages[1]).expect_err("slot count");
+    }
+
+    #[test]
+    fn the_run_future_stays_send_with_an_epoch_held_across_awaits() {
+        fn send<T: Send>(_: &T) {}
+        // Type-checked only: the daemons and the test suites spawn `run`.
+        fn check(settings: Settings, key: IdentityKey, c: &mut dyn Contributor) {
+            let f = run(settings, key, c, std::future::pending());
+            send(&f);
+        }
+        let _ = check;
+    }
+
+    #[test]
+    fn an_announcement_sets_up_an_epoch_or_uses_the_one_held() {
+        let held = SessionId([7; 32]);
+        let announce = |epoch: &[u8], slot| pb::RoundAnnouncement {
+            epoch_slots: 4,
+            epoch: epoch.to_vec().into(),
+            slot,
+            ..Default::default()
+        };
+        assert_eq!(
+            epoch_step(1, 0, &announce(&[], 0), Some(&held)).expect("setup"),
+            EpochStep::Setup
+        );
+        assert_eq!(
+            epoch_step(1, 0, &announce(&[], 0), None).expect("setup"),
+            EpochStep::Setup
+        );
+        let err = epoch_step(1, 0, &announce(&[], 2), None).expect_err("setup at slot 2");
+        assert!(
+            matches!(err, ParticipantError::RefusedRound { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            epoch_step(1, 0, &announce(&[7; 32], 3), Some(&held)).expect("slot"),
+            EpochStep::Slot(3)
+        );
+        match epoch_step(4, 2, &announce(&[7; 32], 1), None) {
+            Err(ParticipantError::EpochNotHeld {
+                round: 4,
+                attempt: 2,
+                epoch,
+                held: None,
+            }) => assert_eq!(epoch, "07".repeat(32)),
+            other => panic!("expected EpochNotHeld, got {other:?}"),
+        }
+        let err = epoch_step(4, 2, &announce(&[8; 32], 1), Some(&held)).expect_err("another");
+        assert!(
+            err.to_string().contains(&"08".repeat(32)) && err.to_string().contains(&held.to_hex()),
+            "{err}"
+        );
+        epoch_step(4, 2, &announce(&[7; 31], 1), Some(&held)).expect_err("31 bytes");
+    }
 }

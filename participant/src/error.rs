@@ -162,6 +162,24 @@ pub enum ParticipantError {
         /// The set asked for now.
         asked: String,
     },
+    /// An attempt uses a slot of an epoch this participant does not hold
+    /// (it restarted since the setup, or missed it): it sends nothing, and
+    /// the coordinator, short of its masked input, sets up a new epoch.
+    #[error(
+        "skipping round {round} attempt {attempt}: it uses epoch {epoch}, which this participant \
+         does not hold ({}); the next setup includes it again",
+        held.as_deref().map_or_else(|| "it holds none".to_owned(), |h| format!("it holds {h}"))
+    )]
+    EpochNotHeld {
+        /// The round.
+        round: u64,
+        /// The attempt.
+        attempt: u32,
+        /// The epoch the announcement names (hex).
+        epoch: String,
+        /// The epoch held, if any (hex).
+        held: Option<String>,
+    },
     /// Another process holds this participant's journal: two processes
     /// journaling as one member could each confirm a different contributor
     /// set for one task, which the journal exists to prevent.
@@ -205,7 +223,8 @@ impl ParticipantError {
             ParticipantError::RefusedRound { .. }
             | ParticipantError::Referee { .. }
             | ParticipantError::ContributorSetChanged { .. }
-            | ParticipantError::ContributionRepeated { .. } => ReasonCode::ReasonRefusedTask,
+            | ParticipantError::ContributionRepeated { .. }
+            | ParticipantError::EpochNotHeld { .. } => ReasonCode::ReasonRefusedTask,
             ParticipantError::Protocol { .. } | ParticipantError::Refused { .. } => {
                 ReasonCode::ReasonProtocolViolation
             }

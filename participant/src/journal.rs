@@ -9,7 +9,10 @@
 //! - which contributor set it confirmed for each task (by
 //!   [`fedcredit_referee::TaskDigest`]): it never confirms another set for
 //!   the same task, so no two sums of one task over different sets can be
-//!   unmasked, and their difference can never be one member's vector.
+//!   unmasked, and their difference can never be one member's vector. The
+//!   per-round protocol confirms with its survivor-list confirmation
+//!   (`consistency-check`); an epoch's slot, which has no such phase, with
+//!   its reveal (`unmask`, journaled with the epoch's cohort).
 //!
 //! It only keeps those promises with one writer: [`Journal::open`] takes the
 //! exclusive lock on `<journal>.lock` ([`fedcredit_proto::owner`]) before
@@ -108,7 +111,9 @@ impl Journal {
                 self.advertised
                     .insert((entry.job.clone(), entry.round, entry.attempt));
             }
-            "consistency-check" => {
+            // A confirmation, or a slot reveal journaled with its set (a
+            // per-round reveal carries none).
+            "consistency-check" | "unmask" => {
                 if let (Some(task), Some(set)) = (&entry.task, &entry.contributors)
                     && let Some(task) = TaskDigest::from_hex(task)
                 {
@@ -281,6 +286,36 @@ mod tests {
         assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
         assert_eq!(j.confirmed("job", &other), None);
         assert_eq!(j.confirmed("other-job", &task), None);
+    }
+
+    #[test]
+    fn a_slot_reveal_journaled_with_its_set_confirms_the_task_across_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.journal");
+        let task = TaskDigest::from_hex(&"ab".repeat(32)).expect("digest");
+        let other = TaskDigest::from_hex(&"cd".repeat(32)).expect("digest");
+        let set = TaskContributors {
+            task,
+            contributors: vec!["bank-a".into(), "bank-b".into(), "bank-c".into()],
+            contribution: Some([9; 32]),
+        };
+        let mut j = Journal::open(&path).expect("open");
+        // A per-round reveal carries no set and confirms nothing.
+        j.record("job", 1, 0, "unmask", b"u", &[1; 64], None)
+            .expect("record");
+        assert_eq!(j.confirmed("job", &task), None);
+        // An epoch's slot reveal is its confirmation.
+        j.record("job", 3, 0, "unmask", b"r", &[2; 64], Some(&set))
+            .expect("record");
+        assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
+        drop(j);
+        let j = Journal::open(&path).expect("reopen");
+        assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
+        assert_eq!(j.confirmed("job", &other), None);
+        assert_eq!(
+            j.confirmed_contribution(&[9; 32]),
+            Some(("job", &set.contributors[..]))
+        );
     }
 
     #[test]

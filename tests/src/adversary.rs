@@ -38,6 +38,8 @@ use tonic::{Request, Response, Status};
 
 use crate::colluder::Colluder;
 
+mod epoch;
+
 /// The RPCs of the `Coordinator` service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rpc {
@@ -331,6 +333,10 @@ pub struct AttemptRecord {
     /// why), as the coordinator refuses them: a share that fails its
     /// dealer's commitment is attributed to its revealer.
     pub refused_reveals: BTreeMap<String, String>,
+    /// Epoch setup: each dealer's signed `EpochShares` message.
+    pub epoch_dealt: BTreeMap<String, pb::Signed>,
+    /// A slot round's reveals by revealer.
+    pub slot_reveals: BTreeMap<String, pb::SlotReveal>,
     /// Members that gave up, and in which phase.
     pub gave_up: BTreeMap<String, Rpc>,
     /// Every signed participant message of this attempt, in arrival order.
@@ -388,6 +394,8 @@ impl AttemptRecord {
             confirmations: Vec::new(),
             reveals: BTreeMap::new(),
             refused_reveals: BTreeMap::new(),
+            epoch_dealt: BTreeMap::new(),
+            slot_reveals: BTreeMap::new(),
             gave_up: BTreeMap::new(),
             messages: Vec::new(),
         }
@@ -422,6 +430,8 @@ pub struct Adversary {
     /// [`Adversary::announcement`] puts in `previous_outcomes`; a test may
     /// rewrite it to lie about the job's history).
     pub published: Vec<pb::Signed>,
+    /// The last epoch the adversary set up, as the coordinator holds it.
+    epoch_view: Option<fedcredit_crypto::secagg::epoch::EpochView>,
     /// How chunked answers are broken, if at all (shared with the service).
     tamper: Arc<std::sync::Mutex<Option<(Rpc, PieceTamper)>>>,
     _stop: oneshot::Sender<()>,
@@ -475,6 +485,7 @@ impl Adversary {
             pending: BTreeMap::new(),
             attempts: Vec::new(),
             colluders: Vec::new(),
+            epoch_view: None,
             tamper,
             _stop: stop,
         }

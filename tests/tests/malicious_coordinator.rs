@@ -949,3 +949,162 @@ async fn n_shares_relayed_from_non_neighbours_are_refused() {
     })
     .await;
 }
+
+/// A four-member secure sum set up once per epoch of four slots.
+fn epoch_consortium() -> Consortium {
+    let c = secure_sum_consortium(4, "setup = \"epoch\"\nslots = 4", DIM, 16, 1e6).unwrap();
+    assert_eq!(c.protocol.epoch_slots_field(), 4);
+    c
+}
+
+/// Sets up an epoch in attempt (0, `attempt`) with `cohort` and collects
+/// slot 0's masked inputs, showing every sender `shown(senders)`. Returns
+/// the epoch's session id.
+async fn epoch_setup_and_slot_inputs(
+    adv: &mut Adversary,
+    attempt: u32,
+    cohort: &[String],
+    shown: impl Fn(&[String]) -> Vec<String>,
+) -> fedcredit_crypto::kx::SessionId {
+    let ann = adv.secure_sum_announcement();
+    adv.announce(0, attempt, ann, cohort).await;
+    let advertised = adv.advertise(cohort).await;
+    assert_eq!(advertised.len(), cohort.len(), "{}", adv.summary());
+    let epoch = adv.epoch_share_keys().await;
+    adv.slot_masked_input(cohort, |_, senders| shown(senders))
+        .await;
+    epoch
+}
+
+/// Epoch mode, the honest path first: an announcement naming an epoch no
+/// member holds is refused by all (no masked input: a member never masks
+/// with keys it did not agree); then an epoch set up with all four sums
+/// exactly, unmasked by the adversary's own `SlotUnmasker` from the slot
+/// reveals alone (no key is ever revealed, no consistency round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn o_an_unknown_epoch_is_refused_and_an_honest_slot_sums_exactly() {
+    guarded(async {
+        let c = epoch_consortium();
+        let members = [0, 1, 2, 3];
+        let (mut adv, honest) = secure_sum(&c, &members, None).await;
+        let all = ids(4);
+        let forged = fedcredit_crypto::kx::SessionId([7; 32]);
+        let ann = Adversary::slot_announcement(adv.secure_sum_announcement(), &forged, 1);
+        adv.announce(0, 0, ann, &all).await;
+        let sent = adv.slot_masked_input(&all, |_, s| s.to_vec()).await;
+        assert!(sent.is_empty(), "masked for an unknown epoch: {sent:?}");
+
+        epoch_setup_and_slot_inputs(&mut adv, 1, &all, <[String]>::to_vec).await;
+        assert_eq!(adv.attempts[1].masked.len(), 4, "{}", adv.summary());
+        let sum = adv.slot_unmask(0, End::Complete).await.unwrap();
+        assert_eq!(adv.attempts[1].slot_reveals.len(), 4);
+        assert!(adv.attempts[1].reveals.is_empty() && adv.attempts[1].confirmations.is_empty());
+        let expected = sum_of(&members.map(input));
+        assert!(
+            close(&decoded(&adv, 1, &sum), &expected),
+            "{:?}",
+            decoded(&adv, 1, &sum)
+        );
+        finish(&mut adv, honest).await;
+    })
+    .await;
+}
+
+/// Attack p: a slot masked twice. Attempt 0 sets up an epoch, collects
+/// slot 0's masked inputs and reveals (the adversary now knows every slot-0
+/// self mask) and aborts; attempt 1 announces slot 0 of the same epoch
+/// again. A second input under the same masks would publish the difference
+/// of the two inputs; every member refuses to mask a used slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p_a_slot_is_never_masked_twice() {
+    guarded(async {
+        let c = epoch_consortium();
+        let members = [0, 1, 2, 3];
+        let (mut adv, honest) = secure_sum(&c, &members, None).await;
+        let all = ids(4);
+        let epoch = epoch_setup_and_slot_inputs(&mut adv, 0, &all, <[String]>::to_vec).await;
+        assert_eq!(adv.attempts[0].masked.len(), 4, "{}", adv.summary());
+        let _ = adv.slot_unmask(0, End::Abort).await;
+        assert_eq!(
+            adv.attempts[0].slot_reveals.len(),
+            4,
+            "all four revealed slot 0"
+        );
+
+        let ann = Adversary::slot_announcement(adv.secure_sum_announcement(), &epoch, 0);
+        adv.announce(0, 1, ann, &all).await;
+        let sent = adv.slot_masked_input(&all, |_, s| s.to_vec()).await;
+        finish(&mut adv, honest).await;
+        for id in &all {
+            assert!(adv.attempts[1].delivered.contains(id), "{id}: not mounted");
+        }
+        assert!(
+            sent.is_empty(),
+            "members masked slot 0 a second time: {sent:?}\n{}",
+            adv.summary()
+        );
+    })
+    .await;
+}
+
+/// Attack q: the same task over another cohort in a new epoch. Attempt 0
+/// sums the task over all four (reveals collected, then "aborted");
+/// attempt 1 sets up a new epoch without the target. The difference of the
+/// two sums would be the target's input: each member bound the task to the
+/// four when it revealed and refuses to mask it for three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q_a_new_epoch_without_the_target_is_refused_for_the_same_task() {
+    guarded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let c = epoch_consortium();
+        let members = [0, 1, 2, 3];
+        let (mut adv, honest) = secure_sum(&c, &members, Some(dir.path())).await;
+        let all = ids(4);
+        epoch_setup_and_slot_inputs(&mut adv, 0, &all, <[String]>::to_vec).await;
+        let _ = adv.slot_unmask(0, End::Abort).await;
+        assert_eq!(adv.attempts[0].slot_reveals.len(), 4);
+
+        let three = &all[..3];
+        epoch_setup_and_slot_inputs(&mut adv, 1, three, <[String]>::to_vec).await;
+        finish(&mut adv, honest).await;
+        for id in three {
+            assert!(adv.attempts[1].delivered.contains(id), "{id}: not mounted");
+        }
+        assert!(
+            adv.attempts[1].masked.is_empty() && adv.attempts[1].slot_reveals.is_empty(),
+            "members masked or revealed the task for another cohort\n{}",
+            adv.summary()
+        );
+    })
+    .await;
+}
+
+/// Attack r: a slot's survivor list without a member. In an epoch a slot
+/// is unmasked only over the whole cohort C (no pairwise key is ever
+/// revealed, so a missing input could never be unmasked); a list without
+/// the target, shown after everyone masked, is refused by every member:
+/// no reveal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a_slot_survivor_list_without_a_member_gets_no_reveal() {
+    guarded(async {
+        let c = epoch_consortium();
+        let members = [0, 1, 2, 3];
+        let (mut adv, honest) = secure_sum(&c, &members, None).await;
+        let all = ids(4);
+        let target = member_id(3);
+        epoch_setup_and_slot_inputs(&mut adv, 0, &all, |senders| {
+            senders.iter().filter(|s| **s != target).cloned().collect()
+        })
+        .await;
+        assert_eq!(adv.attempts[0].masked.len(), 4, "{}", adv.summary());
+        let result = adv.slot_unmask(0, End::Complete).await;
+        finish(&mut adv, honest).await;
+        assert!(
+            adv.attempts[0].slot_reveals.is_empty(),
+            "members revealed for a list without {target}: {:?}",
+            adv.attempts[0].slot_reveals.keys().collect::<Vec<_>>()
+        );
+        assert!(result.is_err());
+    })
+    .await;
+}
