@@ -414,3 +414,20 @@ fn per_round_bodies_are_refused_in_an_epoch_attempt() {
     assert_eq!((f.record, f.check), (k as u64, Check::Phase), "{r}");
     assert!(f.reason.contains("in an attempt of an epoch"), "{f}");
 }
+
+#[test]
+fn a_real_epoch_credit_job_verifies() {
+    // The coordinator and participants in this process, over loopback
+    // gRPC, in epochs of 2 slots: the log they write must verify.
+    let f = common::epoch_credit_model();
+    let r = verify(&f.log, &f.consortium);
+    eprintln!("{r}");
+    assert!(r.ok(), "{r}");
+    assert!(r.attempts.len() >= 3, "{r}");
+    let timeline = fedcredit_audit::show(&f.log).expect("show").to_string();
+    assert!(
+        timeline.contains("sets up a new epoch, slot 0 of 2"),
+        "{timeline}"
+    );
+    assert!(timeline.contains(", slot 1 of 2"), "{timeline}");
+}
