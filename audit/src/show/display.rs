@@ -61,6 +61,18 @@ impl fmt::Display for Timeline {
                         "record {:>4}  round {} attempt {}: {} task, {} values",
                         a.announcement, a.round, a.attempt, a.task, a.dimension
                     )?;
+                    if let Some(e) = &a.epoch {
+                        let what = if e.epoch.is_empty() {
+                            "sets up a new epoch".to_owned()
+                        } else {
+                            format!("epoch {}…", e.epoch.get(..16).unwrap_or(&e.epoch))
+                        };
+                        writeln!(
+                            f,
+                            "{pad}{:<18} {what}, slot {} of {}",
+                            "epoch", e.slot, e.slots
+                        )?;
+                    }
                     if let Some(n) = &a.noise {
                         writeln!(
                             f,

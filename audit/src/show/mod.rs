@@ -115,6 +115,10 @@ pub struct AttemptLine {
     /// A private round's noise, as announced (not checked here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub noise: Option<NoiseLine>,
+    /// An epoch job's attempt: the epoch and slot it uses, as announced
+    /// (not checked here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Box<EpochLine>>,
     /// The closed phases, in order.
     pub phases: Vec<PhaseLine>,
     /// When it was announced (ms since the Unix epoch, the coordinator's
@@ -129,6 +133,17 @@ pub struct AttemptLine {
     /// How it ended.
     #[serde(flatten)]
     pub outcome: AttemptOutcome,
+}
+
+/// The epoch and slot an attempt of an epoch job announces.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochLine {
+    /// The epoch's id in hex; empty when the attempt sets up a new epoch.
+    pub epoch: String,
+    /// The slot it uses (0 for a setup).
+    pub slot: u32,
+    /// Slots per epoch.
+    pub slots: u32,
 }
 
 /// A private round's noise, as its task announces it.
@@ -323,6 +338,13 @@ pub fn show(log_bytes: &[u8]) -> Result<Timeline> {
                             task: task_name(a.task.as_ref()),
                             dimension: a.dimension,
                             noise: task_noise(a.task.as_ref()),
+                            epoch: (a.epoch_slots > 0).then(|| {
+                                Box::new(EpochLine {
+                                    epoch: hex::encode(&a.epoch),
+                                    slot: a.slot,
+                                    slots: a.epoch_slots,
+                                })
+                            }),
                             phases: Vec::new(),
                             opened_unix_ms: millis,
                             ended_unix_ms: None,

@@ -112,3 +112,88 @@ impl Verifier<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use fedcredit_crypto::identity::IdentityKey;
+    use fedcredit_referee::consortium::Consortium;
+
+    use super::*;
+
+    /// Three members, threshold 3; `setup` is the `[protocol]` setup lines.
+    fn consortium(setup: &str) -> Consortium {
+        let coordinator = IdentityKey::from_secret_bytes(&[9; 32]).public();
+        let mut toml = format!(
+            "[coordinator]\nlisten = \"127.0.0.1:1\"\npublic_key = \"{}\"\n\
+             [protocol]\nmax_colluders = 0\nthreshold = 3\nmin_cohort = 3\n{setup}\
+             [job]\nid = \"unit\"\nkind = \"secure-sum\"\ndimension = 2\nfrac_bits = 16\nclip = 1e6\n",
+            coordinator.to_hex()
+        );
+        for i in 1..=3u8 {
+            let key = IdentityKey::from_secret_bytes(&[i; 32]).public();
+            toml.push_str(&format!(
+                "[[participants]]\nid = \"m{i}\"\npublic_key = \"{}\"\n",
+                key.to_hex()
+            ));
+        }
+        Consortium::parse(Path::new("unit.toml"), &toml).expect("consortium")
+    }
+
+    fn announcing(epoch: &[u8], slot: u32) -> pb::RoundAnnouncement {
+        pb::RoundAnnouncement {
+            epoch: epoch.to_vec().into(),
+            slot,
+            ..pb::RoundAnnouncement::default()
+        }
+    }
+
+    #[test]
+    fn a_per_round_job_names_no_epoch_or_slot() {
+        let c = consortium("");
+        let mut v = Verifier::new(&c);
+        assert!(matches!(
+            v.epoch_announcement(3, &announcing(&[], 0)),
+            Ok(None)
+        ));
+        for a in [announcing(&[1; 32], 0), announcing(&[], 1)] {
+            let f = v.epoch_announcement(3, &a).expect_err("refused");
+            assert_eq!((f.record, f.check), (3, Check::Epoch));
+            assert!(f.reason.contains("sets up keys every attempt"), "{f}");
+        }
+    }
+
+    #[test]
+    fn a_setup_uses_slot_0_and_a_slot_needs_a_held_epoch() {
+        let c = consortium("setup = \"epoch\"\nslots = 4\n");
+        let mut v = Verifier::new(&c);
+        let setup = v
+            .epoch_announcement(2, &announcing(&[], 0))
+            .expect("a setup")
+            .expect("an epoch attempt");
+        assert_eq!((setup.setup, setup.slot), (Some(2), 0));
+
+        let f = v
+            .epoch_announcement(2, &announcing(&[], 3))
+            .expect_err("refused");
+        assert_eq!(f.check, Check::Epoch);
+        assert!(f.reason.contains("a setup uses slot 0"), "{f}");
+
+        let f = v
+            .epoch_announcement(5, &announcing(&[4; 32], 1))
+            .expect_err("refused");
+        assert_eq!((f.record, f.check), (5, Check::Epoch));
+        assert!(f.reason.contains("no epoch was set up in this log"), "{f}");
+
+        v.epoch_gone = Some("it was dropped for a test".into());
+        let f = v
+            .epoch_announcement(6, &announcing(&[4; 32], 1))
+            .expect_err("refused");
+        assert!(
+            f.reason
+                .contains("no epoch is held: it was dropped for a test"),
+            "{f}"
+        );
+    }
+}

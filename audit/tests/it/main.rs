@@ -4,6 +4,7 @@
 
 mod clean;
 mod common;
+mod epoch;
 mod handmade;
 mod privacy;
 mod restart;

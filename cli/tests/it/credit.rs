@@ -931,17 +931,21 @@ fn the_operator_watches_a_job_on_metrics_and_the_job_list() {
     std::fs::write(&path, text).unwrap();
     let mut coordinator = spawn_coordinator(d, "out");
     let start = Instant::now();
+    // The endpoint may answer before the job has opened its log: an empty
+    // list until then.
     let jobs = loop {
         if let Some(body) = http_get(http, "/api/jobs") {
-            break body;
+            let jobs: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if jobs.as_array().is_some_and(|a| !a.is_empty()) {
+                break jobs;
+            }
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no HTTP endpoint"
+            "no job on the HTTP endpoint"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
     assert_eq!(jobs[0]["id"], "german-credit", "{jobs}");
     assert_eq!(jobs[0]["kind"], "logistic-regression", "{jobs}");
     assert_eq!(jobs[0]["state"], "waiting", "{jobs}");

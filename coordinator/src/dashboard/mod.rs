@@ -67,7 +67,11 @@ pub(crate) struct SingleJob {
 
 impl Jobs for SingleJob {
     fn list(&self) -> Vec<JobView> {
-        vec![(self.view)()]
+        // The endpoint is up a moment before the job has opened its log and
+        // said what it is: until then there is no job to list, rather than
+        // one with no id.
+        let v = (self.view)();
+        if v.id.is_empty() { Vec::new() } else { vec![v] }
     }
 
     fn files(&self, id: &str) -> Option<JobFiles> {

@@ -59,7 +59,7 @@ pub struct Handmade {
     departed: Vec<(String, pb::ReasonCode)>,
 }
 
-fn idx(i: usize) -> PartyIndex {
+pub fn idx(i: usize) -> PartyIndex {
     PartyIndex::new(i as u32 + 1).expect("index")
 }
 
@@ -79,15 +79,26 @@ fn entry(e: log_body::Entry) -> LogBody {
 impl Handmade {
     /// JobStarted and the first CoordinatorStarted.
     pub fn new() -> Self {
+        Self::with_epoch_slots(0)
+    }
+
+    /// The same consortium set up once per epoch of `slots` rounds
+    /// (`[protocol] setup = "epoch"`), or every attempt for 0.
+    pub fn with_epoch_slots(slots: u32) -> Self {
         let coordinator = IdentityKey::from_secret_bytes(&[200; 32]);
         let keys: Vec<IdentityKey> = (0..N)
             .map(|i| IdentityKey::from_secret_bytes(&[100 + i as u8; 32]))
             .collect();
         let mut toml = format!(
             "[coordinator]\nlisten = \"127.0.0.1:1\"\npublic_key = \"{}\"\n\
-             [protocol]\nmax_colluders = 0\nthreshold = 3\nmin_cohort = 3\n\
+             [protocol]\nmax_colluders = 0\nthreshold = 3\nmin_cohort = 3\n{}\
              [job]\nid = \"handmade\"\nkind = \"secure-sum\"\ndimension = {DIMENSION}\nfrac_bits = 16\nclip = 1e6\n",
-            coordinator.public().to_hex()
+            coordinator.public().to_hex(),
+            if slots > 0 {
+                format!("setup = \"epoch\"\nslots = {slots}\n")
+            } else {
+                String::new()
+            }
         );
         for (i, k) in keys.iter().enumerate() {
             toml.push_str(&format!(
@@ -115,7 +126,7 @@ impl Handmade {
             max_colluders: 0,
             neighbours: 0,
             share_threshold: 0,
-            epoch_slots: 0,
+            epoch_slots: slots,
             coordinator_key: coordinator.public().to_bytes().to_vec().into(),
         };
         let mut h = Self {
@@ -150,7 +161,7 @@ impl Handmade {
         self.bodies.push(entry(e));
     }
 
-    fn participant(&mut self, i: usize, round: u64, attempt: u32, body: Body) -> pb::Signed {
+    pub fn participant(&mut self, i: usize, round: u64, attempt: u32, body: Body) -> pb::Signed {
         let m = Message {
             job_id: self.consortium.job.id.clone(),
             round,
@@ -169,7 +180,7 @@ impl Handmade {
         self.departed.push((id(i), code));
     }
 
-    fn closed(
+    pub fn closed(
         &mut self,
         round: u64,
         attempt: u32,
@@ -187,7 +198,7 @@ impl Handmade {
     }
 
     /// Closes a phase, or aborts the attempt if too few answered. `true` if it closed.
-    fn close_or_abort(
+    pub fn close_or_abort(
         &mut self,
         round: u64,
         attempt: u32,
@@ -217,11 +228,10 @@ impl Handmade {
         (0..DIMENSION).map(|j| (i * 10 + j) as f64 + 0.5).collect()
     }
 
-    /// One round attempt of the secure sum, every member taking part unless `plan` says otherwise.
-    pub fn attempt(&mut self, round: u64, attempt: u32, plan: &Plan) -> Ended {
+    /// Logs the announcement of a secure-sum attempt (naming `epoch` and
+    /// `slot` in an epoch job) and returns its digest.
+    pub fn announce(&mut self, round: u64, attempt: u32, epoch: &[u8], slot: u32) -> [u8; 32] {
         let c = self.consortium.clone();
-        let t = c.protocol.thresholds;
-        let fp = FixedPoint::new(16, 1e6).expect("fp");
         let announce = CoordinatorMessage {
             job_id: c.job.id.clone(),
             round,
@@ -233,9 +243,9 @@ impl Handmade {
                 max_colluders: 0,
                 neighbours: 0,
                 share_threshold: 0,
-                epoch_slots: 0,
-                epoch: Default::default(),
-                slot: 0,
+                epoch_slots: c.protocol.epoch_slots_field(),
+                epoch: epoch.to_vec().into(),
+                slot,
                 dimension: DIMENSION as u64,
                 fixed_point: Some(pb::FixedPointSpec {
                     frac_bits: 16,
@@ -256,8 +266,48 @@ impl Handmade {
             })),
         };
         let signed_announcement = envelope::seal_coordinator(&self.coordinator, &announce);
-        let announcement_digest = secagg::announcement_digest(&signed_announcement.payload);
+        let digest = secagg::announcement_digest(&signed_announcement.payload);
         self.push(log_body::Entry::Announcement(signed_announcement));
+        digest
+    }
+
+    /// Members that have not left, by position.
+    pub fn present(&self) -> BTreeSet<usize> {
+        (0..N)
+            .filter(|i| !self.departed.iter().any(|(d, _)| *d == id(*i)))
+            .collect()
+    }
+
+    /// Logs a completed secure sum: RoundCompleted with its signed outcome.
+    pub fn completed(&mut self, round: u64, attempt: u32, sum: &[u64], u3: &BTreeSet<usize>) {
+        let c = self.consortium.clone();
+        let contributors: Vec<String> = u3.iter().map(|i| id(*i)).collect();
+        let sum_bytes = words::to_bytes(sum);
+        let outcome = CoordinatorMessage {
+            job_id: c.job.id.clone(),
+            round,
+            attempt,
+            body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
+                sum: sum_bytes.clone().into(),
+                contributors: contributors.clone(),
+            })),
+        };
+        self.push(log_body::Entry::RoundCompleted(pb::RoundCompleted {
+            round,
+            attempt,
+            sum: sum_bytes.into(),
+            contributors,
+            progress_json: "null".into(),
+            outcome: Some(envelope::seal_coordinator(&self.coordinator, &outcome)),
+        }));
+    }
+
+    /// One round attempt of the secure sum, every member taking part unless `plan` says otherwise.
+    pub fn attempt(&mut self, round: u64, attempt: u32, plan: &Plan) -> Ended {
+        let c = self.consortium.clone();
+        let t = c.protocol.thresholds;
+        let fp = FixedPoint::new(16, 1e6).expect("fp");
+        let announcement_digest = self.announce(round, attempt, &[], 0);
         let gone: BTreeSet<usize> = (0..N)
             .filter(|i| self.departed.iter().any(|(d, _)| *d == id(*i)))
             .collect();
@@ -471,25 +521,7 @@ impl Handmade {
             return Ended::Aborted(Phase::Unmask);
         }
         unmasker.finish(&mut masked_sum).expect("unmask");
-        let contributors: Vec<String> = u3.iter().map(|i| id(*i)).collect();
-        let sum_bytes = words::to_bytes(&masked_sum);
-        let outcome = CoordinatorMessage {
-            job_id: c.job.id.clone(),
-            round,
-            attempt,
-            body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
-                sum: sum_bytes.clone().into(),
-                contributors: contributors.clone(),
-            })),
-        };
-        self.push(log_body::Entry::RoundCompleted(pb::RoundCompleted {
-            round,
-            attempt,
-            sum: sum_bytes.into(),
-            contributors,
-            progress_json: "null".into(),
-            outcome: Some(envelope::seal_coordinator(&self.coordinator, &outcome)),
-        }));
+        self.completed(round, attempt, &masked_sum, &u3);
         Ended::Completed(fp.decode_slice(&masked_sum))
     }
 

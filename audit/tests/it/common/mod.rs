@@ -8,6 +8,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod epoch;
 pub mod handmade;
 
 use std::collections::BTreeMap;
@@ -233,11 +234,30 @@ pub fn private_credit_model() -> &'static Fixture {
     F.get_or_init(|| credit_job("german-credit-private-test", Some(PRIVATE_EPSILON)))
 }
 
+/// The credit job in epoch mode (`[protocol] setup = "epoch"`, 2 slots
+/// per epoch): a setup every other round, the rounds between on slot 1.
+pub fn epoch_credit_model() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let slots = fedcredit_crypto::secagg::epoch::Slots::new(2).expect("slots");
+        credit_job_in("german-credit-epoch-test", None, Some(slots))
+    })
+}
+
 /// ε of [`private_credit_model`].
 pub const PRIVATE_EPSILON: f64 = 2.0;
 
 /// Runs the credit job, private at ε if `epsilon` is given.
 fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
+    credit_job_in(job_id, epsilon, None)
+}
+
+/// Runs the credit job, in epochs of `epoch_slots` if given.
+fn credit_job_in(
+    job_id: &str,
+    epsilon: Option<f64>,
+    epoch_slots: Option<fedcredit_crypto::secagg::epoch::Slots>,
+) -> Fixture {
     let ids = ["lender-1", "lender-2", "lender-3"];
     let dir = tempfile::tempdir().expect("tempdir");
     let mut reader = csv::Reader::from_path(GERMAN).expect("german_credit.csv");
@@ -331,7 +351,7 @@ fn credit_job(job_id: &str, epsilon: Option<f64>) -> Fixture {
                 join_deadline: Duration::from_secs(60),
                 phase_deadline: Duration::from_secs(120),
                 max_attempts: 1,
-                epoch_slots: None,
+                epoch_slots,
             },
             job: job.clone(),
             tls: Default::default(),
