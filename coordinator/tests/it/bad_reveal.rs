@@ -4,15 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use fedcredit_coordinator::SecureSum;
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
-use fedcredit_crypto::kx::AgreementPublic;
+use fedcredit_crypto::secagg::PartyIndex;
 use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
-use fedcredit_crypto::secagg::{self, Advertisement, PartyIndex, SessionBinding};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
@@ -23,25 +21,9 @@ use rand::rngs::OsRng;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-const IDS: [&str; 4] = ["bank-a", "bank-b", "bank-c", "bank-d"];
+use crate::members::{self, IDS, member_key, seal};
+
 const DIMENSION: usize = 4;
-
-fn member_key(i: usize) -> IdentityKey {
-    IdentityKey::from_secret_bytes(&[i as u8 + 1; 32])
-}
-
-fn seal(i: usize, round: u64, attempt: u32, body: Body) -> pb::Signed {
-    envelope::seal(
-        &member_key(i),
-        &pb::Message {
-            job_id: "job-1".into(),
-            round,
-            attempt,
-            sender: IDS[i].into(),
-            body: Some(body),
-        },
-    )
-}
 
 /// One member, by hand, through every phase; `bad` flips a byte of its
 /// first revealed self-mask share. Returns the signed outcome (or the refusal).
@@ -63,45 +45,8 @@ async fn member(
 
     let keys = AdvertiseKeys::new(me, t, &mut OsRng);
     let ad = keys.advertisement();
-    let adverts = client
-        .advertise_keys(seal(
-            i,
-            round,
-            attempt,
-            Body::Advertise(pb::KeyAdvertisement {
-                share_enc_public: ad.share_enc.to_bytes().to_vec().into(),
-                mask_agree_public: ad.mask_agree.to_bytes().to_vec().into(),
-            }),
-        ))
-        .await?
-        .into_inner();
-    let mut cohort: BTreeMap<PartyIndex, Advertisement> = BTreeMap::new();
-    for s in &adverts.adverts {
-        let o = envelope::open(s, &c.roster).unwrap();
-        let Some(Body::Advertise(k)) = &o.message.body else {
-            panic!("not an advertisement")
-        };
-        cohort.insert(
-            o.sender.index,
-            Advertisement {
-                share_enc: AgreementPublic::from_bytes(&k.share_enc_public).unwrap(),
-                mask_agree: AgreementPublic::from_bytes(&k.mask_agree_public).unwrap(),
-            },
-        );
-    }
-    let spec_hash = c.job.hash();
-    let announcement = secagg::announcement_digest(&announced.payload);
-    let session = secagg::session_id(
-        &SessionBinding {
-            job_id: &c.job.id,
-            job_spec_hash: &spec_hash,
-            announcement: &announcement,
-            round,
-            attempt,
-            thresholds: t,
-        },
-        &cohort,
-    );
+    let (cohort, session) =
+        members::advertise(&mut client, &c, i, &announced, (round, attempt), ad).await?;
 
     let (state, out) = keys.share_keys(session, cohort, &mut OsRng).unwrap();
     let body = Body::Shares(shares::to_pb(&c.roster, out.ciphertexts, &out.dealt));

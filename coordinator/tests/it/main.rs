@@ -6,4 +6,5 @@ mod admin;
 mod bad_reveal;
 mod chunked_input;
 mod epoch;
+mod members;
 mod rejections;
