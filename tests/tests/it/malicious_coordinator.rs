@@ -992,6 +992,9 @@ async fn o_an_unknown_epoch_is_refused_and_an_honest_slot_sums_exactly() {
         let ann = Adversary::slot_announcement(adv.secure_sum_announcement(), &forged, 1);
         adv.announce(0, 0, ann, &all).await;
         let sent = adv.slot_masked_input(&all, |_, s| s.to_vec()).await;
+        for id in &all {
+            assert!(adv.attempts[0].delivered.contains(id), "{id}: not mounted");
+        }
         assert!(sent.is_empty(), "masked for an unknown epoch: {sent:?}");
 
         epoch_setup_and_slot_inputs(&mut adv, 1, &all, <[String]>::to_vec).await;
