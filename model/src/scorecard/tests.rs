@@ -360,7 +360,12 @@ proptest! {
         let a = card.assess(&row).expect("assess");
         let log_odds_good = ((1.0 - a.probability) / a.probability).ln();
         let want = scale.offset() + scale.factor() * log_odds_good;
-        prop_assert!((a.points - want).abs() <= 1e-9 * (1.0 + want.abs()), "{} vs {}", a.points, want);
+        // `want` goes through ln((1 − p)/p), which loses about ε/min(p, 1 − p)
+        // relative to the card's own log-odds when p is near 0 or 1: the
+        // tolerance allows for that, or the check fails on its own rounding.
+        let conditioning = 4.0 * f64::EPSILON / a.probability.min(1.0 - a.probability);
+        let tolerance = 1e-9 * (1.0 + want.abs()) + scale.factor().abs() * conditioning;
+        prop_assert!((a.points - want).abs() <= tolerance, "{} vs {}", a.points, want);
         // Reasons: at most three, each a feature that lost points, most first.
         prop_assert!(a.reasons.len() <= 3);
         let bins = card.bins_of(&row).expect("bins");
