@@ -23,7 +23,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_participant::config::ParticipantConfig;
-use fedcredit_participant::contribution::VectorInput;
+use fedcredit_participant::contribution::{SeriesInput, VectorInput};
 use fedcredit_participant::data::Rows;
 use fedcredit_referee::consortium::{Consortium, JobKind};
 
@@ -303,7 +303,10 @@ fn participant(config: &Path, report: &mut Report) {
 
     match &cfg.consortium.job.kind {
         JobKind::SecureSum {
-            dimension, clip, ..
+            dimension,
+            clip,
+            rounds,
+            ..
         } => {
             let input = cfg.input.as_deref().with_context(|| {
                 format!(
@@ -311,8 +314,18 @@ fn participant(config: &Path, report: &mut Report) {
                     config.display()
                 )
             });
+            // A series: the template must name a file per sum, and the
+            // first sum's file is checked (later ones may not exist yet).
+            let input = input.and_then(|path| {
+                if *rounds > 1 {
+                    let series = SeriesInput::open(path, *rounds, *dimension)?;
+                    Ok(series.path(0))
+                } else {
+                    Ok(path.to_owned())
+                }
+            });
             let loaded = input.and_then(|path| {
-                let v = VectorInput::from_file(path)?;
+                let v = VectorInput::from_file(&path)?;
                 let n = v.values().len();
                 if n != *dimension {
                     bail!(

@@ -9,7 +9,7 @@ use fedcredit_coordinator::{RoundResult, SecureSum};
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_model::job::OptimizerKind;
 use fedcredit_participant::config::ParticipantConfig;
-use fedcredit_participant::contribution::{Contributor, VectorInput};
+use fedcredit_participant::contribution::{Contributor, SeriesInput, VectorInput};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::Rows;
 use fedcredit_participant::monitor::MonitorData;
@@ -23,10 +23,51 @@ use crate::{CrashAt, credit, keys, say};
 #[derive(Debug, Serialize)]
 struct SumReport<'a> {
     job: &'a str,
+    /// Which sum of a series (absent for a single sum).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u32>,
     round: u64,
     attempt: u32,
     contributors: &'a [String],
     sum: &'a [f64],
+}
+
+/// Where sum `index` of a secure-sum job is written: `result.json` for a
+/// single sum, `result-<index>.json` for each sum of a series.
+pub(crate) fn sum_file(out: &Path, rounds: u32, index: u32) -> PathBuf {
+    if rounds > 1 {
+        out.join(format!("result-{index}.json"))
+    } else {
+        out.join("result.json")
+    }
+}
+
+/// Writes every published sum of a secure-sum job (in published order,
+/// sum k of a series being the k-th) and returns the last file.
+fn write_sums<'a>(
+    out: &Path,
+    job: &str,
+    rounds: u32,
+    published: impl IntoIterator<Item = (u64, u32, &'a [String], &'a [f64])>,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut last = None;
+    for (index, (round, attempt, contributors, sum)) in (0u32..).zip(published) {
+        let path = sum_file(out, rounds, index);
+        write_sum_report(
+            &path,
+            &SumReport {
+                job,
+                index: (rounds > 1).then_some(index),
+                round,
+                attempt,
+                contributors,
+                sum,
+            },
+        )?;
+        last = Some(path);
+    }
+    last.context("the job finished without a published sum")
 }
 
 /// Writes `report` to `path` as pretty JSON and a newline, serialized
@@ -78,9 +119,10 @@ pub(crate) fn secure_sum_driver(consortium: &Consortium) -> Result<(SecureSum, u
             dimension,
             frac_bits,
             clip,
+            rounds,
         } => {
             let fp = FixedPoint::new(*frac_bits, *clip)?;
-            Ok((SecureSum::new(*dimension, fp), *dimension))
+            Ok((SecureSum::series(*dimension, fp, *rounds), *dimension))
         }
         JobKind::LogisticRegression(_) | JobKind::Scorecard(_) | JobKind::Monitor(_) => {
             anyhow::bail!("{}: the job is not a secure sum", consortium.path.display())
@@ -183,20 +225,29 @@ fn write_results(
             tracing::info!(result = %path.display(), "stability report written");
         }
         None => {
-            let last: &RoundResult = report
-                .rounds
-                .last()
-                .context("the job finished without a round")?;
-            let result = SumReport {
-                job: &consortium.job.id,
-                round: last.round,
-                attempt: last.attempt,
-                contributors: &last.contributors,
-                sum: &last.sum,
+            let rounds = match consortium.job.kind {
+                JobKind::SecureSum { rounds, .. } => rounds,
+                _ => 1,
             };
-            let path = out.join("result.json");
-            write_sum_report(&path, &result)?;
-            if print {
+            let path = write_sums(
+                out,
+                &consortium.job.id,
+                rounds,
+                report
+                    .rounds
+                    .iter()
+                    .map(|r: &RoundResult| (r.round, r.attempt, &r.contributors[..], &r.sum[..])),
+            )?;
+            if rounds > 1 {
+                if print {
+                    say(&format!(
+                        "{} sums: {} … {}",
+                        report.rounds.len(),
+                        sum_file(out, rounds, 0).display(),
+                        path.display()
+                    ));
+                }
+            } else if print {
                 // Said as written, read back from the file a buffer at a time.
                 let mut file = std::fs::File::open(&path)
                     .with_context(|| format!("reading back {}", path.display()))?;
@@ -561,14 +612,21 @@ async fn one_job(
     let config = cfg.path.as_path();
     let loaded: Result<Box<dyn Contributor>, fedcredit_participant::ParticipantError> =
         match &settings.consortium.job.kind {
-            JobKind::SecureSum { .. } => {
+            JobKind::SecureSum {
+                dimension, rounds, ..
+            } => {
                 let path = cfg.input.as_ref().with_context(|| {
                     format!(
                         "{}: `input`: a secure-sum job needs the file of values to contribute",
                         config.display()
                     )
                 })?;
-                VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
+                if *rounds > 1 {
+                    SeriesInput::open(path, *rounds, *dimension)
+                        .map(|v| Box::new(v) as Box<dyn Contributor>)
+                } else {
+                    VectorInput::from_file(path).map(|v| Box::new(v) as Box<dyn Contributor>)
+                }
             }
             JobKind::LogisticRegression(spec) | JobKind::Scorecard(spec) => {
                 let path = cfg.data.as_ref().with_context(|| {
@@ -668,25 +726,32 @@ async fn one_job(
             let path = write_monitor(out, &settings_consortium, &contributors, &last.sum)?;
             tracing::info!(result = %path.display(), "stability report written (replayed from the published round)");
         }
-        (None, Some(last)) => {
-            let contributors: Vec<String> = last
-                .contributors
+        (None, Some(_)) => {
+            let rounds = match settings_kind {
+                JobKind::SecureSum { rounds, .. } => *rounds,
+                _ => 1,
+            };
+            let named: Vec<Vec<String>> = result
+                .published
                 .iter()
-                .map(|p| settings_roster.name_of(*p))
+                .map(|r| {
+                    r.contributors
+                        .iter()
+                        .map(|p| settings_roster.name_of(*p))
+                        .collect()
+                })
                 .collect();
-            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-            let path = out.join("result.json");
-            write_sum_report(
-                &path,
-                &SumReport {
-                    job: &settings_job_id,
-                    round: last.round,
-                    attempt: last.attempt,
-                    contributors: &contributors,
-                    sum: &last.sum,
-                },
+            let path = write_sums(
+                out,
+                &settings_job_id,
+                rounds,
+                result
+                    .published
+                    .iter()
+                    .zip(&named)
+                    .map(|(r, names)| (r.round, r.attempt, &names[..], &r.sum[..])),
             )?;
-            tracing::info!(result = %path.display(), "result written (replayed from the published round)");
+            tracing::info!(result = %path.display(), "result written (replayed from the published rounds)");
         }
         (None, None) => anyhow::bail!("the job finished without a published round"),
     }

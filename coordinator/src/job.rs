@@ -9,7 +9,6 @@ use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{FittedModel, ModelJob, ModelJobSpec, Progress};
 use fedcredit_model::privacy::NoiseCohort;
 use fedcredit_proto::codec::Codec;
-use fedcredit_proto::v1 as pb;
 use fedcredit_referee::JobRules;
 use tracing::info;
 
@@ -50,7 +49,7 @@ pub trait JobDriver: Send + 'static {
     }
 }
 
-/// `secure-sum`: one round; the sum is the job's result.
+/// `secure-sum`: one round per sum; the sums are the job's result.
 #[derive(Debug)]
 pub struct SecureSum {
     rules: JobRules,
@@ -59,15 +58,13 @@ pub struct SecureSum {
 impl SecureSum {
     /// A secure sum of `dimension` values with this codec.
     pub fn new(dimension: usize, fixed_point: FixedPoint) -> Self {
+        Self::series(dimension, fixed_point, 1)
+    }
+
+    /// A series of `rounds` secure sums, one per round.
+    pub fn series(dimension: usize, fixed_point: FixedPoint, rounds: u32) -> Self {
         Self {
-            rules: JobRules::SecureSum {
-                plan: RoundPlan {
-                    dimension,
-                    codec: Codec::Narrow(fixed_point),
-                    task: pb::round_announcement::Task::SecureSum(pb::SecureSumTask {}),
-                },
-                done: false,
-            },
+            rules: JobRules::secure_sum(dimension, fixed_point, rounds),
         }
     }
 }

@@ -78,6 +78,10 @@ impl Contributor for VectorInput {
         dimension: usize,
     ) -> Result<Vec<f64>, String> {
         match task {
+            Task::SecureSum(sum) if sum.index > 0 => Err(format!(
+                "the round asks for sum {} of a series; this participant's input is a single vector",
+                sum.index
+            )),
             Task::SecureSum(_) if self.values.len() == dimension => Ok(self.values.clone()),
             Task::SecureSum(_) => Err(format!(
                 "the job sums {dimension} values, this participant's input has {}",
@@ -90,6 +94,94 @@ impl Contributor for VectorInput {
     }
 }
 
+/// The placeholder a series' `input` path carries for the sum's index.
+pub const INDEX_PLACEHOLDER: &str = "{index}";
+
+/// The inputs of a secure-sum series: one file per sum, named by a path
+/// with [`INDEX_PLACEHOLDER`] (0 for the first sum). Each file is read when
+/// its sum is asked for, so a later period's figures need not exist yet.
+#[derive(Debug, Clone)]
+pub struct SeriesInput {
+    template: String,
+    rounds: u32,
+    /// The last file read, by index (a retried round reads nothing anew).
+    cached: Option<(u32, Vec<f64>)>,
+}
+
+impl SeriesInput {
+    /// The series named by `template` (which must hold
+    /// [`INDEX_PLACEHOLDER`]); reads and checks the first sum's file now.
+    pub fn open(template: &Path, rounds: u32, dimension: usize) -> Result<Self, ParticipantError> {
+        let text = template.to_string_lossy().into_owned();
+        if !text.contains(INDEX_PLACEHOLDER) {
+            return Err(ParticipantError::Table {
+                file: template.to_owned(),
+                row: None,
+                problem: format!(
+                    "the job is a series of {rounds} sums: name one file per sum with                      {INDEX_PLACEHOLDER} in the path (0 for the first)"
+                ),
+            });
+        }
+        let mut series = Self {
+            template: text,
+            rounds,
+            cached: None,
+        };
+        let first = series.read(0, dimension)?;
+        series.cached = Some((0, first));
+        Ok(series)
+    }
+
+    /// The file of sum `index`.
+    pub fn path(&self, index: u32) -> PathBuf {
+        PathBuf::from(self.template.replace(INDEX_PLACEHOLDER, &index.to_string()))
+    }
+
+    fn read(&self, index: u32, dimension: usize) -> Result<Vec<f64>, ParticipantError> {
+        let path = self.path(index);
+        let values = VectorInput::from_file(&path)?.values;
+        if values.len() != dimension {
+            return Err(ParticipantError::Table {
+                file: path,
+                row: None,
+                problem: format!("{} values, but the job sums {dimension}", values.len()),
+            });
+        }
+        Ok(values)
+    }
+}
+
+impl Contributor for SeriesInput {
+    fn contribute(
+        &mut self,
+        _round: u64,
+        task: &Task,
+        dimension: usize,
+    ) -> Result<Vec<f64>, String> {
+        let index = match task {
+            Task::SecureSum(sum) if sum.index < self.rounds => sum.index,
+            Task::SecureSum(sum) => {
+                return Err(format!(
+                    "the round asks for sum {} of a series of {}",
+                    sum.index, self.rounds
+                ));
+            }
+            Task::ModelTask(_) => {
+                return Err("this participant runs a secure-sum input, not a model job".into());
+            }
+        };
+        if let Some((cached, values)) = &self.cached
+            && *cached == index
+            && values.len() == dimension
+        {
+            return Ok(values.clone());
+        }
+        let values = self.read(index, dimension).map_err(|e| e.to_string())?;
+        self.cached = Some((index, values.clone()));
+        Ok(values)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +191,32 @@ mod tests {
         let v = VectorInput::parse(Path::new("x.txt"), "1, 2.5\n# note\n-3e2 4 # tail\n")
             .expect("valid");
         assert_eq!(v.values(), &[1.0, 2.5, -300.0, 4.0]);
+    }
+
+    #[test]
+    fn a_series_reads_one_file_per_sum_and_names_what_is_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (k, text) in ["1, 2", "3, 4", "5"].iter().enumerate() {
+            std::fs::write(dir.path().join(format!("in-{k}.txt")), text).expect("write");
+        }
+        let template = dir.path().join("in-{index}.txt");
+        let sum = |index| Task::SecureSum(fedcredit_proto::v1::SecureSumTask { index });
+        let mut series = SeriesInput::open(&template, 3, 2).expect("first file is good");
+        assert_eq!(series.contribute(1, &sum(0), 2), Ok(vec![1.0, 2.0]));
+        assert_eq!(series.contribute(2, &sum(1), 2), Ok(vec![3.0, 4.0]));
+        let short = series.contribute(3, &sum(2), 2).expect_err("one value");
+        assert!(
+            short.contains("in-2.txt") && short.contains("1 values"),
+            "{short}"
+        );
+        let beyond = series.contribute(4, &sum(3), 2).expect_err("no fourth sum");
+        assert!(beyond.contains("series of 3"), "{beyond}");
+        let plain = dir.path().join("in-0.txt");
+        let err = SeriesInput::open(&plain, 3, 2).expect_err("no placeholder");
+        assert!(err.to_string().contains("{index}"), "{err}");
+        // A single vector never answers for a later sum of a series.
+        let mut single = VectorInput::new(vec![1.0, 2.0]);
+        assert!(single.contribute(1, &sum(1), 2).is_err());
     }
 
     #[test]

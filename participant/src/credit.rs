@@ -729,7 +729,7 @@ mod tests {
     fn wrong_task_kind_dimension_or_bytes() {
         let mut c = party();
         let err = c
-            .contribute(1, &Task::SecureSum(SecureSumTask {}), 3)
+            .contribute(1, &Task::SecureSum(SecureSumTask { index: 0 }), 3)
             .expect_err("secure sum");
         assert_eq!(
             err,

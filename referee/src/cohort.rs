@@ -123,6 +123,7 @@ mod tests {
                 dimension: 1,
                 frac_bits: 16,
                 clip: 1.0,
+                rounds: 1,
             },
         }
     }

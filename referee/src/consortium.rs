@@ -42,6 +42,7 @@
 //! dimension = 3
 //! frac_bits = 16
 //! clip = 1e9
+//! # rounds = 12                      # a series of sums, one per round, each of fresh inputs (default 1)
 //!
 //! [[participants]]
 //! id = "bank-a"
@@ -141,6 +142,18 @@ struct RawParticipant {
     public_key: String,
 }
 
+fn one_round() -> u32 {
+    1
+}
+
+// A single sum's spec (and so its hash) reads as it did before series.
+fn is_one_round(rounds: &u32) -> bool {
+    *rounds == 1
+}
+
+/// The most sums a secure-sum series may have.
+pub const MAX_SUM_ROUNDS: u32 = 10_000;
+
 /// What a job computes. Its canonical JSON is hashed into every session id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -153,6 +166,11 @@ pub enum JobKind {
         frac_bits: u32,
         /// Inputs are clipped to ±clip.
         clip: f64,
+        /// How many sums: a series of `rounds` sums, one per round, each of
+        /// every member's input for that round (default 1). Each sum is its
+        /// own task, so no input is ever summed twice.
+        #[serde(default = "one_round", skip_serializing_if = "is_one_round")]
+        rounds: u32,
     },
     /// A credit model: federated logistic regression on the members' rows.
     LogisticRegression(ModelJobSpec),
@@ -723,11 +741,18 @@ fn validate_job(job: &JobSpec, n: usize) -> Result<(), (String, String)> {
             dimension,
             frac_bits,
             clip,
+            rounds,
         } => {
             if *dimension == 0 || *dimension > 50_000_000 {
                 return Err((
                     "job.dimension".into(),
                     format!("1 to 50,000,000 values, got {dimension}"),
+                ));
+            }
+            if *rounds == 0 || *rounds > MAX_SUM_ROUNDS {
+                return Err((
+                    "job.rounds".into(),
+                    format!("1 to {MAX_SUM_ROUNDS} sums, got {rounds}"),
                 ));
             }
             let fp = FixedPoint::new(*frac_bits, *clip)

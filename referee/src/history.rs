@@ -56,7 +56,8 @@ fn abridged(s: &str) -> String {
 
 fn describe_task(task: &Task) -> String {
     match task {
-        Task::SecureSum(_) => "secure-sum".into(),
+        Task::SecureSum(sum) if sum.index == 0 => "secure-sum".into(),
+        Task::SecureSum(sum) => format!("secure-sum {} of a series", sum.index + 1),
         Task::ModelTask(bytes) => abridged(&String::from_utf8_lossy(bytes)),
     }
 }

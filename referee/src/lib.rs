@@ -32,7 +32,7 @@
 //!     id: "exposure".into(),
 //!     cohort: CohortPolicy::Fixed,
 //!     require_all_members: false,
-//!     kind: JobKind::SecureSum { dimension: 3, frac_bits: 16, clip: 1e6 },
+//!     kind: JobKind::SecureSum { dimension: 3, frac_bits: 16, clip: 1e6, rounds: 1 },
 //! };
 //! // A secure sum adds no noise; a private model job sizes it for n and t − c.
 //! let cohort = fedcredit_model::privacy::NoiseCohort::single();

@@ -31,12 +31,14 @@ pub struct RoundPlan {
 /// makes of the job.
 #[derive(Debug, Clone)]
 pub enum JobRules {
-    /// One round of `dimension` values in a narrow codec.
+    /// `rounds` sums of `dimension` values in a narrow codec, one per round.
     SecureSum {
-        /// The single round.
+        /// The first sum's plan; sum k's task carries index k.
         plan: RoundPlan,
-        /// Whether its sum was absorbed.
-        done: bool,
+        /// How many sums the job has.
+        rounds: u32,
+        /// How many sums were absorbed.
+        done: u32,
     },
     /// A credit model (statistics, optimization, evaluation rounds).
     Model {
@@ -77,6 +79,20 @@ pub fn noise_codec(noise: &TaskNoise) -> Codec {
 }
 
 impl JobRules {
+    /// A series of `rounds` secure sums of `dimension` values (one round
+    /// each; a single sum is a series of one).
+    pub fn secure_sum(dimension: usize, fixed_point: FixedPoint, rounds: u32) -> Self {
+        JobRules::SecureSum {
+            plan: RoundPlan {
+                dimension,
+                codec: Codec::Narrow(fixed_point),
+                task: Task::SecureSum(pb::SecureSumTask { index: 0 }),
+            },
+            rounds,
+            done: 0,
+        }
+    }
+
     /// The rules of `spec` (validated); `cohort` sizes a private job's noise.
     pub fn new(spec: &JobSpec, cohort: NoiseCohort) -> Result<Self, RefereeError> {
         match &spec.kind {
@@ -84,17 +100,11 @@ impl JobRules {
                 dimension,
                 frac_bits,
                 clip,
+                rounds,
             } => {
                 let fp = FixedPoint::new(*frac_bits, *clip)
                     .map_err(|e| RefereeError::Spec(e.to_string()))?;
-                Ok(JobRules::SecureSum {
-                    plan: RoundPlan {
-                        dimension: *dimension,
-                        codec: Codec::Narrow(fp),
-                        task: Task::SecureSum(pb::SecureSumTask {}),
-                    },
-                    done: false,
-                })
+                Ok(JobRules::secure_sum(*dimension, fp, *rounds))
             }
             JobKind::LogisticRegression(model) | JobKind::Scorecard(model) => {
                 let job = ModelJob::new(model.clone(), &spec.id, &hex::encode(spec.hash()), cohort)
@@ -114,7 +124,7 @@ impl JobRules {
                     plan: RoundPlan {
                         dimension: layout.dimension(),
                         codec: Codec::Narrow(codec),
-                        task: Task::SecureSum(pb::SecureSumTask {}),
+                        task: Task::SecureSum(pb::SecureSumTask { index: 0 }),
                     },
                     layout: Box::new(layout),
                     report: None,
@@ -126,7 +136,10 @@ impl JobRules {
     /// The next round's plan, or `None` when the job is done.
     pub fn next_plan(&self) -> Option<RoundPlan> {
         match self {
-            JobRules::SecureSum { plan, done } => (!done).then(|| plan.clone()),
+            JobRules::SecureSum { plan, rounds, done } => (done < rounds).then(|| RoundPlan {
+                task: Task::SecureSum(pb::SecureSumTask { index: *done }),
+                ..plan.clone()
+            }),
             JobRules::Model { job, codec } => job.next_task().map(|task| RoundPlan {
                 dimension: task.dimension(job.width()),
                 codec: task.noise().map_or(*codec, noise_codec),
@@ -148,11 +161,13 @@ impl JobRules {
     /// made of it as JSON (`null` for a secure sum). On error nothing changes.
     pub fn absorb(&mut self, sum: &[f64]) -> Result<String, RefereeError> {
         match self {
-            JobRules::SecureSum { plan, done } => {
-                if *done {
+            JobRules::SecureSum { plan, rounds, done } => {
+                if done >= rounds {
                     return Err(RefereeError::Absorb {
-                        round: 1,
-                        message: "a secure-sum job has one round, and it is done".into(),
+                        round: u64::from(*rounds),
+                        message: format!(
+                            "a secure-sum job of {rounds} sum(s) is done after its last"
+                        ),
                     });
                 }
                 if sum.len() != plan.dimension {
@@ -165,7 +180,7 @@ impl JobRules {
                         ),
                     });
                 }
-                *done = true;
+                *done += 1;
                 Ok("null".into())
             }
             JobRules::Model { job, .. } => {
@@ -294,7 +309,14 @@ pub fn task_digest(spec: &JobSpec, plan: &RoundPlan) -> TaskDigest {
     h.update(limbs.to_be_bytes());
     h.update((plan.dimension as u64).to_be_bytes());
     match &plan.task {
-        Task::SecureSum(_) => h.update(b"secure-sum\0"),
+        Task::SecureSum(sum) => {
+            h.update(b"secure-sum\0");
+            // A series' later sums are other tasks; a single sum (index 0)
+            // keeps the digest it had before series existed.
+            if sum.index > 0 {
+                h.update(sum.index.to_be_bytes());
+            }
+        }
         Task::ModelTask(bytes) => {
             h.update(b"model-task\0");
             h.update((bytes.len() as u64).to_be_bytes());
@@ -310,6 +332,10 @@ mod tests {
     use crate::consortium::CohortPolicy;
 
     fn secure_sum(clip: f64) -> JobSpec {
+        series(clip, 1)
+    }
+
+    fn series(clip: f64, rounds: u32) -> JobSpec {
         JobSpec {
             id: "j".into(),
             cohort: CohortPolicy::Fixed,
@@ -318,8 +344,39 @@ mod tests {
                 dimension: 2,
                 frac_bits: 16,
                 clip,
+                rounds,
             },
         }
+    }
+
+    #[test]
+    fn a_series_is_one_task_per_sum_and_a_single_sum_keeps_its_hash() {
+        let spec = series(1e6, 3);
+        let mut rules = JobRules::new(&spec, NoiseCohort::single()).expect("valid");
+        let mut digests = Vec::new();
+        for k in 0..3 {
+            let plan = rules.next_plan().expect("a sum is left");
+            assert_eq!(plan.task, Task::SecureSum(pb::SecureSumTask { index: k }));
+            digests.push(task_digest(&spec, &plan));
+            rules.absorb(&[1.0, 2.0]).expect("absorbs");
+        }
+        assert!(rules.next_plan().is_none(), "three sums, then done");
+        assert!(rules.absorb(&[1.0, 2.0]).is_err());
+        digests.sort_by_key(TaskDigest::to_hex);
+        digests.dedup();
+        assert_eq!(
+            digests.len(),
+            3,
+            "no two sums of a series are the same task"
+        );
+        // `rounds = 1` is left out of the canonical spec: old hashes hold.
+        let single = serde_json::to_string(&secure_sum(1e6).kind).expect("json");
+        assert!(!single.contains("rounds"), "{single}");
+        assert!(
+            serde_json::to_string(&spec.kind)
+                .expect("json")
+                .contains("\"rounds\":3")
+        );
     }
 
     #[test]

@@ -607,6 +607,7 @@ impl Adversary {
             dimension,
             frac_bits,
             clip,
+            ..
         } = self.consortium.job.kind
         else {
             panic!("the consortium's job is not a secure sum");
@@ -614,7 +615,7 @@ impl Adversary {
         let fp = fedcredit_crypto::fixed_point::FixedPoint::new(frac_bits, clip)
             .unwrap_or_else(|e| panic!("job codec: {e}"));
         self.announcement(
-            round_announcement::Task::SecureSum(pb::SecureSumTask {}),
+            round_announcement::Task::SecureSum(pb::SecureSumTask { index: 0 }),
             dimension,
             Codec::Narrow(fp),
         )

@@ -522,7 +522,8 @@ fn phase_of(body: Option<&Body>) -> Option<&'static str> {
 
 fn task_name(task: Option<&Task>) -> String {
     match task {
-        Some(Task::SecureSum(_)) => "secure-sum".into(),
+        Some(Task::SecureSum(sum)) if sum.index == 0 => "secure-sum".into(),
+        Some(Task::SecureSum(sum)) => format!("secure-sum #{}", sum.index),
         Some(Task::ModelTask(bytes)) => ModelTask::from_bytes(bytes)
             .map_or_else(|_| "unreadable model".into(), |t| t.name().into()),
         None => "no".into(),

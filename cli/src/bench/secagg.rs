@@ -3,12 +3,16 @@
 //! loopback, over mutual TLS — on a grid of member counts N and vector
 //! lengths d.
 //!
-//! Each cell runs `--jobs` fresh jobs (new keys, new ports). A job's round
-//! time is read from its round log: from the signed announcement to the
-//! published sum (the coordinator stamps every record in milliseconds), and
-//! the same stamps split it into the protocol's phases. The job time adds
-//! process start, TLS handshakes, joining and writing the result. Every
-//! published sum is checked against the sum of the inputs the bench wrote.
+//! Each cell runs `--jobs` fresh jobs (new keys, new ports), each a series
+//! of `--rounds` sums of fresh inputs, with keys agreed and secrets shared
+//! every round (`--setup round`) or once per epoch (`--setup epoch`, one
+//! epoch of `--rounds` slots). A round's time is read from the round log:
+//! from the signed announcement to the published sum (the coordinator stamps
+//! every record in milliseconds), and the same stamps split it into the
+//! protocol's phases. The first round is reported apart: with epochs it
+//! carries the setup. The job time adds process start, TLS handshakes,
+//! joining and writing the results. Every published sum is checked against
+//! the sum of the inputs the bench wrote.
 //!
 //! The figures are medians over the jobs of a cell; `--json` writes them for
 //! `scripts/flower-secagg.py`, which runs Flower's SecAgg+ on the same grid.
@@ -53,6 +57,13 @@ pub struct SecAggArgs {
     /// Jobs per (members, dims) cell; the figures are their medians.
     #[arg(long, default_value_t = 3)]
     jobs: usize,
+    /// Sums per job, one round each (a secure-sum series).
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+    /// `round`: agree keys and share secrets every round; `epoch`: once per
+    /// job (an epoch of `--rounds` slots).
+    #[arg(long, value_enum, default_value_t = Setup::Round)]
+    setup: Setup,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -62,24 +73,50 @@ pub struct SecAggArgs {
     keep: Option<PathBuf>,
 }
 
+/// When the protocol agrees keys and shares secrets (`[protocol] setup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Setup {
+    /// Every round.
+    Round,
+    /// Once per epoch of slots.
+    Epoch,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::Round => "round",
+            Setup::Epoch => "epoch",
+        }
+    }
+}
+
 /// One cell's medians, as `--json` writes them.
 #[derive(Debug, Serialize)]
 struct Cell {
     members: usize,
     dim: usize,
+    /// Sums (rounds) per job.
     rounds: u32,
+    /// When keys are agreed and secrets shared.
+    setup: Setup,
     jobs: usize,
-    /// Median job time minus median round time: process start, handshakes,
-    /// joining, writing the result.
+    /// Median job time minus the median time of all its rounds: process
+    /// start, handshakes, joining, writing the results.
     setup_seconds: f64,
-    /// Median time from announcement to published sum.
+    /// Median time of a job's first round (with epochs, it holds the setup).
+    first_round_seconds: f64,
+    /// Median time from announcement to published sum of the rounds after
+    /// the first (of the first, for one-round jobs).
     round_seconds: f64,
     /// Median wall time from starting the coordinator to the last exit.
     job_seconds: f64,
     /// Median CPU seconds of the whole job, all processes together (less
     /// sensitive to other load on the machine than the wall times).
     cpu_seconds: f64,
-    /// Median duration of each phase, in [`PHASES`] order.
+    /// Median duration of each phase in the rounds `round_seconds` counts,
+    /// in [`PHASES`] order (0 for a phase those rounds do not have).
     phase_seconds: Vec<(String, f64)>,
 }
 
@@ -89,8 +126,21 @@ struct JobTimes {
     job: f64,
     /// CPU seconds of the coordinator and all participants together.
     cpu: f64,
-    round: f64,
+    /// Every round's time, in order.
+    rounds: Vec<f64>,
+    /// The phases of the rounds after the first (of the first, for one round).
     phases: Vec<f64>,
+}
+
+impl JobTimes {
+    /// The median of the rounds after the first, or the first's.
+    fn later_round(&self) -> f64 {
+        match self.rounds.as_slice() {
+            [first] => *first,
+            [_, rest @ ..] => median(rest.to_vec()),
+            [] => f64::NAN,
+        }
+    }
 }
 
 /// Runs the grid and prints the table (and writes `--json`).
@@ -102,6 +152,11 @@ pub fn run(args: SecAggArgs) -> Result<()> {
         bail!("--dims {d}: 1 to 50,000,000 values");
     }
     ensure!(args.jobs >= 1, "--jobs: at least 1");
+    ensure!(
+        (1..=256).contains(&args.rounds),
+        "--rounds {}: 1 to 256 (one epoch holds at most 256 slots)",
+        args.rounds
+    );
     let exe = std::env::current_exe().context("locating this binary")?;
     let scratch;
     let base = match &args.keep {
@@ -121,7 +176,13 @@ pub fn run(args: SecAggArgs) -> Result<()> {
             for k in 0..args.jobs {
                 let dir = base.join(format!("n{n}-d{d}-job{k}"));
                 progress(&format!("N = {n}, d = {d}: job {} of {}", k + 1, args.jobs));
-                times.push(run_job(&exe, &dir, n, d).with_context(|| {
+                let shape = Shape {
+                    n,
+                    d,
+                    rounds: args.rounds,
+                    setup: args.setup,
+                };
+                times.push(run_job(&exe, &dir, shape).with_context(|| {
                     format!(
                         "N = {n}, d = {d}, job {} (files in {})",
                         k + 1,
@@ -129,7 +190,7 @@ pub fn run(args: SecAggArgs) -> Result<()> {
                     )
                 })?);
             }
-            cells.push(summarize(n, d, &times));
+            cells.push(summarize(n, d, args.rounds, args.setup, &times));
         }
     }
     print_table(&cells);
@@ -149,10 +210,28 @@ fn progress(line: &str) {
     eprintln!("bench-secagg: {line}");
 }
 
-/// Member `i`'s value at position `j`: two decimals in [-100, 100], exact in
-/// the text the participant reads.
-fn input_value(i: usize, j: usize) -> f64 {
-    (((i * 7919 + j * 104_729) % 20_001) as f64 - 10_000.0) / 100.0
+/// Member `i`'s value at position `j` of sum `k`: two decimals in
+/// [-100, 100], exact in the text the participant reads.
+fn input_value(i: usize, j: usize, k: u32) -> f64 {
+    (((i * 7919 + j * 104_729 + k as usize * 15_485_863) % 20_001) as f64 - 10_000.0) / 100.0
+}
+
+/// What one job runs.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    n: usize,
+    d: usize,
+    rounds: u32,
+    setup: Setup,
+}
+
+/// The input file of member `id` for sum `index` (a series names one per sum).
+fn input_file(id: &str, shape: Shape, index: &str) -> String {
+    if shape.rounds > 1 {
+        format!("{id}.input-{index}.txt")
+    } else {
+        format!("{id}.input.txt")
+    }
 }
 
 fn member_id(i: usize) -> String {
@@ -160,13 +239,23 @@ fn member_id(i: usize) -> String {
 }
 
 /// Writes the kit of one job: keys, consortium file, member configs and inputs.
-fn write_kit(dir: &Path, n: usize, d: usize, port: u16) -> Result<()> {
+fn write_kit(dir: &Path, shape: Shape, port: u16) -> Result<()> {
+    let Shape {
+        n,
+        d,
+        rounds,
+        setup,
+    } = shape;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let coordinator = keys::generate(&dir.join("coordinator.key"), true)?;
+    let epoch = match setup {
+        Setup::Round => String::new(),
+        Setup::Epoch => format!("setup = \"epoch\"\nslots = {rounds}\n"),
+    };
     let mut toml = format!(
         "[coordinator]\nlisten = \"127.0.0.1:{port}\"\npublic_key = \"{}\"\nkey_file = \"coordinator.key\"\n\n\
-         [protocol]\njoin_deadline_secs = 600\nphase_deadline_secs = 600\nmax_attempts = 1\n\n\
-         [job]\nid = \"{JOB_ID}\"\nkind = \"secure-sum\"\ndimension = {d}\nfrac_bits = {FRAC_BITS}\nclip = {CLIP:e}\n",
+         [protocol]\njoin_deadline_secs = 600\nphase_deadline_secs = 600\nmax_attempts = 1\n{epoch}\n\
+         [job]\nid = \"{JOB_ID}\"\nkind = \"secure-sum\"\ndimension = {d}\nfrac_bits = {FRAC_BITS}\nclip = {CLIP:e}\nrounds = {rounds}\n",
         coordinator.to_hex()
     );
     for i in 0..n {
@@ -181,29 +270,34 @@ fn write_kit(dir: &Path, n: usize, d: usize, port: u16) -> Result<()> {
             dir.join(format!("{id}.toml")),
             format!(
                 "id = \"{id}\"\nkey_file = \"{id}.key\"\ncoordinator = \"https://127.0.0.1:{port}\"\n\
-                 consortium = \"consortium.toml\"\ninput = \"{id}.input.txt\"\nconnect_timeout_secs = 600\n"
+                 consortium = \"consortium.toml\"\ninput = \"{}\"\nconnect_timeout_secs = 600\n",
+                input_file(&id, shape, "{index}")
             ),
         )?;
-        let path = dir.join(format!("{id}.input.txt"));
-        let mut w = BufWriter::new(
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        for j in 0..d {
-            writeln!(w, "{:.2}", input_value(i, j))?;
+        for k in 0..rounds {
+            let path = dir.join(input_file(&id, shape, &k.to_string()));
+            let mut w = BufWriter::new(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            for j in 0..d {
+                writeln!(w, "{:.2}", input_value(i, j, k))?;
+            }
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
         }
-        w.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
     }
     std::fs::write(dir.join("consortium.toml"), toml)?;
     Ok(())
 }
 
 /// Runs one job as separate processes and reads its times.
-fn run_job(exe: &Path, dir: &Path, n: usize, d: usize) -> Result<JobTimes> {
+fn run_job(exe: &Path, dir: &Path, shape: Shape) -> Result<JobTimes> {
+    let n = shape.n;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    write_kit(dir, n, d, port)?;
+    write_kit(dir, shape, port)?;
     let cpu0 = children_cpu_seconds();
     let t0 = Instant::now();
     let mut children = Children(vec![spawn(
@@ -241,19 +335,33 @@ fn run_job(exe: &Path, dir: &Path, n: usize, d: usize) -> Result<JobTimes> {
         .map_or(f64::NAN, |(after, before)| after - before);
     let names = std::iter::once("coordinator".to_owned()).chain((0..n).map(member_id));
     check_exits(dir, names, &status)?;
-    check_sum(&dir.join("out/result.json"), n, d)?;
-    let (round, phases) = round_times(&dir.join(format!("{JOB_ID}.rounds.log")))?;
+    for k in 0..shape.rounds {
+        let file = if shape.rounds > 1 {
+            format!("out/result-{k}.json")
+        } else {
+            "out/result.json".to_owned()
+        };
+        check_sum(&dir.join(file), shape, k)?;
+    }
+    let (rounds, phases) = round_times(&dir.join(format!("{JOB_ID}.rounds.log")))?;
+    ensure!(
+        rounds.len() == shape.rounds as usize,
+        "the round log has {} completed rounds, the job {}",
+        rounds.len(),
+        shape.rounds
+    );
     Ok(JobTimes {
         job,
         cpu,
-        round,
+        rounds,
         phases,
     })
 }
 
 /// Checks the published sum against the inputs: each value is within the
 /// fixed-point rounding of n inputs.
-fn check_sum(path: &Path, n: usize, d: usize) -> Result<()> {
+fn check_sum(path: &Path, shape: Shape, k: u32) -> Result<()> {
+    let Shape { n, d, .. } = shape;
     #[derive(serde::Deserialize)]
     struct Published {
         sum: Vec<f64>,
@@ -275,7 +383,7 @@ fn check_sum(path: &Path, n: usize, d: usize) -> Result<()> {
     );
     let tolerance = n as f64 * 2f64.powi(-(FRAC_BITS as i32));
     for (j, got) in published.sum.iter().enumerate() {
-        let want: f64 = (0..n).map(|i| input_value(i, j)).sum();
+        let want: f64 = (0..n).map(|i| input_value(i, j, k)).sum();
         ensure!(
             (got - want).abs() <= tolerance,
             "value {j} of the published sum is {got}, the inputs sum to {want}"
@@ -284,9 +392,10 @@ fn check_sum(path: &Path, n: usize, d: usize) -> Result<()> {
     Ok(())
 }
 
-/// The round's time (announcement to published sum) and each phase's, from
-/// the round log's timestamps.
-fn round_times(path: &Path) -> Result<(f64, Vec<f64>)> {
+/// Every completed round's time (announcement to published sum), and the
+/// median of each phase over the rounds after the first (over the first
+/// alone, for one round), from the round log's timestamps.
+fn round_times(path: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let log = roundlog::read(&bytes, None);
     ensure!(
@@ -295,33 +404,50 @@ fn round_times(path: &Path) -> Result<(f64, Vec<f64>)> {
         path.display(),
         log.end
     );
+    // Per completed round: its time and its phases' (0 for a phase it lacks).
+    let mut rounds: Vec<(f64, Vec<f64>)> = Vec::new();
     let mut start = None;
-    let mut closed = Vec::new();
-    let mut end = None;
+    let mut last = 0.0;
+    let mut phases = vec![0.0; PHASES.len()];
     for e in &log.entries {
         let at = e.body.unix_millis as f64 / 1000.0;
         match &e.body.entry {
-            Some(Entry::Announcement(_)) if start.is_none() => start = Some(at),
-            Some(Entry::PhaseClosed(p)) => closed.push((p.phase.clone(), at)),
-            Some(Entry::RoundCompleted(_)) => end = Some(at),
+            Some(Entry::Announcement(_)) => {
+                start = Some(at);
+                last = at;
+                phases = vec![0.0; PHASES.len()];
+            }
+            Some(Entry::PhaseClosed(p)) => {
+                let k = PHASES
+                    .iter()
+                    .position(|name| *name == p.phase)
+                    .with_context(|| format!("{}: unknown phase {:?}", path.display(), p.phase))?;
+                phases[k] += at - last;
+                last = at;
+            }
+            Some(Entry::RoundCompleted(_)) => {
+                let start = start.take().with_context(|| {
+                    format!("{}: a round completed unannounced", path.display())
+                })?;
+                rounds.push((at - start, std::mem::take(&mut phases)));
+            }
             _ => {}
         }
     }
-    let (Some(start), Some(end)) = (start, end) else {
-        bail!("{}: no announced and completed round", path.display());
+    ensure!(
+        !rounds.is_empty(),
+        "{}: no announced and completed round",
+        path.display()
+    );
+    let counted = if rounds.len() > 1 {
+        &rounds[1..]
+    } else {
+        &rounds[..]
     };
-    let mut phases = Vec::with_capacity(PHASES.len());
-    let mut last = start;
-    for name in PHASES {
-        let at = closed
-            .iter()
-            .find(|(p, _)| p == name)
-            .map(|&(_, at)| at)
-            .with_context(|| format!("{}: phase {name} never closed", path.display()))?;
-        phases.push(at - last);
-        last = at;
-    }
-    Ok((end - start, phases))
+    let phases = (0..PHASES.len())
+        .map(|k| median(counted.iter().map(|(_, p)| p[k]).collect()))
+        .collect();
+    Ok((rounds.into_iter().map(|(t, _)| t).collect(), phases))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -334,16 +460,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn summarize(n: usize, d: usize, times: &[JobTimes]) -> Cell {
-    let round = median(times.iter().map(|t| t.round).collect());
+fn summarize(n: usize, d: usize, rounds: u32, setup: Setup, times: &[JobTimes]) -> Cell {
+    let all_rounds = median(times.iter().map(|t| t.rounds.iter().sum()).collect());
     let job = median(times.iter().map(|t| t.job).collect());
     Cell {
         members: n,
         dim: d,
-        rounds: 1,
+        rounds,
+        setup,
         jobs: times.len(),
-        setup_seconds: (job - round).max(0.0),
-        round_seconds: round,
+        setup_seconds: (job - all_rounds).max(0.0),
+        first_round_seconds: median(
+            times
+                .iter()
+                .map(|t| t.rounds.first().copied().unwrap_or(f64::NAN))
+                .collect(),
+        ),
+        round_seconds: median(times.iter().map(JobTimes::later_round).collect()),
         job_seconds: job,
         cpu_seconds: median(times.iter().map(|t| t.cpu).collect()),
         phase_seconds: PHASES
@@ -364,8 +497,16 @@ fn print_table(cells: &[Cell]) {
         "secure-sum jobs, separate processes on loopback, mutual TLS; medians over each cell's jobs",
     );
     say("(round: announcement to published sum, from the round log's millisecond stamps)");
+    if let Some(c) = cells.first().filter(|c| c.rounds > 1) {
+        say(&format!(
+            "{} sums per job, setup = \"{}\"; \"round ms\" and the phases: median of the rounds \
+             after the first",
+            c.rounds,
+            c.setup.name()
+        ));
+    }
     say("");
-    let mut head = format!("{:>4} {:>9} {:>9}", "N", "d", "round ms");
+    let mut head = format!("{:>4} {:>9} {:>9} {:>9}", "N", "d", "1st ms", "round ms");
     for p in PHASES {
         let _ = write!(head, " {p:>17}");
     }
@@ -373,13 +514,14 @@ fn print_table(cells: &[Cell]) {
     say(&head);
     for c in cells {
         let mut line = format!(
-            "{:>4} {:>9} {:>9.0}",
+            "{:>4} {:>9} {:>9.0} {:>9.1}",
             c.members,
             c.dim,
+            c.first_round_seconds * 1e3,
             c.round_seconds * 1e3
         );
         for (_, s) in &c.phase_seconds {
-            let _ = write!(line, " {:>17.0}", s * 1e3);
+            let _ = write!(line, " {:>17.1}", s * 1e3);
         }
         let _ = write!(line, " {:>7.2} {:>7.2}", c.job_seconds, c.cpu_seconds);
         say(&line);
@@ -392,8 +534,8 @@ mod tests {
 
     #[test]
     fn inputs_are_exact_in_two_decimals() {
-        for (i, j) in [(0, 0), (3, 17), (63, 99_999)] {
-            let v = input_value(i, j);
+        for (i, j, k) in [(0, 0, 0), (3, 17, 1), (63, 99_999, 255)] {
+            let v = input_value(i, j, k);
             assert!((-100.0..=100.0).contains(&v));
             let text = format!("{v:.2}");
             assert_eq!(text.parse::<f64>().ok(), Some(v));

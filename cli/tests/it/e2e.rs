@@ -1147,3 +1147,130 @@ fn a_job_under_a_consortium_ca_publishes_the_exact_sum() {
     assert_eq!(contributors, c.ids);
     assert_eq!(sum, c.sum_of(&[0, 1, 2]));
 }
+
+impl Consortium {
+    /// Turns the job into a series of `rounds` sums: member i's input for
+    /// sum k is its single input plus 1000·k (exact in 16-bit fixed point),
+    /// in `<id>-<k>.txt`, named by `input = "<id>-{index}.txt"`. `missing`
+    /// leaves one (member, sum) file unwritten. Returns inputs[k][i].
+    fn make_series(&self, rounds: u32, missing: Option<(usize, u32)>) -> Vec<Vec<Vec<f64>>> {
+        let file = self.path("consortium.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let series = text.replace("clip = 1e6\n", &format!("clip = 1e6\nrounds = {rounds}\n"));
+        assert_ne!(series, text);
+        std::fs::write(&file, series).unwrap();
+        let mut all = Vec::new();
+        for k in 0..rounds {
+            let mut inputs = Vec::new();
+            for (i, id) in self.ids.iter().enumerate() {
+                let values: Vec<f64> = self.inputs[i]
+                    .iter()
+                    .map(|x| x + 1000.0 * f64::from(k))
+                    .collect();
+                if missing != Some((i, k)) {
+                    let text: Vec<String> = values.iter().map(f64::to_string).collect();
+                    std::fs::write(self.path(&format!("{id}-{k}.txt")), text.join("\n")).unwrap();
+                }
+                inputs.push(values);
+            }
+            all.push(inputs);
+        }
+        for id in &self.ids {
+            let config = self.path(&format!("{id}.toml"));
+            let text = std::fs::read_to_string(&config).unwrap();
+            let named = text.replace(
+                &format!("input = \"{id}.txt\""),
+                &format!("input = \"{id}-{{index}}.txt\""),
+            );
+            assert_ne!(named, text);
+            std::fs::write(&config, named).unwrap();
+        }
+        all
+    }
+}
+
+/// A secure-sum series (`rounds = 3`) with keys agreed and secrets shared
+/// once (`setup = "epoch"`): three separate sums of fresh inputs, each
+/// written to its own result file by the coordinator and by every member,
+/// exact, and the round log verifies with every member's journal.
+#[test]
+fn a_series_of_sums_in_one_epoch_publishes_each_exactly_and_verifies() {
+    let c = Consortium::new(4, 20, &format!("{FAST}\nsetup = \"epoch\"\nslots = 4"));
+    let inputs = c.make_series(3, None);
+    let coordinator = run_all(&c);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    assert!(
+        !c.path("out/result.json").exists(),
+        "a series writes one file per sum"
+    );
+    for (k, inputs) in inputs.iter().enumerate() {
+        let want: Vec<f64> = (0..inputs[0].len())
+            .map(|j| inputs.iter().map(|v| v[j]).sum())
+            .collect();
+        for out in ["out".to_owned(), "bank-c-results".to_owned()] {
+            let text = std::fs::read_to_string(c.path(&format!("{out}/result-{k}.json")))
+                .unwrap_or_else(|e| panic!("{out}/result-{k}.json: {e}"));
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["index"], k, "{out}");
+            let sum: Vec<f64> = v["sum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(sum, want, "{out}: sum {k}");
+        }
+    }
+    let mut verify = Command::new(BIN);
+    verify
+        .args(["audit", "verify"])
+        .arg(c.path("e2e.rounds.log"))
+        .arg("--consortium")
+        .arg(c.path("consortium.toml"));
+    for id in &c.ids {
+        verify
+            .arg("--participant-journal")
+            .arg(c.path(&format!("{id}.journal")));
+    }
+    let v = verify.output().unwrap();
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{report}\n{}", stderr(&v));
+    assert!(report.contains("3 round attempts: 3 OK"), "{report}");
+}
+
+/// A member whose file for the second sum of a series is missing names the
+/// file and leaves (`contribution-failed`); the first sum stays published in
+/// the log, and the second, under the fixed cohort, is not published without
+/// it: the job fails, and the auditor verifies that it failed with cause.
+#[test]
+fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published() {
+    let c = Consortium::new(3, 5, FAST);
+    c.make_series(2, Some((1, 1)));
+    let coordinator = c.coordinator();
+    let members: Vec<Child> = (0..3).map(|i| c.participant(i, None)).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    let members: Vec<Output> = members.into_iter().map(|m| wait(m, LIMIT)).collect();
+    assert!(!coordinator.status.success(), "{}", stderr(&coordinator));
+    let err = stderr(&members[1]);
+    assert!(err.contains("bank-b-1.txt"), "{err}");
+    assert!(!c.path("out/result-1.json").exists());
+    // The log holds sum 0 published over all three, and no sum 1.
+    let v = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(c.path("e2e.rounds.log"))
+        .arg("--consortium")
+        .arg(c.path("consortium.toml"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&v.stdout);
+    eprintln!("{report}");
+    assert!(
+        report.contains("round 0 attempt 0: OK, 3 contributors"),
+        "{report}"
+    );
+    assert!(!report.contains("round 1 attempt 0: OK"), "{report}");
+}

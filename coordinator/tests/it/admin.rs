@@ -30,6 +30,7 @@ impl JobFactory for Sums {
                 dimension,
                 frac_bits,
                 clip,
+                ..
             } => Ok(Box::new(SecureSum::new(
                 *dimension,
                 FixedPoint::new(*frac_bits, *clip).map_err(|e| e.to_string())?,

@@ -123,6 +123,7 @@ impl State {
             dimension,
             frac_bits,
             clip,
+            ..
         } = c.job.kind
         else {
             panic!("a secure-sum job");
@@ -148,7 +149,9 @@ impl State {
             job_spec_hash: c.job.hash().to_vec().into(),
             limbs,
             departed: Vec::new(),
-            task: Some(round_announcement::Task::SecureSum(pb::SecureSumTask {})),
+            task: Some(round_announcement::Task::SecureSum(pb::SecureSumTask {
+                index: 0,
+            })),
             previous_outcomes: self.published.clone(),
         };
         self.announcement = Some(envelope::seal_coordinator(

@@ -261,7 +261,7 @@ impl Handmade {
                         code: *code as i32,
                     })
                     .collect(),
-                task: Some(Task::SecureSum(pb::SecureSumTask {})),
+                task: Some(Task::SecureSum(pb::SecureSumTask { index: 0 })),
                 previous_outcomes: Vec::new(),
             })),
         };
