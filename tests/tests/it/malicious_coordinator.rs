@@ -20,13 +20,13 @@ use std::time::Duration;
 use fedcredit_crypto::wide::WideFixed;
 use fedcredit_model::job::{ModelJobSpec, ModelTask, OptimizerKind};
 use fedcredit_model::{LabelSpec, Schema, Standardizer};
-use fedcredit_participant::contribution::VectorInput;
+use fedcredit_participant::contribution::{SeriesInput, VectorInput};
 use fedcredit_participant::credit::CreditData;
 use fedcredit_participant::data::load_csv;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::round_announcement::Task;
 use fedcredit_proto::v1::{self as pb};
-use fedcredit_referee::consortium::{Consortium, JobKind, JobSpec};
+use fedcredit_referee::consortium::{CohortPolicy, Consortium, JobKind, JobSpec};
 use fedcredit_tests::adversary::Rpc;
 use fedcredit_tests::knowledge::{assert_private, computable_sums, session, unmask_attributed};
 use fedcredit_tests::setup::{
@@ -1108,6 +1108,91 @@ async fn r_a_slot_survivor_list_without_a_member_gets_no_reveal() {
             adv.attempts[0].slot_reveals.keys().collect::<Vec<_>>()
         );
         assert!(result.is_err());
+    })
+    .await;
+}
+
+/// Member `i`'s input for sum `k` of a series: [`input`] moved by 100·k.
+fn series_input(i: usize, k: u32) -> Vec<f64> {
+    input(i).iter().map(|x| x + 100.0 * f64::from(k)).collect()
+}
+
+/// A two-sum secure-sum series with `cohort = "shrink"` (a smaller set is
+/// allowed from one sum to the next), four members reading one file per
+/// sum, and sum 0 published over all four (checked exact).
+async fn series_after_sum_0(dir: &Path) -> (Adversary, Vec<Honest<SeriesInput>>) {
+    let mut c = secure_sum_consortium(4, "", DIM, 16, 1e6).unwrap();
+    c.job.cohort = CohortPolicy::Shrink;
+    let JobKind::SecureSum { rounds, .. } = &mut c.job.kind else {
+        unreachable!("a secure-sum consortium")
+    };
+    *rounds = 2;
+    let mut adv = Adversary::start(c.clone(), coordinator_key()).await;
+    let honest = (0..4)
+        .map(|i| {
+            for k in 0..2 {
+                let text: Vec<String> = series_input(i, k).iter().map(f64::to_string).collect();
+                let file = dir.join(format!("{}-{k}.txt", member_id(i)));
+                std::fs::write(file, text.join("\n")).unwrap();
+            }
+            let template = dir.join(format!("{}-{{index}}.txt", member_id(i)));
+            let series = SeriesInput::open(&template, 2, DIM).unwrap();
+            spawn_honest(&adv, &c, i, series, None)
+        })
+        .collect();
+    let s = adv
+        .run_attempt(
+            0,
+            0,
+            adv.secure_sum_announcement(),
+            &ids(4),
+            &[],
+            End::Complete,
+        )
+        .await;
+    let s = s.values().next().unwrap().clone().unwrap();
+    let want = sum_of(&(0..4).map(|i| series_input(i, 0)).collect::<Vec<_>>());
+    assert!(close(&decoded(&adv, 0, &s), &want), "sum 0 is exact");
+    (adv, honest)
+}
+
+/// Attack s: a series' sum asked for twice. A two-sum series (cohort
+/// `shrink`) publishes sum 0 over all four; the adversary announces round 1
+/// with sum 0's task again and the target dropped, so S₀ − S₀' would be the
+/// target's first vector. The referee names round 1's task as sum 1, so the
+/// replayed index is refused. The control, in a fresh consortium: round 1
+/// as planned (sum 1) with the same target dropped sums the three exactly,
+/// so it is the index that is refused, not the smaller set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s_a_series_sum_asked_for_again_without_the_target() {
+    guarded(async {
+        let all = ids(4);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut adv, honest) = series_after_sum_0(dir.path()).await;
+        let sum0 = adv.secure_sum_announcement();
+        adv.run_attempt(1, 0, sum0, &all, &[member_id(3)], End::Complete)
+            .await;
+        finish(&mut adv, honest).await;
+        assert_mounted_and_refused(&adv, 1, &all);
+        let first: BTreeMap<String, Vec<f64>> =
+            (0..4).map(|i| (member_id(i), series_input(i, 0))).collect();
+        assert_private(&adv, &first);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut adv, honest) = series_after_sum_0(dir.path()).await;
+        let mut sum1 = adv.secure_sum_announcement();
+        sum1.task = Some(Task::SecureSum(pb::SecureSumTask { index: 1 }));
+        let s = adv
+            .run_attempt(1, 0, sum1, &all, &[member_id(3)], End::Complete)
+            .await;
+        finish(&mut adv, honest).await;
+        let s = s.values().next().unwrap().clone().unwrap();
+        let want = sum_of(&(0..3).map(|i| series_input(i, 1)).collect::<Vec<_>>());
+        assert!(
+            close(&decoded(&adv, 1, &s), &want),
+            "sum 1 over the three is exact\n{}",
+            adv.summary()
+        );
     })
     .await;
 }
