@@ -131,9 +131,7 @@ pub async fn run(
     // regulator report (`fedcredit report --key`): this consortium's only
     // operator is whoever ran this command.
     crate::keys::save(&coordinator_key, &dir.join("coordinator.key"), true)?;
-    let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
-        &consortium.job.kind,
-    ));
+    let max_bytes = fedcredit_coordinator::max_reply_bytes(&consortium);
     let driver = ModelFit::new(
         spec,
         job_id,

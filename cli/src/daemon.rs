@@ -363,9 +363,7 @@ pub(crate) async fn coordinator(
         ));
         return Ok(());
     }
-    let max_bytes = fedcredit_coordinator::max_message_bytes(fedcredit_coordinator::max_words(
-        &consortium.job.kind,
-    ));
+    let max_bytes = fedcredit_coordinator::max_reply_bytes(&consortium);
     let tls = fedcredit_transport::setup::coordinator(&consortium, &key)?;
     let listener = tokio::net::TcpListener::bind(consortium.listen)
         .await

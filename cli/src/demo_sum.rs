@@ -107,17 +107,18 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     );
 
     let consortium = Consortium::load(&consortium_path)?;
-    let (driver, dimension) = secure_sum_driver(&consortium)?;
+    let (driver, _) = secure_sum_driver(&consortium)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // Mutual TLS on loopback too: the demo runs the deployed path.
     let coordinator_key = keys::load(&dir.join("coordinator.key"))?;
     let tls = fedcredit_transport::setup::coordinator(&consortium, &coordinator_key)?;
+    let max_bytes = fedcredit_coordinator::max_reply_bytes(&consortium);
     let coordinator = tokio::spawn(fedcredit_coordinator::run(
         fedcredit_coordinator::Listener::new(listener, tls),
         consortium,
         coordinator_key,
         Box::new(driver),
-        fedcredit_coordinator::max_message_bytes(dimension),
+        max_bytes,
         fresh_log(&dir.join("rounds.log"))?,
         async move {
             let _ = stop_rx.await;

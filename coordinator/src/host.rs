@@ -734,7 +734,7 @@ async fn run_jobs(
             consortium.clone(),
             copy_key(key),
             driver,
-            crate::max_message_bytes(crate::max_words(&consortium.job.kind)),
+            crate::max_reply_bytes(&consortium),
             log_path.clone(),
             job_stop,
             abort,

@@ -272,3 +272,16 @@ pub fn abandon(
 pub fn max_message_bytes(words: usize) -> usize {
     words.saturating_mul(8).saturating_add(4 << 20)
 }
+
+/// The largest reply the coordinator encodes for `consortium`: a round of
+/// its job's largest vector ([`max_message_bytes`]) or, with epochs, the
+/// setup's relay of every dealer's shares to one member, which grows as
+/// n²·slots ([`fedcredit_referee::consortium::epoch_relay_bytes`]).
+pub fn max_reply_bytes(consortium: &Consortium) -> usize {
+    let round = max_message_bytes(max_words(&consortium.job.kind));
+    consortium.protocol.epoch_slots.map_or(round, |slots| {
+        let relay =
+            fedcredit_referee::consortium::epoch_relay_bytes(consortium.roster.len(), slots.get());
+        round.max(relay.saturating_add(1 << 20))
+    })
+}

@@ -532,7 +532,7 @@ impl Consortium {
                 0 => return Err(invalid("protocol.max_attempts".into(), "at least 1".into())),
                 a => a,
             },
-            epoch_slots: setup(&p, &thresholds).map_err(|(key, e)| invalid(key.into(), e))?,
+            epoch_slots: setup(&p, &thresholds, n).map_err(|(key, e)| invalid(key.into(), e))?,
         };
 
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -611,11 +611,32 @@ impl Consortium {
 /// Checks a job against a consortium of `n` members: its id, and what its
 /// kind needs (a secure sum's dimension and fixed point, a model's spec).
 /// The error is the offending key and what was expected.
+/// The most an epoch's setup may relay to one member (every dealer's signed
+/// `EpochShares`): what a participant accepts in one reply.
+pub const MAX_EPOCH_RELAY_BYTES: usize = 1 << 30;
+
+/// An upper bound on the bytes an epoch's setup relays to one member of `n`
+/// with `slots` slots: n dealers' signed `EpochShares`, each with, per
+/// recipient and slot, a 32-byte commitment and a share (≤ 128 bytes with
+/// framing), per recipient its id, nonce and tag (≤ 512), and per dealer its
+/// seed commitments and signed envelope. It grows as n²·slots: the
+/// coordinator sizes its replies by it, and the file is refused beyond
+/// [`MAX_EPOCH_RELAY_BYTES`].
+pub fn epoch_relay_bytes(n: usize, slots: u32) -> usize {
+    let slots = slots as usize;
+    let dealer = n
+        .saturating_mul(slots.saturating_mul(128).saturating_add(512))
+        .saturating_add(slots.saturating_mul(64))
+        .saturating_add(4096);
+    n.saturating_mul(dealer)
+}
+
 /// The `[protocol]` setup choice: `round` (default) or `epoch` with
 /// `slots` rounds per setup (default 16), on the complete graph only.
 fn setup(
     p: &RawProtocol,
     thresholds: &Thresholds,
+    n: usize,
 ) -> Result<Option<Slots>, (&'static str, String)> {
     match p.setup.as_deref().unwrap_or("round") {
         "round" => match p.slots {
@@ -629,9 +650,22 @@ fn setup(
                     "setup = \"epoch\" runs on the complete graph only; drop `graph` (or set graph = \"complete\")".to_string(),
                 ));
             }
-            Slots::new(p.slots.unwrap_or(16))
-                .map(Some)
-                .map_err(|e| ("protocol.slots", e.to_string()))
+            let slots =
+                Slots::new(p.slots.unwrap_or(16)).map_err(|e| ("protocol.slots", e.to_string()))?;
+            let relay = epoch_relay_bytes(n, slots.get());
+            if relay > MAX_EPOCH_RELAY_BYTES {
+                return Err((
+                    "protocol.slots",
+                    format!(
+                        "fewer slots for {n} members: the setup relays every member's shares of \
+                         every slot to each member, up to {} MiB with {} slots (at most {} MiB)",
+                        relay >> 20,
+                        slots.get(),
+                        MAX_EPOCH_RELAY_BYTES >> 20
+                    ),
+                ));
+            }
+            Ok(Some(slots))
         }
         other => Err((
             "protocol.setup",
@@ -927,6 +961,41 @@ public_key = "{p}"
         assert_eq!(c.protocol.thresholds.threshold(), 3);
         assert_eq!(c.protocol.thresholds.max_colluders(), 1);
         assert_eq!(c.protocol.thresholds.min_cohort(), 3);
+    }
+
+    #[test]
+    fn epochs_whose_setup_relay_would_exceed_a_reply_are_refused_naming_slots() {
+        let many = |protocol: &str, n: u16| {
+            let mut text = format!(
+                "[coordinator]\nlisten = \"127.0.0.1:1\"\npublic_key = \"{}\"\n\
+                 [protocol]\n{protocol}\n[job]\nid = \"j\"\nkind = \"secure-sum\"\n\
+                 dimension = 1\nfrac_bits = 0\nclip = 1.0\n",
+                key_hex(255)
+            );
+            for i in 0..n {
+                let mut seed = [7u8; 32];
+                seed[..2].copy_from_slice(&i.to_be_bytes());
+                let key = IdentityKey::from_secret_bytes(&seed).public().to_hex();
+                text.push_str(&format!(
+                    "[[participants]]\nid = \"m{i}\"\npublic_key = \"{key}\"\n"
+                ));
+            }
+            Consortium::parse(Path::new("c.toml"), &text)
+        };
+        // 300 members: 16 slots relay about 220 MiB to each member, 256 slots 2.8 GiB.
+        let ok = many("setup = \"epoch\"", 300).expect("16 slots fit");
+        assert!(epoch_relay_bytes(300, 16) <= MAX_EPOCH_RELAY_BYTES);
+        assert_eq!(ok.protocol.epoch_slots_field(), 16);
+        let err = many("setup = \"epoch\"\nslots = 256", 300)
+            .expect_err("256 slots do not fit")
+            .to_string();
+        assert!(
+            err.contains("protocol.slots") && err.contains("300 members"),
+            "{err}"
+        );
+        // The bound covers what a 64-member, 16-slot setup relayed to one
+        // member in `bench-secagg --members 64 --rounds 16 --setup epoch`.
+        assert!(epoch_relay_bytes(64, 16) >= 6_747_237);
     }
 
     #[test]

@@ -1274,3 +1274,26 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
     );
     assert!(!report.contains("round 1 attempt 0: OK"), "{report}");
 }
+
+/// Regression: with epochs the setup relays every dealer's signed shares of
+/// every slot to each member, n²·slots in all; the coordinator's replies
+/// were capped by the round's vector (4 MiB here), so 20 members with 256
+/// slots (about 7 MB per member) stalled at share-keys. The cap now follows
+/// the relay's bound, and the sum is exact.
+#[test]
+fn an_epoch_relay_larger_than_a_round_vector_gets_through() {
+    let c = Consortium::new(
+        20,
+        2,
+        "phase_deadline_secs = 60\njoin_deadline_secs = 60\nmax_attempts = 1\nsetup = \"epoch\"\nslots = 256",
+    );
+    let coordinator = run_all(&c);
+    assert!(
+        coordinator.status.success(),
+        "coordinator failed:\n{}",
+        stderr(&coordinator)
+    );
+    let (contributors, sum) = c.result();
+    assert_eq!(contributors, c.ids);
+    assert_eq!(sum, c.sum_of(&(0..20).collect::<Vec<_>>()));
+}
