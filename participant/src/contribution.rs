@@ -118,7 +118,8 @@ impl SeriesInput {
                 file: template.to_owned(),
                 row: None,
                 problem: format!(
-                    "the job is a series of {rounds} sums: name one file per sum with                      {INDEX_PLACEHOLDER} in the path (0 for the first)"
+                    "the job is a series of {rounds} sums: name one file per sum with \
+                     {INDEX_PLACEHOLDER} in the path (0 for the first)"
                 ),
             });
         }
@@ -213,7 +214,11 @@ mod tests {
         assert!(beyond.contains("series of 3"), "{beyond}");
         let plain = dir.path().join("in-0.txt");
         let err = SeriesInput::open(&plain, 3, 2).expect_err("no placeholder");
-        assert!(err.to_string().contains("{index}"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("one file per sum with {index} in the path"),
+            "{err}"
+        );
         // A single vector never answers for a later sum of a series.
         let mut single = VectorInput::new(vec![1.0, 2.0]);
         assert!(single.contribute(1, &sum(1), 2).is_err());
