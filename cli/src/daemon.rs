@@ -225,10 +225,7 @@ fn write_results(
             tracing::info!(result = %path.display(), "stability report written");
         }
         None => {
-            let rounds = match consortium.job.kind {
-                JobKind::SecureSum { rounds, .. } => rounds,
-                _ => 1,
-            };
+            let rounds = consortium.job.kind.sums();
             let path = write_sums(
                 out,
                 &consortium.job.id,
@@ -725,10 +722,7 @@ async fn one_job(
             tracing::info!(result = %path.display(), "stability report written (replayed from the published round)");
         }
         (None, Some(_)) => {
-            let rounds = match settings_kind {
-                JobKind::SecureSum { rounds, .. } => *rounds,
-                _ => 1,
-            };
+            let rounds = settings_kind.sums();
             let named: Vec<Vec<String>> = result
                 .published
                 .iter()

@@ -193,6 +193,15 @@ impl JobKind {
         }
     }
 
+    /// How many sums a secure-sum job publishes (a series' `rounds`; 1 for
+    /// any other kind, whose results are not sums).
+    pub fn sums(&self) -> u32 {
+        match self {
+            JobKind::SecureSum { rounds, .. } => *rounds,
+            JobKind::LogisticRegression(_) | JobKind::Scorecard(_) | JobKind::Monitor(_) => 1,
+        }
+    }
+
     /// The model spec of a credit-model or scorecard job.
     pub fn model_spec(&self) -> Option<&ModelJobSpec> {
         match self {

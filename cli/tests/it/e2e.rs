@@ -129,6 +129,23 @@ impl Consortium {
         sum
     }
 
+    /// `audit verify` of the job's round log against its consortium file,
+    /// with every member's journal when `journals`.
+    fn audit(&self, journals: bool) -> Output {
+        let mut verify = Command::new(BIN);
+        verify
+            .args(["audit", "verify"])
+            .arg(self.path("e2e.rounds.log"))
+            .arg("--consortium")
+            .arg(self.path("consortium.toml"));
+        for id in self.ids.iter().filter(|_| journals) {
+            verify
+                .arg("--participant-journal")
+                .arg(self.path(&format!("{id}.journal")));
+        }
+        verify.output().unwrap()
+    }
+
     fn result(&self) -> (Vec<String>, Vec<f64>) {
         let text = std::fs::read_to_string(self.path("out/result.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -369,18 +386,7 @@ fn a_sparse_round_with_dropouts_publishes_the_exact_sum_and_verifies() {
     let expected: Vec<String> = summed.iter().map(|i| c.ids[*i].clone()).collect();
     assert_eq!(contributors, expected);
     assert_eq!(sum, c.sum_of(&summed));
-    let mut verify = Command::new(BIN);
-    verify
-        .args(["audit", "verify"])
-        .arg(c.path("e2e.rounds.log"))
-        .arg("--consortium")
-        .arg(c.path("consortium.toml"));
-    for id in &c.ids {
-        verify
-            .arg("--participant-journal")
-            .arg(c.path(&format!("{id}.journal")));
-    }
-    let v = verify.output().unwrap();
+    let v = c.audit(true);
     assert!(
         v.status.success(),
         "{}\n{}",
@@ -444,18 +450,7 @@ fn a_participant_dying_half_way_through_a_chunked_input_is_not_in_the_sum() {
     let others: Vec<String> = [0, 1, 3, 4].iter().map(|i| c.ids[*i].clone()).collect();
     assert_eq!(contributors, others);
     assert_eq!(sum, c.sum_of(&[0, 1, 3, 4]));
-    let mut verify = Command::new(BIN);
-    verify
-        .args(["audit", "verify"])
-        .arg(c.path("e2e.rounds.log"))
-        .arg("--consortium")
-        .arg(c.path("consortium.toml"));
-    for id in &c.ids {
-        verify
-            .arg("--participant-journal")
-            .arg(c.path(&format!("{id}.journal")));
-    }
-    let v = verify.output().unwrap();
+    let v = c.audit(true);
     assert!(
         v.status.success(),
         "{}\n{}",
@@ -1225,18 +1220,7 @@ fn a_series_of_sums_in_one_epoch_publishes_each_exactly_and_verifies() {
             assert_eq!(sum, want, "{out}: sum {k}");
         }
     }
-    let mut verify = Command::new(BIN);
-    verify
-        .args(["audit", "verify"])
-        .arg(c.path("e2e.rounds.log"))
-        .arg("--consortium")
-        .arg(c.path("consortium.toml"));
-    for id in &c.ids {
-        verify
-            .arg("--participant-journal")
-            .arg(c.path(&format!("{id}.journal")));
-    }
-    let v = verify.output().unwrap();
+    let v = c.audit(true);
     let report = String::from_utf8_lossy(&v.stdout);
     assert!(v.status.success(), "{report}\n{}", stderr(&v));
     assert!(report.contains("3 round attempts: 3 OK"), "{report}");
@@ -1259,15 +1243,8 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
     assert!(err.contains("bank-b-1.txt"), "{err}");
     assert!(!c.path("out/result-1.json").exists());
     // The log holds sum 0 published over all three, and no sum 1.
-    let v = Command::new(BIN)
-        .args(["audit", "verify"])
-        .arg(c.path("e2e.rounds.log"))
-        .arg("--consortium")
-        .arg(c.path("consortium.toml"))
-        .output()
-        .unwrap();
+    let v = c.audit(false);
     let report = String::from_utf8_lossy(&v.stdout);
-    eprintln!("{report}");
     assert!(
         report.contains("round 0 attempt 0: OK, 3 contributors"),
         "{report}"
