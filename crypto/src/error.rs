@@ -46,6 +46,14 @@ pub enum CryptoError {
     #[error("signature verification failed")]
     BadSignature,
 
+    /// In a batch of signatures ([`crate::identity::verify_batch`]), the one
+    /// at `index` (from 0) did not verify.
+    #[error("signature {index} of the batch did not verify")]
+    BadSignatureInBatch {
+        /// Its position in the batch.
+        index: usize,
+    },
+
     /// X25519 produced the all-zero shared secret: the peer's public key is a
     /// low-order point, so the result would not depend on our secret.
     #[error("X25519 key agreement is non-contributory: the peer's public key is a low-order point")]

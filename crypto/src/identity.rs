@@ -183,6 +183,47 @@ impl IdentityPublic {
     }
 }
 
+/// Checks many signatures made under one `context` at once (Ed25519 batch
+/// verification: one random linear combination, about 2.5× cheaper per
+/// signature than [`IdentityPublic::verify`] at a few hundred). For a member
+/// that checks the `T` signed confirmations of a survivor list, or every
+/// neighbour's relayed message, this is the largest public-key cost.
+///
+/// Every signature strict verification accepts, the batch accepts. The
+/// batch may also accept one that strict verification refuses only if its
+/// defect is a small-order component (a small-order `R`, say), which only
+/// the key's holder can make: a signer can always sign, so for checks that
+/// count distinct signers nothing changes. A coordinator admits each
+/// message with [`IdentityPublic::verify`], and the auditor replays with it.
+///
+/// Errors: [`CryptoError::BadSignatureInBatch`] with the index of the first
+/// item that fails strict verification (each is re-checked alone to find it).
+pub fn verify_batch(
+    context: SignContext,
+    items: &[(&IdentityPublic, &[u8], &Signature)],
+) -> Result<Vec<SignatureChecked>, CryptoError> {
+    let signed: Vec<Vec<u8>> = items
+        .iter()
+        .map(|(_, message, _)| context.signed_bytes(message))
+        .collect();
+    let messages: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = items
+        .iter()
+        .map(|(_, _, sig)| ed25519_dalek::Signature::from_bytes(&sig.0))
+        .collect();
+    let keys: Vec<VerifyingKey> = items.iter().map(|(key, _, _)| key.0).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+        // Name the culprit: strict verification, one by one.
+        if let Some(index) = items
+            .iter()
+            .position(|(key, message, sig)| key.verify(context, message, sig).is_err())
+        {
+            return Err(CryptoError::BadSignatureInBatch { index });
+        }
+    }
+    Ok(vec![SignatureChecked(()); items.len()])
+}
+
 impl PartialEq for IdentityPublic {
     fn eq(&self, other: &Self) -> bool {
         self.0.as_bytes() == other.0.as_bytes()
@@ -523,5 +564,97 @@ mod tests {
                 got: 65
             })
         );
+    }
+
+    fn batch_fixture(n: usize) -> (Vec<IdentityPublic>, Vec<Vec<u8>>, Vec<Signature>) {
+        let mut rng = ChaCha20Rng::seed_from_u64(n as u64);
+        let keys: Vec<IdentityKey> = (0..n).map(|_| IdentityKey::generate(&mut rng)).collect();
+        let messages: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("survivor list confirmed by {i}").into_bytes())
+            .collect();
+        let sigs = keys
+            .iter()
+            .zip(&messages)
+            .map(|(k, m)| k.sign(SignContext::ParticipantMessage, m))
+            .collect();
+        (
+            keys.iter().map(IdentityKey::public).collect(),
+            messages,
+            sigs,
+        )
+    }
+
+    fn batch_of<'a>(
+        keys: &'a [IdentityPublic],
+        messages: &'a [Vec<u8>],
+        sigs: &'a [Signature],
+    ) -> Vec<(&'a IdentityPublic, &'a [u8], &'a Signature)> {
+        keys.iter()
+            .zip(messages)
+            .zip(sigs)
+            .map(|((k, m), s)| (k, m.as_slice(), s))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_accepts_what_strict_verification_accepts() {
+        let (keys, messages, sigs) = batch_fixture(40);
+        let items = batch_of(&keys, &messages, &sigs);
+        let checked = verify_batch(SignContext::ParticipantMessage, &items).expect("valid");
+        assert_eq!(checked.len(), 40);
+        assert!(
+            verify_batch(SignContext::ParticipantMessage, &[])
+                .expect("empty")
+                .is_empty()
+        );
+        // The same signatures under another context are refused, naming the first.
+        assert_eq!(
+            verify_batch(SignContext::CoordinatorMessage, &items).map(|v| v.len()),
+            Err(CryptoError::BadSignatureInBatch { index: 0 })
+        );
+    }
+
+    #[test]
+    fn a_batch_refuses_a_signature_moved_to_another_signer() {
+        let (keys, messages, mut sigs) = batch_fixture(12);
+        // Signer 7's signature presented as signer 8's, over 8's message.
+        sigs[8] = sigs[7];
+        let items = batch_of(&keys, &messages, &sigs);
+        assert_eq!(
+            verify_batch(SignContext::ParticipantMessage, &items).map(|v| v.len()),
+            Err(CryptoError::BadSignatureInBatch { index: 8 })
+        );
+    }
+
+    proptest::proptest! {
+        /// Tampering with any message or signature of a batch is caught, and
+        /// the error names the first tampered item.
+        #[test]
+        fn a_batch_names_the_first_bad_signature(
+            n in 1usize..20,
+            tampered in proptest::collection::btree_set(0usize..20, 0..4),
+            flip_signature in proptest::bool::ANY,
+            bit in 0usize..256,
+        ) {
+            let (keys, mut messages, mut sigs) = batch_fixture(n);
+            let tampered: Vec<usize> = tampered.into_iter().filter(|&i| i < n).collect();
+            for &i in &tampered {
+                if flip_signature {
+                    let mut bytes = sigs[i].to_bytes();
+                    bytes[bit / 8] ^= 1 << (bit % 8);
+                    sigs[i] = Signature::from_bytes(&bytes).expect("64 bytes");
+                } else {
+                    messages[i].push(b'!');
+                }
+            }
+            let items = batch_of(&keys, &messages, &sigs);
+            let got = verify_batch(SignContext::ParticipantMessage, &items).map(|v| v.len());
+            match tampered.first() {
+                None => proptest::prop_assert_eq!(got, Ok(n)),
+                Some(&index) => {
+                    proptest::prop_assert_eq!(got, Err(CryptoError::BadSignatureInBatch { index }))
+                }
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe, SurvivorDigest};
 use fedcredit_crypto::secagg::epoch::{
     self, EpochDealtToMe, EpochKeys, EpochMember, Slot, Slots, TaskLedger,
 };
@@ -891,8 +891,7 @@ impl Participant {
         let call = grpc.advertise_keys(self.seal(round, attempt, body)?);
         let adverts = self.within("AdvertiseKeys", call).await?;
         let mut cohort = BTreeMap::new();
-        for signed in &adverts.get_ref().adverts {
-            let o = envelope::open(signed, &c.roster)?;
+        for o in envelope::open_all(&adverts.get_ref().adverts, &c.roster)? {
             check_binding(&o.message, &c.job.id, round, attempt)?;
             let Some(Body::Advertise(k)) = &o.message.body else {
                 return Err(bad_relay("advertisement list", &o.sender.id).into());
@@ -1036,8 +1035,7 @@ impl Participant {
         // Each dealer's own signed message: our ciphertext and the
         // commitments it signed for our shares (checked on decryption).
         let mut from_peers = Vec::new();
-        for signed in &received.get_ref().dealt {
-            let o = envelope::open(signed, roster)?;
+        for o in envelope::open_all(&received.get_ref().dealt, roster)? {
             check_binding(&o.message, &c.job.id, round, attempt)?;
             let Some(Body::Shares(m)) = &o.message.body else {
                 return Err(bad_relay("share list", &o.sender.id).into());
@@ -1120,17 +1118,17 @@ impl Participant {
             .map(|p| roster.name_of(*p))
             .collect();
         let body = Body::Consistency(pb::SurvivorList {
-            survivors: ids,
+            survivors: ids.clone(),
             session_id: state.session().as_bytes().to_vec().into(),
         });
+        let ours = SurvivorDigest::of(state.survivors());
         let commitment = input.contributors(u3_ids.clone());
         let mut grpc = self.grpc.clone();
         let call =
             grpc.confirm_survivors(self.seal_with(round, attempt, body, Some(&commitment))?);
         let sigs = self.within("ConfirmSurvivors", call).await?;
         let mut confirmations = Vec::new();
-        for signed in &sigs.get_ref().confirmations {
-            let o = envelope::open(signed, roster)?;
+        for o in envelope::open_all(&sigs.get_ref().confirmations, roster)? {
             check_binding(&o.message, &c.job.id, round, attempt)?;
             let Some(Body::Consistency(list)) = &o.message.body else {
                 return Err(bad_relay("survivor confirmations", &o.sender.id).into());
@@ -1144,7 +1142,12 @@ impl Participant {
             confirmations.push(Confirmation {
                 signer: o.sender.index,
                 session,
-                survivors: roster.indices("survivor list", &list.survivors)?,
+                // An honest member lists U3 in roster order, as we did.
+                survivors: if list.survivors == ids {
+                    ours
+                } else {
+                    SurvivorDigest::of(&roster.indices("survivor list", &list.survivors)?)
+                },
                 checked: o.checked,
             });
         }

@@ -3,8 +3,9 @@
 //! prefix. Opening an envelope checks the author against the roster and
 //! yields a [`SignatureChecked`] proof alongside the decoded message.
 
+use fedcredit_crypto::CryptoError;
 use fedcredit_crypto::identity::{
-    IdentityKey, IdentityPublic, SignContext, Signature, SignatureChecked,
+    IdentityKey, IdentityPublic, SignContext, Signature, SignatureChecked, verify_batch,
 };
 use prost::Message as _;
 
@@ -64,6 +65,47 @@ pub fn open<'r>(signed: &Signed, roster: &'r Roster) -> Result<Opened<'r>, WireE
         sender,
         checked,
     })
+}
+
+/// [`open`] for a list of envelopes relayed together (advertisements,
+/// shares, survivor confirmations): the signatures are checked as one
+/// batch ([`verify_batch`]), about 2.5× cheaper per signature at a few
+/// hundred. Errors as [`open`] would give for the first bad envelope.
+pub fn open_all<'r>(signed: &[Signed], roster: &'r Roster) -> Result<Vec<Opened<'r>>, WireError> {
+    let mut decoded = Vec::with_capacity(signed.len());
+    for s in signed {
+        let message = Message::decode(s.payload.clone()).map_err(|source| WireError::Decode {
+            what: "participant message",
+            source,
+        })?;
+        let sender = roster.member(&message.sender)?;
+        let signature =
+            Signature::from_bytes(&s.signature).map_err(|_| WireError::BadSignature {
+                who: message.sender.clone(),
+            })?;
+        decoded.push((message, sender, signature));
+    }
+    let items: Vec<(&IdentityPublic, &[u8], &Signature)> = decoded
+        .iter()
+        .zip(signed)
+        .map(|((_, sender, sig), s)| (&sender.key, &s.payload[..], sig))
+        .collect();
+    let checked = verify_batch(SignContext::ParticipantMessage, &items).map_err(|e| {
+        let who = match e {
+            CryptoError::BadSignatureInBatch { index } => decoded[index].0.sender.clone(),
+            _ => String::from("a relayed envelope"),
+        };
+        WireError::BadSignature { who }
+    })?;
+    Ok(decoded
+        .into_iter()
+        .zip(checked)
+        .map(|((message, sender, _), checked)| Opened {
+            message,
+            sender,
+            checked,
+        })
+        .collect())
 }
 
 /// Decodes a coordinator envelope and verifies it under the coordinator key.
@@ -172,6 +214,29 @@ mod tests {
         let (roster, a, _) = roster();
         let err = open(&seal(&a, &poll("bank-z")), &roster).expect_err("unknown");
         assert!(matches!(err, WireError::UnknownSender(_)), "{err}");
+    }
+
+    #[test]
+    fn open_all_opens_a_relayed_list_and_names_a_forged_sender() {
+        let a = IdentityKey::from_secret_bytes(&[1; 32]);
+        let b = IdentityKey::from_secret_bytes(&[2; 32]);
+        let c = IdentityKey::from_secret_bytes(&[9; 32]);
+        let members = vec![
+            (ParticipantId::new("bank-a").expect("id"), a.public()),
+            (ParticipantId::new("bank-b").expect("id"), b.public()),
+        ];
+        let roster = Roster::new(members, c.public()).expect("roster");
+        let list = [seal(&a, &poll("bank-a")), seal(&b, &poll("bank-b"))];
+        let opened = open_all(&list, &roster).expect("valid");
+        let senders: Vec<&str> = opened.iter().map(|o| o.sender.id.as_str()).collect();
+        assert_eq!(senders, ["bank-a", "bank-b"]);
+        // bank-a signs a message claiming to be bank-b's: named as bank-b's bad signature.
+        let forged = [seal(&a, &poll("bank-a")), seal(&a, &poll("bank-b"))];
+        match open_all(&forged, &roster) {
+            Err(WireError::BadSignature { who }) => assert_eq!(who, "bank-b"),
+            other => panic!("expected a bad signature, got {other:?}"),
+        }
+        assert!(open_all(&[], &roster).expect("empty").is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use fedcredit_coordinator::SecureSum;
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::secagg::PartyIndex;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe, SurvivorDigest};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
@@ -113,11 +113,12 @@ async fn member(
             Confirmation {
                 signer: o.sender.index,
                 session: fedcredit_crypto::kx::SessionId(l.session_id.as_ref().try_into().unwrap()),
-                survivors: l
-                    .survivors
-                    .iter()
-                    .map(|id| c.roster.member(id).unwrap().index)
-                    .collect(),
+                survivors: SurvivorDigest::of(
+                    &l.survivors
+                        .iter()
+                        .map(|id| c.roster.member(id).unwrap().index)
+                        .collect(),
+                ),
                 checked: o.checked,
             }
         })

@@ -13,7 +13,7 @@ use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::PartyIndex;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe, SurvivorDigest};
 use fedcredit_proto::shares::{self, DealtShares};
 use fedcredit_proto::v1::coordinator_client::CoordinatorClient;
 use fedcredit_proto::v1::{self as pb, coordinator_message, message::Body};
@@ -240,11 +240,12 @@ async fn member(
             Confirmation {
                 signer: o.sender.index,
                 session: SessionId(l.session_id.as_ref().try_into().unwrap()),
-                survivors: l
-                    .survivors
-                    .iter()
-                    .map(|id| c.roster.member(id).unwrap().index)
-                    .collect(),
+                survivors: SurvivorDigest::of(
+                    &l.survivors
+                        .iter()
+                        .map(|id| c.roster.member(id).unwrap().index)
+                        .collect(),
+                ),
                 checked: o.checked,
             }
         })

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use fedcredit_crypto::identity::{IdentityKey, SignContext};
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe, SurvivorDigest};
 use fedcredit_crypto::secagg::epoch::{
     EpochDealtToMe, EpochKeys, EpochMember, EpochView, Slot, SlotUnmasker, Slots, TaskLedger,
 };
@@ -110,7 +110,7 @@ pub fn per_round(inputs: &[Vec<u64>], ring: Ring, key: &IdentityKey, rng: &mut C
         .map(|i| Confirmation {
             signer: idx(i),
             session,
-            survivors: u3.clone(),
+            survivors: SurvivorDigest::of(&u3),
             checked,
         })
         .collect();

@@ -13,10 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use fedcredit_crypto::identity::{IdentityKey, IdentityPublic, SignContext, Signature};
+use fedcredit_crypto::identity::{
+    IdentityKey, IdentityPublic, SignContext, Signature, verify_batch,
+};
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::ring::Ring;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe, SharesOut};
+use fedcredit_crypto::secagg::client::{
+    AdvertiseKeys, Confirmation, DealtToMe, SharesOut, SurvivorDigest,
+};
 use fedcredit_crypto::secagg::plus::{GraphChoice, Neighbourhoods, PlusParams, check_announced};
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
@@ -195,6 +199,13 @@ fn check(
         .map_err(|e| format!("signature: {e}"))
 }
 
+/// Checks signatures relayed together as one batch.
+fn check_all(items: &[(&IdentityPublic, &[u8], &Signature)]) -> Result<(), String> {
+    verify_batch(SignContext::ParticipantMessage, items)
+        .map(|_| ())
+        .map_err(|e| format!("relayed signatures: {e}"))
+}
+
 /// Runs one round; an error names the first refusal.
 pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
     let n = cfg.members;
@@ -284,15 +295,17 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
             Neighbourhoods::Sparse(g) => g[&me].clone(),
         };
         check_announced(me, &mine, &announced).map_err(|e| e.to_string())?;
-        for p in &mine {
-            let pi = p.get() as usize - 1;
-            check(
-                &roster[pi],
-                SignContext::ParticipantMessage,
-                &advert_bytes(job, round, *p, &cohort[p]),
-                &ad_sigs[p],
-            )?;
-        }
+        // Relayed together, checked as one batch (as a daemon does).
+        let msgs: Vec<Vec<u8>> = mine
+            .iter()
+            .map(|p| advert_bytes(job, round, *p, &cohort[p]))
+            .collect();
+        let items: Vec<_> = mine
+            .iter()
+            .zip(&msgs)
+            .map(|(p, m)| (&roster[p.get() as usize - 1], m.as_slice(), &ad_sigs[p]))
+            .collect();
+        check_all(&items)?;
         let (state, out) = state
             .share_keys(session, cohort.clone(), &mut r)
             .map_err(|e| e.to_string())?;
@@ -342,15 +355,14 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
         .collect();
     let masked = par_map(work, threads, |(i, key, input, state, received)| {
         let me = idx(i);
-        for r in &received {
-            let (msg, sig) = &signed_shares[&r.from];
-            check(
-                &roster[r.from.get() as usize - 1],
-                SignContext::ParticipantMessage,
-                msg,
-                sig,
-            )?;
-        }
+        let items: Vec<_> = received
+            .iter()
+            .map(|r| {
+                let (msg, sig) = &signed_shares[&r.from];
+                (&roster[r.from.get() as usize - 1], msg.as_slice(), sig)
+            })
+            .collect();
+        check_all(&items)?;
         let session = *state.session();
         let (state, masked) = state
             .masked_input(ring, &input, received)
@@ -420,21 +432,30 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
     // Phase 5: members check t confirmations, reveal and sign; the
     // coordinator checks each reveal and feeds it to the aggregator.
     let clock = Instant::now();
+    let u3_digest = SurvivorDigest::of(&u3);
     let reveals = par_map(confirmed, threads, |(i, key, state, _)| {
         let session = *state.session();
-        let mut confirmations = Vec::with_capacity(forwarded.len());
-        for (signer, sig) in &forwarded {
-            let msg = list_bytes(b"sim/confirm\0", &session, signer.get(), &u3);
-            let checked = roster[signer.get() as usize - 1]
-                .verify(SignContext::ParticipantMessage, &msg, sig)
-                .map_err(|e| format!("confirmation of {signer}: {e}"))?;
-            confirmations.push(Confirmation {
+        let msgs: Vec<Vec<u8>> = forwarded
+            .iter()
+            .map(|(signer, _)| list_bytes(b"sim/confirm\0", &session, signer.get(), &u3))
+            .collect();
+        let items: Vec<_> = forwarded
+            .iter()
+            .zip(&msgs)
+            .map(|((signer, sig), m)| (&roster[signer.get() as usize - 1], m.as_slice(), sig))
+            .collect();
+        let checked = verify_batch(SignContext::ParticipantMessage, &items)
+            .map_err(|e| format!("confirmations: {e}"))?;
+        let confirmations: Vec<Confirmation> = forwarded
+            .iter()
+            .zip(checked)
+            .map(|((signer, _), checked)| Confirmation {
                 signer: *signer,
                 session,
-                survivors: u3.clone(),
+                survivors: u3_digest,
                 checked,
-            });
-        }
+            })
+            .collect();
         let reveal = state.unmask(&confirmations).map_err(|e| e.to_string())?;
         let msg = reveal_bytes(
             &session,

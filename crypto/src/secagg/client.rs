@@ -443,10 +443,32 @@ pub struct Confirmation {
     /// The session id it signed with the list: a list confirmed for other
     /// advertised keys (another session) must not count.
     pub session: SessionId,
-    /// The list it signed.
-    pub survivors: BTreeSet<PartyIndex>,
+    /// The list it signed, as [`SurvivorDigest::of`] that list: at a
+    /// thousand members a member counts hundreds of confirmations, and
+    /// comparing (or copying) each as a set cost more than checking its
+    /// signature.
+    pub survivors: SurvivorDigest,
     /// Proof that the signature was checked.
     pub checked: SignatureChecked,
+}
+
+/// SHA-256 of a survivor list's indices in order: two lists have the same
+/// digest exactly when they are the same list (collision resistance).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SurvivorDigest([u8; 32]);
+
+impl SurvivorDigest {
+    /// The digest of `survivors`.
+    pub fn of(survivors: &BTreeSet<PartyIndex>) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"fedcredit/v1/survivor-list\0");
+        h.update((survivors.len() as u64).to_be_bytes());
+        for p in survivors {
+            h.update(p.get().to_be_bytes());
+        }
+        Self(h.finalize().into())
+    }
 }
 
 /// What phase 5 reveals.
@@ -494,6 +516,7 @@ impl AwaitingConfirmations {
     /// shares of U2 \ U3 — never both for the same peer, and only for the
     /// neighbours whose shares it holds. Consumes the state.
     pub fn unmask(self, confirmations: &[Confirmation]) -> Result<Reveal, SecAggError> {
+        let ours = SurvivorDigest::of(&self.u3);
         let mut signers = BTreeSet::new();
         for c in confirmations {
             if !self.u3.contains(&c.signer) {
@@ -505,7 +528,7 @@ impl AwaitingConfirmations {
             if c.session != self.inner.session {
                 return Err(SecAggError::SessionMismatch(c.signer));
             }
-            if c.survivors != self.u3 {
+            if c.survivors != ours {
                 return Err(SecAggError::SurvivorListMismatch(c.signer));
             }
             if !signers.insert(c.signer) {

@@ -10,7 +10,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
-use super::client::{AdvertiseKeys, Confirmation, DealtToMe, Reveal, ShareKeys, SharesOut};
+use super::client::{
+    AdvertiseKeys, Confirmation, DealtToMe, Reveal, ShareKeys, SharesOut, SurvivorDigest,
+};
 use super::plus::{Neighbourhoods, check_announced};
 use super::server::{RoundView, Unmasker};
 use super::tests::{Dropouts, idx, inputs, plain_sum, run_round};
@@ -124,7 +126,7 @@ fn reveals(
         .map(|p| Confirmation {
             signer: *p,
             session,
-            survivors: u3.clone(),
+            survivors: SurvivorDigest::of(&u3),
             checked,
         })
         .collect();

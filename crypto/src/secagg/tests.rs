@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::client::{AdvertiseKeys, Confirmation, DealtToMe, Reveal};
+use super::client::{AdvertiseKeys, Confirmation, DealtToMe, Reveal, SurvivorDigest};
 use super::server::{RoundView, Unmasker};
 use super::*;
 use crate::identity::{IdentityKey, SignContext};
@@ -126,7 +126,7 @@ pub(super) fn run_round(
         confirmations.push(Confirmation {
             signer: idx(i),
             session,
-            survivors: u3.clone(),
+            survivors: SurvivorDigest::of(&u3),
             checked,
         });
         if !drops.after_confirm.contains(&i) {
@@ -597,7 +597,7 @@ fn a_confirmation_for_another_session_is_refused() {
         .map(|i| Confirmation {
             signer: idx(i),
             session: if i == 2 { SessionId([7; 32]) } else { session },
-            survivors: u3.clone(),
+            survivors: SurvivorDigest::of(&u3),
             checked: checked(),
         })
         .collect();

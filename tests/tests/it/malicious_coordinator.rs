@@ -410,68 +410,102 @@ async fn f_conflicting_survivor_lists_with_a_colluder() {
         for part in ["protocol.threshold", "(n + c)/2 = (5 + 1)/2 = 3", "t = 3"] {
             assert!(refused.contains(part), "{part:?} missing from: {refused}");
         }
-        let c = secure_sum_consortium(5, "max_colluders = 1\nthreshold = 4", DIM, 16, 1e6).unwrap();
-        let t = c.protocol.thresholds.threshold();
-        assert_eq!((t, c.protocol.thresholds.max_colluders()), (4, 1));
-        let members = [0, 1, 2, 3];
-        let (mut adv, honest) = secure_sum(&c, &members, None).await;
-        let colluder = member_id(4);
-        adv.add_colluder(Colluder::new(
-            &colluder,
-            adv.index(&colluder),
-            member_key(4),
-            0.0,
-        ));
-        let honest_ids = ids(4);
-        let ann = adv.secure_sum_announcement();
-        adv.announce(0, 0, ann, &honest_ids).await;
-        adv.advertise(&honest_ids).await;
-        adv.share_keys().await;
-        let (a, b) = (
-            vec![member_id(0), member_id(1), member_id(2), colluder.clone()],
-            vec![member_id(1), member_id(2), member_id(3), colluder.clone()],
-        );
-        let shown_a = [member_id(0), member_id(1)];
-        let (la, lb) = (a.clone(), b.clone());
-        adv.masked_input(move |viewer, _| {
-            if shown_a.iter().any(|v| v == viewer) {
-                la.clone()
-            } else {
-                lb.clone()
-            }
-        })
-        .await;
-        adv.confirm(fedcredit_tests::adversary::same_list).await;
-        adv.unmask(Some(&a), |_| {}, End::Complete).await;
-        finish(&mut adv, honest).await;
-
-        let at = &adv.attempts[0];
-        // The attack was mounted: every honest member masked its input and
-        // signed the list it was shown; the colluder signed both.
-        assert_eq!(at.masked.len(), 5, "{}", adv.summary());
-        for list in [&a, &b] {
-            let signers: BTreeSet<&String> = at
-                .confirmations
-                .iter()
-                .filter(|(_, l, _)| l == list)
-                .map(|(id, _, _)| id)
-                .collect();
-            assert!(
-                signers.contains(&colluder) && signers.len() == 3 && signers.len() < t,
-                "list {list:?} signed by {signers:?} (t = {t})\n{}",
-                adv.summary()
-            );
-        }
-        let honest_reveals: Vec<&String> =
-            at.reveals.keys().filter(|id| **id != colluder).collect();
-        assert!(
-            honest_reveals.is_empty(),
-            "honest members {honest_reveals:?} revealed shares for a list with fewer than t = {t} confirmations\n{}",
-            adv.summary()
-        );
-        assert_private(&adv, &inputs(&members));
+        conflicting_lists(fedcredit_tests::adversary::same_list).await;
     })
     .await;
+}
+
+/// Attack t: attack f, but each member is relayed the confirmation of
+/// every member of the list it was shown, whichever list that member
+/// signed (the colluder's of the viewer's list): bank-a gets a, b and e's
+/// confirmations of {a, b, c, e} and bank-c's of {b, c, d, e}. Four
+/// distinct signers, all in its list, is t, so a member that counted
+/// signers without comparing each one's list would reveal. Each honest
+/// member finds a confirmation of another list (`SurvivorListMismatch`)
+/// and reveals nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t_confirmations_of_the_other_list_do_not_count() {
+    guarded(async {
+        let colluder = member_id(4);
+        conflicting_lists(move |viewer, all| {
+            let mine = all.iter().find(|c| c.0 == viewer).map(|c| c.1.clone());
+            all.iter()
+                .filter(|c| mine.as_ref().is_some_and(|l| l.contains(&c.0)))
+                .filter(|c| c.0 != colluder || Some(&c.1) == mine.as_ref())
+                .map(|c| c.2.clone())
+                .collect()
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Attacks f and t: bank-a and bank-b are shown {a, b, c, e}, bank-c and
+/// bank-d {b, c, d, e}, the colluder bank-e signs both, and `relay` picks
+/// the confirmations each viewer is sent. Asserts the attack was mounted
+/// and no honest member revealed anything.
+async fn conflicting_lists(
+    relay: impl Fn(&str, &[(String, Vec<String>, pb::Signed)]) -> Vec<pb::Signed>,
+) {
+    let c = secure_sum_consortium(5, "max_colluders = 1\nthreshold = 4", DIM, 16, 1e6).unwrap();
+    let t = c.protocol.thresholds.threshold();
+    assert_eq!((t, c.protocol.thresholds.max_colluders()), (4, 1));
+    let members = [0, 1, 2, 3];
+    let (mut adv, honest) = secure_sum(&c, &members, None).await;
+    let colluder = member_id(4);
+    adv.add_colluder(Colluder::new(
+        &colluder,
+        adv.index(&colluder),
+        member_key(4),
+        0.0,
+    ));
+    let honest_ids = ids(4);
+    let ann = adv.secure_sum_announcement();
+    adv.announce(0, 0, ann, &honest_ids).await;
+    adv.advertise(&honest_ids).await;
+    adv.share_keys().await;
+    let (a, b) = (
+        vec![member_id(0), member_id(1), member_id(2), colluder.clone()],
+        vec![member_id(1), member_id(2), member_id(3), colluder.clone()],
+    );
+    let shown_a = [member_id(0), member_id(1)];
+    let (la, lb) = (a.clone(), b.clone());
+    adv.masked_input(move |viewer, _| {
+        if shown_a.iter().any(|v| v == viewer) {
+            la.clone()
+        } else {
+            lb.clone()
+        }
+    })
+    .await;
+    adv.confirm(relay).await;
+    adv.unmask(Some(&a), |_| {}, End::Complete).await;
+    finish(&mut adv, honest).await;
+
+    let at = &adv.attempts[0];
+    // The attack was mounted: every honest member masked its input and
+    // signed the list it was shown; the colluder signed both.
+    assert_eq!(at.masked.len(), 5, "{}", adv.summary());
+    for list in [&a, &b] {
+        let signers: BTreeSet<&String> = at
+            .confirmations
+            .iter()
+            .filter(|(_, l, _)| l == list)
+            .map(|(id, _, _)| id)
+            .collect();
+        assert!(
+            signers.contains(&colluder) && signers.len() == 3 && signers.len() < t,
+            "list {list:?} signed by {signers:?} (t = {t})\n{}",
+            adv.summary()
+        );
+    }
+    let honest_reveals: Vec<&String> = at.reveals.keys().filter(|id| **id != colluder).collect();
+    assert!(
+        honest_reveals.is_empty(),
+        "honest members {honest_reveals:?} revealed shares for a list with fewer than t = {t} confirmations\n{}",
+        adv.summary()
+    );
+    assert_private(&adv, &inputs(&members));
 }
 
 /// Attack g: a colluding member (bank-d) reveals a corrupted self-mask

@@ -10,7 +10,7 @@ use std::path::Path;
 use fedcredit_crypto::fixed_point::FixedPoint;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::ring::Ring;
-use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe};
+use fedcredit_crypto::secagg::client::{AdvertiseKeys, Confirmation, DealtToMe, SurvivorDigest};
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{self, PartyIndex, Phase, SessionBinding};
 use fedcredit_proto::v1::{
@@ -449,7 +449,7 @@ impl Handmade {
             confirmations.push(Confirmation {
                 signer: idx(i),
                 session,
-                survivors: u3_idx.clone(),
+                survivors: SurvivorDigest::of(&u3_idx),
                 checked: opened.checked,
             });
             confirmed.insert(i, state);
