@@ -1,11 +1,9 @@
 //! What the gRPC handlers send the actor: a verified, decoded participant
 //! message with the channel its answer goes back on.
 
-use std::collections::BTreeSet;
-
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::epoch::{DealerRecord, Slot};
-use fedcredit_crypto::secagg::{Advertisement, Dealt, PartyIndex, Phase};
+use fedcredit_crypto::secagg::{Advertisement, Dealt, PartyIndex, Phase, SurvivorDigest};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::v1 as pb;
 use prost::bytes::Bytes;
@@ -72,7 +70,8 @@ pub(crate) enum RoundMsg {
         reply: Reply<InputAnswer>,
     },
     Confirm {
-        survivors: BTreeSet<PartyIndex>,
+        /// The digest of the list it signed (`SurvivorDigest`, 32 bytes).
+        survivors: SurvivorDigest,
         /// The session id the signer bound its list to.
         session: SessionId,
         reply: Reply<pb::SurvivorSignatures>,

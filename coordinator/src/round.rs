@@ -35,7 +35,8 @@ use fedcredit_crypto::secagg::epoch::{
 use fedcredit_crypto::secagg::plus::Neighbourhoods;
 use fedcredit_crypto::secagg::server::{RoundView, Unmasker};
 use fedcredit_crypto::secagg::{
-    self, Advertisement, Dealt, PartyIndex, Phase, SecAggError, SessionBinding, Thresholds,
+    self, Advertisement, Dealt, PartyIndex, Phase, SecAggError, SessionBinding, SurvivorDigest,
+    Thresholds,
 };
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::roster::Roster;
@@ -926,6 +927,7 @@ impl CollectingInputs {
                 session: self.session,
                 cohort,
                 u2: dealt,
+                u3_digest: SurvivorDigest::of(&self.u3),
                 u3: self.u3,
                 sum: self.sum,
                 confirmations: BTreeMap::new(),
@@ -959,6 +961,8 @@ pub(crate) struct Confirming {
     cohort: BTreeMap<PartyIndex, Advertisement>,
     u2: BTreeMap<PartyIndex, Dealt>,
     u3: BTreeSet<PartyIndex>,
+    /// `SurvivorDigest::of(u3)`: what each confirmation must have signed.
+    u3_digest: SurvivorDigest,
     sum: Vec<u64>,
     confirmations: BTreeMap<PartyIndex, pb::Signed>,
     waiters: Vec<Reply<pb::SurvivorSignatures>>,
@@ -969,16 +973,17 @@ impl Confirming {
         &mut self,
         roster: &Roster,
         from: PartyIndex,
-        survivors: &BTreeSet<PartyIndex>,
+        survivors: &SurvivorDigest,
         session: &SessionId,
         signed: pb::Signed,
         reply: Reply<pb::SurvivorSignatures>,
     ) -> bool {
         match admit_confirmation(
             &self.u3,
+            &self.u3_digest,
             &self.confirmations,
             from,
-            survivors,
+            survivors.as_bytes(),
             session.as_bytes(),
             &self.session,
         ) {

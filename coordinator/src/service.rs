@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::admission::ChunkHeader;
 use fedcredit_crypto::secagg::epoch::Slots;
-use fedcredit_crypto::secagg::{Advertisement, PartyIndex};
+use fedcredit_crypto::secagg::{Advertisement, PartyIndex, SurvivorDigest};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::envelope::{self, Opened};
 use fedcredit_proto::epoch::{EpochDealtShares, reveal_from_pb};
@@ -456,10 +456,8 @@ impl pb::coordinator_server::Coordinator for Service {
         let Some(Body::Consistency(c)) = &o.message.body else {
             return Err(wrong_rpc("ConfirmSurvivors", &o.message.body));
         };
-        let survivors = self
-            .roster
-            .indices("survivors", &c.survivors)
-            .map_err(Rejection::Wire)?;
+        let survivors = SurvivorDigest::from_bytes(&c.survivors_digest)
+            .map_err(|_| field("survivors_digest", "must be 32 bytes"))?;
         let session = SessionId(
             c.session_id
                 .as_ref()

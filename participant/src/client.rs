@@ -1112,16 +1112,11 @@ impl Participant {
         let u3_ids = ids_of(roster, &u3);
         input.check_set(round, attempt, referee, &u3, &u3_ids)?;
         let state = state.confirm(u3).map_err(protocol)?;
-        let ids: Vec<String> = state
-            .survivors()
-            .iter()
-            .map(|p| roster.name_of(*p))
-            .collect();
-        let body = Body::Consistency(pb::SurvivorList {
-            survivors: ids.clone(),
-            session_id: state.session().as_bytes().to_vec().into(),
-        });
         let ours = SurvivorDigest::of(state.survivors());
+        let body = Body::Consistency(pb::SurvivorList {
+            session_id: state.session().as_bytes().to_vec().into(),
+            survivors_digest: ours.as_bytes().to_vec().into(),
+        });
         let commitment = input.contributors(u3_ids.clone());
         let mut grpc = self.grpc.clone();
         let call =
@@ -1142,12 +1137,8 @@ impl Participant {
             confirmations.push(Confirmation {
                 signer: o.sender.index,
                 session,
-                // An honest member lists U3 in roster order, as we did.
-                survivors: if list.survivors == ids {
-                    ours
-                } else {
-                    SurvivorDigest::of(&roster.indices("survivor list", &list.survivors)?)
-                },
+                survivors: SurvivorDigest::from_bytes(&list.survivors_digest)
+                    .map_err(|_| bad_relay("survivor confirmation (digest)", &o.sender.id))?,
                 checked: o.checked,
             });
         }

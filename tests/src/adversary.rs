@@ -1007,14 +1007,27 @@ impl Adversary {
     ) -> Vec<String> {
         let honest: Vec<String> = self.current().shown.keys().cloned().collect();
         let calls = self.collect(Rpc::ConfirmSurvivors, &honest).await;
+        let lists: BTreeSet<Vec<String>> = self.current().shown.values().cloned().collect();
+        let roster = self.consortium.roster.clone();
+        let digest_of = |list: &[String]| {
+            let set = roster
+                .indices("survivor list", list)
+                .expect("shown lists name members");
+            secagg::SurvivorDigest::of(&set)
+        };
         let mut confirmations = Vec::new();
         for (id, call) in &calls {
-            let Some(Body::Consistency(list)) = &call.message.body else {
+            let Some(Body::Consistency(c)) = &call.message.body else {
                 continue;
             };
-            confirmations.push((id.clone(), list.survivors.clone(), call.signed.clone()));
+            // Confirmations carry the list's digest: name the shown list it is.
+            let list = lists
+                .iter()
+                .find(|l| digest_of(l).as_bytes().as_slice() == c.survivors_digest.as_ref())
+                .cloned()
+                .unwrap_or_else(|| vec!["<a list nobody was shown>".to_owned()]);
+            confirmations.push((id.clone(), list, call.signed.clone()));
         }
-        let lists: BTreeSet<Vec<String>> = self.current().shown.values().cloned().collect();
         let (round, attempt) = (self.current().round, self.current().attempt);
         let job = self.consortium.job.id.clone();
         for c in &self.colluders {
@@ -1024,8 +1037,8 @@ impl Adversary {
                     round,
                     attempt,
                     Some(Body::Consistency(pb::SurvivorList {
-                        survivors: list.clone(),
                         session_id: c.session().as_bytes().to_vec().into(),
+                        survivors_digest: digest_of(list).as_bytes().to_vec().into(),
                     })),
                 );
                 confirmations.push((c.id.clone(), list.clone(), signed));

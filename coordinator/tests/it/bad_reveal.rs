@@ -96,8 +96,11 @@ async fn member(
             round,
             attempt,
             Body::Consistency(pb::SurvivorList {
-                survivors: survivors.survivors.clone(),
                 session_id: state.session().as_bytes().to_vec().into(),
+                survivors_digest: SurvivorDigest::of(state.survivors())
+                    .as_bytes()
+                    .to_vec()
+                    .into(),
             }),
         ))
         .await?
@@ -113,12 +116,7 @@ async fn member(
             Confirmation {
                 signer: o.sender.index,
                 session: fedcredit_crypto::kx::SessionId(l.session_id.as_ref().try_into().unwrap()),
-                survivors: SurvivorDigest::of(
-                    &l.survivors
-                        .iter()
-                        .map(|id| c.roster.member(id).unwrap().index)
-                        .collect(),
-                ),
+                survivors: SurvivorDigest::from_bytes(&l.survivors_digest).unwrap(),
                 checked: o.checked,
             }
         })

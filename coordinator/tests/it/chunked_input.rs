@@ -223,8 +223,11 @@ async fn member(
             at.0,
             at.1,
             Body::Consistency(pb::SurvivorList {
-                survivors: survivors.survivors.clone(),
                 session_id: state.session().as_bytes().to_vec().into(),
+                survivors_digest: SurvivorDigest::of(state.survivors())
+                    .as_bytes()
+                    .to_vec()
+                    .into(),
             }),
         ))
         .await?
@@ -240,12 +243,7 @@ async fn member(
             Confirmation {
                 signer: o.sender.index,
                 session: SessionId(l.session_id.as_ref().try_into().unwrap()),
-                survivors: SurvivorDigest::of(
-                    &l.survivors
-                        .iter()
-                        .map(|id| c.roster.member(id).unwrap().index)
-                        .collect(),
-                ),
+                survivors: SurvivorDigest::from_bytes(&l.survivors_digest).unwrap(),
                 checked: o.checked,
             }
         })

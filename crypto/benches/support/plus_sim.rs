@@ -169,6 +169,15 @@ fn list_bytes(tag: &[u8], session: &SessionId, p: u32, list: &BTreeSet<PartyInde
     m
 }
 
+/// A confirmation signs the survivor list's digest, as the daemons' does.
+fn confirm_bytes(session: &SessionId, p: u32, digest: &SurvivorDigest) -> Vec<u8> {
+    let mut m = b"sim/confirm\0".to_vec();
+    m.extend_from_slice(session.as_bytes());
+    m.extend_from_slice(&p.to_be_bytes());
+    m.extend_from_slice(digest.as_bytes());
+    m
+}
+
 fn reveal_bytes(
     session: &SessionId,
     p: PartyIndex,
@@ -408,13 +417,15 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
             &u3_sig,
         )?;
         let state = state.confirm(u3.clone()).map_err(|e| e.to_string())?;
-        let msg = list_bytes(b"sim/confirm\0", state.session(), idx(i).get(), &u3);
+        let digest = SurvivorDigest::of(state.survivors());
+        let msg = confirm_bytes(state.session(), idx(i).get(), &digest);
         let sig = key.sign(SignContext::ParticipantMessage, &msg);
         Ok::<_, String>((i, key, state, sig))
     });
     let confirmed: Vec<_> = confirmed.into_iter().collect::<Result<_, _>>()?;
+    let u3_digest = SurvivorDigest::of(&u3);
     let checked = par_map(confirmed.iter().collect(), threads, |c| {
-        let msg = list_bytes(b"sim/confirm\0", &coord_session, idx(c.0).get(), &u3);
+        let msg = confirm_bytes(&coord_session, idx(c.0).get(), &u3_digest);
         check(&roster[c.0], SignContext::ParticipantMessage, &msg, &c.3)
     });
     checked.into_iter().collect::<Result<Vec<()>, _>>()?;
@@ -432,12 +443,12 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
     // Phase 5: members check t confirmations, reveal and sign; the
     // coordinator checks each reveal and feeds it to the aggregator.
     let clock = Instant::now();
-    let u3_digest = SurvivorDigest::of(&u3);
     let reveals = par_map(confirmed, threads, |(i, key, state, _)| {
         let session = *state.session();
+        let mine = SurvivorDigest::of(state.survivors());
         let msgs: Vec<Vec<u8>> = forwarded
             .iter()
-            .map(|(signer, _)| list_bytes(b"sim/confirm\0", &session, signer.get(), &u3))
+            .map(|(signer, _)| confirm_bytes(&session, signer.get(), &mine))
             .collect();
         let items: Vec<_> = forwarded
             .iter()
@@ -452,7 +463,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, String> {
             .map(|((signer, _), checked)| Confirmation {
                 signer: *signer,
                 session,
-                survivors: u3_digest,
+                survivors: mine,
                 checked,
             })
             .collect();

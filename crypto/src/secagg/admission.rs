@@ -56,7 +56,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::epoch::{DealerRecord, Slots};
 use super::plus::Neighbourhoods;
-use super::{Advertisement, Dealt, PartyIndex, Phase, SecAggError};
+use super::{Advertisement, Dealt, PartyIndex, Phase, SecAggError, SurvivorDigest};
 use crate::kx::SessionId;
 use crate::ring::Ring;
 
@@ -260,15 +260,11 @@ pub enum AdmissionError {
         /// The signer.
         party: PartyIndex,
     },
-    /// A signed survivor list differs from U3.
+    /// A signed survivor list differs from U3 (its digest does).
     #[error("{party} signed a survivor list that differs from U3")]
     SurvivorListMismatch {
         /// The signer.
         party: PartyIndex,
-        /// The list it signed.
-        signed: BTreeSet<PartyIndex>,
-        /// U3.
-        u3: BTreeSet<PartyIndex>,
     },
 }
 
@@ -586,13 +582,15 @@ pub fn admit_masked_chunk(
     })
 }
 
-/// Phase 4: `from` ∈ U3, once; it signed `signed_list` for `session`,
-/// which must be this attempt's `expected_session`, and the list must be U3.
+/// Phase 4: `from` ∈ U3, once; it signed the list digest `signed` for
+/// `session`, which must be this attempt's `expected_session`, and the
+/// digest must be U3's (`u3_digest`, [`SurvivorDigest::of`] U3).
 pub fn admit_confirmation(
     u3: &BTreeSet<PartyIndex>,
+    u3_digest: &SurvivorDigest,
     u4_so_far: &impl Cohort,
     from: PartyIndex,
-    signed_list: &BTreeSet<PartyIndex>,
+    signed: &[u8],
     session: &[u8],
     expected_session: &SessionId,
 ) -> Result<(), AdmissionError> {
@@ -600,12 +598,8 @@ pub fn admit_confirmation(
     if session != expected_session.as_bytes().as_slice() {
         return Err(AdmissionError::WrongSession { party: from });
     }
-    if signed_list != u3 {
-        return Err(AdmissionError::SurvivorListMismatch {
-            party: from,
-            signed: signed_list.clone(),
-            u3: u3.clone(),
-        });
+    if signed != u3_digest.as_bytes().as_slice() {
+        return Err(AdmissionError::SurvivorListMismatch { party: from });
     }
     Ok(())
 }
@@ -1010,39 +1004,48 @@ mod tests {
     #[test]
     fn confirmation_is_bound_to_session_and_u3() {
         let u3 = set(&[1, 2, 3]);
+        let d3 = SurvivorDigest::of(&u3);
         let u4 = set(&[3]);
         let session = SessionId([9; 32]);
-        let ok = admit_confirmation(&u3, &u4, p(1), &u3, &[9; 32], &session);
+        let ok = admit_confirmation(&u3, &d3, &u4, p(1), d3.as_bytes(), &[9; 32], &session);
         assert_eq!(ok, Ok(()));
         assert_eq!(
-            admit_confirmation(&u3, &u4, p(4), &u3, &[9; 32], &session),
+            admit_confirmation(&u3, &d3, &u4, p(4), d3.as_bytes(), &[9; 32], &session),
             Err(AdmissionError::NotInCohort {
                 phase: Phase::ConsistencyCheck,
                 party: p(4)
             })
         );
         assert_eq!(
-            admit_confirmation(&u3, &u4, p(3), &u3, &[9; 32], &session),
+            admit_confirmation(&u3, &d3, &u4, p(3), d3.as_bytes(), &[9; 32], &session),
             Err(AdmissionError::Duplicate {
                 phase: Phase::ConsistencyCheck,
                 party: p(3)
             })
         );
         assert_eq!(
-            admit_confirmation(&u3, &u4, p(1), &u3, &[8; 32], &session),
+            admit_confirmation(&u3, &d3, &u4, p(1), d3.as_bytes(), &[8; 32], &session),
             Err(AdmissionError::WrongSession { party: p(1) })
         );
         assert_eq!(
-            admit_confirmation(&u3, &u4, p(1), &u3, &[9; 31], &session),
+            admit_confirmation(&u3, &d3, &u4, p(1), d3.as_bytes(), &[9; 31], &session),
             Err(AdmissionError::WrongSession { party: p(1) })
         );
         assert_eq!(
-            admit_confirmation(&u3, &u4, p(1), &set(&[1, 2]), &[9; 32], &session),
-            Err(AdmissionError::SurvivorListMismatch {
-                party: p(1),
-                signed: set(&[1, 2]),
-                u3: u3.clone(),
-            })
+            admit_confirmation(
+                &u3,
+                &d3,
+                &u4,
+                p(1),
+                SurvivorDigest::of(&set(&[1, 2])).as_bytes(),
+                &[9; 32],
+                &session
+            ),
+            Err(AdmissionError::SurvivorListMismatch { party: p(1) })
+        );
+        assert_eq!(
+            admit_confirmation(&u3, &d3, &u4, p(1), &[0; 31], &[9; 32], &session),
+            Err(AdmissionError::SurvivorListMismatch { party: p(1) })
         );
         assert_eq!(u4, set(&[3]));
     }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
+pub use super::SurvivorDigest;
 use super::plus;
 use super::{
     Advertisement, CommGraph, Dealt, PartyIndex, Phase, SecAggError, ShareCommitment, ShareKind,
@@ -450,25 +451,6 @@ pub struct Confirmation {
     pub survivors: SurvivorDigest,
     /// Proof that the signature was checked.
     pub checked: SignatureChecked,
-}
-
-/// SHA-256 of a survivor list's indices in order: two lists have the same
-/// digest exactly when they are the same list (collision resistance).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct SurvivorDigest([u8; 32]);
-
-impl SurvivorDigest {
-    /// The digest of `survivors`.
-    pub fn of(survivors: &BTreeSet<PartyIndex>) -> Self {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(b"fedcredit/v1/survivor-list\0");
-        h.update((survivors.len() as u64).to_be_bytes());
-        for p in survivors {
-            h.update(p.get().to_be_bytes());
-        }
-        Self(h.finalize().into())
-    }
 }
 
 /// What phase 5 reveals.

@@ -349,6 +349,44 @@ pub fn session_id(
     SessionId(h.finalize().into())
 }
 
+/// SHA-256 of a survivor list's indices in order: two lists have the same
+/// digest exactly when they are the same list (collision resistance).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SurvivorDigest([u8; 32]);
+
+impl SurvivorDigest {
+    /// The digest of `survivors`.
+    pub fn of(survivors: &BTreeSet<PartyIndex>) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"fedcredit/v1/survivor-list\0");
+        h.update((survivors.len() as u64).to_be_bytes());
+        for p in survivors {
+            h.update(p.get().to_be_bytes());
+        }
+        Self(h.finalize().into())
+    }
+
+    /// Decodes the 32 bytes a confirmation carries.
+    ///
+    /// Errors: [`CryptoError::InvalidLength`] unless 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        bytes
+            .try_into()
+            .map(Self)
+            .map_err(|_| CryptoError::InvalidLength {
+                what: "survivor list digest",
+                expected: 32,
+                got: bytes.len(),
+            })
+    }
+
+    /// The 32 bytes a confirmation carries.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 /// SHA-256 of a signed announcement's payload, for [`SessionBinding`].
 pub fn announcement_digest(signed_payload: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();

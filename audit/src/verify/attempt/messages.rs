@@ -18,7 +18,7 @@ use fedcredit_crypto::secagg::admission::{
     admit_masked_input, admit_reveal, admit_shares,
 };
 use fedcredit_crypto::secagg::epoch::slot_session;
-use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Phase, SecAggError};
+use fedcredit_crypto::secagg::{Advertisement, PartyIndex, Phase, SecAggError, SurvivorDigest};
 use fedcredit_crypto::shamir::Share;
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::epoch::{EpochDealtShares, reveal_from_pb};
@@ -28,7 +28,7 @@ use fedcredit_proto::v1 as pb;
 use fedcredit_proto::v1::message::Body;
 use fedcredit_proto::{chunks, words};
 
-use super::{AttemptState, Stage, body_name, body_phase, names, parse_ids};
+use super::{AttemptState, Stage, body_name, body_phase, names};
 use crate::report::{Check, Failure};
 use crate::verify::Context;
 
@@ -113,13 +113,9 @@ fn refused(
                 "{who}'s masked input: {words} words is not a whole number of ring values of {limbs} u64 limbs each"
             ),
         ),
-        AdmissionError::SurvivorListMismatch { signed, u3, .. } => (
+        AdmissionError::SurvivorListMismatch { .. } => (
             Check::Survivors,
-            format!(
-                "{who} signed the survivor list [{}], but U3 is [{}]",
-                names(roster, signed),
-                names(roster, u3)
-            ),
+            format!("{who} signed a survivor list other than U3 (its digest differs)"),
         ),
         AdmissionError::ChunkOutOfOrder { .. }
         | AdmissionError::ChunkOutOfBounds { .. }
@@ -315,13 +311,6 @@ impl AttemptState {
                 self.u3.insert(me);
             }
             Body::Consistency(list) => {
-                let signed = parse_ids(
-                    roster,
-                    &list.survivors,
-                    seq,
-                    Check::Survivors,
-                    &format!("{who}'s survivor list"),
-                )?;
                 let wrong_session = || {
                     Failure::new(
                         seq,
@@ -336,9 +325,10 @@ impl AttemptState {
                 let session = self.session.ok_or_else(wrong_session)?;
                 match admit_confirmation(
                     &self.u3,
+                    &SurvivorDigest::of(&self.u3),
                     &self.u4,
                     me,
-                    &signed,
+                    &list.survivors_digest,
                     &list.session_id,
                     &session,
                 ) {

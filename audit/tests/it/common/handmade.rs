@@ -441,8 +441,8 @@ impl Handmade {
                 round,
                 attempt,
                 Body::Consistency(pb::SurvivorList {
-                    survivors: u3.iter().map(|j| id(*j)).collect(),
                     session_id: session.as_bytes().to_vec().into(),
+                    survivors_digest: SurvivorDigest::of(&u3_idx).as_bytes().to_vec().into(),
                 }),
             );
             let opened = envelope::open(&signed, &c.roster).expect("open");
