@@ -49,11 +49,7 @@ pub struct Opened<'r> {
 /// verifies the signature. Decoding from the shared `Bytes` buffer means a
 /// large masked vector is not copied.
 pub fn open<'r>(signed: &Signed, roster: &'r Roster) -> Result<Opened<'r>, WireError> {
-    let message = Message::decode(signed.payload.clone()).map_err(|source| WireError::Decode {
-        what: "participant message",
-        source,
-    })?;
-    let sender = roster.member(&message.sender)?;
+    let (message, sender) = decode(signed, roster)?;
     let checked = verify(
         &sender.key,
         SignContext::ParticipantMessage,
@@ -67,6 +63,17 @@ pub fn open<'r>(signed: &Signed, roster: &'r Roster) -> Result<Opened<'r>, WireE
     })
 }
 
+/// A participant envelope's message and its sender in the roster, not yet
+/// checked.
+fn decode<'r>(signed: &Signed, roster: &'r Roster) -> Result<(Message, &'r Member), WireError> {
+    let message = Message::decode(signed.payload.clone()).map_err(|source| WireError::Decode {
+        what: "participant message",
+        source,
+    })?;
+    let sender = roster.member(&message.sender)?;
+    Ok((message, sender))
+}
+
 /// [`open`] for a list of envelopes relayed together (advertisements,
 /// shares, survivor confirmations): the signatures are checked as one
 /// batch ([`verify_batch`]), about 2.5× cheaper per signature at a few
@@ -74,11 +81,7 @@ pub fn open<'r>(signed: &Signed, roster: &'r Roster) -> Result<Opened<'r>, WireE
 pub fn open_all<'r>(signed: &[Signed], roster: &'r Roster) -> Result<Vec<Opened<'r>>, WireError> {
     let mut decoded = Vec::with_capacity(signed.len());
     for s in signed {
-        let message = Message::decode(s.payload.clone()).map_err(|source| WireError::Decode {
-            what: "participant message",
-            source,
-        })?;
-        let sender = roster.member(&message.sender)?;
+        let (message, sender) = decode(s, roster)?;
         let signature =
             Signature::from_bytes(&s.signature).map_err(|_| WireError::BadSignature {
                 who: message.sender.clone(),

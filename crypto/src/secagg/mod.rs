@@ -357,7 +357,6 @@ pub struct SurvivorDigest([u8; 32]);
 impl SurvivorDigest {
     /// The digest of `survivors`.
     pub fn of(survivors: &BTreeSet<PartyIndex>) -> Self {
-        use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(b"fedcredit/v1/survivor-list\0");
         h.update((survivors.len() as u64).to_be_bytes());
