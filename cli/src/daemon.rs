@@ -362,9 +362,7 @@ pub(crate) async fn coordinator(
     }
     let max_bytes = fedcredit_coordinator::max_reply_bytes(&consortium);
     let tls = fedcredit_transport::setup::coordinator(&consortium, &key)?;
-    let listener = tokio::net::TcpListener::bind(consortium.listen)
-        .await
-        .with_context(|| format!("binding {}", consortium.listen))?;
+    let listener = fedcredit_coordinator::host::bind(consortium.listen).await?;
     match &tls {
         Some(_) => {
             tracing::info!(listen = %listener.local_addr()?, trust = consortium.tls.trust_name(), "coordinator listening (mutual TLS 1.3)")

@@ -539,9 +539,12 @@ fn copy_key(key: &IdentityKey) -> IdentityKey {
     IdentityKey::from_secret_bytes(&key.secret_bytes())
 }
 
-/// Binds the participants' address for the next job, retrying briefly: the
-/// previous job's server may still be letting its port go.
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CoordinatorError> {
+/// Binds the participants' address (`coordinator.listen`), retrying for
+/// five seconds while it is in use: the previous job's server, or a
+/// coordinator just killed, may still be letting its port go. A port that
+/// stays taken is named, with the likeliest cause when it lies in the
+/// kernel's ephemeral range (an outgoing connection's source port).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CoordinatorError> {
     let mut tries = 0;
     loop {
         match tokio::net::TcpListener::bind(addr).await {
@@ -551,12 +554,31 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CoordinatorEr
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
+                let hint = match ephemeral_range() {
+                    Some((lo, hi))
+                        if e.kind() == std::io::ErrorKind::AddrInUse
+                            && (lo..=hi).contains(&addr.port()) =>
+                    {
+                        format!(
+                            " (port {} is in this machine's ephemeral range {lo}-{hi}, where outgoing connections take their source ports: choose a port outside it)",
+                            addr.port()
+                        )
+                    }
+                    _ => String::new(),
+                };
                 return Err(CoordinatorError::Job(format!(
-                    "coordinator.listen = {addr}: cannot listen: {e}"
+                    "coordinator.listen = {addr}: cannot listen: {e}{hint}"
                 )));
             }
         }
     }
+}
+
+/// The kernel's range of ephemeral ports, where Linux says.
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = s.split_whitespace().map(str::parse::<u16>);
+    Some((it.next()?.ok()?, it.next()?.ok()?))
 }
 
 /// Runs the service until `shutdown` resolves: the admin API on
@@ -781,6 +803,34 @@ async fn run_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port held for a moment (a coordinator just killed) is bound once
+    /// it is let go; one held for good is refused, naming the address.
+    #[tokio::test]
+    async fn binding_waits_for_a_port_let_go_and_names_one_kept() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            drop(held);
+        });
+        let bound = bind(addr).await.expect("bound once let go");
+        assert_eq!(bound.local_addr().unwrap(), addr);
+        release.join().unwrap();
+        let e = bind(addr).await.expect_err("still held by `bound`");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("coordinator.listen = {addr}")) && text.contains("in use"),
+            "{text}"
+        );
+        if let Some((lo, hi)) = ephemeral_range() {
+            assert_eq!(
+                text.contains("ephemeral range"),
+                (lo..=hi).contains(&addr.port()),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn job_ids_cannot_leave_the_state_directory() {

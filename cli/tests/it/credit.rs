@@ -315,11 +315,7 @@ fn score_writes_a_probability_per_row_and_refuses_a_wrong_schema() {
 /// Writes keys, consortium.toml (a German-credit logistic-regression job)
 /// and one participant config per id (member i trains on part-i.csv).
 fn write_consortium(d: &Path, ids: &[&str], protocol: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let keygen = |name: &str| {
         let o = Command::new(BIN)
             .args(["keygen", "--out"])
@@ -708,7 +704,14 @@ fn chaos_kills_and_restarts_end_in_the_same_model() {
                 break;
             }
             resumes += 1;
-            assert!(resumes <= 4, "seed {seed}: the job does not finish");
+            let mut err = String::new();
+            if let Some(mut e) = procs[0].stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            assert!(
+                resumes <= 4,
+                "seed {seed}: kills {kills:?}: the job does not finish; the coordinator's last words:\n{err}"
+            );
             for p in &mut procs[1..] {
                 let _ = p.wait();
             }
@@ -917,11 +920,7 @@ fn the_operator_watches_a_job_on_metrics_and_the_job_list() {
     let ids = ["bank-a", "bank-b", "platform"];
     split(d, ids.len());
     write_consortium(d, &ids, "join_deadline_secs = 60");
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let http = crate::support::free_port();
     let path = d.join("consortium.toml");
     let text = std::fs::read_to_string(&path).unwrap().replacen(
         "log_file = \"rounds.log\"\n",

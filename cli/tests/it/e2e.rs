@@ -20,11 +20,6 @@ struct Consortium {
     inputs: Vec<Vec<f64>>,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn keygen(path: &Path) -> String {
     let out = Command::new(BIN)
         .args(["keygen", "--out"])
@@ -43,7 +38,7 @@ impl Consortium {
     /// `n` participants with distinct, exactly representable inputs of length `d`.
     fn new(n: usize, d: usize, protocol: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = crate::support::free_port();
         let coordinator_pk = keygen(&dir.path().join("coordinator.key"));
         let mut members = String::new();
         let mut ids = Vec::new();

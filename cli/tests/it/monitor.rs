@@ -129,11 +129,7 @@ fn train(d: &Path, header: &[String], rows: &[Vec<String>]) -> PathBuf {
 /// Keys, consortium.toml (a monitor job of dev/model.json) and one
 /// participant config per member, as the credit tests write them.
 fn write_consortium(d: &Path, job: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let keygen = |name: &str| {
         let o = Command::new(BIN)
             .args(["keygen", "--out"])

@@ -459,11 +459,6 @@ fn a_credit_model_kit_from_a_job_spec_checks_every_row() {
     );
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Waits for a process with a time limit, killing it if it overstays.
 fn wait(mut child: Child, limit: Duration) -> Output {
     let start = Instant::now();
@@ -504,7 +499,7 @@ fn a_kit_runs_a_secure_sum_job_as_separate_processes_over_tls() {
     const LIMIT: Duration = Duration::from_secs(120);
     let dir = tempfile::tempdir().unwrap();
     let kit = dir.path().join("kit");
-    let address = format!("127.0.0.1:{}", free_port());
+    let address = format!("127.0.0.1:{}", crate::support::free_port());
     let out = provision(&kit, &address, D, &["--job-id", "kit-e2e"]);
     assert!(out.status.success(), "{}", text(&out));
     let inputs = fill_inputs(&kit, D);

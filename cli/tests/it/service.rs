@@ -19,11 +19,6 @@ use support::headless;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fedcredit");
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn text(out: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -229,7 +224,12 @@ fn sum_spec(id: &str) -> String {
 fn service() -> Service {
     let kit = tempfile::tempdir().unwrap();
     let ids = ["bank-a", "bank-b", "bank-c"];
-    let (port, admin, http, bank_a_metrics) = (free_port(), free_port(), free_port(), free_port());
+    let (port, admin, http, bank_a_metrics) = (
+        crate::support::free_port(),
+        crate::support::free_port(),
+        crate::support::free_port(),
+        crate::support::free_port(),
+    );
     let mut args = vec![
         "provision".to_owned(),
         "--out".into(),

@@ -1,12 +1,45 @@
-//! Helpers shared by the end-to-end tests that load pages in a real
-//! browser (the dashboard in `service.rs`, the regulator report in
-//! `report.rs`): `use crate::support;` in each.
+//! Helpers shared by the end-to-end tests: a port a restarted daemon can
+//! bind again, and loading pages in a real browser (the dashboard in
+//! `service.rs`, the regulator report in `report.rs`). `use crate::support;`
+//! in each.
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// A free loopback port outside the kernel's ephemeral range, for a daemon
+/// the test stops and starts again on the same address. A port from
+/// `bind(0)` is ephemeral: while its daemon is down, an outgoing connection
+/// of a test running beside it can take it as its source port, and the
+/// restarted daemon then fails with "Address already in use" (the chaos
+/// test did, on a CI machine, five restarts in a row). No test hands out
+/// the same port twice.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let (lo, hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999));
+    let mut given = GIVEN.lock().unwrap();
+    let start = 20_000 + u16::try_from(std::process::id() % 10_000).unwrap();
+    for port in (start..30_000).chain(20_000..start) {
+        if (lo..=hi).contains(&port) || given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..30000 outside the ephemeral range {lo}-{hi}");
+}
 
 /// Debian's Chromium, or `None` (the test says it is skipped) where it is
 /// not installed; `.ci/run` installs it and sets FEDCREDIT_REQUIRE_CHROMIUM,
