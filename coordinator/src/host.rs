@@ -808,15 +808,15 @@ mod tests {
     /// it is let go; one held for good is refused, naming the address.
     #[tokio::test]
     async fn binding_waits_for_a_port_let_go_and_names_one_kept() {
-        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = held.local_addr().unwrap();
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = held.local_addr().expect("addr");
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(800));
             drop(held);
         });
         let bound = bind(addr).await.expect("bound once let go");
-        assert_eq!(bound.local_addr().unwrap(), addr);
-        release.join().unwrap();
+        assert_eq!(bound.local_addr().expect("addr"), addr);
+        release.join().expect("released");
         let e = bind(addr).await.expect_err("still held by `bound`");
         let text = e.to_string();
         assert!(
