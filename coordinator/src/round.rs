@@ -1023,8 +1023,16 @@ impl Confirming {
             return Err(a);
         }
         let u4: BTreeSet<PartyIndex> = self.confirmations.keys().copied().collect();
+        // A member needs t confirmations of its list, no more (the rest are
+        // in the log for the auditor): relaying all of U4 cost each member
+        // |U4| signature checks, ~950 rather than ~526 at 1,000 members.
+        // The first t in roster order, the same for every member.
         let reply = pb::SurvivorSignatures {
-            confirmations: self.confirmations.into_values().collect(),
+            confirmations: self
+                .confirmations
+                .into_values()
+                .take(self.attempt.thresholds.need())
+                .collect(),
         };
         for w in self.waiters {
             let _ = w.send(Ok(reply.clone()));

@@ -232,6 +232,8 @@ async fn member(
         ))
         .await?
         .into_inner();
+    // t of them, not all of U4: a member needs no more.
+    assert_eq!(sigs.confirmations.len(), t.need());
     let confirmations: Vec<Confirmation> = sigs
         .confirmations
         .iter()
