@@ -1204,15 +1204,16 @@ impl Participant {
         let mut grpc = self.grpc.clone();
         let call = grpc.share_keys(self.seal(round, attempt, body)?);
         let received = self.within("ShareKeys", call).await?;
+        // One Ed25519 batch for the whole relay, as for a round's shares.
         let mut from_peers = Vec::new();
-        for signed in &received.get_ref().dealt {
+        for o in envelope::open_all(&received.get_ref().dealt, roster)? {
             from_peers.push(epoch_dealt_to_me(
                 roster,
                 &c.job.id,
                 (round, attempt),
                 self.me.index,
                 slots,
-                signed,
+                &o,
             )?);
         }
         let member = sharing.open(from_peers).map_err(protocol)?;
@@ -1399,9 +1400,8 @@ fn epoch_dealt_to_me(
     (round, attempt): (u64, u32),
     me: PartyIndex,
     slots: Slots,
-    signed: &pb::Signed,
+    o: &envelope::Opened<'_>,
 ) -> Result<EpochDealtToMe, ParticipantError> {
-    let o = envelope::open(signed, roster)?;
     check_binding(&o.message, job, round, attempt)?;
     let Some(Body::EpochShares(m)) = &o.message.body else {
         return Err(bad_relay("epoch share list", &o.sender.id));
@@ -1709,7 +1709,8 @@ mod tests {
                     .enumerate()
                     .filter(|(j, _)| *j != i)
                     .map(|(_, m)| {
-                        epoch_dealt_to_me(&roster, JOB, AT, parties[i], slots, m)
+                        let o = envelope::open(m, &roster).expect("open");
+                        epoch_dealt_to_me(&roster, JOB, AT, parties[i], slots, &o)
                             .expect("shares for this member")
                     })
                     .collect();
@@ -1797,6 +1798,7 @@ mod tests {
     fn relayed_epoch_shares_must_be_this_attempts_anothers_and_epoch_shares() {
         let e = set_up();
         let me = e.parties[0];
+        let opened = |m: &pb::Signed| envelope::open(m, &e.roster).expect("open");
         // Dealt for another attempt of the round.
         let Some(Body::EpochShares(m)) = envelope::open(&e.messages[1], &e.roster)
             .expect("open")
@@ -1806,22 +1808,25 @@ mod tests {
             panic!("an epoch share list");
         };
         let stale = signed(2, (AT.0, AT.1 + 1), Body::EpochShares(m));
-        let err = epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &stale).expect_err("stale");
+        let err =
+            epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &opened(&stale)).expect_err("stale");
         assert!(
             matches!(err, ParticipantError::RefusedRound { .. }),
             "{err}"
         );
         // A per-round body where an epoch's setup is expected.
         let advert = signed(2, AT, Body::Advertise(pb::KeyAdvertisement::default()));
-        let err = epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &advert).expect_err("body");
+        let err =
+            epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &opened(&advert)).expect_err("body");
         assert!(err.to_string().contains("epoch share list"), "{err}");
         // This member's own message relayed back to it.
-        let err =
-            epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &e.messages[0]).expect_err("own");
+        let err = epoch_dealt_to_me(&e.roster, JOB, AT, me, e.slots, &opened(&e.messages[0]))
+            .expect_err("own");
         assert!(err.to_string().contains("own"), "{err}");
         // Decoded with another slot count than the epoch's.
         let other = Slots::new(3).expect("slots");
-        epoch_dealt_to_me(&e.roster, JOB, AT, me, other, &e.messages[1]).expect_err("slot count");
+        epoch_dealt_to_me(&e.roster, JOB, AT, me, other, &opened(&e.messages[1]))
+            .expect_err("slot count");
     }
 
     #[test]
