@@ -175,7 +175,8 @@ pub(crate) async fn run_job(
         consortium.protocol.phase_deadline,
         offer,
         consortium.protocol.epoch_slots,
-    );
+    )
+    .max_reply(max_message_bytes);
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

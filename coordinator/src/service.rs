@@ -47,6 +47,8 @@ pub(crate) struct Service {
     /// The slots of an epoch (`consortium.protocol.epoch_slots`), to decode
     /// `EpochShares`; `None`: the job sets up every attempt on its own.
     epoch_slots: Option<Slots>,
+    /// The largest unary answer the server encodes ([`crate::max_reply_bytes`]).
+    max_reply: usize,
 }
 
 /// How long a poll is held waiting for an announcement.
@@ -93,7 +95,15 @@ impl Service {
             chunk_wait,
             offer: Arc::new(offer),
             epoch_slots,
+            max_reply: usize::MAX,
         }
+    }
+
+    /// Refuse, by name, a unary answer larger than `bytes` (the server's
+    /// encoding limit) rather than leave tonic to fail it on the wire.
+    pub fn max_reply(mut self, bytes: usize) -> Self {
+        self.max_reply = bytes;
+        self
     }
 
     /// Opens the envelope, checks that the connection's member sent it
@@ -146,6 +156,122 @@ impl Service {
             Ok(Ok(v)) => Ok(Response::new(v)),
             Ok(Err(r)) => Err(r.into()),
             Err(_) => Err(Rejection::ShuttingDown.into()),
+        }
+    }
+
+    /// [`Self::ask`] for a unary answer, checked against the reply limit.
+    async fn ask_sized<T: prost::Message>(
+        &self,
+        rpc: &'static str,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<Response<T>, Status> {
+        self.sized(rpc, self.ask(make).await)
+    }
+
+    /// A unary answer larger than the server encodes is refused here, named
+    /// and logged for the operator: tonic would fail it on the wire, and
+    /// only the member would hear why (a reply limit sized too small for a
+    /// relay once stalled the epoch setup that way).
+    fn sized<T: prost::Message>(
+        &self,
+        rpc: &'static str,
+        answer: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        let answer = answer?;
+        let bytes = answer.get_ref().encoded_len();
+        if bytes > self.max_reply {
+            tracing::error!(
+                rpc,
+                bytes,
+                limit = self.max_reply,
+                "an answer is larger than this coordinator's reply limit; the member is refused it"
+            );
+            return Err(Status::resource_exhausted(format!(
+                "{rpc}: the coordinator's answer of {bytes} bytes exceeds its reply limit of {} bytes",
+                self.max_reply
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// A poll's answer: the next announcement or the job's end.
+    async fn poll_answer(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<pb::Signed>, Status> {
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
+        let Some(Body::Poll(p)) = &o.message.body else {
+            return Err(wrong_rpc("Poll", &o.message.body));
+        };
+        self.freshness
+            .admit(o.sender.index, p.sent_unix_ms, &p.nonce)
+            .map_err(|problem| Rejection::StalePoll {
+                who: o.sender.id.to_string(),
+                problem,
+            })?;
+        let seen = (!p.fresh).then_some(At {
+            round: o.message.round,
+            attempt: o.message.attempt,
+        });
+        let from = o.sender.index;
+        // A poll is held at most POLL_HOLD, then answered "poll again": no
+        // call stays open indefinitely, and the member learns the
+        // coordinator is alive.
+        match tokio::time::timeout(
+            POLL_HOLD,
+            self.ask(|reply| Request::Poll { from, seen, reply }),
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "nothing to announce within {} s; poll again",
+                POLL_HOLD.as_secs()
+            ))),
+        }
+    }
+
+    /// An unmask request's answer: the signed round outcome.
+    async fn unmask_answer(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<pb::Signed>, Status> {
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
+        match &o.message.body {
+            Some(Body::Unmask(u)) => {
+                let self_mask = self.shares(&u.self_mask_shares, "self-mask share owner")?;
+                let keys = self.shares(&u.key_shares, "key share owner")?;
+                self.ask(|reply| {
+                    round_request(
+                        &o,
+                        signed.clone(),
+                        RoundMsg::Unmask {
+                            self_mask,
+                            keys,
+                            reply,
+                        },
+                    )
+                })
+                .await
+            }
+            Some(Body::SlotReveal(r)) => {
+                let (slot, shares) = reveal_from_pb(&self.roster, r).map_err(Rejection::Wire)?;
+                self.ask(|reply| {
+                    round_request(
+                        &o,
+                        signed.clone(),
+                        RoundMsg::SlotReveal {
+                            slot,
+                            shares,
+                            reply,
+                        },
+                    )
+                })
+                .await
+            }
+            _ => Err(wrong_rpc("Unmask", &o.message.body)),
         }
     }
 
@@ -268,37 +394,7 @@ impl Service {
 #[tonic::async_trait]
 impl pb::coordinator_server::Coordinator for Service {
     async fn poll(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
-        let (peer, signed) = unpack(req);
-        let o = self.open(peer.as_ref(), &signed)?;
-        let Some(Body::Poll(p)) = &o.message.body else {
-            return Err(wrong_rpc("Poll", &o.message.body));
-        };
-        self.freshness
-            .admit(o.sender.index, p.sent_unix_ms, &p.nonce)
-            .map_err(|problem| Rejection::StalePoll {
-                who: o.sender.id.to_string(),
-                problem,
-            })?;
-        let seen = (!p.fresh).then_some(At {
-            round: o.message.round,
-            attempt: o.message.attempt,
-        });
-        let from = o.sender.index;
-        // A poll is held at most POLL_HOLD, then answered "poll again": no
-        // call stays open indefinitely, and the member learns the
-        // coordinator is alive.
-        match tokio::time::timeout(
-            POLL_HOLD,
-            self.ask(|reply| Request::Poll { from, seen, reply }),
-        )
-        .await
-        {
-            Ok(answer) => answer,
-            Err(_) => Err(Status::deadline_exceeded(format!(
-                "nothing to announce within {} s; poll again",
-                POLL_HOLD.as_secs()
-            ))),
-        }
+        self.sized("Poll", self.poll_answer(req).await)
     }
 
     async fn advertise_keys(
@@ -311,8 +407,10 @@ impl pb::coordinator_server::Coordinator for Service {
             return Err(wrong_rpc("AdvertiseKeys", &o.message.body));
         };
         let ad = Advertisement::try_from(a).map_err(Rejection::Wire)?;
-        self.ask(|reply| round_request(&o, signed.clone(), RoundMsg::Advertise { ad, reply }))
-            .await
+        self.ask_sized("AdvertiseKeys", |reply| {
+            round_request(&o, signed.clone(), RoundMsg::Advertise { ad, reply })
+        })
+        .await
     }
 
     async fn share_keys(
@@ -326,7 +424,7 @@ impl pb::coordinator_server::Coordinator for Service {
                 let DealtShares { dealt, ciphertexts } =
                     DealtShares::from_pb(&self.roster, o.sender.index, s)
                         .map_err(Rejection::Wire)?;
-                self.ask(|reply| {
+                self.ask_sized("ShareKeys", |reply| {
                     round_request(
                         &o,
                         signed.clone(),
@@ -353,7 +451,7 @@ impl pb::coordinator_server::Coordinator for Service {
                     ciphertexts,
                 } = EpochDealtShares::from_pb(&self.roster, o.sender.index, slots, e)
                     .map_err(Rejection::Wire)?;
-                self.ask(|reply| {
+                self.ask_sized("ShareKeys", |reply| {
                     round_request(
                         &o,
                         signed.clone(),
@@ -464,7 +562,7 @@ impl pb::coordinator_server::Coordinator for Service {
                 .try_into()
                 .map_err(|_| field("session_id", "must be 32 bytes"))?,
         );
-        self.ask(|reply| {
+        self.ask_sized("ConfirmSurvivors", |reply| {
             round_request(
                 &o,
                 signed.clone(),
@@ -479,42 +577,7 @@ impl pb::coordinator_server::Coordinator for Service {
     }
 
     async fn unmask(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::Signed>, Status> {
-        let (peer, signed) = unpack(req);
-        let o = self.open(peer.as_ref(), &signed)?;
-        match &o.message.body {
-            Some(Body::Unmask(u)) => {
-                let self_mask = self.shares(&u.self_mask_shares, "self-mask share owner")?;
-                let keys = self.shares(&u.key_shares, "key share owner")?;
-                self.ask(|reply| {
-                    round_request(
-                        &o,
-                        signed.clone(),
-                        RoundMsg::Unmask {
-                            self_mask,
-                            keys,
-                            reply,
-                        },
-                    )
-                })
-                .await
-            }
-            Some(Body::SlotReveal(r)) => {
-                let (slot, shares) = reveal_from_pb(&self.roster, r).map_err(Rejection::Wire)?;
-                self.ask(|reply| {
-                    round_request(
-                        &o,
-                        signed.clone(),
-                        RoundMsg::SlotReveal {
-                            slot,
-                            shares,
-                            reply,
-                        },
-                    )
-                })
-                .await
-            }
-            _ => Err(wrong_rpc("Unmask", &o.message.body)),
-        }
+        self.sized("Unmask", self.unmask_answer(req).await)
     }
 
     type PollChunksStream = Pieces;
@@ -531,7 +594,7 @@ impl pb::coordinator_server::Coordinator for Service {
     }
 
     async fn poll_chunks(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<Pieces>, Status> {
-        let answer = <Self as pb::coordinator_server::Coordinator>::poll(self, req).await?;
+        let answer = self.poll_answer(req).await?;
         Ok(Response::new(pieces(answer.get_ref())))
     }
 
@@ -543,7 +606,7 @@ impl pb::coordinator_server::Coordinator for Service {
         &self,
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<Pieces>, Status> {
-        let answer = <Self as pb::coordinator_server::Coordinator>::unmask(self, req).await?;
+        let answer = self.unmask_answer(req).await?;
         Ok(Response::new(pieces(answer.get_ref())))
     }
 

@@ -34,6 +34,7 @@ struct Running {
 /// (pinned) when `tls`; returns its consortium, address and log folder.
 async fn launch(
     tls: bool,
+    max_reply: usize,
 ) -> (
     Consortium,
     std::net::SocketAddr,
@@ -68,7 +69,7 @@ async fn launch(
         consortium.clone(),
         coordinator,
         driver,
-        1 << 20,
+        max_reply,
         log_dir.path().join("rounds.log"),
         async move {
             let _ = stopped.await;
@@ -78,7 +79,12 @@ async fn launch(
 }
 
 async fn start() -> Running {
-    let (_, addr, log_dir, stop) = launch(false).await;
+    start_with(1 << 20).await
+}
+
+/// [`start`] with the coordinator's reply limit at `max_reply` bytes.
+async fn start_with(max_reply: usize) -> Running {
+    let (_, addr, log_dir, stop) = launch(false, max_reply).await;
     let client = loop {
         match CoordinatorClient::connect(format!("http://{addr}")).await {
             Ok(c) => break c,
@@ -128,6 +134,35 @@ async fn open_round(client: &CoordinatorClient<Channel>) {
     }
     for p in polls {
         p.await.unwrap().unwrap();
+    }
+}
+
+/// An answer larger than the coordinator encodes is refused by name (the
+/// operator's log says so too), not cut off on the wire: here the three
+/// members' key advertisements outgrow a limit their requests fit in.
+#[tokio::test]
+async fn an_answer_over_the_reply_limit_is_refused_naming_the_call_and_sizes() {
+    let r = start_with(400).await;
+    open_round(&r.client).await;
+    let mut calls = Vec::new();
+    for (i, id) in IDS.iter().enumerate() {
+        let mut c = r.client.clone();
+        let signed = envelope::seal(&member_key(i), &message(id, "job-1", 0, 0, advert()));
+        assert!(prost::Message::encoded_len(&signed) < 400);
+        calls.push(tokio::spawn(async move { c.advertise_keys(signed).await }));
+    }
+    for call in calls {
+        let status = call.await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status
+                .message()
+                .starts_with("AdvertiseKeys: the coordinator's answer of ")
+                && status
+                    .message()
+                    .ends_with("exceeds its reply limit of 400 bytes"),
+            "{status:?}"
+        );
     }
 }
 
@@ -292,7 +327,7 @@ async fn a_malformed_key_is_refused_naming_the_field() {
 /// A coordinator over mutual TLS (pinned), and a channel per member, each
 /// presenting that member's certificate.
 async fn start_tls() -> (Vec<CoordinatorClient<Channel>>, Running) {
-    let (consortium, addr, log_dir, stop) = launch(true).await;
+    let (consortium, addr, log_dir, stop) = launch(true, 1 << 20).await;
     let clients = IDS
         .iter()
         .enumerate()
