@@ -3,6 +3,7 @@
 //! job run for real on rows of the bundled German credit data, and a few
 //! handwritten edge cases. Run by `fuzz/make-seeds` (see `fuzz/README.md`);
 //! the seeds are committed, so this runs only when the formats change.
+//! Seeds committed by hand (not written here) survive a run.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -22,8 +23,17 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const GERMAN: &str = include_str!("../../../data/german_credit.csv");
 
+/// Lists the seeds the last run generated, one `target/name` a line: the
+/// next run removes exactly those (a format change can retire a name) and
+/// leaves the handwritten seeds beside them alone.
+const MANIFEST: &str = "GENERATED";
+
+/// Written by `fuzz/make-seeds` itself, after this program.
+const BY_THE_SCRIPT: &str = "model_json/model-german-local.json";
+
 struct Seeds {
     root: PathBuf,
+    written: std::cell::RefCell<Vec<String>>,
 }
 
 impl Seeds {
@@ -31,6 +41,7 @@ impl Seeds {
         let dir = self.root.join(target);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join(name), bytes)?;
+        self.written.borrow_mut().push(format!("{target}/{name}"));
         Ok(())
     }
 
@@ -43,10 +54,18 @@ impl Seeds {
 
 fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
-    if root.exists() {
-        std::fs::remove_dir_all(&root)?;
+    if let Ok(list) = std::fs::read_to_string(root.join(MANIFEST)) {
+        for seed in list.lines().filter(|l| !l.is_empty()) {
+            match std::fs::remove_file(root.join(seed)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
     }
-    let s = Seeds { root };
+    let s = Seeds {
+        root,
+        written: Default::default(),
+    };
     let sum = fixture(Job::SecureSum);
     from_the_log(&s, sum)?;
     config_files(&s)?;
@@ -54,6 +73,11 @@ fn main() -> Result<()> {
     csv_rows(&s, &csv)?;
     credit_job(&s, Job::CreditNewton, "newton", &csv)?;
     credit_job(&s, Job::CreditFedavg, "fedavg", &csv)?;
+    let mut written = s.written.take();
+    written.push(BY_THE_SCRIPT.into());
+    written.sort();
+    written.dedup();
+    std::fs::write(s.root.join(MANIFEST), written.join("\n") + "\n")?;
     Ok(())
 }
 
