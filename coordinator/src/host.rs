@@ -574,8 +574,9 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Coordinat
     }
 }
 
-/// The kernel's range of ephemeral ports, where Linux says.
-fn ephemeral_range() -> Option<(u16, u16)> {
+/// The kernel's range of ephemeral ports (outgoing connections' source
+/// ports), where Linux says.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
     let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut it = s.split_whitespace().map(str::parse::<u16>);
     Some((it.next()?.ok()?, it.next()?.ok()?))

@@ -20,13 +20,7 @@ use std::time::{Duration, Instant};
 /// the same port twice.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let (lo, hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            let mut it = s.split_whitespace().map(str::parse::<u16>);
-            Some((it.next()?.ok()?, it.next()?.ok()?))
-        })
-        .unwrap_or((32768, 60999));
+    let (lo, hi) = fedcredit_coordinator::host::ephemeral_range().unwrap_or((32768, 60999));
     let mut given = GIVEN.lock().unwrap();
     let start = 20_000 + u16::try_from(std::process::id() % 10_000).unwrap();
     for port in (start..30_000).chain(20_000..start) {
