@@ -183,6 +183,11 @@ pub(crate) async fn run_job(
     let stop = async move {
         let _ = done_rx.await;
     };
+    let (incoming, open) = fedcredit_transport::server::incoming_watched(
+        listener,
+        limits,
+        Arc::clone(&metrics.traffic),
+    );
     // A member makes one call at a time (and a Leave); a few streams per
     // connection are plenty, and bound what one connection can queue.
     let server = tonic::transport::Server::builder()
@@ -206,23 +211,25 @@ pub(crate) async fn run_job(
                 )
                 .max_encoding_message_size(max_message_bytes),
         )
-        .serve_with_incoming_shutdown(
-            fedcredit_transport::server::incoming_counted(
-                listener,
-                limits,
-                Arc::clone(&metrics.traffic),
-            ),
-            stop,
-        );
+        .serve_with_incoming_shutdown(incoming, stop);
     let server = tokio::spawn(server);
     let outcome = actor.run(rx, shutdown, abort).await;
-    // The job's end was handed to the last members' polls, but a streamed
-    // answer (`PollChunks`) is still being written when the actor returns;
-    // a shutdown at that moment has cut it off mid-body (seen under load:
-    // the member then waited out its connect timeout and failed). Let the
-    // answers drain first, then shut down gracefully.
+    // The job's end was handed to the last members' polls, but the answer
+    // is still on its way when the actor returns (after a long series it
+    // carries every sum: megabytes per member), and a shutdown then cuts it
+    // off mid-body (seen under load: the member waited out its connect
+    // timeout and failed, though the job had succeeded). A member hangs up
+    // once it has the answer: wait for that, at most one phase deadline.
     if !matches!(outcome, Err(CoordinatorError::ShutDown)) {
-        tokio::time::sleep(DRAIN).await;
+        let limit = consortium.protocol.phase_deadline.min(HANG_UP_WAIT);
+        let still_open = open.closed_within(limit).await;
+        if still_open > 0 {
+            tracing::info!(
+                connections = still_open,
+                waited_secs = limit.as_secs_f64(),
+                "stopping with member connections still open"
+            );
+        }
     }
     let _ = done_tx.send(());
     if tokio::time::timeout(Duration::from_secs(10), server)
@@ -234,9 +241,9 @@ pub(crate) async fn run_job(
     outcome
 }
 
-/// How long the server keeps running after the job ended, so that the
-/// answers already handed out reach their callers.
-const DRAIN: Duration = Duration::from_millis(500);
+/// The longest the server keeps running after the job ended for the
+/// members to hang up, so that the answers already handed out reach them.
+const HANG_UP_WAIT: Duration = Duration::from_secs(30);
 
 /// Ends a job that will not be resumed: replays the round log at
 /// `log_path` and records, signed, that the operator abandoned it

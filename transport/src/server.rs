@@ -349,6 +349,17 @@ pub fn incoming_counted(
     limits: Limits,
     traffic: Arc<Traffic>,
 ) -> ReceiverStream<std::io::Result<Conn>> {
+    incoming_watched(listener, limits, traffic).0
+}
+
+/// [`incoming_counted`], with a handle that tells how many of its
+/// connections are open: a server about to stop can wait for its callers
+/// to hang up, so that the answers it already gave are not cut off.
+pub fn incoming_watched(
+    listener: Listener,
+    limits: Limits,
+    traffic: Arc<Traffic>,
+) -> (ReceiverStream<std::io::Result<Conn>>, OpenConnections) {
     let Listener { tcp: listener, tls } = listener;
     let (tx, rx) = mpsc::channel(16);
     let shared = Arc::new(Shared {
@@ -361,8 +372,40 @@ pub fn incoming_counted(
         tls,
         limits,
     });
+    let open = OpenConnections {
+        slots: Arc::clone(&shared.connections),
+        max: shared.limits.max_connections,
+    };
     tokio::spawn(accept_loop(listener, shared, tx));
-    ReceiverStream::new(rx)
+    (ReceiverStream::new(rx), open)
+}
+
+/// How many connections of one [`incoming_watched`] are open (past the
+/// handshake and not yet dropped).
+#[derive(Clone, Debug)]
+pub struct OpenConnections {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl OpenConnections {
+    /// Connections open now.
+    pub fn count(&self) -> usize {
+        self.max.saturating_sub(self.slots.available_permits())
+    }
+
+    /// Waits until every connection has closed, at most `limit`; returns
+    /// how many were still open at the end.
+    pub async fn closed_within(&self, limit: Duration) -> usize {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let open = self.count();
+            if open == 0 || tokio::time::Instant::now() >= until {
+                return open;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 async fn accept_loop(

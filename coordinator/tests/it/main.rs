@@ -5,6 +5,7 @@
 mod admin;
 mod bad_reveal;
 mod chunked_input;
+mod ending;
 mod epoch;
 mod members;
 mod rejections;

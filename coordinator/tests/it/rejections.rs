@@ -30,6 +30,18 @@ struct Running {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Deadlines long enough for any test's hand-made messages.
+const DEADLINES: Deadlines = Deadlines {
+    join: 30,
+    phase: 30,
+};
+
+/// The `[protocol]` deadlines of a launched coordinator, in seconds.
+pub(crate) struct Deadlines {
+    pub join: u64,
+    pub phase: u64,
+}
+
 /// A coordinator of a 3-member secure-sum job on loopback, over mutual TLS
 /// (pinned) when `tls`; returns its consortium, address and log folder.
 async fn launch(
@@ -41,14 +53,35 @@ async fn launch(
     tempfile::TempDir,
     tokio::sync::oneshot::Sender<()>,
 ) {
+    let (consortium, addr, log_dir, stop, _) = launch_with(tls, max_reply, &DEADLINES).await;
+    (consortium, addr, log_dir, stop)
+}
+
+/// [`launch`] with the given deadlines; also returns the coordinator's task.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn launch_with(
+    tls: bool,
+    max_reply: usize,
+    deadlines: &Deadlines,
+) -> (
+    Consortium,
+    std::net::SocketAddr,
+    tempfile::TempDir,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<
+        Result<fedcredit_coordinator::JobReport, fedcredit_coordinator::CoordinatorError>,
+    >,
+) {
     let log_dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let coordinator = IdentityKey::from_secret_bytes(&[9; 32]);
     let mut toml = format!(
-        "[coordinator]\nlisten = \"{addr}\"\npublic_key = \"{}\"\n[protocol]\nphase_deadline_secs = 30\njoin_deadline_secs = 30\n\
+        "[coordinator]\nlisten = \"{addr}\"\npublic_key = \"{}\"\n[protocol]\nphase_deadline_secs = {}\njoin_deadline_secs = {}\n\
          [job]\nid = \"job-1\"\nkind = \"secure-sum\"\ndimension = 4\nfrac_bits = 16\nclip = 1e6\n",
-        coordinator.public().to_hex()
+        coordinator.public().to_hex(),
+        deadlines.phase,
+        deadlines.join,
     );
     for (i, id) in IDS.iter().enumerate() {
         toml.push_str(&format!(
@@ -64,7 +97,7 @@ async fn launch(
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let driver = Box::new(SecureSum::new(4, FixedPoint::new(16, 1e6).unwrap()));
-    tokio::spawn(fedcredit_coordinator::run(
+    let task = tokio::spawn(fedcredit_coordinator::run(
         fedcredit_coordinator::Listener::new(listener, server_tls),
         consortium.clone(),
         coordinator,
@@ -75,7 +108,7 @@ async fn launch(
             let _ = stopped.await;
         },
     ));
-    (consortium, addr, log_dir, stop)
+    (consortium, addr, log_dir, stop, task)
 }
 
 async fn start() -> Running {
