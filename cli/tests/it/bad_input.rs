@@ -525,6 +525,15 @@ fn score_passes_ids_through_and_skips_bad_rows_into_an_error_file() {
         "{}",
         stderr(&o)
     );
+    // An id column named like one of the output's own would make two
+    // columns of one name (in Parquet, one of them unreadable by name).
+    let o = score(&["--id-column", "row"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--id-column `row`: the output has its own `row` column"),
+        "{}",
+        stderr(&o)
+    );
 
     // Nothing scorable: a failure, with every row in the error file.
     let all_bad = d.join("all-bad.csv");
