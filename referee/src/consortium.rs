@@ -19,6 +19,7 @@
 //! [tls]                              # optional
 //! trust = "pinned"                   # pinned (default): certificates carry the keys below | ca: a PKI's
 //! ca_file = "consortium-ca.pem"      # trust = "ca": the CA certificates (PEM) that issue every certificate
+//! crl_files = ["consortium-ca.crl"]  # trust = "ca", optional: revocation lists (PEM), one per issuing CA
 //!
 //! [protocol]                         # all optional
 //! max_colluders = 1                  # c: members that may collude with the coordinator; default ⌊n/3⌋, below n
@@ -100,6 +101,7 @@ struct RawConsortium {
 struct RawTls {
     trust: Option<String>,
     ca_file: Option<PathBuf>,
+    crl_files: Option<Vec<PathBuf>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -318,6 +320,10 @@ pub enum TrustSetting {
     Ca {
         /// The CA certificates, resolved against the file's folder.
         ca_file: PathBuf,
+        /// Certificate revocation lists (PEM), resolved; when there are
+        /// any, a certificate is refused if it is revoked or if no list
+        /// covers its issuer.
+        crl_files: Vec<PathBuf>,
     },
 }
 
@@ -553,10 +559,22 @@ impl Consortium {
                 .log_file
                 .unwrap_or_else(|| PathBuf::from(format!("{}.rounds.log", job.id))),
         );
+        let crl_files = raw.tls.crl_files;
         let trust = match (raw.tls.trust.as_deref(), raw.tls.ca_file) {
+            (None | Some("pinned"), None) if crl_files.is_some() => {
+                return Err(invalid(
+                    "tls.crl_files".into(),
+                    "revocation lists need trust = \"ca\" (pinned keys are revoked by removing them from this file)".into(),
+                ));
+            }
             (None | Some("pinned"), None) => TrustSetting::Pinned,
             (Some("ca"), Some(ca)) => TrustSetting::Ca {
                 ca_file: dir.join(ca),
+                crl_files: crl_files
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| dir.join(f))
+                    .collect(),
             },
             (Some("ca"), None) => {
                 return Err(invalid(
@@ -949,6 +967,31 @@ public_key = "{p}"
             b = key_hex(2),
             p = key_hex(3)
         )
+    }
+
+    /// Revocation lists belong to CA trust, resolved against the file's
+    /// folder; with pinned keys they are refused by name.
+    #[test]
+    fn crl_files_need_ca_trust_and_resolve_against_the_folder() {
+        let with = |tls: &str| format!("{}\n[tls]\n{tls}", sample("", "1e6"));
+        let c = Consortium::parse(
+            Path::new("/etc/fc/c.toml"),
+            &with("trust = \"ca\"\nca_file = \"ca.pem\"\ncrl_files = [\"ca.crl\", \"/x/b.crl\"]\n"),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.tls.trust,
+            TrustSetting::Ca {
+                ca_file: PathBuf::from("/etc/fc/ca.pem"),
+                crl_files: vec![PathBuf::from("/etc/fc/ca.crl"), PathBuf::from("/x/b.crl")],
+            }
+        );
+        let e = Consortium::parse(Path::new("c.toml"), &with("crl_files = [\"ca.crl\"]\n"))
+            .expect_err("pinned");
+        assert!(
+            e.to_string().contains("tls.crl_files") && e.to_string().contains("trust = \"ca\""),
+            "{e}"
+        );
     }
 
     #[test]

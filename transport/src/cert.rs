@@ -5,7 +5,9 @@ use std::path::Path;
 
 use fedcredit_crypto::identity::{IdentityKey, IdentityPublic};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 
 use crate::TransportError;
 
@@ -153,6 +155,38 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tr
         webpki::EndEntityCert::try_from(c).map_err(|e| bad(path, e))?;
     }
     Ok(chain)
+}
+
+/// Every certificate revocation list in a PEM file, in order; at least one,
+/// each checked to parse.
+pub fn read_crls(
+    path: &Path,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TransportError> {
+    let bytes = std::fs::read(path).map_err(|source| TransportError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransportError::Certificate {
+            file: path.to_owned(),
+            problem: format!("not a PEM revocation list: {e}"),
+        })?;
+    if crls.is_empty() {
+        return Err(TransportError::Certificate {
+            file: path.to_owned(),
+            problem: "no X509 CRL section in the file".into(),
+        });
+    }
+    for (i, c) in crls.iter().enumerate() {
+        webpki::OwnedCertRevocationList::from_der(c.as_ref()).map_err(|e| {
+            TransportError::Certificate {
+                file: path.to_owned(),
+                problem: format!("revocation list {} is not a valid X.509 CRL: {e:?}", i + 1),
+            }
+        })?;
+    }
+    Ok(crls)
 }
 
 /// Checks that `cert` carries `key` (pinned mode).

@@ -42,11 +42,12 @@ impl ClientTls {
             Trust::Pinned => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(PinnedCoordinator::new(coordinator))),
-            Trust::Ca { roots } => builder.with_webpki_verifier(
+            Trust::Ca { roots, crls } => builder.with_webpki_verifier(
                 rustls::client::WebPkiServerVerifier::builder_with_provider(
                     Arc::clone(roots),
                     crate::provider(),
                 )
+                .with_crls(crls.iter().cloned())
                 .build()
                 .map_err(|e| TransportError::Config(e.to_string()))?,
             ),

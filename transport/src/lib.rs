@@ -46,8 +46,11 @@ mod verify;
 
 use std::sync::Arc;
 
+use rustls_pki_types::CertificateRevocationListDer;
+
 pub use cert::{
     Credentials, MEMBER_URI_PREFIX, member_names, pinned_certificate_pem, read_certificates,
+    read_crls,
 };
 pub use error::{TlsFailure, TransportError, tls_failure};
 pub use server::{Limits, Peer};
@@ -61,6 +64,9 @@ pub enum Trust {
     Ca {
         /// The trust anchors, parsed from the consortium's CA file.
         roots: Arc<rustls::RootCertStore>,
+        /// Revocation lists; when there are any, a revoked certificate, or
+        /// one whose issuer no list covers, fails the handshake.
+        crls: Arc<Vec<CertificateRevocationListDer<'static>>>,
     },
 }
 
@@ -73,8 +79,16 @@ impl Trust {
         }
     }
 
-    /// Reads CA certificates (PEM) into a [`Trust::Ca`].
+    /// Reads CA certificates (PEM) into a [`Trust::Ca`] without revocation lists.
     pub fn ca_from_pem_file(path: &std::path::Path) -> Result<Self, TransportError> {
+        Self::ca_from_pem_files(path, &[])
+    }
+
+    /// Reads CA certificates and revocation lists (PEM) into a [`Trust::Ca`].
+    pub fn ca_from_pem_files(
+        path: &std::path::Path,
+        crl_files: &[std::path::PathBuf],
+    ) -> Result<Self, TransportError> {
         let certs = read_certificates(path)?;
         let mut roots = rustls::RootCertStore::empty();
         for (i, c) in certs.into_iter().enumerate() {
@@ -83,8 +97,13 @@ impl Trust {
                 problem: format!("certificate {} is not a usable CA certificate: {e}", i + 1),
             })?;
         }
+        let mut crls = Vec::new();
+        for f in crl_files {
+            crls.extend(read_crls(f)?);
+        }
         Ok(Trust::Ca {
             roots: Arc::new(roots),
+            crls: Arc::new(crls),
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::{Credentials, TransportError, Trust};
 pub fn trust(setting: &TrustSetting) -> Result<Trust, TransportError> {
     match setting {
         TrustSetting::Pinned => Ok(Trust::Pinned),
-        TrustSetting::Ca { ca_file } => Trust::ca_from_pem_file(ca_file),
+        TrustSetting::Ca { ca_file, crl_files } => Trust::ca_from_pem_files(ca_file, crl_files),
     }
 }
 

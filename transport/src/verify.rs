@@ -105,13 +105,14 @@ impl MemberVerifier {
                 chain: None,
                 algorithms: ED25519_ONLY,
             },
-            Trust::Ca { roots } => Self {
+            Trust::Ca { roots, crls } => Self {
                 members,
                 chain: Some(
                     rustls::server::WebPkiClientVerifier::builder_with_provider(
                         Arc::clone(roots),
                         Arc::clone(&provider),
                     )
+                    .with_crls(crls.iter().cloned())
                     .build()
                     .map_err(|e| crate::TransportError::Config(e.to_string()))?,
                 ),

@@ -204,6 +204,8 @@ async fn a_stalled_handshake_is_dropped_and_does_not_block_members() {
 struct Pki {
     ca: rcgen::Issuer<'static, rcgen::KeyPair>,
     ca_pem: String,
+    /// The serial number of each certificate issued, by file name.
+    serials: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Pki {
@@ -215,6 +217,7 @@ impl Pki {
             .push(rcgen::DnType::CommonName, name);
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
         let key = rcgen::KeyPair::generate().expect("ca key");
@@ -222,6 +225,7 @@ impl Pki {
         Self {
             ca_pem: cert.pem(),
             ca: rcgen::Issuer::new(params, key),
+            serials: std::sync::Mutex::default(),
         }
     }
 
@@ -245,6 +249,13 @@ impl Pki {
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        let serial = {
+            let mut serials = self.serials.lock().expect("serials");
+            let serial = serials.len() as u64 + 1000;
+            serials.insert(file.to_owned(), serial);
+            serial
+        };
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.ca).expect("issue");
         let crt = dir.join(format!("{file}.crt"));
@@ -258,6 +269,40 @@ impl Pki {
         let path = dir.join("ca.pem");
         std::fs::write(&path, &self.ca_pem).expect("write ca");
         Trust::ca_from_pem_file(&path).expect("trust")
+    }
+
+    /// A revocation list (PEM file `name`) revoking the certificates
+    /// issued as `files`.
+    fn crl(&self, dir: &std::path::Path, name: &str, files: &[&str]) -> std::path::PathBuf {
+        let now = time_now();
+        let serials = self.serials.lock().expect("serials");
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: files
+                .iter()
+                .map(|f| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(serials[*f]),
+                    revocation_time: now - time::Duration::minutes(5),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let path = dir.join(name);
+        let crl = params.signed_by(&self.ca).expect("crl");
+        std::fs::write(&path, crl.pem().expect("pem")).expect("write crl");
+        path
+    }
+
+    /// [`Pki::trust`] with revocation lists.
+    fn trust_with_crls(&self, dir: &std::path::Path, crls: &[std::path::PathBuf]) -> Trust {
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write ca");
+        Trust::ca_from_pem_files(&path, crls).expect("trust")
     }
 }
 
@@ -338,6 +383,72 @@ async fn ca_mode_refuses_an_unknown_ca_an_expired_certificate_and_a_non_member()
 
     let none = tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await;
     assert!(none.is_err(), "a refused client was accepted");
+}
+
+/// With the CA's revocation list, the coordinator refuses a member whose
+/// certificate is revoked and still accepts the others; a member refuses a
+/// revoked coordinator certificate; and with a list that does not cover
+/// the issuer, nobody's revocation status is known, so nobody gets in.
+#[tokio::test]
+async fn ca_mode_refuses_revoked_certificates_on_both_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new("Consortium CA");
+    let server_creds = pki.issue(dir.path(), "coordinator", &["127.0.0.1"], -1, 30);
+    let bank_a = pki.issue(dir.path(), "bank-a", &["bank-a"], -1, 30);
+    let bank_b = pki.issue(dir.path(), "bank-b", &["bank-b"], -1, 30);
+    let revoked_b = pki.crl(dir.path(), "ca.crl", &["bank-b"]);
+    let trust = pki.trust_with_crls(dir.path(), std::slice::from_ref(&revoked_b));
+    let tls = ServerTls::new(server_creds, &trust, &roster()).expect("server");
+    let (conns, addr) = serve(tls).await;
+    let mut accepted = echo(conns);
+
+    let got = exchange(&ca_client(bank_a.clone(), &trust), addr)
+        .await
+        .expect("bank-a is not revoked");
+    assert_eq!(got, b"ping");
+    assert_eq!(accepted.recv().await, Some(Some("bank-a".to_owned())));
+    let e = exchange(&ca_client(bank_b, &trust), addr)
+        .await
+        .expect_err("bank-b is revoked");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
+        "{e}"
+    );
+
+    // The coordinator's own certificate revoked: the member refuses it.
+    let revoked_coordinator = pki.crl(dir.path(), "ca2.crl", &["coordinator"]);
+    let member_trust = pki.trust_with_crls(dir.path(), &[revoked_coordinator]);
+    let e = exchange(&ca_client(bank_a.clone(), &member_trust), addr)
+        .await
+        .expect_err("the coordinator is revoked");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::NotTheCoordinator(_))),
+        "{e}"
+    );
+
+    // A list from another CA: the issuer's status is unknown, refused.
+    let other = Pki::new("Someone else's CA");
+    let _ = other.issue(dir.path(), "other", &["bank-c"], -1, 30);
+    let foreign_crl = other.crl(dir.path(), "other.crl", &["other"]);
+    let unknown = pki.trust_with_crls(dir.path(), &[foreign_crl]);
+    let e = exchange(&ca_client(bank_a, &unknown), addr)
+        .await
+        .expect_err("no list covers the coordinator's issuer");
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::NotTheCoordinator(_))),
+        "{e}"
+    );
+
+    // A file that is not a revocation list is named.
+    let junk = dir.path().join("junk.crl");
+    std::fs::write(&junk, "not a crl\n").expect("write");
+    let err = Trust::ca_from_pem_files(&dir.path().join("ca.pem"), &[junk])
+        .expect_err("junk")
+        .to_string();
+    assert!(
+        err.contains("junk.crl") && err.contains("no X509 CRL section"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
