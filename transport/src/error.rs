@@ -58,11 +58,21 @@ impl std::fmt::Display for TlsFailure {
             TlsFailure::NotTheCoordinator(why) => {
                 write!(f, "the server is not the consortium's coordinator: {why}")
             }
-            TlsFailure::RefusedByCoordinator(why) => write!(
-                f,
-                "the coordinator refused this participant's certificate ({why}): is this member's \
-                 key or certificate the one in the coordinator's consortium.toml?"
-            ),
+            TlsFailure::RefusedByCoordinator(why) => {
+                let hint = if why.contains("CertificateRevoked") {
+                    "the CA revoked it (it is on the consortium's revocation list): ask the CA \
+                     for a new certificate"
+                } else if why.contains("CertificateExpired") {
+                    "it has expired: renew it with the CA"
+                } else {
+                    "is this member's key or certificate the one in the coordinator's \
+                     consortium.toml?"
+                };
+                write!(
+                    f,
+                    "the coordinator refused this participant's certificate ({why}): {hint}"
+                )
+            }
             TlsFailure::NotTls(why) => write!(f, "no TLS at the coordinator's address: {why}"),
         }
     }
@@ -173,5 +183,18 @@ mod tests {
         assert!(matches!(tls_failure(&io), Some(TlsFailure::NotTls(_))));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(tls_failure(&io), None);
+    }
+
+    /// A revoked or expired certificate is not a wrong key: the message
+    /// says what to ask the CA for.
+    #[test]
+    fn a_revoked_or_expired_certificate_says_so() {
+        let text = |alert: &str| {
+            let io = std::io::Error::other(format!("received fatal alert: {alert}"));
+            tls_failure(&io).expect("classified").to_string()
+        };
+        assert!(text("CertificateRevoked").contains("the CA revoked it"));
+        assert!(text("CertificateExpired").contains("renew it with the CA"));
+        assert!(text("BadCertificate").contains("the one in the coordinator's consortium.toml"));
     }
 }
