@@ -288,13 +288,22 @@ fn participant(config: &Path, report: &mut Report) {
             cfg.tls_key_file.as_deref(),
         );
         let certificate = match &cfg.cert_file {
+            Some(path) if ca_trust(&cfg.consortium.tls.trust) => format!(
+                "{}: certificate and key match (the CA and its revocation lists are applied at the handshake)",
+                path.display()
+            ),
             Some(path) => format!("{} carries this member's key", path.display()),
             None => "made from the key file at start (no cert_file)".into(),
         };
         report.record("tls", tls.map_err(anyhow::Error::from), |_| {
             format!(
-                "{certificate}; trust {} (the coordinator's key from the consortium file)",
-                cfg.consortium.tls.trust_name()
+                "{certificate}; trust {} ({})",
+                cfg.consortium.tls.trust_name(),
+                if ca_trust(&cfg.consortium.tls.trust) {
+                    "the coordinator's certificate from the CA, for the host dialled"
+                } else {
+                    "the coordinator's key from the consortium file"
+                }
             )
         });
     } else {
@@ -497,6 +506,10 @@ fn coordinator(config: &Path, report: &mut Report) {
         );
     } else if let Some(key) = &key {
         let certificate = match &consortium.tls.coordinator_cert_file {
+            Some(path) if ca_trust(&consortium.tls.trust) => format!(
+                "{}: certificate and key match (the CA and its revocation lists are applied at the handshake)",
+                path.display()
+            ),
             Some(path) => format!("{} carries the coordinator's key", path.display()),
             None => "made from the key file at start (no coordinator.cert_file)".into(),
         };
@@ -527,4 +540,12 @@ fn coordinator(config: &Path, report: &mut Report) {
             format!("{}: its folder is writable", log.display())
         }
     });
+}
+
+/// Whether certificates are judged by a CA (not pinned to the keys).
+fn ca_trust(trust: &fedcredit_referee::consortium::TrustSetting) -> bool {
+    matches!(
+        trust,
+        fedcredit_referee::consortium::TrustSetting::Ca { .. }
+    )
 }
