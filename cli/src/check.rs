@@ -289,7 +289,7 @@ fn participant(config: &Path, report: &mut Report) {
         );
         let certificate = match &cfg.cert_file {
             Some(path) if ca_trust(&cfg.consortium.tls.trust) => format!(
-                "{}: certificate and key match (the CA and its revocation lists are applied at the handshake)",
+                "{}: issued by the CA, valid now and not revoked (as the peers will judge it)",
                 path.display()
             ),
             Some(path) => format!("{} carries this member's key", path.display()),
@@ -507,7 +507,7 @@ fn coordinator(config: &Path, report: &mut Report) {
     } else if let Some(key) = &key {
         let certificate = match &consortium.tls.coordinator_cert_file {
             Some(path) if ca_trust(&consortium.tls.trust) => format!(
-                "{}: certificate and key match (the CA and its revocation lists are applied at the handshake)",
+                "{}: issued by the CA, valid now and not revoked (as the peers will judge it)",
                 path.display()
             ),
             Some(path) => format!("{} carries the coordinator's key", path.display()),

@@ -189,6 +189,77 @@ pub fn read_crls(
     Ok(crls)
 }
 
+/// Which end of the handshake a certificate is presented at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Presented {
+    /// By a member, to the coordinator.
+    ByMember,
+    /// By the coordinator, to the members.
+    ByCoordinator,
+}
+
+/// In CA mode, judges this party's own chain (from `file`) as the other
+/// end will: issued by the consortium's CA, valid now, for its usage, and
+/// not revoked by the lists. A daemon with a certificate the peers would
+/// refuse then says so at start, and `fedcredit check` before it.
+pub(crate) fn judge_own(
+    trust: &crate::Trust,
+    credentials: &Credentials,
+    file: &Path,
+    presented: Presented,
+) -> Result<(), TransportError> {
+    let crate::Trust::Ca { roots, crls } = trust else {
+        return Ok(());
+    };
+    let problem = |why: String| TransportError::Certificate {
+        file: file.to_owned(),
+        problem: why,
+    };
+    let ee =
+        webpki::EndEntityCert::try_from(credentials.certificate()).map_err(|e| bad(file, e))?;
+    let lists = crls
+        .iter()
+        .map(|c| webpki::OwnedCertRevocationList::from_der(c.as_ref()).map(Into::into))
+        .collect::<Result<Vec<webpki::CertRevocationList<'static>>, _>>()
+        .map_err(|e| problem(format!("a revocation list does not parse: {e:?}")))?;
+    let refs: Vec<&webpki::CertRevocationList<'_>> = lists.iter().collect();
+    let revocation = webpki::RevocationOptionsBuilder::new(&refs)
+        .ok()
+        .map(webpki::RevocationOptionsBuilder::build);
+    let usage = match presented {
+        Presented::ByMember => webpki::KeyUsage::client_auth(),
+        Presented::ByCoordinator => webpki::KeyUsage::server_auth(),
+    };
+    let now = rustls_pki_types::UnixTime::now();
+    let algorithms = crate::provider().signature_verification_algorithms.all;
+    ee.verify_for_usage(
+        algorithms,
+        &roots.roots,
+        &credentials.chain[1..],
+        now,
+        usage,
+        revocation,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        let why = match e {
+            webpki::Error::CertRevoked => {
+                "it is revoked (a list in tls.crl_files names it): ask the CA for a new one".into()
+            }
+            webpki::Error::CertExpired { .. } => "it has expired: renew it with the CA".into(),
+            webpki::Error::CertNotValidYet { .. } => "it is not valid yet".into(),
+            webpki::Error::UnknownIssuer => "it is not issued by a CA in tls.ca_file".into(),
+            webpki::Error::UnknownRevocationStatus => {
+                "no list in tls.crl_files covers its issuer, so its revocation status is unknown"
+                    .into()
+            }
+            other => format!("the consortium's CA would refuse it: {other:?}"),
+        };
+        problem(format!("the peers would refuse this certificate: {why}"))
+    })
+}
+
 /// Checks that `cert` carries `key` (pinned mode).
 fn check_carries(
     path: &Path,
@@ -235,6 +306,112 @@ pub fn member_names(cert: &CertificateDer<'_>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CA named `name`: its PEM and its issuer.
+    fn ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(rcgen::DnType::CommonName, name);
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let pem = ca.self_signed(&key).expect("ca").pem();
+        (pem, rcgen::Issuer::new(ca, key))
+    }
+
+    /// A member certificate `issuer` issued with serial 7, valid from
+    /// `from` to `to` days from now, written as `file`.crt and `file`.key.
+    fn member(
+        dir: &Path,
+        file: &str,
+        issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+        (from, to): (i64, i64),
+    ) -> Credentials {
+        let mut leaf = rcgen::CertificateParams::new(vec!["bank-a".to_owned()]).expect("params");
+        let now = time::OffsetDateTime::now_utc();
+        leaf.not_before = now + time::Duration::days(from);
+        leaf.not_after = now + time::Duration::days(to);
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        leaf.serial_number = Some(rcgen::SerialNumber::from(7u64));
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = leaf.signed_by(&key, issuer).expect("leaf");
+        let (crt, pem) = (
+            dir.join(format!("{file}.crt")),
+            dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&crt, cert.pem()).expect("write");
+        std::fs::write(&pem, key.serialize_pem()).expect("write");
+        Credentials::from_pem_files(&crt, &pem).expect("credentials")
+    }
+
+    /// A list by `issuer` revoking `serials`, as a PEM file `name`.
+    fn crl(
+        dir: &Path,
+        name: &str,
+        issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+        serials: &[u64],
+    ) -> std::path::PathBuf {
+        let now = time::OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: now - time::Duration::minutes(5),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let path = dir.join(name);
+        let pem = params.signed_by(issuer).expect("crl").pem().expect("pem");
+        std::fs::write(&path, pem).expect("write");
+        path
+    }
+
+    /// A party's own certificate is judged at start as its peers will judge
+    /// it: revoked, expired, from another CA, or with no list for its
+    /// issuer, each refused with the reason; a good one passes.
+    #[test]
+    fn an_own_certificate_the_peers_would_refuse_is_named_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let (ca_pem, issuer) = ca("Consortium CA");
+        std::fs::write(d.join("ca.pem"), &ca_pem).expect("write");
+        let judge = |crls: &[std::path::PathBuf], creds: &Credentials| {
+            let trust = crate::Trust::ca_from_pem_files(&d.join("ca.pem"), crls).expect("trust");
+            judge_own(&trust, creds, &d.join("a.crt"), Presented::ByMember)
+                .map_err(|e| e.to_string())
+        };
+        let good = member(d, "a", &issuer, (-1, 30));
+        let fine = crl(d, "fine.crl", &issuer, &[8]);
+        assert_eq!(judge(&[], &good), Ok(()));
+        assert_eq!(judge(&[fine], &good), Ok(()));
+
+        let revoked = crl(d, "revoked.crl", &issuer, &[7]);
+        let e = judge(&[revoked], &good).expect_err("revoked");
+        assert!(e.contains("a.crt") && e.contains("it is revoked"), "{e}");
+
+        let (_, other) = ca("Someone else's CA");
+        let foreign = crl(d, "foreign.crl", &other, &[]);
+        let e = judge(&[foreign], &good).expect_err("unknown status");
+        assert!(e.contains("covers its issuer"), "{e}");
+
+        let expired = member(d, "expired", &issuer, (-30, -1));
+        let e = judge(&[], &expired).expect_err("expired");
+        assert!(e.contains("it has expired"), "{e}");
+
+        let stranger = member(d, "stranger", &other, (-1, 30));
+        let e = judge(&[], &stranger).expect_err("another CA");
+        assert!(e.contains("not issued by a CA in tls.ca_file"), "{e}");
+    }
 
     fn key(seed: u8) -> IdentityKey {
         IdentityKey::from_secret_bytes(&[seed; 32])

@@ -49,7 +49,14 @@ pub fn coordinator(
                 .coordinator_tls_key_file
                 .as_deref()
                 .ok_or_else(|| need("tls_key_file"))?;
-            Credentials::from_pem_files(cert, tls_key)?
+            let credentials = Credentials::from_pem_files(cert, tls_key)?;
+            crate::cert::judge_own(
+                &trust,
+                &credentials,
+                cert,
+                crate::cert::Presented::ByCoordinator,
+            )?;
+            credentials
         }
     };
     ServerTls::new(credentials, &trust, &consortium.roster).map(Some)
@@ -70,6 +77,7 @@ pub fn member(
         (Trust::Pinned, cert, _) => Credentials::pinned(key, id.as_str(), cert)?,
         (Trust::Ca { .. }, Some(cert), Some(tls_key)) => {
             let credentials = Credentials::from_pem_files(cert, tls_key)?;
+            crate::cert::judge_own(&trust, &credentials, cert, crate::cert::Presented::ByMember)?;
             // Say now, not at the coordinator's handshake, if the
             // certificate names someone else.
             let names = crate::member_names(credentials.certificate());
