@@ -135,22 +135,7 @@ fn pinned_certificate(
 
 /// Every certificate in a PEM file, in order; at least one.
 pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
-    let bytes = std::fs::read(path).map_err(|source| TransportError::Read {
-        file: path.to_owned(),
-        source,
-    })?;
-    let chain = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TransportError::Certificate {
-            file: path.to_owned(),
-            problem: format!("not PEM certificates: {e}"),
-        })?;
-    if chain.is_empty() {
-        return Err(TransportError::Certificate {
-            file: path.to_owned(),
-            problem: "no CERTIFICATE section in the file".into(),
-        });
-    }
+    let chain: Vec<CertificateDer<'static>> = read_pem(path, "certificates", "CERTIFICATE")?;
     for c in &chain {
         webpki::EndEntityCert::try_from(c).map_err(|e| bad(path, e))?;
     }
@@ -162,22 +147,8 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tr
 pub fn read_crls(
     path: &Path,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, TransportError> {
-    let bytes = std::fs::read(path).map_err(|source| TransportError::Read {
-        file: path.to_owned(),
-        source,
-    })?;
-    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TransportError::Certificate {
-            file: path.to_owned(),
-            problem: format!("not a PEM revocation list: {e}"),
-        })?;
-    if crls.is_empty() {
-        return Err(TransportError::Certificate {
-            file: path.to_owned(),
-            problem: "no X509 CRL section in the file".into(),
-        });
-    }
+    let crls: Vec<CertificateRevocationListDer<'static>> =
+        read_pem(path, "revocation lists", "X509 CRL")?;
     for (i, c) in crls.iter().enumerate() {
         webpki::OwnedCertRevocationList::from_der(c.as_ref()).map_err(|e| {
             TransportError::Certificate {
@@ -187,6 +158,32 @@ pub fn read_crls(
         })?;
     }
     Ok(crls)
+}
+
+/// Every `section` of a PEM file (`what`, for the error), in order; at
+/// least one.
+fn read_pem<T: PemObject>(
+    path: &Path,
+    what: &str,
+    section: &str,
+) -> Result<Vec<T>, TransportError> {
+    let bytes = std::fs::read(path).map_err(|source| TransportError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    let items = T::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransportError::Certificate {
+            file: path.to_owned(),
+            problem: format!("not PEM {what}: {e}"),
+        })?;
+    if items.is_empty() {
+        return Err(TransportError::Certificate {
+            file: path.to_owned(),
+            problem: format!("no {section} section in the file"),
+        });
+    }
+    Ok(items)
 }
 
 /// Which end of the handshake a certificate is presented at.
