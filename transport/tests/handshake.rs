@@ -69,6 +69,16 @@ async fn exchange(client: &ClientTls, addr: std::net::SocketAddr) -> std::io::Re
     Ok(buf.to_vec())
 }
 
+/// Connects with `client` and asserts that the coordinator's side refused
+/// the handshake (`why` names the case in a failure).
+async fn refused_by_coordinator(client: &ClientTls, addr: std::net::SocketAddr, why: &str) {
+    let e = exchange(client, addr).await.expect_err(why);
+    assert!(
+        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
+        "{why}: {e}"
+    );
+}
+
 /// Echoes the first 4 bytes of every accepted connection; sends who it was.
 fn echo(
     mut conns: tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
@@ -109,13 +119,7 @@ async fn an_unlisted_certificate_fails_in_the_handshake() {
     let (conns, addr) = serve(pinned_server()).await;
     let mut accepted = echo(conns);
     // A key that is in no roster, under a member's name.
-    let e = exchange(&pinned_client(77, "bank-a"), addr)
-        .await
-        .expect_err("refused");
-    assert!(
-        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
-        "{e}"
-    );
+    refused_by_coordinator(&pinned_client(77, "bank-a"), addr, "refused").await;
     // Nothing reached the server's side: no connection was handed on.
     let none = tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await;
     assert!(none.is_err(), "an unlisted client was accepted: {none:?}");
@@ -353,33 +357,15 @@ async fn ca_mode_refuses_an_unknown_ca_an_expired_certificate_and_a_non_member()
     // Issued by another CA, for a listed member.
     let other = Pki::new("Someone else's CA");
     let foreign = other.issue(dir.path(), "foreign", &["bank-a"], -1, 30);
-    let e = exchange(&ca_client(foreign, &trust), addr)
-        .await
-        .expect_err("unknown CA");
-    assert!(
-        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
-        "{e}"
-    );
+    refused_by_coordinator(&ca_client(foreign, &trust), addr, "unknown CA").await;
 
     // Issued by the CA, expired yesterday.
     let expired = pki.issue(dir.path(), "expired", &["bank-b"], -30, -1);
-    let e = exchange(&ca_client(expired, &trust), addr)
-        .await
-        .expect_err("expired");
-    assert!(
-        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
-        "{e}"
-    );
+    refused_by_coordinator(&ca_client(expired, &trust), addr, "expired").await;
 
     // Issued by the CA, naming no member.
     let stranger = pki.issue(dir.path(), "stranger", &["mallory"], -1, 30);
-    let e = exchange(&ca_client(stranger, &trust), addr)
-        .await
-        .expect_err("not a member");
-    assert!(
-        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
-        "{e}"
-    );
+    refused_by_coordinator(&ca_client(stranger, &trust), addr, "not a member").await;
 
     let none = tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await;
     assert!(none.is_err(), "a refused client was accepted");
@@ -407,13 +393,7 @@ async fn ca_mode_refuses_revoked_certificates_on_both_ends() {
         .expect("bank-a is not revoked");
     assert_eq!(got, b"ping");
     assert_eq!(accepted.recv().await, Some(Some("bank-a".to_owned())));
-    let e = exchange(&ca_client(bank_b, &trust), addr)
-        .await
-        .expect_err("bank-b is revoked");
-    assert!(
-        matches!(tls_failure(&e), Some(TlsFailure::RefusedByCoordinator(_))),
-        "{e}"
-    );
+    refused_by_coordinator(&ca_client(bank_b, &trust), addr, "bank-b is revoked").await;
 
     // The coordinator's own certificate revoked: the member refuses it.
     let revoked_coordinator = pki.crl(dir.path(), "ca2.crl", &["coordinator"]);
