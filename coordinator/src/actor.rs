@@ -311,7 +311,7 @@ impl Actor {
         }
         warn!(participant = %self.consortium.roster.name_of(from), reason = %why, "masked-input stream broke off; its partial input is out of this attempt");
         p.drop_input(from, why);
-        if round_is_complete(&self.stage) {
+        if self.phase_can_close() {
             self.close_phase();
         }
     }
@@ -339,7 +339,7 @@ impl Actor {
             Err(r) => {
                 warn!(participant = %roster.name_of(from), error = %r, "masked input refused; its input is out of this attempt");
                 let _ = reply.send(Err(r));
-                if round_is_complete(&self.stage) {
+                if self.phase_can_close() {
                     self.close_phase();
                 }
                 return;
@@ -371,7 +371,7 @@ impl Actor {
             }
             _ => p.wait(reply),
         }
-        if round_is_complete(&self.stage) {
+        if self.phase_can_close() {
             self.close_phase();
         }
     }
@@ -404,7 +404,25 @@ impl Actor {
         if let Stage::Lobby { joined, .. } = &mut self.stage {
             joined.remove(&from);
             self.decide_lobby(false);
+        } else if self.phase_can_close() {
+            // A member that has said it is gone is not waited for: the phase
+            // closes once everyone else has answered, not at the deadline.
+            self.close_phase();
         }
+    }
+
+    /// Whether the open phase can close now: everyone it waits for has
+    /// answered, or has left the job with a signed `Leave` and not come back
+    /// since (a poll makes a member active again).
+    fn phase_can_close(&self) -> bool {
+        let Stage::Running { round, .. } = &self.stage else {
+            return false;
+        };
+        round.is_complete()
+            || round
+                .awaited()
+                .iter()
+                .all(|p| self.departed.contains_key(p) && !self.active.contains(p))
     }
 
     /// In the lobby: starts once every member is accounted for (here, or
@@ -622,7 +640,7 @@ impl Actor {
         // Written now, made durable before the phase closes (the first
         // moment anyone learns of it).
         log_or_fail!(self, log_body::Entry::Participant(signed));
-        if round_is_complete(&self.stage) {
+        if self.phase_can_close() {
             self.close_phase();
         }
     }
@@ -772,6 +790,10 @@ impl Actor {
                     announcement,
                     deadline,
                 };
+                // Everyone the new phase waits for may have left already.
+                if self.phase_can_close() {
+                    self.close_phase();
+                }
             }
             Ok(Closed::Done(done)) => {
                 let (attempt, outcome) = *done;
@@ -1258,10 +1280,6 @@ fn outcome_sum(signed: &pb::Signed) -> Bytes {
         Ok(Some(coordinator_message::Body::Outcome(o))) => o.sum,
         _ => Bytes::new(),
     }
-}
-
-fn round_is_complete(stage: &Stage) -> bool {
-    matches!(stage, Stage::Running { round, .. } if round.is_complete())
 }
 
 fn is_newer(at: At, seen: Option<At>) -> bool {

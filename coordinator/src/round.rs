@@ -1300,6 +1300,19 @@ impl Round {
         }
     }
 
+    /// Who the open phase still waits for: [`Round::missing`] less, while
+    /// masked inputs are collected, the members whose input was dropped.
+    pub fn awaited(&self) -> BTreeSet<PartyIndex> {
+        match self {
+            Round::CollectingInputs(p) => p
+                .missing()
+                .into_iter()
+                .filter(|q| !p.dropped.contains_key(q))
+                .collect(),
+            _ => self.missing(),
+        }
+    }
+
     /// Who the open phase has accepted a message from so far.
     pub fn cohort(&self) -> BTreeSet<PartyIndex> {
         match self {

@@ -1247,6 +1247,68 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
     assert!(!report.contains("round 1 attempt 0: OK"), "{report}");
 }
 
+/// Regression: a member that left mid-round with a signed `Leave` (here: its
+/// file for the second sum is missing) was still waited for until the phase
+/// deadline, so every member that left cost the others a whole deadline.
+/// With a deadline longer than the test's limit, the second sum is now
+/// published over the other three at once, per round and from an epoch
+/// (whose slot is abandoned and set up anew without the member).
+fn a_member_that_leaves_mid_series_is_not_waited_for(protocol: &str) {
+    let c = Consortium::new(
+        4,
+        5,
+        &format!("phase_deadline_secs = 120\njoin_deadline_secs = 20\n{protocol}"),
+    );
+    let text = std::fs::read_to_string(c.path("consortium.toml")).unwrap();
+    let shrink = text.replace(
+        "kind = \"secure-sum\"\n",
+        "kind = \"secure-sum\"\ncohort = \"shrink\"\n",
+    );
+    assert_ne!(shrink, text);
+    std::fs::write(c.path("consortium.toml"), shrink).unwrap();
+    let inputs = c.make_series(2, Some((1, 1)));
+    let coordinator = c.coordinator();
+    let members: Vec<Child> = (0..4).map(|i| c.participant(i, None)).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    let members: Vec<Output> = members.into_iter().map(|m| wait(m, LIMIT)).collect();
+    let log = stderr(&coordinator);
+    assert!(coordinator.status.success(), "coordinator failed:\n{log}");
+    assert!(
+        stderr(&members[1]).contains("bank-b-1.txt"),
+        "{}",
+        stderr(&members[1])
+    );
+    assert!(log.contains("participant left the job"), "{log}");
+    assert!(!log.contains("no answer before the deadline"), "{log}");
+    let text = std::fs::read_to_string(c.path("out/result-1.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let want: Vec<f64> = (0..5)
+        .map(|j| [0, 2, 3].iter().map(|&i| inputs[1][i][j]).sum())
+        .collect();
+    let sum: Vec<f64> = v["sum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(sum, want);
+    let v = c.audit(false);
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{report}\n{}", stderr(&v));
+}
+
+#[test]
+fn a_member_that_leaves_mid_round_is_not_waited_for() {
+    a_member_that_leaves_mid_series_is_not_waited_for("max_attempts = 1");
+}
+
+#[test]
+fn a_member_that_leaves_an_epoch_is_not_waited_for() {
+    a_member_that_leaves_mid_series_is_not_waited_for(
+        "max_attempts = 2\nsetup = \"epoch\"\nslots = 4",
+    );
+}
+
 /// Regression: with epochs the setup relays every dealer's signed shares of
 /// every slot to each member, n²·slots in all; the coordinator's replies
 /// were capped by the round's vector (4 MiB here), so 20 members with 256
