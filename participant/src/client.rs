@@ -39,6 +39,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
+use fedcredit_referee::history::Replayed;
 use fedcredit_referee::{Referee, RoundPlan, TaskDigest};
 
 use crate::ParticipantError;
@@ -170,6 +171,7 @@ pub async fn run(
         journal: std::sync::Mutex::new(journal),
         epoch: None,
         ledger: TaskLedger::new(),
+        replayed: None,
     };
     let result = tokio::select! {
         r = p.run(contributor) => r,
@@ -201,6 +203,9 @@ struct Participant {
     /// The contributor set each task was revealed for, across epochs (the
     /// journal keeps the same promise across restarts).
     ledger: TaskLedger,
+    /// The published outcomes of the last announcement that passed the
+    /// referee, as replayed: the next announcement's are checked from there.
+    replayed: Option<Replayed>,
 }
 
 /// How a round ended for this participant, short of success.
@@ -584,7 +589,7 @@ impl Participant {
                 )));
             }
         }
-        let referee = Referee::replay(c, &f.outcomes)
+        let referee = Referee::replay_after(c, &f.outcomes, self.replayed.as_ref())
             .map_err(|e| bad(format!("the referee refuses its published rounds: {e}")))?;
         if referee.next_plan().is_some() {
             return Err(bad(format!(
@@ -711,6 +716,7 @@ impl Participant {
     ) -> Result<RoundSeen, RoundEnd> {
         let c = self.settings.consortium.clone();
         let checked = self.check_announcement(round, attempt, a, &c)?;
+        self.replayed = Some(checked.0.replayed().clone());
         let Some(slots) = c.protocol.epoch_slots.filter(|_| a.epoch_slots > 0) else {
             if a.epoch_slots > 0 || !a.epoch.is_empty() || a.slot != 0 {
                 return Err(RoundEnd::Skip(ParticipantError::RefusedRound {
@@ -781,7 +787,8 @@ impl Participant {
                 source,
             })
         };
-        let referee = Referee::replay(c, &a.previous_outcomes).map_err(referee_error)?;
+        let referee = Referee::replay_after(c, &a.previous_outcomes, self.replayed.as_ref())
+            .map_err(referee_error)?;
         let plan = referee
             .check_announcement(round, a)
             .map_err(referee_error)?;

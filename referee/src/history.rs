@@ -36,10 +36,27 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub struct Referee<'c> {
     consortium: &'c Consortium,
+    state: Replayed,
+}
+
+/// What a [`Referee`] made of the outcomes it replayed, without the borrow of
+/// its consortium: a party keeps it between announcements and gives it to
+/// [`Referee::replay_after`], so that the outcomes it already checked are
+/// not checked again. Every announcement carries every published outcome,
+/// and replaying them all made a member's work per round grow with the
+/// number of rounds before it.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The job and coordinator it was replayed for: it is only resumed for
+    /// the same.
+    spec_hash: [u8; 32],
+    coordinator: [u8; 32],
     rules: JobRules,
     history: Vec<Published>,
     /// The contributors of each published round (for the cohort policy).
     sets: Vec<BTreeSet<PartyIndex>>,
+    /// The signed outcomes absorbed, as received (signatures checked).
+    absorbed: Vec<pb::Signed>,
 }
 
 fn abridged(s: &str) -> String {
@@ -77,9 +94,14 @@ impl<'c> Referee<'c> {
     pub fn new(consortium: &'c Consortium) -> Result<Self, RefereeError> {
         Ok(Self {
             consortium,
-            rules: JobRules::new(&consortium.job, crate::plan::noise_cohort(consortium))?,
-            history: Vec::new(),
-            sets: Vec::new(),
+            state: Replayed {
+                spec_hash: consortium.job.hash(),
+                coordinator: consortium.roster.coordinator().to_bytes(),
+                rules: JobRules::new(&consortium.job, crate::plan::noise_cohort(consortium))?,
+                history: Vec::new(),
+                sets: Vec::new(),
+                absorbed: Vec::new(),
+            },
         })
     }
 
@@ -89,26 +111,54 @@ impl<'c> Referee<'c> {
         consortium: &'c Consortium,
         outcomes: &[pb::Signed],
     ) -> Result<Self, RefereeError> {
-        let mut referee = Self::new(consortium)?;
-        for signed in outcomes {
+        Self::replay_after(consortium, outcomes, None)
+    }
+
+    /// Replays as [`Referee::replay`] does, resuming from `earlier` (what a
+    /// referee of the same job and coordinator made of an earlier list) when
+    /// its outcomes begin `outcomes` byte for byte: only the outcomes after
+    /// them are checked and absorbed. Otherwise it replays from the start.
+    pub fn replay_after(
+        consortium: &'c Consortium,
+        outcomes: &[pb::Signed],
+        earlier: Option<&Replayed>,
+    ) -> Result<Self, RefereeError> {
+        let resumable = earlier.filter(|e| {
+            e.spec_hash == consortium.job.hash()
+                && e.coordinator == consortium.roster.coordinator().to_bytes()
+                && outcomes.starts_with(&e.absorbed)
+        });
+        let mut referee = match resumable {
+            Some(e) => Self {
+                consortium,
+                state: e.clone(),
+            },
+            None => Self::new(consortium)?,
+        };
+        for signed in &outcomes[referee.state.absorbed.len()..] {
             referee.absorb_signed(signed)?;
         }
         Ok(referee)
     }
 
+    /// What this referee made of the outcomes, to resume from later.
+    pub fn replayed(&self) -> &Replayed {
+        &self.state
+    }
+
     /// The published rounds so far.
     pub fn history(&self) -> &[Published] {
-        &self.history
+        &self.state.history
     }
 
     /// The job's rules after the published rounds.
     pub fn rules(&self) -> &JobRules {
-        &self.rules
+        &self.state.rules
     }
 
     /// The next round's plan, or `None` once the job is done.
     pub fn next_plan(&self) -> Option<RoundPlan> {
-        self.rules.next_plan()
+        self.state.rules.next_plan()
     }
 
     /// The digest of a plan of this job.
@@ -119,7 +169,11 @@ impl<'c> Referee<'c> {
     /// Members allowed to contribute to the next round under the job's
     /// cohort policy; `None` means any member.
     pub fn allowed(&self) -> Option<BTreeSet<PartyIndex>> {
-        cohort::allowed(&self.consortium.job, &self.consortium.roster, &self.sets)
+        cohort::allowed(
+            &self.consortium.job,
+            &self.consortium.roster,
+            &self.state.sets,
+        )
     }
 
     /// Whose rows are in the published rounds, given the reason codes of
@@ -128,13 +182,17 @@ impl<'c> Referee<'c> {
         &self,
         departures: &std::collections::BTreeMap<PartyIndex, i32>,
     ) -> crate::Membership {
-        crate::Membership::new(&self.consortium.roster, &self.sets, departures)
+        crate::Membership::new(&self.consortium.roster, &self.state.sets, departures)
     }
 
     /// The exact contributor set the next round must have, if the job fixes
     /// one (see [`cohort::exact`]).
     pub fn exact(&self) -> Option<BTreeSet<PartyIndex>> {
-        cohort::exact(&self.consortium.job, &self.consortium.roster, &self.sets)
+        cohort::exact(
+            &self.consortium.job,
+            &self.consortium.roster,
+            &self.state.sets,
+        )
     }
 
     /// Checks that `contributors` may contribute to the next round.
@@ -144,7 +202,7 @@ impl<'c> Referee<'c> {
     ) -> Result<(), RefereeError> {
         cohort::check(
             &self.consortium.job,
-            &self.sets,
+            &self.state.sets,
             contributors,
             &self.consortium.roster,
         )
@@ -153,7 +211,7 @@ impl<'c> Referee<'c> {
     /// Verifies one coordinator-signed outcome as the next published round
     /// and absorbs its sum. On error nothing changes.
     pub fn absorb_signed(&mut self, signed: &pb::Signed) -> Result<&Published, RefereeError> {
-        let round = self.history.len() as u64;
+        let round = self.state.history.len() as u64;
         let bad = |problem: String| RefereeError::BadOutcome { round, problem };
         let (message, _checked) =
             envelope::open_coordinator(signed, self.consortium.roster.coordinator())
@@ -171,6 +229,7 @@ impl<'c> Referee<'c> {
             return Err(bad("it is not a round outcome".into()));
         };
         let plan = self
+            .state
             .rules
             .next_plan()
             .ok_or_else(|| bad("the job was already finished".into()))?;
@@ -201,14 +260,15 @@ impl<'c> Referee<'c> {
             .codec
             .decode(&sum_words)
             .map_err(|e| bad(e.to_string()))?;
-        let mut rules = self.rules.clone();
+        let mut rules = self.state.rules.clone();
         let progress = rules.absorb(&sum).map_err(|e| match e {
             RefereeError::Absorb { message, .. } => RefereeError::Absorb { round, message },
             other => other,
         })?;
-        self.rules = rules;
-        self.sets.push(contributors.clone());
-        self.history.push(Published {
+        self.state.rules = rules;
+        self.state.sets.push(contributors.clone());
+        self.state.absorbed.push(signed.clone());
+        self.state.history.push(Published {
             round,
             attempt: message.attempt,
             digest: task_digest(&self.consortium.job, &plan),
@@ -216,7 +276,7 @@ impl<'c> Referee<'c> {
             contributors,
             progress,
         });
-        Ok(&self.history[self.history.len() - 1])
+        Ok(&self.state.history[self.state.history.len() - 1])
     }
 
     /// Checks an announcement of (`round`, any attempt) against the job spec,
@@ -228,17 +288,21 @@ impl<'c> Referee<'c> {
         round: u64,
         a: &pb::RoundAnnouncement,
     ) -> Result<RoundPlan, RefereeError> {
-        let published = self.history.len() as u64;
+        let published = self.state.history.len() as u64;
         if round != published {
             return Err(RefereeError::WrongRound {
                 got: round,
                 published,
             });
         }
-        let plan = self.rules.next_plan().ok_or(RefereeError::JobFinished {
-            got: round,
-            published,
-        })?;
+        let plan = self
+            .state
+            .rules
+            .next_plan()
+            .ok_or(RefereeError::JobFinished {
+                got: round,
+                published,
+            })?;
         let mismatch =
             |field: &'static str, announced: String, expected: String| RefereeError::Mismatch {
                 round,
@@ -355,9 +419,119 @@ impl<'c> Referee<'c> {
                 describe_task(&plan.task),
             ));
         }
-        self.rules
+        self.state
+            .rules
             .check_budget()
             .map_err(|message| RefereeError::Budget { round, message })?;
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use fedcredit_crypto::identity::IdentityKey;
+
+    use super::*;
+
+    fn key(seed: u8) -> IdentityKey {
+        IdentityKey::from_secret_bytes(&[seed; 32])
+    }
+
+    /// Three members, a series of three secure sums, coordinator key `coordinator`.
+    fn consortium(coordinator: u8) -> Consortium {
+        let hex = |seed| key(seed).public().to_hex();
+        let text = format!(
+            "[coordinator]\nlisten = \"127.0.0.1:50051\"\npublic_key = \"{}\"\n\n[protocol]\n\n\
+             [job]\nid = \"series\"\nkind = \"secure-sum\"\ndimension = 2\nfrac_bits = 16\nclip = 1e6\nrounds = 3\n\n\
+             [[participants]]\nid = \"bank-a\"\npublic_key = \"{}\"\n\
+             [[participants]]\nid = \"bank-b\"\npublic_key = \"{}\"\n\
+             [[participants]]\nid = \"platform\"\npublic_key = \"{}\"\n",
+            hex(coordinator),
+            hex(1),
+            hex(2),
+            hex(3)
+        );
+        Consortium::parse(Path::new("c.toml"), &text).expect("a valid consortium")
+    }
+
+    /// Round `round`'s outcome, the sum `[v, v]` over every member, signed by `by`.
+    fn outcome(c: &Consortium, round: u64, v: f64, by: &IdentityKey) -> pb::Signed {
+        let plan = Referee::new(c)
+            .expect("rules")
+            .next_plan()
+            .expect("a first round");
+        let words = plan.codec.encode(&[v, v], 3).expect("encodable");
+        envelope::seal_coordinator(
+            by,
+            &pb::CoordinatorMessage {
+                job_id: "series".into(),
+                round,
+                attempt: 0,
+                body: Some(coordinator_message::Body::Outcome(pb::RoundOutcome {
+                    sum: words::to_bytes(&words).into(),
+                    contributors: vec!["bank-a".into(), "bank-b".into(), "platform".into()],
+                })),
+            },
+        )
+    }
+
+    fn sums(r: &Referee<'_>) -> Vec<Vec<f64>> {
+        r.history().iter().map(|p| p.sum.clone()).collect()
+    }
+
+    #[test]
+    fn resuming_an_earlier_replay_gives_the_full_replays_result() {
+        let c = consortium(9);
+        let all: Vec<pb::Signed> = (0..3)
+            .map(|r| outcome(&c, r, r as f64 + 0.5, &key(9)))
+            .collect();
+        let full = Referee::replay(&c, &all).expect("valid outcomes");
+        let earlier = Referee::replay(&c, &all[..2]).expect("valid outcomes");
+        let resumed =
+            Referee::replay_after(&c, &all, Some(earlier.replayed())).expect("valid outcomes");
+        assert_eq!(sums(&resumed), sums(&full));
+        assert_eq!(sums(&resumed), [[0.5, 0.5], [1.5, 1.5], [2.5, 2.5]]);
+        assert!(resumed.next_plan().is_none() && full.next_plan().is_none());
+        assert_eq!(resumed.replayed().absorbed, all);
+    }
+
+    /// The attack: a coordinator that re-sends an outcome a member already
+    /// checked, changed, must not have it taken as checked. Only outcomes
+    /// byte for byte the same as the checked ones are; a changed payload or
+    /// signature, or another job's or coordinator's replay, is checked anew.
+    #[test]
+    fn only_the_outcomes_already_checked_byte_for_byte_are_skipped() {
+        let c = consortium(9);
+        let good: Vec<pb::Signed> = (0..3).map(|r| outcome(&c, r, r as f64, &key(9))).collect();
+        let earlier = Referee::replay(&c, &good[..2]).expect("valid outcomes");
+
+        // Round 1's sum changed and signed by someone else.
+        let mut forged = good.clone();
+        forged[1] = outcome(&c, 1, 7.0, &key(8));
+        // Round 1's signature altered.
+        let mut flipped = good.clone();
+        let mut sig = flipped[1].signature.to_vec();
+        sig[5] ^= 1;
+        flipped[1].signature = sig.into();
+        for list in [&forged, &flipped] {
+            let err = Referee::replay_after(&c, list, Some(earlier.replayed()))
+                .expect_err("a changed outcome is checked");
+            assert!(
+                matches!(err, RefereeError::BadOutcome { round: 1, .. }),
+                "{err}"
+            );
+        }
+
+        // The same outcomes under a consortium with another coordinator key:
+        // nothing is taken from the earlier replay, so round 0 is refused.
+        let other = consortium(8);
+        let err = Referee::replay_after(&other, &good, Some(earlier.replayed()))
+            .expect_err("not this coordinator's");
+        assert!(
+            matches!(err, RefereeError::BadOutcome { round: 0, .. }),
+            "{err}"
+        );
     }
 }
