@@ -1252,8 +1252,9 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
 /// deadline, so every member that left cost the others a whole deadline.
 /// With a deadline longer than the test's limit, the second sum is now
 /// published over the other three at once, per round and from an epoch
-/// (whose slot is abandoned and set up anew without the member).
-fn a_member_that_leaves_mid_series_is_not_waited_for(protocol: &str) {
+/// (whose slot is abandoned and set up anew without the member), and the
+/// auditor verifies the log, naming the departure.
+fn a_member_that_leaves_mid_series_is_not_waited_for(protocol: &str, published: &str) {
     let c = Consortium::new(
         4,
         5,
@@ -1295,17 +1296,26 @@ fn a_member_that_leaves_mid_series_is_not_waited_for(protocol: &str) {
     let v = c.audit(false);
     let report = String::from_utf8_lossy(&v.stdout);
     assert!(v.status.success(), "{report}\n{}", stderr(&v));
+    for line in ["bank-b left: contribution-failed", published] {
+        assert!(report.contains(line), "{line:?} missing from:\n{report}");
+    }
 }
 
 #[test]
 fn a_member_that_leaves_mid_round_is_not_waited_for() {
-    a_member_that_leaves_mid_series_is_not_waited_for("max_attempts = 1");
+    a_member_that_leaves_mid_series_is_not_waited_for(
+        "max_attempts = 1",
+        "round 1 attempt 0: OK, 3 contributors (bank-a, bank-c, bank-d)",
+    );
 }
 
 #[test]
 fn a_member_that_leaves_an_epoch_is_not_waited_for() {
+    // The slot is abandoned (bank-b's input was due in it) and the next
+    // attempt sets up a new epoch without bank-b.
     a_member_that_leaves_mid_series_is_not_waited_for(
         "max_attempts = 2\nsetup = \"epoch\"\nslots = 4",
+        "round 1 attempt 1: OK, 3 contributors (bank-a, bank-c, bank-d)",
     );
 }
 
