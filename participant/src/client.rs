@@ -208,6 +208,19 @@ struct Participant {
     replayed: Option<Replayed>,
 }
 
+/// Runs `f`, a member's local computation (a pass over its rows may take
+/// minutes), without stalling the connection meanwhile: on a multi-thread
+/// runtime this worker first hands its other tasks (the HTTP/2 connection,
+/// which must answer the coordinator's keepalive pings) to another thread.
+/// Elsewhere (a current-thread runtime, as in tests) `f` just runs.
+fn local_work<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// How a round ended for this participant, short of success.
 enum RoundEnd {
     /// Leave the job and stop.
@@ -821,8 +834,7 @@ impl Participant {
         let confirmed = self.confirmed_for(&digest)?;
         let codec = plan.codec;
         let dimension = plan.dimension;
-        let values = contributor
-            .contribute(round, &plan.task, dimension)
+        let values = local_work(|| contributor.contribute(round, &plan.task, dimension))
             .map_err(|reason| RoundEnd::Fatal(ParticipantError::Contribution { round, reason }))?;
         if values.len() != dimension {
             return Err(RoundEnd::Fatal(ParticipantError::Contribution {
