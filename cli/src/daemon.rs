@@ -387,9 +387,75 @@ pub(crate) async fn coordinator(
         Err(fedcredit_coordinator::CoordinatorError::ShutDown) if stopped_on_request() => {
             return Ok(());
         }
-        r => r?,
+        Err(e) => {
+            if consortium_for_results.job.kind.sums() > 1 {
+                match write_sums_before_failure(&consortium_for_results, &log_path, &out) {
+                    Ok(Some(last)) => say(&format!(
+                        "the sums published before the failure: {} … {}",
+                        sum_file(&out, consortium_for_results.job.kind.sums(), 0).display(),
+                        last.display()
+                    )),
+                    Ok(None) => {}
+                    Err(w) => {
+                        tracing::warn!(error = %format!("{w:#}"), "the sums published before the failure were not written")
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(r) => r,
     };
     write_results(&consortium_for_results, &report, &out, true)
+}
+
+/// After a secure-sum series fails: writes each sum published before the
+/// failure, as `result-<index>.json`, from the coordinator-signed outcomes in
+/// the round log, replayed by the referee as every party replays them;
+/// before, they were only in the log. Returns the last file, if any.
+fn write_sums_before_failure(
+    consortium: &Consortium,
+    log_path: &Path,
+    out: &Path,
+) -> Result<Option<PathBuf>> {
+    use fedcredit_proto::roundlog;
+    use fedcredit_proto::v1::log_body::Entry;
+    let bytes =
+        std::fs::read(log_path).with_context(|| format!("reading {}", log_path.display()))?;
+    let log = roundlog::read(&bytes, Some(consortium.roster.coordinator()));
+    let outcomes: Vec<_> = log
+        .entries
+        .iter()
+        .filter_map(|e| match &e.body.entry {
+            Some(Entry::RoundCompleted(rc)) => rc.outcome.clone(),
+            _ => None,
+        })
+        .collect();
+    if outcomes.is_empty() {
+        return Ok(None);
+    }
+    let referee = fedcredit_referee::Referee::replay(consortium, &outcomes)
+        .with_context(|| format!("{}: the published rounds", log_path.display()))?;
+    let names: Vec<Vec<String>> = referee
+        .history()
+        .iter()
+        .map(|p| {
+            p.contributors
+                .iter()
+                .map(|i| consortium.roster.name_of(*i))
+                .collect()
+        })
+        .collect();
+    let last = write_sums(
+        out,
+        &consortium.job.id,
+        consortium.job.kind.sums(),
+        referee
+            .history()
+            .iter()
+            .zip(&names)
+            .map(|(p, n)| (p.round, p.attempt, &n[..], &p.sum[..])),
+    )?;
+    Ok(Some(last))
 }
 
 pub(crate) async fn participant(

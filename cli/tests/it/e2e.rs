@@ -1225,10 +1225,13 @@ fn a_series_of_sums_in_one_epoch_publishes_each_exactly_and_verifies() {
 /// file and leaves (`contribution-failed`); the first sum stays published in
 /// the log, and the second, under the fixed cohort, is not published without
 /// it: the job fails, and the auditor verifies that it failed with cause.
+/// The coordinator still writes the first sum: before, a failed series
+/// left it only in the log. (A member's daemon still writes result files
+/// only when the job finishes.)
 #[test]
 fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published() {
     let c = Consortium::new(3, 5, FAST);
-    c.make_series(2, Some((1, 1)));
+    let inputs = c.make_series(2, Some((1, 1)));
     let coordinator = c.coordinator();
     let members: Vec<Child> = (0..3).map(|i| c.participant(i, None)).collect();
     let coordinator = wait(coordinator, LIMIT);
@@ -1237,6 +1240,27 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
     let err = stderr(&members[1]);
     assert!(err.contains("bank-b-1.txt"), "{err}");
     assert!(!c.path("out/result-1.json").exists());
+    let said = String::from_utf8_lossy(&coordinator.stdout);
+    assert!(
+        said.contains("the sums published before the failure"),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(c.path("out/result-0.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sum: Vec<f64> = v["sum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let want: Vec<f64> = (0..5)
+        .map(|j| inputs[0].iter().map(|v| v[j]).sum())
+        .collect();
+    assert_eq!(sum, want);
+    assert_eq!(
+        v["contributors"],
+        serde_json::json!(["bank-a", "bank-b", "bank-c"])
+    );
     // The log holds sum 0 published over all three, and no sum 1.
     let v = c.audit(false);
     let report = String::from_utf8_lossy(&v.stdout);
