@@ -390,8 +390,12 @@ pub(crate) async fn coordinator(
         Err(e) => {
             if consortium_for_results.job.kind.sums() > 1 {
                 match write_sums_before_failure(&consortium_for_results, &log_path, &out) {
-                    Ok(Some(last)) => say(&format!(
-                        "the sums published before the failure: {} … {}",
+                    Ok(Some((1, last))) => say(&format!(
+                        "the sum published before the failure: {}",
+                        last.display()
+                    )),
+                    Ok(Some((n, last))) => say(&format!(
+                        "the {n} sums published before the failure: {} … {}",
                         sum_file(&out, consortium_for_results.job.kind.sums(), 0).display(),
                         last.display()
                     )),
@@ -411,12 +415,12 @@ pub(crate) async fn coordinator(
 /// After a secure-sum series fails: writes each sum published before the
 /// failure, as `result-<index>.json`, from the coordinator-signed outcomes in
 /// the round log, replayed by the referee as every party replays them;
-/// before, they were only in the log. Returns the last file, if any.
+/// before, they were only in the log. Returns how many and the last file.
 fn write_sums_before_failure(
     consortium: &Consortium,
     log_path: &Path,
     out: &Path,
-) -> Result<Option<PathBuf>> {
+) -> Result<Option<(usize, PathBuf)>> {
     use fedcredit_proto::roundlog;
     use fedcredit_proto::v1::log_body::Entry;
     let bytes =
@@ -455,7 +459,7 @@ fn write_sums_before_failure(
             .zip(&names)
             .map(|(p, n)| (p.round, p.attempt, &n[..], &p.sum[..])),
     )?;
-    Ok(Some(last))
+    Ok(Some((referee.history().len(), last)))
 }
 
 pub(crate) async fn participant(

@@ -1248,7 +1248,7 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
     assert!(!c.path("out/result-1.json").exists());
     let said = String::from_utf8_lossy(&coordinator.stdout);
     assert!(
-        said.contains("the sums published before the failure"),
+        said.contains("the sum published before the failure: "),
         "{said}"
     );
     let (contributors, sum) = c.result_in("out/result-0.json");
