@@ -400,6 +400,9 @@ impl Actor {
         }
         self.active.remove(&from);
         self.departed.insert(from, code);
+        self.metrics
+            .participants_connected
+            .set(self.active.len() as i64);
         let _ = reply.send(Ok(pb::LeaveAck {}));
         if let Stage::Lobby { joined, .. } = &mut self.stage {
             joined.remove(&from);

@@ -122,7 +122,7 @@ pub struct Report {
 #[derive(Clone, Debug)]
 pub struct JobResult {
     /// Every published round, replayed.
-    pub published: Vec<fedcredit_referee::Published>,
+    pub published: Vec<std::sync::Arc<fedcredit_referee::Published>>,
     /// The fitted model of a model job.
     pub model: Option<fedcredit_model::job::FittedModel>,
     /// Whose rows are in it.
