@@ -1230,3 +1230,64 @@ async fn s_a_series_sum_asked_for_again_without_the_target() {
     })
     .await;
 }
+
+/// Attack u: a rewritten history. The coordinator holds its own key, so it
+/// can sign another outcome for a round it already published. After sum 0
+/// of a series is published over all four, it re-signs round 0 with a
+/// different sum and puts that in round 1's announcement. Members keep
+/// what they replayed between announcements and skip re-checking outcomes
+/// they already checked; the rewritten one is not one of those, and every
+/// member must refuse the round (naming round 0) before it advertises a
+/// key, rather than take the new history as the job's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u_a_rewritten_history_is_refused() {
+    guarded(async {
+        let all = ids(4);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut adv, honest) = series_after_sum_0(dir.path()).await;
+        let (mut m, _) = fedcredit_proto::envelope::open_coordinator(
+            &adv.published[0],
+            &coordinator_key().public(),
+        )
+        .unwrap();
+        let Some(pb::coordinator_message::Body::Outcome(o)) = &mut m.body else {
+            panic!("round 0's outcome")
+        };
+        let mut sum = o.sum.to_vec();
+        sum[0] ^= 1;
+        o.sum = sum.into();
+        let rewritten = fedcredit_proto::envelope::seal_coordinator(&coordinator_key(), &m);
+        assert_ne!(rewritten.payload, adv.published[0].payload);
+        adv.published[0] = rewritten;
+        let mut sum1 = adv.secure_sum_announcement();
+        sum1.task = Some(Task::SecureSum(pb::SecureSumTask { index: 1 }));
+        adv.run_attempt(1, 0, sum1, &all, &[], End::Complete).await;
+        let results: Vec<_> = {
+            let ids: Vec<String> = honest.iter().map(|h| h.id.clone()).collect();
+            adv.finish(&ids).await;
+            let mut out = Vec::new();
+            for h in honest {
+                out.push(h.join().await.0);
+            }
+            out
+        };
+        assert_mounted_and_refused(&adv, 1, &all);
+        assert!(
+            adv.attempts[1].adverts.is_empty() && adv.attempts[1].masked.is_empty(),
+            "members took part under the rewritten history\n{}",
+            adv.summary()
+        );
+        for r in results {
+            let e = r.expect_err("the member refuses the job");
+            assert!(
+                e.to_string()
+                    .contains("another published result for round 0"),
+                "{e}"
+            );
+        }
+        let first: BTreeMap<String, Vec<f64>> =
+            (0..4).map(|i| (member_id(i), series_input(i, 0))).collect();
+        assert_private(&adv, &first);
+    })
+    .await;
+}
