@@ -439,8 +439,18 @@ fn write_sums_before_failure(
     }
     let referee = fedcredit_referee::Referee::replay(consortium, &outcomes)
         .with_context(|| format!("{}: the published rounds", log_path.display()))?;
-    let names: Vec<Vec<String>> = referee
-        .history()
+    let last = write_published_sums(out, consortium, referee.history())?;
+    Ok(Some((referee.history().len(), last)))
+}
+
+/// Writes the sums of a secure-sum job as the referee replayed them (each
+/// party's own account of what was published); returns the last file.
+fn write_published_sums(
+    out: &Path,
+    consortium: &Consortium,
+    published: &[Arc<fedcredit_referee::Published>],
+) -> Result<PathBuf> {
+    let names: Vec<Vec<String>> = published
         .iter()
         .map(|p| {
             p.contributors
@@ -449,17 +459,15 @@ fn write_sums_before_failure(
                 .collect()
         })
         .collect();
-    let last = write_sums(
+    write_sums(
         out,
         &consortium.job.id,
         consortium.job.kind.sums(),
-        referee
-            .history()
+        published
             .iter()
             .zip(&names)
             .map(|(p, n)| (p.round, p.attempt, &n[..], &p.sum[..])),
-    )?;
-    Ok(Some((referee.history().len(), last)))
+    )
 }
 
 pub(crate) async fn participant(
@@ -752,8 +760,6 @@ async fn one_job(
             return Err(e.into());
         }
     };
-    let settings_job_id = settings.consortium.job.id.clone();
-    let settings_roster = settings.consortium.roster.clone();
     let settings_consortium = settings.consortium.clone();
     let settings_kind = &settings_consortium.job.kind;
     let report =
@@ -784,33 +790,13 @@ async fn one_job(
             let contributors: Vec<String> = last
                 .contributors
                 .iter()
-                .map(|p| settings_roster.name_of(*p))
+                .map(|p| settings_consortium.roster.name_of(*p))
                 .collect();
             let path = write_monitor(out, &settings_consortium, &contributors, &last.sum)?;
             tracing::info!(result = %path.display(), "stability report written (replayed from the published round)");
         }
         (None, Some(_)) => {
-            let rounds = settings_kind.sums();
-            let named: Vec<Vec<String>> = result
-                .published
-                .iter()
-                .map(|r| {
-                    r.contributors
-                        .iter()
-                        .map(|p| settings_roster.name_of(*p))
-                        .collect()
-                })
-                .collect();
-            let path = write_sums(
-                out,
-                &settings_job_id,
-                rounds,
-                result
-                    .published
-                    .iter()
-                    .zip(&named)
-                    .map(|(r, names)| (r.round, r.attempt, &names[..], &r.sum[..])),
-            )?;
+            let path = write_published_sums(out, &settings_consortium, &result.published)?;
             tracing::info!(result = %path.display(), "result written (replayed from the published rounds)");
         }
         (None, None) => anyhow::bail!("the job finished without a published round"),

@@ -421,11 +421,10 @@ impl Actor {
         let Stage::Running { round, .. } = &self.stage else {
             return false;
         };
-        round.is_complete()
-            || round
-                .awaited()
-                .iter()
-                .all(|p| self.departed.contains_key(p) && !self.active.contains(p))
+        let gone = |p: &PartyIndex| self.departed.contains_key(p) && !self.active.contains(p);
+        // Checked on every accepted message: the set of those still awaited
+        // is only built when someone has left and not come back.
+        round.is_complete() || (self.departed.keys().any(gone) && round.awaited().iter().all(gone))
     }
 
     /// In the lobby: starts once every member is accounted for (here, or
