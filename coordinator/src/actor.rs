@@ -965,6 +965,10 @@ impl Actor {
             (Some(e), _) => Some(e.clone()),
             (None, a) => a,
         };
+        if let Err(e) = self.can_still_publish(round, exact.as_ref(), allowed.as_ref()) {
+            self.finish(Err(e));
+            return;
+        }
         let (setup, epoch_field, slot_view) =
             self.epoch_for(round, attempt, allowed.as_ref(), exact.as_ref());
         self.metrics.job(|j| {
@@ -1061,6 +1065,61 @@ impl Actor {
             announcement,
             deadline,
         };
+    }
+
+    /// Whether the round about to be announced can still publish, given the
+    /// members that left with a signed `Leave` and have not polled since:
+    /// every member of an exact cohort must be able to answer, and enough of
+    /// those the policy allows to meet the threshold. A member that merely
+    /// went quiet may come back and is still counted.
+    fn can_still_publish(
+        &self,
+        round: u64,
+        exact: Option<&BTreeSet<PartyIndex>>,
+        allowed: Option<&BTreeSet<PartyIndex>>,
+    ) -> Result<(), CoordinatorError> {
+        let gone = |p: &PartyIndex| self.departed.contains_key(p) && !self.active.contains(p);
+        let left = |set: &mut dyn Iterator<Item = PartyIndex>| -> Vec<(String, String)> {
+            set.filter(|p| gone(p))
+                .map(|p| {
+                    let code = self.departed.get(&p).copied().unwrap_or_default();
+                    (self.name(p), pb::ReasonCode::label_of(code).to_owned())
+                })
+                .collect()
+        };
+        if let Some(x) = exact {
+            let missing = left(&mut x.iter().copied());
+            if !missing.is_empty() {
+                let names: Vec<String> = x.iter().map(|p| self.name(*p)).collect();
+                return Err(CoordinatorError::CohortLeft {
+                    round,
+                    need: format!(
+                        "it must end with exactly the contributors [{}] (the job's cohort policy, or the set members already confirmed)",
+                        names.join(", ")
+                    ),
+                    left: missing,
+                });
+            }
+            return Ok(());
+        }
+        let roster = &self.consortium.roster;
+        let candidates: Vec<PartyIndex> = match allowed {
+            Some(a) => a.iter().copied().collect(),
+            None => roster.members().map(|m| m.index).collect(),
+        };
+        let need = self.need();
+        let able = candidates.iter().filter(|p| !gone(p)).count();
+        if able < need {
+            return Err(CoordinatorError::CohortLeft {
+                round,
+                need: format!(
+                    "it needs {need} contributors and only {able} of the {} the cohort policy allows can still answer",
+                    candidates.len()
+                ),
+                left: left(&mut candidates.into_iter()),
+            });
+        }
+        Ok(())
     }
 
     /// How the attempt about to be announced sets up secure aggregation:

@@ -335,6 +335,18 @@ pub enum CoordinatorError {
         /// Why the last attempt was aborted.
         reason: String,
     },
+    /// The next round cannot publish: members it needs left the job with a
+    /// signed departure and have not come back. Failing at once beats
+    /// announcing an attempt that everyone left would refuse in silence.
+    #[error("round {round} cannot publish: {need}; left the job: {}", left_list(.left))]
+    CohortLeft {
+        /// The round.
+        round: u64,
+        /// What the round needs, in words.
+        need: String,
+        /// The members it needs that left: (id, reason code).
+        left: Vec<(String, String)>,
+    },
     /// The job's inputs or settings cannot run.
     #[error("job: {0}")]
     Job(String),
@@ -368,7 +380,9 @@ impl CoordinatorError {
     pub fn resumable(&self) -> bool {
         matches!(
             self,
-            CoordinatorError::TooFewJoined { .. } | CoordinatorError::RoundFailed { .. }
+            CoordinatorError::TooFewJoined { .. }
+                | CoordinatorError::RoundFailed { .. }
+                | CoordinatorError::CohortLeft { .. }
         )
     }
 }
@@ -377,11 +391,15 @@ fn left_part(left: &[(String, String)]) -> String {
     if left.is_empty() {
         return String::new();
     }
+    format!("; arrived, then left: {}", left_list(left))
+}
+
+fn left_list(left: &[(String, String)]) -> String {
     let each: Vec<String> = left
         .iter()
         .map(|(id, why)| format!("{id} ({why})"))
         .collect();
-    format!("; arrived, then left: {}", each.join(", "))
+    each.join(", ")
 }
 
 fn absent_part(absent: &[String]) -> String {

@@ -1337,6 +1337,87 @@ fn a_member_that_leaves_an_epoch_is_not_waited_for() {
     );
 }
 
+/// Regression: under the fixed cohort, once a member has left with a signed
+/// `Leave` the next round cannot publish, yet the coordinator announced
+/// fresh attempts: per round, each ran to the masked input and was aborted;
+/// after an epoch's slot, the new epoch was refused by the others in silence
+/// and the coordinator waited a whole phase deadline per attempt. With a
+/// deadline longer than the test's limit and attempts to spare, the job now
+/// fails at once, naming who left, and the first sum is kept.
+fn a_fixed_cohort_that_lost_a_member_fails_at_once(protocol: &str, cohort: &str, why: &str) {
+    let c = Consortium::new(
+        4,
+        5,
+        &format!(
+            "phase_deadline_secs = 120\njoin_deadline_secs = 20\nmax_attempts = 3\n{protocol}"
+        ),
+    );
+    let text = std::fs::read_to_string(c.path("consortium.toml")).unwrap();
+    let with_cohort = text.replace(
+        "kind = \"secure-sum\"\n",
+        &format!("kind = \"secure-sum\"\ncohort = \"{cohort}\"\n"),
+    );
+    assert_ne!(with_cohort, text);
+    std::fs::write(c.path("consortium.toml"), with_cohort).unwrap();
+    let inputs = c.make_series(2, Some((1, 1)));
+    let coordinator = c.coordinator();
+    let members: Vec<Child> = (0..4).map(|i| c.participant(i, None)).collect();
+    let coordinator = wait(coordinator, LIMIT);
+    let members: Vec<Output> = members.into_iter().map(|m| wait(m, LIMIT)).collect();
+    let log = stderr(&coordinator);
+    assert!(!coordinator.status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "round 1 cannot publish: {why}; left the job: bank-b (contribution-failed)"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("no answer before the deadline"), "{log}");
+    for (i, m) in members.iter().enumerate() {
+        if i != 1 {
+            assert!(!m.status.success(), "member {i}:\n{}", stderr(m));
+        }
+    }
+    let (contributors, sum) = c.result_in("out/result-0.json");
+    let want: Vec<f64> = (0..5)
+        .map(|j| inputs[0].iter().map(|v| v[j]).sum())
+        .collect();
+    assert_eq!((contributors, sum), (c.ids.clone(), want));
+    let v = c.audit(false);
+    let report = String::from_utf8_lossy(&v.stdout);
+    for line in [
+        "bank-b left: contribution-failed",
+        "round 0 attempt 0: OK, 4 contributors",
+        "round 1 cannot publish",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from:\n{report}");
+    }
+    assert!(!report.contains("round 1 attempt 1"), "{report}");
+}
+
+const EXACT: &str = "it must end with exactly the contributors [bank-a, bank-b, bank-c, bank-d] \
+    (the job's cohort policy, or the set members already confirmed)";
+
+#[test]
+fn a_fixed_cohort_that_lost_a_member_fails_at_once_per_round() {
+    a_fixed_cohort_that_lost_a_member_fails_at_once("", "fixed", EXACT);
+}
+
+#[test]
+fn a_fixed_cohort_that_lost_a_member_fails_at_once_in_an_epoch() {
+    a_fixed_cohort_that_lost_a_member_fails_at_once("setup = \"epoch\"\nslots = 4", "fixed", EXACT);
+}
+
+/// The same when the cohort may shrink but not below the minimum cohort.
+#[test]
+fn a_cohort_that_left_too_few_fails_at_once() {
+    a_fixed_cohort_that_lost_a_member_fails_at_once(
+        "min_cohort = 4",
+        "shrink",
+        "it needs 4 contributors and only 3 of the 4 the cohort policy allows can still answer",
+    );
+}
+
 /// Regression: with epochs the setup relays every dealer's signed shares of
 /// every slot to each member, n²·slots in all; the coordinator's replies
 /// were capped by the round's vector (4 MiB here), so 20 members with 256
