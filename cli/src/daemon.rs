@@ -287,6 +287,21 @@ impl fedcredit_coordinator::host::JobFactory for Jobs {
     ) -> std::result::Result<(), String> {
         write_results(consortium, report, out, false).map_err(|e| format!("{e:#}"))
     }
+
+    fn write_before_failure(
+        &self,
+        consortium: &Consortium,
+        log: &Path,
+        out: &Path,
+    ) -> std::result::Result<usize, String> {
+        if consortium.job.kind.sums() < 2 {
+            return Ok(0);
+        }
+        match write_sums_before_failure(consortium, log, out) {
+            Ok(written) => Ok(written.map_or(0, |(n, _)| n)),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    }
 }
 
 /// The `[job]` table of a consortium file as a job spec file's text.
@@ -389,27 +404,38 @@ pub(crate) async fn coordinator(
         }
         Err(e) => {
             if consortium_for_results.job.kind.sums() > 1 {
-                match write_sums_before_failure(&consortium_for_results, &log_path, &out) {
-                    Ok(Some((1, last))) => say(&format!(
-                        "the sum published before the failure: {}",
-                        last.display()
-                    )),
-                    Ok(Some((n, last))) => say(&format!(
-                        "the {n} sums published before the failure: {} … {}",
-                        sum_file(&out, consortium_for_results.job.kind.sums(), 0).display(),
-                        last.display()
-                    )),
-                    Ok(None) => {}
-                    Err(w) => {
-                        tracing::warn!(error = %format!("{w:#}"), "the sums published before the failure were not written")
-                    }
-                }
+                let written = write_sums_before_failure(&consortium_for_results, &log_path, &out);
+                say_sums_before_failure(&consortium_for_results, &out, written);
             }
             return Err(e.into());
         }
         Ok(r) => r,
     };
     write_results(&consortium_for_results, &report, &out, true)
+}
+
+/// Says which sums published before a series failed were written (or warns
+/// that they could not be).
+fn say_sums_before_failure(
+    consortium: &Consortium,
+    out: &Path,
+    written: Result<Option<(usize, PathBuf)>>,
+) {
+    match written {
+        Ok(Some((1, last))) => say(&format!(
+            "the sum published before the failure: {}",
+            last.display()
+        )),
+        Ok(Some((n, last))) => say(&format!(
+            "the {n} sums published before the failure: {} … {}",
+            sum_file(out, consortium.job.kind.sums(), 0).display(),
+            last.display()
+        )),
+        Ok(None) => {}
+        Err(w) => {
+            tracing::warn!(error = %format!("{w:#}"), "the sums published before the failure were not written")
+        }
+    }
 }
 
 /// After a secure-sum series fails: writes each sum published before the
@@ -767,6 +793,18 @@ async fn one_job(
             // The participant has logged where it left the job.
             Err(fedcredit_participant::ParticipantError::ShutDown) if stopped_on_request() => {
                 return Ok(());
+            }
+            // A series that failed after publishing sums: this member's own
+            // replay of them is written, as the coordinator writes its own.
+            Err(e @ fedcredit_participant::ParticipantError::JobEnded { .. })
+                if settings_kind.sums() > 1 =>
+            {
+                if let fedcredit_participant::ParticipantError::JobEnded { published, .. } = &e {
+                    let written = write_published_sums(out, &settings_consortium, published)
+                        .map(|last| Some((published.len(), last)));
+                    say_sums_before_failure(&settings_consortium, out, written);
+                }
+                return Err(e.into());
             }
             r => r?,
         };

@@ -49,6 +49,17 @@ pub trait JobFactory: Send + Sync + 'static {
         report: &JobReport,
         out: &Path,
     ) -> Result<(), String>;
+    /// After a job failed: writes into `out` what it had published (for a
+    /// secure-sum series, each sum), from its round log. Returns how many
+    /// results were written; by default none.
+    fn write_before_failure(
+        &self,
+        _consortium: &Consortium,
+        _log: &Path,
+        _out: &Path,
+    ) -> Result<usize, String> {
+        Ok(0)
+    }
 }
 
 /// A job's state in the service.
@@ -796,7 +807,19 @@ async fn run_jobs(
             // The service is stopping: the job stays `running`, resumed from
             // its log at the next start.
             Err(CoordinatorError::ShutDown) => return Ok(()),
-            Err(e) => fail(JobState::Failed, e.to_string()),
+            Err(e) => {
+                let out = dir.join("results");
+                match factory.write_before_failure(&consortium, &log_path, &out) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        info!(job = %id, results = %out.display(), published = n, "what the job published before it failed is written")
+                    }
+                    Err(w) => {
+                        warn!(job = %id, error = %w, "what the job published before it failed was not written")
+                    }
+                }
+                fail(JobState::Failed, e.to_string())
+            }
         }
     }
 }

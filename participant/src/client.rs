@@ -474,7 +474,7 @@ impl Participant {
                     return Ok(report);
                 }
                 Some(coordinator_message::Body::Finished(f)) => {
-                    return Err(ParticipantError::JobFailed(f.reason));
+                    return Err(self.ended_without_success(f, &report));
                 }
                 Some(coordinator_message::Body::Offer(_)) => {
                     return Err(ParticipantError::JobFailed(
@@ -576,20 +576,35 @@ impl Participant {
         }
     }
 
-    /// Replays the finished job from the signed outcomes its end carries:
-    /// they must hold the very outcomes this participant received, follow the
-    /// job's rules, and finish the job; the model is the replay's own.
-    fn replay_result(
+    /// The error for a job the coordinator ended without success, with the
+    /// rounds it had published, replayed and checked as a finished job's
+    /// are. If they do not check out, the failure says so and keeps none.
+    fn ended_without_success(&self, f: pb::JobFinished, report: &Report) -> ParticipantError {
+        if f.outcomes.is_empty() {
+            return ParticipantError::JobFailed(f.reason);
+        }
+        let bad = |reason: String| format!("the coordinator ends the job, but {reason}");
+        match self.replay_published(&f, report, bad) {
+            Ok(referee) => ParticipantError::JobEnded {
+                reason: f.reason,
+                published: referee.history().to_vec(),
+            },
+            Err(ParticipantError::JobFailed(why)) => {
+                ParticipantError::JobFailed(format!("{}; {why}", f.reason))
+            }
+            Err(e) => ParticipantError::JobFailed(format!("{}; {e}", f.reason)),
+        }
+    }
+
+    /// Replays the signed outcomes a job's end carries: they must hold the
+    /// very outcomes this participant received and follow the job's rules.
+    fn replay_published(
         &self,
         f: &pb::JobFinished,
         report: &Report,
-    ) -> Result<JobResult, ParticipantError> {
-        let c = &self.settings.consortium;
-        let bad = |reason: String| {
-            ParticipantError::JobFailed(format!(
-                "the coordinator declares the job finished, but {reason}"
-            ))
-        };
+        bad: impl Fn(String) -> String,
+    ) -> Result<Referee<'_>, ParticipantError> {
+        let bad = |reason: String| ParticipantError::JobFailed(bad(reason));
         for r in &report.rounds {
             let same = f
                 .outcomes
@@ -602,8 +617,27 @@ impl Participant {
                 )));
             }
         }
-        let referee = Referee::replay_after(c, &f.outcomes, self.replayed.as_ref())
-            .map_err(|e| bad(format!("the referee refuses its published rounds: {e}")))?;
+        Referee::replay_after(
+            &self.settings.consortium,
+            &f.outcomes,
+            self.replayed.as_ref(),
+        )
+        .map_err(|e| bad(format!("the referee refuses its published rounds: {e}")))
+    }
+
+    /// Replays the finished job from the signed outcomes its end carries:
+    /// they must hold the very outcomes this participant received, follow the
+    /// job's rules, and finish the job; the model is the replay's own.
+    fn replay_result(
+        &self,
+        f: &pb::JobFinished,
+        report: &Report,
+    ) -> Result<JobResult, ParticipantError> {
+        let c = &self.settings.consortium;
+        let said =
+            |reason: String| format!("the coordinator declares the job finished, but {reason}");
+        let bad = |reason: String| ParticipantError::JobFailed(said(reason));
+        let referee = self.replay_published(f, report, said)?;
         if referee.next_plan().is_some() {
             return Err(bad(format!(
                 "the job's rules still ask for round {} after the {} published",

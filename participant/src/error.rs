@@ -200,6 +200,16 @@ pub enum ParticipantError {
     /// The job finished without success.
     #[error("the coordinator ended the job: {0}")]
     JobFailed(String),
+    /// The coordinator ended the job without success after publishing
+    /// rounds: those rounds, replayed and checked as a finished job's are,
+    /// so that what was published is not lost with the job.
+    #[error("the coordinator ended the job: {reason}")]
+    JobEnded {
+        /// The coordinator's reason.
+        reason: String,
+        /// The rounds published before the end, as the referee replayed them.
+        published: Vec<std::sync::Arc<fedcredit_referee::Published>>,
+    },
     /// Shut down before the job finished.
     #[error("shut down before the job finished")]
     ShutDown,
@@ -231,9 +241,9 @@ impl ParticipantError {
             ParticipantError::Contribution { .. } => ReasonCode::ReasonContributionFailed,
             ParticipantError::KeyMismatch { .. } => ReasonCode::ReasonKeyMismatch,
             ParticipantError::ShutDown => ReasonCode::ReasonShuttingDown,
-            ParticipantError::Unreachable { .. } | ParticipantError::JobFailed(_) => {
-                ReasonCode::ReasonUnspecified
-            }
+            ParticipantError::Unreachable { .. }
+            | ParticipantError::JobFailed(_)
+            | ParticipantError::JobEnded { .. } => ReasonCode::ReasonUnspecified,
         }
     }
 }

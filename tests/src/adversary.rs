@@ -1206,13 +1206,24 @@ impl Adversary {
     /// refuses anything else) until each of `ids` has returned from `run`.
     /// Returns each one's error, if any.
     pub async fn finish(&mut self, ids: &[String]) -> BTreeMap<String, Option<String>> {
+        self.end_job(ids, true, "").await
+    }
+
+    /// Ends the job as [`Adversary::finish`] does, declared a success or a
+    /// failure (`reason`), with the outcomes in `published`.
+    pub async fn end_job(
+        &mut self,
+        ids: &[String],
+        ok: bool,
+        reason: &str,
+    ) -> BTreeMap<String, Option<String>> {
         let message = pb::CoordinatorMessage {
             job_id: self.consortium.job.id.clone(),
             round: 0,
             attempt: 0,
             body: Some(coordinator_message::Body::Finished(pb::JobFinished {
-                ok: true,
-                reason: String::new(),
+                ok,
+                reason: reason.to_owned(),
                 outcomes: self.published.clone(),
                 departed: Vec::new(),
             })),

@@ -1231,9 +1231,9 @@ fn a_series_of_sums_in_one_epoch_publishes_each_exactly_and_verifies() {
 /// file and leaves (`contribution-failed`); the first sum stays published in
 /// the log, and the second, under the fixed cohort, is not published without
 /// it: the job fails, and the auditor verifies that it failed with cause.
-/// The coordinator still writes the first sum: before, a failed series
-/// left it only in the log. (A member's daemon still writes result files
-/// only when the job finishes.)
+/// The coordinator and the members that stayed still write the first sum:
+/// before, a failed series left it only in the log (and members wrote result
+/// files only when the job finished).
 #[test]
 fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published() {
     let c = Consortium::new(3, 5, FAST);
@@ -1255,7 +1255,21 @@ fn a_series_member_missing_a_later_file_names_it_and_no_partial_sum_is_published
     let want: Vec<f64> = (0..5)
         .map(|j| inputs[0].iter().map(|v| v[j]).sum())
         .collect();
-    assert_eq!((contributors, sum), (c.ids.clone(), want));
+    assert_eq!((contributors, sum), (c.ids.clone(), want.clone()));
+    for (i, m) in members.iter().enumerate() {
+        let own = format!("{}-results", c.ids[i]);
+        if i == 1 {
+            assert!(!c.path(&own).exists(), "{own}");
+            continue;
+        }
+        assert!(!m.status.success(), "{own}");
+        assert_eq!(
+            c.result_in(&format!("{own}/result-0.json")),
+            (c.ids.clone(), want.clone()),
+            "{own}"
+        );
+        assert!(!c.path(&format!("{own}/result-1.json")).exists());
+    }
     // The log holds sum 0 published over all three, and no sum 1.
     let v = c.audit(false);
     let report = String::from_utf8_lossy(&v.stdout);
@@ -1373,16 +1387,21 @@ fn a_fixed_cohort_that_lost_a_member_fails_at_once(protocol: &str, cohort: &str,
         "{log}"
     );
     assert!(!log.contains("no answer before the deadline"), "{log}");
-    for (i, m) in members.iter().enumerate() {
-        if i != 1 {
-            assert!(!m.status.success(), "member {i}:\n{}", stderr(m));
-        }
-    }
-    let (contributors, sum) = c.result_in("out/result-0.json");
     let want: Vec<f64> = (0..5)
         .map(|j| inputs[0].iter().map(|v| v[j]).sum())
         .collect();
-    assert_eq!((contributors, sum), (c.ids.clone(), want));
+    assert_eq!(
+        c.result_in("out/result-0.json"),
+        (c.ids.clone(), want.clone())
+    );
+    for (i, m) in members.iter().enumerate() {
+        if i != 1 {
+            // Told the job's end at once, each writes the sum it replayed.
+            assert!(!m.status.success(), "member {i}:\n{}", stderr(m));
+            let own = format!("{}-results/result-0.json", c.ids[i]);
+            assert_eq!(c.result_in(&own), (c.ids.clone(), want.clone()), "{own}");
+        }
+    }
     let v = c.audit(false);
     let report = String::from_utf8_lossy(&v.stdout);
     for line in [

@@ -1291,3 +1291,65 @@ async fn u_a_rewritten_history_is_refused() {
     })
     .await;
 }
+
+/// Attack v: a failed series' end with a rewritten history. A member that
+/// is told a series failed keeps the sums published before the failure (its
+/// daemon writes them), replayed from the list the end carries. After sum 0
+/// is published over all four, the coordinator re-signs round 0 with a
+/// different sum and ends the job as failed with that list: every member
+/// must keep nothing and name round 0. The control, in a fresh consortium:
+/// the same end with the true list gives each member sum 0 exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v_a_failed_end_with_a_rewritten_history_keeps_nothing() {
+    guarded(async {
+        let all = ids(4);
+        let want = sum_of(&(0..4).map(|i| series_input(i, 0)).collect::<Vec<_>>());
+        let end = async |adv: &mut Adversary, honest: Vec<Honest<SeriesInput>>| {
+            adv.end_job(&all, false, "round 1 cannot publish").await;
+            let mut out = Vec::new();
+            for h in honest {
+                out.push(h.join().await.0);
+            }
+            out
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut adv, honest) = series_after_sum_0(dir.path()).await;
+        for r in end(&mut adv, honest).await {
+            match r {
+                Err(fedcredit_participant::ParticipantError::JobEnded { reason, published }) => {
+                    assert_eq!(reason, "round 1 cannot publish");
+                    assert_eq!(published.len(), 1);
+                    assert!(close(&published[0].sum, &want), "the true sum 0 is kept");
+                }
+                other => panic!("the control keeps sum 0: {other:?}"),
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut adv, honest) = series_after_sum_0(dir.path()).await;
+        let (mut m, _) = fedcredit_proto::envelope::open_coordinator(
+            &adv.published[0],
+            &coordinator_key().public(),
+        )
+        .unwrap();
+        let Some(pb::coordinator_message::Body::Outcome(o)) = &mut m.body else {
+            panic!("round 0's outcome")
+        };
+        let mut sum = o.sum.to_vec();
+        sum[0] ^= 1;
+        o.sum = sum.into();
+        adv.published[0] = fedcredit_proto::envelope::seal_coordinator(&coordinator_key(), &m);
+        for r in end(&mut adv, honest).await {
+            match r {
+                Err(e @ fedcredit_participant::ParticipantError::JobFailed(_)) => {
+                    let e = e.to_string();
+                    assert!(e.contains("round 1 cannot publish"), "{e}");
+                    assert!(e.contains("does not hold the outcome of round 0"), "{e}");
+                }
+                other => panic!("a rewritten history is not kept: {other:?}"),
+            }
+        }
+    })
+    .await;
+}
