@@ -794,12 +794,11 @@ async fn one_job(
             Err(fedcredit_participant::ParticipantError::ShutDown) if stopped_on_request() => {
                 return Ok(());
             }
-            // A series that failed after publishing sums: this member's own
-            // replay of them is written, as the coordinator writes its own.
-            Err(e @ fedcredit_participant::ParticipantError::JobEnded { .. })
-                if settings_kind.sums() > 1 =>
-            {
-                if let fedcredit_participant::ParticipantError::JobEnded { published, .. } = &e {
+            // A series that failed (or that this member left) after publishing
+            // sums: this member's own replay of them is written, as the
+            // coordinator writes its own.
+            Err(e) if settings_kind.sums() > 1 && e.published_before().is_some() => {
+                if let Some(published) = e.published_before() {
                     let written = write_published_sums(out, &settings_consortium, published)
                         .map(|last| Some((published.len(), last)));
                     say_sums_before_failure(&settings_consortium, out, written);

@@ -561,7 +561,7 @@ impl Participant {
                         }
                         Err(RoundEnd::Fatal(e)) => {
                             self.leave_with(at, &e).await?;
-                            return Err(e);
+                            return Err(self.left_after(e));
                         }
                     }
                 }
@@ -573,6 +573,25 @@ impl Participant {
                     });
                 }
             }
+        }
+    }
+
+    /// The error for leaving the job: when this member's own contribution
+    /// failed after rounds were published, it carries those rounds (as
+    /// replayed from the last announcement that passed the referee). A
+    /// member that leaves because the coordinator broke a rule keeps none.
+    fn left_after(&self, e: ParticipantError) -> ParticipantError {
+        match &self.replayed {
+            Some(r)
+                if matches!(e, ParticipantError::Contribution { .. })
+                    && !r.history().is_empty() =>
+            {
+                ParticipantError::LeftAfterPublished {
+                    source: Box::new(e),
+                    published: r.history().to_vec(),
+                }
+            }
+            _ => e,
         }
     }
 

@@ -210,12 +210,34 @@ pub enum ParticipantError {
         /// The rounds published before the end, as the referee replayed them.
         published: Vec<std::sync::Arc<fedcredit_referee::Published>>,
     },
+    /// This participant left the job because it could not compute its
+    /// contribution, after rounds were published: those rounds, as it
+    /// replayed them from the last announcement it accepted, so that a
+    /// member with a bad input file for one period keeps the earlier sums.
+    #[error("{source}")]
+    LeftAfterPublished {
+        /// Why it left.
+        source: Box<ParticipantError>,
+        /// The rounds published before it left, as the referee replayed them.
+        published: Vec<std::sync::Arc<fedcredit_referee::Published>>,
+    },
     /// Shut down before the job finished.
     #[error("shut down before the job finished")]
     ShutDown,
 }
 
 impl ParticipantError {
+    /// The rounds published before the job ended for this member without
+    /// success (the coordinator failed it, or this member left because its
+    /// own contribution failed), as it replayed and checked them.
+    pub fn published_before(&self) -> Option<&[std::sync::Arc<fedcredit_referee::Published>]> {
+        match self {
+            ParticipantError::JobEnded { published, .. }
+            | ParticipantError::LeftAfterPublished { published, .. } => Some(published),
+            _ => None,
+        }
+    }
+
     /// The fixed reason code that tells the coordinator (and, through it,
     /// every member) why this participant leaves; never the details, which
     /// may hold row data and stay in this participant's own log.
@@ -241,6 +263,7 @@ impl ParticipantError {
             ParticipantError::Contribution { .. } => ReasonCode::ReasonContributionFailed,
             ParticipantError::KeyMismatch { .. } => ReasonCode::ReasonKeyMismatch,
             ParticipantError::ShutDown => ReasonCode::ReasonShuttingDown,
+            ParticipantError::LeftAfterPublished { source, .. } => source.reason_code(),
             ParticipantError::Unreachable { .. }
             | ParticipantError::JobFailed(_)
             | ParticipantError::JobEnded { .. } => ReasonCode::ReasonUnspecified,

@@ -72,6 +72,13 @@ fn known_as(known: &([u8; 32], Vec<u8>), signed: &pb::Signed) -> bool {
     known.1 == signed.signature[..] && known.0 == <[u8; 32]>::from(Sha256::digest(&signed.payload))
 }
 
+impl Replayed {
+    /// The published rounds replayed, in order.
+    pub fn history(&self) -> &[Arc<Published>] {
+        &self.history
+    }
+}
+
 /// What [`Replayed`] keeps of a signed outcome to know it again.
 fn fingerprint(signed: &pb::Signed) -> ([u8; 32], Vec<u8>) {
     (
