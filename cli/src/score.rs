@@ -874,9 +874,10 @@ mod tests {
 
     use fedcredit_participant::data::parquet_file::BatchOut;
     use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
-    use parquet::file::properties::WriterProperties;
+    use parquet::file::properties::{WriterProperties, WriterVersion};
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
+    use parquet::schema::types::ColumnPath;
 
     use super::*;
 
@@ -980,17 +981,29 @@ mod tests {
 
     /// Writes `rows` in row groups of `group` rows and pages of 1000 rows
     /// (so that pieces start inside groups and pages), columns in another
-    /// order than the schema's, with an id column.
-    fn write(path: &Path, rows: &[Row], group: usize) {
-        let message = "message t { required binary id (UTF8); optional int64 income; \
-                       required binary housing (UTF8); optional double age; }";
-        let schema = Arc::new(parse_message_type(message).expect("schema"));
-        let props = Arc::new(
-            WriterProperties::builder()
-                .set_data_page_row_count_limit(1000)
-                .set_write_batch_size(1000)
-                .build(),
+    /// order than the schema's, with an id column. `age` is optional, or
+    /// with `plain` required and `PLAIN` without a dictionary in that
+    /// format version (read from its pages, not by the column reader).
+    fn write_as(path: &Path, rows: &[Row], group: usize, plain: Option<WriterVersion>) {
+        let age = if plain.is_some() {
+            "required"
+        } else {
+            "optional"
+        };
+        let message = format!(
+            "message t {{ required binary id (UTF8); optional int64 income; \
+             required binary housing (UTF8); {age} double age; }}"
         );
+        let schema = Arc::new(parse_message_type(&message).expect("schema"));
+        let mut props = WriterProperties::builder()
+            .set_data_page_row_count_limit(1000)
+            .set_write_batch_size(1000);
+        if let Some(v) = plain {
+            props = props
+                .set_writer_version(v)
+                .set_column_dictionary_enabled(ColumnPath::from("age"), false);
+        }
+        let props = Arc::new(props.build());
         let file = File::create(path).expect("create");
         let mut w = SerializedFileWriter::new(file, schema, props).expect("writer");
         for part in rows.chunks(group) {
@@ -1016,14 +1029,19 @@ mod tests {
             c.close().expect("close");
             let ages: Vec<f64> = part.iter().filter_map(|r| r.0).collect();
             let defs: Vec<i16> = part.iter().map(|r| i16::from(r.0.is_some())).collect();
+            let defs = plain.is_none().then_some(&defs[..]);
             let mut c = g.next_column().expect("col").expect("age");
             c.typed::<DoubleType>()
-                .write_batch(&ages, Some(&defs), None)
+                .write_batch(&ages, defs, None)
                 .expect("age");
             c.close().expect("close");
             g.close().expect("group");
         }
         w.close().expect("close");
+    }
+
+    fn write(path: &Path, rows: &[Row], group: usize) {
+        write_as(path, rows, group, None);
     }
 
     /// A row's id and probability, or its problem.
@@ -1151,6 +1169,48 @@ mod tests {
             for ((row, message), (want_row, start)) in bad.iter().zip(want) {
                 assert_eq!(*row, want_row, "{message}");
                 assert!(message.starts_with(start), "row {row}: {message}");
+            }
+        }
+    }
+
+    /// A required `PLAIN` double column is read from its pages (format v1
+    /// and v2): the same probabilities, bit for bit, encoded rows and
+    /// problems as the column reader gives for the same values.
+    #[test]
+    fn plain_double_pages_score_as_the_column_reader_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (reader_path, pages_path) =
+            (dir.path().join("r.parquet"), dir.path().join("p.parquet"));
+        let model = model();
+        let mut rows = rows(70_003);
+        rows[6].0 = Some(f64::NAN);
+        rows[7].0 = Some(f64::NEG_INFINITY);
+        rows[8].1 = "boat";
+        rows[9].2 = None;
+        rows[10].0 = Some(f64::INFINITY);
+        rows[65_537].0 = Some(f64::NAN); // in the second piece
+        rows[69_999].0 = Some(-0.0);
+        type Bits = Vec<(u64, Result<(String, u64), RowProblem>)>;
+        let bits = |scores: Vec<(u64, Scores)>| -> Bits {
+            scores
+                .into_iter()
+                .map(|(row, s)| (row, s.map(|(id, p)| (id, p.to_bits()))))
+                .collect()
+        };
+        for group in [70_003, 30_000] {
+            write(&reader_path, &rows, group);
+            let want = (
+                bits(score_new(&reader_path, &model)),
+                rows_old(&reader_path, &model),
+            );
+            assert_eq!(want.0.iter().filter(|(_, s)| s.is_err()).count(), 6);
+            for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+                write_as(&pages_path, &rows, group, Some(version));
+                let got = (
+                    bits(score_new(&pages_path, &model)),
+                    rows_old(&pages_path, &model),
+                );
+                assert!(got == want, "{version:?}, groups of {group}");
             }
         }
     }

@@ -560,6 +560,19 @@ impl Linear {
         }
     }
 
+    /// [`Linear::add_column`] for values stored as 8 little-endian bytes
+    /// each (Parquet's `PLAIN` doubles), read where they lie, uncopied.
+    ///
+    /// # Panics
+    /// If `j` is not below [`Linear::width`] or the slices differ in length.
+    pub fn add_column_le(&self, j: usize, x: &[[u8; 8]], z: &mut [f64]) {
+        assert_eq!(x.len(), z.len(), "one value per row");
+        let t = self.terms[j];
+        for (z, x) in z.iter_mut().zip(x) {
+            *z += t.of(f64::from_le_bytes(*x));
+        }
+    }
+
     /// Adds encoded feature `j`'s term for one row's value.
     ///
     /// # Panics

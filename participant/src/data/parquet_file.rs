@@ -16,18 +16,23 @@
 //!
 //! Rows are read in pieces (a row group, or part of one) on every core; a
 //! piece is decoded a batch of rows at a time, so memory beside the matrix
-//! is one decoded page per column per thread.
+//! is one decoded page per column per thread. A required `DOUBLE` column
+//! stored `PLAIN` throughout (no dictionary), as the bench files and most
+//! writers' dense numeric columns are, is read page by page and its values
+//! taken from the page itself: the column reader would first zero a vector
+//! and copy every value into it.
 
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ::parquet::basic::{ConvertedType, LogicalType, Type as Physical};
+use ::parquet::basic::{ConvertedType, Encoding, LogicalType, Type as Physical};
+use ::parquet::column::page::{Page, PageReader};
 use ::parquet::column::reader::ColumnReader;
 use ::parquet::data_type::ByteArray;
 use ::parquet::errors::ParquetError;
-use ::parquet::file::reader::{FileReader, SerializedFileReader};
+use ::parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
 use ::parquet::file::serialized_reader::ReadOptionsBuilder;
 use fedcredit_model::encoder::FeatureColumn;
 use fedcredit_model::job::Linear;
@@ -253,7 +258,7 @@ impl ParquetTable {
 
 /// Reads one [`Piece`], a batch of rows at a time.
 pub struct PieceReader<'e> {
-    columns: Vec<(Use<'e>, ColumnReader, i16)>,
+    columns: Vec<(Use<'e>, Source, i16)>,
     left: usize,
     scratch: Scratch,
 }
@@ -308,9 +313,18 @@ impl<'e> PieceReader<'e> {
         let group = file.get_row_group(piece.group).map_err(fail)?;
         let mut columns = Vec::with_capacity(uses.len());
         for &(col, u) in uses {
-            let mut r = group.get_column_reader(col).map_err(fail)?;
+            let plain = match u {
+                Use::Feature(f) if f.numeric => {
+                    PlainDoubles::open(group.as_ref(), col).map_err(fail)?
+                }
+                _ => None,
+            };
+            let mut r = match plain {
+                Some(p) => Source::Plain(Box::new(p)),
+                None => Source::Reader(Box::new(group.get_column_reader(col).map_err(fail)?)),
+            };
             let skip = piece.rows.start;
-            if skip > 0 && skip_records(&mut r, skip).map_err(fail)? != skip {
+            if skip > 0 && r.skip(skip).map_err(fail)? != skip {
                 return Err(short(&table.path));
             }
             columns.push((u, r, table.types[col].3));
@@ -340,7 +354,8 @@ impl<'e> PieceReader<'e> {
                     "internal: not a text column".into(),
                 ));
             };
-            read_texts(reader, n, *max_def, s).map_err(|e| parquet_error(path, &e))?;
+            read_texts(reader.column(path)?, n, *max_def, s)
+                .map_err(|e| parquet_error(path, &e))?;
             let out = &mut texts[k];
             out.resize(n, String::new());
             for (i, slot) in out.iter_mut().enumerate() {
@@ -400,7 +415,7 @@ impl<'e> PieceReader<'e> {
                     }
                 }
                 _ => {
-                    read_texts(reader, n, *max_def, s).map_err(fail)?;
+                    read_texts(reader.column(path)?, n, *max_def, s).map_err(fail)?;
                     for i in 0..n {
                         let text = s.present[i].then(|| s.texts[i].as_str());
                         match *u {
@@ -481,10 +496,36 @@ impl PieceReader<'_> {
         for (u, reader, max_def) in &mut self.columns {
             match *u {
                 Use::Feature(f) if f.numeric => {
+                    if let Source::Plain(p) = reader {
+                        // Straight from the page, a run of values at a time.
+                        let problems = &mut *out.problems;
+                        let taken = p
+                            .take(n, |at, values| {
+                                let z = &mut z[at..at + values.len()];
+                                if all_finite(values.iter().map(|v| u64::from_le_bytes(*v))) {
+                                    linear.add_column_le(f.out, values, z);
+                                    return;
+                                }
+                                for (i, (z, v)) in z.iter_mut().zip(values).enumerate() {
+                                    let v = f64::from_le_bytes(*v);
+                                    if v.is_finite() {
+                                        linear.add_one(f.out, v, z);
+                                    } else if problems[at + i].is_none() {
+                                        problems[at + i] =
+                                            encoder.number(&f, v).err().map(RowProblem::from);
+                                    }
+                                }
+                            })
+                            .map_err(fail)?;
+                        if taken != n {
+                            return Err(short(path));
+                        }
+                        continue;
+                    }
                     read_numbers(reader, n, s).map_err(fail)?;
                     // Every row present and finite (the usual case): one
                     // pass over the column that the compiler vectorizes.
-                    if s.f64s.len() == n && s.f64s.iter().all(|v| v.is_finite()) {
+                    if s.f64s.len() == n && all_finite(s.f64s.iter().map(|v| v.to_bits())) {
                         linear.add_column(f.out, &s.f64s, z);
                         continue;
                     }
@@ -511,7 +552,7 @@ impl PieceReader<'_> {
                     }
                 }
                 Use::Feature(f) => {
-                    read_texts(reader, n, *max_def, s).map_err(fail)?;
+                    read_texts(reader.column(path)?, n, *max_def, s).map_err(fail)?;
                     for (i, z) in z.iter_mut().enumerate() {
                         let r = if s.present[i] {
                             encoder
@@ -529,7 +570,7 @@ impl PieceReader<'_> {
                     }
                 }
                 Use::Text(k) => {
-                    read_texts(reader, n, *max_def, s).map_err(fail)?;
+                    read_texts(reader.column(path)?, n, *max_def, s).map_err(fail)?;
                     let texts = &mut out.texts[k];
                     for (i, slot) in texts[..n].iter_mut().enumerate() {
                         slot.clear();
@@ -703,11 +744,205 @@ fn skip_records(r: &mut ColumnReader, n: usize) -> Result<usize, ParquetError> {
     }
 }
 
+/// Whether no value is NaN or infinite, from the doubles' bits: a fold
+/// that does not stop early, so that it vectorizes.
+fn all_finite(bits: impl Iterator<Item = u64>) -> bool {
+    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+    !bits.fold(false, |bad, b| bad | (b & EXPONENT == EXPONENT))
+}
+
+/// Where a column's values come from.
+enum Source {
+    /// The `parquet` crate's column reader: any type, encoding or nulls.
+    Reader(Box<ColumnReader>),
+    /// A required `DOUBLE` column stored `PLAIN`, read page by page.
+    Plain(Box<PlainDoubles>),
+}
+
+impl Source {
+    /// Skips `n` rows; returns how many there were.
+    fn skip(&mut self, n: usize) -> Result<usize, ParquetError> {
+        match self {
+            Source::Reader(r) => skip_records(r, n),
+            Source::Plain(p) => p.skip(n),
+        }
+    }
+
+    /// The column reader (texts, labels, categories are never `Plain`).
+    fn column(&mut self, path: &Path) -> Result<&mut ColumnReader, ParticipantError> {
+        match self {
+            Source::Reader(r) => Ok(r),
+            Source::Plain(_) => Err(table_error(
+                path,
+                None,
+                "internal: a numeric column read as text".into(),
+            )),
+        }
+    }
+}
+
+/// A column chunk of required, flat `DOUBLE` values whose metadata lists no
+/// dictionary and only `PLAIN` values: its data pages hold the doubles as
+/// 8 little-endian bytes each, nothing else.
+struct PlainDoubles {
+    pages: Box<dyn PageReader>,
+    /// The current page's buffer, and the byte range of its unread values.
+    page: Option<Page>,
+    at: usize,
+    end: usize,
+}
+
+impl PlainDoubles {
+    /// Column `col` of `group`, when its chunk is such a column.
+    fn open(group: &dyn RowGroupReader, col: usize) -> Result<Option<Self>, ParquetError> {
+        let meta = group.metadata().column(col);
+        let descr = meta.column_descr();
+        let plain = meta
+            .encodings()
+            .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE));
+        if meta.column_type() != Physical::DOUBLE
+            || descr.max_def_level() != 0
+            || descr.max_rep_level() != 0
+            || meta.dictionary_page_offset().is_some()
+            || !plain
+        {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            pages: group.get_column_page_reader(col)?,
+            page: None,
+            at: 0,
+            end: 0,
+        }))
+    }
+
+    /// Values left in the current page.
+    fn left(&self) -> usize {
+        (self.end - self.at) / 8
+    }
+
+    /// Loads the next page; false at the chunk's end. A page that is not
+    /// `PLAIN` doubles, nulls or a byte count that is not 8 per value is an
+    /// error: the chunk's metadata said otherwise.
+    fn load(&mut self) -> Result<bool, ParquetError> {
+        let Some(page) = self.pages.get_next_page()? else {
+            return Ok(false);
+        };
+        let (len, values, start) = match &page {
+            Page::DataPage {
+                buf,
+                num_values,
+                encoding: Encoding::PLAIN,
+                ..
+            } => (buf.len(), *num_values, 0),
+            Page::DataPageV2 {
+                buf,
+                num_values,
+                encoding: Encoding::PLAIN,
+                num_nulls: 0,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                ..
+            } => (
+                buf.len(),
+                *num_values,
+                *def_levels_byte_len as usize + *rep_levels_byte_len as usize,
+            ),
+            other => {
+                return Err(ParquetError::General(format!(
+                    "a {:?} page ({}) in a required DOUBLE column whose metadata lists only PLAIN values",
+                    other.page_type(),
+                    other.encoding()
+                )));
+            }
+        };
+        let bytes = values as usize * 8;
+        if len.checked_sub(start) != Some(bytes) {
+            return Err(ParquetError::General(format!(
+                "a PLAIN page of {values} doubles holds {} bytes of values",
+                len.saturating_sub(start)
+            )));
+        }
+        self.page = Some(page);
+        (self.at, self.end) = (start, start + bytes);
+        Ok(true)
+    }
+
+    /// Skips `n` rows (whole pages unread where the page index or header
+    /// says they lie before the next row wanted); returns how many it
+    /// skipped, fewer at the chunk's end.
+    fn skip(&mut self, n: usize) -> Result<usize, ParquetError> {
+        let mut done = 0;
+        while done < n {
+            let here = self.left().min(n - done);
+            if here > 0 {
+                self.at += 8 * here;
+                done += here;
+                continue;
+            }
+            let Some(next) = self.pages.peek_next_page()? else {
+                break;
+            };
+            match next.num_rows.or(next.num_levels) {
+                Some(rows) if !next.is_dict && rows <= n - done => {
+                    self.pages.skip_next_page()?;
+                    done += rows;
+                }
+                _ => {
+                    if !self.load()? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Hands the next `n` values to `f` in runs (a run ends at a page's
+    /// end), each with its offset among the `n`; returns how many it read.
+    fn take(
+        &mut self,
+        n: usize,
+        mut f: impl FnMut(usize, &[[u8; 8]]),
+    ) -> Result<usize, ParquetError> {
+        let mut done = 0;
+        while done < n {
+            if self.left() == 0 && !self.load()? {
+                break;
+            }
+            let k = self.left().min(n - done);
+            let buf = match &self.page {
+                Some(Page::DataPage { buf, .. } | Page::DataPageV2 { buf, .. }) => buf,
+                _ => break,
+            };
+            let run = &buf[self.at..self.at + 8 * k];
+            f(done, run.as_chunks::<8>().0);
+            self.at += 8 * k;
+            done += k;
+        }
+        Ok(done)
+    }
+}
+
 /// `n` rows of a numeric column: its present values as f64 in
 /// `s.f64s`, its definition levels in `s.defs`.
-fn read_numbers(r: &mut ColumnReader, n: usize, s: &mut Scratch) -> Result<(), ParquetError> {
+fn read_numbers(r: &mut Source, n: usize, s: &mut Scratch) -> Result<(), ParquetError> {
     s.defs.clear();
     s.f64s.clear();
+    let r = match r {
+        Source::Reader(r) => r.as_mut(),
+        Source::Plain(p) => {
+            let f64s = &mut s.f64s;
+            let read = p.take(n, |_, values| {
+                f64s.extend(values.iter().map(|v| f64::from_le_bytes(*v)));
+            })?;
+            return if read == n {
+                Ok(())
+            } else {
+                Err(ParquetError::EOF(format!("{read} of {n} rows")))
+            };
+        }
+    };
     let defs = Some(&mut s.defs);
     let read = match r {
         ColumnReader::DoubleColumnReader(r) => r.read_records(n, defs, None, &mut s.f64s)?.0,
@@ -831,7 +1066,7 @@ mod tests {
     use std::sync::Arc;
 
     use ::parquet::data_type::{ByteArrayType, DoubleType, Int64Type};
-    use ::parquet::file::properties::WriterProperties;
+    use ::parquet::file::properties::{WriterProperties, WriterVersion};
     use ::parquet::file::writer::SerializedFileWriter;
     use ::parquet::schema::parser::parse_message_type;
     use fedcredit_model::{Feature, LabelSpec};
@@ -994,6 +1229,86 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// One required DOUBLE column `x` of `values`, PLAIN without a
+    /// dictionary, pages of 7 rows, in the given format version.
+    fn write_plain(path: &Path, values: &[f64], version: WriterVersion) {
+        let schema =
+            Arc::new(parse_message_type("message t { required double x; }").expect("schema"));
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_writer_version(version)
+                .set_dictionary_enabled(false)
+                .set_data_page_row_count_limit(7)
+                .set_write_batch_size(7)
+                .build(),
+        );
+        let file = File::create(path).expect("create");
+        let mut w = SerializedFileWriter::new(file, schema, props).expect("writer");
+        let mut g = w.next_row_group().expect("group");
+        let mut c = g.next_column().expect("col").expect("x");
+        c.typed::<DoubleType>()
+            .write_batch(values, None, None)
+            .expect("x");
+        c.close().expect("close");
+        g.close().expect("group");
+        w.close().expect("close");
+    }
+
+    #[test]
+    fn plain_double_pages_skip_and_read_across_page_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.parquet");
+        let values: Vec<f64> = (0..50).map(|i| f64::from(i) * 1.5 - 3.0).collect();
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            write_plain(&path, &values, version);
+            let indexed = reader(&path).expect("reader");
+            let plain = SerializedFileReader::new(File::open(&path).expect("open")).expect("file");
+            for file in [&indexed, &plain] {
+                let group = file.get_row_group(0).expect("group");
+                for skip in [0, 3, 7, 14, 20, 49, 50] {
+                    for take in [1, 6, 7, 8, 30, 60] {
+                        let mut p = PlainDoubles::open(group.as_ref(), 0)
+                            .expect("open")
+                            .expect("a required PLAIN double column is read from its pages");
+                        assert_eq!(p.skip(skip).expect("skip"), skip);
+                        let mut got = Vec::new();
+                        let n = p
+                            .take(take, |at, run| {
+                                assert_eq!(at, got.len());
+                                got.extend(run.iter().map(|v| f64::from_le_bytes(*v)));
+                            })
+                            .expect("take");
+                        let end = (skip + take).min(values.len());
+                        assert_eq!(n, end - skip, "{version:?} skip {skip} take {take}");
+                        assert_eq!(
+                            got,
+                            values[skip..end],
+                            "{version:?} skip {skip} take {take}"
+                        );
+                    }
+                }
+                assert_eq!(
+                    PlainDoubles::open(group.as_ref(), 0)
+                        .expect("open")
+                        .expect("plain")
+                        .skip(51)
+                        .expect("skip"),
+                    50
+                );
+            }
+        }
+        // An optional column, or one with a dictionary, goes through the
+        // column reader.
+        write(&path, &good_rows(10), 10);
+        let file = reader(&path).expect("reader");
+        let group = file.get_row_group(0).expect("group");
+        assert!(
+            PlainDoubles::open(group.as_ref(), 3)
+                .expect("open")
+                .is_none()
+        );
     }
 
     #[test]
