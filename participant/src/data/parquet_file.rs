@@ -388,7 +388,32 @@ impl<'e> PieceReader<'e> {
         for (u, reader, max_def) in &mut self.columns {
             match *u {
                 Use::Feature(f) if f.numeric => {
-                    read_numbers(reader, n, s).map_err(fail)?;
+                    if let Source::Plain(p) = reader {
+                        // Straight from the page into the rows.
+                        let (x, problems) = (&mut *out.x, &mut *out.problems);
+                        let taken = p
+                            .take(n, |at, values| {
+                                for (i, v) in (at..).zip(values) {
+                                    let v = f64::from_le_bytes(*v);
+                                    let cell = &mut x[i * width + f.out];
+                                    if v.is_finite() {
+                                        *cell = v;
+                                    } else {
+                                        *cell = 0.0;
+                                        if problems[i].is_none() {
+                                            problems[i] =
+                                                encoder.number(&f, v).err().map(RowProblem::from);
+                                        }
+                                    }
+                                }
+                            })
+                            .map_err(fail)?;
+                        if taken != n {
+                            return Err(short(path));
+                        }
+                        continue;
+                    }
+                    read_numbers(reader.column(path)?, n, s).map_err(fail)?;
                     let mut values = s.f64s.iter();
                     for i in 0..n {
                         let present = *max_def == 0 || s.defs.get(i).copied() == Some(*max_def);
@@ -522,7 +547,7 @@ impl PieceReader<'_> {
                         }
                         continue;
                     }
-                    read_numbers(reader, n, s).map_err(fail)?;
+                    read_numbers(reader.column(path)?, n, s).map_err(fail)?;
                     // Every row present and finite (the usual case): one
                     // pass over the column that the compiler vectorizes.
                     if s.f64s.len() == n && all_finite(s.f64s.iter().map(|v| v.to_bits())) {
@@ -768,14 +793,14 @@ impl Source {
         }
     }
 
-    /// The column reader (texts, labels, categories are never `Plain`).
+    /// The column reader (a `Plain` column is read only by its own path).
     fn column(&mut self, path: &Path) -> Result<&mut ColumnReader, ParticipantError> {
         match self {
             Source::Reader(r) => Ok(r),
             Source::Plain(_) => Err(table_error(
                 path,
                 None,
-                "internal: a numeric column read as text".into(),
+                "internal: a PLAIN double column read through the column reader".into(),
             )),
         }
     }
@@ -926,23 +951,9 @@ impl PlainDoubles {
 
 /// `n` rows of a numeric column: its present values as f64 in
 /// `s.f64s`, its definition levels in `s.defs`.
-fn read_numbers(r: &mut Source, n: usize, s: &mut Scratch) -> Result<(), ParquetError> {
+fn read_numbers(r: &mut ColumnReader, n: usize, s: &mut Scratch) -> Result<(), ParquetError> {
     s.defs.clear();
     s.f64s.clear();
-    let r = match r {
-        Source::Reader(r) => r.as_mut(),
-        Source::Plain(p) => {
-            let f64s = &mut s.f64s;
-            let read = p.take(n, |_, values| {
-                f64s.extend(values.iter().map(|v| f64::from_le_bytes(*v)));
-            })?;
-            return if read == n {
-                Ok(())
-            } else {
-                Err(ParquetError::EOF(format!("{read} of {n} rows")))
-            };
-        }
-    };
     let defs = Some(&mut s.defs);
     let read = match r {
         ColumnReader::DoubleColumnReader(r) => r.read_records(n, defs, None, &mut s.f64s)?.0,
