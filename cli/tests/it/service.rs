@@ -5,7 +5,8 @@
 //! refuses, and a job the operator aborts; the coordinator is killed with
 //! SIGKILL while a job waits for its cohort and is restarted; every round
 //! log then verifies with `fedcredit audit verify`, and `/metrics` counts
-//! what happened.
+//! what happened. Another service runs a series that fails part-way and
+//! keeps the sum it published.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -750,4 +751,64 @@ fn a_scorecard_job_bins_through_the_members_daemons_and_verifies() {
     assert!(report.contains("result: VERIFIED"), "{report}");
     let timeline = s.job_ok(&["log", "card-1"]);
     assert!(timeline.contains("binning over 1000 rows"), "{timeline}");
+}
+
+/// A series that fails part-way in the service keeps the sums published
+/// before the failure, as the one-job coordinator does: the kit's own job
+/// is a fixed-cohort series of two sums, bank-b has no file for the
+/// second and leaves, the second cannot be published without it, and the
+/// job fails with the first sum written under `jobs/<id>/results` (and in
+/// every member's own results, bank-b's included).
+#[test]
+fn a_failed_series_keeps_its_published_sums_in_the_service() {
+    let mut s = service();
+    let cfg = s.config();
+    let kit_job = std::fs::read_to_string(&cfg).unwrap();
+    let series = kit_job.replacen(
+        "kind = \"secure-sum\"\n",
+        "kind = \"secure-sum\"\nrounds = 2\ncohort = \"fixed\"\n",
+        1,
+    );
+    assert_ne!(series, kit_job, "the kit's job is a secure sum");
+    std::fs::write(&cfg, series).unwrap();
+    for (i, (id, _)) in s.members.iter().enumerate() {
+        let p = s.path(&format!("{id}/{id}.toml"));
+        let member = std::fs::read_to_string(&p).unwrap();
+        let member = member.replace(
+            &format!("input = \"{id}.input.txt\"\n"),
+            &format!("input = \"{id}.input-{{index}}.txt\"\n"),
+        );
+        std::fs::write(&p, member).unwrap();
+        let values = format!("{}, 2.5, -1\n", i + 1);
+        std::fs::write(s.path(&format!("{id}/{id}.input-0.txt")), &values).unwrap();
+        if id != "bank-b" {
+            std::fs::write(s.path(&format!("{id}/{id}.input-1.txt")), &values).unwrap();
+        }
+    }
+    s.start_coordinator();
+    for i in 0..3 {
+        s.start_member(i);
+    }
+    let status = s.await_status("secure-sum", "state:     failed");
+    assert!(status.contains("left"), "{status}");
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(s.path(p)).unwrap_or_else(|e| panic!("{p}: {e}")),
+        )
+        .unwrap()
+    };
+    let first = read("coordinator/jobs/secure-sum/results/result-0.json");
+    assert_eq!(first["sum"], serde_json::json!([6.0, 7.5, -3.0]), "{first}");
+    assert!(
+        !s.path("coordinator/jobs/secure-sum/results/result-1.json")
+            .exists()
+    );
+    for (id, _) in &s.members {
+        let own = read(&format!("{id}/{id}-results/secure-sum/result-0.json"));
+        assert_eq!(own["sum"], first["sum"], "{id}");
+    }
+    let v = s.verify("secure-sum");
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert!(report.contains("round 0 attempt 0: OK"), "{}", text(&v));
+    assert!(report.contains("the job itself failed"), "{}", text(&v));
 }
