@@ -982,14 +982,12 @@ mod tests {
     /// Writes `rows` in row groups of `group` rows and pages of 1000 rows
     /// (so that pieces start inside groups and pages), columns in another
     /// order than the schema's, with an id column. `age` is optional, or
-    /// with `plain` required and `PLAIN` without a dictionary in that
-    /// format version (read from its pages, not by the column reader).
-    fn write_as(path: &Path, rows: &[Row], group: usize, plain: Option<WriterVersion>) {
-        let age = if plain.is_some() {
-            "required"
-        } else {
-            "optional"
-        };
+    /// with `plain` `PLAIN` without a dictionary in that format version,
+    /// and required if asked (read from its pages, not by the column
+    /// reader).
+    fn write_as(path: &Path, rows: &[Row], group: usize, plain: Option<(WriterVersion, bool)>) {
+        let required = plain.is_some_and(|(_, required)| required);
+        let age = if required { "required" } else { "optional" };
         let message = format!(
             "message t {{ required binary id (UTF8); optional int64 income; \
              required binary housing (UTF8); {age} double age; }}"
@@ -998,7 +996,7 @@ mod tests {
         let mut props = WriterProperties::builder()
             .set_data_page_row_count_limit(1000)
             .set_write_batch_size(1000);
-        if let Some(v) = plain {
+        if let Some((v, _)) = plain {
             props = props
                 .set_writer_version(v)
                 .set_column_dictionary_enabled(ColumnPath::from("age"), false);
@@ -1029,7 +1027,7 @@ mod tests {
             c.close().expect("close");
             let ages: Vec<f64> = part.iter().filter_map(|r| r.0).collect();
             let defs: Vec<i16> = part.iter().map(|r| i16::from(r.0.is_some())).collect();
-            let defs = plain.is_none().then_some(&defs[..]);
+            let defs = (!required).then_some(&defs[..]);
             let mut c = g.next_column().expect("col").expect("age");
             c.typed::<DoubleType>()
                 .write_batch(&ages, defs, None)
@@ -1173,9 +1171,10 @@ mod tests {
         }
     }
 
-    /// A required `PLAIN` double column is read from its pages (format v1
-    /// and v2): the same probabilities, bit for bit, encoded rows and
-    /// problems as the column reader gives for the same values.
+    /// A `PLAIN` double column, required or optional with nulls, is read
+    /// from its pages (format v1 and v2): the same probabilities, bit for
+    /// bit, encoded rows and problems as the column reader gives for the
+    /// same values.
     #[test]
     fn plain_double_pages_score_as_the_column_reader_does() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1197,20 +1196,41 @@ mod tests {
                 .map(|(row, s)| (row, s.map(|(id, p)| (id, p.to_bits()))))
                 .collect()
         };
+        // With nulls for the optional layout: one, a run across a page's
+        // end, and scattered ones the writer bit-packs.
+        let mut with_nulls = rows.clone();
+        with_nulls[12].0 = None;
+        for r in &mut with_nulls[990..1_013] {
+            r.0 = None;
+        }
+        for r in with_nulls.iter_mut().skip(40_000).step_by(3).take(500) {
+            r.0 = None;
+        }
         for group in [70_003, 30_000] {
-            write(&reader_path, &rows, group);
-            let want = (
-                bits(score_new(&reader_path, &model)),
-                rows_old(&reader_path, &model),
-            );
-            assert_eq!(want.0.iter().filter(|(_, s)| s.is_err()).count(), 6);
-            for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-                write_as(&pages_path, &rows, group, Some(version));
-                let got = (
-                    bits(score_new(&pages_path, &model)),
-                    rows_old(&pages_path, &model),
+            for (rows, required) in [(&rows, true), (&with_nulls, false), (&rows, false)] {
+                write(&reader_path, rows, group);
+                let want = (
+                    bits(score_new(&reader_path, &model)),
+                    rows_old(&reader_path, &model),
                 );
-                assert!(got == want, "{version:?}, groups of {group}");
+                // Six bad rows, and the 524 nulls where there are nulls.
+                let bad = if std::ptr::eq(rows, &with_nulls) {
+                    530
+                } else {
+                    6
+                };
+                assert_eq!(want.0.iter().filter(|(_, s)| s.is_err()).count(), bad);
+                for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+                    write_as(&pages_path, rows, group, Some((version, required)));
+                    let got = (
+                        bits(score_new(&pages_path, &model)),
+                        rows_old(&pages_path, &model),
+                    );
+                    assert!(
+                        got == want,
+                        "{version:?}, required {required}, groups of {group}"
+                    );
+                }
             }
         }
     }

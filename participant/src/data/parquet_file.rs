@@ -16,11 +16,11 @@
 //!
 //! Rows are read in pieces (a row group, or part of one) on every core; a
 //! piece is decoded a batch of rows at a time, so memory beside the matrix
-//! is one decoded page per column per thread. A required `DOUBLE` column
-//! stored `PLAIN` throughout (no dictionary), as the bench files and most
-//! writers' dense numeric columns are, is read page by page and its values
-//! taken from the page itself: the column reader would first zero a vector
-//! and copy every value into it.
+//! is one decoded page per column per thread. A flat `DOUBLE` column
+//! stored `PLAIN` throughout (no dictionary), as the bench files are and
+//! any writer's with dictionaries off, is read page by page and its values
+//! taken from the page itself (nulls from its definition levels): the
+//! column reader would first zero a vector and copy every value into it.
 
 use std::fs::File;
 use std::ops::Range;
@@ -392,7 +392,19 @@ impl<'e> PieceReader<'e> {
                         // Straight from the page into the rows.
                         let (x, problems) = (&mut *out.x, &mut *out.problems);
                         let taken = p
-                            .take(n, |at, values| {
+                            .take(n, |at, run| {
+                                let values = match run {
+                                    Run::Values(values) => values,
+                                    Run::Nulls(k) => {
+                                        for i in at..at + k {
+                                            x[i * width + f.out] = 0.0;
+                                            problems[i].get_or_insert_with(|| {
+                                                RowProblem::null(f.name, "a number")
+                                            });
+                                        }
+                                        return;
+                                    }
+                                };
                                 for (i, v) in (at..).zip(values) {
                                     let v = f64::from_le_bytes(*v);
                                     let cell = &mut x[i * width + f.out];
@@ -525,7 +537,18 @@ impl PieceReader<'_> {
                         // Straight from the page, a run of values at a time.
                         let problems = &mut *out.problems;
                         let taken = p
-                            .take(n, |at, values| {
+                            .take(n, |at, run| {
+                                let values = match run {
+                                    Run::Values(values) => values,
+                                    Run::Nulls(k) => {
+                                        for p in &mut problems[at..at + k] {
+                                            p.get_or_insert_with(|| {
+                                                RowProblem::null(f.name, "a number")
+                                            });
+                                        }
+                                        return;
+                                    }
+                                };
                                 let z = &mut z[at..at + values.len()];
                                 if all_finite(values.iter().map(|v| u64::from_le_bytes(*v))) {
                                     linear.add_column_le(f.out, values, z);
@@ -780,7 +803,7 @@ fn all_finite(bits: impl Iterator<Item = u64>) -> bool {
 enum Source {
     /// The `parquet` crate's column reader: any type, encoding or nulls.
     Reader(Box<ColumnReader>),
-    /// A required `DOUBLE` column stored `PLAIN`, read page by page.
+    /// A flat `DOUBLE` column stored `PLAIN`, read page by page.
     Plain(Box<PlainDoubles>),
 }
 
@@ -806,15 +829,34 @@ impl Source {
     }
 }
 
-/// A column chunk of required, flat `DOUBLE` values whose metadata lists no
-/// dictionary and only `PLAIN` values: its data pages hold the doubles as
-/// 8 little-endian bytes each, nothing else.
+/// A column chunk of flat `DOUBLE` values, required or optional, whose
+/// metadata lists no dictionary and only `PLAIN` values (and `RLE`
+/// definition levels): its data pages hold the present doubles as 8
+/// little-endian bytes each, after the levels of an optional column.
 struct PlainDoubles {
     pages: Box<dyn PageReader>,
+    /// 1 for an optional column, 0 for a required one.
+    max_def: i16,
+    /// The most rows a page may claim (its row group's).
+    group_rows: usize,
     /// The current page's buffer, and the byte range of its unread values.
     page: Option<Page>,
     at: usize,
     end: usize,
+    /// The current page's rows, and the next one unread.
+    rows: usize,
+    row: usize,
+    /// Whether each row of the current page holds a value; empty when all
+    /// do (the usual case, read as one run).
+    present: Vec<bool>,
+}
+
+/// A run of rows handed out by [`PlainDoubles::take`].
+enum Run<'a> {
+    /// Rows that hold these values, one each.
+    Values(&'a [[u8; 8]]),
+    /// This many null rows.
+    Nulls(usize),
 }
 
 impl PlainDoubles {
@@ -826,7 +868,7 @@ impl PlainDoubles {
             .encodings()
             .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE));
         if meta.column_type() != Physical::DOUBLE
-            || descr.max_def_level() != 0
+            || descr.max_def_level() > 1
             || descr.max_rep_level() != 0
             || meta.dictionary_page_offset().is_some()
             || !plain
@@ -835,62 +877,130 @@ impl PlainDoubles {
         }
         Ok(Some(Self {
             pages: group.get_column_page_reader(col)?,
+            max_def: descr.max_def_level(),
+            group_rows: usize::try_from(group.metadata().num_rows()).unwrap_or(0),
             page: None,
             at: 0,
             end: 0,
+            rows: 0,
+            row: 0,
+            present: Vec::new(),
         }))
     }
 
-    /// Values left in the current page.
-    fn left(&self) -> usize {
-        (self.end - self.at) / 8
-    }
-
     /// Loads the next page; false at the chunk's end. A page that is not
-    /// `PLAIN` doubles, nulls or a byte count that is not 8 per value is an
-    /// error: the chunk's metadata said otherwise.
+    /// `PLAIN` doubles, whose levels do not decode, or whose byte count is
+    /// not 8 per present value is an error: the chunk's metadata, or the
+    /// page's own header, said otherwise.
     fn load(&mut self) -> Result<bool, ParquetError> {
+        let bad = |what: String| Err(ParquetError::General(what));
         let Some(page) = self.pages.get_next_page()? else {
             return Ok(false);
         };
-        let (len, values, start) = match &page {
+        let optional = self.max_def == 1;
+        let (buf, rows, levels, start, nulls) = match &page {
             Page::DataPage {
                 buf,
                 num_values,
                 encoding: Encoding::PLAIN,
+                def_level_encoding,
                 ..
-            } => (buf.len(), *num_values, 0),
+            } => {
+                if !optional {
+                    (buf, *num_values as usize, 0..0, 0, Some(0))
+                } else if *def_level_encoding != Encoding::RLE {
+                    return bad(format!(
+                        "definition levels in {def_level_encoding}, not RLE"
+                    ));
+                } else {
+                    // A v1 page: the levels' length, the levels, the values.
+                    let len = buf
+                        .get(..4)
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(u32::from_le_bytes)
+                        .ok_or_else(|| {
+                            ParquetError::General("a page shorter than its levels".into())
+                        })?;
+                    let end = 4usize.saturating_add(len as usize);
+                    (buf, *num_values as usize, 4..end, end, None)
+                }
+            }
             Page::DataPageV2 {
                 buf,
                 num_values,
                 encoding: Encoding::PLAIN,
-                num_nulls: 0,
+                num_nulls,
+                num_rows,
                 def_levels_byte_len,
                 rep_levels_byte_len,
                 ..
-            } => (
-                buf.len(),
-                *num_values,
-                *def_levels_byte_len as usize + *rep_levels_byte_len as usize,
-            ),
+            } => {
+                if num_rows != num_values {
+                    return bad(format!(
+                        "a flat page of {num_rows} rows and {num_values} values"
+                    ));
+                }
+                if *num_nulls > 0 && !optional {
+                    return bad(format!("{num_nulls} nulls in a required column"));
+                }
+                let rep = *rep_levels_byte_len as usize;
+                let end = rep.saturating_add(*def_levels_byte_len as usize);
+                let nulls = (*num_nulls == 0).then_some(0);
+                (buf, *num_values as usize, rep..end, end, nulls)
+            }
             other => {
-                return Err(ParquetError::General(format!(
-                    "a {:?} page ({}) in a required DOUBLE column whose metadata lists only PLAIN values",
+                return bad(format!(
+                    "a {:?} page ({}) in a DOUBLE column whose metadata lists only PLAIN values",
                     other.page_type(),
                     other.encoding()
-                )));
+                ));
             }
         };
-        let bytes = values as usize * 8;
-        if len.checked_sub(start) != Some(bytes) {
-            return Err(ParquetError::General(format!(
+        if rows > self.group_rows {
+            return bad(format!(
+                "a page of {rows} rows in a row group of {}",
+                self.group_rows
+            ));
+        }
+        self.present.clear();
+        let values = match nulls {
+            Some(n) => rows - n,
+            None => {
+                let Some(levels) = buf.get(levels) else {
+                    return bad("a page shorter than its levels".into());
+                };
+                def_levels(levels, rows, &mut self.present)?;
+                let values = self.present.iter().filter(|&&p| p).count();
+                if values == rows {
+                    self.present.clear();
+                }
+                values
+            }
+        };
+        let bytes = values * 8;
+        if buf.len().checked_sub(start) != Some(bytes) {
+            return bad(format!(
                 "a PLAIN page of {values} doubles holds {} bytes of values",
-                len.saturating_sub(start)
-            )));
+                buf.len().saturating_sub(start)
+            ));
         }
         self.page = Some(page);
         (self.at, self.end) = (start, start + bytes);
+        (self.rows, self.row) = (rows, 0);
         Ok(true)
+    }
+
+    /// The next run of at most `n` rows of the current page, alike
+    /// (all holding values, or all null): its length and whether it holds
+    /// values.
+    fn next_run(&self, n: usize) -> (usize, bool) {
+        let want = (self.rows - self.row).min(n);
+        match self.present.get(self.row..self.row + want) {
+            Some(rows @ [first, ..]) if !self.present.is_empty() => {
+                (rows.iter().take_while(|&&p| p == *first).count(), *first)
+            }
+            _ => (want, true),
+        }
     }
 
     /// Skips `n` rows (whole pages unread where the page index or header
@@ -899,10 +1009,13 @@ impl PlainDoubles {
     fn skip(&mut self, n: usize) -> Result<usize, ParquetError> {
         let mut done = 0;
         while done < n {
-            let here = self.left().min(n - done);
-            if here > 0 {
-                self.at += 8 * here;
-                done += here;
+            if self.row < self.rows {
+                let (k, values) = self.next_run(n - done);
+                if values {
+                    self.at += 8 * k;
+                }
+                self.row += k;
+                done += k;
                 continue;
             }
             let Some(next) = self.pages.peek_next_page()? else {
@@ -923,30 +1036,87 @@ impl PlainDoubles {
         Ok(done)
     }
 
-    /// Hands the next `n` values to `f` in runs (a run ends at a page's
-    /// end), each with its offset among the `n`; returns how many it read.
-    fn take(
-        &mut self,
-        n: usize,
-        mut f: impl FnMut(usize, &[[u8; 8]]),
-    ) -> Result<usize, ParquetError> {
+    /// Hands the next `n` rows to `f` in runs (a run ends at a page's end
+    /// or where nulls start or stop), each with its offset among the `n`;
+    /// returns how many rows it read.
+    fn take(&mut self, n: usize, mut f: impl FnMut(usize, Run<'_>)) -> Result<usize, ParquetError> {
         let mut done = 0;
         while done < n {
-            if self.left() == 0 && !self.load()? {
-                break;
+            if self.row == self.rows {
+                if !self.load()? {
+                    break;
+                }
+                continue;
             }
-            let k = self.left().min(n - done);
-            let buf = match &self.page {
-                Some(Page::DataPage { buf, .. } | Page::DataPageV2 { buf, .. }) => buf,
-                _ => break,
-            };
-            let run = &buf[self.at..self.at + 8 * k];
-            f(done, run.as_chunks::<8>().0);
-            self.at += 8 * k;
+            let (k, values) = self.next_run(n - done);
+            if values {
+                let buf = match &self.page {
+                    Some(Page::DataPage { buf, .. } | Page::DataPageV2 { buf, .. }) => buf,
+                    _ => break,
+                };
+                let run = &buf[self.at..self.at + 8 * k];
+                f(done, Run::Values(run.as_chunks::<8>().0));
+                self.at += 8 * k;
+            } else {
+                f(done, Run::Nulls(k));
+            }
+            self.row += k;
             done += k;
         }
         Ok(done)
     }
+}
+
+/// The definition levels of `n` rows of a flat optional column (bit
+/// width one) in Parquet's RLE / bit-packed hybrid encoding, as whether
+/// each row holds a value, into `out`.
+fn def_levels(mut bytes: &[u8], n: usize, out: &mut Vec<bool>) -> Result<(), ParquetError> {
+    let bad = |what: &str| ParquetError::General(format!("definition levels: {what}"));
+    out.clear();
+    out.reserve(n);
+    while out.len() < n {
+        let mut header = 0u64;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = bytes.split_first().ok_or_else(|| bad("truncated"))?;
+            bytes = rest;
+            if shift > 56 {
+                return Err(bad("a run header too long"));
+            }
+            header |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let left = n - out.len();
+        let count = usize::try_from(header >> 1).unwrap_or(usize::MAX);
+        if header & 1 == 0 {
+            // A repeated run: the count, then the level in one byte.
+            let (&level, rest) = bytes.split_first().ok_or_else(|| bad("truncated"))?;
+            bytes = rest;
+            if level > 1 {
+                return Err(bad("a level above 1 in a flat optional column"));
+            }
+            out.extend(std::iter::repeat_n(level == 1, count.min(left)));
+        } else {
+            // Bit-packed: `count` groups of 8 levels, one byte each.
+            if count > bytes.len() {
+                return Err(bad("truncated"));
+            }
+            let (packed, rest) = bytes.split_at(count);
+            bytes = rest;
+            for b in packed {
+                for bit in 0..8 {
+                    if out.len() == n {
+                        break;
+                    }
+                    out.push(b >> bit & 1 == 1);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `n` rows of a numeric column: its present values as f64 in
@@ -1245,8 +1415,23 @@ mod tests {
     /// One required DOUBLE column `x` of `values`, PLAIN without a
     /// dictionary, pages of 7 rows, in the given format version.
     fn write_plain(path: &Path, values: &[f64], version: WriterVersion) {
-        let schema =
-            Arc::new(parse_message_type("message t { required double x; }").expect("schema"));
+        let values: Vec<Option<f64>> = values.iter().copied().map(Some).collect();
+        write_plain_nullable(path, &values, version, false);
+    }
+
+    /// [`write_plain`] with nulls: `optional` when `optional`.
+    fn write_plain_nullable(
+        path: &Path,
+        values: &[Option<f64>],
+        version: WriterVersion,
+        optional: bool,
+    ) {
+        let message = if optional {
+            "message t { optional double x; }"
+        } else {
+            "message t { required double x; }"
+        };
+        let schema = Arc::new(parse_message_type(message).expect("schema"));
         let props = Arc::new(
             WriterProperties::builder()
                 .set_writer_version(version)
@@ -1259,12 +1444,103 @@ mod tests {
         let mut w = SerializedFileWriter::new(file, schema, props).expect("writer");
         let mut g = w.next_row_group().expect("group");
         let mut c = g.next_column().expect("col").expect("x");
+        let present: Vec<f64> = values.iter().flatten().copied().collect();
+        let defs: Vec<i16> = values.iter().map(|v| i16::from(v.is_some())).collect();
+        let defs = optional.then_some(&defs[..]);
         c.typed::<DoubleType>()
-            .write_batch(values, None, None)
+            .write_batch(&present, defs, None)
             .expect("x");
         c.close().expect("close");
         g.close().expect("group");
         w.close().expect("close");
+    }
+
+    /// Every row of column 0 of `path` read through [`PlainDoubles`]
+    /// after skipping `skip`, `take` rows at a time.
+    fn read_plain(path: &Path, indexed: bool, skip: usize, take: usize) -> Vec<Option<f64>> {
+        let file = if indexed {
+            reader(path).expect("reader")
+        } else {
+            SerializedFileReader::new(File::open(path).expect("open")).expect("file")
+        };
+        let group = file.get_row_group(0).expect("group");
+        let mut p = PlainDoubles::open(group.as_ref(), 0)
+            .expect("open")
+            .expect("a PLAIN double column is read from its pages");
+        assert_eq!(p.skip(skip).expect("skip"), skip);
+        let mut got = Vec::new();
+        loop {
+            let before = got.len();
+            let n = p
+                .take(take, |at, run| {
+                    assert_eq!(at, got.len() - before);
+                    match run {
+                        Run::Values(v) => {
+                            got.extend(v.iter().map(|v| Some(f64::from_le_bytes(*v))));
+                        }
+                        Run::Nulls(k) => got.extend(std::iter::repeat_n(None, k)),
+                    }
+                })
+                .expect("take");
+            assert_eq!(n, got.len() - before);
+            if n < take {
+                return got;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Nulls anywhere (runs the writer encodes as repeats, and mixes it
+        /// bit-packs), both page formats, any starting row: what the page
+        /// path reads is what was written.
+        #[test]
+        fn plain_double_pages_read_back_what_was_written_nulls_included(
+            values in proptest::collection::vec(
+                proptest::option::weighted(0.7, -1e6f64..1e6),
+                1..300,
+            ),
+            v2: bool,
+            indexed: bool,
+            skip in 0usize..320,
+            take in 1usize..40,
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("x.parquet");
+            let version = if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 };
+            write_plain_nullable(&path, &values, version, true);
+            let skip = skip.min(values.len());
+            let got = read_plain(&path, indexed, skip, take);
+            proptest::prop_assert_eq!(&got[..], &values[skip..]);
+        }
+    }
+
+    #[test]
+    fn definition_levels_that_do_not_decode_are_refused() {
+        let mut out = Vec::new();
+        // A repeated run of 3 ones, then a bit-packed group: 0b0000_0101.
+        def_levels(&[6, 1, 3, 0b101], 11, &mut out).expect("levels");
+        let want = [
+            true, true, true, true, false, true, false, false, false, false, false,
+        ];
+        assert_eq!(out, want);
+        // A run longer than the page is cut at the page's rows.
+        def_levels(&[0xfe, 0xff, 0x03, 1], 5, &mut out).expect("levels");
+        assert_eq!(out, [true; 5]);
+        for (bytes, why) in [
+            (&[6u8][..], "truncated"),
+            (&[6, 2][..], "a level above 1"),
+            (&[5, 0xff][..], "truncated"),
+            (
+                &[
+                    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1,
+                ][..],
+                "too long",
+            ),
+        ] {
+            let e = def_levels(bytes, 8, &mut out).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]
@@ -1288,6 +1564,9 @@ mod tests {
                         let n = p
                             .take(take, |at, run| {
                                 assert_eq!(at, got.len());
+                                let Run::Values(run) = run else {
+                                    panic!("no nulls here");
+                                };
                                 got.extend(run.iter().map(|v| f64::from_le_bytes(*v)));
                             })
                             .expect("take");
