@@ -1231,6 +1231,21 @@ async fn s_a_series_sum_asked_for_again_without_the_target() {
     .await;
 }
 
+/// Round 0's published outcome with one bit of its sum flipped, signed
+/// again with the coordinator's key: a history the coordinator rewrote.
+fn rewritten_sum_0(published: &pb::Signed) -> pb::Signed {
+    let (mut m, _) =
+        fedcredit_proto::envelope::open_coordinator(published, &coordinator_key().public())
+            .unwrap();
+    let Some(pb::coordinator_message::Body::Outcome(o)) = &mut m.body else {
+        panic!("round 0's outcome")
+    };
+    let mut sum = o.sum.to_vec();
+    sum[0] ^= 1;
+    o.sum = sum.into();
+    fedcredit_proto::envelope::seal_coordinator(&coordinator_key(), &m)
+}
+
 /// Attack u: a rewritten history. The coordinator holds its own key, so it
 /// can sign another outcome for a round it already published. After sum 0
 /// of a series is published over all four, it re-signs round 0 with a
@@ -1245,18 +1260,7 @@ async fn u_a_rewritten_history_is_refused() {
         let all = ids(4);
         let dir = tempfile::tempdir().unwrap();
         let (mut adv, honest) = series_after_sum_0(dir.path()).await;
-        let (mut m, _) = fedcredit_proto::envelope::open_coordinator(
-            &adv.published[0],
-            &coordinator_key().public(),
-        )
-        .unwrap();
-        let Some(pb::coordinator_message::Body::Outcome(o)) = &mut m.body else {
-            panic!("round 0's outcome")
-        };
-        let mut sum = o.sum.to_vec();
-        sum[0] ^= 1;
-        o.sum = sum.into();
-        let rewritten = fedcredit_proto::envelope::seal_coordinator(&coordinator_key(), &m);
+        let rewritten = rewritten_sum_0(&adv.published[0]);
         assert_ne!(rewritten.payload, adv.published[0].payload);
         adv.published[0] = rewritten;
         let mut sum1 = adv.secure_sum_announcement();
@@ -1328,18 +1332,7 @@ async fn v_a_failed_end_with_a_rewritten_history_keeps_nothing() {
 
         let dir = tempfile::tempdir().unwrap();
         let (mut adv, honest) = series_after_sum_0(dir.path()).await;
-        let (mut m, _) = fedcredit_proto::envelope::open_coordinator(
-            &adv.published[0],
-            &coordinator_key().public(),
-        )
-        .unwrap();
-        let Some(pb::coordinator_message::Body::Outcome(o)) = &mut m.body else {
-            panic!("round 0's outcome")
-        };
-        let mut sum = o.sum.to_vec();
-        sum[0] ^= 1;
-        o.sum = sum.into();
-        adv.published[0] = fedcredit_proto::envelope::seal_coordinator(&coordinator_key(), &m);
+        adv.published[0] = rewritten_sum_0(&adv.published[0]);
         for r in end(&mut adv, honest).await {
             match r {
                 Err(e @ fedcredit_participant::ParticipantError::JobFailed(_)) => {
