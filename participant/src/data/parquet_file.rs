@@ -398,9 +398,7 @@ impl<'e> PieceReader<'e> {
                                     Run::Nulls(k) => {
                                         for i in at..at + k {
                                             x[i * width + f.out] = 0.0;
-                                            problems[i].get_or_insert_with(|| {
-                                                RowProblem::null(f.name, "a number")
-                                            });
+                                            number_problem(&mut problems[i], encoder, &f, None);
                                         }
                                         return;
                                     }
@@ -412,10 +410,7 @@ impl<'e> PieceReader<'e> {
                                         *cell = v;
                                     } else {
                                         *cell = 0.0;
-                                        if problems[i].is_none() {
-                                            problems[i] =
-                                                encoder.number(&f, v).err().map(RowProblem::from);
-                                        }
+                                        number_problem(&mut problems[i], encoder, &f, Some(v));
                                     }
                                 }
                             })
@@ -433,17 +428,9 @@ impl<'e> PieceReader<'e> {
                         let cell = &mut out.x[i * width + f.out];
                         match v {
                             Some(&v) if v.is_finite() => *cell = v,
-                            Some(&v) => {
+                            v => {
                                 *cell = 0.0;
-                                let problem = &mut out.problems[i];
-                                if problem.is_none() {
-                                    *problem = encoder.number(&f, v).err().map(RowProblem::from);
-                                }
-                            }
-                            None => {
-                                *cell = 0.0;
-                                out.problems[i]
-                                    .get_or_insert_with(|| RowProblem::null(f.name, "a number"));
+                                number_problem(&mut out.problems[i], encoder, &f, v.copied());
                             }
                         }
                     }
@@ -542,9 +529,7 @@ impl PieceReader<'_> {
                                     Run::Values(values) => values,
                                     Run::Nulls(k) => {
                                         for p in &mut problems[at..at + k] {
-                                            p.get_or_insert_with(|| {
-                                                RowProblem::null(f.name, "a number")
-                                            });
+                                            number_problem(p, encoder, &f, None);
                                         }
                                         return;
                                     }
@@ -558,9 +543,8 @@ impl PieceReader<'_> {
                                     let v = f64::from_le_bytes(*v);
                                     if v.is_finite() {
                                         linear.add_one(f.out, v, z);
-                                    } else if problems[at + i].is_none() {
-                                        problems[at + i] =
-                                            encoder.number(&f, v).err().map(RowProblem::from);
+                                    } else {
+                                        number_problem(&mut problems[at + i], encoder, &f, Some(v));
                                     }
                                 }
                             })
@@ -583,16 +567,7 @@ impl PieceReader<'_> {
                         let v = if present { values.next() } else { None };
                         match v {
                             Some(&v) if v.is_finite() => linear.add_one(f.out, v, z),
-                            Some(&v) => {
-                                let problem = &mut out.problems[i];
-                                if problem.is_none() {
-                                    *problem = encoder.number(&f, v).err().map(RowProblem::from);
-                                }
-                            }
-                            None => {
-                                out.problems[i]
-                                    .get_or_insert_with(|| RowProblem::null(f.name, "a number"));
-                            }
+                            v => number_problem(&mut out.problems[i], encoder, &f, v.copied()),
                         }
                     }
                     if values.next().is_some() {
@@ -789,6 +764,22 @@ fn skip_records(r: &mut ColumnReader, n: usize) -> Result<usize, ParquetError> {
         ColumnReader::DoubleColumnReader(r) => r.skip_records(n),
         ColumnReader::ByteArrayColumnReader(r) => r.skip_records(n),
         ColumnReader::FixedLenByteArrayColumnReader(r) => r.skip_records(n),
+    }
+}
+
+/// Records the problem of a numeric feature's cell that is null (`None`)
+/// or not finite, unless its row already has one (the first one counts).
+fn number_problem(
+    problem: &mut Option<RowProblem>,
+    encoder: &Encoder,
+    f: &FeatureColumn<'_>,
+    v: Option<f64>,
+) {
+    if problem.is_none() {
+        *problem = match v {
+            Some(v) => encoder.number(f, v).err().map(RowProblem::from),
+            None => Some(RowProblem::null(f.name, "a number")),
+        };
     }
 }
 
