@@ -873,6 +873,7 @@ mod tests {
     use std::sync::Arc;
 
     use fedcredit_participant::data::parquet_file::BatchOut;
+    use parquet::basic::Compression;
     use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
     use parquet::file::properties::{WriterProperties, WriterVersion};
     use parquet::file::writer::SerializedFileWriter;
@@ -984,9 +985,14 @@ mod tests {
     /// order than the schema's, with an id column. `age` is optional, or
     /// with `plain` `PLAIN` without a dictionary in that format version,
     /// and required if asked (read from its pages, not by the column
-    /// reader).
-    fn write_as(path: &Path, rows: &[Row], group: usize, plain: Option<(WriterVersion, bool)>) {
-        let required = plain.is_some_and(|(_, required)| required);
+    /// reader), stored with that compression.
+    fn write_as(
+        path: &Path,
+        rows: &[Row],
+        group: usize,
+        plain: Option<(WriterVersion, bool, Compression)>,
+    ) {
+        let required = plain.is_some_and(|(_, required, _)| required);
         let age = if required { "required" } else { "optional" };
         let message = format!(
             "message t {{ required binary id (UTF8); optional int64 income; \
@@ -996,9 +1002,10 @@ mod tests {
         let mut props = WriterProperties::builder()
             .set_data_page_row_count_limit(1000)
             .set_write_batch_size(1000);
-        if let Some((v, _)) = plain {
+        if let Some((v, _, compression)) = plain {
             props = props
                 .set_writer_version(v)
+                .set_compression(compression)
                 .set_column_dictionary_enabled(ColumnPath::from("age"), false);
         }
         let props = Arc::new(props.build());
@@ -1220,15 +1227,24 @@ mod tests {
                     6
                 };
                 assert_eq!(want.0.iter().filter(|(_, s)| s.is_err()).count(), bad);
-                for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-                    write_as(&pages_path, rows, group, Some((version, required)));
+                let versions = [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0];
+                let stored = [Compression::UNCOMPRESSED, Compression::SNAPPY];
+                for (version, compression) in
+                    versions.into_iter().flat_map(|v| stored.map(|c| (v, c)))
+                {
+                    write_as(
+                        &pages_path,
+                        rows,
+                        group,
+                        Some((version, required, compression)),
+                    );
                     let got = (
                         bits(score_new(&pages_path, &model)),
                         rows_old(&pages_path, &model),
                     );
                     assert!(
                         got == want,
-                        "{version:?}, required {required}, groups of {group}"
+                        "{version:?}, {compression}, required {required}, groups of {group}"
                     );
                 }
             }

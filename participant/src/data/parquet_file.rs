@@ -21,19 +21,24 @@
 //! any writer's with dictionaries off, is read page by page and its values
 //! taken from the page itself (nulls from its definition levels): the
 //! column reader would first zero a vector and copy every value into it.
+//! Those pages are read, and decompressed, into two buffers per column
+//! that are reused from page to page, not into fresh memory per page.
 
 use std::fs::File;
+use std::io::{BufReader, Read};
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use ::parquet::basic::{ConvertedType, Encoding, LogicalType, Type as Physical};
+use ::parquet::basic::{Compression, ConvertedType, Encoding, LogicalType, Type as Physical};
 use ::parquet::column::page::{Page, PageReader};
 use ::parquet::column::reader::ColumnReader;
 use ::parquet::data_type::ByteArray;
 use ::parquet::errors::ParquetError;
-use ::parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
-use ::parquet::file::serialized_reader::ReadOptionsBuilder;
+use ::parquet::file::reader::{ChunkReader, FileReader, Length, SerializedFileReader};
+use ::parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedPageReader};
+use bytes::{Bytes, BytesMut};
 use fedcredit_model::encoder::FeatureColumn;
 use fedcredit_model::job::Linear;
 use fedcredit_model::{Encoder, ModelError, Schema};
@@ -58,6 +63,18 @@ pub struct ParquetTable {
     /// Per column: physical type, logical type, whether it can hold nulls.
     types: Vec<(Physical, Option<LogicalType>, ConvertedType, i16)>,
     groups: Vec<usize>,
+    /// The page path's buffers, kept from one piece's columns to the next.
+    buffers: Arc<BufferPool>,
+}
+
+/// [`PageBuffers`] not in use.
+#[derive(Default)]
+struct BufferPool(Mutex<Vec<PageBuffers>>);
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BufferPool({})", lock(&self.0).len())
+    }
 }
 
 /// A run of rows inside one row group.
@@ -118,7 +135,7 @@ impl ParquetTable {
     /// Reads the footer of `path`; refuses nested and repeated columns.
     pub fn open(path: &Path) -> Result<Self, ParticipantError> {
         let reader = reader(path)?;
-        let meta = reader.metadata();
+        let meta = reader.file.metadata();
         let mut header = Vec::new();
         let mut types = Vec::new();
         for c in meta.file_metadata().schema_descr().columns() {
@@ -150,6 +167,7 @@ impl ParquetTable {
             header,
             types,
             groups,
+            buffers: Arc::default(),
         })
     }
 
@@ -246,13 +264,39 @@ impl ParquetTable {
     }
 
     /// Opens the file again (a reader per thread) for [`PieceReader::new`].
-    pub fn reader(&self) -> Result<SerializedFileReader<File>, ParticipantError> {
+    pub fn reader(&self) -> Result<TableReader, ParticipantError> {
         reader(&self.path)
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A file opened for [`PieceReader::new`] (one per thread): the `parquet`
+/// crate's reader (footer, page index, column readers) and the same open
+/// file for the page path's own reads.
+pub struct TableReader {
+    file: SerializedFileReader<File>,
+    raw: Arc<File>,
+    /// The file's length.
+    len: u64,
+}
+
+/// A [`PlainDoubles`] column's two buffers: a page as stored, and as
+/// decompressed.
+#[derive(Default)]
+struct PageBuffers {
+    stored: BytesMut,
+    plain: Vec<u8>,
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("row_groups", &self.file.num_row_groups())
+            .finish_non_exhaustive()
     }
 }
 
@@ -305,17 +349,17 @@ impl<'e> PieceReader<'e> {
     /// positioned at the piece's first row.
     pub fn new(
         table: &ParquetTable,
-        file: &SerializedFileReader<File>,
+        file: &TableReader,
         piece: &Piece,
         uses: &[(usize, Use<'e>)],
     ) -> Result<Self, ParticipantError> {
         let fail = |e: ParquetError| parquet_error(&table.path, &e);
-        let group = file.get_row_group(piece.group).map_err(fail)?;
+        let group = file.file.get_row_group(piece.group).map_err(fail)?;
         let mut columns = Vec::with_capacity(uses.len());
         for &(col, u) in uses {
             let plain = match u {
                 Use::Feature(f) if f.numeric => {
-                    PlainDoubles::open(group.as_ref(), col).map_err(fail)?
+                    PlainDoubles::open(file, &table.buffers, piece.group, col).map_err(fail)?
                 }
                 _ => None,
             };
@@ -745,13 +789,26 @@ fn plain_int(converted: &ConvertedType) -> bool {
 /// `parquet` crate and pyarrow do by default): a piece's reader then skips
 /// the pages before its first row without reading them, and reads each
 /// page with one read instead of a buffered read of its header first.
-fn reader(path: &Path) -> Result<SerializedFileReader<File>, ParticipantError> {
-    let file = File::open(path).map_err(|source| ParticipantError::ReadInput {
+fn reader(path: &Path) -> Result<TableReader, ParticipantError> {
+    open_reader(path, true)
+}
+
+/// [`reader`], with the page index read or not.
+fn open_reader(path: &Path, page_index: bool) -> Result<TableReader, ParticipantError> {
+    let read_failed = |source| ParticipantError::ReadInput {
         file: path.to_owned(),
         source,
-    })?;
-    let options = ReadOptionsBuilder::new().with_page_index().build();
-    SerializedFileReader::new_with_options(file, options).map_err(|e| parquet_error(path, &e))
+    };
+    let file = File::open(path).map_err(read_failed)?;
+    let raw = Arc::new(file.try_clone().map_err(read_failed)?);
+    let len = raw.metadata().map_err(read_failed)?.len();
+    let mut options = ReadOptionsBuilder::new();
+    if page_index {
+        options = options.with_page_index();
+    }
+    let file = SerializedFileReader::new_with_options(file, options.build())
+        .map_err(|e| parquet_error(path, &e))?;
+    Ok(TableReader { file, raw, len })
 }
 
 fn skip_records(r: &mut ColumnReader, n: usize) -> Result<usize, ParquetError> {
@@ -822,16 +879,30 @@ impl Source {
 
 /// A column chunk of flat `DOUBLE` values, required or optional, whose
 /// metadata lists no dictionary and only `PLAIN` values (and `RLE`
-/// definition levels): its data pages hold the present doubles as 8
-/// little-endian bytes each, after the levels of an optional column.
+/// definition levels), stored uncompressed or with snappy: its data pages
+/// hold the present doubles as 8 little-endian bytes each, after the
+/// levels of an optional column.
 struct PlainDoubles {
-    pages: Box<dyn PageReader>,
+    /// The chunk's pages as stored (the reader is told the chunk is
+    /// uncompressed, so that it hands over the stored bytes).
+    pages: SerializedPageReader<PageBytes>,
+    /// What `pages` reads the file through (its buffer goes back to
+    /// `buffers` when this column is dropped).
+    bytes: Arc<PageBytes>,
+    buffers: Arc<BufferPool>,
+    /// The snappy decoder, for a chunk stored with snappy.
+    snappy: Option<snap::raw::Decoder>,
     /// 1 for an optional column, 0 for a required one.
     max_def: i16,
     /// The most rows a page may claim (its row group's).
     group_rows: usize,
-    /// The current page's buffer, and the byte range of its unread values.
+    /// The current page as stored; its values are read from `plain`
+    /// instead when `decompressed`.
     page: Option<Page>,
+    /// The current page decompressed, reused from page to page.
+    plain: Vec<u8>,
+    decompressed: bool,
+    /// The byte range of the current page's unread values.
     at: usize,
     end: usize,
     /// The current page's rows, and the next one unread.
@@ -840,6 +911,24 @@ struct PlainDoubles {
     /// Whether each row of the current page holds a value; empty when all
     /// do (the usual case, read as one run).
     present: Vec<bool>,
+}
+
+impl Drop for PlainDoubles {
+    /// Hands the column's buffers back for the next piece's column.
+    fn drop(&mut self) {
+        self.page = None;
+        let stored = lock(&self.bytes.last)
+            .take()
+            .and_then(|b| b.try_into_mut().ok())
+            .unwrap_or_default();
+        let plain = std::mem::take(&mut self.plain);
+        lock(&self.buffers.0).push(PageBuffers { stored, plain });
+    }
+}
+
+/// Locks `m`, whose data stays usable when a holder panicked (buffers only).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A run of rows handed out by [`PlainDoubles::take`].
@@ -851,13 +940,25 @@ enum Run<'a> {
 }
 
 impl PlainDoubles {
-    /// Column `col` of `group`, when its chunk is such a column.
-    fn open(group: &dyn RowGroupReader, col: usize) -> Result<Option<Self>, ParquetError> {
-        let meta = group.metadata().column(col);
+    /// Column `col` of row group `group`, when its chunk is such a column.
+    fn open(
+        file: &TableReader,
+        buffers: &Arc<BufferPool>,
+        group: usize,
+        col: usize,
+    ) -> Result<Option<Self>, ParquetError> {
+        let footer = file.file.metadata();
+        let rows = footer.row_group(group);
+        let meta = rows.column(col);
         let descr = meta.column_descr();
         let plain = meta
             .encodings()
             .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE));
+        let snappy = match meta.compression() {
+            Compression::UNCOMPRESSED => None,
+            Compression::SNAPPY => Some(snap::raw::Decoder::new()),
+            _ => return Ok(None),
+        };
         if meta.column_type() != Physical::DOUBLE
             || descr.max_def_level() > 1
             || descr.max_rep_level() != 0
@@ -866,11 +967,33 @@ impl PlainDoubles {
         {
             return Ok(None);
         }
+        let group_rows = usize::try_from(rows.num_rows()).unwrap_or(0);
+        let locations = footer
+            .offset_index()
+            .and_then(|index| index.get(group)?.get(col))
+            .map(|o| o.page_locations().clone());
+        let stored = meta
+            .clone()
+            .into_builder()
+            .set_compression(Compression::UNCOMPRESSED)
+            .build()?;
+        let pool = Arc::clone(buffers);
+        let buffers = lock(&pool.0).pop().unwrap_or_default();
+        let bytes = Arc::new(PageBytes {
+            file: Arc::clone(&file.raw),
+            len: file.len,
+            last: Mutex::new(Some(buffers.stored.freeze())),
+        });
         Ok(Some(Self {
-            pages: group.get_column_page_reader(col)?,
+            pages: SerializedPageReader::new(Arc::clone(&bytes), &stored, group_rows, locations)?,
+            bytes,
+            buffers: pool,
+            snappy,
             max_def: descr.max_def_level(),
-            group_rows: usize::try_from(group.metadata().num_rows()).unwrap_or(0),
+            group_rows,
             page: None,
+            plain: buffers.plain,
+            decompressed: false,
             at: 0,
             end: 0,
             rows: 0,
@@ -880,50 +1003,50 @@ impl PlainDoubles {
     }
 
     /// Loads the next page; false at the chunk's end. A page that is not
-    /// `PLAIN` doubles, whose levels do not decode, or whose byte count is
-    /// not 8 per present value is an error: the chunk's metadata, or the
-    /// page's own header, said otherwise.
+    /// `PLAIN` doubles, does not decompress, whose levels do not decode, or
+    /// whose byte count is not 8 per present value is an error: the
+    /// chunk's metadata, or the page's own header, said otherwise.
     fn load(&mut self) -> Result<bool, ParquetError> {
         let bad = |what: String| Err(ParquetError::General(what));
+        // The page before goes first, so that its buffer is read into again.
+        self.page = None;
         let Some(page) = self.pages.get_next_page()? else {
             return Ok(false);
         };
         let optional = self.max_def == 1;
-        let (buf, rows, levels, start, nulls) = match &page {
+        // The page's rows; the bytes stored uncompressed before the rest
+        // (a v2 page's levels); the levels (v1: a length, then the levels,
+        // at the start of the decompressed bytes); whether the rest is
+        // compressed; and the nulls, when the header says.
+        let (rows, prefix, levels, compressed, nulls) = match &page {
             Page::DataPage {
-                buf,
                 num_values,
                 encoding: Encoding::PLAIN,
                 def_level_encoding,
                 ..
             } => {
-                if !optional {
-                    (buf, *num_values as usize, 0..0, 0, Some(0))
-                } else if *def_level_encoding != Encoding::RLE {
+                if optional && *def_level_encoding != Encoding::RLE {
                     return bad(format!(
                         "definition levels in {def_level_encoding}, not RLE"
                     ));
-                } else {
-                    // A v1 page: the levels' length, the levels, the values.
-                    let len = buf
-                        .get(..4)
-                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                        .map(u32::from_le_bytes)
-                        .ok_or_else(|| {
-                            ParquetError::General("a page shorter than its levels".into())
-                        })?;
-                    let end = 4usize.saturating_add(len as usize);
-                    (buf, *num_values as usize, 4..end, end, None)
                 }
+                let levels = if optional { Levels::V1 } else { Levels::None };
+                (
+                    *num_values as usize,
+                    0,
+                    levels,
+                    true,
+                    (!optional).then_some(0),
+                )
             }
             Page::DataPageV2 {
-                buf,
                 num_values,
                 encoding: Encoding::PLAIN,
                 num_nulls,
                 num_rows,
                 def_levels_byte_len,
                 rep_levels_byte_len,
+                is_compressed,
                 ..
             } => {
                 if num_rows != num_values {
@@ -937,7 +1060,8 @@ impl PlainDoubles {
                 let rep = *rep_levels_byte_len as usize;
                 let end = rep.saturating_add(*def_levels_byte_len as usize);
                 let nulls = (*num_nulls == 0).then_some(0);
-                (buf, *num_values as usize, rep..end, end, nulls)
+                let levels = Levels::V2(rep..end);
+                (*num_values as usize, end, levels, *is_compressed, nulls)
             }
             other => {
                 return bad(format!(
@@ -953,11 +1077,56 @@ impl PlainDoubles {
                 self.group_rows
             ));
         }
+        self.decompressed = false;
+        match self.snappy.as_mut().filter(|_| compressed) {
+            Some(decoder) => {
+                let snappy = |e: snap::Error| ParquetError::General(format!("snappy: {e}"));
+                let stored = page.buffer();
+                let Some((head, body)) = stored.split_at_checked(prefix) else {
+                    return bad("a page shorter than its levels".into());
+                };
+                let len = snap::raw::decompress_len(body).map_err(snappy)?;
+                // Levels take at most two bytes a row, a value eight.
+                if len > rows.saturating_mul(16).saturating_add(64) {
+                    return bad(format!(
+                        "a page of {rows} rows that decompresses to {len} bytes"
+                    ));
+                }
+                // Grown (and zeroed) only past its longest page so far.
+                self.plain.resize(prefix + len, 0);
+                self.plain[..prefix].copy_from_slice(head);
+                let n = decoder
+                    .decompress(body, &mut self.plain[prefix..])
+                    .map_err(snappy)?;
+                if n != len {
+                    return bad(format!("a page that decompresses to {n} of {len} bytes"));
+                }
+                self.decompressed = true;
+            }
+            None => self.page = Some(page),
+        }
+        let data = page_data(self.decompressed, &self.plain, &self.page);
+        let (levels, start) = match levels {
+            Levels::None => (0..0, 0),
+            Levels::V2(levels) => (levels, prefix),
+            Levels::V1 => {
+                // A v1 page: the levels' length, the levels, the values.
+                let len = data
+                    .get(..4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_le_bytes)
+                    .ok_or_else(|| {
+                        ParquetError::General("a page shorter than its levels".into())
+                    })?;
+                let end = 4usize.saturating_add(len as usize);
+                (4..end, end)
+            }
+        };
         self.present.clear();
         let values = match nulls {
             Some(n) => rows - n,
             None => {
-                let Some(levels) = buf.get(levels) else {
+                let Some(levels) = data.get(levels) else {
                     return bad("a page shorter than its levels".into());
                 };
                 def_levels(levels, rows, &mut self.present)?;
@@ -969,13 +1138,12 @@ impl PlainDoubles {
             }
         };
         let bytes = values * 8;
-        if buf.len().checked_sub(start) != Some(bytes) {
+        if data.len().checked_sub(start) != Some(bytes) {
             return bad(format!(
                 "a PLAIN page of {values} doubles holds {} bytes of values",
-                buf.len().saturating_sub(start)
+                data.len().saturating_sub(start)
             ));
         }
-        self.page = Some(page);
         (self.at, self.end) = (start, start + bytes);
         (self.rows, self.row) = (rows, 0);
         Ok(true)
@@ -1041,11 +1209,8 @@ impl PlainDoubles {
             }
             let (k, values) = self.next_run(n - done);
             if values {
-                let buf = match &self.page {
-                    Some(Page::DataPage { buf, .. } | Page::DataPageV2 { buf, .. }) => buf,
-                    _ => break,
-                };
-                let run = &buf[self.at..self.at + 8 * k];
+                let data = page_data(self.decompressed, &self.plain, &self.page);
+                let run = &data[self.at..self.at + 8 * k];
                 f(done, Run::Values(run.as_chunks::<8>().0));
                 self.at += 8 * k;
             } else {
@@ -1055,6 +1220,93 @@ impl PlainDoubles {
             done += k;
         }
         Ok(done)
+    }
+}
+
+/// Where a page's definition levels are.
+enum Levels {
+    /// None: a required column.
+    None,
+    /// A v1 page's: a 4-byte length, then the levels, before the values.
+    V1,
+    /// A v2 page's: this byte range, stored uncompressed.
+    V2(Range<usize>),
+}
+
+/// The current page's bytes, decompressed: `plain` when the page was
+/// decompressed into it, else the page as stored.
+fn page_data<'a>(decompressed: bool, plain: &'a [u8], page: &'a Option<Page>) -> &'a [u8] {
+    match page {
+        Some(page) if !decompressed => page.buffer(),
+        _ if decompressed => plain,
+        _ => &[],
+    }
+}
+
+/// The file as a [`PlainDoubles`] page reader reads it: a page's stored
+/// bytes are read with one positional read into a buffer that is taken
+/// back, and read into again, once that page has been dropped. Reading a
+/// column then costs no fresh memory (and so no page faults) per page.
+struct PageBytes {
+    file: Arc<File>,
+    len: u64,
+    /// What the last call handed out (the buffer to take back).
+    last: Mutex<Option<Bytes>>,
+}
+
+impl Length for PageBytes {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for PageBytes {
+    type T = BufReader<FileAt>;
+
+    fn get_read(&self, start: u64) -> Result<Self::T, ParquetError> {
+        Ok(BufReader::new(FileAt {
+            file: Arc::clone(&self.file),
+            at: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes, ParquetError> {
+        // A length from the file is checked against it before any memory
+        // is set aside for it.
+        if start
+            .checked_add(length as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(ParquetError::EOF(format!(
+                "{length} bytes at offset {start} of a file of {} bytes",
+                self.len
+            )));
+        }
+        let mut last = lock(&self.last);
+        let mut buf = match last.take().map(Bytes::try_into_mut) {
+            Some(Ok(buf)) => buf,
+            _ => BytesMut::new(),
+        };
+        buf.resize(length, 0);
+        self.file.read_exact_at(&mut buf, start)?;
+        let bytes = buf.freeze();
+        *last = Some(bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// A [`Read`] of a shared file from an offset of its own (positional
+/// reads, so that readers of one file do not move each other).
+struct FileAt {
+    file: Arc<File>,
+    at: u64,
+}
+
+impl Read for FileAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
@@ -1404,10 +1656,11 @@ mod tests {
     }
 
     /// One required DOUBLE column `x` of `values`, PLAIN without a
-    /// dictionary, pages of 7 rows, in the given format version.
-    fn write_plain(path: &Path, values: &[f64], version: WriterVersion) {
+    /// dictionary, pages of 7 rows, in the given format version, stored
+    /// with snappy when `snappy`.
+    fn write_plain(path: &Path, values: &[f64], version: WriterVersion, snappy: bool) {
         let values: Vec<Option<f64>> = values.iter().copied().map(Some).collect();
-        write_plain_nullable(path, &values, version, false);
+        write_plain_nullable(path, &values, version, false, snappy);
     }
 
     /// [`write_plain`] with nulls: `optional` when `optional`.
@@ -1416,6 +1669,7 @@ mod tests {
         values: &[Option<f64>],
         version: WriterVersion,
         optional: bool,
+        snappy: bool,
     ) {
         let message = if optional {
             "message t { optional double x; }"
@@ -1426,6 +1680,11 @@ mod tests {
         let props = Arc::new(
             WriterProperties::builder()
                 .set_writer_version(version)
+                .set_compression(if snappy {
+                    Compression::SNAPPY
+                } else {
+                    Compression::UNCOMPRESSED
+                })
                 .set_dictionary_enabled(false)
                 .set_data_page_row_count_limit(7)
                 .set_write_batch_size(7)
@@ -1449,13 +1708,8 @@ mod tests {
     /// Every row of column 0 of `path` read through [`PlainDoubles`]
     /// after skipping `skip`, `take` rows at a time.
     fn read_plain(path: &Path, indexed: bool, skip: usize, take: usize) -> Vec<Option<f64>> {
-        let file = if indexed {
-            reader(path).expect("reader")
-        } else {
-            SerializedFileReader::new(File::open(path).expect("open")).expect("file")
-        };
-        let group = file.get_row_group(0).expect("group");
-        let mut p = PlainDoubles::open(group.as_ref(), 0)
+        let file = open_reader(path, indexed).expect("reader");
+        let mut p = PlainDoubles::open(&file, &Arc::default(), 0, 0)
             .expect("open")
             .expect("a PLAIN double column is read from its pages");
         assert_eq!(p.skip(skip).expect("skip"), skip);
@@ -1483,23 +1737,33 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
         /// Nulls anywhere (runs the writer encodes as repeats, and mixes it
-        /// bit-packs), both page formats, any starting row: what the page
-        /// path reads is what was written.
+        /// bit-packs), both page formats, stored with snappy or not, any
+        /// starting row: what the page path reads is what was written.
+        /// Values from a few (`few`) compress, so that v2 pages are stored
+        /// compressed too (the writer keeps a v2 page's values
+        /// uncompressed when snappy does not make them smaller).
         #[test]
         fn plain_double_pages_read_back_what_was_written_nulls_included(
             values in proptest::collection::vec(
                 proptest::option::weighted(0.7, -1e6f64..1e6),
                 1..300,
             ),
+            few: bool,
             v2: bool,
             indexed: bool,
+            snappy: bool,
             skip in 0usize..320,
             take in 1usize..40,
         ) {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("x.parquet");
+            let values: Vec<Option<f64>> = if few {
+                values.iter().map(|v| v.map(|v| (v.abs() % 3.0).floor())).collect()
+            } else {
+                values
+            };
             let version = if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 };
-            write_plain_nullable(&path, &values, version, true);
+            write_plain_nullable(&path, &values, version, true, snappy);
             let skip = skip.min(values.len());
             let got = read_plain(&path, indexed, skip, take);
             proptest::prop_assert_eq!(&got[..], &values[skip..]);
@@ -1539,15 +1803,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.parquet");
         let values: Vec<f64> = (0..50).map(|i| f64::from(i) * 1.5 - 3.0).collect();
-        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-            write_plain(&path, &values, version);
+        let versions = [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0];
+        for (version, snappy) in versions.into_iter().flat_map(|v| [(v, false), (v, true)]) {
+            write_plain(&path, &values, version, snappy);
             let indexed = reader(&path).expect("reader");
-            let plain = SerializedFileReader::new(File::open(&path).expect("open")).expect("file");
+            let plain = open_reader(&path, false).expect("reader");
             for file in [&indexed, &plain] {
-                let group = file.get_row_group(0).expect("group");
                 for skip in [0, 3, 7, 14, 20, 49, 50] {
                     for take in [1, 6, 7, 8, 30, 60] {
-                        let mut p = PlainDoubles::open(group.as_ref(), 0)
+                        let mut p = PlainDoubles::open(file, &Arc::default(), 0, 0)
                             .expect("open")
                             .expect("a required PLAIN double column is read from its pages");
                         assert_eq!(p.skip(skip).expect("skip"), skip);
@@ -1562,16 +1826,13 @@ mod tests {
                             })
                             .expect("take");
                         let end = (skip + take).min(values.len());
-                        assert_eq!(n, end - skip, "{version:?} skip {skip} take {take}");
-                        assert_eq!(
-                            got,
-                            values[skip..end],
-                            "{version:?} skip {skip} take {take}"
-                        );
+                        let case = format!("{version:?} snappy {snappy} skip {skip} take {take}");
+                        assert_eq!(n, end - skip, "{case}");
+                        assert_eq!(got, values[skip..end], "{case}");
                     }
                 }
                 assert_eq!(
-                    PlainDoubles::open(group.as_ref(), 0)
+                    PlainDoubles::open(file, &Arc::default(), 0, 0)
                         .expect("open")
                         .expect("plain")
                         .skip(51)
@@ -1580,15 +1841,92 @@ mod tests {
                 );
             }
         }
-        // An optional column, or one with a dictionary, goes through the
-        // column reader.
+        // A column with a dictionary goes through the column reader.
         write(&path, &good_rows(10), 10);
         let file = reader(&path).expect("reader");
-        let group = file.get_row_group(0).expect("group");
         assert!(
-            PlainDoubles::open(group.as_ref(), 3)
+            PlainDoubles::open(&file, &Arc::default(), 0, 3)
                 .expect("open")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_page_buffer_is_read_into_again_only_once_its_page_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bytes");
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        std::fs::write(&path, &data).expect("write");
+        let bytes = PageBytes {
+            file: Arc::new(File::open(&path).expect("open")),
+            len: 4096,
+            last: Mutex::new(None),
+        };
+        let a = bytes.get_bytes(0, 1000).expect("read");
+        let first = a.as_ptr();
+        let held = a.slice(10..20);
+        drop(a);
+        // A slice of the page is still held: the next read goes elsewhere
+        // and the page is left as it was.
+        let b = bytes.get_bytes(100, 900).expect("read");
+        assert_ne!(b.as_ptr(), first);
+        assert_eq!(held[..], data[10..20]);
+        assert_eq!(b[..], data[100..1000]);
+        drop(held);
+        // Once the page is dropped its buffer is read into again.
+        let second = b.as_ptr();
+        drop(b);
+        let c = bytes.get_bytes(2000, 500).expect("read");
+        assert_eq!(c.as_ptr(), second);
+        assert_eq!(c[..], data[2000..2500]);
+        // A range past the end is refused before memory is set aside for it.
+        for (start, len) in [(4000, 97), (u64::MAX - 1, 2), (0, usize::MAX)] {
+            let e = bytes.get_bytes(start, len).expect_err("past the end");
+            assert!(
+                e.to_string()
+                    .contains(&format!("{len} bytes at offset {start}")),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            bytes.get_bytes(4000, 96).expect("the last bytes")[..],
+            data[4000..]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_snappy_page_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.parquet");
+        let values: Vec<f64> = (0..50).map(|i| f64::from(i) * 0.25).collect();
+        write_plain(&path, &values, WriterVersion::PARQUET_1_0, true);
+        let file = reader(&path).expect("reader");
+        let page = file.file.metadata().offset_index().expect("a page index")[0][0]
+            .page_locations()[0]
+            .clone();
+        let good = std::fs::read(&path).expect("read");
+        let read_all = || -> Result<usize, ParquetError> {
+            let file = reader(&path).map_err(|e| ParquetError::General(e.to_string()))?;
+            let mut p = PlainDoubles::open(&file, &Arc::default(), 0, 0)?.expect("plain");
+            p.take(1000, |_, _| {})
+        };
+        let mut snappy = 0;
+        // Every byte of the first page (its header and its snappy data)
+        // flipped in turn: an error or the 50 rows, never a panic.
+        let start = usize::try_from(page.offset).expect("offset");
+        let end = start + usize::try_from(page.compressed_page_size).expect("size");
+        for at in start..end {
+            let mut bad = good.clone();
+            bad[at] ^= 0xff;
+            std::fs::write(&path, &bad).expect("write");
+            match read_all() {
+                Ok(n) => assert_eq!(n, 50, "byte {at}"),
+                Err(e) => snappy += usize::from(e.to_string().contains("snappy")),
+            }
+        }
+        assert!(
+            snappy > 0,
+            "no flipped byte was refused by the decompressor"
         );
     }
 
