@@ -21,8 +21,10 @@
 //! any writer's with dictionaries off, is read page by page and its values
 //! taken from the page itself (nulls from its definition levels): the
 //! column reader would first zero a vector and copy every value into it.
-//! Those pages are read, and decompressed, into two buffers per column
-//! that are reused from page to page, not into fresh memory per page.
+//! Those pages are read, and decompressed, into buffers reused from page
+//! to page and piece to piece (one page per column, as the column reader
+//! holds, and one read buffer that a thread's compressed columns share),
+//! not into fresh memory per page.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -67,15 +69,32 @@ pub struct ParquetTable {
     buffers: Arc<BufferPool>,
 }
 
-/// [`PageBuffers`] not in use.
+/// The page path's buffers not in use: pages as stored, and decompressed.
 #[derive(Default)]
-struct BufferPool(Mutex<Vec<PageBuffers>>);
+struct BufferPool {
+    stored: Mutex<Vec<BytesMut>>,
+    plain: Mutex<Vec<Vec<u8>>>,
+}
 
 impl std::fmt::Debug for BufferPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BufferPool({})", lock(&self.0).len())
+        f.debug_struct("BufferPool")
+            .field("stored", &lock(&self.stored).len())
+            .field("plain", &lock(&self.plain).len())
+            .finish()
     }
 }
+
+impl BufferPool {
+    /// A slot holding a buffer from the pool, if it has one.
+    fn slot(&self) -> Slot {
+        Arc::new(Mutex::new(lock(&self.stored).pop().map(BytesMut::freeze)))
+    }
+}
+
+/// Where a [`PageBytes`] reads pages into: the buffer it handed out last,
+/// taken back and read into again once nothing else holds it.
+type Slot = Arc<Mutex<Option<Bytes>>>;
 
 /// A run of rows inside one row group.
 #[derive(Debug, Clone)]
@@ -284,14 +303,6 @@ pub struct TableReader {
     len: u64,
 }
 
-/// A [`PlainDoubles`] column's two buffers: a page as stored, and as
-/// decompressed.
-#[derive(Default)]
-struct PageBuffers {
-    stored: BytesMut,
-    plain: Vec<u8>,
-}
-
 impl std::fmt::Debug for TableReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TableReader")
@@ -355,11 +366,15 @@ impl<'e> PieceReader<'e> {
     ) -> Result<Self, ParticipantError> {
         let fail = |e: ParquetError| parquet_error(&table.path, &e);
         let group = file.file.get_row_group(piece.group).map_err(fail)?;
+        // The compressed columns' stored pages: a page is decompressed as
+        // soon as it is read, so one buffer serves them all.
+        let shared = table.buffers.slot();
         let mut columns = Vec::with_capacity(uses.len());
         for &(col, u) in uses {
             let plain = match u {
                 Use::Feature(f) if f.numeric => {
-                    PlainDoubles::open(file, &table.buffers, piece.group, col).map_err(fail)?
+                    PlainDoubles::open(file, (&table.buffers, &shared), piece.group, col)
+                        .map_err(fail)?
                 }
                 _ => None,
             };
@@ -887,7 +902,7 @@ struct PlainDoubles {
     /// uncompressed, so that it hands over the stored bytes).
     pages: SerializedPageReader<PageBytes>,
     /// What `pages` reads the file through (its buffer goes back to
-    /// `buffers` when this column is dropped).
+    /// `buffers` when this column is dropped, as does `plain`).
     bytes: Arc<PageBytes>,
     buffers: Arc<BufferPool>,
     /// The snappy decoder, for a chunk stored with snappy.
@@ -914,15 +929,17 @@ struct PlainDoubles {
 }
 
 impl Drop for PlainDoubles {
-    /// Hands the column's buffers back for the next piece's column.
+    /// Hands the column's buffers back for the next piece's columns (a
+    /// shared read buffer goes back once, with the first column dropped).
     fn drop(&mut self) {
         self.page = None;
-        let stored = lock(&self.bytes.last)
-            .take()
-            .and_then(|b| b.try_into_mut().ok())
-            .unwrap_or_default();
-        let plain = std::mem::take(&mut self.plain);
-        lock(&self.buffers.0).push(PageBuffers { stored, plain });
+        let stored = lock(&self.bytes.last).take();
+        if let Some(stored) = stored.and_then(|b| b.try_into_mut().ok()) {
+            lock(&self.buffers.stored).push(stored);
+        }
+        if self.plain.capacity() > 0 {
+            lock(&self.buffers.plain).push(std::mem::take(&mut self.plain));
+        }
     }
 }
 
@@ -940,10 +957,11 @@ enum Run<'a> {
 }
 
 impl PlainDoubles {
-    /// Column `col` of row group `group`, when its chunk is such a column.
+    /// Column `col` of row group `group`, when its chunk is such a column;
+    /// its buffers from `pool`, reading a compressed chunk into `shared`.
     fn open(
         file: &TableReader,
-        buffers: &Arc<BufferPool>,
+        (pool, shared): (&Arc<BufferPool>, &Slot),
         group: usize,
         col: usize,
     ) -> Result<Option<Self>, ParquetError> {
@@ -977,22 +995,26 @@ impl PlainDoubles {
             .into_builder()
             .set_compression(Compression::UNCOMPRESSED)
             .build()?;
-        let pool = Arc::clone(buffers);
-        let buffers = lock(&pool.0).pop().unwrap_or_default();
+        // An uncompressed page is read from where it was read into, so
+        // such a column keeps a buffer of its own.
+        let last = match snappy {
+            Some(_) => Arc::clone(shared),
+            None => pool.slot(),
+        };
         let bytes = Arc::new(PageBytes {
             file: Arc::clone(&file.raw),
             len: file.len,
-            last: Mutex::new(Some(buffers.stored.freeze())),
+            last,
         });
         Ok(Some(Self {
             pages: SerializedPageReader::new(Arc::clone(&bytes), &stored, group_rows, locations)?,
             bytes,
-            buffers: pool,
+            buffers: Arc::clone(pool),
             snappy,
             max_def: descr.max_def_level(),
             group_rows,
             page: None,
-            plain: buffers.plain,
+            plain: lock(&pool.plain).pop().unwrap_or_default(),
             decompressed: false,
             at: 0,
             end: 0,
@@ -1092,8 +1114,13 @@ impl PlainDoubles {
                         "a page of {rows} rows that decompresses to {len} bytes"
                     ));
                 }
-                // Grown (and zeroed) only past its longest page so far.
-                self.plain.resize(prefix + len, 0);
+                // Grown (and zeroed) only past its longest page so far,
+                // and then to the page's size (not doubled, as a vector
+                // grows): a column holds one page, as the column reader does.
+                let need = prefix + len;
+                self.plain
+                    .reserve_exact(need.saturating_sub(self.plain.len()));
+                self.plain.resize(need, 0);
                 self.plain[..prefix].copy_from_slice(head);
                 let n = decoder
                     .decompress(body, &mut self.plain[prefix..])
@@ -1250,8 +1277,9 @@ fn page_data<'a>(decompressed: bool, plain: &'a [u8], page: &'a Option<Page>) ->
 struct PageBytes {
     file: Arc<File>,
     len: u64,
-    /// What the last call handed out (the buffer to take back).
-    last: Mutex<Option<Bytes>>,
+    /// What the last call handed out (the buffer to take back), shared
+    /// by the compressed columns of one piece.
+    last: Slot,
 }
 
 impl Length for PageBytes {
@@ -1287,7 +1315,12 @@ impl ChunkReader for PageBytes {
             Some(Ok(buf)) => buf,
             _ => BytesMut::new(),
         };
-        buf.resize(length, 0);
+        if buf.capacity() < length {
+            // To the page's size, not doubled as `resize` would grow it.
+            buf = BytesMut::zeroed(length);
+        } else {
+            buf.resize(length, 0);
+        }
         self.file.read_exact_at(&mut buf, start)?;
         let bytes = buf.freeze();
         *last = Some(bytes.clone());
@@ -1709,7 +1742,7 @@ mod tests {
     /// after skipping `skip`, `take` rows at a time.
     fn read_plain(path: &Path, indexed: bool, skip: usize, take: usize) -> Vec<Option<f64>> {
         let file = open_reader(path, indexed).expect("reader");
-        let mut p = PlainDoubles::open(&file, &Arc::default(), 0, 0)
+        let mut p = PlainDoubles::open(&file, (&Arc::default(), &Slot::default()), 0, 0)
             .expect("open")
             .expect("a PLAIN double column is read from its pages");
         assert_eq!(p.skip(skip).expect("skip"), skip);
@@ -1811,9 +1844,10 @@ mod tests {
             for file in [&indexed, &plain] {
                 for skip in [0, 3, 7, 14, 20, 49, 50] {
                     for take in [1, 6, 7, 8, 30, 60] {
-                        let mut p = PlainDoubles::open(file, &Arc::default(), 0, 0)
-                            .expect("open")
-                            .expect("a required PLAIN double column is read from its pages");
+                        let mut p =
+                            PlainDoubles::open(file, (&Arc::default(), &Slot::default()), 0, 0)
+                                .expect("open")
+                                .expect("a required PLAIN double column is read from its pages");
                         assert_eq!(p.skip(skip).expect("skip"), skip);
                         let mut got = Vec::new();
                         let n = p
@@ -1832,7 +1866,7 @@ mod tests {
                     }
                 }
                 assert_eq!(
-                    PlainDoubles::open(file, &Arc::default(), 0, 0)
+                    PlainDoubles::open(file, (&Arc::default(), &Slot::default()), 0, 0)
                         .expect("open")
                         .expect("plain")
                         .skip(51)
@@ -1845,7 +1879,7 @@ mod tests {
         write(&path, &good_rows(10), 10);
         let file = reader(&path).expect("reader");
         assert!(
-            PlainDoubles::open(&file, &Arc::default(), 0, 3)
+            PlainDoubles::open(&file, (&Arc::default(), &Slot::default()), 0, 3)
                 .expect("open")
                 .is_none()
         );
@@ -1860,7 +1894,7 @@ mod tests {
         let bytes = PageBytes {
             file: Arc::new(File::open(&path).expect("open")),
             len: 4096,
-            last: Mutex::new(None),
+            last: Slot::default(),
         };
         let a = bytes.get_bytes(0, 1000).expect("read");
         let first = a.as_ptr();
@@ -1895,6 +1929,43 @@ mod tests {
     }
 
     #[test]
+    fn compressed_columns_share_one_read_buffer_and_hold_one_page_each() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.parquet");
+        let values: Vec<f64> = (0..50).map(f64::from).collect();
+        for snappy in [true, false] {
+            write_plain(&path, &values, WriterVersion::PARQUET_1_0, snappy);
+            let file = reader(&path).expect("reader");
+            let pool = Arc::default();
+            let shared = Slot::default();
+            let open = || {
+                PlainDoubles::open(&file, (&pool, &shared), 0, 0)
+                    .expect("open")
+                    .expect("plain")
+            };
+            let (mut a, mut b) = (open(), open());
+            let mut got = (Vec::new(), Vec::new());
+            for _ in 0..10 {
+                for (p, got) in [(&mut a, &mut got.0), (&mut b, &mut got.1)] {
+                    p.take(5, |_, run| {
+                        if let Run::Values(v) = run {
+                            got.extend(v.iter().map(|v| f64::from_le_bytes(*v)));
+                        }
+                    })
+                    .expect("take");
+                }
+            }
+            assert_eq!((&got.0, &got.1), (&values, &values));
+            drop((a, b));
+            let (stored, plain) = (lock(&pool.stored).len(), lock(&pool.plain).len());
+            // Snappy: one read buffer between them, a decompressed page
+            // each; uncompressed: a read buffer each, holding its page.
+            let want = if snappy { (1, 2) } else { (2, 0) };
+            assert_eq!((stored, plain), want, "snappy {snappy}");
+        }
+    }
+
+    #[test]
     fn a_corrupt_snappy_page_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.parquet");
@@ -1907,7 +1978,8 @@ mod tests {
         let good = std::fs::read(&path).expect("read");
         let read_all = || -> Result<usize, ParquetError> {
             let file = reader(&path).map_err(|e| ParquetError::General(e.to_string()))?;
-            let mut p = PlainDoubles::open(&file, &Arc::default(), 0, 0)?.expect("plain");
+            let mut p = PlainDoubles::open(&file, (&Arc::default(), &Slot::default()), 0, 0)?
+                .expect("plain");
             p.take(1000, |_, _| {})
         };
         let mut snappy = 0;
