@@ -982,19 +982,17 @@ mod tests {
 
     /// Writes `rows` in row groups of `group` rows and pages of 1000 rows
     /// (so that pieces start inside groups and pages), columns in another
-    /// order than the schema's, with an id column. Without `pages`, `age`
-    /// is optional and `BYTE_STREAM_SPLIT`, which only the column reader
-    /// reads. With `pages` (format version, required, compression,
-    /// dictionary) it is read from its pages: `PLAIN`, or with a
-    /// dictionary of at most 2,048 values, the writer falling back to
-    /// `PLAIN` pages past it.
+    /// order than the schema's, with an id column. `age` is optional, or
+    /// with `plain` `PLAIN` without a dictionary in that format version,
+    /// and required if asked (read from its pages, not by the column
+    /// reader), stored with that compression.
     fn write_as(
         path: &Path,
         rows: &[Row],
         group: usize,
-        pages: Option<(WriterVersion, bool, Compression, bool)>,
+        plain: Option<(WriterVersion, bool, Compression)>,
     ) {
-        let required = pages.is_some_and(|(_, required, _, _)| required);
+        let required = plain.is_some_and(|(_, required, _)| required);
         let age = if required { "required" } else { "optional" };
         let message = format!(
             "message t {{ required binary id (UTF8); optional int64 income; \
@@ -1004,20 +1002,11 @@ mod tests {
         let mut props = WriterProperties::builder()
             .set_data_page_row_count_limit(1000)
             .set_write_batch_size(1000);
-        let age = ColumnPath::from("age");
-        match pages {
-            Some((v, _, compression, dictionary)) => {
-                props = props
-                    .set_writer_version(v)
-                    .set_compression(compression)
-                    .set_column_dictionary_enabled(age, dictionary)
-                    .set_dictionary_page_size_limit(2048 * 8);
-            }
-            None => {
-                props = props
-                    .set_column_dictionary_enabled(age.clone(), false)
-                    .set_column_encoding(age, parquet::basic::Encoding::BYTE_STREAM_SPLIT);
-            }
+        if let Some((v, _, compression)) = plain {
+            props = props
+                .set_writer_version(v)
+                .set_compression(compression)
+                .set_column_dictionary_enabled(ColumnPath::from("age"), false);
         }
         let props = Arc::new(props.build());
         let file = File::create(path).expect("create");
@@ -1240,16 +1229,14 @@ mod tests {
                 assert_eq!(want.0.iter().filter(|(_, s)| s.is_err()).count(), bad);
                 let versions = [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0];
                 let stored = [Compression::UNCOMPRESSED, Compression::SNAPPY];
-                for (version, compression, dictionary) in versions
-                    .into_iter()
-                    .flat_map(|v| stored.map(|c| (v, c)))
-                    .flat_map(|(v, c)| [(v, c, false), (v, c, true)])
+                for (version, compression) in
+                    versions.into_iter().flat_map(|v| stored.map(|c| (v, c)))
                 {
                     write_as(
                         &pages_path,
                         rows,
                         group,
-                        Some((version, required, compression, dictionary)),
+                        Some((version, required, compression)),
                     );
                     let got = (
                         bits(score_new(&pages_path, &model)),
@@ -1257,8 +1244,7 @@ mod tests {
                     );
                     assert!(
                         got == want,
-                        "{version:?}, {compression}, dictionary {dictionary}, \
-                         required {required}, groups of {group}"
+                        "{version:?}, {compression}, required {required}, groups of {group}"
                     );
                 }
             }

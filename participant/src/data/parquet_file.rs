@@ -912,15 +912,11 @@ struct PlainDoubles {
     /// The most rows a page may claim (its row group's).
     group_rows: usize,
     /// The current page as stored; its values are read from `plain`
-    /// instead when `in_plain`.
+    /// instead when `decompressed`.
     page: Option<Page>,
-    /// The current page decompressed, or its values looked up in the
-    /// dictionary; reused from page to page.
+    /// The current page decompressed, reused from page to page.
     plain: Vec<u8>,
-    in_plain: bool,
-    /// The chunk's dictionary, when it has one, and a page's indices into it.
-    dict: Vec<[u8; 8]>,
-    indices: Vec<u32>,
+    decompressed: bool,
     /// The byte range of the current page's unread values.
     at: usize,
     end: usize,
@@ -973,15 +969,9 @@ impl PlainDoubles {
         let rows = footer.row_group(group);
         let meta = rows.column(col);
         let descr = meta.column_descr();
-        let plain = meta.encodings().all(|e| {
-            matches!(
-                e,
-                Encoding::PLAIN
-                    | Encoding::RLE
-                    | Encoding::PLAIN_DICTIONARY
-                    | Encoding::RLE_DICTIONARY
-            )
-        });
+        let plain = meta
+            .encodings()
+            .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE));
         let snappy = match meta.compression() {
             Compression::UNCOMPRESSED => None,
             Compression::SNAPPY => Some(snap::raw::Decoder::new()),
@@ -990,6 +980,7 @@ impl PlainDoubles {
         if meta.column_type() != Physical::DOUBLE
             || descr.max_def_level() > 1
             || descr.max_rep_level() != 0
+            || meta.dictionary_page_offset().is_some()
             || !plain
         {
             return Ok(None);
@@ -1024,9 +1015,7 @@ impl PlainDoubles {
             group_rows,
             page: None,
             plain: lock(&pool.plain).pop().unwrap_or_default(),
-            in_plain: false,
-            dict: Vec::new(),
-            indices: Vec::new(),
+            decompressed: false,
             at: 0,
             end: 0,
             rows: 0,
@@ -1035,88 +1024,53 @@ impl PlainDoubles {
         }))
     }
 
-    /// Loads the next data page (after the chunk's dictionary page, if
-    /// one comes first); false at the chunk's end. A page that is not
-    /// `PLAIN` or dictionary-encoded doubles, does not decompress, whose
-    /// levels or indices do not decode, or whose byte count is not 8 per
-    /// present value is an error: the chunk's metadata, or the page's own
-    /// header, said otherwise.
+    /// Loads the next page; false at the chunk's end. A page that is not
+    /// `PLAIN` doubles, does not decompress, whose levels do not decode, or
+    /// whose byte count is not 8 per present value is an error: the
+    /// chunk's metadata, or the page's own header, said otherwise.
     fn load(&mut self) -> Result<bool, ParquetError> {
         let bad = |what: String| Err(ParquetError::General(what));
-        let page = loop {
-            // The page before goes first, so that its buffer is read into again.
-            self.page = None;
-            let Some(page) = self.pages.get_next_page()? else {
-                return Ok(false);
-            };
-            let Page::DictionaryPage {
-                num_values,
-                encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
-                ..
-            } = &page
-            else {
-                break page;
-            };
-            let n = *num_values as usize;
-            if n > self.group_rows {
-                return bad(format!(
-                    "a dictionary of {n} values in a row group of {}",
-                    self.group_rows
-                ));
-            }
-            let decompressed = self.decompress(&page, 0, n.saturating_mul(8))?;
-            let data: &[u8] = if decompressed {
-                &self.plain
-            } else {
-                page.buffer()
-            };
-            if data.len() != n * 8 {
-                return bad(format!(
-                    "a dictionary of {n} doubles holds {} bytes",
-                    data.len()
-                ));
-            }
-            self.dict.clear();
-            self.dict.extend_from_slice(data.as_chunks::<8>().0);
+        // The page before goes first, so that its buffer is read into again.
+        self.page = None;
+        let Some(page) = self.pages.get_next_page()? else {
+            return Ok(false);
         };
         let optional = self.max_def == 1;
-        let dictionary = |e: &Encoding| match e {
-            Encoding::PLAIN => Some(false),
-            Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => Some(true),
-            _ => None,
-        };
         // The page's rows; the bytes stored uncompressed before the rest
         // (a v2 page's levels); the levels (v1: a length, then the levels,
         // at the start of the decompressed bytes); whether the rest is
-        // compressed; the nulls, when the header says; and whether the
-        // values are dictionary indices.
-        let (rows, prefix, levels, compressed, nulls, indices) = match &page {
+        // compressed; and the nulls, when the header says.
+        let (rows, prefix, levels, compressed, nulls) = match &page {
             Page::DataPage {
                 num_values,
-                encoding,
+                encoding: Encoding::PLAIN,
                 def_level_encoding,
                 ..
-            } if dictionary(encoding).is_some() => {
+            } => {
                 if optional && *def_level_encoding != Encoding::RLE {
                     return bad(format!(
                         "definition levels in {def_level_encoding}, not RLE"
                     ));
                 }
                 let levels = if optional { Levels::V1 } else { Levels::None };
-                let nulls = (!optional).then_some(0);
-                let indices = dictionary(encoding) == Some(true);
-                (*num_values as usize, 0, levels, true, nulls, indices)
+                (
+                    *num_values as usize,
+                    0,
+                    levels,
+                    true,
+                    (!optional).then_some(0),
+                )
             }
             Page::DataPageV2 {
                 num_values,
-                encoding,
+                encoding: Encoding::PLAIN,
                 num_nulls,
                 num_rows,
                 def_levels_byte_len,
                 rep_levels_byte_len,
                 is_compressed,
                 ..
-            } if dictionary(encoding).is_some() => {
+            } => {
                 if num_rows != num_values {
                     return bad(format!(
                         "a flat page of {num_rows} rows and {num_values} values"
@@ -1129,13 +1083,11 @@ impl PlainDoubles {
                 let end = rep.saturating_add(*def_levels_byte_len as usize);
                 let nulls = (*num_nulls == 0).then_some(0);
                 let levels = Levels::V2(rep..end);
-                let indices = dictionary(encoding) == Some(true);
-                let rows = *num_values as usize;
-                (rows, end, levels, *is_compressed, nulls, indices)
+                (*num_values as usize, end, levels, *is_compressed, nulls)
             }
             other => {
                 return bad(format!(
-                    "a {:?} page ({}) in a DOUBLE column whose metadata lists only PLAIN and dictionary values",
+                    "a {:?} page ({}) in a DOUBLE column whose metadata lists only PLAIN values",
                     other.page_type(),
                     other.encoding()
                 ));
@@ -1147,15 +1099,42 @@ impl PlainDoubles {
                 self.group_rows
             ));
         }
-        // Levels take at most two bytes a row, a value eight.
-        let most = rows.saturating_mul(16).saturating_add(64);
-        self.in_plain = compressed && self.decompress(&page, prefix, most)?;
-        if !self.in_plain {
-            self.page = Some(page);
+        self.decompressed = false;
+        match self.snappy.as_mut().filter(|_| compressed) {
+            Some(decoder) => {
+                let snappy = |e: snap::Error| ParquetError::General(format!("snappy: {e}"));
+                let stored = page.buffer();
+                let Some((head, body)) = stored.split_at_checked(prefix) else {
+                    return bad("a page shorter than its levels".into());
+                };
+                let len = snap::raw::decompress_len(body).map_err(snappy)?;
+                // Levels take at most two bytes a row, a value eight.
+                if len > rows.saturating_mul(16).saturating_add(64) {
+                    return bad(format!(
+                        "a page of {rows} rows that decompresses to {len} bytes"
+                    ));
+                }
+                // Grown (and zeroed) only past its longest page so far,
+                // and then to the page's size (not doubled, as a vector
+                // grows): a column holds one page, as the column reader does.
+                let need = prefix + len;
+                self.plain
+                    .reserve_exact(need.saturating_sub(self.plain.len()));
+                self.plain.resize(need, 0);
+                self.plain[..prefix].copy_from_slice(head);
+                let n = decoder
+                    .decompress(body, &mut self.plain[prefix..])
+                    .map_err(snappy)?;
+                if n != len {
+                    return bad(format!("a page that decompresses to {n} of {len} bytes"));
+                }
+                self.decompressed = true;
+            }
+            None => self.page = Some(page),
         }
-        let data = page_data(self.in_plain, &self.plain, &self.page);
+        let data = page_data(self.decompressed, &self.plain, &self.page);
         let (levels, start) = match levels {
-            Levels::None => (0..0, prefix),
+            Levels::None => (0..0, 0),
             Levels::V2(levels) => (levels, prefix),
             Levels::V1 => {
                 // A v1 page: the levels' length, the levels, the values.
@@ -1186,76 +1165,14 @@ impl PlainDoubles {
             }
         };
         let bytes = values * 8;
-        if indices {
-            // The values are looked up into `plain` (the indices are read
-            // first; the page's bytes are not needed after).
-            let packed = data.get(start..).unwrap_or_default();
-            dictionary_indices(packed, values, &mut self.indices)?;
-            self.plain.clear();
-            self.plain.reserve_exact(bytes);
-            for &i in &self.indices {
-                let Some(v) = self.dict.get(i as usize) else {
-                    return bad(format!(
-                        "dictionary index {i} past the dictionary's {} values",
-                        self.dict.len()
-                    ));
-                };
-                self.plain.extend_from_slice(v);
-            }
-            self.page = None;
-            self.in_plain = true;
-            (self.at, self.end) = (0, bytes);
-        } else {
-            if data.len().checked_sub(start) != Some(bytes) {
-                return bad(format!(
-                    "a PLAIN page of {values} doubles holds {} bytes of values",
-                    data.len().saturating_sub(start)
-                ));
-            }
-            (self.at, self.end) = (start, start + bytes);
-        }
-        (self.rows, self.row) = (rows, 0);
-        Ok(true)
-    }
-
-    /// Decompresses `page` into `plain` (its first `prefix` bytes, stored
-    /// uncompressed, copied as they are) when the chunk is stored with
-    /// snappy; false when it is not. More than `most` bytes is an error,
-    /// found before any memory is set aside for them.
-    fn decompress(
-        &mut self,
-        page: &Page,
-        prefix: usize,
-        most: usize,
-    ) -> Result<bool, ParquetError> {
-        let Some(decoder) = self.snappy.as_mut() else {
-            return Ok(false);
-        };
-        let bad = |what: String| Err(ParquetError::General(what));
-        let snappy = |e: snap::Error| ParquetError::General(format!("snappy: {e}"));
-        let Some((head, body)) = page.buffer().split_at_checked(prefix) else {
-            return bad("a page shorter than its levels".into());
-        };
-        let len = snap::raw::decompress_len(body).map_err(snappy)?;
-        if len > most {
+        if data.len().checked_sub(start) != Some(bytes) {
             return bad(format!(
-                "a page that decompresses to {len} bytes, more than its {most} at most"
+                "a PLAIN page of {values} doubles holds {} bytes of values",
+                data.len().saturating_sub(start)
             ));
         }
-        // Grown (and zeroed) only past its longest page so far, and then
-        // to the page's size (not doubled, as a vector grows): a column
-        // holds one page, as the column reader does.
-        let need = prefix + len;
-        self.plain
-            .reserve_exact(need.saturating_sub(self.plain.len()));
-        self.plain.resize(need, 0);
-        self.plain[..prefix].copy_from_slice(head);
-        let n = decoder
-            .decompress(body, &mut self.plain[prefix..])
-            .map_err(snappy)?;
-        if n != len {
-            return bad(format!("a page that decompresses to {n} of {len} bytes"));
-        }
+        (self.at, self.end) = (start, start + bytes);
+        (self.rows, self.row) = (rows, 0);
         Ok(true)
     }
 
@@ -1319,7 +1236,7 @@ impl PlainDoubles {
             }
             let (k, values) = self.next_run(n - done);
             if values {
-                let data = page_data(self.in_plain, &self.plain, &self.page);
+                let data = page_data(self.decompressed, &self.plain, &self.page);
                 let run = &data[self.at..self.at + 8 * k];
                 f(done, Run::Values(run.as_chunks::<8>().0));
                 self.at += 8 * k;
@@ -1343,12 +1260,12 @@ enum Levels {
     V2(Range<usize>),
 }
 
-/// The current page's bytes: `plain` when the page was decompressed (or
-/// looked up) into it, else the page as stored.
-fn page_data<'a>(in_plain: bool, plain: &'a [u8], page: &'a Option<Page>) -> &'a [u8] {
+/// The current page's bytes, decompressed: `plain` when the page was
+/// decompressed into it, else the page as stored.
+fn page_data<'a>(decompressed: bool, plain: &'a [u8], page: &'a Option<Page>) -> &'a [u8] {
     match page {
-        Some(page) if !in_plain => page.buffer(),
-        _ if in_plain => plain,
+        Some(page) if !decompressed => page.buffer(),
+        _ if decompressed => plain,
         _ => &[],
     }
 }
@@ -1434,7 +1351,20 @@ fn def_levels(mut bytes: &[u8], n: usize, out: &mut Vec<bool>) -> Result<(), Par
     out.clear();
     out.reserve(n);
     while out.len() < n {
-        let header = run_header(&mut bytes).map_err(bad)?;
+        let mut header = 0u64;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = bytes.split_first().ok_or_else(|| bad("truncated"))?;
+            bytes = rest;
+            if shift > 56 {
+                return Err(bad("a run header too long"));
+            }
+            header |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
         let left = n - out.len();
         let count = usize::try_from(header >> 1).unwrap_or(usize::MAX);
         if header & 1 == 0 {
@@ -1459,81 +1389,6 @@ fn def_levels(mut bytes: &[u8], n: usize, out: &mut Vec<bool>) -> Result<(), Par
                     }
                     out.push(b >> bit & 1 == 1);
                 }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A run's header in the RLE / bit-packed hybrid encoding (an unsigned
-/// LEB128 varint), taken off the front of `bytes`.
-fn run_header(bytes: &mut &[u8]) -> Result<u64, &'static str> {
-    let mut header = 0u64;
-    let mut shift = 0;
-    loop {
-        let (&b, rest) = bytes.split_first().ok_or("truncated")?;
-        *bytes = rest;
-        if shift > 56 {
-            return Err("a run header too long");
-        }
-        header |= u64::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            return Ok(header);
-        }
-    }
-}
-
-/// `n` dictionary indices of a data page, as stored: a byte giving their
-/// bit width (at most 32), then the indices in the RLE / bit-packed
-/// hybrid encoding (values packed from the least significant bit), into
-/// `out`.
-fn dictionary_indices(bytes: &[u8], n: usize, out: &mut Vec<u32>) -> Result<(), ParquetError> {
-    let bad = |what: &str| ParquetError::General(format!("dictionary indices: {what}"));
-    out.clear();
-    let Some((&width, mut bytes)) = bytes.split_first() else {
-        return if n == 0 {
-            Ok(())
-        } else {
-            Err(bad("truncated"))
-        };
-    };
-    if width > 32 {
-        return Err(bad("a bit width above 32"));
-    }
-    let width = usize::from(width);
-    let mask = (1u64 << width) - 1;
-    out.reserve(n);
-    while out.len() < n {
-        let header = run_header(&mut bytes).map_err(bad)?;
-        let left = n - out.len();
-        let count = usize::try_from(header >> 1).unwrap_or(usize::MAX);
-        if header & 1 == 0 {
-            // A repeated run: the count, then the index in whole bytes.
-            let size = width.div_ceil(8);
-            let Some((value, rest)) = bytes.split_at_checked(size) else {
-                return Err(bad("truncated"));
-            };
-            bytes = rest;
-            let index = value.iter().rev().fold(0u32, |v, &b| v << 8 | u32::from(b));
-            out.extend(std::iter::repeat_n(index, count.min(left)));
-        } else {
-            // Bit-packed: `count` groups of 8 indices, `width` bytes each.
-            let Some((packed, rest)) = count
-                .checked_mul(width)
-                .and_then(|len| bytes.split_at_checked(len))
-            else {
-                return Err(bad("truncated"));
-            };
-            bytes = rest;
-            for i in 0..count.saturating_mul(8).min(left) {
-                let (byte, shift) = (i * width / 8, i * width % 8);
-                let mut word = [0u8; 8];
-                let end = packed.len().min(byte + 8);
-                if let Some(have) = packed.get(byte..end) {
-                    word[..have.len()].copy_from_slice(have);
-                }
-                out.push((u64::from_le_bytes(word) >> shift & mask) as u32);
             }
         }
     }
@@ -1838,19 +1693,16 @@ mod tests {
     /// with snappy when `snappy`.
     fn write_plain(path: &Path, values: &[f64], version: WriterVersion, snappy: bool) {
         let values: Vec<Option<f64>> = values.iter().copied().map(Some).collect();
-        write_plain_nullable(path, &values, version, false, snappy, None);
+        write_plain_nullable(path, &values, version, false, snappy);
     }
 
-    /// [`write_plain`] with nulls: `optional` when `optional`; with a
-    /// dictionary of at most that many bytes when `dictionary` (the
-    /// writer falls back to `PLAIN` pages past it).
+    /// [`write_plain`] with nulls: `optional` when `optional`.
     fn write_plain_nullable(
         path: &Path,
         values: &[Option<f64>],
         version: WriterVersion,
         optional: bool,
         snappy: bool,
-        dictionary: Option<usize>,
     ) {
         let message = if optional {
             "message t { optional double x; }"
@@ -1866,8 +1718,7 @@ mod tests {
                 } else {
                     Compression::UNCOMPRESSED
                 })
-                .set_dictionary_enabled(dictionary.is_some())
-                .set_dictionary_page_size_limit(dictionary.unwrap_or(1 << 20))
+                .set_dictionary_enabled(false)
                 .set_data_page_row_count_limit(7)
                 .set_write_batch_size(7)
                 .build(),
@@ -1919,10 +1770,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
         /// Nulls anywhere (runs the writer encodes as repeats, and mixes it
-        /// bit-packs), both page formats, stored with snappy or not, with
-        /// a dictionary or not (one that overflows into `PLAIN` pages, or
-        /// not), any starting row: what the page path reads is what was
-        /// written.
+        /// bit-packs), both page formats, stored with snappy or not, any
+        /// starting row: what the page path reads is what was written.
         /// Values from a few (`few`) compress, so that v2 pages are stored
         /// compressed too (the writer keeps a v2 page's values
         /// uncompressed when snappy does not make them smaller).
@@ -1936,7 +1785,6 @@ mod tests {
             v2: bool,
             indexed: bool,
             snappy: bool,
-            dictionary in proptest::option::of(proptest::sample::select(vec![64usize, 1 << 20])),
             skip in 0usize..320,
             take in 1usize..40,
         ) {
@@ -1948,7 +1796,7 @@ mod tests {
                 values
             };
             let version = if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 };
-            write_plain_nullable(&path, &values, version, true, snappy, dictionary);
+            write_plain_nullable(&path, &values, version, true, snappy);
             let skip = skip.min(values.len());
             let got = read_plain(&path, indexed, skip, take);
             proptest::prop_assert_eq!(&got[..], &values[skip..]);
@@ -2027,15 +1875,14 @@ mod tests {
                 );
             }
         }
-        // Integers go through the column reader; a double column with a
-        // dictionary is read from its pages.
+        // A column with a dictionary goes through the column reader.
         write(&path, &good_rows(10), 10);
         let file = reader(&path).expect("reader");
-        let open = |col| {
-            PlainDoubles::open(&file, (&Arc::default(), &Slot::default()), 0, col).expect("open")
-        };
-        assert!(open(1).is_none());
-        assert!(open(3).is_some());
+        assert!(
+            PlainDoubles::open(&file, (&Arc::default(), &Slot::default()), 0, 3)
+                .expect("open")
+                .is_none()
+        );
     }
 
     #[test]
@@ -2116,95 +1963,6 @@ mod tests {
             let want = if snappy { (1, 2) } else { (2, 0) };
             assert_eq!((stored, plain), want, "snappy {snappy}");
         }
-    }
-
-    #[test]
-    fn dictionary_indices_decode_as_the_format_says() {
-        let mut out = Vec::new();
-        // The format's example: 0 to 7 bit-packed at width 3, after the
-        // width and a header of one group.
-        let packed = [3, 3, 0b1000_1000, 0b1100_0110, 0b1111_1010];
-        dictionary_indices(&packed, 8, &mut out).expect("indices");
-        assert_eq!(out, (0..8).collect::<Vec<u32>>());
-        // A group is cut at `n`; a repeated run of 5 × 300 at width 10
-        // (two bytes); width 0 (a dictionary of one value); width 32.
-        dictionary_indices(&packed, 3, &mut out).expect("indices");
-        assert_eq!(out, [0, 1, 2]);
-        dictionary_indices(&[10, 10, 0x2c, 0x01], 5, &mut out).expect("indices");
-        assert_eq!(out, [300; 5]);
-        dictionary_indices(&[0, 12], 6, &mut out).expect("indices");
-        assert_eq!(out, [0; 6]);
-        let mut wide = vec![32, 3];
-        for i in 0..8u32 {
-            wide.extend_from_slice(&(u32::MAX - i).to_le_bytes());
-        }
-        dictionary_indices(&wide, 8, &mut out).expect("indices");
-        assert_eq!(out, (0..8).map(|i| u32::MAX - i).collect::<Vec<u32>>());
-        dictionary_indices(&[], 0, &mut out).expect("no values");
-        assert!(out.is_empty());
-        for (bytes, n, why) in [
-            (&[33u8, 2, 0, 0, 0, 0, 0][..], 1, "above 32"),
-            (&[][..], 1, "truncated"),
-            (&[3, 3, 0b1000_1000][..], 8, "truncated"),
-            (&[10, 10, 0x2c][..], 5, "truncated"),
-            (
-                &[3, 2, 0b1000_1000, 0b1100_0110, 0b1111_1010][..],
-                9,
-                "truncated",
-            ),
-            (
-                &[8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1][..],
-                1,
-                "too long",
-            ),
-        ] {
-            let e = dictionary_indices(bytes, n, &mut out)
-                .expect_err(why)
-                .to_string();
-            assert!(e.contains(why), "{e}");
-        }
-    }
-
-    #[test]
-    fn a_dictionary_index_past_the_dictionary_is_an_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("x.parquet");
-        let values: Vec<Option<f64>> = [0.0, 1.5, 3.0, 0.0, 1.5, 3.0, 0.0]
-            .into_iter()
-            .map(Some)
-            .collect();
-        let (v1, dictionary) = (WriterVersion::PARQUET_1_0, Some(1 << 20));
-        write_plain_nullable(&path, &values, v1, false, false, dictionary);
-        let read_all = |path: &Path| -> Result<Vec<f64>, ParquetError> {
-            let file = reader(path).map_err(|e| ParquetError::General(e.to_string()))?;
-            let mut p = PlainDoubles::open(&file, (&Arc::default(), &Slot::default()), 0, 0)?
-                .expect("a dictionary-encoded double column is read from its pages");
-            let mut got = Vec::new();
-            p.take(100, |_, run| {
-                if let Run::Values(v) = run {
-                    got.extend(v.iter().map(|v| f64::from_le_bytes(*v)));
-                }
-            })?;
-            Ok(got)
-        };
-        let want: Vec<f64> = values.iter().flatten().copied().collect();
-        assert_eq!(read_all(&path).expect("read"), want);
-        // The page's last byte holds indices 4 to 6 (width 2): all 3, one
-        // past the dictionary's three values.
-        let file = reader(&path).expect("reader");
-        let page = file.file.metadata().offset_index().expect("a page index")[0][0]
-            .page_locations()[0]
-            .clone();
-        let last = usize::try_from(page.offset + i64::from(page.compressed_page_size) - 1)
-            .expect("offset");
-        let mut bad = std::fs::read(&path).expect("read");
-        bad[last] = 0xff;
-        std::fs::write(&path, &bad).expect("write");
-        let e = read_all(&path).expect_err("index 3").to_string();
-        assert!(
-            e.contains("dictionary index 3 past the dictionary's 3 values"),
-            "{e}"
-        );
     }
 
     #[test]
