@@ -1965,6 +1965,58 @@ mod tests {
         }
     }
 
+    /// A file pyarrow wrote with page checksums (see
+    /// `tests/fixtures/README.md`).
+    const CHECKSUMS: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/checksums.parquet"
+    ));
+
+    #[test]
+    fn a_page_that_does_not_match_its_checksum_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bank-a.parquet");
+        let schema = Schema {
+            label: LabelSpec::binary("y", "bad", "good"),
+            features: vec![
+                Feature::Numeric { name: "x".into() },
+                Feature::Numeric { name: "z".into() },
+            ],
+        };
+        std::fs::write(&path, CHECKSUMS).expect("write");
+        let data = load_parquet(&path, &schema).expect("the file as written");
+        assert_eq!(data.x.dim(), (300, 2));
+        assert_eq!(
+            (data.x[[3, 0]], data.x[[3, 1]], data.y[4]),
+            (-18.5, 3.0, 1.0)
+        );
+        // `x` is read from its pages, `z` (a dictionary) by the column
+        // reader: a byte flipped in a data page of either, or in the
+        // dictionary page, is refused by the page's checksum.
+        let file = reader(&path).expect("reader");
+        let footer = file.file.metadata();
+        let index = footer.offset_index().expect("a page index");
+        let last_byte = |col: usize| {
+            let page = &index[0][col].page_locations()[0];
+            usize::try_from(page.offset + i64::from(page.compressed_page_size) - 1).expect("at")
+        };
+        let dictionary = footer.row_group(0).column(1).dictionary_page_offset();
+        let before_data = usize::try_from(index[0][1].page_locations()[0].offset).expect("at");
+        assert!(dictionary.is_some());
+        for at in [last_byte(0), last_byte(1), before_data - 1] {
+            let mut bad = CHECKSUMS.to_vec();
+            bad[at] ^= 1;
+            std::fs::write(&path, &bad).expect("write");
+            let e = load_parquet(&path, &schema)
+                .expect_err("corrupt")
+                .to_string();
+            assert!(
+                e.starts_with(&format!("{}: ", path.display())) && e.contains("CRC checksum"),
+                "byte {at}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn a_corrupt_snappy_page_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().expect("tempdir");
