@@ -313,8 +313,12 @@ impl std::fmt::Debug for TableReader {
 
 /// Reads one [`Piece`], a batch of rows at a time.
 pub struct PieceReader<'e> {
-    columns: Vec<(Use<'e>, Source, i16)>,
+    /// Per column read: its use, its values, its max definition level and
+    /// its name (for an error reading it).
+    columns: Vec<(Use<'e>, Source, i16, String)>,
     left: usize,
+    /// Data rows of the file before the next row unread.
+    next_row: usize,
     scratch: Scratch,
 }
 
@@ -383,14 +387,19 @@ impl<'e> PieceReader<'e> {
                 None => Source::Reader(Box::new(group.get_column_reader(col).map_err(fail)?)),
             };
             let skip = piece.rows.start;
-            if skip > 0 && r.skip(skip).map_err(fail)? != skip {
+            let name = &table.header[col];
+            let skipped = r
+                .skip(skip)
+                .map_err(|e| column_error(&table.path, name, piece.first_row, 1, &e))?;
+            if skipped != skip {
                 return Err(short(&table.path));
             }
-            columns.push((u, r, table.types[col].3));
+            columns.push((u, r, table.types[col].3, name.clone()));
         }
         Ok(Self {
             columns,
             left: piece.rows.len(),
+            next_row: piece.first_row,
             scratch: Scratch::default(),
         })
     }
@@ -404,8 +413,8 @@ impl<'e> PieceReader<'e> {
         path: &Path,
     ) -> Result<(), ParticipantError> {
         let n = n.min(self.left);
-        let s = &mut self.scratch;
-        for (u, reader, max_def) in &mut self.columns {
+        let (s, at) = (&mut self.scratch, self.next_row);
+        for (u, reader, max_def, name) in &mut self.columns {
             let Use::Text(k) = *u else {
                 return Err(table_error(
                     path,
@@ -414,7 +423,7 @@ impl<'e> PieceReader<'e> {
                 ));
             };
             read_texts(reader.column(path)?, n, *max_def, s)
-                .map_err(|e| parquet_error(path, &e))?;
+                .map_err(|e| column_error(path, name, at, n, &e))?;
             let out = &mut texts[k];
             out.resize(n, String::new());
             for (i, slot) in out.iter_mut().enumerate() {
@@ -425,6 +434,7 @@ impl<'e> PieceReader<'e> {
             }
         }
         self.left -= n;
+        self.next_row += n;
         Ok(())
     }
 
@@ -439,12 +449,13 @@ impl<'e> PieceReader<'e> {
     ) -> Result<(), ParticipantError> {
         let n = n.min(self.left);
         let width = encoder.width();
-        let fail = |e: ParquetError| parquet_error(path, &e);
+        let at = self.next_row;
         for p in out.problems[..n].iter_mut() {
             *p = None;
         }
         let s = &mut self.scratch;
-        for (u, reader, max_def) in &mut self.columns {
+        for (u, reader, max_def, name) in &mut self.columns {
+            let fail = |e: ParquetError| column_error(path, name, at, n, &e);
             match *u {
                 Use::Feature(f) if f.numeric => {
                     if let Source::Plain(p) = reader {
@@ -538,6 +549,7 @@ impl<'e> PieceReader<'e> {
             }
         }
         self.left -= n;
+        self.next_row += n;
         Ok(())
     }
 }
@@ -569,14 +581,15 @@ impl PieceReader<'_> {
         path: &Path,
     ) -> Result<(), ParticipantError> {
         let n = n.min(self.left);
-        let fail = |e: ParquetError| parquet_error(path, &e);
+        let at = self.next_row;
         for p in out.problems[..n].iter_mut() {
             *p = None;
         }
         let z = &mut out.z[..n];
         linear.start(z);
         let s = &mut self.scratch;
-        for (u, reader, max_def) in &mut self.columns {
+        for (u, reader, max_def, name) in &mut self.columns {
+            let fail = |e: ParquetError| column_error(path, name, at, n, &e);
             match *u {
                 Use::Feature(f) if f.numeric => {
                     if let Source::Plain(p) = reader {
@@ -671,6 +684,7 @@ impl PieceReader<'_> {
             }
         }
         self.left -= n;
+        self.next_row += n;
         Ok(())
     }
 }
@@ -1506,6 +1520,26 @@ pub(crate) fn table_error(path: &Path, row: Option<u64>, problem: String) -> Par
     }
 }
 
+/// An error reading column `name` in the `n` rows after the first `at`.
+fn column_error(
+    path: &Path,
+    name: &str,
+    at: usize,
+    n: usize,
+    e: &ParquetError,
+) -> ParticipantError {
+    let rows = if n > 1 {
+        format!("rows {} to {}", at + 1, at + n)
+    } else {
+        format!("row {}", at + 1)
+    };
+    table_error(
+        path,
+        None,
+        format!("column `{name}`, {rows}: cannot be read: {e}"),
+    )
+}
+
 fn parquet_error(path: &Path, e: &ParquetError) -> ParticipantError {
     table_error(path, None, format!("not a readable Parquet file: {e}"))
 }
@@ -2003,17 +2037,21 @@ mod tests {
         let dictionary = footer.row_group(0).column(1).dictionary_page_offset();
         let before_data = usize::try_from(index[0][1].page_locations()[0].offset).expect("at");
         assert!(dictionary.is_some());
-        for at in [last_byte(0), last_byte(1), before_data - 1] {
+        let corrupt = [
+            (last_byte(0), "x"),
+            (last_byte(1), "z"),
+            (before_data - 1, "z"),
+        ];
+        for (at, column) in corrupt {
             let mut bad = CHECKSUMS.to_vec();
             bad[at] ^= 1;
             std::fs::write(&path, &bad).expect("write");
             let e = load_parquet(&path, &schema)
                 .expect_err("corrupt")
                 .to_string();
-            assert!(
-                e.starts_with(&format!("{}: ", path.display())) && e.contains("CRC checksum"),
-                "byte {at}: {e}"
-            );
+            let named = format!("{}: column `{column}`, rows 1 to ", path.display());
+            let why = "cannot be read: Parquet error: Page CRC checksum mismatch";
+            assert!(e.starts_with(&named) && e.contains(why), "byte {at}: {e}");
         }
     }
 
