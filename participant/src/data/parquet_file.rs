@@ -1277,10 +1277,10 @@ enum Levels {
 /// The current page's bytes, decompressed: `plain` when the page was
 /// decompressed into it, else the page as stored.
 fn page_data<'a>(decompressed: bool, plain: &'a [u8], page: &'a Option<Page>) -> &'a [u8] {
-    match page {
-        Some(page) if !decompressed => page.buffer(),
-        _ if decompressed => plain,
-        _ => &[],
+    if decompressed {
+        plain
+    } else {
+        page.as_ref().map_or(&[], |p| p.buffer())
     }
 }
 
