@@ -13,7 +13,7 @@ use std::sync::Arc;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::SessionId;
 use fedcredit_crypto::secagg::epoch::{EpochView, Slot};
-use fedcredit_crypto::secagg::{PartyIndex, Phase};
+use fedcredit_crypto::secagg::{PartyIndex, Phase, outcome_digest};
 use fedcredit_proto::v1::{self as pb, coordinator_message, log_body};
 use fedcredit_proto::{envelope, words};
 use fedcredit_referee::consortium::Consortium;
@@ -82,9 +82,12 @@ pub(crate) struct Actor {
     active: BTreeSet<PartyIndex>,
     results: Vec<RoundResult>,
     /// The signed outcome of every completed round, in order: every
-    /// announcement carries them, so each participant can replay the job
-    /// and check that the announced task follows (the referee).
+    /// announcement lists their digests, so each participant can replay the
+    /// job (fetching any it lacks) and check that the announced task
+    /// follows (the referee).
     published: Vec<pb::Signed>,
+    /// [`outcome_digest`] of each of `published`, taken once.
+    published_digests: Vec<Bytes>,
     /// The contributors of every completed round, in order (for the job's
     /// cohort policy).
     contributor_sets: Vec<BTreeSet<PartyIndex>>,
@@ -182,6 +185,11 @@ impl Actor {
             polls: Vec::new(),
             active: BTreeSet::new(),
             results: replay.results,
+            published_digests: replay
+                .published
+                .iter()
+                .map(|o| Bytes::copy_from_slice(&outcome_digest(&o.payload)))
+                .collect(),
             published: replay.published,
             contributor_sets: replay.contributor_sets,
             pinned: replay.pinned,
@@ -276,6 +284,18 @@ impl Actor {
     fn handle(&mut self, req: Request) {
         match req {
             Request::Poll { from, seen, reply } => self.on_poll(from, seen, reply),
+            Request::Outcome { round, reply } => {
+                let _ = reply.send(
+                    usize::try_from(round)
+                        .ok()
+                        .and_then(|r| self.published.get(r))
+                        .cloned()
+                        .ok_or(Rejection::NotPublished {
+                            round,
+                            published: self.published.len(),
+                        }),
+                );
+            }
             Request::Leave {
                 from,
                 signed,
@@ -895,6 +915,8 @@ impl Actor {
             self.finish(Err(CoordinatorError::Job(e)));
             return;
         }
+        self.published_digests
+            .push(Bytes::copy_from_slice(&outcome_digest(&signed.payload)));
         self.published.push(signed);
         self.contributor_sets.push(contributor_set);
         self.pinned = None;
@@ -1007,7 +1029,7 @@ impl Actor {
                 departed: self.departures(),
                 job_spec_hash: spec_hash.to_vec().into(),
                 task: Some(plan.task.clone()),
-                previous_outcomes: self.published.clone(),
+                previous_outcome_digests: self.published_digests.clone(),
             })),
         };
         let announcement = envelope::seal_coordinator(&self.key, &message);

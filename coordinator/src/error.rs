@@ -156,6 +156,14 @@ pub enum Rejection {
     /// The coordinator is shutting down.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
+    /// An outcome asked for (`OutcomeChunks`) of a round not published.
+    #[error("round {round} has not been published ({published} rounds are)")]
+    NotPublished {
+        /// The round asked for.
+        round: u64,
+        /// How many rounds are published.
+        published: usize,
+    },
 }
 
 impl From<Rejection> for tonic::Status {
@@ -179,6 +187,7 @@ impl From<Rejection> for tonic::Status {
             | Rejection::InputDropped { .. }
             | Rejection::Protocol { .. }
             | Rejection::Inadmissible(_) => tonic::Status::failed_precondition(msg),
+            Rejection::NotPublished { .. } => tonic::Status::not_found(msg),
             Rejection::Aborted(_) | Rejection::Superseded => tonic::Status::aborted(msg),
             Rejection::ShuttingDown => tonic::Status::unavailable(msg),
         };

@@ -94,7 +94,7 @@ impl Replay {
                 Some(log_body::Entry::RoundCompleted(rc)) if rc.progress_json.is_empty() => {}
                 Some(log_body::Entry::RoundCompleted(rc)) => {
                     // The same check every participant runs on the outcomes
-                    // an announcement carries: a log the referee refuses is
+                    // an announcement lists: a log the referee refuses is
                     // not resumed.
                     let outcome = rc.outcome.clone().ok_or_else(|| {
                         bad(seq, "a completed round without its signed outcome".into())

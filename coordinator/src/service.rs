@@ -582,8 +582,8 @@ impl pb::coordinator_server::Coordinator for Service {
 
     type PollChunksStream = Pieces;
 
-    /// [`Self::poll`], its answer (an announcement or the job's end, which
-    /// carry every earlier round's outcome) sent in pieces.
+    /// [`Self::poll`], its answer (an announcement, or the job's end, which
+    /// carries every earlier round's outcome) sent in pieces.
     async fn offer(
         &self,
         _req: GrpcRequest<pb::OfferRequest>,
@@ -607,6 +607,25 @@ impl pb::coordinator_server::Coordinator for Service {
         req: GrpcRequest<pb::Signed>,
     ) -> Result<Response<Pieces>, Status> {
         let answer = self.unmask_answer(req).await?;
+        Ok(Response::new(pieces(answer.get_ref())))
+    }
+
+    type OutcomeChunksStream = Pieces;
+
+    /// The signed outcome of an earlier round, in pieces, for a member that
+    /// did not receive it (announcements list only the outcomes' digests).
+    /// Asked by a member-signed `FetchOutcome`; it changes nothing here.
+    async fn outcome_chunks(
+        &self,
+        req: GrpcRequest<pb::Signed>,
+    ) -> Result<Response<Pieces>, Status> {
+        let (peer, signed) = unpack(req);
+        let o = self.open(peer.as_ref(), &signed)?;
+        let Some(Body::FetchOutcome(_)) = &o.message.body else {
+            return Err(wrong_rpc("OutcomeChunks", &o.message.body));
+        };
+        let round = o.message.round;
+        let answer = self.ask(|reply| Request::Outcome { round, reply }).await?;
         Ok(Response::new(pieces(answer.get_ref())))
     }
 

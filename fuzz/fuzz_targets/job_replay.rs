@@ -15,6 +15,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use fedcredit_crypto::secagg::outcome_digest;
 use fedcredit_fuzz::{Job, fixture, split_mode};
 use fedcredit_proto::v1::{self as pb, coordinator_message};
 use fedcredit_referee::Referee;
@@ -41,6 +42,8 @@ fuzz_target!(|data: &[u8]| {
         .members()
         .map(|m| m.id.to_string())
         .collect();
+    // The digests of the outcomes absorbed, as each announcement lists them.
+    let mut listed: Vec<prost::bytes::Bytes> = Vec::new();
     for round in 0..MAX_ROUNDS {
         let Some(plan) = referee.next_plan() else {
             break;
@@ -76,13 +79,14 @@ fuzz_target!(|data: &[u8]| {
             job_spec_hash: f.consortium.job.hash().to_vec().into(),
             limbs,
             departed: Vec::new(),
-            previous_outcomes: Vec::new(),
+            previous_outcome_digests: listed.clone(),
             task: Some(plan.task.clone()),
         };
         let _ = referee.check_announcement(round, &announcement);
         if referee.absorb_signed(&signed).is_err() {
             break;
         }
+        listed.push(outcome_digest(&signed.payload).to_vec().into());
     }
     if let Some(model) = referee.rules().model() {
         let _ = serde_json::to_string(model);

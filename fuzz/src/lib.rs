@@ -192,7 +192,7 @@ impl Fixture {
 pub fn participant_body(fixture: &Fixture, sender: PartyIndex, body: &Body) {
     let roster = &fixture.consortium.roster;
     match body {
-        Body::Poll(_) => {}
+        Body::Poll(_) | Body::FetchOutcome(_) => {}
         Body::Advertise(k) => {
             let _ = Advertisement::try_from(k);
         }
@@ -250,9 +250,10 @@ pub fn open_participant(fixture: &Fixture, signed: &pb::Signed) {
 }
 
 /// What a participant does with a coordinator message once its envelope
-/// opened: an announcement is checked by the referee, replayed from the
-/// published outcomes it carries (re-signed here, so that the fuzzer's
-/// outcomes reach the replay); an outcome is absorbed as the next round.
+/// opened: an announcement is checked by the referee, resumed from the
+/// outcome digests it lists (none absorbed here, so a listed history is
+/// refused, as a member that cannot fetch it would); an outcome is absorbed
+/// as the next round.
 pub fn coordinator_body(fixture: &Fixture, message: &pb::CoordinatorMessage, signed: &pb::Signed) {
     let consortium = &fixture.consortium;
     match &message.body {
@@ -261,12 +262,7 @@ pub fn coordinator_body(fixture: &Fixture, message: &pb::CoordinatorMessage, sig
                 let _ = pb::ReasonCode::label_of(d.code);
             }
             let _ = fedcredit_crypto::secagg::announcement_digest(&signed.payload);
-            let outcomes: Vec<pb::Signed> = a
-                .previous_outcomes
-                .iter()
-                .map(|o| fixture.sign_coordinator(&o.payload))
-                .collect();
-            if let Ok(referee) = Referee::replay(consortium, &outcomes) {
+            if let Ok(referee) = Referee::resume(consortium, None, &a.previous_outcome_digests) {
                 let _ = referee.allowed();
                 if let Ok(plan) = referee.check_announcement(message.round, a) {
                     let _ = referee.digest(&plan);

@@ -21,7 +21,7 @@ use fedcredit_crypto::secagg::epoch::{
     self, EpochDealtToMe, EpochKeys, EpochMember, Slot, Slots, TaskLedger,
 };
 use fedcredit_crypto::secagg::{
-    self, Advertisement, PartyIndex, SessionBinding, announcement_digest,
+    self, Advertisement, PartyIndex, SessionBinding, announcement_digest, outcome_digest,
 };
 use fedcredit_proto::chunks::{self, ChunkedReplyError};
 use fedcredit_proto::envelope;
@@ -103,8 +103,10 @@ pub struct RoundSeen {
     /// Whose inputs are in it.
     pub contributors: Vec<String>,
     /// The coordinator-signed outcome as received: every later announcement
-    /// must carry this very outcome for this round.
+    /// must list this very outcome (its digest) for this round.
     pub signed_outcome: pb::Signed,
+    /// [`outcome_digest`] of `signed_outcome`, taken once.
+    pub outcome_digest: [u8; 32],
 }
 
 /// What a participant saw of the job.
@@ -306,7 +308,8 @@ impl Participant {
         body: Body,
         contribution: Option<&TaskContributors>,
     ) -> Result<pb::Signed, ParticipantError> {
-        let phase = (!matches!(body, Body::Poll(_))).then(|| body.phase_name());
+        let phase =
+            (!matches!(body, Body::Poll(_) | Body::FetchOutcome(_))).then(|| body.phase_name());
         let message = pb::Message {
             job_id: self.settings.consortium.job.id.clone(),
             round,
@@ -507,13 +510,13 @@ impl Participant {
                         );
                         continue;
                     }
-                    // The history an announcement shows must hold the very
+                    // The history an announcement lists must hold the very
                     // outcomes this participant received: a coordinator that
                     // shows members different histories is caught here.
                     if let Some(r) = report.rounds.iter().find(|r| {
-                        a.previous_outcomes
+                        a.previous_outcome_digests
                             .get(r.round as usize)
-                            .is_some_and(|o| o.payload != r.signed_outcome.payload)
+                            .is_some_and(|d| d[..] != r.outcome_digest)
                     }) {
                         let e = ParticipantError::RefusedRound {
                             round: at.0,
@@ -530,17 +533,25 @@ impl Participant {
                     let span =
                         info_span!("round", job = %message.job_id, round = at.0, attempt = at.1);
                     let started = Instant::now();
-                    match self
-                        .round(
-                            at.0,
-                            at.1,
-                            &a,
-                            announcement_digest(&signed.payload),
-                            contributor,
-                        )
-                        .instrument(span)
-                        .await
-                    {
+                    let caught_up = self
+                        .catch_up(at, &a.previous_outcome_digests, &report)
+                        .instrument(span.clone())
+                        .await;
+                    let attempted = match caught_up {
+                        Ok(()) => {
+                            self.round(
+                                at.0,
+                                at.1,
+                                &a,
+                                announcement_digest(&signed.payload),
+                                contributor,
+                            )
+                            .instrument(span)
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match attempted {
                         Ok(r) => {
                             METRICS.rounds_completed.inc();
                             METRICS
@@ -836,6 +847,95 @@ impl Participant {
         seen
     }
 
+    /// Brings the referee's replay up to the history an announcement lists
+    /// (the digests of every published outcome, in order): resumes from what
+    /// was replayed before when it is a prefix, and absorbs the outcomes
+    /// after it, each the one this member received in its round or else
+    /// fetched from the coordinator, and each checked against its digest
+    /// before anything is read from it. Announcements carry no outcomes, so
+    /// a round costs no transfer, hashing or check of the earlier sums.
+    async fn catch_up(
+        &mut self,
+        at: (u64, u32),
+        digests: &[prost::bytes::Bytes],
+        report: &Report,
+    ) -> Result<(), RoundEnd> {
+        let (round, attempt) = at;
+        let c = self.settings.consortium.clone();
+        let referee_error = |source| {
+            RoundEnd::Fatal(ParticipantError::Referee {
+                round,
+                attempt,
+                source,
+            })
+        };
+        let mut referee =
+            Referee::resume(&c, self.replayed.as_ref(), digests).map_err(referee_error)?;
+        let mut fetched = 0usize;
+        for (i, digest) in digests.iter().enumerate().skip(referee.absorbed()) {
+            let received = report
+                .rounds
+                .iter()
+                .find(|r| r.round == i as u64)
+                .map(|r| r.signed_outcome.clone());
+            let signed = match received {
+                Some(signed) => signed,
+                None => {
+                    // Round i's outcome is as long as its plan says (the
+                    // next plan of a referee that absorbed rounds 0..i): a
+                    // longer one is refused unread.
+                    let plan = referee.next_plan().ok_or_else(|| {
+                        referee_error(fedcredit_referee::RefereeError::BadOutcome {
+                            round: i as u64,
+                            problem: "the job was already finished".into(),
+                        })
+                    })?;
+                    let limit = chunks::outcome_limit(plan.codec.words_for(plan.dimension));
+                    fetched += 1;
+                    self.fetch_outcome(i as u64, limit).await?
+                }
+            };
+            if outcome_digest(&signed.payload)[..] != digest[..] {
+                return Err(RoundEnd::Fatal(ParticipantError::RefusedRound {
+                    round,
+                    attempt,
+                    reason: format!(
+                        "the coordinator's outcome of round {i} is not the one its announcement lists"
+                    ),
+                }));
+            }
+            referee.absorb_signed(&signed).map_err(referee_error)?;
+        }
+        if fetched > 0 {
+            info!(
+                fetched,
+                published = digests.len(),
+                "fetched the published outcomes this member had not received, each matching the announcement's digest"
+            );
+        }
+        self.replayed = Some(referee.replayed().clone());
+        Ok(())
+    }
+
+    /// The coordinator-signed outcome of published round `published`, asked
+    /// for with a signed `FetchOutcome` and sent in pieces. The caller checks
+    /// it against the digest the announcement lists.
+    async fn fetch_outcome(&self, published: u64, limit: u64) -> Result<pb::Signed, RoundEnd> {
+        let ask = self.seal(published, 0, Body::FetchOutcome(pb::FetchOutcome {}))?;
+        let mut grpc = self.grpc.clone();
+        let call = async move {
+            let pieces = grpc.outcome_chunks(ask).await?.into_inner();
+            Ok::<_, Status>(tonic::Response::new(
+                assemble(pieces, "published outcome", limit).await?,
+            ))
+        };
+        Ok(self
+            .within("OutcomeChunks", call)
+            .await?
+            .into_inner()
+            .map_err(fedcredit_proto::WireError::from)?)
+    }
+
     /// The referee: replays the job from the spec and the signed published
     /// results, and takes part only in the one task that follows from them.
     /// Nothing is computed or allocated for a task before this passes.
@@ -853,7 +953,8 @@ impl Participant {
                 source,
             })
         };
-        let referee = Referee::replay_after(c, &a.previous_outcomes, self.replayed.as_ref())
+        // [`Self::catch_up`] absorbed every outcome listed before this.
+        let referee = Referee::resume(c, self.replayed.as_ref(), &a.previous_outcome_digests)
             .map_err(referee_error)?;
         let plan = referee
             .check_announcement(round, a)
@@ -1062,6 +1163,7 @@ impl Participant {
             attempt,
             sum: codec.decode(&sum)?,
             contributors: o.contributors,
+            outcome_digest: outcome_digest(&outcome.payload),
             signed_outcome: outcome,
         })
     }

@@ -85,7 +85,7 @@ pub const MAX_PIECE_BYTES: usize = MAX_CHUNK_WORDS * 8;
 pub const RESERVE_UP_FRONT: u64 = 64 << 20;
 
 /// The largest signed answer a participant puts back together when it does
-/// not know a tighter bound (a poll's answer: an announcement or the job's
+/// not know a tighter bound (a poll's answer: an announcement, or the job's
 /// end, carrying every earlier round's outcome); the unary RPCs' message
 /// limit, 1 GiB.
 pub const MAX_ANSWER_BYTES: u64 = 1 << 30;

@@ -87,6 +87,7 @@ impl v1::message::Body {
             Body::Consistency(_) => "consistency-check",
             Body::Unmask(_) | Body::SlotReveal(_) => "unmask",
             Body::Leave(_) => "leave",
+            Body::FetchOutcome(_) => "fetch-outcome",
         }
     }
 }

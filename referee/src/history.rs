@@ -4,10 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::consortium::Consortium;
-use fedcredit_crypto::secagg::PartyIndex;
+use fedcredit_crypto::secagg::{PartyIndex, outcome_digest};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::v1::{self as pb, coordinator_message, round_announcement::Task};
 use fedcredit_proto::{envelope, words};
@@ -44,10 +42,10 @@ pub struct Referee<'c> {
 
 /// What a [`Referee`] made of the outcomes it replayed, without the borrow of
 /// its consortium: a party keeps it between announcements and gives it to
-/// [`Referee::replay_after`], so that the outcomes it already checked are
-/// not checked again. Every announcement carries every published outcome,
-/// and replaying them all made a member's work per round grow with the
-/// number of rounds before it.
+/// [`Referee::resume`] (or [`Referee::replay_after`]), so that the outcomes
+/// it already checked are neither fetched nor checked again; replaying them
+/// all made a member's work per round grow with the number of rounds
+/// before it.
 #[derive(Debug, Clone)]
 pub struct Replayed {
     /// The job and coordinator it was replayed for: it is only resumed for
@@ -69,7 +67,7 @@ pub struct Replayed {
 /// Whether `signed` is the outcome `known` was taken of: the signature is
 /// compared first, so a different one costs no hashing.
 fn known_as(known: &([u8; 32], Vec<u8>), signed: &pb::Signed) -> bool {
-    known.1 == signed.signature[..] && known.0 == <[u8; 32]>::from(Sha256::digest(&signed.payload))
+    known.1 == signed.signature[..] && known.0 == outcome_digest(&signed.payload)
 }
 
 impl Replayed {
@@ -81,10 +79,7 @@ impl Replayed {
 
 /// What [`Replayed`] keeps of a signed outcome to know it again.
 fn fingerprint(signed: &pb::Signed) -> ([u8; 32], Vec<u8>) {
-    (
-        Sha256::digest(&signed.payload).into(),
-        signed.signature.to_vec(),
-    )
+    (outcome_digest(&signed.payload), signed.signature.to_vec())
 }
 
 fn abridged(s: &str) -> String {
@@ -169,6 +164,39 @@ impl<'c> Referee<'c> {
             referee.absorb_signed(signed)?;
         }
         Ok(referee)
+    }
+
+    /// Resumes from `earlier` when the outcomes it absorbed are the first of
+    /// `digests` (an announcement's `previous_outcome_digests`: each the
+    /// SHA-256 of a signed outcome's payload), else starts before round 0.
+    /// The outcomes after [`Referee::absorbed`] are the caller's to fetch,
+    /// check against their digests and [`Referee::absorb_signed`].
+    pub fn resume(
+        consortium: &'c Consortium,
+        earlier: Option<&Replayed>,
+        digests: &[impl AsRef<[u8]>],
+    ) -> Result<Self, RefereeError> {
+        let resumable = earlier.filter(|e| {
+            e.spec_hash == consortium.job.hash()
+                && e.coordinator == consortium.roster.coordinator().to_bytes()
+                && e.absorbed.len() <= digests.len()
+                && e.absorbed
+                    .iter()
+                    .zip(digests)
+                    .all(|(a, d)| a.0[..] == *d.as_ref())
+        });
+        match resumable {
+            Some(e) => Ok(Self {
+                consortium,
+                state: e.clone(),
+            }),
+            None => Self::new(consortium),
+        }
+    }
+
+    /// How many published outcomes this referee has absorbed.
+    pub fn absorbed(&self) -> usize {
+        self.state.absorbed.len()
     }
 
     /// What this referee made of the outcomes, to resume from later.
@@ -340,6 +368,17 @@ impl<'c> Referee<'c> {
                 announced,
                 expected,
             };
+        // The history the announcement lists is the one replayed here.
+        let listed = &a.previous_outcome_digests;
+        if let Some(at) = (0..listed.len().max(self.state.absorbed.len())).find(|&i| {
+            listed.get(i).map(|d| &d[..]) != self.state.absorbed.get(i).map(|k| &k.0[..])
+        }) {
+            return Err(mismatch(
+                "previous outcomes",
+                format!("{} outcome digests, differing at round {at}", listed.len()),
+                format!("the {published} outcomes replayed"),
+            ));
+        }
         let c = self.consortium;
         let t = c.protocol.thresholds;
         if a.threshold as usize != t.threshold()
@@ -567,5 +606,105 @@ mod tests {
             matches!(err, RefereeError::BadOutcome { round: 0, .. }),
             "{err}"
         );
+    }
+
+    fn digests(outcomes: &[pb::Signed]) -> Vec<[u8; 32]> {
+        outcomes
+            .iter()
+            .map(|o| outcome_digest(&o.payload))
+            .collect()
+    }
+
+    /// An announcement of `round` that lists `listed` as the job's history.
+    fn announcement(c: &Consortium, round: u64, listed: Vec<[u8; 32]>) -> pb::RoundAnnouncement {
+        let t = c.protocol.thresholds;
+        pb::RoundAnnouncement {
+            members: c.roster.members().map(|m| m.id.to_string()).collect(),
+            threshold: t.threshold() as u32,
+            min_cohort: t.min_cohort() as u32,
+            max_colluders: t.max_colluders() as u32,
+            dimension: 2,
+            previous_outcome_digests: listed.into_iter().map(|d| d.to_vec().into()).collect(),
+            task: Some(Task::SecureSum(pb::SecureSumTask {
+                index: round as u32,
+            })),
+            ..Default::default()
+        }
+    }
+
+    /// A member resumes from what it checked when the announcement lists
+    /// those outcomes first; otherwise it starts again before round 0.
+    #[test]
+    fn resuming_from_digests_takes_only_a_matching_prefix() {
+        let c = consortium(9);
+        let all: Vec<pb::Signed> = (0..3).map(|r| outcome(&c, r, r as f64, &key(9))).collect();
+        let earlier = Referee::replay(&c, &all[..2]).expect("valid outcomes");
+        let listed = digests(&all);
+        let mut resumed = Referee::resume(&c, Some(earlier.replayed()), &listed).expect("rules");
+        assert_eq!(resumed.absorbed(), 2);
+        resumed.absorb_signed(&all[2]).expect("round 2");
+        assert_eq!(
+            sums(&resumed),
+            sums(&Referee::replay(&c, &all).expect("valid"))
+        );
+
+        // A history whose round 1 differs: nothing is taken over.
+        let mut other = listed.clone();
+        other[1][0] ^= 1;
+        let fresh = Referee::resume(&c, Some(earlier.replayed()), &other).expect("rules");
+        assert_eq!(fresh.absorbed(), 0);
+        // A shorter history than what was checked: nothing is taken over.
+        let short = Referee::resume(&c, Some(earlier.replayed()), &listed[..1]).expect("rules");
+        assert_eq!(short.absorbed(), 0);
+        // Another coordinator's consortium: nothing is taken over.
+        let elsewhere = consortium(8);
+        let none = Referee::resume(&elsewhere, Some(earlier.replayed()), &listed).expect("rules");
+        assert_eq!(none.absorbed(), 0);
+    }
+
+    /// An announcement must list exactly the outcomes the referee replayed:
+    /// one more, one fewer or one changed is refused, naming the round.
+    #[test]
+    fn an_announcement_listing_another_history_is_refused() {
+        let c = consortium(9);
+        let all: Vec<pb::Signed> = (0..2).map(|r| outcome(&c, r, r as f64, &key(9))).collect();
+        let referee = Referee::replay(&c, &all).expect("valid outcomes");
+        let listed = digests(&all);
+        // The replayed history passes this check (the bare announcement
+        // fails a later one, the job spec hash).
+        let later = referee
+            .check_announcement(2, &announcement(&c, 2, listed.clone()))
+            .expect_err("no job spec hash");
+        assert!(
+            matches!(
+                later,
+                RefereeError::Mismatch {
+                    field: "job spec hash",
+                    ..
+                }
+            ),
+            "{later}"
+        );
+        let mut changed = listed.clone();
+        changed[1][31] ^= 1;
+        let mut longer = listed.clone();
+        longer.push([7; 32]);
+        for (list, at) in [(changed, 1), (listed[..1].to_vec(), 1), (longer, 2)] {
+            let err = referee
+                .check_announcement(2, &announcement(&c, 2, list))
+                .expect_err("another history");
+            assert!(
+                matches!(
+                    err,
+                    RefereeError::Mismatch {
+                        field: "previous outcomes",
+                        ..
+                    }
+                ) && err
+                    .to_string()
+                    .contains(&format!("differing at round {at}")),
+                "{err}"
+            );
+        }
     }
 }

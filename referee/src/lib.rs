@@ -4,10 +4,11 @@
 //!
 //! Secure aggregation protects each member from the coordinator, so the
 //! coordinator must not be free to choose what members compute. Every round
-//! announcement carries the coordinator-signed outcomes of all earlier
-//! rounds; from the job spec (in the consortium file every member holds) and
-//! those outcomes, [`Referee::replay`] recomputes the one task that may come
-//! next, and [`Referee::check_announcement`] refuses any other task, round
+//! announcement lists the digests of the coordinator-signed outcomes of all
+//! earlier rounds (a member fetches any it lacks); from the job spec (in the
+//! consortium file every member holds) and those outcomes,
+//! [`Referee::replay`] (or [`Referee::resume`] and
+//! [`Referee::absorb_signed`]) recomputes the one task that may come next, and [`Referee::check_announcement`] refuses any other task, round
 //! number, codec, dimension, bin count, clip or fraction-bits value.
 //!
 //! Layout:

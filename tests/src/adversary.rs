@@ -23,7 +23,9 @@ use std::sync::Arc;
 use fedcredit_crypto::identity::IdentityKey;
 use fedcredit_crypto::kx::{AgreementPublic, SessionId};
 use fedcredit_crypto::secagg::client::DealtToMe;
-use fedcredit_crypto::secagg::{self, Advertisement, Dealt, PartyIndex, SessionBinding};
+use fedcredit_crypto::secagg::{
+    self, Advertisement, Dealt, PartyIndex, SessionBinding, outcome_digest,
+};
 use fedcredit_proto::codec::Codec;
 use fedcredit_proto::envelope;
 use fedcredit_proto::roster::Roster;
@@ -57,6 +59,8 @@ pub enum Rpc {
     Unmask,
     /// A participant leaves the job.
     Leave,
+    /// A participant asks for a published outcome it did not receive.
+    FetchOutcome,
 }
 
 /// What the driver answers a call with (one variant per response type).
@@ -261,6 +265,15 @@ impl Coordinator for Service {
         let answer = self.unmask(req).await?;
         Ok(Response::new(self.pieces(Rpc::Unmask, answer.get_ref())))
     }
+    type OutcomeChunksStream = Pieces;
+    /// A published outcome, answered from [`Adversary::published`] (as a
+    /// test may have rewritten it), cut into pieces.
+    async fn outcome_chunks(&self, req: Request<pb::Signed>) -> Result<Response<Pieces>, Status> {
+        match self.call(Rpc::FetchOutcome, req).await? {
+            Answer::Signed(s) => Ok(Response::new(self.pieces(Rpc::FetchOutcome, &s))),
+            _ => Err(wrong_answer()),
+        }
+    }
     async fn leave(&self, req: Request<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {
         match self.call(Rpc::Leave, req).await? {
             Answer::LeaveAck => Ok(Response::new(pb::LeaveAck {})),
@@ -427,8 +440,9 @@ pub struct Adversary {
     /// Members played by the adversary.
     pub colluders: Vec<Colluder>,
     /// The signed outcomes of the rounds completed so far, in order (what
-    /// [`Adversary::announcement`] puts in `previous_outcomes`; a test may
-    /// rewrite it to lie about the job's history).
+    /// [`Adversary::announcement`] lists the digests of, and a member that
+    /// lacks one fetches; a test may rewrite it to lie about the job's
+    /// history).
     pub published: Vec<pb::Signed>,
     /// The last epoch the adversary set up, as the coordinator holds it.
     epoch_view: Option<fedcredit_crypto::secagg::epoch::EpochView>,
@@ -596,7 +610,11 @@ impl Adversary {
             limbs,
             departed: Vec::new(),
             task: Some(task),
-            previous_outcomes: self.published.clone(),
+            previous_outcome_digests: self
+                .published
+                .iter()
+                .map(|o| outcome_digest(&o.payload).to_vec().into())
+                .collect(),
         }
     }
 
@@ -742,6 +760,16 @@ impl Adversary {
                         self.polls.insert(id, call.reply);
                     }
                 }
+                None
+            }
+            Event::Call(call) if call.rpc == Rpc::FetchOutcome => {
+                let round = call.message.round;
+                let answer = usize::try_from(round)
+                    .ok()
+                    .and_then(|r| self.published.get(r))
+                    .map(|o| Answer::Signed(o.clone()))
+                    .ok_or_else(|| Status::not_found(format!("round {round} is not published")));
+                let _ = call.reply.send(answer);
                 None
             }
             Event::Call(call) if call.rpc == Rpc::Leave => {

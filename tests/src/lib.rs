@@ -16,8 +16,8 @@
 //!   one member), to check whether any honest member's vector leaks.
 //!
 //! The harness relays participants' signed messages as they are and lets the
-//! test choose cohorts and lists, so protocol additions (previous outcomes
-//! in announcements, session ids in survivor lists, share commitments) are
+//! test choose cohorts and lists, so protocol additions (digests of previous
+//! outcomes in announcements, session ids in survivor lists, share commitments) are
 //! small edits here.
 #![forbid(unsafe_code)]
 

@@ -516,7 +516,7 @@ fn phase_of(body: Option<&Body>) -> Option<&'static str> {
         Body::MaskedInput(_) | Body::MaskedChunk(_) => "masked-input",
         Body::Consistency(_) => "consistency-check",
         Body::Unmask(_) | Body::SlotReveal(_) => "unmask",
-        Body::Poll(_) | Body::Leave(_) => return None,
+        Body::Poll(_) | Body::Leave(_) | Body::FetchOutcome(_) => return None,
     })
 }
 

@@ -239,11 +239,11 @@ impl Verifier<'_> {
         }
         // The history the announcement shows participants is the logged one.
         let shown: Vec<&[u8]> = a
-            .previous_outcomes
+            .previous_outcome_digests
             .iter()
-            .map(|o| o.payload.as_ref())
+            .map(|d| d.as_ref())
             .collect();
-        let logged: Vec<&[u8]> = self.outcomes.iter().map(|o| o.payload.as_ref()).collect();
+        let logged: Vec<&[u8]> = self.outcome_digests.iter().map(|d| &d[..]).collect();
         if shown != logged {
             return Err(fail(
                 Check::Announcement,

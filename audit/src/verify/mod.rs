@@ -142,8 +142,10 @@ struct Verifier<'c> {
     /// announcement must pass the very check each participant runs. `None`
     /// once it cannot follow the log (the failure is reported once).
     referee: Option<fedcredit_referee::Referee<'c>>,
-    /// The coordinator-signed outcomes of the completed rounds, as logged.
-    outcomes: Vec<pb::Signed>,
+    /// The digest ([`fedcredit_crypto::secagg::outcome_digest`]) of each
+    /// coordinator-signed outcome of the completed rounds, as logged: what
+    /// every later announcement must list.
+    outcome_digests: Vec<[u8; 32]>,
     attempts: Vec<AttemptReport>,
     departures: Vec<Departure>,
     problems: Vec<Failure>,
@@ -191,7 +193,7 @@ impl<'c> Verifier<'c> {
             epoch: None,
             epoch_gone: None,
             referee: fedcredit_referee::Referee::new(consortium).ok(),
-            outcomes: Vec::new(),
+            outcome_digests: Vec::new(),
             attempts: Vec::new(),
             departures: Vec::new(),
             problems: Vec::new(),
@@ -648,7 +650,8 @@ impl<'c> Verifier<'c> {
             // A sum the job refused is published but absorbed by nobody.
             Some(_) if rc.progress_json.is_empty() => {}
             Some(outcome) => {
-                self.outcomes.push(outcome.clone());
+                self.outcome_digests
+                    .push(fedcredit_crypto::secagg::outcome_digest(&outcome.payload));
                 if let Some(referee) = &mut self.referee
                     && let Err(e) = referee.absorb_signed(outcome)
                 {

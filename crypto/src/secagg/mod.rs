@@ -394,6 +394,13 @@ pub fn announcement_digest(signed_payload: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The SHA-256 of a coordinator-signed round outcome's payload: how an
+/// announcement lists the job's history without carrying the published sums
+/// (`previous_outcome_digests`), and how a party knows an outcome again.
+pub fn outcome_digest(signed_payload: &[u8]) -> [u8; 32] {
+    Sha256::digest(signed_payload).into()
+}
+
 /// Commitment to a self-mask seed, bound to the session and its owner, so a
 /// reconstruction from shares can be checked by the coordinator and auditor.
 pub fn self_mask_commitment(session: &SessionId, owner: PartyIndex, seed: &MaskSeed) -> [u8; 32] {

@@ -136,7 +136,7 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
                     Body::MaskedChunk(b) => (15, b.encode_to_vec()),
                     Body::EpochShares(b) => (16, b.encode_to_vec()),
                     Body::SlotReveal(b) => (17, b.encode_to_vec()),
-                    Body::Poll(_) => continue,
+                    Body::Poll(_) | Body::FetchOutcome(_) => continue,
                 };
                 s.with_mode(
                     "message_bodies",

@@ -152,7 +152,11 @@ impl State {
             task: Some(round_announcement::Task::SecureSum(pb::SecureSumTask {
                 index: 0,
             })),
-            previous_outcomes: self.published.clone(),
+            previous_outcome_digests: self
+                .published
+                .iter()
+                .map(|o| secagg::outcome_digest(&o.payload).to_vec().into())
+                .collect(),
         };
         self.announcement = Some(envelope::seal_coordinator(
             &coordinator_key(),
@@ -462,6 +466,13 @@ impl Coordinator for Service {
         })
         .await?;
         Ok(Response::new(pieces(&answer)))
+    }
+
+    type OutcomeChunksStream = Pieces;
+
+    /// Every attempt here is round 0: no member ever lacks an outcome.
+    async fn outcome_chunks(&self, _: Request<pb::Signed>) -> Result<Response<Pieces>, Status> {
+        Err(Status::unimplemented("every attempt here is round 0"))
     }
 
     type UnmaskChunksStream = Pieces;

@@ -1155,8 +1155,18 @@ fn series_input(i: usize, k: u32) -> Vec<f64> {
 /// allowed from one sum to the next), four members reading one file per
 /// sum, and sum 0 published over all four (checked exact).
 async fn series_after_sum_0(dir: &Path) -> (Adversary, Vec<Honest<SeriesInput>>) {
+    series_after_sum_0_over(dir, CohortPolicy::Shrink, &ids(4)).await
+}
+
+/// [`series_after_sum_0`] with cohort policy `policy`, sum 0 announced to
+/// and published over `first` only: the others never see round 0.
+async fn series_after_sum_0_over(
+    dir: &Path,
+    policy: CohortPolicy,
+    first: &[String],
+) -> (Adversary, Vec<Honest<SeriesInput>>) {
     let mut c = secure_sum_consortium(4, "", DIM, 16, 1e6).unwrap();
-    c.job.cohort = CohortPolicy::Shrink;
+    c.job.cohort = policy;
     let JobKind::SecureSum { rounds, .. } = &mut c.job.kind else {
         unreachable!("a secure-sum consortium")
     };
@@ -1179,13 +1189,14 @@ async fn series_after_sum_0(dir: &Path) -> (Adversary, Vec<Honest<SeriesInput>>)
             0,
             0,
             adv.secure_sum_announcement(),
-            &ids(4),
+            first,
             &[],
             End::Complete,
         )
         .await;
     let s = s.values().next().unwrap().clone().unwrap();
-    let want = sum_of(&(0..4).map(|i| series_input(i, 0)).collect::<Vec<_>>());
+    let over: Vec<usize> = (0..4).filter(|&i| first.contains(&member_id(i))).collect();
+    let want = sum_of(&over.iter().map(|&i| series_input(i, 0)).collect::<Vec<_>>());
     assert!(close(&decoded(&adv, 0, &s), &want), "sum 0 is exact");
     (adv, honest)
 }
@@ -1292,6 +1303,75 @@ async fn u_a_rewritten_history_is_refused() {
         let first: BTreeMap<String, Vec<f64>> =
             (0..4).map(|i| (member_id(i), series_input(i, 0))).collect();
         assert_private(&adv, &first);
+    })
+    .await;
+}
+
+/// Attack w: a rewritten outcome for a member that must fetch it. An
+/// announcement lists only the digests of the earlier outcomes; a member
+/// fetches any it did not receive. Sum 0 of a series (cohort `open`) is
+/// published over three members, the target never shown round 0; round 1
+/// is announced to all four listing sum 0's true digest, and the target's
+/// fetch of sum 0 is answered with a re-signed, different sum. The target
+/// must refuse the job, naming the mismatch, before it advertises a key.
+/// The control: the same fetch answered honestly, the target takes part and
+/// sum 1 over all four is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w_a_fetched_outcome_that_differs_from_its_digest_is_refused() {
+    guarded(async {
+        let all = ids(4);
+        let three: Vec<String> = all[..3].to_vec();
+        let target = member_id(3);
+        for attack in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut adv, honest) =
+                series_after_sum_0_over(dir.path(), CohortPolicy::Open, &three).await;
+            let mut sum1 = adv.secure_sum_announcement();
+            sum1.task = Some(Task::SecureSum(pb::SecureSumTask { index: 1 }));
+            if attack {
+                // Served on fetch; the announcement lists the true digest.
+                adv.published[0] = rewritten_sum_0(&adv.published[0]);
+            }
+            let s = adv.run_attempt(1, 0, sum1, &all, &[], End::Complete).await;
+            assert!(
+                adv.trace
+                    .iter()
+                    .any(|t| t.starts_with(&format!("FetchOutcome {target} r0"))),
+                "the target never fetched sum 0: the attack was not mounted\n{}",
+                adv.summary()
+            );
+            let ids: Vec<String> = honest.iter().map(|h| h.id.clone()).collect();
+            adv.finish(&ids).await;
+            let mut results = BTreeMap::new();
+            for h in honest {
+                let id = h.id.clone();
+                results.insert(id, h.join().await.0);
+            }
+            if attack {
+                assert!(
+                    !adv.attempts[1].adverts.contains_key(&target),
+                    "the target took part under a rewritten sum 0\n{}",
+                    adv.summary()
+                );
+                let e = results[&target]
+                    .as_ref()
+                    .expect_err("the target refuses the job");
+                assert!(
+                    e.to_string()
+                        .contains("outcome of round 0 is not the one its announcement lists"),
+                    "{e}"
+                );
+            } else {
+                let s = s.values().next().unwrap().clone().unwrap();
+                let want = sum_of(&(0..4).map(|i| series_input(i, 1)).collect::<Vec<_>>());
+                assert!(
+                    close(&decoded(&adv, 1, &s), &want),
+                    "sum 1 over all four is exact\n{}",
+                    adv.summary()
+                );
+                assert!(results[&target].is_ok(), "{:?}", results[&target]);
+            }
+        }
     })
     .await;
 }

@@ -391,7 +391,7 @@ impl AttemptState {
                     }
                 }
             }
-            Body::Poll(_) | Body::Leave(_) => {
+            Body::Poll(_) | Body::Leave(_) | Body::FetchOutcome(_) => {
                 return Err(Failure::new(
                     seq,
                     Check::Phase,

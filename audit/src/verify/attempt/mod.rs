@@ -48,7 +48,8 @@ enum Stage {
     Closed,
 }
 
-/// The phase a message body belongs to (`None` for polls and leaves, which no phase accepts).
+/// The phase a message body belongs to (`None` for polls, leaves and outcome
+/// fetches, which no phase accepts).
 pub(crate) fn body_phase(body: &Body) -> Option<Phase> {
     Some(match body {
         Body::Advertise(_) => Phase::AdvertiseKeys,
@@ -56,7 +57,7 @@ pub(crate) fn body_phase(body: &Body) -> Option<Phase> {
         Body::MaskedInput(_) | Body::MaskedChunk(_) => Phase::MaskedInput,
         Body::Consistency(_) => Phase::ConsistencyCheck,
         Body::Unmask(_) | Body::SlotReveal(_) => Phase::Unmask,
-        Body::Poll(_) | Body::Leave(_) => return None,
+        Body::Poll(_) | Body::Leave(_) | Body::FetchOutcome(_) => return None,
     })
 }
 
@@ -73,6 +74,7 @@ pub(crate) fn body_name(body: Option<&Body>) -> &'static str {
         Some(Body::Unmask(_)) => "unmask",
         Some(Body::SlotReveal(_)) => "slot unmask",
         Some(Body::Leave(_)) => "leave",
+        Some(Body::FetchOutcome(_)) => "fetch-outcome",
     }
 }
 

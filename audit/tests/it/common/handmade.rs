@@ -262,7 +262,7 @@ impl Handmade {
                     })
                     .collect(),
                 task: Some(Task::SecureSum(pb::SecureSumTask { index: 0 })),
-                previous_outcomes: Vec::new(),
+                previous_outcome_digests: Vec::new(),
             })),
         };
         let signed_announcement = envelope::seal_coordinator(&self.coordinator, &announce);
