@@ -877,9 +877,9 @@ impl Participant {
                 .rounds
                 .iter()
                 .find(|r| r.round == i as u64)
-                .map(|r| r.signed_outcome.clone());
-            let signed = match received {
-                Some(signed) => signed,
+                .map(|r| (r.signed_outcome.clone(), r.outcome_digest));
+            let (signed, got) = match received {
+                Some(known) => known,
                 None => {
                     // Round i's outcome is as long as its plan says (the
                     // next plan of a referee that absorbed rounds 0..i): a
@@ -892,10 +892,12 @@ impl Participant {
                     })?;
                     let limit = chunks::outcome_limit(plan.codec.words_for(plan.dimension));
                     fetched += 1;
-                    self.fetch_outcome(i as u64, limit).await?
+                    let signed = self.fetch_outcome(i as u64, limit).await?;
+                    let got = outcome_digest(&signed.payload);
+                    (signed, got)
                 }
             };
-            if outcome_digest(&signed.payload)[..] != digest[..] {
+            if got[..] != digest[..] {
                 return Err(RoundEnd::Fatal(ParticipantError::RefusedRound {
                     round,
                     attempt,
