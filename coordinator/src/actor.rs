@@ -70,6 +70,9 @@ struct HeldEpoch {
 }
 
 /// Owns the job until it finishes.
+/// The signed outcome of every published round, in order.
+pub(crate) type Published = Arc<std::sync::RwLock<Vec<pb::Signed>>>;
+
 pub(crate) struct Actor {
     consortium: Arc<Consortium>,
     key: IdentityKey,
@@ -85,7 +88,9 @@ pub(crate) struct Actor {
     /// announcement lists their digests, so each participant can replay the
     /// job (fetching any it lacks) and check that the announced task
     /// follows (the referee).
-    published: Vec<pb::Signed>,
+    /// Shared with the gRPC service, which answers `OutcomeChunks` from it
+    /// for as long as the server runs, also after the job's end.
+    published: Published,
     /// [`outcome_digest`] of each of `published`, taken once.
     published_digests: Vec<Bytes>,
     /// The contributors of every completed round, in order (for the job's
@@ -122,6 +127,12 @@ macro_rules! log_or_fail {
 
 impl Actor {
     /// Opens the round log at `log_path`, replays it and prepares to go on.
+    /// The published outcomes, shared with the service that answers
+    /// `OutcomeChunks` from them.
+    pub(crate) fn published(&self) -> Published {
+        Arc::clone(&self.published)
+    }
+
     pub fn new(
         consortium: Arc<Consortium>,
         key: IdentityKey,
@@ -190,7 +201,7 @@ impl Actor {
                 .iter()
                 .map(|o| Bytes::copy_from_slice(&outcome_digest(&o.payload)))
                 .collect(),
-            published: replay.published,
+            published: Arc::new(std::sync::RwLock::new(replay.published)),
             contributor_sets: replay.contributor_sets,
             pinned: replay.pinned,
             departed: replay.departed,
@@ -284,18 +295,6 @@ impl Actor {
     fn handle(&mut self, req: Request) {
         match req {
             Request::Poll { from, seen, reply } => self.on_poll(from, seen, reply),
-            Request::Outcome { round, reply } => {
-                let _ = reply.send(
-                    usize::try_from(round)
-                        .ok()
-                        .and_then(|r| self.published.get(r))
-                        .cloned()
-                        .ok_or(Rejection::NotPublished {
-                            round,
-                            published: self.published.len(),
-                        }),
-                );
-            }
             Request::Leave {
                 from,
                 signed,
@@ -917,7 +916,10 @@ impl Actor {
         }
         self.published_digests
             .push(Bytes::copy_from_slice(&outcome_digest(&signed.payload)));
-        self.published.push(signed);
+        self.published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(signed);
         self.contributor_sets.push(contributor_set);
         self.pinned = None;
         info!(job = %attempt.job_id, round = attempt.round, attempt = attempt.attempt, contributors = result.contributors.len(), "round complete");
@@ -1287,7 +1289,7 @@ impl Actor {
             body: Some(coordinator_message::Body::Finished(pb::JobFinished {
                 ok,
                 reason,
-                outcomes: self.published.clone(),
+                outcome_digests: self.published_digests.clone(),
                 departed: self.departures(),
             })),
         };

@@ -176,6 +176,7 @@ pub(crate) async fn run_job(
         offer,
         consortium.protocol.epoch_slots,
     )
+    .published(actor.published())
     .max_reply(max_message_bytes);
     // The actor hears of `shutdown` and stops the job; the server stops
     // after it, so that the actor's last replies still go out.
@@ -203,8 +204,8 @@ pub(crate) async fn run_job(
         .add_service(
             // What participants send is bounded by one chunk, whatever the
             // round's dimension: a larger request is refused before it is
-            // buffered. What goes out (outcomes, announcements carrying the
-            // earlier sums) needs the round's size.
+            // buffered. What goes out (a round's outcome) needs the round's
+            // size.
             CoordinatorServer::new(service)
                 .max_decoding_message_size(
                     max_message_bytes.min(fedcredit_proto::chunks::MAX_REQUEST_BYTES),
@@ -215,11 +216,12 @@ pub(crate) async fn run_job(
     let server = tokio::spawn(server);
     let outcome = actor.run(rx, shutdown, abort).await;
     // The job's end was handed to the last members' polls, but the answer
-    // is still on its way when the actor returns (after a long series it
-    // carries every sum: megabytes per member), and a shutdown then cuts it
-    // off mid-body (seen under load: the member waited out its connect
-    // timeout and failed, though the job had succeeded). A member hangs up
-    // once it has the answer: wait for that, at most one phase deadline.
+    // may still be on its way when the actor returns, and a member that sat
+    // a round out then fetches that round's outcome (`OutcomeChunks`, served
+    // from the shared list, not by the actor); a shutdown would cut either
+    // off (seen under load: the member waited out its connect timeout and
+    // failed, though the job had succeeded). A member hangs up once it has
+    // replayed the job: wait for that, at most one phase deadline.
     if !matches!(outcome, Err(CoordinatorError::ShutDown)) {
         let limit = consortium.protocol.phase_deadline.min(HANG_UP_WAIT);
         let still_open = open.closed_within(limit).await;

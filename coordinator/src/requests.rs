@@ -27,12 +27,6 @@ pub(crate) enum Request {
         seen: Option<At>,
         reply: Reply<pb::Signed>,
     },
-    /// The signed outcome of published round `round`, for a member that
-    /// did not receive it.
-    Outcome {
-        round: u64,
-        reply: Reply<pb::Signed>,
-    },
     /// A message of a round phase, with the envelope as signed (for the log).
     Round {
         from: PartyIndex,

@@ -20,6 +20,7 @@ use tonic::{Request as GrpcRequest, Response, Status};
 
 use fedcredit_transport::Peer;
 
+use crate::actor::Published;
 use crate::error::Rejection;
 use crate::freshness::Freshness;
 use crate::requests::{At, Request, RoundMsg};
@@ -49,6 +50,8 @@ pub(crate) struct Service {
     epoch_slots: Option<Slots>,
     /// The largest unary answer the server encodes ([`crate::max_reply_bytes`]).
     max_reply: usize,
+    /// The published outcomes (`OutcomeChunks`), shared with the actor.
+    published: Published,
 }
 
 /// How long a poll is held waiting for an announcement.
@@ -96,7 +99,14 @@ impl Service {
             offer: Arc::new(offer),
             epoch_slots,
             max_reply: usize::MAX,
+            published: Published::default(),
         }
+    }
+
+    /// Answer `OutcomeChunks` from `published` (the actor's outcomes).
+    pub(crate) fn published(mut self, published: Published) -> Self {
+        self.published = published;
+        self
     }
 
     /// Refuse, by name, a unary answer larger than `bytes` (the server's
@@ -582,8 +592,8 @@ impl pb::coordinator_server::Coordinator for Service {
 
     type PollChunksStream = Pieces;
 
-    /// [`Self::poll`], its answer (an announcement, or the job's end, which
-    /// carries every earlier round's outcome) sent in pieces.
+    /// [`Self::poll`], its answer (an announcement or the job's end, each
+    /// listing the earlier rounds' outcomes by digest) sent in pieces.
     async fn offer(
         &self,
         _req: GrpcRequest<pb::OfferRequest>,
@@ -625,8 +635,18 @@ impl pb::coordinator_server::Coordinator for Service {
             return Err(wrong_rpc("OutcomeChunks", &o.message.body));
         };
         let round = o.message.round;
-        let answer = self.ask(|reply| Request::Outcome { round, reply }).await?;
-        Ok(Response::new(pieces(answer.get_ref())))
+        let published = self
+            .published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outcome = usize::try_from(round)
+            .ok()
+            .and_then(|r| published.get(r))
+            .ok_or(Rejection::NotPublished {
+                round,
+                published: published.len(),
+            })?;
+        Ok(Response::new(pieces(outcome)))
     }
 
     async fn leave(&self, req: GrpcRequest<pb::Signed>) -> Result<Response<pb::LeaveAck>, Status> {

@@ -231,6 +231,16 @@ enum RoundEnd {
     Skip(ParticipantError),
 }
 
+/// Why [`Participant::replay_listed`] could not replay a listed history.
+enum Unlisted {
+    /// The referee refuses an outcome.
+    Referee(fedcredit_referee::RefereeError),
+    /// The outcome of this round is not the one the list names.
+    Differs(usize),
+    /// An outcome could not be fetched.
+    Fetch(RoundEnd),
+}
+
 impl From<ParticipantError> for RoundEnd {
     fn from(e: ParticipantError) -> Self {
         RoundEnd::Skip(e)
@@ -472,12 +482,12 @@ impl Participant {
             }
             match message.body {
                 Some(coordinator_message::Body::Finished(f)) if f.ok => {
-                    report.result = Some(self.replay_result(&f, &report)?);
+                    report.result = Some(self.replay_result(&f, &report).await?);
                     info!(job = %message.job_id, rounds = report.rounds.len(), "job finished; its result replayed and checked");
                     return Ok(report);
                 }
                 Some(coordinator_message::Body::Finished(f)) => {
-                    return Err(self.ended_without_success(f, &report));
+                    return Err(self.ended_without_success(f, &report).await);
                 }
                 Some(coordinator_message::Body::Offer(_)) => {
                     return Err(ParticipantError::JobFailed(
@@ -609,12 +619,13 @@ impl Participant {
     /// The error for a job the coordinator ended without success, with the
     /// rounds it had published, replayed and checked as a finished job's
     /// are. If they do not check out, the failure says so and keeps none.
-    fn ended_without_success(&self, f: pb::JobFinished, report: &Report) -> ParticipantError {
-        if f.outcomes.is_empty() {
+    async fn ended_without_success(&self, f: pb::JobFinished, report: &Report) -> ParticipantError {
+        if f.outcome_digests.is_empty() {
             return ParticipantError::JobFailed(f.reason);
         }
         let bad = |reason: String| format!("the coordinator ends the job, but {reason}");
-        match self.replay_published(&f, report, bad) {
+        let c = self.settings.consortium.clone();
+        match self.replay_published(&c, &f, report, bad).await {
             Ok(referee) => ParticipantError::JobEnded {
                 reason: f.reason,
                 published: referee.history().to_vec(),
@@ -626,20 +637,22 @@ impl Participant {
         }
     }
 
-    /// Replays the signed outcomes a job's end carries: they must hold the
-    /// very outcomes this participant received and follow the job's rules.
-    fn replay_published(
+    /// Replays the outcomes a job's end lists (by digest): they must hold the
+    /// very outcomes this participant received and follow the job's rules;
+    /// any it did not receive is fetched and checked against its digest.
+    async fn replay_published<'c>(
         &self,
+        c: &'c Consortium,
         f: &pb::JobFinished,
         report: &Report,
         bad: impl Fn(String) -> String,
-    ) -> Result<Referee<'_>, ParticipantError> {
+    ) -> Result<Referee<'c>, ParticipantError> {
         let bad = |reason: String| ParticipantError::JobFailed(bad(reason));
         for r in &report.rounds {
             let same = f
-                .outcomes
+                .outcome_digests
                 .get(r.round as usize)
-                .is_some_and(|o| o.payload == r.signed_outcome.payload);
+                .is_some_and(|d| d[..] == r.outcome_digest);
             if !same {
                 return Err(bad(format!(
                     "its list of published rounds does not hold the outcome of round {} this participant received",
@@ -647,32 +660,39 @@ impl Participant {
                 )));
             }
         }
-        Referee::replay_after(
-            &self.settings.consortium,
-            &f.outcomes,
-            self.replayed.as_ref(),
-        )
-        .map_err(|e| bad(format!("the referee refuses its published rounds: {e}")))
+        self.replay_listed(c, &f.outcome_digests, report)
+            .await
+            .map_err(|e| match e {
+                Unlisted::Referee(e) => {
+                    bad(format!("the referee refuses its published rounds: {e}"))
+                }
+                Unlisted::Differs(i) => bad(format!(
+                    "its outcome of round {i} is not the one its list names"
+                )),
+                Unlisted::Fetch(RoundEnd::Skip(e) | RoundEnd::Fatal(e)) => {
+                    bad(format!("its published rounds could not be fetched: {e}"))
+                }
+            })
     }
 
-    /// Replays the finished job from the signed outcomes its end carries:
-    /// they must hold the very outcomes this participant received, follow the
-    /// job's rules, and finish the job; the model is the replay's own.
-    fn replay_result(
+    /// Replays the finished job from the outcomes its end lists: they must
+    /// hold the very outcomes this participant received, follow the job's
+    /// rules, and finish the job; the model is the replay's own.
+    async fn replay_result(
         &self,
         f: &pb::JobFinished,
         report: &Report,
     ) -> Result<JobResult, ParticipantError> {
-        let c = &self.settings.consortium;
+        let c = self.settings.consortium.clone();
         let said =
             |reason: String| format!("the coordinator declares the job finished, but {reason}");
         let bad = |reason: String| ParticipantError::JobFailed(said(reason));
-        let referee = self.replay_published(f, report, said)?;
+        let referee = self.replay_published(&c, f, report, said).await?;
         if referee.next_plan().is_some() {
             return Err(bad(format!(
                 "the job's rules still ask for round {} after the {} published",
                 referee.history().len(),
-                f.outcomes.len()
+                f.outcome_digests.len()
             )));
         }
         let mut departures = BTreeMap::new();
@@ -848,12 +868,10 @@ impl Participant {
     }
 
     /// Brings the referee's replay up to the history an announcement lists
-    /// (the digests of every published outcome, in order): resumes from what
-    /// was replayed before when it is a prefix, and absorbs the outcomes
-    /// after it, each the one this member received in its round or else
-    /// fetched from the coordinator, and each checked against its digest
-    /// before anything is read from it. Announcements carry no outcomes, so
-    /// a round costs no transfer, hashing or check of the earlier sums.
+    /// (the digests of every published outcome, in order), as
+    /// [`Self::replay_listed`] does, and keeps it for the next announcement.
+    /// Announcements carry no outcomes, so a round costs no transfer,
+    /// hashing or check of the earlier sums.
     async fn catch_up(
         &mut self,
         at: (u64, u32),
@@ -862,15 +880,42 @@ impl Participant {
     ) -> Result<(), RoundEnd> {
         let (round, attempt) = at;
         let c = self.settings.consortium.clone();
-        let referee_error = |source| {
-            RoundEnd::Fatal(ParticipantError::Referee {
-                round,
-                attempt,
-                source,
-            })
-        };
+        let referee = self
+            .replay_listed(&c, digests, report)
+            .await
+            .map_err(|e| match e {
+                Unlisted::Referee(source) => RoundEnd::Fatal(ParticipantError::Referee {
+                    round,
+                    attempt,
+                    source,
+                }),
+                Unlisted::Differs(i) => RoundEnd::Fatal(ParticipantError::RefusedRound {
+                    round,
+                    attempt,
+                    reason: format!(
+                        "the coordinator's outcome of round {i} is not the one its announcement lists"
+                    ),
+                }),
+                Unlisted::Fetch(e) => e,
+            })?;
+        self.replayed = Some(referee.replayed().clone());
+        Ok(())
+    }
+
+    /// The job replayed over the outcomes `digests` lists (each the SHA-256
+    /// of a signed outcome's payload, in round order): resumed from what was
+    /// replayed before when that is their prefix; each later outcome the one
+    /// this member received in its round or else fetched from the
+    /// coordinator, checked against its digest before anything is read
+    /// from it, then absorbed by the referee.
+    async fn replay_listed<'c>(
+        &self,
+        c: &'c Consortium,
+        digests: &[prost::bytes::Bytes],
+        report: &Report,
+    ) -> Result<Referee<'c>, Unlisted> {
         let mut referee =
-            Referee::resume(&c, self.replayed.as_ref(), digests).map_err(referee_error)?;
+            Referee::resume(c, self.replayed.as_ref(), digests).map_err(Unlisted::Referee)?;
         let mut fetched = 0usize;
         for (i, digest) in digests.iter().enumerate().skip(referee.absorbed()) {
             let received = report
@@ -885,28 +930,25 @@ impl Participant {
                     // next plan of a referee that absorbed rounds 0..i): a
                     // longer one is refused unread.
                     let plan = referee.next_plan().ok_or_else(|| {
-                        referee_error(fedcredit_referee::RefereeError::BadOutcome {
+                        Unlisted::Referee(fedcredit_referee::RefereeError::BadOutcome {
                             round: i as u64,
                             problem: "the job was already finished".into(),
                         })
                     })?;
                     let limit = chunks::outcome_limit(plan.codec.words_for(plan.dimension));
                     fetched += 1;
-                    let signed = self.fetch_outcome(i as u64, limit).await?;
+                    let signed = self
+                        .fetch_outcome(i as u64, limit)
+                        .await
+                        .map_err(Unlisted::Fetch)?;
                     let got = outcome_digest(&signed.payload);
                     (signed, got)
                 }
             };
             if got[..] != digest[..] {
-                return Err(RoundEnd::Fatal(ParticipantError::RefusedRound {
-                    round,
-                    attempt,
-                    reason: format!(
-                        "the coordinator's outcome of round {i} is not the one its announcement lists"
-                    ),
-                }));
+                return Err(Unlisted::Differs(i));
             }
-            referee.absorb_signed(&signed).map_err(referee_error)?;
+            referee.absorb_signed(&signed).map_err(Unlisted::Referee)?;
         }
         if fetched > 0 {
             info!(
@@ -915,8 +957,7 @@ impl Participant {
                 "fetched the published outcomes this member had not received, each matching the announcement's digest"
             );
         }
-        self.replayed = Some(referee.replayed().clone());
-        Ok(())
+        Ok(referee)
     }
 
     /// The coordinator-signed outcome of published round `published`, asked

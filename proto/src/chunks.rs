@@ -85,8 +85,9 @@ pub const MAX_PIECE_BYTES: usize = MAX_CHUNK_WORDS * 8;
 pub const RESERVE_UP_FRONT: u64 = 64 << 20;
 
 /// The largest signed answer a participant puts back together when it does
-/// not know a tighter bound (a poll's answer: an announcement, or the job's
-/// end, carrying every earlier round's outcome); the unary RPCs' message
+/// not know a tighter bound (a poll's answer: an announcement or the job's
+/// end, each listing the earlier rounds' outcomes by digest, and growing
+/// only with the number of rounds and departures); the unary RPCs' message
 /// limit, 1 GiB.
 pub const MAX_ANSWER_BYTES: u64 = 1 << 30;
 

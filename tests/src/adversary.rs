@@ -1238,7 +1238,8 @@ impl Adversary {
     }
 
     /// Ends the job as [`Adversary::finish`] does, declared a success or a
-    /// failure (`reason`), with the outcomes in `published`.
+    /// failure (`reason`), listing the outcomes in `published` (and
+    /// answering members' fetches of them) until every one of `ids` ends.
     pub async fn end_job(
         &mut self,
         ids: &[String],
@@ -1252,7 +1253,11 @@ impl Adversary {
             body: Some(coordinator_message::Body::Finished(pb::JobFinished {
                 ok,
                 reason: reason.to_owned(),
-                outcomes: self.published.clone(),
+                outcome_digests: self
+                    .published
+                    .iter()
+                    .map(|o| outcome_digest(&o.payload).to_vec().into())
+                    .collect(),
                 departed: Vec::new(),
             })),
         };

@@ -202,7 +202,14 @@ fn from_the_log(s: &Seeds, f: &Fixture) -> Result<()> {
         body: Some(coordinator_message::Body::Finished(pb::JobFinished {
             ok: true,
             reason: String::new(),
-            outcomes,
+            outcome_digests: outcomes
+                .iter()
+                .map(|o| {
+                    fedcredit_crypto::secagg::outcome_digest(&o.payload)
+                        .to_vec()
+                        .into()
+                })
+                .collect(),
             departed: Vec::new(),
         })),
     };

@@ -450,7 +450,11 @@ impl Coordinator for Service {
                             body: Some(coordinator_message::Body::Finished(pb::JobFinished {
                                 ok: true,
                                 reason: String::new(),
-                                outcomes: s.published.clone(),
+                                outcome_digests: s
+                                    .published
+                                    .iter()
+                                    .map(|o| secagg::outcome_digest(&o.payload).to_vec().into())
+                                    .collect(),
                                 departed: Vec::new(),
                             })),
                         },

@@ -1,13 +1,16 @@
-//! Signed answers in pieces (`PollChunks`, `UnmaskChunks`) from a dishonest
-//! coordinator: the real participant must refuse a round outcome or a job's
-//! end whose pieces come out of order, twice, past the end, or cut short,
-//! and never take a result from such a stream.
+//! Signed answers in pieces (`PollChunks`, `UnmaskChunks`, `OutcomeChunks`)
+//! from a dishonest coordinator: the real participant must refuse a round
+//! outcome, a job's end or a fetched outcome whose pieces come out of
+//! order, twice, past the end, or cut short, and never take a result from
+//! such a stream.
 //!
-//! Each attack is mounted twice against four real participants: on the
-//! round outcome (the members must not count the round: their reports show
-//! no completed round, where an untampered run shows one) and on the job's
-//! end after an honest round (each member's run fails with the typed error
-//! that names the broken piece).
+//! Each attack is mounted three times against four real participants: on
+//! the round outcome (the members must not count the round: their reports
+//! show no completed round, where an untampered run shows one), on the
+//! job's end after an honest round (each member's run fails with the typed
+//! error that names the broken piece), and on the outcome a member that sat
+//! the round out fetches at the job's end (it keeps no result, naming the
+//! piece, where an untampered fetch replays the job).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -92,10 +95,11 @@ async fn tampered_end(tamper: PieceTamper) -> Vec<ParticipantError> {
     let all = ids();
     let ann = adv.secure_sum_announcement();
     adv.run_attempt(0, 0, ann, &all, &[], End::Complete).await;
-    // The job's end carries the round's outcome: several pieces.
-    assert!(adv.published[0].payload.len() > 3 * PIECE_BYTES);
+    // The job's end lists outcomes by digest: a reason long enough makes it
+    // several pieces.
+    let reason = "the job's end, padded so that it spans pieces; ".repeat(8);
     adv.tamper_pieces(Some((Rpc::Poll, tamper)));
-    adv.finish(&all).await;
+    adv.end_job(&all, true, &reason).await;
     let mut errors = Vec::new();
     for h in honest {
         match h.join().await.0 {
@@ -104,6 +108,40 @@ async fn tampered_end(tamper: PieceTamper) -> Vec<ParticipantError> {
         }
     }
     errors
+}
+
+/// Sum 0 published over three members, the fourth never shown its round;
+/// then the job's end, and the fourth fetches sum 0 (`OutcomeChunks`) in
+/// pieces broken as `tamper` says. The fourth member's result (the three
+/// others must finish).
+async fn tampered_fetch(tamper: Option<PieceTamper>) -> Result<Report, ParticipantError> {
+    let c = consortium();
+    let (mut adv, honest) = start(&c).await;
+    let all = ids();
+    let ann = adv.secure_sum_announcement();
+    adv.run_attempt(0, 0, ann, &all[..3], &[], End::Complete)
+        .await;
+    // The outcome the fourth member fetches spans several pieces.
+    assert!(adv.published[0].payload.len() > 3 * PIECE_BYTES);
+    adv.tamper_pieces(tamper.map(|t| (Rpc::FetchOutcome, t)));
+    adv.finish(&all).await;
+    assert!(
+        adv.trace
+            .iter()
+            .any(|t| t.starts_with(&format!("FetchOutcome {} r0", all[3]))),
+        "the fourth member never fetched sum 0: the attack was not mounted\n{}",
+        adv.summary()
+    );
+    let mut fourth = None;
+    for (i, h) in honest.into_iter().enumerate() {
+        let (r, _) = h.join().await;
+        if i == 3 {
+            fourth = Some(r);
+        } else {
+            r.unwrap_or_else(|e| panic!("member {i}: {e}"));
+        }
+    }
+    fourth.unwrap()
 }
 
 async fn mount(tamper: PieceTamper, says: &str) {
@@ -123,6 +161,16 @@ async fn mount(tamper: PieceTamper, says: &str) {
                 "{tamper:?}: {e}"
             );
         }
+        // On an outcome fetched at the job's end: the member that fetched
+        // it keeps no result, naming the piece.
+        let e = tampered_fetch(Some(tamper))
+            .await
+            .expect_err("a member accepted an outcome fetched in broken pieces")
+            .to_string();
+        assert!(
+            e.contains("published outcome") && e.contains(says),
+            "{tamper:?}: {e}"
+        );
     })
     .await;
 }
@@ -136,6 +184,13 @@ async fn whole_pieces_are_accepted() {
             assert_eq!(r.rounds.len(), 1);
             assert_eq!(r.rounds[0].sum.len(), DIM);
         }
+        // The member that fetched sum 0 whole replays the job.
+        let r = tampered_fetch(None)
+            .await
+            .expect("the fetched outcome is whole");
+        let result = r.result.expect("the job's result");
+        assert_eq!(result.published.len(), 1);
+        assert_eq!(result.published[0].sum.len(), DIM);
     })
     .await;
 }
