@@ -94,6 +94,22 @@ async fn finish<C>(adv: &mut Adversary, honest: Vec<Honest<C>>) {
     }
 }
 
+/// [`finish`], keeping what each participant's `run` returned, by id.
+async fn finish_with_results<C>(
+    adv: &mut Adversary,
+    honest: Vec<Honest<C>>,
+) -> BTreeMap<String, Result<fedcredit_participant::Report, fedcredit_participant::ParticipantError>>
+{
+    let ids: Vec<String> = honest.iter().map(|h| h.id.clone()).collect();
+    adv.finish(&ids).await;
+    let mut results = BTreeMap::new();
+    for h in honest {
+        let id = h.id.clone();
+        results.insert(id, h.join().await.0);
+    }
+    results
+}
+
 fn decoded(adv: &Adversary, attempt: usize, words: &[u64]) -> Vec<f64> {
     adv.attempts[attempt].codec().decode(words).unwrap()
 }
@@ -1277,22 +1293,14 @@ async fn u_a_rewritten_history_is_refused() {
         let mut sum1 = adv.secure_sum_announcement();
         sum1.task = Some(Task::SecureSum(pb::SecureSumTask { index: 1 }));
         adv.run_attempt(1, 0, sum1, &all, &[], End::Complete).await;
-        let results: Vec<_> = {
-            let ids: Vec<String> = honest.iter().map(|h| h.id.clone()).collect();
-            adv.finish(&ids).await;
-            let mut out = Vec::new();
-            for h in honest {
-                out.push(h.join().await.0);
-            }
-            out
-        };
+        let results = finish_with_results(&mut adv, honest).await;
         assert_mounted_and_refused(&adv, 1, &all);
         assert!(
             adv.attempts[1].adverts.is_empty() && adv.attempts[1].masked.is_empty(),
             "members took part under the rewritten history\n{}",
             adv.summary()
         );
-        for r in results {
+        for r in results.into_values() {
             let e = r.expect_err("the member refuses the job");
             assert!(
                 e.to_string()
@@ -1340,13 +1348,7 @@ async fn w_a_fetched_outcome_that_differs_from_its_digest_is_refused() {
                 "the target never fetched sum 0: the attack was not mounted\n{}",
                 adv.summary()
             );
-            let ids: Vec<String> = honest.iter().map(|h| h.id.clone()).collect();
-            adv.finish(&ids).await;
-            let mut results = BTreeMap::new();
-            for h in honest {
-                let id = h.id.clone();
-                results.insert(id, h.join().await.0);
-            }
+            let results = finish_with_results(&mut adv, honest).await;
             if attack {
                 assert!(
                     !adv.attempts[1].adverts.contains_key(&target),
