@@ -80,8 +80,16 @@ impl IdentityKey {
 
     /// Ed25519 signature over `context.prefix() || SHA-256(message)`.
     pub fn sign(&self, context: SignContext, message: &[u8]) -> Signature {
-        let signed = context.signed_bytes(message);
-        Signature(self.0.sign(&signed).to_bytes())
+        self.sign_digested(context, message).0
+    }
+
+    /// [`IdentityKey::sign`], also returning the SHA-256 of `message` it
+    /// signed: a caller that journals or chains the message by that digest
+    /// does not hash a large message a second time.
+    pub fn sign_digested(&self, context: SignContext, message: &[u8]) -> (Signature, [u8; 32]) {
+        let digest = message_digest(message);
+        let signed = context.signed_digest(&digest);
+        (Signature(self.0.sign(&signed).to_bytes()), digest)
     }
 
     /// The key as PKCS#8 DER (RFC 8410), for TLS: in the consortium's pinned
@@ -174,12 +182,13 @@ impl IdentityPublic {
         message: &[u8],
         signature: &Signature,
     ) -> Result<SignatureChecked, CryptoError> {
-        let signed = context.signed_bytes(message);
+        let digest = message_digest(message);
+        let signed = context.signed_digest(&digest);
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         self.0
             .verify_strict(&signed, &sig)
             .map_err(|_| CryptoError::BadSignature)?;
-        Ok(SignatureChecked(()))
+        Ok(SignatureChecked { digest })
     }
 }
 
@@ -202,10 +211,11 @@ pub fn verify_batch(
     context: SignContext,
     items: &[(&IdentityPublic, &[u8], &Signature)],
 ) -> Result<Vec<SignatureChecked>, CryptoError> {
-    let signed: Vec<Vec<u8>> = items
+    let digests: Vec<[u8; 32]> = items
         .iter()
-        .map(|(_, message, _)| context.signed_bytes(message))
+        .map(|(_, message, _)| message_digest(message))
         .collect();
+    let signed: Vec<Vec<u8>> = digests.iter().map(|d| context.signed_digest(d)).collect();
     let messages: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
     let signatures: Vec<ed25519_dalek::Signature> = items
         .iter()
@@ -221,7 +231,10 @@ pub fn verify_batch(
             return Err(CryptoError::BadSignatureInBatch { index });
         }
     }
-    Ok(vec![SignatureChecked(()); items.len()])
+    Ok(digests
+        .into_iter()
+        .map(|digest| SignatureChecked { digest })
+        .collect())
 }
 
 impl PartialEq for IdentityPublic {
@@ -298,15 +311,21 @@ impl SignContext {
         }
     }
 
-    /// `prefix() || SHA-256(message)`: what Ed25519 actually signs.
-    fn signed_bytes(&self, message: &[u8]) -> Vec<u8> {
-        use sha2::{Digest, Sha256};
+    /// `prefix() || digest`, `digest` being SHA-256(message): what Ed25519
+    /// actually signs.
+    fn signed_digest(&self, digest: &[u8; 32]) -> Vec<u8> {
         let prefix = self.prefix();
         let mut out = Vec::with_capacity(prefix.len() + 32);
         out.extend_from_slice(prefix);
-        out.extend_from_slice(&Sha256::digest(message));
+        out.extend_from_slice(digest);
         out
     }
+}
+
+/// SHA-256 of a message: what a fedcredit signature covers of it.
+fn message_digest(message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(message).into()
 }
 
 /// An Ed25519 signature: `R || s`, 64 bytes (RFC 8032).
@@ -332,11 +351,22 @@ impl Signature {
     }
 }
 
-/// Zero-sized proof that a signature was verified: only
-/// [`IdentityPublic::verify`] can make one, so code that takes a
-/// `SignatureChecked` can only run on checked data.
+/// Proof that a signature was verified: only [`IdentityPublic::verify`] and
+/// [`verify_batch`] can make one, so code that takes a `SignatureChecked`
+/// can only run on checked data. It carries the SHA-256 of the message
+/// checked, which that check computed: a caller that knows the message by
+/// its digest (an outcome listed in an announcement) need not hash it again.
 #[derive(Debug, Clone, Copy)]
-pub struct SignatureChecked(());
+pub struct SignatureChecked {
+    digest: [u8; 32],
+}
+
+impl SignatureChecked {
+    /// SHA-256 of the message whose signature was checked.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -597,11 +627,38 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_signed_is_the_digest_checked() {
+        use sha2::{Digest, Sha256};
+        let key = IdentityKey::from_secret_bytes(&[9; 32]);
+        let message = vec![7u8; 100_000];
+        let (sig, digest) = key.sign_digested(SignContext::LogRecord, &message);
+        let want: [u8; 32] = Sha256::digest(&message).into();
+        assert_eq!(digest, want);
+        assert_eq!(sig, key.sign(SignContext::LogRecord, &message));
+        let checked = key
+            .public()
+            .verify(SignContext::LogRecord, &message, &sig)
+            .expect("valid");
+        assert_eq!(checked.digest(), want);
+        // The digest is of the message alone: the context is in what is
+        // signed, not in the digest, so another context does not verify.
+        assert!(
+            key.public()
+                .verify(SignContext::CoordinatorMessage, &message, &sig)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn a_batch_accepts_what_strict_verification_accepts() {
         let (keys, messages, sigs) = batch_fixture(40);
         let items = batch_of(&keys, &messages, &sigs);
         let checked = verify_batch(SignContext::ParticipantMessage, &items).expect("valid");
         assert_eq!(checked.len(), 40);
+        // Each proof carries its own message's digest, in order.
+        for (c, m) in checked.iter().zip(&messages) {
+            assert_eq!(c.digest(), message_digest(m));
+        }
         assert!(
             verify_batch(SignContext::ParticipantMessage, &[])
                 .expect("empty")

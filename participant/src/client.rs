@@ -24,7 +24,7 @@ use fedcredit_crypto::secagg::{
     self, Advertisement, PartyIndex, SessionBinding, announcement_digest, outcome_digest,
 };
 use fedcredit_proto::chunks::{self, ChunkedReplyError};
-use fedcredit_proto::envelope;
+use fedcredit_proto::envelope::{self, CheckedCoordinator};
 use fedcredit_proto::epoch::{self as epoch_wire, EpochDealtShares};
 use fedcredit_proto::roster::{Member, ParticipantId, Roster};
 use fedcredit_proto::shares::{self, DealtShares};
@@ -102,11 +102,10 @@ pub struct RoundSeen {
     pub sum: Vec<f64>,
     /// Whose inputs are in it.
     pub contributors: Vec<String>,
-    /// The coordinator-signed outcome as received: every later announcement
-    /// must list this very outcome (its digest) for this round.
-    pub signed_outcome: pb::Signed,
-    /// [`outcome_digest`] of `signed_outcome`, taken once.
-    pub outcome_digest: [u8; 32],
+    /// The coordinator-signed outcome as received and checked: every later
+    /// announcement must list this very outcome (its digest, which the
+    /// check took) for this round.
+    pub outcome: CheckedCoordinator,
 }
 
 /// What a participant saw of the job.
@@ -327,7 +326,7 @@ impl Participant {
             sender: self.me.id.to_string(),
             body: Some(body),
         };
-        let signed = envelope::seal(&self.key, &message);
+        let (signed, digest) = envelope::seal_digested(&self.key, &message);
         if let Some(phase) = phase {
             let mut journal = self.journal()?;
             journal.record(
@@ -335,7 +334,7 @@ impl Participant {
                 round,
                 attempt,
                 phase,
-                &signed.payload,
+                &digest,
                 &signed.signature,
                 contribution,
             )?;
@@ -526,7 +525,7 @@ impl Participant {
                     if let Some(r) = report.rounds.iter().find(|r| {
                         a.previous_outcome_digests
                             .get(r.round as usize)
-                            .is_some_and(|d| d[..] != r.outcome_digest)
+                            .is_some_and(|d| d[..] != r.outcome.digest())
                     }) {
                         let e = ParticipantError::RefusedRound {
                             round: at.0,
@@ -652,7 +651,7 @@ impl Participant {
             let same = f
                 .outcome_digests
                 .get(r.round as usize)
-                .is_some_and(|d| d[..] == r.outcome_digest);
+                .is_some_and(|d| d[..] == r.outcome.digest());
             if !same {
                 return Err(bad(format!(
                     "its list of published rounds does not hold the outcome of round {} this participant received",
@@ -922,8 +921,8 @@ impl Participant {
                 .rounds
                 .iter()
                 .find(|r| r.round == i as u64)
-                .map(|r| (r.signed_outcome.clone(), r.outcome_digest));
-            let (signed, got) = match received {
+                .map(|r| r.outcome.clone());
+            let checked = match received {
                 Some(known) => known,
                 None => {
                     // Round i's outcome is as long as its plan says (the
@@ -941,14 +940,28 @@ impl Participant {
                         .fetch_outcome(i as u64, limit)
                         .await
                         .map_err(Unlisted::Fetch)?;
-                    let got = outcome_digest(&signed.payload);
-                    (signed, got)
+                    match envelope::check_coordinator(signed.clone(), c.roster.coordinator()) {
+                        Ok(checked) => checked,
+                        // Another payload than the listed one is named as
+                        // such, whatever its signature.
+                        Err(_) if outcome_digest(&signed.payload)[..] != digest[..] => {
+                            return Err(Unlisted::Differs(i));
+                        }
+                        Err(e) => {
+                            return Err(Unlisted::Referee(
+                                fedcredit_referee::RefereeError::BadOutcome {
+                                    round: i as u64,
+                                    problem: e.to_string(),
+                                },
+                            ));
+                        }
+                    }
                 }
             };
-            if got[..] != digest[..] {
+            if checked.digest()[..] != digest[..] {
                 return Err(Unlisted::Differs(i));
             }
-            referee.absorb_signed(&signed).map_err(Unlisted::Referee)?;
+            referee.absorb(&checked).map_err(Unlisted::Referee)?;
         }
         if fetched > 0 {
             info!(
@@ -1185,11 +1198,12 @@ impl Participant {
             .await?
             .into_inner()
             .map_err(fedcredit_proto::WireError::from)?;
-        let (message, _checked) = envelope::open_coordinator(&outcome, c.roster.coordinator())?;
+        let checked = envelope::check_coordinator(outcome, c.roster.coordinator())?;
+        let message = checked.message();
         if message.round != round || message.attempt != attempt || message.job_id != c.job.id {
             return Err(bad_relay("round outcome", "the coordinator").into());
         }
-        let Some(coordinator_message::Body::Outcome(o)) = message.body else {
+        let Some(coordinator_message::Body::Outcome(o)) = &message.body else {
             return Err(bad_relay("round outcome", "the coordinator").into());
         };
         let sum = words::from_bytes("round outcome", &o.sum)?;
@@ -1205,9 +1219,8 @@ impl Participant {
             round,
             attempt,
             sum: codec.decode(&sum)?,
-            contributors: o.contributors,
-            outcome_digest: outcome_digest(&outcome.payload),
-            signed_outcome: outcome,
+            contributors: o.contributors.clone(),
+            outcome: checked,
         })
     }
 
@@ -1750,14 +1763,14 @@ pub async fn leave(
         sender: settings.id.to_string(),
         body: Some(Body::Leave(pb::Leave { code: code as i32 })),
     };
-    let signed = envelope::seal(key, &message);
+    let (signed, digest) = envelope::seal_digested(key, &message);
     if let Some(path) = &settings.journal {
         Journal::open(path)?.record(
             &message.job_id,
             0,
             0,
             "leave",
-            &signed.payload,
+            &digest,
             &signed.signature,
             None,
         )?;

@@ -25,11 +25,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::ParticipantError;
 use fedcredit_proto::owner::{OwnerLock, OwnerLockError};
 use fedcredit_referee::TaskDigest;
-use sha2::{Digest, Sha256};
-
-use crate::ParticipantError;
 
 pub use fedcredit_proto::journal::JournalEntry;
 
@@ -175,8 +173,10 @@ impl Journal {
         }
     }
 
-    /// Records a signed message; durable when this returns. `contribution`
-    /// goes with a masked input or a confirmation.
+    /// Records a signed message, by the SHA-256 of its payload (as
+    /// [`fedcredit_proto::envelope::seal_digested`] returns it); durable when
+    /// this returns. `contribution` goes with a masked input or a
+    /// confirmation.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
@@ -184,7 +184,7 @@ impl Journal {
         round: u64,
         attempt: u32,
         phase: &str,
-        payload: &[u8],
+        payload_sha256: &[u8; 32],
         signature: &[u8],
         contribution: Option<&TaskContributors>,
     ) -> Result<(), ParticipantError> {
@@ -193,7 +193,7 @@ impl Journal {
             round,
             attempt,
             phase: phase.to_owned(),
-            payload_sha256: hex::encode(Sha256::digest(payload)),
+            payload_sha256: hex::encode(payload_sha256),
             signature: hex::encode(signature),
             unix_millis: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -232,15 +232,28 @@ pub fn read(path: &Path) -> Result<Vec<JournalEntry>, ParticipantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn sha(payload: &[u8]) -> [u8; 32] {
+        Sha256::digest(payload).into()
+    }
 
     #[test]
     fn remembers_advertised_attempts_across_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.journal");
         let mut j = Journal::open(&path).expect("open");
-        j.record("job", 2, 1, "advertise-keys", b"payload", &[7; 64], None)
-            .expect("record");
-        j.record("job", 2, 1, "share-keys", b"more", &[8; 64], None)
+        j.record(
+            "job",
+            2,
+            1,
+            "advertise-keys",
+            &sha(b"payload"),
+            &[7; 64],
+            None,
+        )
+        .expect("record");
+        j.record("job", 2, 1, "share-keys", &sha(b"more"), &[8; 64], None)
             .expect("record");
         drop(j);
         let j = Journal::open(&path).expect("reopen");
@@ -254,10 +267,7 @@ mod tests {
         assert!(!j.advertised("job", 2, 2));
         let entries = read(&path).expect("read");
         assert_eq!(entries.len(), 2);
-        assert_eq!(
-            entries[0].payload_sha256,
-            hex::encode(Sha256::digest(b"payload"))
-        );
+        assert_eq!(entries[0].payload_sha256, hex::encode(sha(b"payload")));
     }
 
     #[test]
@@ -272,15 +282,31 @@ mod tests {
             contribution: None,
         };
         let mut j = Journal::open(&path).expect("open");
-        j.record("job", 3, 0, "masked-input", b"m", &[1; 64], Some(&set))
-            .expect("record");
+        j.record(
+            "job",
+            3,
+            0,
+            "masked-input",
+            &sha(b"m"),
+            &[1; 64],
+            Some(&set),
+        )
+        .expect("record");
         assert_eq!(
             j.confirmed("job", &task),
             None,
             "a masked input is no confirmation"
         );
-        j.record("job", 3, 0, "consistency-check", b"c", &[2; 64], Some(&set))
-            .expect("record");
+        j.record(
+            "job",
+            3,
+            0,
+            "consistency-check",
+            &sha(b"c"),
+            &[2; 64],
+            Some(&set),
+        )
+        .expect("record");
         drop(j);
         let j = Journal::open(&path).expect("reopen");
         assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
@@ -301,11 +327,11 @@ mod tests {
         };
         let mut j = Journal::open(&path).expect("open");
         // A per-round reveal carries no set and confirms nothing.
-        j.record("job", 1, 0, "unmask", b"u", &[1; 64], None)
+        j.record("job", 1, 0, "unmask", &sha(b"u"), &[1; 64], None)
             .expect("record");
         assert_eq!(j.confirmed("job", &task), None);
         // An epoch's slot reveal is its confirmation.
-        j.record("job", 3, 0, "unmask", b"r", &[2; 64], Some(&set))
+        j.record("job", 3, 0, "unmask", &sha(b"r"), &[2; 64], Some(&set))
             .expect("record");
         assert_eq!(j.confirmed("job", &task), Some(&set.contributors[..]));
         drop(j);
@@ -349,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.journal");
         let mut j = Journal::open(&path).expect("open");
-        j.record("job", 0, 0, "poll", b"p", &[1; 64], None)
+        j.record("job", 0, 0, "poll", &sha(b"p"), &[1; 64], None)
             .expect("record");
         drop(j);
         let mut text = std::fs::read_to_string(&path).expect("read");

@@ -15,12 +15,19 @@ use crate::v1::{AdminCommand, AdminRequest, CoordinatorMessage, Message, Signed}
 
 /// Encodes and signs a participant message.
 pub fn seal(key: &IdentityKey, message: &Message) -> Signed {
+    seal_digested(key, message).0
+}
+
+/// [`seal`], also returning the SHA-256 of the payload that was signed (what
+/// a participant's journal records of it), so a masked vector is hashed once.
+pub fn seal_digested(key: &IdentityKey, message: &Message) -> (Signed, [u8; 32]) {
     let payload = message.encode_to_vec();
-    let signature = key.sign(SignContext::ParticipantMessage, &payload);
-    Signed {
+    let (signature, digest) = key.sign_digested(SignContext::ParticipantMessage, &payload);
+    let signed = Signed {
         payload: payload.into(),
         signature: signature.to_bytes().to_vec().into(),
-    }
+    };
+    (signed, digest)
 }
 
 /// Encodes and signs a coordinator message.
@@ -128,6 +135,57 @@ pub fn open_coordinator(
             source,
         })?;
     Ok((message, checked))
+}
+
+/// A coordinator envelope opened once: the envelope as received, its
+/// decoded message, and the proof that the coordinator signed it (which
+/// carries the SHA-256 of the payload). Only [`check_coordinator`] makes
+/// one, so whoever holds it (a participant's referee absorbing a published
+/// round) may read the message without verifying or hashing it again.
+#[derive(Debug, Clone)]
+pub struct CheckedCoordinator {
+    signed: Signed,
+    message: CoordinatorMessage,
+    checked: SignatureChecked,
+    signer: IdentityPublic,
+}
+
+impl CheckedCoordinator {
+    /// The key the signature verified under.
+    pub fn signer(&self) -> &IdentityPublic {
+        &self.signer
+    }
+
+    /// The envelope as received.
+    pub fn signed(&self) -> &Signed {
+        &self.signed
+    }
+
+    /// The decoded message.
+    pub fn message(&self) -> &CoordinatorMessage {
+        &self.message
+    }
+
+    /// SHA-256 of the signed payload (for an outcome, its
+    /// `fedcredit_crypto::secagg::outcome_digest`).
+    pub fn digest(&self) -> [u8; 32] {
+        self.checked.digest()
+    }
+}
+
+/// [`open_coordinator`], keeping the envelope beside the message it opened
+/// to: see [`CheckedCoordinator`].
+pub fn check_coordinator(
+    signed: Signed,
+    coordinator: &IdentityPublic,
+) -> Result<CheckedCoordinator, WireError> {
+    let (message, checked) = open_coordinator(&signed, coordinator)?;
+    Ok(CheckedCoordinator {
+        signed,
+        message,
+        checked,
+        signer: *coordinator,
+    })
 }
 
 /// Encodes and signs an operator's job command (`fedcredit job`) with the

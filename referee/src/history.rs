@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::consortium::Consortium;
 use fedcredit_crypto::secagg::{PartyIndex, outcome_digest};
 use fedcredit_proto::codec::Codec;
+use fedcredit_proto::envelope::{self, CheckedCoordinator};
 use fedcredit_proto::v1::{self as pb, coordinator_message, round_announcement::Task};
-use fedcredit_proto::{envelope, words};
+use fedcredit_proto::words;
 
 use crate::plan::{JobRules, RoundPlan, TaskDigest, task_digest};
 use crate::{RefereeError, cohort};
@@ -75,11 +76,6 @@ impl Replayed {
     pub fn history(&self) -> &[Arc<Published>] {
         &self.history
     }
-}
-
-/// What [`Replayed`] keeps of a signed outcome to know it again.
-fn fingerprint(signed: &pb::Signed) -> ([u8; 32], Vec<u8>) {
-    (outcome_digest(&signed.payload), signed.signature.to_vec())
 }
 
 fn abridged(s: &str) -> String {
@@ -270,10 +266,28 @@ impl<'c> Referee<'c> {
     /// and absorbs its sum. On error nothing changes.
     pub fn absorb_signed(&mut self, signed: &pb::Signed) -> Result<&Published, RefereeError> {
         let round = self.state.history.len() as u64;
+        let checked =
+            envelope::check_coordinator(signed.clone(), self.consortium.roster.coordinator())
+                .map_err(|e| RefereeError::BadOutcome {
+                    round,
+                    problem: e.to_string(),
+                })?;
+        self.absorb(&checked)
+    }
+
+    /// [`Referee::absorb_signed`] for an outcome whose signature was already
+    /// checked (a participant checks each outcome when it arrives): the
+    /// message is not verified, decoded or hashed again. It must have been
+    /// checked under this consortium's coordinator key.
+    pub fn absorb(&mut self, checked: &CheckedCoordinator) -> Result<&Published, RefereeError> {
+        let round = self.state.history.len() as u64;
         let bad = |problem: String| RefereeError::BadOutcome { round, problem };
-        let (message, _checked) =
-            envelope::open_coordinator(signed, self.consortium.roster.coordinator())
-                .map_err(|e| bad(e.to_string()))?;
+        if checked.signer() != self.consortium.roster.coordinator() {
+            return Err(bad(
+                "it was checked under another key than the coordinator's".into(),
+            ));
+        }
+        let message = checked.message();
         if message.job_id != self.consortium.job.id {
             return Err(bad(format!("it is for job {:?}", message.job_id)));
         }
@@ -325,7 +339,9 @@ impl<'c> Referee<'c> {
         })?;
         self.state.rules = rules;
         self.state.sets.push(contributors.clone());
-        self.state.absorbed.push(fingerprint(signed));
+        self.state
+            .absorbed
+            .push((checked.digest(), checked.signed().signature.to_vec()));
         self.state.history.push(Arc::new(Published {
             round,
             attempt: message.attempt,
@@ -563,7 +579,10 @@ mod tests {
         assert_eq!(sums(&resumed), sums(&full));
         assert_eq!(sums(&resumed), [[0.5, 0.5], [1.5, 1.5], [2.5, 2.5]]);
         assert!(resumed.next_plan().is_none() && full.next_plan().is_none());
-        let known: Vec<_> = all.iter().map(fingerprint).collect();
+        let known: Vec<_> = all
+            .iter()
+            .map(|o| (outcome_digest(&o.payload), o.signature.to_vec()))
+            .collect();
         assert_eq!(resumed.replayed().absorbed, known);
     }
 
@@ -660,6 +679,44 @@ mod tests {
         let elsewhere = consortium(8);
         let none = Referee::resume(&elsewhere, Some(earlier.replayed()), &listed).expect("rules");
         assert_eq!(none.absorbed(), 0);
+    }
+
+    /// An outcome checked once is absorbed as [`Referee::absorb_signed`]
+    /// would, and remembered by the digest its check took; one checked under
+    /// another key than this consortium's coordinator's is refused.
+    #[test]
+    fn an_outcome_checked_once_is_absorbed_only_under_the_coordinator_key() {
+        let c = consortium(9);
+        let all: Vec<pb::Signed> = (0..2).map(|r| outcome(&c, r, r as f64, &key(9))).collect();
+        let mut referee = Referee::new(&c).expect("rules");
+        for o in &all {
+            let checked =
+                envelope::check_coordinator(o.clone(), c.roster.coordinator()).expect("signed");
+            assert_eq!(checked.digest(), outcome_digest(&o.payload));
+            referee.absorb(&checked).expect("the next round");
+        }
+        assert_eq!(
+            sums(&referee),
+            sums(&Referee::replay(&c, &all).expect("valid"))
+        );
+        let listed = digests(&all);
+        let resumed = Referee::resume(&c, Some(referee.replayed()), &listed).expect("rules");
+        assert_eq!(resumed.absorbed(), 2);
+
+        // Round 0 signed by key 8 and checked under key 8: a valid check,
+        // but not by this consortium's coordinator.
+        let elsewhere = consortium(8);
+        let foreign = outcome(&elsewhere, 0, 0.0, &key(8));
+        let checked = envelope::check_coordinator(foreign, elsewhere.roster.coordinator())
+            .expect("signed by 8");
+        let mut fresh = Referee::new(&c).expect("rules");
+        let err = fresh.absorb(&checked).expect_err("another key");
+        assert!(
+            matches!(err, RefereeError::BadOutcome { round: 0, .. })
+                && err.to_string().contains("another key"),
+            "{err}"
+        );
+        assert_eq!(fresh.absorbed(), 0);
     }
 
     /// An announcement must list exactly the outcomes the referee replayed:
