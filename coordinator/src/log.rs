@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fedcredit_crypto::identity::{IdentityKey, IdentityPublic};
 use fedcredit_proto::owner::{OwnerLock, OwnerLockError};
 use fedcredit_proto::roundlog::{self, End, Entry};
-use fedcredit_proto::v1::{LogBody, LogRecord, Signed, log_body};
+use fedcredit_proto::v1::{LogBody, Signed, log_body};
 use prost::Message as _;
 use tracing::warn;
 
@@ -193,11 +193,14 @@ impl RoundLog {
         let mut cursor = framed.as_slice();
         let len = prost::encoding::decode_varint(&mut cursor)
             .map_err(|e| bad(format!("bad length prefix: {e}")))?;
-        if len != cursor.len() as u64 || roundlog::record_hash(cursor) != at.hash {
+        if len != cursor.len() as u64 {
             return Err(bad("it is not the record written there".into()));
         }
-        let record = LogRecord::decode(cursor).map_err(|e| bad(e.to_string()))?;
-        let body = LogBody::decode(record.body).map_err(|e| bad(e.to_string()))?;
+        let (body, hash) = roundlog::body_and_hash(cursor).map_err(bad)?;
+        if hash != at.hash {
+            return Err(bad("it is not the record written there".into()));
+        }
+        let body = LogBody::decode(body).map_err(|e| bad(e.to_string()))?;
         match body.entry {
             Some(log_body::Entry::Participant(signed)) => Ok(signed),
             _ => Err(bad("not a participant message".into())),

@@ -3,22 +3,86 @@
 //! check. What the records mean is checked by the `audit` crate.
 //!
 //! A log is a sequence of length-delimited `LogRecord`s (a protobuf varint
-//! length, then the record). Record `n`'s body holds `seq = n` and the
-//! SHA-256 of record `n−1`'s encoding (zeros for the first), and carries the
-//! coordinator's signature over the body.
+//! length, then the record in prost's canonical encoding: the body field,
+//! then the signature field). Record `n`'s body holds `seq = n` and the hash
+//! of record `n−1` (zeros for the first), and carries the coordinator's
+//! signature over the body. A record's hash is
+//! `SHA-256("fedcredit/v1/log-record-hash\0" || SHA-256(body) || signature)`
+//! ([`record_hash`]): the body, which holds every masked vector and
+//! published sum, is hashed once, for the signature and the chain alike.
 
 use fedcredit_crypto::identity::{IdentityKey, IdentityPublic, SignContext, Signature};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
-use crate::v1::{LogBody, LogRecord};
+use crate::v1::LogBody;
 
 /// `prev_hash` of the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// SHA-256 of a record's encoding (without its length prefix).
-pub fn record_hash(record: &[u8]) -> [u8; 32] {
-    Sha256::digest(record).into()
+/// A record's hash from the SHA-256 of its body (which the coordinator's
+/// signature covers, so signing or verifying has it) and its signature.
+/// With the canonical framing [`split_record`] insists on, these determine
+/// every byte of the record.
+pub fn record_hash(body_digest: &[u8; 32], signature: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"fedcredit/v1/log-record-hash\0");
+    h.update(body_digest);
+    h.update(signature);
+    h.finalize().into()
+}
+
+/// A record's body and hash (as [`read`] takes it), its signature unchecked:
+/// for a writer reading back a record it appended, which it knows by hash.
+pub fn body_and_hash(record: &[u8]) -> Result<(&[u8], [u8; 32]), String> {
+    let (body, signature) = split_record(record)?;
+    Ok((body, record_hash(&Sha256::digest(body).into(), signature)))
+}
+
+/// The field headers prost writes around a record's body and signature:
+/// `(key and length of the body, key and length of the signature)`.
+fn framing(body_len: usize, signature_len: usize) -> (Vec<u8>, Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let mut head = Vec::with_capacity(11);
+    encode_key(1, WireType::LengthDelimited, &mut head);
+    encode_varint(body_len as u64, &mut head);
+    let mut tail = Vec::with_capacity(11);
+    encode_key(2, WireType::LengthDelimited, &mut tail);
+    encode_varint(signature_len as u64, &mut tail);
+    (head, tail)
+}
+
+/// Splits a record (without its length prefix) into its body and signature,
+/// refusing any encoding but the canonical one: since the hash covers the
+/// body by its digest, no other byte may vary (fields reordered or
+/// repeated, lengths padded, unknown fields).
+pub fn split_record(record: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let not_canonical = || "not a log record in its canonical encoding".to_owned();
+    let mut cursor = record;
+    let key = prost::encoding::decode_varint(&mut cursor)
+        .map_err(|e| format!("not a log record: {e}"))?;
+    if key != 0x0a {
+        return Err(not_canonical());
+    }
+    let body_len = prost::encoding::decode_varint(&mut cursor)
+        .map_err(|e| format!("not a log record: {e}"))?;
+    let body_len = usize::try_from(body_len)
+        .ok()
+        .filter(|l| *l <= cursor.len())
+        .ok_or_else(|| "not a log record: the body runs past the record".to_owned())?;
+    let (body, mut rest) = cursor.split_at(body_len);
+    let key =
+        prost::encoding::decode_varint(&mut rest).map_err(|e| format!("not a log record: {e}"))?;
+    let sig_len =
+        prost::encoding::decode_varint(&mut rest).map_err(|e| format!("not a log record: {e}"))?;
+    if key != 0x12 || sig_len != rest.len() as u64 {
+        return Err(not_canonical());
+    }
+    let (head, tail) = framing(body.len(), rest.len());
+    if head.len() + body.len() + tail.len() + rest.len() != record.len() {
+        return Err(not_canonical());
+    }
+    Ok((body, rest))
 }
 
 /// Signs `body` and frames the record; returns the framed bytes to append
@@ -50,32 +114,24 @@ pub struct SealedRecord {
 impl SealedRecord {
     /// Encodes and signs `body`.
     pub fn new(key: &IdentityKey, body: &LogBody) -> Self {
-        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+        use prost::encoding::encode_varint;
         let body = body.encode_to_vec();
-        let signature = key.sign(SignContext::LogRecord, &body).to_bytes();
+        let (signature, digest) = key.sign_digested(SignContext::LogRecord, &body);
+        let signature = signature.to_bytes();
         // `LogRecord { body = 1, signature = 2 }` as prost encodes it: each
         // field's key, its length, its bytes (a body is never empty: it
         // holds a 32-byte prev_hash).
-        let mut tail = Vec::with_capacity(2 + signature.len());
-        encode_key(2, WireType::LengthDelimited, &mut tail);
-        encode_varint(signature.len() as u64, &mut tail);
+        let (field_head, mut tail) = framing(body.len(), signature.len());
         tail.extend_from_slice(&signature);
-        let field_head = 1 + encoded_len_varint(body.len() as u64);
-        let record_len = field_head + body.len() + tail.len();
-        let mut head = Vec::with_capacity(10 + field_head);
+        let record_len = field_head.len() + body.len() + tail.len();
+        let mut head = Vec::with_capacity(10 + field_head.len());
         encode_varint(record_len as u64, &mut head);
-        let prefix = head.len();
-        encode_key(1, WireType::LengthDelimited, &mut head);
-        encode_varint(body.len() as u64, &mut head);
-        let mut hasher = Sha256::new();
-        hasher.update(&head[prefix..]);
-        hasher.update(&body);
-        hasher.update(&tail);
+        head.extend_from_slice(&field_head);
         Self {
             head,
             body,
             tail,
-            hash: hasher.finalize().into(),
+            hash: record_hash(&digest, &signature),
         }
     }
 
@@ -193,14 +249,12 @@ pub fn read(bytes: &[u8], coordinator: Option<&IdentityPublic>) -> LogFile {
             };
         }
         let encoded = &cursor[..len];
-        let parsed = LogRecord::decode(encoded)
-            .map_err(|e| format!("not a log record: {e}"))
-            .and_then(|r| {
-                LogBody::decode(r.body.as_ref())
-                    .map(|b| (r, b))
-                    .map_err(|e| format!("bad record body: {e}"))
-            });
-        let (rec, body) = match parsed {
+        let parsed = split_record(encoded).and_then(|(body_bytes, signature)| {
+            LogBody::decode(body_bytes)
+                .map(|b| (body_bytes, signature, b))
+                .map_err(|e| format!("bad record body: {e}"))
+        });
+        let (body_bytes, signature, body) = match parsed {
             Ok(x) => x,
             Err(problem) => {
                 break End::Broken {
@@ -227,19 +281,27 @@ pub fn read(bytes: &[u8], coordinator: Option<&IdentityPublic>) -> LogFile {
                 problem: "the hash of the previous record does not match (a record before it was altered, removed or moved)".into(),
             };
         }
-        if let Some(key) = coordinator {
-            let ok = Signature::from_bytes(&rec.signature)
-                .ok()
-                .is_some_and(|s| key.verify(SignContext::LogRecord, &rec.body, &s).is_ok());
-            if !ok {
-                break End::Broken {
-                    offset,
-                    record,
-                    problem: "the coordinator's signature does not verify".into(),
-                };
+        // The body's digest, taken once: by the signature check, or (with no
+        // key to check against) directly.
+        let digest = match coordinator {
+            Some(key) => {
+                let checked = Signature::from_bytes(signature)
+                    .ok()
+                    .and_then(|s| key.verify(SignContext::LogRecord, body_bytes, &s).ok());
+                match checked {
+                    Some(c) => c.digest(),
+                    None => {
+                        break End::Broken {
+                            offset,
+                            record,
+                            problem: "the coordinator's signature does not verify".into(),
+                        };
+                    }
+                }
             }
-        }
-        let hash = record_hash(encoded);
+            None => Sha256::digest(body_bytes).into(),
+        };
+        let hash = record_hash(&digest, signature);
         prev = hash;
         entries.push(Entry { offset, body, hash });
         pos += header + len;
@@ -254,7 +316,7 @@ pub fn read(bytes: &[u8], coordinator: Option<&IdentityPublic>) -> LogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{JobEnded, log_body::Entry as E};
+    use crate::v1::{JobEnded, LogRecord, log_body::Entry as E};
 
     fn log(n: u64, key: &IdentityKey) -> Vec<u8> {
         let mut out = Vec::new();
@@ -295,12 +357,10 @@ mod tests {
             };
             let (framed, hash) = seal_record(&key, &body);
             let body_bytes = body.encode_to_vec();
+            let signature = key.sign(SignContext::LogRecord, &body_bytes).to_bytes();
+            let body_digest: [u8; 32] = Sha256::digest(&body_bytes).into();
             let record = LogRecord {
-                signature: key
-                    .sign(SignContext::LogRecord, &body_bytes)
-                    .to_bytes()
-                    .to_vec()
-                    .into(),
+                signature: signature.to_vec().into(),
                 body: body_bytes.into(),
             }
             .encode_to_vec();
@@ -308,7 +368,9 @@ mod tests {
             prost::encoding::encode_varint(record.len() as u64, &mut expected);
             expected.extend_from_slice(&record);
             assert_eq!(framed, expected, "body of {n} sum bytes");
-            assert_eq!(hash, record_hash(&record));
+            assert_eq!(hash, record_hash(&body_digest, &signature));
+            let (b, sig) = split_record(&record).expect("canonical");
+            assert_eq!((b, sig), (&body.encode_to_vec()[..], &signature[..]));
         }
     }
 
@@ -320,6 +382,63 @@ mod tests {
         assert_eq!(file.end, End::Clean);
         assert_eq!(file.entries.len(), 5);
         assert_eq!(file.good_len, bytes.len() as u64);
+    }
+
+    /// The hash covers a record's body by its digest, so every other byte
+    /// is pinned by the framing: encodings prost would decode to the same
+    /// record, under a signature that verifies, are refused.
+    #[test]
+    fn only_the_canonical_encoding_of_a_record_is_read() {
+        use prost::encoding::encode_varint;
+        let key = IdentityKey::from_secret_bytes(&[3; 32]);
+        let framed = log(1, &key);
+        let mut cursor = &framed[..];
+        prost::encoding::decode_varint(&mut cursor).expect("length prefix");
+        let record = cursor.to_vec();
+        let (body, sig) = split_record(&record).expect("canonical");
+        let field = |key: u8, bytes: &[u8], padded: bool| {
+            let mut out = vec![key];
+            if padded {
+                // The length as a two-byte varint where one would do.
+                assert!(bytes.len() < 128);
+                out.extend_from_slice(&[0x80 | bytes.len() as u8, 0]);
+            } else {
+                encode_varint(bytes.len() as u64, &mut out);
+            }
+            out.extend_from_slice(bytes);
+            out
+        };
+        let (b, s) = (field(0x0a, body, false), field(0x12, sig, false));
+        let variants: [(&str, Vec<u8>); 4] = [
+            ("fields swapped", [s.clone(), b.clone()].concat()),
+            (
+                "an unknown field",
+                [b.clone(), s.clone(), vec![0x18, 1]].concat(),
+            ),
+            ("the body twice", [b.clone(), b.clone(), s.clone()].concat()),
+            (
+                "a padded length",
+                [b.clone(), field(0x12, sig, true)].concat(),
+            ),
+        ];
+        for (what, variant) in variants {
+            let decoded = LogRecord::decode(&variant[..]).expect("prost reads it");
+            assert_eq!(
+                (&decoded.body[..], &decoded.signature[..]),
+                (body, sig),
+                "{what}"
+            );
+            let mut log = Vec::new();
+            encode_varint(variant.len() as u64, &mut log);
+            log.extend_from_slice(&variant);
+            let file = read(&log, Some(&key.public()));
+            assert!(file.entries.is_empty(), "{what}");
+            assert!(
+                matches!(&file.end, End::Broken { record: 0, problem, .. } if problem.contains("canonical")),
+                "{what}: {:?}",
+                file.end
+            );
+        }
     }
 
     #[test]
